@@ -1,0 +1,49 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { RouterModule } from '@nestjs/core';
+import { LoggerModule } from 'nestjs-pino';
+import type { Logger } from 'pino';
+import { ApiModule } from './api/api.module';
+import { AuthModule } from './auth/auth.module';
+import type { AppConfig } from './config/config';
+import { ConfigModule } from './config/config.module';
+import type { DatabaseConnection } from './database/database';
+import { DatabaseModule } from './database/database.module';
+import { DocsController } from './docs/docs.controller';
+import { HealthModule } from './health/health.module';
+import { httpLoggerOptions } from './logging/logger';
+import { McpModule } from './mcp/mcp.module';
+import type { KeyValueStore } from './redis/key-value-store';
+import { RedisModule } from './redis/redis.module';
+import { RegistryModule } from './registry/registry.module';
+
+/** What exists before Nest starts: validated configuration and connected infrastructure. */
+export interface AppDependencies {
+  config: AppConfig;
+  logger: Logger;
+  database: DatabaseConnection;
+  store: KeyValueStore;
+}
+
+@Module({})
+export class AppModule {
+  static forRoot({ config, logger, database, store }: AppDependencies): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        LoggerModule.forRoot({ pinoHttp: httpLoggerOptions(logger) }),
+        DatabaseModule.forRoot(database),
+        RedisModule.forRoot(store),
+        HealthModule,
+        ApiModule,
+        AuthModule,
+        McpModule,
+        RouterModule.register([
+          { path: config.apiPrefix, module: ApiModule, children: [RegistryModule] },
+          { path: config.mcpPrefix, module: McpModule },
+        ]),
+      ],
+      controllers: [DocsController],
+    };
+  }
+}

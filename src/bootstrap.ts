@@ -1,0 +1,138 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
+import type { INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import type { NextFunction, Request, Response } from 'express';
+import { Logger as NestPinoLogger } from 'nestjs-pino';
+import { cleanupOpenApiDoc, ZodValidationPipe } from 'nestjs-zod';
+import type { Logger } from 'pino';
+import { type AppDependencies, AppModule } from './app.module';
+import { ProblemDetailsFilter } from './common/problem-details.filter';
+import type { AppConfig } from './config/config';
+import { openDatabase } from './database/database';
+import { applyMigrations } from './database/migrator';
+import { DrainState } from './health/drain-state';
+import { openStore } from './redis/open-store';
+import { GATEWAY_VERSION, PACKAGE_ROOT } from './version';
+
+export const MIGRATIONS_DIR = path.join(PACKAGE_ROOT, 'prisma', 'migrations');
+
+/**
+ * The production HTTP pipeline. `startGateway` and the tests that build an
+ * app of their own both go through here, so tests run what production runs.
+ */
+export function configureApp(app: INestApplication, logger: Logger): void {
+  const express = app as NestExpressApplication;
+  express.disable('x-powered-by');
+  express.useLogger(app.get(NestPinoLogger));
+  express.useGlobalFilters(new ProblemDetailsFilter(logger));
+  express.useGlobalPipes(new ZodValidationPipe());
+
+  const drain = app.get(DrainState);
+  express.use((_req: Request, res: Response, next: NextFunction) => {
+    // While draining, each response closes its connection so keep-alive clients reconnect elsewhere.
+    if (drain.isDraining) res.setHeader('connection', 'close');
+    next();
+  });
+
+  const document = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle('mcp-gateway')
+      .setDescription('Registry of MCP servers and the gateway in front of them')
+      .setVersion(GATEWAY_VERSION)
+      .build(),
+  );
+  SwaggerModule.setup('docs', app, cleanupOpenApiDoc(document), {
+    jsonDocumentUrl: 'docs-json',
+    yamlDocumentUrl: 'docs-yaml',
+  });
+}
+
+export interface StartOptions {
+  logger: Logger;
+  /** Apply pending migrations before serving (the default); `serve --no-migrate` turns it off. */
+  migrate?: boolean;
+}
+
+/** A gateway that is serving; `close()` drains and stops it in reverse order of start. */
+export class RunningGateway {
+  private closing?: Promise<void>;
+
+  constructor(
+    readonly app: INestApplication,
+    private readonly deps: AppDependencies,
+  ) {}
+
+  get url(): string {
+    const address = (this.app.getHttpServer() as Server).address() as AddressInfo;
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    return `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    const { config, logger, store, database } = this.deps;
+    logger.info({ graceMs: config.shutdownGraceMs }, 'shutting down: draining requests');
+    this.app.get(DrainState).startDraining();
+    const server = this.app.getHttpServer() as Server;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const cut = setTimeout(() => {
+      logger.warn('grace period over: closing the connections still open');
+      server.closeAllConnections();
+    }, config.shutdownGraceMs);
+    try {
+      await closed;
+    } finally {
+      clearTimeout(cut);
+      try {
+        await this.app.close();
+      } finally {
+        await store.close().catch((error: unknown) => logger.warn({ err: error }, 'closing Redis failed'));
+        await database.close().catch((error: unknown) => logger.warn({ err: error }, 'closing the database failed'));
+      }
+    }
+    logger.info('stopped');
+  }
+}
+
+/**
+ * Starts in order: database (+ migrations), Redis, modules, HTTP. A failing
+ * step closes what was already opened and rejects with a clear message.
+ */
+export async function startGateway(config: AppConfig, options: StartOptions): Promise<RunningGateway> {
+  const { logger } = options;
+  const database = await openDatabase(config.database, logger);
+  let store: AppDependencies['store'] | undefined;
+  let app: INestApplication | undefined;
+  try {
+    if (options.migrate !== false) {
+      const { applied } = await applyMigrations(database.adapterFactory, MIGRATIONS_DIR);
+      logger.info({ applied }, applied.length ? 'migrations applied' : 'database schema is up to date');
+    }
+    store = await openStore(config.redisUrl, logger);
+    const deps: AppDependencies = { config, logger, database, store };
+    app = await NestFactory.create(AppModule.forRoot(deps), { bufferLogs: true, abortOnError: false });
+    configureApp(app, logger);
+    await app.listen(config.port, config.host);
+    const gateway = new RunningGateway(app, deps);
+    logger.info(
+      { url: gateway.url, database: database.description, redis: store.kind },
+      `mcp-gateway ${GATEWAY_VERSION} serving`,
+    );
+    return gateway;
+  } catch (error) {
+    await app?.close().catch(() => undefined);
+    await store?.close().catch(() => undefined);
+    await database.close().catch(() => undefined);
+    throw error;
+  }
+}

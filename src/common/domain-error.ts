@@ -1,0 +1,52 @@
+/** Stable codes of `/api/v1` errors; part of the public contract. */
+export type ErrorCode =
+  | 'validation_error'
+  | 'not_found'
+  | 'conflict'
+  | 'precondition_failed'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'rate_limited'
+  | 'upstream_error'
+  | 'service_unavailable'
+  | 'server_error';
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+const STATUS_OF: Record<ErrorCode, number> = {
+  validation_error: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  precondition_failed: 412,
+  rate_limited: 429,
+  server_error: 500,
+  upstream_error: 502,
+  service_unavailable: 503,
+};
+
+/**
+ * An error a service throws on purpose. It crosses the wire as problem+json
+ * with its code and detail; anything else thrown becomes an opaque 500.
+ */
+export class DomainError extends Error {
+  readonly status: number;
+
+  constructor(
+    readonly code: ErrorCode,
+    readonly detail: string,
+    readonly fieldErrors?: FieldError[],
+  ) {
+    super(detail);
+    this.name = 'DomainError';
+    this.status = STATUS_OF[code];
+  }
+
+  static statusOf(code: ErrorCode): number {
+    return STATUS_OF[code];
+  }
+}

@@ -1,0 +1,143 @@
+import { randomUUID } from 'node:crypto';
+import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, HttpStatus } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { ZodValidationException } from 'nestjs-zod';
+import type { Logger } from 'pino';
+import { DomainError, type ErrorCode, type FieldError } from './domain-error';
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+export interface ProblemDetails {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: ErrorCode;
+  instance?: string;
+  errors?: FieldError[];
+  errorId?: string;
+}
+
+const CODE_OF_STATUS: Partial<Record<number, ErrorCode>> = {
+  400: 'validation_error',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  405: 'not_found',
+  409: 'conflict',
+  412: 'precondition_failed',
+  413: 'validation_error',
+  415: 'validation_error',
+  429: 'rate_limited',
+  502: 'upstream_error',
+  503: 'service_unavailable',
+};
+
+// Prisma errors are recognised by shape so this filter does not depend on the generated client.
+const PRISMA_CODES: Record<string, { code: ErrorCode; detail: string }> = {
+  P2002: { code: 'conflict', detail: 'a record with the same unique value already exists' },
+  P2025: { code: 'not_found', detail: 'the record does not exist' },
+  P2003: { code: 'validation_error', detail: 'a referenced record does not exist' },
+};
+
+/** Turns every error that reaches HTTP into RFC 9457 problem+json. */
+@Catch()
+export class ProblemDetailsFilter implements ExceptionFilter {
+  constructor(private readonly logger: Logger) {}
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const request = http.getRequest<Request>();
+    const response = http.getResponse<Response>();
+    const problem = this.toProblem(exception, request);
+    if (response.headersSent) {
+      response.destroy();
+      return;
+    }
+    response.status(problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem));
+  }
+
+  toProblem(exception: unknown, request: Request): ProblemDetails {
+    const instance = request.originalUrl?.split('?')[0];
+    if (exception instanceof DomainError) {
+      return problem(exception.code, exception.status, exception.detail, instance, exception.fieldErrors);
+    }
+    if (exception instanceof ZodValidationException) {
+      const errors = fieldErrorsOf(exception.getZodError());
+      return problem('validation_error', 400, 'the request is not valid', instance, errors);
+    }
+    const prisma = prismaErrorOf(exception);
+    if (prisma) return problem(prisma.code, DomainError.statusOf(prisma.code), prisma.detail, instance);
+    const status = statusOf(exception);
+    if (status !== undefined && status < 500) {
+      const code = CODE_OF_STATUS[status] ?? 'validation_error';
+      return problem(code, status, clientMessageOf(exception, status), instance);
+    }
+    const errorId = randomUUID();
+    this.logger.error({ err: exception, errorId, reqId: request.id }, 'unhandled error');
+    const status5xx = status ?? 500;
+    return {
+      ...problem(CODE_OF_STATUS[status5xx] ?? 'server_error', status5xx, 'an internal error occurred', instance),
+      errorId,
+    };
+  }
+}
+
+function problem(
+  code: ErrorCode,
+  status: number,
+  detail: string,
+  instance: string | undefined,
+  errors?: FieldError[],
+): ProblemDetails {
+  return {
+    type: `urn:mcp-gateway:problem:${code}`,
+    title: (HttpStatus[status] ?? 'Error').replace(/_/g, ' ').toLowerCase().replace(/^./, (c) => c.toUpperCase()),
+    status,
+    detail,
+    code,
+    ...(instance ? { instance } : {}),
+    ...(errors?.length ? { errors } : {}),
+  };
+}
+
+/** Status of an HttpException or of an error raised by Express middleware (body-parser sets `status`). */
+function statusOf(exception: unknown): number | undefined {
+  if (exception instanceof HttpException) return exception.getStatus();
+  if (typeof exception === 'object' && exception !== null) {
+    const status = (exception as { status?: unknown; statusCode?: unknown }).status ??
+      (exception as { statusCode?: unknown }).statusCode;
+    if (typeof status === 'number' && status >= 400 && status <= 599) return status;
+  }
+  return undefined;
+}
+
+function clientMessageOf(exception: unknown, status: number): string {
+  if (exception instanceof HttpException) {
+    const body = exception.getResponse();
+    if (typeof body === 'string') return body;
+    const message = (body as { message?: unknown }).message;
+    if (typeof message === 'string') return message;
+    if (Array.isArray(message)) return message.join('; ');
+  }
+  // body-parser errors carry a `type`; a JSON parse message can quote the body, so it is not passed on.
+  const { type, expose, message } = exception as { type?: unknown; expose?: unknown; message?: unknown };
+  if (type === 'entity.parse.failed') return 'the request body is not valid JSON';
+  if (expose === true && typeof message === 'string') return message;
+  return (HttpStatus[status] ?? 'error').replace(/_/g, ' ').toLowerCase();
+}
+
+function fieldErrorsOf(error: unknown): FieldError[] {
+  const issues = (error as { issues?: { path: PropertyKey[]; message: string }[] }).issues ?? [];
+  return issues.map((issue) => ({
+    field: issue.path.map(String).join('.') || '(body)',
+    message: issue.message,
+  }));
+}
+
+function prismaErrorOf(exception: unknown): { code: ErrorCode; detail: string } | undefined {
+  if (typeof exception !== 'object' || exception === null) return undefined;
+  const { name, code } = exception as { name?: unknown; code?: unknown };
+  if (name !== 'PrismaClientKnownRequestError' || typeof code !== 'string') return undefined;
+  return PRISMA_CODES[code];
+}

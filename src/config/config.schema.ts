@@ -1,0 +1,189 @@
+import { z } from 'zod';
+
+/**
+ * Every environment variable the gateway reads, declared once. The README's
+ * configuration table is checked against this list by a test.
+ */
+export interface ConfigVariable {
+  key: string;
+  defaultText: string;
+  secret: boolean;
+  description: string;
+}
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const port = z.coerce
+  .number({ error: 'must be a whole number from 0 to 65535' })
+  .int('must be a whole number from 0 to 65535')
+  .min(0, 'must be a whole number from 0 to 65535')
+  .max(65535, 'must be a whole number from 0 to 65535');
+
+const positiveInt = (max: number) =>
+  z.coerce
+    .number({ error: `must be a whole number from 1 to ${max}` })
+    .int(`must be a whole number from 1 to ${max}`)
+    .min(1, `must be a whole number from 1 to ${max}`)
+    .max(max, `must be a whole number from 1 to ${max}`);
+
+const pathPrefix = z
+  .string()
+  .regex(/^\/[a-zA-Z0-9._~/-]*[a-zA-Z0-9._~-]$/, 'must start with / and not end with /');
+
+const httpUrl = z
+  .string()
+  .refine((value) => /^https?:$/.test(safeUrl(value)?.protocol ?? ''), 'must be an http(s) URL');
+
+const guidList = z
+  .string()
+  .transform((value) => splitList(value))
+  .refine((list) => list.every((item) => GUID.test(item)), 'must be comma-separated GUIDs');
+
+const envSchema = z.object({
+  HOST: z.string().min(1, 'must not be empty').default('0.0.0.0'),
+  PORT: port.default(8000),
+  PUBLIC_URL: httpUrl.optional(),
+  API_PREFIX: pathPrefix.default('/api/v1'),
+  MCP_PREFIX: pathPrefix.default('/mcp'),
+  DATABASE_URL: z
+    .string()
+    .refine(
+      (value) => /^postgres(ql)?:$/.test(safeUrl(value)?.protocol ?? ''),
+      'must be a postgresql:// URL',
+    )
+    .optional(),
+  DATABASE_POOL_SIZE: positiveInt(1000).default(10),
+  DATA_DIR: z.string().min(1, 'must not be empty').default('./.mcp-gateway'),
+  REDIS_URL: z
+    .string()
+    .refine((value) => /^rediss?:$/.test(safeUrl(value)?.protocol ?? ''), 'must be a redis:// or rediss:// URL')
+    .optional(),
+  AUTH_MODE: z.enum(['entra', 'dev'], { error: 'must be one of: entra, dev' }).default('entra'),
+  AZURE_TENANT_ID: z.string().regex(GUID, 'must be a GUID').optional(),
+  AZURE_CLIENT_ID: z.string().regex(GUID, 'must be a GUID').optional(),
+  AZURE_AUDIENCES: z.string().transform(splitList).optional(),
+  AZURE_ALLOWED_TENANTS: guidList.optional(),
+  AZURE_AUTHORITY_HOST: httpUrl.default('https://login.microsoftonline.com'),
+  AZURE_CLIENT_SECRET: z.string().min(1, 'must not be empty').optional(),
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+      error: 'must be one of: fatal, error, warn, info, debug, trace, silent',
+    })
+    .default('info'),
+  SHUTDOWN_GRACE_MS: z.coerce
+    .number({ error: 'must be a whole number of milliseconds from 0 to 600000' })
+    .int('must be a whole number of milliseconds from 0 to 600000')
+    .min(0, 'must be a whole number of milliseconds from 0 to 600000')
+    .max(600_000, 'must be a whole number of milliseconds from 0 to 600000')
+    .default(10_000),
+});
+
+export type RawEnv = z.input<typeof envSchema>;
+export type ParsedEnv = z.output<typeof envSchema>;
+export { envSchema };
+
+export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
+  { key: 'HOST', defaultText: '`0.0.0.0`', secret: false, description: 'listen address' },
+  { key: 'PORT', defaultText: '`8000`', secret: false, description: 'listen port (0 picks a free one)' },
+  {
+    key: 'PUBLIC_URL',
+    defaultText: '`http://localhost:$PORT`',
+    secret: false,
+    description: 'external base URL, used in OAuth metadata and registry `remotes`',
+  },
+  { key: 'API_PREFIX', defaultText: '`/api/v1`', secret: false, description: 'path prefix of the admin API' },
+  { key: 'MCP_PREFIX', defaultText: '`/mcp`', secret: false, description: 'path prefix of the MCP endpoints' },
+  {
+    key: 'DATABASE_URL',
+    defaultText: 'unset → embedded PGlite in `$DATA_DIR`',
+    secret: true,
+    description: 'PostgreSQL URL',
+  },
+  {
+    key: 'DATABASE_POOL_SIZE',
+    defaultText: '`10`',
+    secret: false,
+    description: 'connections in the one PostgreSQL pool',
+  },
+  {
+    key: 'DATA_DIR',
+    defaultText: '`./.mcp-gateway`',
+    secret: false,
+    description: 'embedded database and local state',
+  },
+  {
+    key: 'REDIS_URL',
+    defaultText: 'unset → in-process stores (single instance only, warned at start)',
+    secret: true,
+    description: 'Redis URL',
+  },
+  {
+    key: 'AUTH_MODE',
+    defaultText: '`entra`',
+    secret: false,
+    description: '`entra`, or `dev` (local signing key, tokens from `mcp-gateway token`)',
+  },
+  {
+    key: 'AZURE_TENANT_ID',
+    defaultText: '—',
+    secret: false,
+    description: 'home tenant GUID (needed for `entra`; without it `/mcp` refuses every request)',
+  },
+  {
+    key: 'AZURE_CLIENT_ID',
+    defaultText: '—',
+    secret: false,
+    description: "the gateway API's app registration; the expected audience (needed for `entra`)",
+  },
+  {
+    key: 'AZURE_AUDIENCES',
+    defaultText: '`$AZURE_CLIENT_ID,api://$AZURE_CLIENT_ID`',
+    secret: false,
+    description: 'accepted `aud` values, comma-separated',
+  },
+  {
+    key: 'AZURE_ALLOWED_TENANTS',
+    defaultText: '`$AZURE_TENANT_ID`',
+    secret: false,
+    description: 'tenant GUIDs whose tokens are accepted, comma-separated',
+  },
+  {
+    key: 'AZURE_AUTHORITY_HOST',
+    defaultText: '`https://login.microsoftonline.com`',
+    secret: false,
+    description: 'authority; tests point it at a local issuer',
+  },
+  {
+    key: 'AZURE_CLIENT_SECRET',
+    defaultText: '—',
+    secret: true,
+    description: 'confidential client credential for on-behalf-of / client-credentials calls to upstreams',
+  },
+  {
+    key: 'LOG_LEVEL',
+    defaultText: '`info`',
+    secret: false,
+    description: 'pino level: `fatal`, `error`, `warn`, `info`, `debug`, `trace`, `silent`',
+  },
+  {
+    key: 'SHUTDOWN_GRACE_MS',
+    defaultText: '`10000`',
+    secret: false,
+    description: 'how long in-flight requests may take to finish after SIGTERM before connections are cut',
+  },
+];
+
+function safeUrl(value: string): URL | undefined {
+  try {
+    return new URL(value);
+  } catch {
+    return undefined;
+  }
+}
+
+function splitList(value: string): string[] {
+  return value
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
+}

@@ -1,0 +1,101 @@
+import * as path from 'node:path';
+import { envSchema, type ParsedEnv } from './config.schema';
+
+export type DatabaseConfig =
+  | { kind: 'postgres'; url: string; poolSize: number }
+  | { kind: 'embedded'; directory: string };
+
+export interface AuthConfig {
+  mode: 'entra' | 'dev';
+  tenantId?: string;
+  clientId?: string;
+  audiences: string[];
+  allowedTenants: string[];
+  authorityHost: string;
+  clientSecret?: string;
+}
+
+export interface AppConfig {
+  host: string;
+  port: number;
+  publicUrl: string;
+  apiPrefix: string;
+  mcpPrefix: string;
+  dataDir: string;
+  database: DatabaseConfig;
+  redisUrl?: string;
+  auth: AuthConfig;
+  logLevel: ParsedEnv['LOG_LEVEL'];
+  shutdownGraceMs: number;
+}
+
+/** Raised when the environment does not satisfy the schema; one line per bad key. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((line) => `  ${line}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export type EnvSource = Readonly<Record<string, string | undefined>>;
+
+/**
+ * Parses the environment once. `overrides` (from CLI flags) win over `env`.
+ * Empty strings count as unset, as Kubernetes often renders them.
+ */
+export function loadConfig(env: EnvSource, overrides: EnvSource = {}): AppConfig {
+  const merged: Record<string, string> = {};
+  for (const source of [env, overrides]) {
+    for (const [key, value] of Object.entries(source)) {
+      if (value !== undefined && value !== '') merged[key] = value;
+    }
+  }
+  const result = envSchema.safeParse(merged);
+  if (!result.success) {
+    // The issue path names the key; the message is the rule. Values are never echoed.
+    const problems = result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError([...new Set(problems)]);
+  }
+  return toAppConfig(result.data);
+}
+
+function toAppConfig(env: ParsedEnv): AppConfig {
+  const dataDir = path.resolve(env.DATA_DIR);
+  const clientId = env.AZURE_CLIENT_ID;
+  return {
+    host: env.HOST,
+    port: env.PORT,
+    publicUrl: (env.PUBLIC_URL ?? `http://localhost:${env.PORT}`).replace(/\/+$/, ''),
+    apiPrefix: env.API_PREFIX,
+    mcpPrefix: env.MCP_PREFIX,
+    dataDir,
+    database: env.DATABASE_URL
+      ? { kind: 'postgres', url: env.DATABASE_URL, poolSize: env.DATABASE_POOL_SIZE }
+      : { kind: 'embedded', directory: path.join(dataDir, 'pgdata') },
+    redisUrl: env.REDIS_URL,
+    auth: {
+      mode: env.AUTH_MODE,
+      tenantId: env.AZURE_TENANT_ID,
+      clientId,
+      audiences: env.AZURE_AUDIENCES ?? (clientId ? [clientId, `api://${clientId}`] : []),
+      allowedTenants: env.AZURE_ALLOWED_TENANTS ?? (env.AZURE_TENANT_ID ? [env.AZURE_TENANT_ID] : []),
+      authorityHost: env.AZURE_AUTHORITY_HOST.replace(/\/+$/, ''),
+      clientSecret: env.AZURE_CLIENT_SECRET,
+    },
+    logLevel: env.LOG_LEVEL,
+    shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+  };
+}
+
+/** Describes where the data lives without revealing credentials, for logs and /health. */
+export function describeDatabase(database: DatabaseConfig): string {
+  if (database.kind === 'embedded') return `embedded PGlite at ${database.directory}`;
+  const url = new URL(database.url);
+  return `postgresql://${url.host}${url.pathname}`;
+}
+
+export function describeRedis(redisUrl: string | undefined): string {
+  if (!redisUrl) return 'in-process (single instance only)';
+  const url = new URL(redisUrl);
+  return `${url.protocol}//${url.host}${url.pathname}`;
+}

@@ -1,0 +1,53 @@
+import * as fs from 'node:fs';
+import { PGlite } from '@electric-sql/pglite';
+import { PrismaPg } from '@prisma/adapter-pg';
+import type { SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils';
+import { Pool } from 'pg';
+import { PrismaPGlite } from 'pglite-prisma-adapter';
+import type { Logger } from 'pino';
+import { type DatabaseConfig, describeDatabase } from '../config/config';
+
+const CONNECT_TIMEOUT_MS = 5_000;
+
+/** The database connection the process owns: one pool (or one embedded PGlite), opened once. */
+export interface DatabaseConnection {
+  readonly kind: DatabaseConfig['kind'];
+  /** Where the data lives, without credentials. */
+  readonly description: string;
+  /** Shared by the Prisma client and the migrator, so the process has one pool. */
+  readonly adapterFactory: SqlMigrationAwareDriverAdapterFactory;
+  close(): Promise<void>;
+}
+
+export async function openDatabase(config: DatabaseConfig, logger: Logger): Promise<DatabaseConnection> {
+  const description = describeDatabase(config);
+  if (config.kind === 'embedded') {
+    fs.mkdirSync(config.directory, { recursive: true });
+    const pglite = await PGlite.create(config.directory);
+    return {
+      kind: 'embedded',
+      description,
+      adapterFactory: new PrismaPGlite(pglite),
+      close: () => pglite.close(),
+    };
+  }
+  const pool = new Pool({
+    connectionString: config.url,
+    max: config.poolSize,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+  });
+  // An idle client losing its server emits here; without a listener the process would crash.
+  pool.on('error', (error) => logger.warn({ err: error }, 'PostgreSQL connection lost'));
+  try {
+    await pool.query('SELECT 1');
+  } catch (error) {
+    await pool.end();
+    throw new Error(`PostgreSQL at ${description} did not answer: ${(error as Error).message}`);
+  }
+  return {
+    kind: 'postgres',
+    description,
+    adapterFactory: new PrismaPg(pool),
+    close: () => pool.end(),
+  };
+}

@@ -1,0 +1,60 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { DATABASE_CONNECTION } from '../database/database.module';
+import type { DatabaseConnection } from '../database/database';
+import { PrismaService } from '../database/prisma.service';
+import { KEY_VALUE_STORE, type KeyValueStore } from '../redis/key-value-store';
+import { DrainState } from './drain-state';
+
+const CHECK_TIMEOUT_MS = 2_000;
+
+export interface DependencyStatus {
+  status: 'up' | 'down';
+  kind: string;
+  target?: string;
+  error?: string;
+}
+
+export interface Readiness {
+  status: 'ready' | 'unavailable' | 'draining';
+  /** Names of the dependencies that did not answer. */
+  failing: string[];
+  checks: { database: DependencyStatus; redis: DependencyStatus };
+}
+
+@Injectable()
+export class HealthService {
+  constructor(
+    private readonly prisma: PrismaService,
+    @Inject(DATABASE_CONNECTION) private readonly connection: DatabaseConnection,
+    @Inject(KEY_VALUE_STORE) private readonly store: KeyValueStore,
+    private readonly drain: DrainState,
+  ) {}
+
+  async readiness(): Promise<Readiness> {
+    const [database, redis] = await Promise.all([
+      check(this.connection.kind, this.connection.description, () => this.prisma.ping()),
+      check(this.store.kind, undefined, () => this.store.ping()),
+    ]);
+    const checks = { database, redis };
+    const failing = Object.entries(checks)
+      .filter(([, result]) => result.status === 'down')
+      .map(([name]) => name);
+    const status = this.drain.isDraining ? 'draining' : failing.length > 0 ? 'unavailable' : 'ready';
+    return { status, failing, checks };
+  }
+}
+
+async function check(kind: string, target: string | undefined, probe: () => Promise<void>): Promise<DependencyStatus> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
+  });
+  try {
+    await Promise.race([probe(), timeout]);
+    return { status: 'up', kind, ...(target ? { target } : {}) };
+  } catch (error) {
+    return { status: 'down', kind, ...(target ? { target } : {}), error: (error as Error).message };
+  } finally {
+    clearTimeout(timer);
+  }
+}

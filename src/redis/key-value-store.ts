@@ -1,0 +1,28 @@
+import type Redis from 'ioredis';
+
+export type MessageHandler = (message: string) => void;
+
+/**
+ * The small slice of Redis the gateway relies on (rate limits, sessions,
+ * caches, pub/sub). `RedisStore` speaks to a real Redis; `MemoryStore` keeps
+ * the same semantics in this process for single-instance use.
+ */
+export interface KeyValueStore {
+  readonly kind: 'redis' | 'memory';
+  /** The ioredis client, for libraries that take one (absent in memory mode). */
+  readonly client?: Redis;
+  get(key: string): Promise<string | null>;
+  /** Sets a value, expiring after `ttlMs` when given. */
+  set(key: string, value: string, ttlMs?: number): Promise<void>;
+  del(key: string): Promise<void>;
+  /** Adds `by` and returns the new value; `ttlMs` applies when the key is created. */
+  incrBy(key: string, by: number, ttlMs?: number): Promise<number>;
+  publish(channel: string, message: string): Promise<void>;
+  /** Returns a function that ends the subscription. */
+  subscribe(channel: string, handler: MessageHandler): Promise<() => Promise<void>>;
+  /** Resolves when the store answers; rejects (within a bounded time) when it does not. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export const KEY_VALUE_STORE = Symbol('KEY_VALUE_STORE');

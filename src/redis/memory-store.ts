@@ -1,0 +1,82 @@
+import type { KeyValueStore, MessageHandler } from './key-value-store';
+
+interface Entry {
+  value: string;
+  expiresAt: number;
+}
+
+/** In-process stand-in for Redis: correct for one process, shared with nobody. */
+export class MemoryStore implements KeyValueStore {
+  readonly kind = 'memory';
+  private readonly entries = new Map<string, Entry>();
+  private readonly channels = new Map<string, Set<MessageHandler>>();
+
+  get(key: string): Promise<string | null> {
+    return Promise.resolve(this.live(key)?.value ?? null);
+  }
+
+  set(key: string, value: string, ttlMs?: number): Promise<void> {
+    this.entries.set(key, { value, expiresAt: ttlMs ? Date.now() + ttlMs : Infinity });
+    return Promise.resolve();
+  }
+
+  del(key: string): Promise<void> {
+    this.entries.delete(key);
+    return Promise.resolve();
+  }
+
+  incrBy(key: string, by: number, ttlMs?: number): Promise<number> {
+    const entry = this.live(key);
+    if (entry) {
+      const next = Number(entry.value) + by;
+      if (!Number.isSafeInteger(next)) {
+        return Promise.reject(new Error(`value of ${key} is not an integer`));
+      }
+      entry.value = String(next);
+      return Promise.resolve(next);
+    }
+    this.entries.set(key, { value: String(by), expiresAt: ttlMs ? Date.now() + ttlMs : Infinity });
+    return Promise.resolve(by);
+  }
+
+  publish(channel: string, message: string): Promise<void> {
+    for (const handler of this.channels.get(channel) ?? []) {
+      // Delivered asynchronously, as Redis would, so a publisher never runs subscriber code inline.
+      queueMicrotask(() => handler(message));
+    }
+    return Promise.resolve();
+  }
+
+  subscribe(channel: string, handler: MessageHandler): Promise<() => Promise<void>> {
+    let handlers = this.channels.get(channel);
+    if (!handlers) {
+      handlers = new Set();
+      this.channels.set(channel, handlers);
+    }
+    handlers.add(handler);
+    return Promise.resolve(() => {
+      handlers.delete(handler);
+      if (handlers.size === 0) this.channels.delete(channel);
+      return Promise.resolve();
+    });
+  }
+
+  ping(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    this.entries.clear();
+    this.channels.clear();
+    return Promise.resolve();
+  }
+
+  private live(key: string): Entry | undefined {
+    const entry = this.entries.get(key);
+    if (entry && entry.expiresAt <= Date.now()) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return entry;
+  }
+}

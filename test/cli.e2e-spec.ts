@@ -1,0 +1,136 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { Client } from 'pg';
+import request from 'supertest';
+import { runCli, ServeProcess } from './support/cli';
+import { createScratchDatabase, POSTGRES_URL, REDIS_URL } from './support/services';
+
+describe('mcp-gateway CLI', () => {
+  let dataDir: string;
+
+  beforeAll(() => {
+    dataDir = mkdtempSync(path.join(tmpdir(), 'mcp-gateway-cli-'));
+  });
+
+  afterAll(() => {
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it.each([[['--help']], [['serve', '--help']], [['migrate', '--help']]])('prints help for %j and exits 0', async (args) => {
+    const result = await runCli(args);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('Usage: mcp-gateway');
+  });
+
+  it('exits 2 on an unknown command or a bad flag', async () => {
+    const unknown = await runCli(['launch']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("unknown command 'launch'");
+    const badPort = await runCli(['serve', '--port', 'http']);
+    expect(badPort.code).toBe(2);
+    expect(badPort.stderr).toContain('must be a whole number from 0 to 65535');
+  });
+
+  it('stops on bad configuration with one line per key, never the secret value, exit 2', async () => {
+    const result = await runCli(['serve'], {
+      PORT: 'abc',
+      DATABASE_URL: 'mysql://root:hunter2-secret@db/prod',
+      LOG_LEVEL: 'loud',
+    });
+    expect(result.code).toBe(2);
+    expect(result.stderr.split('\n')).toEqual([
+      'mcp-gateway: invalid configuration',
+      '  PORT: must be a whole number from 0 to 65535',
+      '  DATABASE_URL: must be a postgresql:// URL',
+      '  LOG_LEVEL: must be one of: fatal, error, warn, info, debug, trace, silent',
+      '',
+    ]);
+    expect(result.stderr + result.stdout).not.toContain('hunter2');
+  });
+
+  it('exits 1 with a clear message when a dependency is down at start', async () => {
+    const result = await runCli(['serve', '--port', '0'], {
+      DATA_DIR: dataDir,
+      DATABASE_URL: POSTGRES_URL,
+      REDIS_URL: 'redis://127.0.0.1:1',
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^mcp-gateway: could not start: Redis at redis:\/\/127\.0\.0\.1:1 did not answer/);
+  });
+
+  it('exits 1 naming PostgreSQL when the database is unreachable', async () => {
+    const result = await runCli(['migrate'], { DATABASE_URL: 'postgresql://postgres:pw-secret@127.0.0.1:1/test' });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('mcp-gateway: migration failed: PostgreSQL at postgresql://127.0.0.1:1/test did not answer');
+    expect(result.stderr).not.toContain('pw-secret');
+  });
+
+  describe('migrate', () => {
+    let scratch: Awaited<ReturnType<typeof createScratchDatabase>>;
+
+    beforeAll(async () => {
+      scratch = await createScratchDatabase();
+    });
+
+    afterAll(async () => {
+      await scratch.drop();
+    });
+
+    it('applies pending migrations once, and then has nothing to do', async () => {
+      const first = await runCli(['migrate'], { DATABASE_URL: scratch.url });
+      expect(first.stderr).toBe('');
+      expect(first.code).toBe(0);
+      expect(first.stdout).toMatch(/^applied \d+ migration\(s\) to postgresql:\/\/127\.0\.0\.1:5432\/gw_test_/);
+      const second = await runCli(['migrate'], { DATABASE_URL: scratch.url });
+      expect(second.code).toBe(0);
+      expect(second.stdout).toMatch(/^no pending migrations/);
+      const client = new Client({ connectionString: scratch.url });
+      await client.connect();
+      try {
+        const rows = await client.query<{ migration_name: string; finished_at: Date | null }>(
+          'SELECT migration_name, finished_at FROM _prisma_migrations',
+        );
+        expect(rows.rows.length).toBeGreaterThan(0);
+        expect(rows.rows.every((row) => row.finished_at !== null)).toBe(true);
+        expect(new Set(rows.rows.map((row) => row.migration_name)).size).toBe(rows.rows.length);
+      } finally {
+        await client.end();
+      }
+    });
+  });
+
+  it('serves on embedded defaults, keeps data across restarts and exits 0 on SIGTERM', async () => {
+    const first = new ServeProcess(['--port', '0', '--host', '127.0.0.1'], { DATA_DIR: dataDir });
+    const url = await first.ready();
+    const ready = await request(url).get('/health/ready').expect(200);
+    expect(ready.body.checks.database.kind).toBe('embedded');
+    expect(first.logLines().some((line) => String(line.msg).includes('REDIS_URL is not set'))).toBe(true);
+    first.signal('SIGTERM');
+    expect(await first.exited).toBe(0);
+    expect(first.logLines().map((line) => line.msg)).toEqual(expect.arrayContaining(['signal received', 'stopped']));
+
+    // The second start finds the schema already applied in the same directory.
+    const second = new ServeProcess(['--port', '0', '--host', '127.0.0.1'], { DATA_DIR: dataDir });
+    const again = await second.ready();
+    await request(again).get('/health/ready').expect(200);
+    expect(second.logLines().some((line) => line.msg === 'database schema is up to date')).toBe(true);
+    second.signal('SIGINT');
+    expect(await second.exited).toBe(0);
+  });
+
+  it('serves on PostgreSQL and Redis when configured, flags over environment', async () => {
+    const serve = new ServeProcess(['--port', '0', '--host', '127.0.0.1'], {
+      PORT: '1',
+      DATABASE_URL: POSTGRES_URL,
+      REDIS_URL,
+      SHUTDOWN_GRACE_MS: '2000',
+    });
+    const url = await serve.ready();
+    expect(new URL(url).port).not.toBe('1');
+    const ready = await request(url).get('/health/ready').expect(200);
+    expect(ready.body.checks).toMatchObject({ database: { kind: 'postgres' }, redis: { kind: 'redis' } });
+    serve.signal('SIGTERM');
+    expect(await serve.exited).toBe(0);
+  });
+});
