@@ -3,9 +3,10 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/src', '<rootDir>/test'],
   testRegex: '.*\\.(spec|e2e-spec)\\.ts$',
-  transform: { '^.+\\.(t|j)sx?$': '@swc/jest' },
-  // jose is ESM-only; everything else in node_modules is CommonJS.
-  transformIgnorePatterns: ['/node_modules/(?!(jose)/)'],
+  transform: { '^.+\\.([cm]?js|ts)$': '@swc/jest' },
+  // jose and the schema engine's wasm glue are ESM-only, and PGlite loads Node builtins with import():
+  // swc turns both into require. Everything else in node_modules is CommonJS.
+  transformIgnorePatterns: ['/node_modules/(?!(jose|@prisma/schema-engine-wasm|@electric-sql/pglite)/)'],
   testTimeout: 30000,
   maxWorkers: 2,
 };

@@ -1,15 +1,15 @@
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import type { NextFunction, Request, Response } from 'express';
 import { Logger as NestPinoLogger } from 'nestjs-pino';
 import { cleanupOpenApiDoc, ZodValidationPipe } from 'nestjs-zod';
 import type { Logger } from 'pino';
 import { type AppDependencies, AppModule } from './app.module';
+import { useJsonBody } from './common/json-body';
 import { ProblemDetailsFilter } from './common/problem-details.filter';
 import type { AppConfig } from './config/config';
 import { openDatabase } from './database/database';
@@ -19,6 +19,9 @@ import { openStore } from './redis/open-store';
 import { GATEWAY_VERSION, PACKAGE_ROOT } from './version';
 
 export const MIGRATIONS_DIR = path.join(PACKAGE_ROOT, 'prisma', 'migrations');
+
+/** Options for every Nest application of ours; `configureApp` installs the body parser itself. */
+export const NEST_OPTIONS = { bufferLogs: true, abortOnError: false, bodyParser: false } as const;
 
 /**
  * The production HTTP pipeline. `startGateway` and the tests that build an
@@ -30,13 +33,7 @@ export function configureApp(app: INestApplication, logger: Logger): void {
   express.useLogger(app.get(NestPinoLogger));
   express.useGlobalFilters(new ProblemDetailsFilter(logger));
   express.useGlobalPipes(new ZodValidationPipe());
-
-  const drain = app.get(DrainState);
-  express.use((_req: Request, res: Response, next: NextFunction) => {
-    // While draining, each response closes its connection so keep-alive clients reconnect elsewhere.
-    if (drain.isDraining) res.setHeader('connection', 'close');
-    next();
-  });
+  useJsonBody(app);
 
   const document = SwaggerModule.createDocument(
     app,
@@ -61,11 +58,22 @@ export interface StartOptions {
 /** A gateway that is serving; `close()` drains and stops it in reverse order of start. */
 export class RunningGateway {
   private closing?: Promise<void>;
+  /** Responses not yet finished, so draining can tell their clients not to reuse the connection. */
+  private readonly inFlight = new Set<ServerResponse>();
 
   constructor(
     readonly app: INestApplication,
     private readonly deps: AppDependencies,
-  ) {}
+  ) {
+    (app.getHttpServer() as Server).on('request', (_req: IncomingMessage, res: ServerResponse) => {
+      if (this.closing) {
+        res.setHeader('connection', 'close');
+        return;
+      }
+      this.inFlight.add(res);
+      res.once('close', () => this.inFlight.delete(res));
+    });
+  }
 
   get url(): string {
     const address = (this.app.getHttpServer() as Server).address() as AddressInfo;
@@ -82,6 +90,10 @@ export class RunningGateway {
     const { config, logger, store, database } = this.deps;
     logger.info({ graceMs: config.shutdownGraceMs }, 'shutting down: draining requests');
     this.app.get(DrainState).startDraining();
+    for (const res of this.inFlight) {
+      // Keep-alive clients then reconnect (elsewhere) instead of reusing a connection about to close.
+      if (!res.headersSent) res.setHeader('connection', 'close');
+    }
     const server = this.app.getHttpServer() as Server;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
@@ -120,7 +132,7 @@ export async function startGateway(config: AppConfig, options: StartOptions): Pr
     }
     store = await openStore(config.redisUrl, logger);
     const deps: AppDependencies = { config, logger, database, store };
-    app = await NestFactory.create(AppModule.forRoot(deps), { bufferLogs: true, abortOnError: false });
+    app = await NestFactory.create(AppModule.forRoot(deps), NEST_OPTIONS);
     configureApp(app, logger);
     await app.listen(config.port, config.host);
     const gateway = new RunningGateway(app, deps);

@@ -5,7 +5,7 @@ import { createZodDto } from 'nestjs-zod';
 import request from 'supertest';
 import { z } from 'zod';
 import { AppModule } from '../src/app.module';
-import { configureApp } from '../src/bootstrap';
+import { configureApp, NEST_OPTIONS } from '../src/bootstrap';
 import { DomainError } from '../src/common/domain-error';
 import { loadConfig } from '../src/config/config';
 import { type DatabaseConnection, openDatabase } from '../src/database/database';
@@ -63,7 +63,7 @@ describe('problem+json from the production pipeline', () => {
       imports: [AppModule.forRoot({ config, logger, database, store: new MemoryStore() })],
       controllers: [FailingController],
     }).compile();
-    app = moduleRef.createNestApplication({ bufferLogs: true });
+    app = moduleRef.createNestApplication(NEST_OPTIONS);
     configureApp(app, logger);
     await app.init();
   });

@@ -71,7 +71,7 @@ describe.each(PROFILES)('gateway edges (%s)', (profile) => {
       .set('content-type', 'application/json')
       .send(JSON.stringify({ blob: 'x'.repeat(2 * 1024 * 1024) }))
       .expect(413);
-    expect(res.body).toMatchObject({ status: 413, code: 'validation_error' });
+    expect(res.body).toMatchObject({ status: 413, code: 'validation_error', detail: 'the request body is larger than 1mb' });
   });
 
   it('answers an unsupported method with problem+json, never a 5xx', async () => {
@@ -83,7 +83,7 @@ describe.each(PROFILES)('gateway edges (%s)', (profile) => {
   it('echoes a well-formed x-request-id and replaces a hostile one', async () => {
     const given = await request(gw.url).get('/health/live').set('x-request-id', 'abc-123').expect(200);
     expect(given.headers['x-request-id']).toBe('abc-123');
-    const hostile = await request(gw.url).get('/health/live').set('x-request-id', 'a b\u0007<script>').expect(200);
+    const hostile = await request(gw.url).get('/health/live').set('x-request-id', 'a b <script>').expect(200);
     expect(hostile.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     const none = await request(gw.url).get('/health/live').expect(200);
     expect(none.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);

@@ -101,7 +101,7 @@ function problem(
   };
 }
 
-/** Status of an HttpException or of an error raised by Express middleware (body-parser sets `status`). */
+/** Status of an HttpException or of an error raised by Express middleware that sets `status`. */
 function statusOf(exception: unknown): number | undefined {
   if (exception instanceof HttpException) return exception.getStatus();
   if (typeof exception === 'object' && exception !== null) {
@@ -120,10 +120,6 @@ function clientMessageOf(exception: unknown, status: number): string {
     if (typeof message === 'string') return message;
     if (Array.isArray(message)) return message.join('; ');
   }
-  // body-parser errors carry a `type`; a JSON parse message can quote the body, so it is not passed on.
-  const { type, expose, message } = exception as { type?: unknown; expose?: unknown; message?: unknown };
-  if (type === 'entity.parse.failed') return 'the request body is not valid JSON';
-  if (expose === true && typeof message === 'string') return message;
   return (HttpStatus[status] ?? 'error').replace(/_/g, ' ').toLowerCase();
 }
 
