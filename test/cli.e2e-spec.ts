@@ -17,11 +17,14 @@ describe('mcp-gateway CLI', () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it.each([[['--help']], [['serve', '--help']], [['migrate', '--help']]])('prints help for %j and exits 0', async (args) => {
-    const result = await runCli(args);
-    expect(result.code).toBe(0);
-    expect(result.stdout).toContain('Usage: mcp-gateway');
-  });
+  it.each([[['--help']], [['serve', '--help']], [['migrate', '--help']]])(
+    'prints help for %j and exits 0',
+    async (args) => {
+      const result = await runCli(args);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toContain('Usage: mcp-gateway');
+    },
+  );
 
   it('exits 2 on an unknown command or a bad flag', async () => {
     const unknown = await runCli(['launch']);
@@ -62,7 +65,9 @@ describe('mcp-gateway CLI', () => {
   it('exits 1 naming PostgreSQL when the database is unreachable', async () => {
     const result = await runCli(['migrate'], { DATABASE_URL: 'postgresql://postgres:pw-secret@127.0.0.1:1/test' });
     expect(result.code).toBe(1);
-    expect(result.stderr).toContain('mcp-gateway: migration failed: PostgreSQL at postgresql://127.0.0.1:1/test did not answer');
+    expect(result.stderr).toContain(
+      'mcp-gateway: migration failed: PostgreSQL at postgresql://127.0.0.1:1/test did not answer',
+    );
     expect(result.stderr).not.toContain('pw-secret');
   });
 

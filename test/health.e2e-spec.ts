@@ -40,12 +40,15 @@ describe.each(PROFILES)('gateway edges (%s)', (profile) => {
     expect(res.body).toMatchObject({ live: true, status: 'ready' });
   });
 
-  it.each(['/nope', '/api/v1/nope', '/mcp/nope/deeper', '/health/nope'])('answers %s with 404 problem+json', async (p) => {
-    const res = await request(gw.url).get(p).expect(404);
-    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
-    expect(res.body).toMatchObject({ status: 404, code: 'not_found', title: 'Not found', instance: p });
-    expect(res.body.type).toBe('urn:mcp-gateway:problem:not_found');
-  });
+  it.each(['/nope', '/api/v1/nope', '/mcp/nope/deeper', '/health/nope'])(
+    'answers %s with 404 problem+json',
+    async (p) => {
+      const res = await request(gw.url).get(p).expect(404);
+      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(res.body).toMatchObject({ status: 404, code: 'not_found', title: 'Not found', instance: p });
+      expect(res.body.type).toBe('urn:mcp-gateway:problem:not_found');
+    },
+  );
 
   it('routes the API prefix to its module', async () => {
     const res = await request(gw.url).get('/api/v1').expect(200);
@@ -71,7 +74,11 @@ describe.each(PROFILES)('gateway edges (%s)', (profile) => {
       .set('content-type', 'application/json')
       .send(JSON.stringify({ blob: 'x'.repeat(2 * 1024 * 1024) }))
       .expect(413);
-    expect(res.body).toMatchObject({ status: 413, code: 'validation_error', detail: 'the request body is larger than 1mb' });
+    expect(res.body).toMatchObject({
+      status: 413,
+      code: 'validation_error',
+      detail: 'the request body is larger than 1mb',
+    });
   });
 
   it('answers an unsupported method with problem+json, never a 5xx', async () => {
@@ -150,7 +157,11 @@ describe('readiness follows the dependencies (PostgreSQL and Redis behind relays
     await request(gw.url).get('/health/ready').expect(200);
     await redisRelay.stop();
     const down = await request(gw.url).get('/health/ready').expect(503);
-    expect(down.body).toMatchObject({ status: 'unavailable', failing: ['redis'], checks: { redis: { status: 'down' } } });
+    expect(down.body).toMatchObject({
+      status: 'unavailable',
+      failing: ['redis'],
+      checks: { redis: { status: 'down' } },
+    });
     await request(gw.url).get('/health/live').expect(200);
     await request(gw.url).get('/health').expect(503);
     await redisRelay.start();
@@ -179,7 +190,13 @@ describe('graceful shutdown', () => {
     // A request whose body is still arriving when shutdown begins.
     const pending = new Promise<{ status: number; connection?: string }>((resolve, reject) => {
       const req = http.request(
-        { host: '127.0.0.1', port, method: 'POST', path: '/api/v1/in-flight', headers: { 'content-type': 'application/json', 'content-length': body.length } },
+        {
+          host: '127.0.0.1',
+          port,
+          method: 'POST',
+          path: '/api/v1/in-flight',
+          headers: { 'content-type': 'application/json', 'content-length': body.length },
+        },
         (res) => {
           res.resume();
           res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }));

@@ -92,7 +92,10 @@ function problem(
 ): ProblemDetails {
   return {
     type: `urn:mcp-gateway:problem:${code}`,
-    title: (HttpStatus[status] ?? 'Error').replace(/_/g, ' ').toLowerCase().replace(/^./, (c) => c.toUpperCase()),
+    title: (HttpStatus[status] ?? 'Error')
+      .replace(/_/g, ' ')
+      .toLowerCase()
+      .replace(/^./, (c) => c.toUpperCase()),
     status,
     detail,
     code,
@@ -105,7 +108,8 @@ function problem(
 function statusOf(exception: unknown): number | undefined {
   if (exception instanceof HttpException) return exception.getStatus();
   if (typeof exception === 'object' && exception !== null) {
-    const status = (exception as { status?: unknown; statusCode?: unknown }).status ??
+    const status =
+      (exception as { status?: unknown; statusCode?: unknown }).status ??
       (exception as { statusCode?: unknown }).statusCode;
     if (typeof status === 'number' && status >= 400 && status <= 599) return status;
   }

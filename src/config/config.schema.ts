@@ -26,9 +26,7 @@ const positiveInt = (max: number) =>
     .min(1, `must be a whole number from 1 to ${max}`)
     .max(max, `must be a whole number from 1 to ${max}`);
 
-const pathPrefix = z
-  .string()
-  .regex(/^\/[a-zA-Z0-9._~/-]*[a-zA-Z0-9._~-]$/, 'must start with / and not end with /');
+const pathPrefix = z.string().regex(/^\/[a-zA-Z0-9._~/-]*[a-zA-Z0-9._~-]$/, 'must start with / and not end with /');
 
 const httpUrl = z
   .string()
@@ -47,10 +45,7 @@ const envSchema = z.object({
   MCP_PREFIX: pathPrefix.default('/mcp'),
   DATABASE_URL: z
     .string()
-    .refine(
-      (value) => /^postgres(ql)?:$/.test(safeUrl(value)?.protocol ?? ''),
-      'must be a postgresql:// URL',
-    )
+    .refine((value) => /^postgres(ql)?:$/.test(safeUrl(value)?.protocol ?? ''), 'must be a postgresql:// URL')
     .optional(),
   DATABASE_POOL_SIZE: positiveInt(1000).default(10),
   DATA_DIR: z.string().min(1, 'must not be empty').default('./.mcp-gateway'),

@@ -35,7 +35,11 @@ describe('loadConfig', () => {
       DATABASE_POOL_SIZE: '4',
       REDIS_URL: 'redis://127.0.0.1:6379',
     });
-    expect(config.database).toEqual({ kind: 'postgres', url: 'postgresql://postgres@127.0.0.1:5432/test', poolSize: 4 });
+    expect(config.database).toEqual({
+      kind: 'postgres',
+      url: 'postgresql://postgres@127.0.0.1:5432/test',
+      poolSize: 4,
+    });
     expect(config.redisUrl).toBe('redis://127.0.0.1:6379');
   });
 
@@ -49,7 +53,11 @@ describe('loadConfig', () => {
   it('derives Entra audiences and tenants from the client and tenant ids', () => {
     const tenant = '11111111-2222-3333-4444-555555555555';
     const client = 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee';
-    const config = loadConfig({ AZURE_TENANT_ID: tenant, AZURE_CLIENT_ID: client, PUBLIC_URL: 'https://gw.example.com/' });
+    const config = loadConfig({
+      AZURE_TENANT_ID: tenant,
+      AZURE_CLIENT_ID: client,
+      PUBLIC_URL: 'https://gw.example.com/',
+    });
     expect(config.auth.audiences).toEqual([client, `api://${client}`]);
     expect(config.auth.allowedTenants).toEqual([tenant]);
     expect(config.publicUrl).toBe('https://gw.example.com');

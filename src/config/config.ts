@@ -2,8 +2,7 @@ import * as path from 'node:path';
 import { envSchema, type ParsedEnv } from './config.schema';
 
 export type DatabaseConfig =
-  | { kind: 'postgres'; url: string; poolSize: number }
-  | { kind: 'embedded'; directory: string };
+  { kind: 'postgres'; url: string; poolSize: number } | { kind: 'embedded'; directory: string };
 
 export interface AuthConfig {
   mode: 'entra' | 'dev';

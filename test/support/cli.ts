@@ -56,7 +56,9 @@ export class ServeProcess {
   async ready(timeoutMs = 30_000): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      const serving = this.logLines().find((line) => typeof line.url === 'string' && String(line.msg).includes('serving'));
+      const serving = this.logLines().find(
+        (line) => typeof line.url === 'string' && String(line.msg).includes('serving'),
+      );
       if (serving) return serving.url as string;
       if (this.child.exitCode !== null) break;
       await new Promise((resolve) => setTimeout(resolve, 50));
