@@ -112,6 +112,7 @@ export class RedisStore implements KeyValueStore {
 }
 
 function createClient(url: string, logger: Logger): Redis {
+  let connectedOnce = false;
   const client = new Redis(url, {
     lazyConnect: true,
     connectTimeout: CONNECT_TIMEOUT_MS,
@@ -119,8 +120,10 @@ function createClient(url: string, logger: Logger): Redis {
     // checks and rate limits need an answer, not a wait.
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
-    retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
+    // Reconnect forever after a first success; before it, give up so start-up fails cleanly.
+    retryStrategy: (attempt) => (connectedOnce ? Math.min(attempt * 200, 2_000) : null),
   });
+  client.once('ready', () => (connectedOnce = true));
   watchErrors(client, logger);
   return client;
 }

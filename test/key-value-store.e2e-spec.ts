@@ -1,0 +1,90 @@
+import type { KeyValueStore } from '../src/redis/key-value-store';
+import { MemoryStore } from '../src/redis/memory-store';
+import { RedisStore } from '../src/redis/redis-store';
+import { createLogger } from '../src/logging/logger';
+import { randomUUID } from 'node:crypto';
+import { REDIS_URL } from './support/services';
+
+const logger = createLogger({ logLevel: 'silent' });
+
+/** The same contract, held by the real Redis store and by the in-process one. */
+describe.each([
+  ['redis', () => RedisStore.connect(REDIS_URL, logger)],
+  ['memory', () => Promise.resolve(new MemoryStore())],
+] as const)('KeyValueStore (%s)', (_kind, open) => {
+  let store: KeyValueStore;
+  const key = (name: string): string => `test:${randomUUID()}:${name}`;
+
+  beforeAll(async () => {
+    store = await open();
+  });
+
+  afterAll(async () => {
+    await store.close();
+  });
+
+  it('answers ping', async () => {
+    await expect(store.ping()).resolves.toBeUndefined();
+  });
+
+  it('sets, gets and deletes values', async () => {
+    const k = key('value');
+    expect(await store.get(k)).toBeNull();
+    await store.set(k, 'one');
+    expect(await store.get(k)).toBe('one');
+    await store.del(k);
+    expect(await store.get(k)).toBeNull();
+  });
+
+  it('expires values after their ttl', async () => {
+    const k = key('ttl');
+    await store.set(k, 'short', 50);
+    expect(await store.get(k)).toBe('short');
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    expect(await store.get(k)).toBeNull();
+  });
+
+  it('counts atomically, starting the ttl with the first increment only', async () => {
+    const k = key('counter');
+    const results = await Promise.all(Array.from({ length: 20 }, () => store.incrBy(k, 2, 150)));
+    expect(results.sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => (i + 1) * 2));
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    expect(await store.incrBy(k, 1, 150)).toBe(41);
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    expect(await store.incrBy(k, 1, 150)).toBe(1);
+  });
+
+  it('rejects incrementing a value that is not a number', async () => {
+    const k = key('text');
+    await store.set(k, 'abc');
+    await expect(store.incrBy(k, 1)).rejects.toThrow();
+  });
+
+  it('delivers published messages to subscribers until they unsubscribe', async () => {
+    const channel = key('channel');
+    const received: string[] = [];
+    const unsubscribe = await store.subscribe(channel, (message) => received.push(message));
+    await store.publish(channel, 'first');
+    await waitFor(() => received.length === 1);
+    await unsubscribe();
+    await store.publish(channel, 'second');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(received).toEqual(['first']);
+  });
+});
+
+describe('RedisStore at start', () => {
+  it('fails with a clear message when Redis does not answer', async () => {
+    await expect(RedisStore.connect('redis://127.0.0.1:1', logger)).rejects.toThrow(
+      /^Redis at redis:\/\/127\.0\.0\.1:1 did not answer/,
+    );
+  });
+});
+
+async function waitFor(condition: () => boolean, timeoutMs = 2_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
