@@ -1,0 +1,259 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { PrismaPg } from '@prisma/adapter-pg';
+import { Client, Pool } from 'pg';
+import { PrismaPGlite } from 'pglite-prisma-adapter';
+import { createScratchDatabase } from '../../test/support/services';
+import { applyMigrations, createMigration, type SqlMigrationAwareDriverAdapterFactory } from './migrator';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const MIGRATIONS_DIR = path.join(ROOT, 'prisma', 'migrations');
+const SCHEMA_PATH = path.join(ROOT, 'prisma', 'schema.prisma');
+const COMMITTED = fs
+  .readdirSync(MIGRATIONS_DIR, { withFileTypes: true })
+  .filter((entry) => entry.isDirectory())
+  .map((entry) => entry.name)
+  .sort();
+
+interface MigrationRow {
+  migration_name: string;
+  checksum: string;
+  finished_at: Date | null;
+  rolled_back_at: Date | null;
+  applied_steps_count: number;
+}
+
+/** One database under test, behind the adapter the app would use. */
+interface Target {
+  factory(): SqlMigrationAwareDriverAdapterFactory;
+  query<T>(sql: string): Promise<T[]>;
+}
+
+const FUNCTION_MIGRATION = '29990101000000_function';
+/** Semicolons inside a dollar-quoted body: the script must reach the database whole. */
+const FUNCTION_SQL = `CREATE FUNCTION touch_updated_at() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.updated_at := now();
+  RETURN NEW;
+END;
+$$;
+`;
+const BROKEN_MIGRATION = '29990102000000_broken';
+
+let tmp: string;
+/** The committed migrations plus FUNCTION_MIGRATION. */
+let withFunctionDir: string;
+/** withFunctionDir plus a migration with bad SQL after a good statement. */
+let brokenDir: string;
+
+function copyMigrations(to: string, extra: Record<string, string>): string {
+  fs.cpSync(MIGRATIONS_DIR, to, { recursive: true });
+  for (const [name, sql] of Object.entries(extra)) {
+    fs.mkdirSync(path.join(to, name));
+    fs.writeFileSync(path.join(to, name, 'migration.sql'), sql);
+  }
+  return to;
+}
+
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'migrator-spec-'));
+  withFunctionDir = copyMigrations(path.join(tmp, 'with-function'), { [FUNCTION_MIGRATION]: FUNCTION_SQL });
+  brokenDir = copyMigrations(path.join(tmp, 'broken'), {
+    [FUNCTION_MIGRATION]: FUNCTION_SQL,
+    [BROKEN_MIGRATION]: 'CREATE TABLE half_done (id int);\nCREATE TABLE oops (;\n',
+  });
+});
+
+afterAll(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+it('has an initial migration, produced by createMigration', () => {
+  expect(COMMITTED).toEqual([expect.stringMatching(/^\d{14}_init$/)]);
+  expect(fs.readFileSync(path.join(MIGRATIONS_DIR, 'migration_lock.toml'), 'utf8')).toContain(
+    'provider = "postgresql"',
+  );
+});
+
+/** The same behaviour is expected from both databases the gateway supports. */
+function describeApplying(name: string, open: () => Promise<Target & { close(): Promise<void> }>) {
+  describe(`applyMigrations on ${name}`, () => {
+    let target: Target & { close(): Promise<void> };
+
+    beforeAll(async () => {
+      target = await open();
+    });
+
+    afterAll(async () => {
+      await target?.close();
+    });
+
+    it('applies the committed migrations once, then nothing', async () => {
+      await expect(applyMigrations(target.factory(), MIGRATIONS_DIR)).resolves.toEqual({ applied: COMMITTED });
+      await expect(applyMigrations(target.factory(), MIGRATIONS_DIR)).resolves.toEqual({ applied: [] });
+
+      const tables = await target.query<{ tablename: string }>(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename",
+      );
+      expect(tables.map((row) => row.tablename)).toEqual(['_prisma_migrations', 'servers']);
+    });
+
+    it('records them in _prisma_migrations as the Prisma CLI does', async () => {
+      const rows = await target.query<MigrationRow>(
+        'SELECT migration_name, checksum, finished_at, rolled_back_at, applied_steps_count FROM _prisma_migrations ORDER BY migration_name',
+      );
+      expect(rows).toEqual(
+        COMMITTED.map((migration) => ({
+          migration_name: migration,
+          // The CLI's checksum: SHA-256 of migration.sql, hex.
+          checksum: createHash('sha256')
+            .update(fs.readFileSync(path.join(MIGRATIONS_DIR, migration, 'migration.sql')))
+            .digest('hex'),
+          finished_at: expect.any(Date),
+          rolled_back_at: null,
+          applied_steps_count: 1,
+        })),
+      );
+    });
+
+    it('sends each script whole (semicolons inside a function body)', async () => {
+      await expect(applyMigrations(target.factory(), withFunctionDir)).resolves.toEqual({
+        applied: [FUNCTION_MIGRATION],
+      });
+      expect(await target.query("SELECT 1 FROM pg_proc WHERE proname = 'touch_updated_at'")).toHaveLength(1);
+    });
+
+    it('rejects a migration with bad SQL, naming it and the database error, and applies none of it', async () => {
+      await expect(applyMigrations(target.factory(), brokenDir)).rejects.toThrow(
+        new RegExp(`^Migration ${BROKEN_MIGRATION} failed: .*syntax error`),
+      );
+
+      const rows = await target.query<MigrationRow>(
+        `SELECT migration_name, finished_at FROM _prisma_migrations WHERE migration_name = '${BROKEN_MIGRATION}'`,
+      );
+      expect(rows).toEqual([{ migration_name: BROKEN_MIGRATION, finished_at: null }]); // failed, as `migrate deploy` records it
+      expect(await target.query("SELECT 1 FROM pg_tables WHERE tablename = 'half_done'")).toEqual([]);
+
+      // Later runs refuse to go on until the failure is resolved (P3009), and say which one.
+      await expect(applyMigrations(target.factory(), brokenDir)).rejects.toThrow(`\`${BROKEN_MIGRATION}\` migration`);
+    });
+  });
+}
+
+describeApplying('PostgreSQL', async () => {
+  const database = await createScratchDatabase();
+  const client = new Client({ connectionString: database.url });
+  await client.connect();
+  return {
+    factory: () => new PrismaPg({ connectionString: database.url }),
+    query: async <T>(sql: string) => (await client.query(sql)).rows as T[],
+    close: async () => {
+      await client.end();
+      await database.drop();
+    },
+  };
+});
+
+describeApplying('embedded PGlite (file-backed)', async () => {
+  const pglite = await PGlite.create(path.join(tmp, 'pglite'));
+  return {
+    factory: () => new PrismaPGlite(pglite),
+    query: async <T>(sql: string) => (await pglite.query<T>(sql)).rows,
+    close: () => pglite.close(),
+  };
+});
+
+describe('applyMigrations on PostgreSQL through pools shared with the app', () => {
+  let database: Awaited<ReturnType<typeof createScratchDatabase>>;
+  let pools: Pool[];
+
+  beforeAll(async () => {
+    database = await createScratchDatabase();
+    // One pool per "process", left open as the app leaves its own.
+    pools = [1, 2, 3].map(() => new Pool({ connectionString: database.url }));
+  });
+
+  afterAll(async () => {
+    await Promise.all(pools.map((pool) => pool.end()));
+    await database.drop();
+  });
+
+  it('applies each migration exactly once when three processes start together', async () => {
+    // The engine serializes them with a PostgreSQL advisory lock.
+    const results = await Promise.all(pools.map((pool) => applyMigrations(new PrismaPg(pool), MIGRATIONS_DIR)));
+
+    expect(results.flatMap((result) => result.applied).sort()).toEqual(COMMITTED);
+    const { rows } = await pools[0]!.query<{ migration_name: string }>(
+      'SELECT migration_name FROM _prisma_migrations ORDER BY migration_name',
+    );
+    expect(rows.map((row) => row.migration_name)).toEqual(COMMITTED);
+  });
+
+  it('leaves no advisory lock held, and the pools usable', async () => {
+    await applyMigrations(new PrismaPg(pools[0]!), MIGRATIONS_DIR);
+
+    const { rows } = await pools[1]!.query("SELECT pid FROM pg_locks WHERE locktype = 'advisory'");
+    expect(rows).toEqual([]);
+    await expect(pools[0]!.query('SELECT count(*) FROM servers')).resolves.toBeDefined();
+  });
+});
+
+describe('createMigration', () => {
+  // An in-memory development database holding the committed migrations, as
+  // `npm run migrate:create` uses.
+  let dev: PGlite;
+  let migrationsDir: string;
+
+  beforeAll(async () => {
+    dev = await PGlite.create();
+    await applyMigrations(new PrismaPGlite(dev), MIGRATIONS_DIR);
+  });
+
+  beforeEach(() => {
+    migrationsDir = fs.mkdtempSync(path.join(tmp, 'migrations-'));
+    fs.cpSync(MIGRATIONS_DIR, migrationsDir, { recursive: true });
+  });
+
+  afterAll(async () => {
+    await dev?.close();
+  });
+
+  it('returns null and writes nothing when the schema matches the migrations', async () => {
+    await expect(
+      createMigration({
+        name: 'nothing',
+        schemaPath: SCHEMA_PATH,
+        migrationsDir,
+        adapterFactory: new PrismaPGlite(dev),
+      }),
+    ).resolves.toBeNull();
+    expect(fs.readdirSync(migrationsDir).sort()).toEqual([...COMMITTED, 'migration_lock.toml'].sort());
+  });
+
+  it('writes the SQL that brings the migrations to a changed schema, and a missing lock file', async () => {
+    fs.rmSync(path.join(migrationsDir, 'migration_lock.toml'));
+    const schemaPath = path.join(tmp, 'changed.prisma');
+    fs.writeFileSync(
+      schemaPath,
+      `${fs.readFileSync(SCHEMA_PATH, 'utf8')}\nmodel Probe {\n  id Int @id\n\n  @@map("probes")\n}\n`,
+    );
+
+    const created = await createMigration({
+      name: 'add_probes',
+      schemaPath,
+      migrationsDir,
+      adapterFactory: new PrismaPGlite(dev),
+    });
+
+    expect(created).toMatch(/^\d{14}_add_probes$/);
+    const sql = fs.readFileSync(path.join(migrationsDir, created!, 'migration.sql'), 'utf8');
+    expect(sql).toContain('CREATE TABLE "probes"');
+    expect(sql).not.toContain('"servers"');
+    expect(fs.readFileSync(path.join(migrationsDir, 'migration_lock.toml'), 'utf8')).toBe(
+      fs.readFileSync(path.join(MIGRATIONS_DIR, 'migration_lock.toml'), 'utf8'),
+    );
+  });
+});

@@ -1,0 +1,407 @@
+/**
+ * Prisma migrations without Prisma's native CLI.
+ *
+ * Prisma 7's CLI downloads a native schema engine on every command, which is
+ * impossible offline. `@prisma/schema-engine-wasm` is the same engine compiled
+ * to WebAssembly; driven through a driver adapter it applies and authors
+ * migrations exactly like `prisma migrate deploy` / `prisma migrate dev
+ * --create-only` (same SQL, same `_prisma_migrations` bookkeeping, same
+ * PostgreSQL advisory lock around `applyMigrations`).
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { PrismaPg } from '@prisma/adapter-pg';
+import {
+  bindMigrationAwareSqlAdapterFactory,
+  type SqlDriverAdapter,
+  type SqlMigrationAwareDriverAdapterFactory,
+} from '@prisma/driver-adapter-utils';
+import type { MigrationList, SchemaEngine, SchemaFilter } from '@prisma/schema-engine-wasm';
+// The package's JS glue only (ESM; Node >= 20.19 loads it through require,
+// Jest through its transform). Its entry point would import the .wasm file as
+// an ES module, which Node 20 cannot do: we instantiate the bytes ourselves.
+import * as glue from '@prisma/schema-engine-wasm/schema_engine_bg';
+import { Pool } from 'pg';
+import { PrismaPGlite } from 'pglite-prisma-adapter';
+
+export type { SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils';
+
+export interface ApplyMigrationsResult {
+  /** Names of the migrations this call applied, oldest first; empty when the database was up to date. */
+  applied: string[];
+}
+
+export interface CreateMigrationOptions {
+  /** Migration name, e.g. `add_users`; the engine prefixes a timestamp. */
+  name: string;
+  /** Path to schema.prisma: the desired end state. */
+  schemaPath: string;
+  /** Directory holding `<timestamp>_<name>/migration.sql` and `migration_lock.toml`. */
+  migrationsDir: string;
+  /** The development database (`prisma migrate dev` checks it for drift first). */
+  adapterFactory: SqlMigrationAwareDriverAdapterFactory;
+}
+
+const LOCKFILE = 'migration_lock.toml';
+const MIGRATION_FILE = 'migration.sql';
+const NO_FILTERS: SchemaFilter = { externalTables: [], externalEnums: [] };
+
+/**
+ * `prisma migrate deploy`: applies the migrations of `migrationsDir` that the
+ * database has not recorded in `_prisma_migrations`. Idempotent, and safe to
+ * run from several processes at once (the engine holds a PostgreSQL advisory
+ * lock while applying; a waiter gives up after the engine's 10 s timeout).
+ *
+ * A failed migration rejects with an error naming it and quoting the database
+ * error; the engine records the failure, and later runs refuse to apply
+ * anything until it is resolved (as with the Prisma CLI).
+ */
+export async function applyMigrations(
+  adapterFactory: SqlMigrationAwareDriverAdapterFactory,
+  migrationsDir: string,
+): Promise<ApplyMigrationsResult> {
+  const migrationsList = await readMigrations(migrationsDir);
+  try {
+    const { appliedMigrationNames } = await withEngine(adapterFactory, undefined, (engine) =>
+      engine.applyMigrations({ migrationsList, filters: NO_FILTERS }),
+    );
+    return { applied: appliedMigrationNames };
+  } catch (error) {
+    throw new Error(describeApplyError(error, migrationsDir), { cause: error });
+  }
+}
+
+/**
+ * `prisma migrate dev --create-only`: writes the SQL that takes the schema the
+ * committed migrations produce to the one in `schemaPath`, as
+ * `<migrationsDir>/<timestamp>_<name>/migration.sql` (plus `migration_lock.toml`
+ * when absent). The migrations are replayed into a fresh in-memory PGlite
+ * (the shadow database), so authoring needs no database server.
+ *
+ * Returns the new directory's name, or null when the schema already matches.
+ */
+export async function createMigration(opts: CreateMigrationOptions): Promise<string | null> {
+  const schema = { files: [{ path: opts.schemaPath, content: await readFile(opts.schemaPath, 'utf8') }] };
+  const migrationsList = await readMigrations(opts.migrationsDir);
+
+  // Every shadow connection must start from an empty database: the engine
+  // replays the whole history into it.
+  const shadows: PGlite[] = [];
+  const withShadow: SqlMigrationAwareDriverAdapterFactory = {
+    adapterName: opts.adapterFactory.adapterName,
+    provider: opts.adapterFactory.provider,
+    connect: () => opts.adapterFactory.connect(),
+    connectToShadowDb: () => {
+      const shadow = new PGlite(); // in memory
+      shadows.push(shadow);
+      return new PrismaPGlite(shadow).connect();
+    },
+  };
+  try {
+    const created = await withEngine(withShadow, schema, async (engine) => {
+      // As in `prisma migrate dev`: refuse when the development database has
+      // drifted from the history. This also replays the history into a shadow
+      // database, and createMigration diffs against that cached result (it
+      // cannot reach a shadow database on its own).
+      const { action } = await engine.devDiagnostic({ migrationsList, filters: NO_FILTERS });
+      if (action.tag === 'reset') throw new Error(`the development database must be reset: ${action.reason}`);
+      return engine.createMigration({
+        draft: false, // no change, no migration (a draft would be an empty one)
+        migrationName: opts.name,
+        migrationsList,
+        schema,
+        filters: NO_FILTERS,
+      });
+    });
+    if (created.migrationScript === null) return null;
+
+    const dir = path.join(opts.migrationsDir, created.generatedMigrationName);
+    if (existsSync(dir)) throw new Error(`the migration directory ${dir} already exists`);
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, `migration.${created.extension}`), created.migrationScript, 'utf8');
+    if (migrationsList.lockfile.content === null) {
+      await writeFile(path.join(opts.migrationsDir, LOCKFILE), lockfileContent(created.connectorType), 'utf8');
+    }
+    return created.generatedMigrationName;
+  } catch (error) {
+    throw new Error(`Creating migration "${opts.name}" failed: ${messageOf(error)}`, { cause: error });
+  } finally {
+    await Promise.all(shadows.map((shadow) => shadow.close()));
+  }
+}
+
+/** Same text as the Prisma CLI writes. */
+function lockfileContent(provider: string): string {
+  return [
+    '# Please do not edit this file manually',
+    '# It should be added in your version-control system (e.g., Git)',
+    `provider = "${provider}"`,
+    '',
+  ].join('\n');
+}
+
+/** Reads the migrations directory the way the Prisma CLI does (a missing directory is an empty history). */
+async function readMigrations(baseDir: string): Promise<MigrationList> {
+  const lockfileContent = await readFile(path.join(baseDir, LOCKFILE), 'utf8').catch(() => null);
+  const entries = await readdir(baseDir, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return [];
+    throw error;
+  });
+  const dirs = entries
+    .filter((entry) => entry.isDirectory())
+    .map((entry) => entry.name)
+    .sort((a, b) => a.localeCompare(b));
+  const migrationDirectories = await Promise.all(
+    dirs.map(async (name) => ({
+      path: name,
+      migrationFile: {
+        path: MIGRATION_FILE,
+        // An unreadable file is reported by the engine, against its migration.
+        content: await readFile(path.join(baseDir, name, MIGRATION_FILE), 'utf8').then(
+          (value) => ({ tag: 'ok' as const, value }),
+          (error: Error) => ({ tag: 'error' as const, value: error.message }),
+        ),
+      },
+    })),
+  );
+  return {
+    baseDir,
+    lockfile: { path: LOCKFILE, content: lockfileContent },
+    shadowDbInitScript: '',
+    migrationDirectories,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Engine lifecycle
+
+type Schemas = { files: { path: string; content: string }[] };
+
+/** Engines currently running a command; timers are only swept when none is. */
+let running = 0;
+
+/**
+ * Runs one command on a fresh engine, then releases everything it opened:
+ * the engine's wasm memory (`free()`), its connections (it never disposes its
+ * main one), and its leftover timers.
+ */
+async function withEngine<T>(
+  adapterFactory: SqlMigrationAwareDriverAdapterFactory,
+  schema: Schemas | undefined,
+  command: (engine: SchemaEngine) => Promise<T>,
+): Promise<T> {
+  const Engine = await loadEngineClass();
+  const tracked = trackAdapters(adapterFactory);
+  running++;
+  let engine: SchemaEngine | undefined;
+  try {
+    engine = await Engine.new(
+      // `datamodels` must be undefined or non-empty.
+      { datamodels: schema?.files.map((file): [string, string] => [file.path, file.content]) },
+      () => {}, // engine log lines (JSON); nothing we need
+      bindMigrationAwareSqlAdapterFactory(tracked.factory),
+    );
+    return await command(engine);
+  } catch (error) {
+    throw engineError(error);
+  } finally {
+    engine?.free();
+    await tracked.disposeAll();
+    if (--running === 0) clearEngineTimers();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Connections handed to the engine
+//
+// The engine was written against its native connections; the two adapters the
+// gateway uses each need a correction (every one is covered by the spec):
+//
+// - @prisma/adapter-pg sends each query to whichever pooled connection is free
+//   and runs scripts by splitting them on ";". The engine, though, takes a
+//   session-level `pg_advisory_lock` and never releases it (the native engine's
+//   connection dies with its process): over the caller's shared pool the lock
+//   would stay held by some pooled connection, and every other instance's
+//   migrations would time out. A split script also breaks `$$` bodies and,
+//   failing halfway, leaves its first statements applied. So the engine gets a
+//   session of its own: a one-connection pool with the caller's settings,
+//   scripts sent whole (one implicit transaction, as the native engine does),
+//   closed afterwards, which releases the lock.
+// - pglite-prisma-adapter (0.7.2, the latest) starts `executeScript` without
+//   awaiting it: a failing migration becomes an unhandled rejection while the
+//   engine records it as applied. Scripts are awaited instead. (PGlite is one
+//   session shared with the app; its advisory lock is re-entrant there and
+//   only guards against other processes, which cannot open the directory.)
+
+/** Wraps a factory to prepare the connections the engine opens, and to close them afterwards. */
+function trackAdapters(factory: SqlMigrationAwareDriverAdapterFactory) {
+  const opened: SqlDriverAdapter[] = [];
+  const prepare = async (adapter: SqlDriverAdapter) => {
+    const ready = (await ownPostgresSession(adapter)) ?? awaitPgliteScripts(adapter);
+    opened.push(ready);
+    // The engine disposes some connections itself (shadow databases); a
+    // second dispose must be a no-op (PrismaPg's would end its pool twice).
+    const dispose = ready.dispose.bind(ready);
+    let disposed: Promise<void> | undefined;
+    ready.dispose = () => (disposed ??= dispose());
+    return ready;
+  };
+  return {
+    factory: {
+      adapterName: factory.adapterName,
+      provider: factory.provider,
+      connect: () => factory.connect().then(prepare),
+      connectToShadowDb: () => factory.connectToShadowDb().then(prepare),
+    } satisfies SqlMigrationAwareDriverAdapterFactory,
+    disposeAll: () => Promise.allSettled(opened.splice(0).map((adapter) => adapter.dispose())),
+  };
+}
+
+/** For a PrismaPg connection: the same database through a private one-connection pool (see above). */
+async function ownPostgresSession(adapter: SqlDriverAdapter): Promise<SqlDriverAdapter | undefined> {
+  const driver = (adapter as { underlyingDriver?: () => unknown }).underlyingDriver?.();
+  if (adapter.adapterName !== '@prisma/adapter-pg' || !(driver instanceof Pool)) return undefined;
+  const schema = adapter.getConnectionInfo?.().schemaName;
+  await adapter.dispose(); // detaches from the caller's pool (or ends the one PrismaPg made for it)
+
+  const session = new Pool({ ...driver.options, max: 1 });
+  const own = await new PrismaPg(session, { disposeExternalPool: true, ...(schema ? { schema } : {}) }).connect();
+  // A query without parameters uses the simple protocol: the whole script in one go.
+  return runScriptsWith(own, (script) => session.query(script));
+}
+
+function awaitPgliteScripts(adapter: SqlDriverAdapter): SqlDriverAdapter {
+  const client = (adapter as { client?: { exec?: (script: string) => Promise<unknown> } }).client;
+  const exec = client?.exec?.bind(client);
+  if (adapter.adapterName !== 'pglite-prisma-adapter' || !exec) return adapter;
+  return runScriptsWith(adapter, exec);
+}
+
+/**
+ * Replaces `executeScript`, raising errors through the adapter's own
+ * `onError` (both adapters have one) so the engine gets the database error
+ * code and message, as from their other methods.
+ */
+function runScriptsWith(adapter: SqlDriverAdapter, run: (script: string) => Promise<unknown>): SqlDriverAdapter {
+  const { onError } = adapter as { onError?: (error: unknown) => never };
+  adapter.executeScript = async (script) => {
+    try {
+      await run(script);
+    } catch (error) {
+      if (typeof onError === 'function') onError.call(adapter, error);
+      throw error;
+    }
+  };
+  return adapter;
+}
+
+/** What the glue calls on a Rust panic, before the wasm traps (`RuntimeError: unreachable`). */
+interface PanicRegistry {
+  message?: string;
+  set_message(message: string): void;
+}
+const panicHost = globalThis as typeof globalThis & { PRISMA_WASM_PANIC_REGISTRY?: PanicRegistry };
+
+function engineError(error: unknown): unknown {
+  const panic = panicHost.PRISMA_WASM_PANIC_REGISTRY?.message;
+  if (error instanceof WebAssembly.RuntimeError && panic) {
+    return new Error(`the schema engine panicked: ${panic}`, { cause: error });
+  }
+  return error;
+}
+
+/**
+ * The engine reports a failing script as "external connector error", the
+ * database error, then a span trace holding the migration's name; say it
+ * plainly. Other errors (e.g. P3009: a failed migration blocks the history)
+ * already name the migration.
+ */
+function describeApplyError(error: unknown, migrationsDir: string): string {
+  const text = messageOf(error);
+  const migration = /migration_name="([^"]+)"/.exec(text)?.[1];
+  const summary = (text.split(/\n\s+0: /)[0] ?? text).replace(/^external connector error\n/, '').trim();
+  if (migration && !summary.includes(migration)) return `Migration ${migration} failed: ${summary}`;
+  return `Applying the migrations in ${migrationsDir} failed: ${summary}`;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+// ---------------------------------------------------------------------------
+// Loading the wasm
+
+// Neither lib "es2023" nor @types/node 20 declares WebAssembly: the part used here.
+type WasmModule = { readonly __brand: 'WebAssembly.Module' };
+declare const WebAssembly: {
+  compile(bytes: Uint8Array): Promise<WasmModule>;
+  instantiate(
+    module: WasmModule,
+    imports: Record<string, Record<string, unknown>>,
+  ): Promise<{ exports: Record<string, unknown> }>;
+  Module: { imports(module: WasmModule): { module: string; name: string }[] };
+  RuntimeError: new () => Error;
+};
+
+/**
+ * Timers the engine started and that have not fired. After `applyMigrations`
+ * the engine leaves a 10 s timer behind (the unused timeout it raced the
+ * advisory lock against). They are unref'd, so they never keep a process
+ * alive, and cleared once no engine is running, so nothing lingers (in Jest
+ * either). Clearing one only drops its small wasm-side callback unfreed.
+ */
+const engineTimers = new Set<NodeJS.Timeout>();
+
+function clearEngineTimers(): void {
+  for (const timer of engineTimers) clearTimeout(timer);
+  engineTimers.clear();
+}
+
+let engineClass: Promise<typeof glue.SchemaEngine> | undefined;
+
+/**
+ * Instantiates the wasm once per process (the glue holds module-level state:
+ * a second instance under the same glue would corrupt it). Each command then
+ * gets its own cheap `SchemaEngine`.
+ */
+function loadEngineClass(): Promise<typeof glue.SchemaEngine> {
+  engineClass ??= instantiate().catch((error: unknown) => {
+    engineClass = undefined;
+    throw error;
+  });
+  return engineClass;
+}
+
+async function instantiate(): Promise<typeof glue.SchemaEngine> {
+  panicHost.PRISMA_WASM_PANIC_REGISTRY ??= {
+    set_message(message: string) {
+      this.message = message;
+    },
+  };
+  // The package's "exports" hide the .wasm file; it sits next to the glue.
+  const gluePath = require.resolve('@prisma/schema-engine-wasm/schema_engine_bg');
+  const module = await WebAssembly.compile(await readFile(path.join(path.dirname(gluePath), 'schema_engine_bg.wasm')));
+
+  // The wasm imports the glue's exports as "./schema_engine_bg.js". Override
+  // its setTimeout import to track and unref the timers it creates.
+  const imports: Record<string, unknown> = { ...glue };
+  for (const { module: from, name } of WebAssembly.Module.imports(module)) {
+    if (from === './schema_engine_bg.js' && name.startsWith('__wbg_setTimeout_')) {
+      imports[name] = (callback: () => void, ms: number) => {
+        const timer = setTimeout(() => {
+          engineTimers.delete(timer);
+          callback();
+        }, ms >>> 0);
+        timer.unref();
+        engineTimers.add(timer);
+        return timer;
+      };
+    }
+  }
+  const instance = await WebAssembly.instantiate(module, { './schema_engine_bg.js': imports });
+  glue.__wbg_set_wasm(instance.exports);
+  (instance.exports.__wbindgen_start as () => void)();
+  return glue.SchemaEngine;
+}
