@@ -9,13 +9,22 @@ describe('configuration documentation', () => {
     expect(CONFIG_VARIABLES.map((variable) => variable.key).sort()).toEqual(Object.keys(envSchema.shape).sort());
   });
 
+  // Rows of the README's configuration table, as [variable, default, secret, meaning] cells.
+  const rows = readme
+    .split('\n')
+    .filter((line) => line.startsWith('| `'))
+    .map((line) =>
+      line
+        .slice(1, -1)
+        .split(' | ')
+        .map((cell) => cell.trim()),
+    );
+
   it.each(CONFIG_VARIABLES.map((variable) => [variable.key, variable] as const))(
     'has a README table row for %s that matches its declaration',
     (key, variable) => {
-      const row = readme.split('\n').find((line) => line.startsWith(`| \`${key}\` |`));
-      expect(row).toBeDefined();
-      expect(row).toContain(variable.defaultText);
-      expect(row).toContain(variable.secret ? '| yes |' : '| no |');
+      const row = rows.find((cells) => cells[0] === `\`${key}\``);
+      expect(row).toEqual([`\`${key}\``, variable.defaultText, variable.secret ? 'yes' : 'no', variable.description]);
     },
   );
 });
