@@ -82,6 +82,17 @@ describe('mcp-gateway CLI', () => {
       await scratch.drop();
     });
 
+    it('leaves the schema alone with serve --no-migrate', async () => {
+      const serve = new ServeProcess(['--port', '0', '--host', '127.0.0.1', '--no-migrate'], {
+        DATABASE_URL: scratch.url,
+      });
+      const url = await serve.ready();
+      await request(url).get('/health/ready').expect(200);
+      serve.signal('SIGTERM');
+      expect(await serve.exited).toBe(0);
+      expect(await tableExists(scratch.url, '_prisma_migrations')).toBe(false);
+    });
+
     it('applies pending migrations once, and then has nothing to do', async () => {
       const first = await runCli(['migrate'], { DATABASE_URL: scratch.url });
       expect(first.stderr).toBe('');
@@ -111,6 +122,13 @@ describe('mcp-gateway CLI', () => {
     const ready = await request(url).get('/health/ready').expect(200);
     expect(ready.body.checks.database.kind).toBe('embedded');
     expect(first.logLines().some((line) => String(line.msg).includes('REDIS_URL is not set'))).toBe(true);
+
+    // A second process on the same embedded database would corrupt it: it is refused.
+    const rival = await runCli(['serve', '--port', '0'], { DATA_DIR: dataDir });
+    expect(rival.code).toBe(1);
+    expect(rival.stderr).toMatch(/is in use by another process \(pid \d+\)/);
+    await request(url).get('/health/ready').expect(200);
+
     first.signal('SIGTERM');
     expect(await first.exited).toBe(0);
     expect(first.logLines().map((line) => line.msg)).toEqual(expect.arrayContaining(['signal received', 'stopped']));
@@ -139,3 +157,14 @@ describe('mcp-gateway CLI', () => {
     expect(await serve.exited).toBe(0);
   });
 });
+
+async function tableExists(url: string, table: string): Promise<boolean> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    const result = await client.query<{ exists: boolean }>('SELECT to_regclass($1) IS NOT NULL AS exists', [table]);
+    return result.rows[0]?.exists ?? false;
+  } finally {
+    await client.end();
+  }
+}

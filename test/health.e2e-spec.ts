@@ -1,5 +1,6 @@
 import * as http from 'node:http';
 import request from 'supertest';
+import { HealthService } from '../src/health/health.service';
 import { PROFILES, startTestGateway, type TestGateway } from './support/gateway';
 import { POSTGRES_URL, REDIS_URL } from './support/services';
 import { hostPortOf, TcpProxy, withHostPort } from './support/tcp-proxy';
@@ -208,6 +209,9 @@ describe('graceful shutdown', () => {
     });
     await new Promise((resolve) => setTimeout(resolve, 100));
     const closing = gw.close();
+    // Readiness turns first, while the request is still in flight.
+    const readiness = await gw.gateway.app.get(HealthService).readiness();
+    expect(readiness.status).toBe('draining');
     const answered = await pending;
     expect(answered.status).toBe(404);
     expect(answered.connection).toBe('close');

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import type { SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils';
@@ -23,12 +24,25 @@ export async function openDatabase(config: DatabaseConfig, logger: Logger): Prom
   const description = describeDatabase(config);
   if (config.kind === 'embedded') {
     fs.mkdirSync(config.directory, { recursive: true });
-    const pglite = await PGlite.create(config.directory);
+    const releaseLock = lockDirectory(config.directory);
+    let pglite: PGlite;
+    try {
+      pglite = await PGlite.create(config.directory);
+    } catch (error) {
+      releaseLock();
+      throw error;
+    }
     return {
       kind: 'embedded',
       description,
       adapterFactory: new PrismaPGlite(pglite),
-      close: () => pglite.close(),
+      close: async () => {
+        try {
+          await pglite.close();
+        } finally {
+          releaseLock();
+        }
+      },
     };
   }
   const pool = new Pool({
@@ -50,4 +64,37 @@ export async function openDatabase(config: DatabaseConfig, logger: Logger): Prom
     adapterFactory: new PrismaPg(pool),
     close: () => pool.end(),
   };
+}
+
+/**
+ * PGlite has no lock of its own: two processes opening one directory would
+ * corrupt it. A pid file refuses the second one; a stale file (its process
+ * gone) is taken over.
+ */
+function lockDirectory(directory: string): () => void {
+  const lockPath = path.join(directory, '..', `${path.basename(directory)}.lock`);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(lockPath, String(process.pid), { flag: 'wx' });
+      return () => fs.rmSync(lockPath, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const holder = Number(fs.readFileSync(lockPath, 'utf8'));
+      if (isAlive(holder) && holder !== process.pid) {
+        throw new Error(`the embedded database in ${directory} is in use by another process (pid ${holder})`);
+      }
+      fs.rmSync(lockPath, { force: true });
+    }
+  }
+  throw new Error(`could not lock the embedded database in ${directory}`);
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
