@@ -2,7 +2,8 @@ import { type DynamicModule, Module } from '@nestjs/common';
 import { RouterModule } from '@nestjs/core';
 import { LoggerModule } from 'nestjs-pino';
 import type { Logger } from 'pino';
-import { ApiModule } from './api/api.module';
+import { API_FEATURE_MODULES, ApiModule } from './api/api.module';
+import { UpstreamModule } from './upstream/upstream.module';
 import { AuthModule } from './auth/auth.module';
 import type { AppConfig } from './config/config';
 import { ConfigModule } from './config/config.module';
@@ -14,7 +15,6 @@ import { httpLoggerOptions } from './logging/logger';
 import { McpModule } from './mcp/mcp.module';
 import type { KeyValueStore } from './redis/key-value-store';
 import { RedisModule } from './redis/redis.module';
-import { RegistryModule } from './registry/registry.module';
 
 /** What exists before Nest starts: validated configuration and connected infrastructure. */
 export interface AppDependencies {
@@ -35,11 +35,12 @@ export class AppModule {
         DatabaseModule.forRoot(database),
         RedisModule.forRoot(store),
         HealthModule,
+        UpstreamModule,
         ApiModule,
         AuthModule,
         McpModule,
         RouterModule.register([
-          { path: config.apiPrefix, module: ApiModule, children: [RegistryModule] },
+          { path: config.apiPrefix, module: ApiModule, children: API_FEATURE_MODULES },
           { path: config.mcpPrefix, module: McpModule },
         ]),
       ],

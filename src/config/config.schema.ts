@@ -26,6 +26,13 @@ const positiveInt = (max: number) =>
     .min(1, `must be a whole number from 1 to ${max}`)
     .max(max, `must be a whole number from 1 to ${max}`);
 
+const milliseconds = (min: number, max: number) =>
+  z.coerce
+    .number({ error: `must be a whole number of milliseconds from ${min} to ${max}` })
+    .int(`must be a whole number of milliseconds from ${min} to ${max}`)
+    .min(min, `must be a whole number of milliseconds from ${min} to ${max}`)
+    .max(max, `must be a whole number of milliseconds from ${min} to ${max}`);
+
 const pathPrefix = z.string().regex(/^\/[a-zA-Z0-9._~/-]*[a-zA-Z0-9._~-]$/, 'must start with / and not end with /');
 
 const httpUrl = z
@@ -65,6 +72,17 @@ const envSchema = z.object({
       error: 'must be one of: fatal, error, warn, info, debug, trace, silent',
     })
     .default('info'),
+  UPSTREAM_ALLOWED_HOSTS: z.string().transform(splitList).optional(),
+  UPSTREAM_DENIED_HOSTS: z.string().transform(splitList).optional(),
+  UPSTREAM_CONNECT_TIMEOUT_MS: milliseconds(1, 600_000).default(10_000),
+  UPSTREAM_REQUEST_TIMEOUT_MS: milliseconds(1, 3_600_000).default(60_000),
+  DISCOVERY_INTERVAL_MS: milliseconds(0, 86_400_000).default(300_000),
+  HEALTH_PROBE_INTERVAL_MS: milliseconds(0, 86_400_000).default(30_000),
+  HEALTH_PROBE_TIMEOUT_MS: milliseconds(1, 600_000).default(5_000),
+  HEALTH_PROBE_CONCURRENCY: positiveInt(1000).default(8),
+  HEALTH_UNREACHABLE_AFTER: positiveInt(1000).default(3),
+  HEALTH_HEALTHY_AFTER: positiveInt(1000).default(1),
+  HEALTH_DEGRADED_LATENCY_MS: milliseconds(1, 600_000).default(1_000),
   SHUTDOWN_GRACE_MS: z.coerce
     .number({ error: 'must be a whole number of milliseconds from 0 to 600000' })
     .int('must be a whole number of milliseconds from 0 to 600000')
@@ -159,6 +177,73 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     defaultText: '`info`',
     secret: false,
     description: 'pino level: `fatal`, `error`, `warn`, `info`, `debug`, `trace`, `silent`',
+  },
+  {
+    key: 'UPSTREAM_ALLOWED_HOSTS',
+    defaultText: '—',
+    secret: false,
+    description:
+      'hosts, IPs or CIDRs an upstream URL may use although refused by default (loopback, link-local, metadata, unspecified), comma-separated; `loopback` allows 127.0.0.0/8, ::1 and localhost',
+  },
+  {
+    key: 'UPSTREAM_DENIED_HOSTS',
+    defaultText: '—',
+    secret: false,
+    description: 'hosts, IPs or CIDRs an upstream URL may never use, on top of the defaults, comma-separated',
+  },
+  {
+    key: 'UPSTREAM_CONNECT_TIMEOUT_MS',
+    defaultText: '`10000`',
+    secret: false,
+    description: 'default time to connect to and initialize an upstream (a server’s `timeouts.connectMs` overrides it)',
+  },
+  {
+    key: 'UPSTREAM_REQUEST_TIMEOUT_MS',
+    defaultText: '`60000`',
+    secret: false,
+    description: 'default time an upstream request may take (a server’s `timeouts.requestMs` overrides it)',
+  },
+  {
+    key: 'DISCOVERY_INTERVAL_MS',
+    defaultText: '`300000`',
+    secret: false,
+    description: 'how often every active server is re-synced; `0` turns periodic sync off',
+  },
+  {
+    key: 'HEALTH_PROBE_INTERVAL_MS',
+    defaultText: '`30000`',
+    secret: false,
+    description: 'how often every active server is probed; `0` turns probing off',
+  },
+  {
+    key: 'HEALTH_PROBE_TIMEOUT_MS',
+    defaultText: '`5000`',
+    secret: false,
+    description: 'time one probe (connect, initialize, ping) may take',
+  },
+  {
+    key: 'HEALTH_PROBE_CONCURRENCY',
+    defaultText: '`8`',
+    secret: false,
+    description: 'probes running at once',
+  },
+  {
+    key: 'HEALTH_UNREACHABLE_AFTER',
+    defaultText: '`3`',
+    secret: false,
+    description: 'consecutive failed probes that make a server `unreachable`',
+  },
+  {
+    key: 'HEALTH_HEALTHY_AFTER',
+    defaultText: '`1`',
+    secret: false,
+    description: 'consecutive successful probes that make a failing server `healthy` again',
+  },
+  {
+    key: 'HEALTH_DEGRADED_LATENCY_MS',
+    defaultText: '`1000`',
+    secret: false,
+    description: 'a successful probe slower than this counts as `degraded`',
   },
   {
     key: 'SHUTDOWN_GRACE_MS',

@@ -14,6 +14,27 @@ export interface AuthConfig {
   clientSecret?: string;
 }
 
+export interface UpstreamConfig {
+  allowedHosts: string[];
+  deniedHosts: string[];
+  connectTimeoutMs: number;
+  requestTimeoutMs: number;
+  /**
+   * The environment as it was at start, only for resolving the variables that
+   * registered servers name for their static header secrets.
+   */
+  secretSource: EnvSource;
+}
+
+export interface UpstreamHealthConfig {
+  intervalMs: number;
+  timeoutMs: number;
+  concurrency: number;
+  unreachableAfter: number;
+  healthyAfter: number;
+  degradedLatencyMs: number;
+}
+
 export interface AppConfig {
   host: string;
   port: number;
@@ -24,6 +45,9 @@ export interface AppConfig {
   database: DatabaseConfig;
   redisUrl?: string;
   auth: AuthConfig;
+  upstream: UpstreamConfig;
+  discoveryIntervalMs: number;
+  upstreamHealth: UpstreamHealthConfig;
   logLevel: ParsedEnv['LOG_LEVEL'];
   shutdownGraceMs: number;
 }
@@ -55,10 +79,10 @@ export function loadConfig(env: EnvSource, overrides: EnvSource = {}): AppConfig
     const problems = result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
     throw new ConfigError([...new Set(problems)]);
   }
-  return toAppConfig(result.data);
+  return toAppConfig(result.data, { ...env });
 }
 
-function toAppConfig(env: ParsedEnv): AppConfig {
+function toAppConfig(env: ParsedEnv, secretSource: EnvSource): AppConfig {
   const dataDir = path.resolve(env.DATA_DIR);
   const clientId = env.AZURE_CLIENT_ID;
   return {
@@ -80,6 +104,22 @@ function toAppConfig(env: ParsedEnv): AppConfig {
       allowedTenants: env.AZURE_ALLOWED_TENANTS ?? (env.AZURE_TENANT_ID ? [env.AZURE_TENANT_ID] : []),
       authorityHost: env.AZURE_AUTHORITY_HOST.replace(/\/+$/, ''),
       clientSecret: env.AZURE_CLIENT_SECRET,
+    },
+    upstream: {
+      allowedHosts: env.UPSTREAM_ALLOWED_HOSTS ?? [],
+      deniedHosts: env.UPSTREAM_DENIED_HOSTS ?? [],
+      connectTimeoutMs: env.UPSTREAM_CONNECT_TIMEOUT_MS,
+      requestTimeoutMs: env.UPSTREAM_REQUEST_TIMEOUT_MS,
+      secretSource,
+    },
+    discoveryIntervalMs: env.DISCOVERY_INTERVAL_MS,
+    upstreamHealth: {
+      intervalMs: env.HEALTH_PROBE_INTERVAL_MS,
+      timeoutMs: env.HEALTH_PROBE_TIMEOUT_MS,
+      concurrency: env.HEALTH_PROBE_CONCURRENCY,
+      unreachableAfter: env.HEALTH_UNREACHABLE_AFTER,
+      healthyAfter: env.HEALTH_HEALTHY_AFTER,
+      degradedLatencyMs: env.HEALTH_DEGRADED_LATENCY_MS,
     },
     logLevel: env.LOG_LEVEL,
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,

@@ -1,5 +1,9 @@
 import { Module } from '@nestjs/common';
+import { RegistryEvents } from './registry-events';
 
-/** Upstream MCP servers: registration, discovery and health (filled in by the registry issue). */
-@Module({})
+/** Upstream MCP servers: registration, versions, import and export. */
+@Module({
+  providers: [RegistryEvents],
+  exports: [RegistryEvents],
+})
 export class RegistryModule {}

@@ -1,0 +1,79 @@
+import { UrlGuard } from './url-guard';
+
+const resolveTo =
+  (table: Record<string, string[]>) =>
+  (hostname: string): Promise<string[]> => {
+    const addresses = table[hostname];
+    return addresses ? Promise.resolve(addresses) : Promise.reject(new Error('ENOTFOUND'));
+  };
+
+const dns = resolveTo({
+  'mcp.internal.example': ['10.1.2.3'],
+  'rebind.example': ['93.184.216.34', '169.254.169.254'],
+  localhost: ['127.0.0.1', '::1'],
+  'mapped.example': ['::ffff:127.0.0.1'],
+});
+
+describe('UrlGuard', () => {
+  const guard = new UrlGuard({ allowedHosts: [], deniedHosts: [] }, dns);
+
+  it.each([
+    'https://mcp.example.com/mcp',
+    'http://10.0.0.5:8080/mcp',
+    'https://mcp.internal.example/mcp',
+    'https://unresolvable.example/mcp',
+    'http://[2001:db8::1]/mcp',
+  ])('allows %s', async (url) => {
+    await expect(guard.check(url)).resolves.toEqual({ allowed: true });
+  });
+
+  it.each([
+    ['ftp://mcp.example.com/', /must use http or https/],
+    ['file:///etc/passwd', /must use http or https/],
+    ['javascript:alert(1)', /must use http or https/],
+    ['not a url', /is not a valid URL/],
+    ['http://user:secret@mcp.example.com/', /must not carry credentials/],
+    ['http://127.0.0.1:8080/', /127\.0\.0\.1 is loopback/],
+    ['http://127.1.2.3/', /loopback/],
+    ['http://[::1]/', /::1 is loopback/],
+    ['http://localhost:3000/', /localhost is loopback/],
+    ['http://169.254.169.254/latest/meta-data/', /link-local/],
+    ['http://[fd00:ec2::254]/', /cloud metadata/],
+    ['http://metadata.google.internal/', /cloud metadata/],
+    ['http://0.0.0.0:8000/', /unspecified/],
+    ['http://[::]/', /unspecified/],
+    ['http://[fe80::1]/', /link-local/],
+    ['http://[::ffff:169.254.169.254]/', /link-local/],
+    ['http://rebind.example/', /169\.254\.169\.254 is link-local/],
+    ['http://mapped.example/', /127\.0\.0\.1 is loopback/],
+    ['http://2130706433/', /loopback/],
+    ['http://0x7f.1/', /loopback/],
+  ])('refuses %s', async (url, reason) => {
+    const verdict = await guard.check(url);
+    expect(verdict.allowed).toBe(false);
+    if (!verdict.allowed) expect(verdict.reason).toMatch(reason);
+  });
+
+  it('allows loopback only when configured', async () => {
+    const allowing = new UrlGuard({ allowedHosts: ['loopback'], deniedHosts: [] }, dns);
+    await expect(allowing.check('http://127.0.0.1:9000/mcp')).resolves.toEqual({ allowed: true });
+    await expect(allowing.check('http://localhost:9000/mcp')).resolves.toEqual({ allowed: true });
+    await expect(allowing.check('http://[::1]:9000/mcp')).resolves.toEqual({ allowed: true });
+    // Allowing loopback does not open the metadata service.
+    expect((await allowing.check('http://169.254.169.254/')).allowed).toBe(false);
+  });
+
+  it('honours allowed CIDRs and denied hosts, denial first', async () => {
+    const custom = new UrlGuard(
+      { allowedHosts: ['169.254.10.0/24'], deniedHosts: ['10.0.0.0/8', 'evil.example', '169.254.10.7'] },
+      dns,
+    );
+    await expect(custom.check('http://169.254.10.9/')).resolves.toEqual({ allowed: true });
+    expect(await custom.check('http://169.254.10.7/')).toEqual({
+      allowed: false,
+      reason: 'address 169.254.10.7 is denied by configuration',
+    });
+    expect((await custom.check('http://mcp.internal.example/')).allowed).toBe(false);
+    expect((await custom.check('https://EVIL.example/x')).allowed).toBe(false);
+  });
+});

@@ -1,0 +1,156 @@
+import { lookup } from 'node:dns/promises';
+import { BlockList, isIP } from 'node:net';
+
+/** Why an upstream URL is refused, or undefined when it may be used. */
+export type UrlVerdict = { allowed: true } | { allowed: false; reason: string };
+
+export interface UrlPolicy {
+  /** Hosts, IPs or CIDRs allowed despite the default refusals; `loopback` stands for 127.0.0.0/8, ::1 and localhost. */
+  allowedHosts: readonly string[];
+  /** Hosts, IPs or CIDRs always refused. */
+  deniedHosts: readonly string[];
+}
+
+type Resolver = (hostname: string) => Promise<string[]>;
+
+const DEFAULT_REFUSED: { range: string; why: string }[] = [
+  { range: '127.0.0.0/8', why: 'loopback' },
+  { range: '::1/128', why: 'loopback' },
+  { range: '169.254.0.0/16', why: 'link-local (cloud metadata lives here)' },
+  { range: 'fe80::/10', why: 'link-local' },
+  { range: 'fd00:ec2::254/128', why: 'cloud metadata' },
+  { range: '100.100.100.200/32', why: 'cloud metadata' },
+  { range: '0.0.0.0/8', why: 'unspecified' },
+  { range: '::/128', why: 'unspecified' },
+];
+const REFUSED_HOSTNAMES = new Map([
+  ['metadata.google.internal', 'cloud metadata'],
+  ['metadata', 'cloud metadata'],
+]);
+
+/**
+ * Checks upstream URLs against SSRF: http(s) only, no credentials in the URL,
+ * and no address that reaches the gateway's own host or the cloud's metadata
+ * service unless the operator allowed it. Hostnames are resolved and every
+ * address they resolve to is checked.
+ */
+export class UrlGuard {
+  private readonly allowed: HostList;
+  private readonly denied: HostList;
+
+  constructor(
+    policy: UrlPolicy,
+    private readonly resolve: Resolver = defaultResolver,
+  ) {
+    this.allowed = new HostList(policy.allowedHosts.flatMap(expandKeyword));
+    this.denied = new HostList(policy.deniedHosts);
+  }
+
+  async check(rawUrl: string): Promise<UrlVerdict> {
+    let url: URL;
+    try {
+      url = new URL(rawUrl);
+    } catch {
+      return refuse('is not a valid URL');
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return refuse('must use http or https');
+    if (url.username || url.password) return refuse('must not carry credentials; use the server auth settings');
+    const hostname = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+    if (this.denied.hasName(hostname)) return refuse(`host ${hostname} is denied by configuration`);
+    const hostnameAllowed = this.allowed.hasName(hostname);
+    const refusedName = REFUSED_HOSTNAMES.get(hostname) ?? (hostname === 'localhost' ? 'loopback' : undefined);
+    if (refusedName && !hostnameAllowed) return refuse(`host ${hostname} is ${refusedName}`);
+
+    let addresses: string[];
+    if (isIP(hostname)) {
+      addresses = [hostname];
+    } else {
+      try {
+        addresses = await this.resolve(hostname);
+      } catch {
+        // Unresolvable now (not deployed yet, or another network): nothing to check. Connecting re-checks.
+        return { allowed: true };
+      }
+    }
+    for (const raw of addresses) {
+      const address = unmapIpv4(raw);
+      if (this.denied.hasAddress(address)) return refuse(`address ${address} is denied by configuration`);
+      if (hostnameAllowed || this.allowed.hasAddress(address)) continue;
+      const why = defaultRefusal(address);
+      if (why) return refuse(`address ${address} is ${why}; allow it with UPSTREAM_ALLOWED_HOSTS`);
+    }
+    return { allowed: true };
+  }
+}
+
+function refuse(reason: string): UrlVerdict {
+  return { allowed: false, reason };
+}
+
+async function defaultResolver(hostname: string): Promise<string[]> {
+  const results = await lookup(hostname, { all: true, verbatim: true });
+  return results.map((result) => result.address);
+}
+
+function expandKeyword(entry: string): string[] {
+  return entry.trim().toLowerCase() === 'loopback' ? ['127.0.0.0/8', '::1/128', 'localhost'] : [entry];
+}
+
+/** `::ffff:127.0.0.1` is 127.0.0.1 for every purpose here. */
+function unmapIpv4(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  return mapped?.[1] ?? address;
+}
+
+const defaultBlockList = (() => {
+  const list = new Map<string, BlockList>();
+  for (const { range, why } of DEFAULT_REFUSED) {
+    const blocks = list.get(why) ?? new BlockList();
+    addRange(blocks, range);
+    list.set(why, blocks);
+  }
+  return list;
+})();
+
+function defaultRefusal(address: string): string | undefined {
+  const family = isIP(address) === 6 ? 'ipv6' : 'ipv4';
+  for (const [why, blocks] of defaultBlockList) {
+    if (blocks.check(address, family)) return why;
+  }
+  return undefined;
+}
+
+function addRange(blocks: BlockList, entry: string): boolean {
+  const [address, prefix] = entry.split('/');
+  const family = isIP(address ?? '');
+  if (!address || family === 0) return false;
+  const type = family === 6 ? 'ipv6' : 'ipv4';
+  if (prefix === undefined) blocks.addAddress(address, type);
+  else blocks.addSubnet(address, Number(prefix), type);
+  return true;
+}
+
+/** A configured list of hostnames, addresses and CIDRs. */
+class HostList {
+  private readonly names = new Set<string>();
+  private readonly blocks = new BlockList();
+
+  constructor(entries: readonly string[]) {
+    for (const raw of entries) {
+      const entry = raw
+        .trim()
+        .toLowerCase()
+        .replace(/^\[|\]$/g, '');
+      if (!entry) continue;
+      if (!addRange(this.blocks, entry)) this.names.add(entry);
+    }
+  }
+
+  hasName(hostname: string): boolean {
+    return this.names.has(hostname);
+  }
+
+  hasAddress(address: string): boolean {
+    return this.blocks.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4');
+  }
+}
