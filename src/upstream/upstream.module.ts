@@ -1,6 +1,18 @@
 import { Global, Module } from '@nestjs/common';
+import type { AppConfig } from '../config/config';
+import { APP_CONFIG } from '../config/config.module';
+import { UrlGuard } from './url-guard';
 
-/** Reaching upstream MCP servers: URL policy and SDK client sessions. */
+/** Reaching upstream MCP servers: the URL policy and SDK client sessions. */
 @Global()
-@Module({})
+@Module({
+  providers: [
+    {
+      provide: UrlGuard,
+      inject: [APP_CONFIG],
+      useFactory: (config: AppConfig) => new UrlGuard(config.upstream),
+    },
+  ],
+  exports: [UrlGuard],
+})
 export class UpstreamModule {}
