@@ -1,6 +1,7 @@
 import { Global, Module } from '@nestjs/common';
 import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
+import { UpstreamConnector } from './upstream-connector';
 import { UrlGuard } from './url-guard';
 
 /** Reaching upstream MCP servers: the URL policy and SDK client sessions. */
@@ -12,7 +13,8 @@ import { UrlGuard } from './url-guard';
       inject: [APP_CONFIG],
       useFactory: (config: AppConfig) => new UrlGuard(config.upstream),
     },
+    UpstreamConnector,
   ],
-  exports: [UrlGuard],
+  exports: [UrlGuard, UpstreamConnector],
 })
 export class UpstreamModule {}

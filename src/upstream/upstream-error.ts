@@ -1,0 +1,86 @@
+import { McpError, ErrorCode } from '@modelcontextprotocol/sdk/types.js';
+import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { SseError } from '@modelcontextprotocol/sdk/client/sse.js';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+
+/** Why reaching an upstream failed, in the classes the prober and discovery report. */
+export type UpstreamErrorKind =
+  'connection_refused' | 'dns' | 'timeout' | 'tls' | 'http_status' | 'protocol' | 'auth' | 'refused_url' | 'other';
+
+/** An error raised by the gateway's own upstream code, already classified. */
+export class UpstreamError extends Error {
+  constructor(
+    readonly kind: UpstreamErrorKind,
+    message: string,
+    readonly httpStatus?: number,
+  ) {
+    super(message);
+    this.name = 'UpstreamError';
+  }
+}
+
+export interface ClassifiedError {
+  kind: UpstreamErrorKind;
+  message: string;
+  httpStatus?: number;
+}
+
+const TLS_CODES =
+  /^(CERT_|ERR_TLS_|ERR_SSL_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT|EPROTO$|HOSTNAME_MISMATCH)/;
+
+/** Maps whatever the SDK, fetch or the network threw to one kind and a message safe to store and show. */
+export function classifyUpstreamError(error: unknown): ClassifiedError {
+  if (error instanceof UpstreamError) return { kind: error.kind, message: error.message, httpStatus: error.httpStatus };
+  if (error instanceof UnauthorizedError) return { kind: 'auth', message: 'the upstream requires authorization' };
+  if (error instanceof StreamableHTTPError || error instanceof SseError) {
+    const status = error.code;
+    if (status === 401 || status === 403) {
+      return { kind: 'auth', message: `the upstream answered HTTP ${status}`, httpStatus: status };
+    }
+    if (status !== undefined && status >= 100) {
+      return { kind: 'http_status', message: `the upstream answered HTTP ${status}`, httpStatus: status };
+    }
+  }
+  if (error instanceof McpError) {
+    if (error.code === (ErrorCode.RequestTimeout as number))
+      return { kind: 'timeout', message: 'the upstream did not answer in time' };
+    if (error.code === (ErrorCode.ConnectionClosed as number)) {
+      return { kind: 'connection_refused', message: 'the upstream closed the connection' };
+    }
+    return { kind: 'protocol', message: `MCP error ${error.code}: ${error.message}` };
+  }
+  const name = (error as { name?: unknown } | undefined)?.name;
+  if (name === 'AbortError' || name === 'TimeoutError')
+    return { kind: 'timeout', message: 'the upstream did not answer in time' };
+  const code = networkCodeOf(error);
+  if (code) {
+    if (code === 'ECONNREFUSED') return { kind: 'connection_refused', message: 'connection refused' };
+    if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') {
+      return { kind: 'connection_refused', message: 'connection reset by the upstream' };
+    }
+    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+      return { kind: 'dns', message: 'the upstream host name does not resolve' };
+    if (code === 'ETIMEDOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT') {
+      return { kind: 'timeout', message: 'the upstream did not answer in time' };
+    }
+    if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH')
+      return { kind: 'connection_refused', message: 'the upstream host is unreachable' };
+    if (TLS_CODES.test(code)) return { kind: 'tls', message: `TLS failure (${code})` };
+  }
+  if (error instanceof SyntaxError || name === 'ZodError') {
+    return { kind: 'protocol', message: 'the upstream sent something that is not valid MCP' };
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return { kind: 'other', message: message.slice(0, 500) };
+}
+
+/** fetch failures carry the socket's error code on `cause` (sometimes nested once more). */
+function networkCodeOf(error: unknown): string | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && current; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}

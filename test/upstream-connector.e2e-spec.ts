@@ -1,0 +1,159 @@
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { loadConfig } from '../src/config/config';
+import type { UpstreamTarget } from '../src/registry/server.schema';
+import { UpstreamConnector } from '../src/upstream/upstream-connector';
+import { classifyUpstreamError } from '../src/upstream/upstream-error';
+import { UrlGuard } from '../src/upstream/url-guard';
+import { GREET_TOOLS, TestUpstream } from './support/upstream';
+
+function connectorWith(env: Record<string, string>): UpstreamConnector {
+  const config = loadConfig({ UPSTREAM_ALLOWED_HOSTS: 'loopback', ...env });
+  return new UpstreamConnector(config, new UrlGuard(config.upstream));
+}
+
+function target(url: string, overrides: Partial<UpstreamTarget> = {}): UpstreamTarget {
+  return {
+    id: 'id',
+    slug: 'slug',
+    url,
+    transport: 'streamable-http',
+    auth: { type: 'none' },
+    timeouts: {},
+    ...overrides,
+  };
+}
+
+/** A plain HTTP server answering every request with `handler`, to play a broken upstream. */
+async function brokenServer(handler: http.RequestListener): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = http.createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`,
+    close: () => {
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+async function failureOf(promise: Promise<unknown>): Promise<ReturnType<typeof classifyUpstreamError>> {
+  try {
+    await promise;
+  } catch (error) {
+    return classifyUpstreamError(error);
+  }
+  throw new Error('expected a failure');
+}
+
+describe('UpstreamConnector', () => {
+  let upstream: TestUpstream;
+  const connector = connectorWith({ GREET_KEY: 'secret-value' });
+
+  beforeAll(async () => {
+    upstream = await TestUpstream.start('greet', GREET_TOOLS);
+  });
+
+  afterAll(async () => {
+    await upstream.stop();
+  });
+
+  it('opens an initialized session and reports the negotiated protocol version', async () => {
+    const session = await connector.connect(target(upstream.url));
+    try {
+      expect(session.protocolVersion).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+      expect(session.client.getServerVersion()).toMatchObject({ name: 'greet' });
+      expect((await session.client.listTools()).tools.map((tool) => tool.name)).toEqual(['echoHai']);
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('sends static header secrets from the named environment variables, and never an Authorization it was not told to', async () => {
+    const seen: http.IncomingHttpHeaders[] = [];
+    const spy = await brokenServer((req, res) => {
+      seen.push(req.headers);
+      res.writeHead(500).end();
+    });
+    try {
+      await failureOf(
+        connector.connect(
+          target(spy.url, { auth: { type: 'headers', headers: { 'X-Api-Key': { env: 'GREET_KEY' } } } }),
+        ),
+      );
+      expect(seen[0]?.['x-api-key']).toBe('secret-value');
+      expect(seen[0]?.authorization).toBeUndefined();
+    } finally {
+      await spy.close();
+    }
+  });
+
+  it('fails with an auth error naming (not showing) a missing secret variable', async () => {
+    const failure = await failureOf(
+      connector.connect(
+        target(upstream.url, { auth: { type: 'headers', headers: { 'X-Api-Key': { env: 'NOT_SET_ANYWHERE' } } } }),
+      ),
+    );
+    expect(failure).toEqual({
+      kind: 'auth',
+      message: 'environment variable NOT_SET_ANYWHERE (for header X-Api-Key) is not set',
+    });
+  });
+
+  it.each([
+    [500, 'http_status'],
+    [404, 'http_status'],
+    [401, 'auth'],
+    [403, 'auth'],
+  ] as const)('classifies an HTTP %i answer as %s', async (status, kind) => {
+    const broken = await brokenServer((_req, res) => res.writeHead(status).end());
+    try {
+      const failure = await failureOf(connector.connect(target(broken.url)));
+      expect(failure.kind).toBe(kind);
+      expect(failure.httpStatus).toBe(status);
+    } finally {
+      await broken.close();
+    }
+  });
+
+  it('classifies a refused connection', async () => {
+    const closed = await brokenServer((_req, res) => res.end());
+    await closed.close();
+    expect((await failureOf(connector.connect(target(closed.url)))).kind).toBe('connection_refused');
+  });
+
+  it('classifies an upstream that never answers as a timeout, within the bound', async () => {
+    const hanging = await brokenServer(() => undefined);
+    try {
+      const started = Date.now();
+      const failure = await failureOf(connector.connect(target(hanging.url), { timeoutMs: 300 }));
+      expect(failure.kind).toBe('timeout');
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      await hanging.close();
+    }
+  });
+
+  it('classifies a host that does not resolve', async () => {
+    expect((await failureOf(connector.connect(target('http://no-such-host.invalid/mcp')))).kind).toBe('dns');
+  });
+
+  it('classifies an answer that is not MCP as a protocol error', async () => {
+    const html = await brokenServer((_req, res) =>
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"hello":'),
+    );
+    try {
+      expect((await failureOf(connector.connect(target(html.url)))).kind).toMatch(/protocol|other/);
+    } finally {
+      await html.close();
+    }
+  });
+
+  it('refuses a URL the policy forbids before connecting', async () => {
+    const strict = connectorWith({ UPSTREAM_ALLOWED_HOSTS: '' });
+    expect(await failureOf(strict.connect(target(upstream.url)))).toEqual({
+      kind: 'refused_url',
+      message: 'the upstream URL address 127.0.0.1 is loopback; allow it with UPSTREAM_ALLOWED_HOSTS',
+    });
+  });
+});
