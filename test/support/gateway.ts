@@ -44,7 +44,16 @@ export interface TestGateway {
 export async function startTestGateway(profile: Profile, env: EnvSource = {}): Promise<TestGateway> {
   const ownDir = env.DATA_DIR === undefined;
   const dataDir = env.DATA_DIR ?? mkdtempSync(path.join(tmpdir(), 'mcp-gateway-test-'));
-  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, ...profileEnv(profile), ...env });
+  const config = loadConfig({
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DATA_DIR: dataDir,
+    // Background loops stay off unless a test turns them on: they would reach every server other tests left behind.
+    DISCOVERY_INTERVAL_MS: '0',
+    HEALTH_PROBE_INTERVAL_MS: '0',
+    ...profileEnv(profile),
+    ...env,
+  });
   const logs = new LogCapture();
   const logger = createLogger({ logLevel: 'info' }, logs.stream);
   const gateway = await startGateway(config, { logger });
