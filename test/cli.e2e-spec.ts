@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
@@ -60,6 +61,22 @@ describe('mcp-gateway CLI', () => {
     });
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/^mcp-gateway: could not start: Redis at redis:\/\/127\.0\.0\.1:1 did not answer/);
+  });
+
+  it('exits 1 when the port is taken, closing what it opened', async () => {
+    const squatter = net.createServer();
+    await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
+    const { port } = squatter.address() as net.AddressInfo;
+    try {
+      const result = await runCli(['serve', '--host', '127.0.0.1', '--port', String(port)], {
+        DATABASE_URL: POSTGRES_URL,
+        REDIS_URL,
+      });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/^mcp-gateway: could not start: .*EADDRINUSE/);
+    } finally {
+      await new Promise((resolve) => squatter.close(resolve));
+    }
   });
 
   it('exits 1 naming PostgreSQL when the database is unreachable', async () => {
