@@ -79,3 +79,12 @@ export interface UpstreamTarget {
 
 /** Our reverse-DNS key in server.json `_meta`: gateway settings on import/export, gateway data in the registry API. */
 export const GATEWAY_META_KEY = 'io.mcp-gateway/server';
+
+/** Glob lists on tool names (`*` any run of characters, `?` one); deny wins over allow; an empty allow list allows all. */
+export const toolRulesSchema = z
+  .object({
+    allow: z.array(z.string().min(1).max(200)).max(100).optional(),
+    deny: z.array(z.string().min(1).max(200)).max(100).optional(),
+  })
+  .strict();
+export type ToolRules = z.infer<typeof toolRulesSchema>;
