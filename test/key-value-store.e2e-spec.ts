@@ -44,6 +44,18 @@ describe.each([
     expect(await store.get(k)).toBeNull();
   });
 
+  it('moves the expiry of an existing key, and says when there is none', async () => {
+    const k = key('expire');
+    expect(await store.expire(k, 1_000)).toBe(false);
+    await store.set(k, 'v', 50);
+    expect(await store.expire(k, 1_000)).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    expect(await store.get(k)).toBe('v');
+    expect(await store.expire(k, 30)).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    expect(await store.get(k)).toBeNull();
+  });
+
   it('counts atomically, starting the ttl with the first increment only', async () => {
     const k = key('counter');
     const results = await Promise.all(Array.from({ length: 20 }, () => store.incrBy(k, 2, 150)));

@@ -15,6 +15,8 @@ export interface KeyValueStore {
   /** Sets a value, expiring after `ttlMs` when given. */
   set(key: string, value: string, ttlMs?: number): Promise<void>;
   del(key: string): Promise<void>;
+  /** Sets a new expiry on an existing key; false when there is no such key. */
+  expire(key: string, ttlMs: number): Promise<boolean>;
   /** Adds `by` and returns the new value; `ttlMs` applies when the key is created. */
   incrBy(key: string, by: number, ttlMs?: number): Promise<number>;
   publish(channel: string, message: string): Promise<void>;

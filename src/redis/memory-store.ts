@@ -25,6 +25,12 @@ export class MemoryStore implements KeyValueStore {
     return Promise.resolve();
   }
 
+  expire(key: string, ttlMs: number): Promise<boolean> {
+    const entry = this.live(key);
+    if (entry) entry.expiresAt = Date.now() + ttlMs;
+    return Promise.resolve(entry !== undefined);
+  }
+
   incrBy(key: string, by: number, ttlMs?: number): Promise<number> {
     const entry = this.live(key);
     if (entry) {

@@ -50,6 +50,10 @@ export class RedisStore implements KeyValueStore {
     await this.client.del(key);
   }
 
+  async expire(key: string, ttlMs: number): Promise<boolean> {
+    return (await this.client.pexpire(key, ttlMs)) === 1;
+  }
+
   async incrBy(key: string, by: number, ttlMs?: number): Promise<number> {
     const result = await this.client.eval(INCR_WITH_TTL, 1, key, by, ttlMs ?? 0);
     return Number(result);
