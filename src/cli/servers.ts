@@ -1,0 +1,240 @@
+import { readFile } from 'node:fs/promises';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import type { ServerListDto, ServerView } from '../registry/server.dto';
+import type { ImportReport } from '../registry/server-transfer.dto';
+import { type CliIo, EXIT } from './cli';
+import { GatewayApiError, GatewayClient, GatewayUnreachableError } from './gateway-client';
+import { importLines, problemLines, serverDetails, serverTable } from './servers-output';
+
+export const DEFAULT_GATEWAY_URL = 'http://localhost:8000';
+
+interface GatewayOptions {
+  url?: string;
+  json?: boolean;
+}
+
+interface AddOptions extends GatewayOptions {
+  name: string;
+  serverUrl: string;
+  slug?: string;
+  title?: string;
+  description?: string;
+  serverVersion?: string;
+  transport?: string;
+  tag: string[];
+  allowedRole: string[];
+}
+
+interface ListOptions extends GatewayOptions {
+  tag?: string;
+  status?: string;
+  q?: string;
+}
+
+type Action = (client: GatewayClient) => Promise<number>;
+
+/**
+ * `mcp-gateway servers …`: the registry of a running gateway, over its HTTP
+ * API. Needs no database; `setExit` receives the exit code.
+ */
+export function registerServersCommands(program: Command, io: CliIo, setExit: (code: number) => void): void {
+  const servers = program
+    .command('servers')
+    .description('manage the upstream servers registered with a running gateway (its /api/v1)');
+  const run = (options: GatewayOptions, action: Action): Promise<void> =>
+    runAgainstGateway(io, options, action).then(setExit);
+
+  servers
+    .command('add')
+    .description('register an upstream server')
+    .requiredOption('--name <name>', 'reverse-DNS name, e.g. com.example/weather')
+    .requiredOption('--server-url <url>', 'URL of the upstream MCP endpoint')
+    .option('--slug <slug>', 'short name in /mcp/{slug} (default: derived from the name)')
+    .option('--title <title>', 'display name')
+    .option('--description <text>', 'what it does (at most 100 characters)')
+    .option('--server-version <version>', 'version of the server (default 0.0.0)')
+    .addOption(new Option('--transport <transport>', 'upstream transport').choices(['streamable-http', 'sse']))
+    .option('--tag <tag>', 'a tag (repeatable)', collect, [])
+    .option('--allowed-role <role>', 'a role that may reach it through /mcp (repeatable)', collect, [])
+    .addOption(gatewayUrlOption())
+    .addOption(jsonOption())
+    .action((options: AddOptions) =>
+      run(options, async (client) => {
+        const server = await client.request<ServerView>('POST', '/servers', registrationOf(options));
+        print(io, options, server, (created) => `registered ${created.name} as ${created.slug} (id ${created.id})\n`);
+        return EXIT.ok;
+      }),
+    );
+
+  servers
+    .command('list')
+    .description('list registered servers (every page)')
+    .option('--tag <tag>', 'only servers with this tag')
+    .addOption(
+      new Option('--status <status>', 'only servers in this status').choices(['active', 'deprecated', 'disabled']),
+    )
+    .option('--q <text>', 'only servers whose name, title or description contains this')
+    .addOption(gatewayUrlOption())
+    .addOption(jsonOption())
+    .action((options: ListOptions) =>
+      run(options, async (client) => {
+        const all = await listAll(client, options);
+        print(io, options, { servers: all }, (list) => serverTable(list.servers));
+        return EXIT.ok;
+      }),
+    );
+
+  servers
+    .command('show')
+    .description('show one server')
+    .argument('<ref>', 'id, slug or name')
+    .addOption(gatewayUrlOption())
+    .addOption(jsonOption())
+    .action((ref: string, options: GatewayOptions) =>
+      run(options, async (client) => {
+        const server = await client.request<ServerView>('GET', `/servers/${encodeURIComponent(ref)}`);
+        print(io, options, server, serverDetails);
+        return EXIT.ok;
+      }),
+    );
+
+  servers
+    .command('rm')
+    .description('remove a server (its version history stays)')
+    .argument('<ref>', 'id, slug or name')
+    .addOption(gatewayUrlOption())
+    .addOption(jsonOption())
+    .action((ref: string, options: GatewayOptions) =>
+      run(options, async (client) => {
+        await client.perform('DELETE', `/servers/${encodeURIComponent(ref)}`);
+        print(io, options, { removed: ref }, () => `removed ${ref}\n`);
+        return EXIT.ok;
+      }),
+    );
+
+  servers
+    .command('import')
+    .description('import server.json documents: one, an array, or { "servers": [...] }')
+    .argument('<file>', 'a JSON file')
+    .addOption(gatewayUrlOption())
+    .addOption(jsonOption())
+    .action((file: string, options: GatewayOptions) =>
+      run(options, async (client) => {
+        const documents = await readJsonFile(io, file);
+        if (documents === undefined) return EXIT.failure;
+        const report = await client.request<ImportReport>('POST', '/servers/import', documents);
+        print(io, options, report, importLines);
+        return report.failed > 0 ? EXIT.failure : EXIT.ok;
+      }),
+    );
+
+  servers
+    .command('export')
+    .description('print every server as server.json ({ "servers": [...] }), ready for import')
+    .addOption(gatewayUrlOption())
+    .action((options: GatewayOptions) =>
+      run(options, async (client) => {
+        io.stdout(`${JSON.stringify(await client.request('GET', '/servers/export'), null, 2)}\n`);
+        return EXIT.ok;
+      }),
+    );
+}
+
+async function runAgainstGateway(io: CliIo, options: GatewayOptions, action: Action): Promise<number> {
+  const baseUrl = options.url ?? io.env.MCP_GATEWAY_URL ?? DEFAULT_GATEWAY_URL;
+  if (!isHttpUrl(baseUrl)) {
+    io.stderr(`mcp-gateway: the gateway URL must be an http(s) URL (--url or MCP_GATEWAY_URL)\n`);
+    return EXIT.usage;
+  }
+  try {
+    return await action(new GatewayClient(baseUrl));
+  } catch (error) {
+    if (error instanceof GatewayApiError) {
+      io.stderr(problemLines(error.problem));
+      return EXIT.failure;
+    }
+    if (error instanceof GatewayUnreachableError) {
+      io.stderr(`mcp-gateway: ${error.message}\n`);
+      return EXIT.failure;
+    }
+    throw error;
+  }
+}
+
+async function listAll(client: GatewayClient, options: ListOptions): Promise<ServerView[]> {
+  const all: ServerView[] = [];
+  let cursor: string | undefined;
+  do {
+    const query = new URLSearchParams({ limit: '100' });
+    for (const [key, value] of Object.entries({ tag: options.tag, status: options.status, q: options.q, cursor })) {
+      if (value !== undefined) query.set(key, value);
+    }
+    const page = await client.request<ServerListDto>('GET', `/servers?${query.toString()}`);
+    all.push(...page.servers);
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor);
+  return all;
+}
+
+function registrationOf(options: AddOptions): Record<string, unknown> {
+  const optional = {
+    slug: options.slug,
+    title: options.title,
+    description: options.description,
+    version: options.serverVersion,
+    transport: options.transport,
+  };
+  return {
+    name: options.name,
+    url: options.serverUrl,
+    ...Object.fromEntries(Object.entries(optional).filter(([, value]) => value !== undefined)),
+    ...(options.tag.length ? { tags: options.tag } : {}),
+    ...(options.allowedRole.length ? { allowedRoles: options.allowedRole } : {}),
+  };
+}
+
+async function readJsonFile(io: CliIo, file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    io.stderr(`mcp-gateway: cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}\n`);
+    return undefined;
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    io.stderr(`mcp-gateway: ${file} is not JSON\n`);
+    return undefined;
+  }
+}
+
+function print<T>(io: CliIo, options: GatewayOptions, value: T, human: (value: T) => string): void {
+  io.stdout(options.json ? `${JSON.stringify(value, null, 2)}\n` : human(value));
+}
+
+function gatewayUrlOption(): Option {
+  return new Option(
+    '--url <gateway>',
+    `gateway base URL (env MCP_GATEWAY_URL, default ${DEFAULT_GATEWAY_URL})`,
+  ).argParser((value) => {
+    if (!isHttpUrl(value)) throw new InvalidArgumentError('must be an http(s) URL');
+    return value;
+  });
+}
+
+function jsonOption(): Option {
+  return new Option('--json', 'print the API response as JSON');
+}
+
+function isHttpUrl(value: string): boolean {
+  try {
+    return /^https?:$/.test(new URL(value).protocol);
+  } catch {
+    return false;
+  }
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}

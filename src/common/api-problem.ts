@@ -1,0 +1,47 @@
+import { applyDecorators } from '@nestjs/common';
+import { ApiExtraModels, ApiResponse, getSchemaPath } from '@nestjs/swagger';
+import { createZodDto } from 'nestjs-zod';
+import { z } from 'zod';
+import { PROBLEM_CONTENT_TYPE } from './problem-details.filter';
+
+const problemDetailsSchema = z.object({
+  type: z.string(),
+  title: z.string(),
+  status: z.number().int(),
+  detail: z.string(),
+  code: z
+    .string()
+    .describe(
+      'Stable code: validation_error, not_found, conflict, precondition_failed, unauthorized, forbidden, rate_limited, upstream_error, service_unavailable, server_error',
+    ),
+  instance: z.string().optional(),
+  errors: z
+    .array(z.object({ field: z.string(), message: z.string() }))
+    .optional()
+    .describe('One entry per invalid field (validation_error)'),
+  errorId: z.string().optional().describe('Only on 5xx: the id of the logged error'),
+});
+/** RFC 9457 problem details, as every `/api/v1` error is answered. */
+export class ProblemDetailsDto extends createZodDto(problemDetailsSchema) {}
+
+const DESCRIPTIONS: Record<number, string> = {
+  400: 'Invalid input (`validation_error`, with `errors[]`)',
+  404: 'No such resource (`not_found`)',
+  409: 'A unique field is taken (`conflict`)',
+  412: 'If-Match does not match the current ETag (`precondition_failed`)',
+  413: 'The body is larger than 1 MB',
+};
+
+/** Documents the problem+json answers a route can give. */
+export function ApiProblemResponses(...statuses: number[]): MethodDecorator & ClassDecorator {
+  return applyDecorators(
+    ApiExtraModels(ProblemDetailsDto),
+    ...statuses.map((status) =>
+      ApiResponse({
+        status,
+        description: DESCRIPTIONS[status] ?? 'Error',
+        content: { [PROBLEM_CONTENT_TYPE]: { schema: { $ref: getSchemaPath(ProblemDetailsDto) } } },
+      }),
+    ),
+  );
+}

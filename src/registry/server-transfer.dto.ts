@@ -1,0 +1,27 @@
+import { createZodDto } from 'nestjs-zod';
+import { z } from 'zod';
+import { serverJsonSchema } from './server-json';
+
+export const MAX_IMPORT_DOCUMENTS = 1000;
+
+export const importResultSchema = z.object({
+  index: z.number().int().describe('Position of the document in the request'),
+  name: z.string().nullable(),
+  result: z.enum(['created', 'updated', 'unchanged', 'failed']),
+  id: z.uuid().optional(),
+  errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+});
+export type ImportResult = z.infer<typeof importResultSchema>;
+
+export const importReportSchema = z.object({
+  results: z.array(importResultSchema),
+  created: z.number().int(),
+  updated: z.number().int(),
+  unchanged: z.number().int(),
+  failed: z.number().int(),
+});
+export type ImportReport = z.infer<typeof importReportSchema>;
+export class ImportReportDto extends createZodDto(importReportSchema) {}
+
+export const exportSchema = z.object({ servers: z.array(serverJsonSchema) });
+export class ServerExportDto extends createZodDto(exportSchema) {}

@@ -1,0 +1,136 @@
+import { createZodDto } from 'nestjs-zod';
+import { z } from 'zod';
+import { RESERVED_SLUGS } from './slug';
+import { REGISTERED_NAME } from './server-ref';
+import { SERVER_SLUG, serverStatusSchema, timeoutsSchema, transportSchema, upstreamAuthSchema } from './server.schema';
+
+/** Semver-ish, as server.json asks; ranges (`^1.2`, `>=1`, `1.*`) and `latest` are refused. */
+export const SERVER_VERSION = /^[0-9A-Za-z][0-9A-Za-z.+_-]*$/;
+export const TAG = /^[a-z0-9][a-z0-9-]{0,49}$/;
+/** Entra app role values: printable ASCII without spaces or commas. */
+export const ROLE = /^[\x21-\x2b\x2d-\x7e]{1,128}$/;
+export const DEFAULT_VERSION = '0.0.0';
+
+export const serverNameSchema = z
+  .string()
+  .min(3)
+  .max(200)
+  .regex(REGISTERED_NAME, 'must be a reverse-DNS name such as com.example/weather')
+  .describe('Reverse-DNS name, unique: `com.example/weather`');
+
+export const serverSlugSchema = z
+  .string()
+  .regex(SERVER_SLUG, 'must be 1-32 lowercase letters, digits and dashes, starting with a letter or digit')
+  .refine((slug) => !RESERVED_SLUGS.has(slug), 'is reserved')
+  .describe('Unique short name used in `/mcp/{slug}`; derived from the name when omitted');
+
+export const serverVersionSchema = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(SERVER_VERSION, 'must be a version such as 1.0.2 (no ranges)')
+  .refine((version) => version.toLowerCase() !== 'latest', 'must be a specific version, not "latest"');
+
+export const titleSchema = z.string().min(1).max(100);
+export const descriptionSchema = z.string().min(1).max(100);
+export const statusMessageSchema = z.string().min(1).max(500);
+export const upstreamUrlSchema = z.string().min(1).max(2048).describe('Upstream MCP endpoint (http or https)');
+
+const unique = <T>(items: T[]): T[] => [...new Set(items)];
+export const tagsSchema = z
+  .array(z.string().regex(TAG, 'must be 1-50 lowercase letters, digits and dashes'))
+  .max(20)
+  .overwrite(unique);
+export const allowedRolesSchema = z
+  .array(z.string().regex(ROLE, 'must be 1-128 printable characters without spaces or commas'))
+  .max(50)
+  .overwrite(unique)
+  .describe('Roles that may reach this server through /mcp');
+
+/** Everything a registration may set; what PUT replaces. */
+export const serverInputSchema = z
+  .object({
+    name: serverNameSchema,
+    slug: serverSlugSchema.optional(),
+    title: titleSchema.nullish(),
+    description: descriptionSchema.nullish(),
+    version: serverVersionSchema.default(DEFAULT_VERSION),
+    url: upstreamUrlSchema,
+    transport: transportSchema.default('streamable-http'),
+    auth: upstreamAuthSchema.default({ type: 'none' }),
+    tags: tagsSchema.default([]),
+    status: serverStatusSchema.default('active'),
+    statusMessage: statusMessageSchema.nullish(),
+    allowedRoles: allowedRolesSchema.default([]),
+    timeouts: timeoutsSchema.default({}),
+  })
+  .strict();
+export type ServerInput = z.output<typeof serverInputSchema>;
+export class ServerInputDto extends createZodDto(serverInputSchema) {}
+
+/** PATCH: the fields present replace the stored ones; `null` clears title, description and statusMessage. */
+export const serverPatchSchema = z
+  .object({
+    name: serverNameSchema.optional().describe('Cannot change; accepted when equal to the current name'),
+    slug: serverSlugSchema.optional(),
+    title: titleSchema.nullish(),
+    description: descriptionSchema.nullish(),
+    version: serverVersionSchema.optional(),
+    url: upstreamUrlSchema.optional(),
+    transport: transportSchema.optional(),
+    auth: upstreamAuthSchema.optional(),
+    tags: tagsSchema.optional(),
+    status: serverStatusSchema.optional(),
+    statusMessage: statusMessageSchema.nullish(),
+    allowedRoles: allowedRolesSchema.optional(),
+    timeouts: timeoutsSchema.optional(),
+  })
+  .strict();
+export type ServerPatch = z.output<typeof serverPatchSchema>;
+export class ServerPatchDto extends createZodDto(serverPatchSchema) {}
+
+export const serverViewSchema = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  slug: z.string(),
+  title: z.string().nullable(),
+  description: z.string().nullable(),
+  version: z.string(),
+  url: z.string(),
+  transport: transportSchema,
+  auth: upstreamAuthSchema,
+  tags: z.array(z.string()),
+  status: serverStatusSchema,
+  statusMessage: z.string().nullable(),
+  allowedRoles: z.array(z.string()),
+  timeouts: timeoutsSchema,
+  revision: z.number().int().describe('Bumped by every write; the ETag derives from id and revision'),
+  createdAt: z.iso.datetime(),
+  updatedAt: z.iso.datetime(),
+});
+/** A registered server as the API shows it (and as each version's record keeps it). */
+export type ServerView = z.infer<typeof serverViewSchema>;
+export class ServerDto extends createZodDto(serverViewSchema) {}
+
+export const serverListSchema = z.object({
+  servers: z.array(serverViewSchema),
+  nextCursor: z.string().nullable().describe('Pass as `cursor` for the next page; null on the last page'),
+});
+export class ServerListDto extends createZodDto(serverListSchema) {}
+
+export const listServersQuerySchema = z
+  .object({
+    limit: z
+      .string()
+      .regex(/^\d{1,3}$/, 'must be a whole number from 1 to 100')
+      .transform(Number)
+      .pipe(z.number().int().min(1, 'must be at least 1').max(100, 'must be at most 100'))
+      .optional()
+      .describe('Page size, 1-100 (default 30)'),
+    cursor: z.string().max(200).optional().describe('`nextCursor` of the previous page'),
+    tag: z.string().regex(TAG, 'must be a tag').optional().describe('Only servers with this tag'),
+    status: serverStatusSchema.optional(),
+    q: z.string().max(200).optional().describe('Case-insensitive substring of name, title or description'),
+  })
+  .strict();
+export class ListServersQueryDto extends createZodDto(listServersQuerySchema) {}

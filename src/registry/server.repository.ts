@@ -1,0 +1,242 @@
+import { Injectable } from '@nestjs/common';
+import { PrismaService } from '../database/prisma.service';
+import { Prisma, type Server as ServerRow, type ServerVersion as ServerVersionRow } from '../generated/prisma/client';
+import type { ListPosition } from './cursor';
+import { DuplicateServerError } from './registry.errors';
+import {
+  type ServerFields,
+  type ServerRecord,
+  type ServerVersionRecord,
+  sameFields,
+  fieldsOf,
+  toServerView,
+} from './server-record';
+import type { ServerRef } from './server-ref';
+import { serverViewSchema } from './server.dto';
+import { serverStatusSchema, timeoutsSchema, transportSchema, upstreamAuthSchema } from './server.schema';
+import { versionStatusSchema } from './server-version.dto';
+
+export interface ServerListFilter {
+  after?: ListPosition;
+  limit: number;
+  tag?: string;
+  status?: ServerFields['status'];
+  q?: string;
+}
+
+/** What an update did: nothing (the fields were already so) or a new revision. */
+export interface UpdateOutcome {
+  changed: boolean;
+  server: ServerRecord;
+}
+
+type Tx = Prisma.TransactionClient;
+
+/**
+ * Servers and their version history. Every write runs in one transaction
+ * with the version row it implies, so history never disagrees with the server.
+ */
+@Injectable()
+export class ServerRepository {
+  constructor(private readonly prisma: PrismaService) {}
+
+  async findByRef(ref: ServerRef): Promise<ServerRecord | undefined> {
+    const where: Prisma.ServerWhereUniqueInput =
+      ref.kind === 'id' ? { id: ref.id } : ref.kind === 'slug' ? { slug: ref.slug } : { name: ref.name };
+    const row = await this.prisma.server.findUnique({ where });
+    return row ? toRecord(row) : undefined;
+  }
+
+  async list(filter: ServerListFilter): Promise<ServerRecord[]> {
+    const and: Prisma.ServerWhereInput[] = [];
+    if (filter.tag) and.push({ tags: { has: filter.tag } });
+    if (filter.status) and.push({ status: filter.status });
+    if (filter.q) {
+      const contains = escapeLike(filter.q);
+      and.push({
+        OR: ['name', 'title', 'description'].map((field) => ({ [field]: { contains, mode: 'insensitive' } })),
+      });
+    }
+    if (filter.after) {
+      const { createdAt, id } = filter.after;
+      and.push({ OR: [{ createdAt: { gt: createdAt } }, { createdAt, id: { gt: id } }] });
+    }
+    const rows = await this.prisma.server.findMany({
+      where: { AND: and },
+      orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+      take: filter.limit,
+    });
+    return rows.map(toRecord);
+  }
+
+  /** Slugs in use that start with `prefix`, to pick a free derived one. */
+  async slugsStartingWith(prefix: string): Promise<Set<string>> {
+    const rows = await this.prisma.server.findMany({
+      where: { slug: { startsWith: escapeLike(prefix) } },
+      select: { slug: true },
+    });
+    return new Set(rows.map((row) => row.slug));
+  }
+
+  async create(fields: ServerFields): Promise<ServerRecord> {
+    return this.writing(() =>
+      this.prisma.$transaction(async (tx) => {
+        const server = toRecord(await tx.server.create({ data: fields }));
+        await writeVersion(tx, server);
+        return server;
+      }),
+    );
+  }
+
+  /**
+   * Applies `change` to the current fields under a row lock. `change` may
+   * throw (a failed precondition); returning equal fields writes nothing.
+   */
+  async update(id: string, change: (current: ServerRecord) => ServerFields): Promise<UpdateOutcome | undefined> {
+    return this.writing(() =>
+      this.prisma.$transaction(async (tx) => {
+        const current = await lockedServer(tx, id);
+        if (!current) return undefined;
+        const next = change(current);
+        if (sameFields(next, fieldsOf(current))) return { changed: false, server: current };
+        const row = await tx.server.update({
+          where: { id },
+          data: { ...next, revision: { increment: 1 } },
+        });
+        const server = toRecord(row);
+        await writeVersion(tx, server);
+        return { changed: true, server };
+      }),
+    );
+  }
+
+  /** Deletes the server; its latest version stays, marked `deleted`. */
+  async delete(id: string, check: (current: ServerRecord) => void): Promise<ServerRecord | undefined> {
+    return this.prisma.$transaction(async (tx) => {
+      const current = await lockedServer(tx, id);
+      if (!current) return undefined;
+      check(current);
+      await tx.server.delete({ where: { id } });
+      await tx.serverVersion.updateMany({
+        where: { name: current.name, isLatest: true },
+        data: { status: 'deleted' },
+      });
+      return current;
+    });
+  }
+
+  /** The name a server id had, also after the server was deleted. */
+  async nameOfServerId(id: string): Promise<string | undefined> {
+    const row = await this.prisma.serverVersion.findFirst({
+      where: { serverId: id },
+      orderBy: { updatedAt: 'desc' },
+      select: { name: true },
+    });
+    return row?.name;
+  }
+
+  async versionsOf(name: string): Promise<ServerVersionRecord[]> {
+    const rows = await this.prisma.serverVersion.findMany({
+      where: { name },
+      orderBy: [{ isLatest: 'desc' }, { publishedAt: 'desc' }, { version: 'desc' }],
+    });
+    return rows.map(toVersionRecord);
+  }
+
+  async versionOf(name: string, version: string): Promise<ServerVersionRecord | undefined> {
+    const row = await this.prisma.serverVersion.findUnique({ where: { name_version: { name, version } } });
+    return row ? toVersionRecord(row) : undefined;
+  }
+
+  /** Turns a unique violation into a DuplicateServerError naming the field. */
+  private async writing<T>(write: () => Promise<T>): Promise<T> {
+    try {
+      return await write();
+    } catch (error) {
+      const field = duplicateFieldOf(error);
+      if (field) throw new DuplicateServerError(field);
+      throw error;
+    }
+  }
+}
+
+async function lockedServer(tx: Tx, id: string): Promise<ServerRecord | undefined> {
+  await tx.$queryRaw`SELECT id FROM servers WHERE id = ${id}::uuid FOR UPDATE`;
+  const row = await tx.server.findUnique({ where: { id } });
+  return row ? toRecord(row) : undefined;
+}
+
+/**
+ * Records the server as the latest version of its name: a new version
+ * demotes the previous latest row; the same version rewrites its row. A name
+ * re-registered after deletion takes its old (name, version) row over.
+ */
+async function writeVersion(tx: Tx, server: ServerRecord): Promise<void> {
+  const record = toServerView(server) as unknown as Prisma.InputJsonValue;
+  await tx.serverVersion.updateMany({
+    where: { name: server.name, isLatest: true, NOT: { version: server.version } },
+    data: { isLatest: false },
+  });
+  await tx.serverVersion.upsert({
+    where: { name_version: { name: server.name, version: server.version } },
+    create: {
+      serverId: server.id,
+      name: server.name,
+      version: server.version,
+      record,
+      status: server.status,
+      isLatest: true,
+    },
+    update: { serverId: server.id, record, status: server.status, isLatest: true },
+  });
+}
+
+function toRecord(row: ServerRow): ServerRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    slug: row.slug,
+    title: row.title,
+    description: row.description,
+    version: row.version,
+    url: row.url,
+    transport: transportSchema.parse(row.transport),
+    auth: upstreamAuthSchema.parse(row.auth),
+    tags: row.tags,
+    status: serverStatusSchema.parse(row.status),
+    statusMessage: row.statusMessage,
+    allowedRoles: row.allowedRoles,
+    timeouts: timeoutsSchema.parse(row.timeouts),
+    revision: row.revision,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  };
+}
+
+function toVersionRecord(row: ServerVersionRow): ServerVersionRecord {
+  return {
+    serverId: row.serverId,
+    name: row.name,
+    version: row.version,
+    record: serverViewSchema.parse(row.record),
+    status: versionStatusSchema.parse(row.status),
+    isLatest: row.isLatest,
+    publishedAt: row.publishedAt,
+    updatedAt: row.updatedAt,
+  };
+}
+
+/** `%`, `_` and `\` match themselves (Prisma's `contains` passes them to LIKE as they are). */
+export function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (char) => `\\${char}`);
+}
+
+/** The unique field a Prisma P2002 names, across the pg and PGlite adapters. */
+function duplicateFieldOf(error: unknown): 'name' | 'slug' | 'version' | undefined {
+  if (!(error instanceof Prisma.PrismaClientKnownRequestError) || error.code !== 'P2002') return undefined;
+  const text = JSON.stringify(error.meta ?? {}) + error.message;
+  if (/servers_slug_key|"slug"/.test(text)) return 'slug';
+  if (/servers_name_key|"name"\]|servers_name/.test(text)) return 'name';
+  if (/server_versions_name_version_key/.test(text)) return 'version';
+  return undefined;
+}
