@@ -29,6 +29,7 @@ function record(overrides: Partial<ServerRecord> = {}): ServerRecord {
     statusMessage: null,
     allowedRoles: [],
     timeouts: {},
+    toolRules: {},
     revision: 1,
     createdAt: new Date('2026-01-01T00:00:00.000Z'),
     updatedAt: new Date('2026-01-01T00:00:00.000Z'),

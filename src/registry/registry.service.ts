@@ -220,5 +220,6 @@ function fieldsFromInput(input: ServerInput, slug: string): ServerFields {
     statusMessage: input.statusMessage ?? null,
     allowedRoles: input.allowedRoles,
     timeouts: input.timeouts,
+    toolRules: input.toolRules,
   };
 }

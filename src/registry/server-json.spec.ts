@@ -23,6 +23,7 @@ const view: ServerView = {
   statusMessage: 'use v2',
   allowedRoles: ['dev'],
   timeouts: { requestMs: 1000 },
+  toolRules: { deny: ['delete_*'] },
   revision: 4,
   createdAt: '2026-01-01T00:00:00.000Z',
   updatedAt: '2026-01-02T00:00:00.000Z',
@@ -51,6 +52,7 @@ describe('server.json mapping', () => {
           statusMessage: 'use v2',
           allowedRoles: ['dev'],
           timeouts: { requestMs: 1000 },
+          toolRules: { deny: ['delete_*'] },
         },
       },
     });

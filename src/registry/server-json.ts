@@ -17,6 +17,7 @@ import {
   GATEWAY_META_KEY,
   serverStatusSchema,
   timeoutsSchema,
+  toolRulesSchema,
   transportSchema,
   type UpstreamTransport,
   upstreamAuthSchema,
@@ -35,6 +36,7 @@ export const gatewaySettingsSchema = z
     statusMessage: statusMessageSchema.nullish(),
     allowedRoles: allowedRolesSchema.optional(),
     timeouts: timeoutsSchema.optional(),
+    toolRules: toolRulesSchema.optional(),
   })
   .strict();
 export type GatewaySettings = z.output<typeof gatewaySettingsSchema>;
@@ -145,6 +147,7 @@ export function toServerJson(server: ServerView): ServerJson {
         ...(server.statusMessage !== null ? { statusMessage: server.statusMessage } : {}),
         allowedRoles: server.allowedRoles,
         timeouts: server.timeouts,
+        toolRules: server.toolRules,
       },
     },
   };

@@ -1,5 +1,5 @@
 import type { ServerView } from './server.dto';
-import type { ServerStatus, ServerTimeouts, UpstreamAuth, UpstreamTransport } from './server.schema';
+import type { ServerStatus, ServerTimeouts, ToolRules, UpstreamAuth, UpstreamTransport } from './server.schema';
 import type { VersionDetail, VersionStatus, VersionSummary } from './server-version.dto';
 
 /** The writable fields of a server, fully resolved (what a write stores). */
@@ -17,6 +17,7 @@ export interface ServerFields {
   statusMessage: string | null;
   allowedRoles: string[];
   timeouts: ServerTimeouts;
+  toolRules: ToolRules;
 }
 
 /** A stored server, as the repository returns it. */
@@ -55,6 +56,7 @@ export function toServerView(server: ServerRecord): ServerView {
     statusMessage: server.statusMessage,
     allowedRoles: server.allowedRoles,
     timeouts: server.timeouts,
+    toolRules: server.toolRules,
     revision: server.revision,
     createdAt: server.createdAt.toISOString(),
     updatedAt: server.updatedAt.toISOString(),

@@ -130,6 +130,7 @@ function merged(current: ServerFields, server: ImportedServer): ServerFields {
     statusMessage: settings.statusMessage === undefined ? current.statusMessage : settings.statusMessage,
     allowedRoles: settings.allowedRoles ?? current.allowedRoles,
     timeouts: settings.timeouts ?? current.timeouts,
+    toolRules: settings.toolRules ?? current.toolRules,
   };
 }
 

@@ -2,7 +2,14 @@ import { createZodDto } from 'nestjs-zod';
 import { z } from 'zod';
 import { RESERVED_SLUGS } from './slug';
 import { REGISTERED_NAME } from './server-ref';
-import { SERVER_SLUG, serverStatusSchema, timeoutsSchema, transportSchema, upstreamAuthSchema } from './server.schema';
+import {
+  SERVER_SLUG,
+  serverStatusSchema,
+  timeoutsSchema,
+  toolRulesSchema,
+  transportSchema,
+  upstreamAuthSchema,
+} from './server.schema';
 
 /** Semver-ish, as server.json asks; ranges (`^1.2`, `>=1`, `1.*`) and `latest` are refused. */
 export const SERVER_VERSION = /^[0-9A-Za-z][0-9A-Za-z.+_-]*$/;
@@ -63,6 +70,7 @@ export const serverInputSchema = z
     statusMessage: statusMessageSchema.nullish(),
     allowedRoles: allowedRolesSchema.default([]),
     timeouts: timeoutsSchema.default({}),
+    toolRules: toolRulesSchema.default({}),
   })
   .strict();
 export type ServerInput = z.output<typeof serverInputSchema>;
@@ -84,6 +92,7 @@ export const serverPatchSchema = z
     statusMessage: statusMessageSchema.nullish(),
     allowedRoles: allowedRolesSchema.optional(),
     timeouts: timeoutsSchema.optional(),
+    toolRules: toolRulesSchema.optional(),
   })
   .strict();
 export type ServerPatch = z.output<typeof serverPatchSchema>;
@@ -104,6 +113,7 @@ export const serverViewSchema = z.object({
   statusMessage: z.string().nullable(),
   allowedRoles: z.array(z.string()),
   timeouts: timeoutsSchema,
+  toolRules: toolRulesSchema,
   revision: z.number().int().describe('Bumped by every write; the ETag derives from id and revision'),
   createdAt: z.iso.datetime(),
   updatedAt: z.iso.datetime(),

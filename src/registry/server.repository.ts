@@ -13,7 +13,13 @@ import {
 } from './server-record';
 import type { ServerRef } from './server-ref';
 import { serverViewSchema } from './server.dto';
-import { serverStatusSchema, timeoutsSchema, transportSchema, upstreamAuthSchema } from './server.schema';
+import {
+  serverStatusSchema,
+  timeoutsSchema,
+  toolRulesSchema,
+  transportSchema,
+  upstreamAuthSchema,
+} from './server.schema';
 import { versionStatusSchema } from './server-version.dto';
 
 export interface ServerListFilter {
@@ -207,6 +213,7 @@ function toRecord(row: ServerRow): ServerRecord {
     statusMessage: row.statusMessage,
     allowedRoles: row.allowedRoles,
     timeouts: timeoutsSchema.parse(row.timeouts),
+    toolRules: toolRulesSchema.parse(row.toolRules),
     revision: row.revision,
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
