@@ -1,0 +1,563 @@
+import request, { type Response } from 'supertest';
+import { PrismaService } from '../src/database/prisma.service';
+import { startTestGateway, type TestGateway } from './support/gateway';
+import { assertValid, officialSchemas } from './support/official-registry-schemas';
+import { type SeededServer, ServerVersionFactory } from './support/server-version-factory';
+
+const PUBLIC_URL = 'https://gw.example.com';
+const BASE = '/api/v1/registry/v0.1';
+const OFFICIAL = 'io.modelcontextprotocol.registry/official';
+const GATEWAY = 'io.mcp-gateway/server';
+const SCHEMA_URL = 'https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json';
+
+/** A ServerResponse as these tests read it (each body is first checked against the official schema). */
+interface Entry {
+  server: { name: string; version: string; title?: string; description: string };
+  _meta: {
+    [OFFICIAL]: { status: string; statusMessage?: string; publishedAt: string; updatedAt: string; isLatest: boolean };
+    [GATEWAY]: { slug?: string; url?: string; health: string; toolCount: number; requiredRoles: string[] };
+  };
+}
+interface EntryList {
+  servers: Entry[];
+  metadata: { nextCursor?: string; count: number };
+}
+interface ErrorBody {
+  error: string;
+  title: string;
+  status: number;
+  detail: string;
+  errors?: { location: string; message: string }[];
+}
+
+describe('official MCP Registry read API (v0.1)', () => {
+  let gw: TestGateway;
+  let seed: ServerVersionFactory;
+  /** Every server seeded, so the last test can check that no answer carried an upstream's address or secret. */
+  const seeded: SeededServer[] = [];
+  /** Every body answered, as text. */
+  const answered: string[] = [];
+
+  beforeAll(async () => {
+    gw = await startTestGateway('services', { PUBLIC_URL });
+    seed = new ServerVersionFactory(gw.gateway.app.get(PrismaService));
+  });
+
+  afterAll(async () => {
+    await seed?.cleanup();
+    await gw?.close();
+  });
+
+  async function server(...args: Parameters<ServerVersionFactory['server']>): Promise<SeededServer> {
+    const created = await seed.server(...args);
+    seeded.push(created);
+    return created;
+  }
+
+  async function get(path: string): Promise<Response> {
+    const res = await request(gw.url).get(path);
+    answered.push(res.text);
+    expect(res.status).toBeLessThan(500);
+    return res;
+  }
+
+  /** A ServerList, checked against the official schema. */
+  async function list(path: string): Promise<EntryList> {
+    const res = await get(path);
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+    assertValid(officialSchemas.serverList, res.body, `GET ${path}`);
+    const body = res.body as EntryList;
+    expect(body.metadata.count).toBe(body.servers.length);
+    return body;
+  }
+
+  async function one(path: string): Promise<Entry> {
+    const res = await get(path);
+    expect(res.status).toBe(200);
+    assertValid(officialSchemas.serverResponse, res.body, `GET ${path}`);
+    return res.body as Entry;
+  }
+
+  /** An error in the spec's shape: `{ error }` as application/json. */
+  async function failing(path: string, status: number): Promise<ErrorBody> {
+    const res = await get(path);
+    expect({ path, status: res.status }).toEqual({ path, status });
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+    assertValid(officialSchemas.errorBody, res.body, `GET ${path}`);
+    expect(res.body).toMatchObject({ error: expect.any(String), status });
+    return res.body as ErrorBody;
+  }
+
+  const encoded = (name: string) => encodeURIComponent(name);
+  const search = (text: string) => `${BASE}/servers?search=${encodeURIComponent(text)}`;
+  const entries = (body: EntryList) => body.servers.map((entry) => `${entry.server.name}@${entry.server.version}`);
+
+  it('lists every version as a ServerList entry whose only remote is the gateway', async () => {
+    const github = await server({
+      last: 'github',
+      title: 'GitHub',
+      description: 'Issues and pull requests',
+      allowedRoles: ['mcp.github'],
+      health: 'healthy',
+      tools: 3,
+    });
+    const jira = await server({ last: 'jira', versions: [{ version: '1.0.0' }, { version: '2.0.0' }] });
+
+    const body = await list(search(seed.namespace));
+    expect(entries(body)).toEqual([`${github.name}@1.0.0`, `${jira.name}@1.0.0`, `${jira.name}@2.0.0`]);
+    expect(body.metadata).toEqual({ count: 3 });
+
+    const [first, , last] = body.servers;
+    expect(first?.server).toEqual({
+      $schema: SCHEMA_URL,
+      name: github.name,
+      title: 'GitHub',
+      description: 'Issues and pull requests',
+      version: '1.0.0',
+      remotes: [{ type: 'streamable-http', url: `${PUBLIC_URL}/mcp/${github.slug}` }],
+    });
+    assertValid(officialSchemas.serverJson, first?.server, 'server.json');
+    expect(first?._meta[OFFICIAL]).toEqual({
+      status: 'active',
+      publishedAt: expect.stringMatching(/Z$/),
+      updatedAt: expect.stringMatching(/Z$/),
+      isLatest: true,
+    });
+    expect(first?._meta[GATEWAY]).toEqual({
+      slug: github.slug,
+      url: `${PUBLIC_URL}/mcp/${github.slug}`,
+      health: 'healthy',
+      toolCount: 3,
+      requiredRoles: ['mcp.github'],
+    });
+    // A server the prober has not reached yet, with no tools synced and open to every caller.
+    expect(last?._meta[GATEWAY]).toEqual({
+      slug: jira.slug,
+      url: `${PUBLIC_URL}/mcp/${jira.slug}`,
+      health: 'unknown',
+      toolCount: 0,
+      requiredRoles: [],
+    });
+    expect(body.servers.map((entry) => entry._meta[OFFICIAL].isLatest)).toEqual([true, false, true]);
+  });
+
+  it('describes a server registered without a description by its title or name, within the schema limits', async () => {
+    const bare = await server({ last: 'bare', title: null, description: null });
+    const titled = await server({ last: 'titled', title: 'Only a title', description: '   ' });
+    const wordy = await server({ last: 'wordy', title: 'T'.repeat(150), description: 'é'.repeat(150) });
+
+    const byName = new Map((await list(search(seed.namespace))).servers.map((entry) => [entry.server.name, entry]));
+    expect(byName.get(bare.name)?.server.description).toBe(bare.name);
+    expect(byName.get(bare.name)?.server).not.toHaveProperty('title');
+    expect(byName.get(titled.name)?.server.description).toBe('Only a title');
+    const long = byName.get(wordy.name)?.server;
+    expect([...(long?.description ?? '')]).toHaveLength(100);
+    expect(long?.description.endsWith('…')).toBe(true);
+    expect([...(long?.title ?? '')]).toHaveLength(100);
+  });
+
+  it('searches a substring of the name, case-insensitively, and nothing else', async () => {
+    const alpha = await server({ last: 'Alpha-Search' });
+    await server({ last: 'beta', description: 'mentions alpha-search in its description only' });
+
+    expect(entries(await list(search('alpha-SEARCH')))).toEqual([`${alpha.name}@1.0.0`]);
+    expect(entries(await list(search(`${seed.namespace}/alpha-search`)))).toEqual([`${alpha.name}@1.0.0`]);
+    // LIKE wildcards are plain characters here.
+    expect((await list(search(`${seed.namespace}%`))).servers).toEqual([]);
+    expect((await list(search(`${seed.namespace}/_lpha`))).servers).toEqual([]);
+  });
+
+  it('pages through a stable order with opaque cursors', async () => {
+    for (let i = 0; i < 5; i++) await server({ last: `page-${i}` });
+    const all = entries(await list(`${search(`${seed.namespace}/page-`)}&limit=100`));
+    expect(all).toHaveLength(5);
+
+    const pages: string[][] = [];
+    let cursor: string | undefined;
+    do {
+      const body = await list(
+        `${search(`${seed.namespace}/page-`)}&limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+      );
+      pages.push(entries(body));
+      cursor = body.metadata.nextCursor;
+      if (cursor) expect(cursor).toMatch(/^[A-Za-z0-9_-]+$/);
+    } while (cursor);
+    expect(pages.map((page) => page.length)).toEqual([2, 2, 1]);
+    expect(pages.flat()).toEqual(all);
+
+    // The same cursor gives the same page.
+    const first = await list(`${search(`${seed.namespace}/page-`)}&limit=2`);
+    const again = await list(
+      `${search(`${seed.namespace}/page-`)}&limit=2&cursor=${encodeURIComponent(first.metadata.nextCursor ?? '')}`,
+    );
+    expect(entries(again)).toEqual(pages[1]);
+  });
+
+  it('defaults to 30 entries a page', async () => {
+    for (let i = 0; i < 31; i++) await server({ last: `many-${String(i).padStart(2, '0')}` });
+    const body = await list(search(`${seed.namespace}/many-`));
+    expect(body.metadata.count).toBe(30);
+    expect(body.metadata.nextCursor).toEqual(expect.any(String));
+  });
+
+  it('filters by updated_since (RFC 3339, with any offset) and then includes deleted servers', async () => {
+    const stale = await server({ last: 'since-stale' });
+    const fresh = await server({ last: 'since-fresh' });
+    const gone = await server({ last: 'since-gone', deleted: true });
+    await seed.touch(stale.name, '1.0.0', new Date('2024-01-01T00:00:00Z'));
+    await seed.touch(fresh.name, '1.0.0', new Date('2025-06-01T12:00:00Z'));
+    await seed.touch(gone.name, '1.0.0', new Date('2025-06-01T12:00:00Z'));
+    const since = (value: string) => `${search(`${seed.namespace}/since-`)}&updated_since=${encodeURIComponent(value)}`;
+
+    const body = await list(since('2025-01-01T00:00:00Z'));
+    expect(entries(body)).toEqual([`${fresh.name}@1.0.0`, `${gone.name}@1.0.0`]);
+    expect(body.servers.map((entry) => entry._meta[OFFICIAL].status)).toEqual(['active', 'deleted']);
+    expect(entries(await list(since('2025-06-01T13:00:00.000+02:00')))).toEqual([
+      `${fresh.name}@1.0.0`,
+      `${gone.name}@1.0.0`,
+    ]);
+    // Strictly after: an entry updated at that very instant is not repeated.
+    expect((await list(since('2025-06-01T12:00:00Z'))).servers).toEqual([]);
+    // A '+' sent unencoded arrives as a space; it is read as the '+' it was.
+    const plain = await list(`${search(`${seed.namespace}/since-`)}&updated_since=2025-01-01T00:00:00+01:00`);
+    expect(plain.metadata.count).toBe(2);
+  });
+
+  it('filters by version: latest, an exact version, or every version', async () => {
+    const multi = await server({ last: 'multi', versions: [{ version: '1.0.0' }, { version: '1.1.0' }] });
+    const single = await server({ last: 'single', versions: [{ version: '1.0.0' }] });
+    const base = `${search(`${seed.namespace}/`)}&limit=100`;
+
+    const latest = await list(`${search(`${seed.namespace}/multi`)}&version=latest`);
+    expect(entries(latest)).toEqual([`${multi.name}@1.1.0`]);
+    const exact = await list(`${base}&version=1.0.0`);
+    expect(entries(exact)).toEqual(expect.arrayContaining([`${multi.name}@1.0.0`, `${single.name}@1.0.0`]));
+    expect(entries(exact).every((entry) => entry.endsWith('@1.0.0'))).toBe(true);
+    expect(entries(await list(search(`${seed.namespace}/multi`)))).toEqual([
+      `${multi.name}@1.0.0`,
+      `${multi.name}@1.1.0`,
+    ]);
+    expect((await list(`${search(`${seed.namespace}/multi`)}&version=9.9.9`)).servers).toEqual([]);
+  });
+
+  it('hides deleted servers unless include_deleted, then marks them deleted', async () => {
+    const gone = await server({
+      last: 'deleted-one',
+      versions: [{ version: '1.0.0' }, { version: '2.0.0' }],
+      deleted: true,
+    });
+    const path = search(`${seed.namespace}/deleted-`);
+
+    expect((await list(path)).servers).toEqual([]);
+    expect((await list(`${path}&include_deleted=false`)).servers).toEqual([]);
+    const shown = await list(`${path}&include_deleted=true`);
+    expect(entries(shown)).toEqual([`${gone.name}@1.0.0`, `${gone.name}@2.0.0`]);
+    // Every version of a deleted server is deleted, not only the row the registry marked.
+    expect(shown.servers.map((entry) => entry._meta[OFFICIAL].status)).toEqual(['deleted', 'deleted']);
+    expect(shown.servers[1]?._meta[GATEWAY]).toMatchObject({ health: 'unknown', toolCount: 0 });
+
+    await failing(`${BASE}/servers/${encoded(gone.name)}/versions`, 404);
+    await failing(`${BASE}/servers/${encoded(gone.name)}/versions/latest`, 404);
+    expect((await list(`${BASE}/servers/${encoded(gone.name)}/versions?include_deleted=true`)).metadata.count).toBe(2);
+    const latest = await one(`${BASE}/servers/${encoded(gone.name)}/versions/latest?include_deleted=true`);
+    expect(latest._meta[OFFICIAL]).toMatchObject({ status: 'deleted', isLatest: true });
+  });
+
+  it('never shows a disabled server, in any list or lookup', async () => {
+    const off = await server({
+      last: 'disabled-one',
+      status: 'disabled',
+      versions: [{ version: '1.0.0' }, { version: '2.0.0' }],
+    });
+    // Versions published while the server was active stay hidden once it is disabled.
+    const laterOff = await server({
+      last: 'disabled-later',
+      status: 'disabled',
+      versions: [{ version: '1.0.0', status: 'active' }, { version: '2.0.0' }],
+    });
+    const path = search(`${seed.namespace}/disabled-`);
+
+    expect((await list(path)).servers).toEqual([]);
+    expect((await list(`${path}&include_deleted=true`)).servers).toEqual([]);
+    expect((await list(`${path}&updated_since=2000-01-01T00:00:00Z`)).servers).toEqual([]);
+    for (const { name } of [off, laterOff]) {
+      expect(await failing(`${BASE}/servers/${encoded(name)}/versions`, 404)).toMatchObject({
+        error: 'Server not found',
+      });
+      await failing(`${BASE}/servers/${encoded(name)}/versions/latest`, 404);
+      await failing(`${BASE}/servers/${encoded(name)}/versions/1.0.0?include_deleted=true`, 404);
+    }
+  });
+
+  it('maps a deprecated server to the official deprecated status with its message', async () => {
+    const old = await server({
+      last: 'deprecated-one',
+      status: 'deprecated',
+      statusMessage: 'Use com.example/new instead',
+      versions: [{ version: '1.0.0', status: 'active' }, { version: '2.0.0' }],
+    });
+    const body = await list(search(`${seed.namespace}/deprecated-`));
+    expect(entries(body)).toEqual([`${old.name}@1.0.0`, `${old.name}@2.0.0`]);
+    for (const entry of body.servers) {
+      expect(entry._meta[OFFICIAL]).toMatchObject({
+        status: 'deprecated',
+        statusMessage: 'Use com.example/new instead',
+      });
+    }
+    const latest = await one(`${BASE}/servers/${encoded(old.name)}/versions/latest`);
+    expect(latest._meta[OFFICIAL]).toMatchObject({ status: 'deprecated', isLatest: true });
+  });
+
+  it('lists the versions of one server, newest publication first', async () => {
+    const versioned = await server({
+      last: 'versioned',
+      versions: [
+        { version: '1.0.0', publishedAt: new Date('2025-01-01T00:00:00Z') },
+        { version: '1.10.0', publishedAt: new Date('2025-03-01T00:00:00Z') },
+        { version: '1.9.0', publishedAt: new Date('2025-02-01T00:00:00Z') },
+      ],
+    });
+    const body = await list(`${BASE}/servers/${encoded(versioned.name)}/versions`);
+    expect(body.servers.map((entry) => entry.server.version)).toEqual(['1.10.0', '1.9.0', '1.0.0']);
+    expect(body.metadata).toEqual({ count: 3 });
+    expect(body.servers.map((entry) => entry._meta[OFFICIAL].publishedAt)).toEqual([
+      '2025-03-01T00:00:00.000Z',
+      '2025-02-01T00:00:00.000Z',
+      '2025-01-01T00:00:00.000Z',
+    ]);
+    // The latest is the one the registry marked, whatever the order of publication.
+    expect(body.servers.map((entry) => entry._meta[OFFICIAL].isLatest)).toEqual([false, true, false]);
+  });
+
+  it('looks up one version, `latest` included, with the version URL-encoded', async () => {
+    const built = await server({
+      last: 'built',
+      versions: [{ version: '1.0.0' }, { version: '1.0.0+20130313144700' }, { version: '2.0.0-beta.1' }],
+    });
+    const at = (version: string) => `${BASE}/servers/${encoded(built.name)}/versions/${encodeURIComponent(version)}`;
+
+    expect((await one(at('1.0.0'))).server.version).toBe('1.0.0');
+    const withBuild = await one(at('1.0.0+20130313144700'));
+    expect(withBuild.server.version).toBe('1.0.0+20130313144700');
+    expect(withBuild._meta[OFFICIAL].isLatest).toBe(false);
+    const latest = await one(at('latest'));
+    expect(latest.server).toMatchObject({ name: built.name, version: '2.0.0-beta.1' });
+    expect(latest._meta[OFFICIAL].isLatest).toBe(true);
+    expect(latest._meta[GATEWAY].url).toBe(`${PUBLIC_URL}/mcp/${built.slug}`);
+
+    expect(await failing(at('3.0.0'), 404)).toEqual({
+      error: 'Server version not found',
+      title: 'Not Found',
+      status: 404,
+      detail: 'Server version not found',
+    });
+    expect(await failing(`${BASE}/servers/${encoded(`${seed.namespace}/nobody`)}/versions/latest`, 404)).toEqual({
+      error: 'Server not found',
+      title: 'Not Found',
+      status: 404,
+      detail: 'Server not found',
+    });
+    await failing(`${BASE}/servers/${encoded(`${seed.namespace}/nobody`)}/versions`, 404);
+  });
+
+  it('matches an encoded name as one path segment and a raw slash never', async () => {
+    const named = await server({ last: 'segment' });
+    const [namespace, last] = named.name.split('/') as [string, string];
+
+    expect((await list(`${BASE}/servers/${namespace}%2F${last}/versions`)).metadata.count).toBe(1);
+    expect((await list(`${BASE}/servers/${namespace}%2f${last}/versions`)).metadata.count).toBe(1);
+    expect((await one(`${BASE}/servers/${namespace}%2F${last}/versions/1.0.0`)).server.name).toBe(named.name);
+
+    // A raw slash splits the name into two segments: no route of the facade takes that.
+    for (const path of [
+      `${BASE}/servers/${namespace}/${last}/versions`,
+      `${BASE}/servers/${namespace}/${last}/versions/1.0.0`,
+      `${BASE}/servers/${namespace}/versions/${last}`,
+    ]) {
+      const res = await get(path);
+      expect(res.status).toBe(404);
+      expect(res.text).not.toContain(named.slug);
+    }
+    // Encoded twice, the name is not a name.
+    await failing(`${BASE}/servers/${namespace}%252F${last}/versions`, 404);
+  });
+
+  it('allows GET from any origin on these routes only, with preflight', async () => {
+    const named = await server({ last: 'cors' });
+    const origin = 'https://vscode.dev';
+
+    const listed = await request(gw.url).get(search(named.name)).set('origin', origin).expect(200);
+    expect(listed.headers['access-control-allow-origin']).toBe('*');
+    expect(listed.headers['access-control-allow-credentials']).toBeUndefined();
+    const missing = await request(gw.url).get(`${BASE}/servers/com.example%2Fnone/versions`).set('origin', origin);
+    expect(missing.status).toBe(404);
+    expect(missing.headers['access-control-allow-origin']).toBe('*');
+
+    for (const path of [`${BASE}/servers`, `${BASE}/servers/${encoded(named.name)}/versions/latest`]) {
+      const preflight = await request(gw.url)
+        .options(path)
+        .set('origin', origin)
+        .set('access-control-request-method', 'GET')
+        .set('access-control-request-headers', 'accept, x-request-id');
+      expect(preflight.status).toBe(204);
+      expect(preflight.headers).toMatchObject({
+        'access-control-allow-origin': '*',
+        'access-control-allow-methods': 'GET, HEAD, OPTIONS',
+        'access-control-allow-headers': 'accept, x-request-id',
+      });
+      expect(preflight.text).toBe('');
+    }
+    // A hostile header list is not echoed.
+    const hostile = await request(gw.url)
+      .options(`${BASE}/servers`)
+      .set('origin', origin)
+      .set('access-control-request-method', 'GET')
+      .set('access-control-request-headers', 'x-a\tx, <script>');
+    expect(hostile.status).toBe(204);
+    expect(hostile.headers['access-control-allow-headers']).toBeUndefined();
+
+    // The rest of /api/v1 is not opened to browsers.
+    const api = await request(gw.url).get('/api/v1').set('origin', origin).expect(200);
+    expect(api.headers['access-control-allow-origin']).toBeUndefined();
+    const apiPreflight = await request(gw.url)
+      .options('/api/v1')
+      .set('origin', origin)
+      .set('access-control-request-method', 'GET');
+    expect(apiPreflight.status).toBe(404);
+    expect(apiPreflight.headers['access-control-allow-origin']).toBeUndefined();
+    const lookalike = await request(gw.url).get('/api/v1/registry/v0.10/servers').set('origin', origin);
+    expect(lookalike.status).toBe(404);
+    expect(lookalike.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
+  it('answers bad input with a 4xx in the spec error shape, never a 5xx', async () => {
+    const named = await server({ last: 'bad-input' });
+    const at = `${BASE}/servers/${encoded(named.name)}/versions`;
+    const notCursor = Buffer.from(JSON.stringify(['not a name', '1'])).toString('base64url');
+    const notPair = Buffer.from(JSON.stringify([`${seed.namespace}/x`, 1])).toString('base64url');
+    const badRequests = [
+      '?cursor=garbage!',
+      '?cursor=bm90IGpzb24',
+      `?cursor=${notCursor}`,
+      `?cursor=${notPair}`,
+      `?cursor=${'A'.repeat(2000)}`,
+      '?limit=0',
+      '?limit=abc',
+      '?limit=10000',
+      '?limit=-1',
+      '?limit=1.5',
+      '?limit=101',
+      '?limit=1&limit=2',
+      '?updated_since=yesterday',
+      '?updated_since=2025-13-01T00:00:00Z',
+      '?updated_since=2025-02-30T00:00:00Z',
+      '?updated_since=2025-01-01T00:00:00',
+      '?updated_since=2025-01-01T24:00:00Z',
+      '?include_deleted=maybe',
+      '?search=%00',
+      `?search=${'x'.repeat(300)}`,
+      '?version=%00',
+      `?version=${'9'.repeat(300)}`,
+    ];
+    for (const query of badRequests) {
+      const body = await failing(`${BASE}/servers${query}`, 400);
+      expect(body.title).toBe('Bad Request');
+      expect(body.errors?.[0]?.location).toMatch(/^query\./);
+    }
+    expect((await failing(`${BASE}/servers?limit=0`, 400)).error).toMatch(/^limit: /);
+
+    const notFound = [
+      `${BASE}/servers/..%2F..%2Fetc/versions`,
+      `${BASE}/servers/..%2F../versions/latest`,
+      `${BASE}/servers/%00/versions`,
+      `${BASE}/servers/com.example%2F%00/versions/latest`,
+      `${BASE}/servers/${'a'.repeat(300)}%2Fb/versions`,
+      `${BASE}/servers/com.example%2F${'b'.repeat(300)}/versions/latest`,
+      `${BASE}/servers/%20/versions`,
+      `${at}/%00`,
+      `${at}/${'9'.repeat(300)}`,
+      `${at}/..%2F..`,
+      `${at}/1.0.0%0A`,
+    ];
+    for (const path of notFound) await failing(path, 404);
+    await failing(`${at}?include_deleted=perhaps`, 400);
+
+    // Malformed percent-encoding never reaches the facade: the router refuses it, still not with a 5xx.
+    for (const path of [`${BASE}/servers/%E0%A4%A/versions`, `${at}/%ZZ`]) {
+      expect((await get(path)).status).toBe(400);
+    }
+
+    await request(gw.url).get('/health/live').expect(200);
+  });
+
+  it('is described in the OpenAPI document', async () => {
+    const doc = await request(gw.url).get('/docs-json').expect(200);
+    expect(Object.keys(doc.body.paths)).toEqual(
+      expect.arrayContaining([
+        `${BASE}/servers`,
+        `${BASE}/servers/{serverName}/versions`,
+        `${BASE}/servers/{serverName}/versions/{version}`,
+      ]),
+    );
+    const parameters = (doc.body.paths[`${BASE}/servers`].get.parameters as { name: string }[]).map((p) => p.name);
+    expect(parameters).toEqual(
+      expect.arrayContaining(['cursor', 'limit', 'search', 'updated_since', 'version', 'include_deleted']),
+    );
+  });
+
+  it('never carries an upstream address, its auth or its settings in any answer', () => {
+    expect(seeded.length).toBeGreaterThan(40);
+    expect(answered.length).toBeGreaterThan(50);
+    const text = answered.join('\n');
+    for (const { upstreamUrl, secretEnv } of seeded) {
+      expect(text).not.toContain(upstreamUrl);
+      expect(text).not.toContain(new URL(upstreamUrl).host);
+      expect(text).not.toContain(secretEnv);
+    }
+    expect(text).not.toContain('X-Api-Key');
+    expect(text).not.toContain('"timeouts"');
+    expect(text).not.toContain('"auth"');
+  });
+});
+
+describe('official MCP Registry read API on the embedded database', () => {
+  let gw: TestGateway;
+  let seed: ServerVersionFactory;
+
+  beforeAll(async () => {
+    gw = await startTestGateway('embedded', { PUBLIC_URL });
+    seed = new ServerVersionFactory(gw.gateway.app.get(PrismaService));
+  }, 60_000);
+
+  afterAll(async () => {
+    await gw?.close();
+  });
+
+  it('answers the same queries on PGlite', async () => {
+    const named = await seed.server({
+      last: 'embedded',
+      tools: 2,
+      health: 'degraded',
+      versions: [{ version: '1.0.0' }, { version: '2.0.0' }],
+    });
+    await seed.server({ last: 'embedded-gone', deleted: true });
+
+    const res = await request(gw.url).get(
+      `${BASE}/servers?search=${encodeURIComponent(`${seed.namespace}/EMBEDDED`)}&limit=1`,
+    );
+    expect(res.status).toBe(200);
+    assertValid(officialSchemas.serverList, res.body);
+    const page = res.body as EntryList;
+    expect(page.servers[0]?._meta[GATEWAY]).toMatchObject({ health: 'degraded', toolCount: 2 });
+    const next = await request(gw.url).get(
+      `${BASE}/servers?search=${encodeURIComponent(seed.namespace)}&include_deleted=true&cursor=${page.metadata.nextCursor ?? ''}`,
+    );
+    expect(
+      (next.body as EntryList).servers.map((entry) => `${entry.server.version}:${entry._meta[OFFICIAL].status}`),
+    ).toEqual(['2.0.0:active', '1.0.0:deleted']);
+    const latest = await request(gw.url).get(`${BASE}/servers/${encodeURIComponent(named.name)}/versions/latest`);
+    expect(latest.status).toBe(200);
+    assertValid(officialSchemas.serverResponse, latest.body);
+  });
+});
