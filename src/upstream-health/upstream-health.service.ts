@@ -1,0 +1,295 @@
+import { setMaxListeners } from 'node:events';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
+import { DomainError } from '../common/domain-error';
+import type { AppConfig, UpstreamHealthConfig } from '../config/config';
+import { APP_CONFIG } from '../config/config.module';
+import { RegistryEvents, type RegistryEvent } from '../registry/registry-events';
+import { timeoutsSchema, transportSchema, upstreamAuthSchema, type UpstreamTarget } from '../registry/server.schema';
+import {
+  type HealthState,
+  type HealthStatus,
+  type HealthThresholds,
+  type HealthTransition,
+  initialHealth,
+  nextHealth,
+  type ProbeResult,
+} from './health-state';
+import { LATENCY_WINDOW } from './latency';
+import { ProbeScheduler } from './probe-scheduler';
+import type { ProberView, ServerHealthDetail, ServerHealthList, ServerHealthView } from './upstream-health.dto';
+import {
+  PROBED_SERVER_STATUSES,
+  type ServerWithHealth,
+  type StoredServer,
+  UpstreamHealthRepository,
+} from './upstream-health.repository';
+import { UpstreamProbe } from './upstream-probe';
+
+/** Transitions shown with one server. */
+const RECENT_TRANSITIONS = 20;
+
+/** What became of one probe request. */
+type ProbeOutcome = 'recorded' | 'missing' | 'not-probed' | 'abandoned';
+
+interface ProbeCounters {
+  probes: number;
+  failedProbes: Record<string, number>;
+  transitions: Record<string, number>;
+  abandoned: number;
+}
+
+/**
+ * Keeps the health of every active and deprecated upstream: probes them in the
+ * background (see ProbeScheduler), applies `nextHealth`, stores the state and
+ * each status change, logs and counts the changes, and answers the API.
+ */
+@Injectable()
+export class UpstreamHealthService implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly settings: UpstreamHealthConfig;
+  private readonly thresholds: HealthThresholds;
+  private readonly scheduler: ProbeScheduler;
+  private readonly counters: ProbeCounters = { probes: 0, failedProbes: {}, transitions: {}, abandoned: 0 };
+  /** One probe per server at a time: a second request for the same server shares the first one's result. */
+  private readonly inFlight = new Map<string, Promise<ProbeOutcome>>();
+  /** Aborted on stop: probes under way give up at once and their results are dropped. */
+  private readonly stopping = new AbortController();
+  private unsubscribe?: () => void;
+
+  constructor(
+    @Inject(APP_CONFIG) config: AppConfig,
+    private readonly repository: UpstreamHealthRepository,
+    private readonly probe: UpstreamProbe,
+    private readonly events: RegistryEvents,
+    @InjectPinoLogger(UpstreamHealthService.name) private readonly logger: PinoLogger,
+  ) {
+    this.settings = config.upstreamHealth;
+    // Every probe under way listens on it; there may be `concurrency` of them, more than the warning's default of 10.
+    setMaxListeners(0, this.stopping.signal);
+    this.thresholds = {
+      unreachableAfter: this.settings.unreachableAfter,
+      healthyAfter: this.settings.healthyAfter,
+      degradedLatencyMs: this.settings.degradedLatencyMs,
+      latencyWindow: LATENCY_WINDOW,
+    };
+    this.scheduler = new ProbeScheduler({
+      intervalMs: this.settings.intervalMs,
+      concurrency: this.settings.concurrency,
+      listServers: () => this.repository.listProbedServerIds(),
+      probe: async (serverId) => {
+        await this.probeOnce(serverId, { includeDisabled: false });
+      },
+      onError: (error, serverId) => {
+        // Once stopping, the database may already be closed under a probe: expected, not worth an error line.
+        if (this.stopping.signal.aborted)
+          this.logger.debug({ err: error, serverId }, 'upstream health probe abandoned');
+        else this.logger.error({ err: error, serverId }, 'upstream health probing failed');
+      },
+    });
+  }
+
+  onApplicationBootstrap(): void {
+    if (this.settings.intervalMs <= 0) {
+      this.logger.info('upstream health probing is off (HEALTH_PROBE_INTERVAL_MS=0)');
+      return;
+    }
+    this.unsubscribe = this.events.on((event) => this.onRegistryChange(event));
+    this.scheduler.start();
+    this.logger.info(
+      {
+        intervalMs: this.settings.intervalMs,
+        timeoutMs: this.settings.timeoutMs,
+        concurrency: this.settings.concurrency,
+      },
+      'upstream health probing started',
+    );
+  }
+
+  /** Does not wait for probes under way: they are abandoned, and their sessions close on their own. */
+  onModuleDestroy(): void {
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    this.scheduler.stop();
+    this.stopping.abort();
+  }
+
+  async list(status?: HealthStatus): Promise<ServerHealthList> {
+    const rows = await this.repository.list(status);
+    return { servers: rows.map(toView), prober: this.proberView() };
+  }
+
+  async get(serverId: string): Promise<ServerHealthDetail> {
+    const row = await this.repository.find(serverId);
+    if (!row) throw notFound(serverId);
+    return this.detailOf(row);
+  }
+
+  /** Probes one server now (whatever its registration status) and answers its updated health. */
+  async probeNow(serverId: string): Promise<ServerHealthDetail> {
+    if (this.stopping.signal.aborted) throw new DomainError('service_unavailable', 'the gateway is stopping');
+    let outcome = await this.probeOnce(serverId, { includeDisabled: true });
+    // A background probe that was under way skipped a disabled server; this request asked for it explicitly.
+    if (outcome === 'not-probed') outcome = await this.probeOnce(serverId, { includeDisabled: true });
+    if (outcome === 'missing') throw notFound(serverId);
+    if (outcome === 'abandoned') throw new DomainError('service_unavailable', 'the gateway is stopping');
+    return this.get(serverId);
+  }
+
+  proberView(): ProberView {
+    const { rounds, roundsSkipped } = this.scheduler.counters;
+    return {
+      enabled: this.settings.intervalMs > 0,
+      intervalMs: this.settings.intervalMs,
+      timeoutMs: this.settings.timeoutMs,
+      concurrency: this.settings.concurrency,
+      unreachableAfter: this.settings.unreachableAfter,
+      healthyAfter: this.settings.healthyAfter,
+      degradedLatencyMs: this.settings.degradedLatencyMs,
+      counters: {
+        rounds,
+        roundsSkipped,
+        probes: this.counters.probes,
+        failedProbes: { ...this.counters.failedProbes },
+        transitions: { ...this.counters.transitions },
+        abandoned: this.counters.abandoned,
+      },
+    };
+  }
+
+  private onRegistryChange(event: RegistryEvent): void {
+    switch (event.type) {
+      case 'created':
+      case 'updated':
+        this.scheduler.request(event.serverId);
+        return;
+      case 'deleted':
+        // Its rows are gone with it (cascade); a probe under way finds that out when it tries to record.
+        this.scheduler.forget(event.serverId);
+        return;
+    }
+  }
+
+  private probeOnce(serverId: string, options: { includeDisabled: boolean }): Promise<ProbeOutcome> {
+    const running = this.inFlight.get(serverId);
+    if (running) return running;
+    const probing = this.probeAndRecord(serverId, options).finally(() => this.inFlight.delete(serverId));
+    this.inFlight.set(serverId, probing);
+    return probing;
+  }
+
+  private async probeAndRecord(serverId: string, options: { includeDisabled: boolean }): Promise<ProbeOutcome> {
+    const signal = this.stopping.signal;
+    if (signal.aborted) return 'abandoned';
+    const row = await this.repository.find(serverId);
+    if (!row) return 'missing';
+    const { server } = row;
+    if (!options.includeDisabled && !(PROBED_SERVER_STATUSES as readonly string[]).includes(server.status)) {
+      return 'not-probed';
+    }
+    const target = targetOf(server);
+    const result: ProbeResult =
+      typeof target === 'string'
+        ? { ok: false, at: new Date(), kind: 'other', message: target }
+        : await this.probe.run(target, {
+            timeoutMs: this.settings.timeoutMs,
+            signal,
+            unauthenticated: target.auth.type === 'entra-obo',
+          });
+    if (signal.aborted) {
+      this.counters.abandoned++;
+      return 'abandoned';
+    }
+    const previous = row.health ?? initialHealth(result.at);
+    const { state, transition } = nextHealth(previous, result, this.thresholds);
+    if (!(await this.repository.save(serverId, state, transition))) {
+      this.counters.abandoned++;
+      return 'missing';
+    }
+    this.count(result, transition);
+    if (!result.ok) {
+      this.logger.debug(
+        { serverId, slug: server.slug, kind: result.kind, error: result.message },
+        'upstream probe failed',
+      );
+    }
+    if (transition) this.logTransition(server, transition, state);
+    return 'recorded';
+  }
+
+  private count(result: ProbeResult, transition: HealthTransition | undefined): void {
+    this.counters.probes++;
+    if (!result.ok) this.counters.failedProbes[result.kind] = (this.counters.failedProbes[result.kind] ?? 0) + 1;
+    if (transition) {
+      const key = `${transition.from}->${transition.to}`;
+      this.counters.transitions[key] = (this.counters.transitions[key] ?? 0) + 1;
+    }
+  }
+
+  private logTransition(server: StoredServer, transition: HealthTransition, state: HealthState): void {
+    const fields = {
+      serverId: server.id,
+      slug: server.slug,
+      from: transition.from,
+      to: transition.to,
+      reason: transition.reason,
+      consecutiveFailures: state.consecutiveFailures,
+      lastErrorKind: state.lastErrorKind,
+    };
+    if (transition.to === 'healthy') this.logger.info(fields, 'upstream health changed');
+    else this.logger.warn(fields, 'upstream health changed');
+  }
+
+  private async detailOf(row: ServerWithHealth): Promise<ServerHealthDetail> {
+    const transitions = await this.repository.recentTransitions(row.server.id, RECENT_TRANSITIONS);
+    return {
+      ...toView(row),
+      transitions: transitions.map((t) => ({ from: t.from, to: t.to, reason: t.reason, at: t.at.toISOString() })),
+    };
+  }
+}
+
+/** The target to probe, or why the stored registration cannot be probed. */
+function targetOf(server: StoredServer): UpstreamTarget | string {
+  const transport = transportSchema.safeParse(server.transport);
+  const auth = upstreamAuthSchema.safeParse(server.auth);
+  const timeouts = timeoutsSchema.safeParse(server.timeouts);
+  if (!transport.success) return 'the stored registration is not valid (transport)';
+  if (!auth.success) return 'the stored registration is not valid (auth)';
+  if (!timeouts.success) return 'the stored registration is not valid (timeouts)';
+  return {
+    id: server.id,
+    slug: server.slug,
+    url: server.url,
+    transport: transport.data,
+    auth: auth.data,
+    timeouts: timeouts.data,
+  };
+}
+
+function toView({ server, health }: ServerWithHealth): ServerHealthView {
+  return {
+    id: server.id,
+    slug: server.slug,
+    name: server.name,
+    serverStatus: server.status,
+    status: health?.status ?? 'unknown',
+    consecutiveFailures: health?.consecutiveFailures ?? 0,
+    consecutiveSuccesses: health?.consecutiveSuccesses ?? 0,
+    lastCheckedAt: iso(health?.lastCheckedAt),
+    lastSuccessAt: iso(health?.lastSuccessAt),
+    lastFailureAt: iso(health?.lastFailureAt),
+    lastError: health?.lastError ?? null,
+    lastErrorKind: health?.lastErrorKind ?? null,
+    latencyP50Ms: health?.latencyP50Ms ?? null,
+    latencyP95Ms: health?.latencyP95Ms ?? null,
+    changedAt: iso(health?.changedAt),
+  };
+}
+
+function iso(date: Date | null | undefined): string | null {
+  return date ? date.toISOString() : null;
+}
+
+function notFound(serverId: string): DomainError {
+  return new DomainError('not_found', `no server with id ${serverId}`);
+}
