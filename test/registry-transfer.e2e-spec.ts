@@ -241,6 +241,7 @@ describe('export → import into an empty gateway', () => {
           status: 'active',
           allowedRoles: [],
           timeouts: {},
+          toolRules: {},
         },
       },
     });

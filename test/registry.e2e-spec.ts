@@ -54,6 +54,7 @@ describe('registry /api/v1/servers (services)', () => {
         statusMessage: null,
         allowedRoles: [],
         timeouts: {},
+        toolRules: {},
         revision: 1,
         createdAt: expect.any(String),
         updatedAt: expect.any(String),
