@@ -6,6 +6,8 @@ import { openDatabase } from '../database/database';
 import { applyMigrations } from '../database/migrator';
 import { createLogger } from '../logging/logger';
 import { GATEWAY_VERSION } from '../version';
+import { registerServersCommands } from './servers';
+import { addTokenCommand } from './token';
 
 /** Exit codes: part of the CLI contract. */
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
@@ -48,6 +50,17 @@ export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<num
     .action(async () => {
       exitCode = await migrate(io);
     });
+
+  addTokenCommand(
+    program,
+    io,
+    () => configFrom(io, {}),
+    (outcome) => (exitCode = EXIT[outcome]),
+  );
+
+  registerServersCommands(program, io, (code) => {
+    exitCode = code;
+  });
 
   try {
     await program.parseAsync(argv);

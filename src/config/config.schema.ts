@@ -39,6 +39,16 @@ const httpUrl = z
   .string()
   .refine((value) => /^https?:$/.test(safeUrl(value)?.protocol ?? ''), 'must be an http(s) URL');
 
+const boolean = z
+  .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
+  .transform((value) => value === 'true' || value === '1');
+
+/** Entra app role and scope values: no spaces or commas (both separate list items). */
+const nameList = z
+  .string()
+  .transform((value) => value.split(/[\s,]+/).filter((item) => item.length > 0))
+  .refine((list) => list.every((item) => /^[\x21-\x7e]{1,200}$/.test(item)), 'must be names without spaces');
+
 const guidList = z
   .string()
   .transform((value) => splitList(value))
@@ -67,6 +77,17 @@ const envSchema = z.object({
   AZURE_ALLOWED_TENANTS: guidList.optional(),
   AZURE_AUTHORITY_HOST: httpUrl.default('https://login.microsoftonline.com'),
   AZURE_CLIENT_SECRET: z.string().min(1, 'must not be empty').optional(),
+  AZURE_CLIENT_CERTIFICATE_PATH: z.string().min(1, 'must not be empty').optional(),
+  AZURE_ACCEPT_V1_TOKENS: boolean.default(false),
+  AZURE_JWKS_CACHE_MAX_AGE_MS: milliseconds(1_000, 604_800_000).default(3_600_000),
+  AUTH_CLOCK_TOLERANCE_MS: milliseconds(0, 600_000).default(60_000),
+  AUTH_REQUIRED_SCOPES: nameList.default(['access_as_user']),
+  AUTH_ADMIN_ROLE: z
+    .string()
+    .regex(/^[\x21-\x2b\x2d-\x7e]{1,200}$/, 'must be a role name without spaces or commas')
+    .default('Gateway.Admin'),
+  AUTH_DEFAULT_ROLES: nameList.optional(),
+  NODE_ENV: z.string().min(1, 'must not be empty').optional(),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
       error: 'must be one of: fatal, error, warn, info, debug, trace, silent',
@@ -83,6 +104,7 @@ const envSchema = z.object({
   HEALTH_UNREACHABLE_AFTER: positiveInt(1000).default(3),
   HEALTH_HEALTHY_AFTER: positiveInt(1000).default(1),
   HEALTH_DEGRADED_LATENCY_MS: milliseconds(1, 600_000).default(1_000),
+  MCP_SESSION_IDLE_MS: milliseconds(1_000, 86_400_000).default(1_800_000),
   SHUTDOWN_GRACE_MS: z.coerce
     .number({ error: 'must be a whole number of milliseconds from 0 to 600000' })
     .int('must be a whole number of milliseconds from 0 to 600000')
@@ -173,6 +195,59 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     description: 'confidential client credential for on-behalf-of / client-credentials calls to upstreams',
   },
   {
+    key: 'AZURE_CLIENT_CERTIFICATE_PATH',
+    defaultText: '—',
+    secret: false,
+    description:
+      'PEM file holding the private key and certificate of the gateway app registration; used instead of `AZURE_CLIENT_SECRET` when set',
+  },
+  {
+    key: 'AZURE_ACCEPT_V1_TOKENS',
+    defaultText: '`false`',
+    secret: false,
+    description:
+      'also accept v1.0 access tokens (issuer `https://sts.windows.net/{tid}/`, keys at `/{tid}/discovery/keys`)',
+  },
+  {
+    key: 'AZURE_JWKS_CACHE_MAX_AGE_MS',
+    defaultText: '`3600000`',
+    secret: false,
+    description:
+      'how long a tenant’s signing keys are used before they are fetched again (an unknown `kid` refetches sooner; stale keys serve while the fetch fails)',
+  },
+  {
+    key: 'AUTH_CLOCK_TOLERANCE_MS',
+    defaultText: '`60000`',
+    secret: false,
+    description: 'clock skew allowed when checking a token’s `exp` and `nbf`',
+  },
+  {
+    key: 'AUTH_REQUIRED_SCOPES',
+    defaultText: '`access_as_user`',
+    secret: false,
+    description:
+      'scopes every delegated token must carry, comma-separated; short names are advertised as `api://$AZURE_CLIENT_ID/<name>`, a value with `/` is advertised as is',
+  },
+  {
+    key: 'AUTH_ADMIN_ROLE',
+    defaultText: '`Gateway.Admin`',
+    secret: false,
+    description: 'app role that sees and calls every server and tool',
+  },
+  {
+    key: 'AUTH_DEFAULT_ROLES',
+    defaultText: '—',
+    secret: false,
+    description:
+      'app roles that see a server registered without `allowedRoles`, comma-separated; unset: such a server is for the admin role only',
+  },
+  {
+    key: 'NODE_ENV',
+    defaultText: '—',
+    secret: false,
+    description: '`production` refuses `AUTH_MODE=dev`',
+  },
+  {
     key: 'LOG_LEVEL',
     defaultText: '`info`',
     secret: false,
@@ -244,6 +319,12 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     defaultText: '`1000`',
     secret: false,
     description: 'a successful probe slower than this counts as `degraded`',
+  },
+  {
+    key: 'MCP_SESSION_IDLE_MS',
+    defaultText: '`1800000`',
+    secret: false,
+    description: 'an MCP session unused this long expires (its id then answers 404)',
   },
   {
     key: 'SHUTDOWN_GRACE_MS',

@@ -12,6 +12,16 @@ export interface AuthConfig {
   allowedTenants: string[];
   authorityHost: string;
   clientSecret?: string;
+  /** PEM file with the app registration's private key and certificate (preferred over the secret). */
+  clientCertificatePath?: string;
+  acceptV1Tokens: boolean;
+  jwksCacheMaxAgeMs: number;
+  clockToleranceMs: number;
+  /** Scopes every delegated token must carry, as configured (short names, or full scope strings). */
+  requiredScopes: string[];
+  adminRole: string;
+  /** Roles that see a server registered without `allowedRoles` (none: admins only). */
+  defaultRoles: string[];
 }
 
 export interface UpstreamConfig {
@@ -48,8 +58,10 @@ export interface AppConfig {
   upstream: UpstreamConfig;
   discoveryIntervalMs: number;
   upstreamHealth: UpstreamHealthConfig;
+  mcp: { sessionIdleMs: number };
   logLevel: ParsedEnv['LOG_LEVEL'];
   shutdownGraceMs: number;
+  nodeEnv?: string;
 }
 
 /** Raised when the environment does not satisfy the schema; one line per bad key. */
@@ -79,6 +91,10 @@ export function loadConfig(env: EnvSource, overrides: EnvSource = {}): AppConfig
     const problems = result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
     throw new ConfigError([...new Set(problems)]);
   }
+  if (result.data.AUTH_MODE === 'dev' && result.data.NODE_ENV === 'production') {
+    // Tokens anyone with DATA_DIR can mint must never guard a production gateway.
+    throw new ConfigError(['AUTH_MODE: dev is refused when NODE_ENV is production']);
+  }
   return toAppConfig(result.data, { ...env });
 }
 
@@ -104,6 +120,15 @@ function toAppConfig(env: ParsedEnv, secretSource: EnvSource): AppConfig {
       allowedTenants: env.AZURE_ALLOWED_TENANTS ?? (env.AZURE_TENANT_ID ? [env.AZURE_TENANT_ID] : []),
       authorityHost: env.AZURE_AUTHORITY_HOST.replace(/\/+$/, ''),
       clientSecret: env.AZURE_CLIENT_SECRET,
+      clientCertificatePath: env.AZURE_CLIENT_CERTIFICATE_PATH
+        ? path.resolve(env.AZURE_CLIENT_CERTIFICATE_PATH)
+        : undefined,
+      acceptV1Tokens: env.AZURE_ACCEPT_V1_TOKENS,
+      jwksCacheMaxAgeMs: env.AZURE_JWKS_CACHE_MAX_AGE_MS,
+      clockToleranceMs: env.AUTH_CLOCK_TOLERANCE_MS,
+      requiredScopes: env.AUTH_REQUIRED_SCOPES,
+      adminRole: env.AUTH_ADMIN_ROLE,
+      defaultRoles: env.AUTH_DEFAULT_ROLES ?? [],
     },
     upstream: {
       allowedHosts: env.UPSTREAM_ALLOWED_HOSTS ?? [],
@@ -122,7 +147,9 @@ function toAppConfig(env: ParsedEnv, secretSource: EnvSource): AppConfig {
       degradedLatencyMs: env.HEALTH_DEGRADED_LATENCY_MS,
     },
     logLevel: env.LOG_LEVEL,
+    mcp: { sessionIdleMs: env.MCP_SESSION_IDLE_MS },
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+    nodeEnv: env.NODE_ENV,
   };
 }
 

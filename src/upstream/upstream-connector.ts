@@ -1,9 +1,11 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { ClientCapabilities } from '@modelcontextprotocol/sdk/types.js';
+import type { UpstreamCaller } from '../auth/principal';
+import { UpstreamTokenProvider } from '../auth/upstream-token-provider';
 import type { AppConfig, UpstreamConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
 import type { UpstreamTarget } from '../registry/server.schema';
@@ -16,6 +18,8 @@ export interface ConnectOptions {
   timeoutMs?: number;
   /** Capabilities the gateway declares to the upstream (none by default). */
   capabilities?: ClientCapabilities;
+  /** The calling user, for `entra-obo` servers (the upstream gets a token on their behalf, never theirs). */
+  caller?: UpstreamCaller;
 }
 
 /** An initialized MCP client session with one upstream. */
@@ -38,6 +42,7 @@ export class UpstreamConnector {
   constructor(
     @Inject(APP_CONFIG) config: AppConfig,
     private readonly urlGuard: UrlGuard,
+    @Optional() private readonly tokens?: UpstreamTokenProvider,
   ) {
     this.upstream = config.upstream;
   }
@@ -53,7 +58,7 @@ export class UpstreamConnector {
   async connect(target: UpstreamTarget, options: ConnectOptions = {}): Promise<UpstreamSession> {
     const verdict = await this.urlGuard.check(target.url);
     if (!verdict.allowed) throw new UpstreamError('refused_url', `the upstream URL ${verdict.reason}`);
-    const transport = this.transportFor(target, this.headersFor(target));
+    const transport = this.transportFor(target, await this.headersFor(target, options.caller));
     const client = new Client(
       { name: 'mcp-gateway', version: GATEWAY_VERSION },
       { capabilities: options.capabilities ?? {} },
@@ -68,12 +73,20 @@ export class UpstreamConnector {
     return {
       client,
       protocolVersion,
-      close: () => client.close(),
+      close: async () => {
+        // Ends the upstream's session too (HTTP DELETE) instead of leaving it to expire there.
+        if (transport instanceof StreamableHTTPClientTransport)
+          await transport.terminateSession().catch(() => undefined);
+        await client.close();
+      },
     };
   }
 
-  /** Headers the gateway adds for this upstream; a missing secret is an `auth` failure, named but not shown. */
-  headersFor(target: UpstreamTarget): Record<string, string> {
+  /**
+   * Headers the gateway adds for this upstream; a missing secret is an `auth` failure, named but not shown.
+   * `entra-*` servers get an Entra token of their own (for `entra-obo`, on behalf of `caller`).
+   */
+  async headersFor(target: UpstreamTarget, caller?: UpstreamCaller): Promise<Record<string, string>> {
     const { auth } = target;
     switch (auth.type) {
       case 'none':
@@ -88,8 +101,10 @@ export class UpstreamConnector {
         return headers;
       }
       case 'entra-obo':
-      case 'entra-client-credentials':
-        throw new UpstreamError('auth', `upstream auth ${auth.type} is not available yet`);
+      case 'entra-client-credentials': {
+        if (!this.tokens) throw new UpstreamError('auth', `upstream auth ${auth.type} is not available here`);
+        return { authorization: `Bearer ${await this.tokens.tokenFor(target, caller)}` };
+      }
     }
   }
 

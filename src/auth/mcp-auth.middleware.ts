@@ -1,0 +1,123 @@
+import { Injectable, type NestMiddleware } from '@nestjs/common';
+import type { NextFunction, Request, Response } from 'express';
+import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
+import { AccessPolicy } from './access-policy';
+import { type BearerErrorCode, TokenRejection, VerificationUnavailable } from './auth-errors';
+import { bearerTokenOf, sendChallenge } from './bearer-challenge';
+import { toAuthInfo } from './principal';
+import { ProtectedResource } from './protected-resource';
+import { MAX_TOKEN_LENGTH, TokenVerifier } from './token-verifier';
+
+/**
+ * Guards everything under MCP_PREFIX, known routes or not: a valid Entra (or,
+ * in dev mode, local) access token in the Authorization header, and the
+ * required scopes for delegated tokens. What passes carries `req.principal`
+ * and `req.auth` (the MCP SDK's AuthInfo).
+ */
+@Injectable()
+export class McpAuthMiddleware implements NestMiddleware {
+  constructor(
+    private readonly verifier: TokenVerifier,
+    private readonly resource: ProtectedResource,
+    private readonly policy: AccessPolicy,
+    @InjectPinoLogger(McpAuthMiddleware.name) private readonly logger: PinoLogger,
+  ) {}
+
+  async use(req: Request, res: Response, next: NextFunction): Promise<void> {
+    let passed = false;
+    try {
+      passed = await this.authenticate(req, res);
+    } catch (error) {
+      // Whatever went wrong, the request is refused and the process keeps serving.
+      this.logger.error({ err: error }, 'authenticating an MCP request failed');
+      if (!res.headersSent) unavailable(res, 'the access token could not be checked; try again');
+    }
+    if (passed) next();
+  }
+
+  /** True when the request may go on (principal attached); otherwise the refusal has been sent. */
+  private async authenticate(req: Request, res: Response): Promise<boolean> {
+    const unavailableReason = this.verifier.unavailableReason;
+    if (unavailableReason) {
+      unavailable(res, unavailableReason);
+      return false;
+    }
+    const [path = '', query = ''] = req.originalUrl.split('?', 2);
+    const slug = this.resource.slugOfRequestPath(path);
+    const refuse = (status: 401 | 403, rejection?: { error: BearerErrorCode; description: string }): void =>
+      sendChallenge(res, status, {
+        error: rejection?.error,
+        description: rejection?.description,
+        resourceMetadata: this.resource.metadataUrl(slug),
+        scopes: this.resource.scopes,
+      });
+
+    if (new URLSearchParams(query).has('access_token')) {
+      this.logger.info({ reason: 'token in query string' }, 'MCP request refused');
+      refuse(401, {
+        error: 'invalid_request',
+        description: 'access tokens are accepted in the Authorization header only',
+      });
+      return false;
+    }
+    const header = req.headers.authorization;
+    if (header === undefined || header === '') {
+      refuse(401);
+      return false;
+    }
+    const token = header.length <= MAX_TOKEN_LENGTH + 16 ? bearerTokenOf(header) : undefined;
+    if (!token) {
+      const tooLarge = header.length > MAX_TOKEN_LENGTH + 16;
+      this.logger.info(
+        { reason: tooLarge ? 'oversized Authorization header' : 'malformed Authorization header' },
+        'MCP request refused',
+      );
+      refuse(401, {
+        error: 'invalid_request',
+        description: tooLarge ? 'the access token is too large' : 'the Authorization header must be: Bearer <token>',
+      });
+      return false;
+    }
+
+    let verified;
+    try {
+      verified = await this.verifier.verify(token);
+    } catch (error) {
+      if (error instanceof TokenRejection) {
+        this.logger.warn({ reason: error.reason }, 'access token refused');
+        refuse(401, error);
+        return false;
+      }
+      if (error instanceof VerificationUnavailable) {
+        this.logger.warn({ err: error }, 'access token could not be verified');
+        unavailable(res, 'the access token could not be checked right now; try again');
+        return false;
+      }
+      throw error;
+    }
+
+    const missing = this.policy.missingScopes(verified.principal);
+    if (missing.length > 0) {
+      this.logger.info(
+        { reason: `missing scopes ${missing.join(' ')}`, oid: verified.principal.oid },
+        'MCP request refused',
+      );
+      refuse(403, {
+        error: 'insufficient_scope',
+        description: 'the token lacks a scope this gateway requires',
+      });
+      return false;
+    }
+    req.principal = verified.principal;
+    req.auth = toAuthInfo(verified);
+    return true;
+  }
+}
+
+function unavailable(res: Response, description: string): void {
+  res
+    .status(503)
+    .setHeader('retry-after', '30')
+    .setHeader('cache-control', 'no-store')
+    .json({ error: 'temporarily_unavailable', error_description: description });
+}

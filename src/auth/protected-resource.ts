@@ -1,0 +1,85 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { AppConfig } from '../config/config';
+import { APP_CONFIG } from '../config/config.module';
+import { SERVER_SLUG } from '../registry/server.schema';
+import { DEV_AUDIENCE } from './dev-signing-key';
+
+export const WELL_KNOWN_PRM = '/.well-known/oauth-protected-resource';
+
+/** RFC 9728 protected resource metadata, as served and as pointed at by every 401. */
+export interface ProtectedResourceDocument {
+  resource: string;
+  authorization_servers?: string[];
+  scopes_supported: string[];
+  bearer_methods_supported: ['header'];
+  resource_name: string;
+}
+
+/**
+ * The gateway's resources as OAuth sees them: `$PUBLIC_URL$MCP_PREFIX` (the
+ * aggregate endpoint) and `$PUBLIC_URL$MCP_PREFIX/{slug}` (one upstream), each
+ * with its metadata URL, the Entra authorization server and the scopes to ask for.
+ */
+@Injectable()
+export class ProtectedResource {
+  private readonly publicUrl: URL;
+  private readonly mcpPrefix: string;
+  /** Fully qualified scopes (`api://<client id>/<name>`), as a client must request them from Entra. */
+  readonly scopes: string[];
+  readonly authorizationServers: string[];
+
+  constructor(@Inject(APP_CONFIG) config: AppConfig) {
+    this.publicUrl = new URL(config.publicUrl);
+    this.mcpPrefix = config.mcpPrefix;
+    const { auth } = config;
+    const scopeBase = auth.mode === 'dev' ? DEV_AUDIENCE : `api://${auth.clientId ?? '<AZURE_CLIENT_ID>'}`;
+    this.scopes = auth.requiredScopes.map((scope) => (scope.includes('/') ? scope : `${scopeBase}/${scope}`));
+    this.authorizationServers =
+      auth.mode === 'entra' && auth.tenantId ? [`${auth.authorityHost}/${auth.tenantId}/v2.0`] : [];
+  }
+
+  /** The resource identifier: the aggregate endpoint, or one upstream's. */
+  resourceUrl(slug?: string): string {
+    const base = this.publicUrl.href.replace(/\/+$/, '');
+    return `${base}${this.mcpPrefix}${slug ? `/${slug}` : ''}`;
+  }
+
+  /** Where the metadata of that resource lives: the well-known suffix inserted between host and path (RFC 9728 §3.1). */
+  metadataUrl(slug?: string): string {
+    const path = this.publicUrl.pathname.replace(/\/+$/, '');
+    return `${this.publicUrl.origin}${WELL_KNOWN_PRM}${path}${this.mcpPrefix}${slug ? `/${slug}` : ''}`;
+  }
+
+  document(slug?: string): ProtectedResourceDocument {
+    return {
+      resource: this.resourceUrl(slug),
+      ...(this.authorizationServers.length ? { authorization_servers: this.authorizationServers } : {}),
+      scopes_supported: this.scopes,
+      bearer_methods_supported: ['header'],
+      resource_name: slug ? `mcp-gateway: ${slug}` : 'mcp-gateway',
+    };
+  }
+
+  /**
+   * Which resource a request path under MCP_PREFIX addresses: the upstream slug
+   * when its first segment is slug-shaped, else the aggregate (undefined).
+   * Shape only, no lookup: a 401 must not tell whether a server exists.
+   */
+  slugOfRequestPath(path: string): string | undefined {
+    if (!path.startsWith(`${this.mcpPrefix}/`)) return undefined;
+    const segment = path.slice(this.mcpPrefix.length + 1).split('/')[0] ?? '';
+    return SERVER_SLUG.test(segment) ? segment : undefined;
+  }
+
+  /**
+   * The resource a metadata path names (the part after the well-known prefix):
+   * `{ slug: undefined }` for the root and the aggregate, `{ slug }` for one
+   * upstream, undefined for anything else.
+   */
+  resourceOfMetadataPath(rest: string): { slug?: string } | undefined {
+    if (rest === '' || rest === '/' || rest === this.mcpPrefix) return {};
+    if (!rest.startsWith(`${this.mcpPrefix}/`)) return undefined;
+    const slug = rest.slice(this.mcpPrefix.length + 1);
+    return SERVER_SLUG.test(slug) ? { slug } : undefined;
+  }
+}

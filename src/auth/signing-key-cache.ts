@@ -1,0 +1,129 @@
+import { type CryptoKey, importJWK, type JWK } from 'jose';
+import { VerificationUnavailable } from './auth-errors';
+
+export interface SigningKeyCacheOptions {
+  /** Keys older than this are fetched again before use; while that fails, they keep serving. */
+  maxAgeMs: number;
+  /** Least time between two refetches caused by an unknown `kid` (and between retries of a failing fetch). */
+  cooldownMs?: number;
+  /** Bound on one JWKS fetch. */
+  timeoutMs?: number;
+  onFetchError?: (url: string, error: unknown) => void;
+}
+
+/** Why no key was returned although the key set is available. */
+export class UnknownSigningKey extends Error {
+  constructor(readonly kid: string) {
+    super(`no signing key with kid ${kid}`);
+    this.name = 'UnknownSigningKey';
+  }
+}
+
+interface KeySet {
+  keys: Map<string, CryptoKey>;
+  fetchedAt: number;
+  /** When a refetch was last started for an unknown kid or for age. */
+  lastForcedAt: number;
+}
+
+/**
+ * RS256 verification keys of JWKS documents, by URL and `kid`. Concurrent
+ * callers share one fetch; an unknown `kid` refetches at most once per
+ * cooldown (key rotation) instead of on every request (a cheap DoS otherwise);
+ * keys already held keep serving while their JWKS cannot be fetched.
+ */
+export class SigningKeyCache {
+  private readonly sets = new Map<string, KeySet>();
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly cooldownMs: number;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly options: SigningKeyCacheOptions) {
+    this.cooldownMs = options.cooldownMs ?? 30_000;
+    this.timeoutMs = options.timeoutMs ?? 5_000;
+  }
+
+  /** The key for `kid` at `url`; `UnknownSigningKey` or `VerificationUnavailable` otherwise. */
+  async keyFor(url: string, kid: string): Promise<CryptoKey> {
+    const set = this.sets.get(url);
+    if (!set) {
+      try {
+        await this.refresh(url);
+      } catch {
+        throw new VerificationUnavailable('the signing keys could not be fetched');
+      }
+      return found(this.sets.get(url), kid);
+    }
+    if (Date.now() - set.fetchedAt > this.options.maxAgeMs && this.mayForce(set)) {
+      // Stale: refresh in the background and keep serving the keys held, even while the endpoint fails.
+      this.refresh(url).catch(() => undefined);
+    }
+    if (set.keys.has(kid)) return found(set, kid);
+    // An unknown kid: a rotation this process has not seen yet, or a forged header.
+    const pending = this.inFlight.get(url);
+    if (pending) await pending.catch(() => undefined);
+    else if (this.mayForce(set)) await this.refresh(url).catch(() => undefined);
+    return found(set, kid);
+  }
+
+  private mayForce(set: KeySet): boolean {
+    const now = Date.now();
+    if (now - set.lastForcedAt < this.cooldownMs) return false;
+    set.lastForcedAt = now;
+    return true;
+  }
+
+  /** Fetches the JWKS at `url` once for all concurrent callers; rejects when the fetch fails. */
+  private refresh(url: string): Promise<void> {
+    let pending = this.inFlight.get(url);
+    if (!pending) {
+      pending = this.fetchKeys(url)
+        .then(
+          (keys) => {
+            const set = this.sets.get(url);
+            if (set) {
+              set.keys = keys;
+              set.fetchedAt = Date.now();
+            } else {
+              this.sets.set(url, { keys, fetchedAt: Date.now(), lastForcedAt: 0 });
+            }
+          },
+          (error: unknown) => {
+            this.options.onFetchError?.(url, error);
+            throw error;
+          },
+        )
+        .finally(() => this.inFlight.delete(url));
+      this.inFlight.set(url, pending);
+    }
+    return pending;
+  }
+
+  private async fetchKeys(url: string): Promise<Map<string, CryptoKey>> {
+    const response = await fetch(url, {
+      signal: AbortSignal.timeout(this.timeoutMs),
+      redirect: 'error',
+      headers: { accept: 'application/json' },
+    });
+    if (!response.ok) throw new Error(`JWKS endpoint answered HTTP ${response.status}`);
+    const body = (await response.json()) as { keys?: unknown };
+    if (!Array.isArray(body.keys)) throw new Error('JWKS document has no keys array');
+    const keys = new Map<string, CryptoKey>();
+    for (const jwk of body.keys as JWK[]) {
+      if (jwk.kty !== 'RSA' || typeof jwk.kid !== 'string' || (jwk.use !== undefined && jwk.use !== 'sig')) continue;
+      try {
+        keys.set(jwk.kid, await importJWK({ kty: 'RSA', n: jwk.n, e: jwk.e }, 'RS256'));
+      } catch {
+        // One unusable key does not spoil the others.
+      }
+    }
+    if (keys.size === 0) throw new Error('JWKS document has no usable RSA signing key');
+    return keys;
+  }
+}
+
+function found(set: KeySet | undefined, kid: string): CryptoKey {
+  const key = set?.keys.get(kid);
+  if (!key) throw new UnknownSigningKey(kid);
+  return key;
+}

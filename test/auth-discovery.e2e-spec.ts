@@ -1,0 +1,165 @@
+import request from 'supertest';
+import { startProbeGateway } from './support/auth-gateway';
+import { entraEnv, GATEWAY_CLIENT_ID, HOME_TENANT, LocalEntraIssuer } from './support/entra-issuer';
+import { startTestGateway, type TestGateway } from './support/gateway';
+import { insertServer, type StoredServer } from './support/servers-table';
+
+const BASE = 'https://gateway.test';
+const WELL_KNOWN = '/.well-known/oauth-protected-resource';
+
+describe('OAuth protected resource metadata (RFC 9728)', () => {
+  let issuer: LocalEntraIssuer;
+  let gw: TestGateway;
+  let open: StoredServer;
+  let readersOnly: StoredServer;
+  let disabled: StoredServer;
+
+  beforeAll(async () => {
+    issuer = await LocalEntraIssuer.start();
+    gw = await startProbeGateway(entraEnv(issuer, { AUTH_REQUIRED_SCOPES: 'access_as_user,Mcp.Tools' }));
+    open = await insertServer(gw.gateway.app, { allowedRoles: ['Gateway.User'] });
+    readersOnly = await insertServer(gw.gateway.app, { allowedRoles: ['Gateway.Reader'] });
+    disabled = await insertServer(gw.gateway.app, { allowedRoles: ['Gateway.User'], status: 'disabled' });
+  });
+
+  afterAll(async () => {
+    await gw?.close();
+    await issuer?.stop();
+  });
+
+  const document = (resource: string) => ({
+    resource,
+    authorization_servers: [`${issuer.url}/${HOME_TENANT}/v2.0`],
+    scopes_supported: [`api://${GATEWAY_CLIENT_ID}/access_as_user`, `api://${GATEWAY_CLIENT_ID}/Mcp.Tools`],
+    bearer_methods_supported: ['header'],
+    resource_name: expect.any(String),
+  });
+
+  it.each([WELL_KNOWN, `${WELL_KNOWN}/mcp`])(
+    'serves %s for the aggregate endpoint, open to any origin',
+    async (path) => {
+      const res = await request(gw.url).get(path).set('origin', 'https://inspector.example').expect(200);
+      expect(res.body).toEqual(document(`${BASE}/mcp`));
+      expect(res.headers['access-control-allow-origin']).toBe('*');
+      expect(res.headers['content-type']).toMatch(/^application\/json/);
+    },
+  );
+
+  it('serves one document per registered server', async () => {
+    const res = await request(gw.url).get(`${WELL_KNOWN}/mcp/${open.slug}`).expect(200);
+    expect(res.body).toEqual(document(`${BASE}/mcp/${open.slug}`));
+    expect(res.headers['access-control-allow-origin']).toBe('*');
+  });
+
+  it('answers 404 for a slug that is not registered, a disabled server and other paths', async () => {
+    for (const path of [
+      `${WELL_KNOWN}/mcp/no-such-server`,
+      `${WELL_KNOWN}/mcp/${disabled.slug}`,
+      `${WELL_KNOWN}/mcp/${open.slug}/deeper`,
+      `${WELL_KNOWN}/api/v1`,
+      `${WELL_KNOWN}/mcp/Not_A_Slug`,
+    ]) {
+      const res = await request(gw.url).get(path);
+      expect({ path, status: res.status }).toEqual({ path, status: 404 });
+      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(res.headers['access-control-allow-origin']).toBe('*');
+    }
+  });
+
+  it('does not show a caller with a valid token a server it may not see', async () => {
+    const user = await issuer.token({ roles: ['Gateway.User'] });
+    await request(gw.url).get(`${WELL_KNOWN}/mcp/${open.slug}`).set('authorization', `Bearer ${user}`).expect(200);
+    await request(gw.url)
+      .get(`${WELL_KNOWN}/mcp/${readersOnly.slug}`)
+      .set('authorization', `Bearer ${user}`)
+      .expect(404);
+    // Metadata is public: an invalid token is an anonymous reader, not an error.
+    await request(gw.url).get(`${WELL_KNOWN}/mcp/${readersOnly.slug}`).set('authorization', 'Bearer x.y.z').expect(200);
+  });
+
+  it('answers a CORS preflight', async () => {
+    const res = await request(gw.url)
+      .options(`${WELL_KNOWN}/mcp`)
+      .set('origin', 'https://inspector.example')
+      .set('access-control-request-method', 'GET')
+      .set('access-control-request-headers', 'mcp-protocol-version')
+      .expect(204);
+    expect(res.headers['access-control-allow-origin']).toBe('*');
+    expect(res.headers['access-control-allow-methods']).toContain('GET');
+    expect(res.headers['access-control-allow-headers']).toBe('mcp-protocol-version');
+  });
+
+  it('is where every 401 points, with the scopes to request', async () => {
+    const aggregate = await request(gw.url).post('/mcp').expect(401);
+    expect(aggregate.headers['www-authenticate']).toBe(
+      `Bearer resource_metadata="${BASE}${WELL_KNOWN}/mcp", scope="api://${GATEWAY_CLIENT_ID}/access_as_user api://${GATEWAY_CLIENT_ID}/Mcp.Tools"`,
+    );
+    const one = await request(gw.url).post(`/mcp/${open.slug}`).expect(401);
+    expect(one.headers['www-authenticate']).toContain(`resource_metadata="${BASE}${WELL_KNOWN}/mcp/${open.slug}"`);
+  });
+
+  it('answers 403 insufficient_scope naming every required scope when a delegated token lacks one', async () => {
+    const res = await request(gw.url)
+      .post('/mcp')
+      .set('authorization', `Bearer ${await issuer.token({ scp: 'access_as_user' })}`)
+      .expect(403);
+    expect(res.headers['www-authenticate']).toBe(
+      `Bearer error="insufficient_scope", error_description="the token lacks a scope this gateway requires", ` +
+        `resource_metadata="${BASE}${WELL_KNOWN}/mcp", scope="api://${GATEWAY_CLIENT_ID}/access_as_user api://${GATEWAY_CLIENT_ID}/Mcp.Tools"`,
+    );
+    await request(gw.url)
+      .post('/mcp')
+      .set('authorization', `Bearer ${await issuer.token({ scp: 'Mcp.Tools access_as_user' })}`)
+      .expect(404);
+  });
+
+  it('lists fully qualified scopes given as such', async () => {
+    const custom = await startTestGateway('services', {
+      ...entraEnv(issuer),
+      AUTH_REQUIRED_SCOPES: 'https://gateway.contoso.com/access_as_user',
+    });
+    try {
+      const res = await request(custom.url).get(`${WELL_KNOWN}/mcp`).expect(200);
+      expect(res.body.scopes_supported).toEqual(['https://gateway.contoso.com/access_as_user']);
+      await request(custom.url)
+        .post('/mcp')
+        .set('authorization', `Bearer ${await issuer.token({ scp: 'access_as_user' })}`)
+        .expect(404);
+    } finally {
+      await custom.close();
+    }
+  });
+});
+
+describe('AUTH_MODE=entra without a tenant or client', () => {
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    gw = await startTestGateway('services', { AUTH_MODE: 'entra' });
+  });
+
+  afterAll(async () => {
+    await gw?.close();
+  });
+
+  it('fails closed on MCP_PREFIX with 503 and a clear message', async () => {
+    for (const path of ['/mcp', '/mcp/anything']) {
+      const res = await request(gw.url).post(path).set('authorization', 'Bearer a.b.c');
+      expect(res.status).toBe(503);
+      expect(res.body).toEqual({
+        error: 'temporarily_unavailable',
+        error_description: expect.stringContaining('AZURE_TENANT_ID and AZURE_CLIENT_ID are required'),
+      });
+    }
+    const metadata = await request(gw.url).get(`${WELL_KNOWN}/mcp`);
+    expect(metadata.status).toBe(503);
+    expect(metadata.body.code).toBe('service_unavailable');
+  });
+
+  it('keeps the API and health working', async () => {
+    await request(gw.url).get('/health/ready').expect(200);
+    await request(gw.url).get('/api/v1').expect(200);
+    const explain = await request(gw.url).get('/api/v1/authz/explain?server=no-such-server');
+    expect(explain.status).toBe(404);
+  });
+});

@@ -1,0 +1,439 @@
+import { randomUUID } from 'node:crypto';
+import * as http from 'node:http';
+import request from 'supertest';
+import { TokenVerifier } from '../src/auth/token-verifier';
+import { PROBE_PATH, startProbeGateway } from './support/auth-gateway';
+import {
+  CALLER_APP_ID,
+  entraEnv,
+  FOREIGN_TENANT,
+  GATEWAY_CLIENT_ID,
+  GUEST_TENANT,
+  HOME_TENANT,
+  LocalEntraIssuer,
+  tamper,
+} from './support/entra-issuer';
+import type { TestGateway } from './support/gateway';
+
+const PRM = 'https://gateway.test/.well-known/oauth-protected-resource/mcp';
+const SCOPE = `api://${GATEWAY_CLIENT_ID}/access_as_user`;
+
+/** The parameters of a `WWW-Authenticate: Bearer …` challenge. */
+function challengeOf(header: string | undefined): Record<string, string> {
+  expect(header).toMatch(/^Bearer /);
+  const params: Record<string, string> = {};
+  for (const match of (header ?? '').slice(7).matchAll(/([a-z_]+)="([^"]*)"/g)) params[match[1]!] = match[2]!;
+  return params;
+}
+
+describe('Entra ID tokens on MCP_PREFIX', () => {
+  let issuer: LocalEntraIssuer;
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    issuer = await LocalEntraIssuer.start();
+    gw = await startProbeGateway(entraEnv(issuer));
+  });
+
+  afterAll(async () => {
+    await gw?.close();
+    await issuer?.stop();
+  });
+
+  const probe = (token?: string) => {
+    const req = request(gw.url).get(PROBE_PATH);
+    return token === undefined ? req : req.set('authorization', `Bearer ${token}`);
+  };
+
+  async function expectRefused(token: string, description: RegExp): Promise<void> {
+    const res = await probe(token);
+    expect(res.status).toBe(401);
+    expect(challengeOf(res.headers['www-authenticate'])).toEqual({
+      error: 'invalid_token',
+      error_description: expect.stringMatching(description),
+      resource_metadata: PRM,
+      scope: SCOPE,
+    });
+    expect(res.body).toEqual({ error: 'invalid_token', error_description: expect.stringMatching(description) });
+  }
+
+  describe('a valid token', () => {
+    it('passes with a v2 token and attaches the principal and the SDK auth info', async () => {
+      const claims = { oid: randomUUID(), roles: ['Gateway.Reader'], groups: ['g1'] };
+      const token = await issuer.token(claims);
+      const res = await probe(token).expect(200);
+      expect(res.body.principal).toEqual({
+        tid: HOME_TENANT,
+        oid: claims.oid,
+        clientId: CALLER_APP_ID,
+        appOnly: false,
+        scopes: ['access_as_user'],
+        roles: ['Gateway.Reader'],
+        groups: ['g1'],
+        name: 'Ada Lovelace',
+      });
+      expect(res.body.auth).toEqual({
+        clientId: CALLER_APP_ID,
+        scopes: ['access_as_user'],
+        expiresAt: expect.any(Number),
+        extra: { principal: res.body.principal },
+        tokenMatches: true,
+      });
+    });
+
+    it('passes with a v1 token (issuer sts.windows.net, App ID URI audience, appid), its keys from /discovery/keys', async () => {
+      const token = await issuer.token({}, { version: 1 });
+      const res = await probe(token).expect(200);
+      expect(res.body.principal).toMatchObject({ clientId: CALLER_APP_ID, appOnly: false });
+      expect(issuer.jwksFetches(HOME_TENANT, 1)).toBe(1);
+    });
+
+    it('passes with an app-only token (roles, no scp) without any scope requirement', async () => {
+      const token = await issuer.token({ scp: undefined, roles: ['Gateway.Admin'], idtyp: 'app' });
+      const res = await probe(token).expect(200);
+      expect(res.body.principal).toMatchObject({ appOnly: true, scopes: [], roles: ['Gateway.Admin'] });
+    });
+
+    it('passes with a token from a second allowed tenant', async () => {
+      const res = await probe(await issuer.token({}, { tid: GUEST_TENANT })).expect(200);
+      expect(res.body.principal.tid).toBe(GUEST_TENANT);
+    });
+
+    it('falls through to 404 on a path under MCP_PREFIX that nothing serves', async () => {
+      const token = await issuer.token();
+      const res = await request(gw.url).get('/mcp/no-such-thing/deeper').set('authorization', `Bearer ${token}`);
+      expect(res.status).toBe(404);
+      await request(gw.url).post('/mcp').set('authorization', `Bearer ${token}`).send({}).expect(404);
+    });
+
+    it('accepts the scheme name in any case', async () => {
+      await request(gw.url)
+        .get(PROBE_PATH)
+        .set('authorization', `bearer ${await issuer.token()}`)
+        .expect(200);
+    });
+  });
+
+  describe('no or unusable credentials', () => {
+    it('answers 401 without an error code when no token is sent (RFC 6750 §3.1), on any path under MCP_PREFIX', async () => {
+      for (const path of ['/mcp', '/mcp/', '/mcp/unknown/path', PROBE_PATH]) {
+        const res = await request(gw.url).get(path);
+        expect(res.status).toBe(401);
+        const challenge = challengeOf(res.headers['www-authenticate']);
+        expect(challenge.error).toBeUndefined();
+        expect(challenge.scope).toBe(SCOPE);
+      }
+      const post = await request(gw.url).post('/mcp').send({ jsonrpc: '2.0', id: 1, method: 'tools/list' });
+      expect(post.status).toBe(401);
+    });
+
+    it('points each 401 at the metadata of the resource asked for', async () => {
+      const aggregate = await request(gw.url).post('/mcp');
+      expect(challengeOf(aggregate.headers['www-authenticate']).resource_metadata).toBe(PRM);
+      const one = await request(gw.url).post('/mcp/weather/tools/forecast');
+      expect(challengeOf(one.headers['www-authenticate']).resource_metadata).toBe(`${PRM}/weather`);
+      const oddly = await request(gw.url).get('/mcp/Not_A_Slug');
+      expect(challengeOf(oddly.headers['www-authenticate']).resource_metadata).toBe(PRM);
+    });
+
+    it('leaves paths outside MCP_PREFIX alone', async () => {
+      await request(gw.url).get('/health/live').expect(200);
+      await request(gw.url).get('/api/v1').expect(200);
+      await request(gw.url).get('/mcpx').expect(404);
+    });
+
+    it('refuses a token in the query string, even next to a valid header', async () => {
+      const token = await issuer.token();
+      for (const req of [
+        request(gw.url).get(`${PROBE_PATH}?access_token=${token}`),
+        request(gw.url).get(`${PROBE_PATH}?x=1&access_token=${token}`).set('authorization', `Bearer ${token}`),
+      ]) {
+        const res = await req;
+        expect(res.status).toBe(401);
+        expect(challengeOf(res.headers['www-authenticate'])).toMatchObject({
+          error: 'invalid_request',
+          error_description: 'access tokens are accepted in the Authorization header only',
+          resource_metadata: PRM,
+        });
+      }
+    });
+
+    it.each([
+      ['another scheme', 'Basic dXNlcjpwYXNz'],
+      ['no token', 'Bearer'],
+      ['two tokens', 'Bearer a.b.c d.e.f'],
+      ['characters outside b64token', 'Bearer a.b.c;drop'],
+      ['a bare token', 'eyJhbGciOiJSUzI1NiJ9.e30.sig'],
+    ])('answers a malformed Authorization header (%s) with 401 invalid_request', async (_case, header) => {
+      const res = await request(gw.url).get(PROBE_PATH).set('authorization', header);
+      expect(res.status).toBe(401);
+      expect(challengeOf(res.headers['www-authenticate'])).toMatchObject({
+        error: 'invalid_request',
+        error_description: 'the Authorization header must be: Bearer <token>',
+        resource_metadata: PRM,
+      });
+    });
+
+    it('answers a token that is not a JWT with 401 invalid_token', async () => {
+      await expectRefused('not-a-jwt', /not a JWT/);
+      await expectRefused('a.b.c', /malformed/);
+    });
+
+    it('answers a huge Authorization header with 401, and one beyond the HTTP limit with 431, never a 5xx', async () => {
+      const huge = await probe(`${'a'.repeat(12_000)}.${'b'.repeat(1_000)}.c`);
+      expect(huge.status).toBe(401);
+      expect(challengeOf(huge.headers['www-authenticate'])).toMatchObject({
+        error: 'invalid_request',
+        error_description: 'the access token is too large',
+      });
+      const beyond = await rawStatus(gw.url, PROBE_PATH, `Bearer ${'a'.repeat(20_000)}`);
+      expect(beyond).toBe(431);
+      await request(gw.url).get('/health/live').expect(200);
+    });
+  });
+
+  describe('every rule refuses with 401 invalid_token', () => {
+    const now = () => Math.floor(Date.now() / 1000);
+
+    it('expired (beyond the clock tolerance)', async () => {
+      await expectRefused(await issuer.token({ exp: now() - 120, iat: now() - 3700, nbf: now() - 3700 }), /expired/);
+    });
+
+    it('accepts an expiry within the clock tolerance', async () => {
+      await probe(await issuer.token({ exp: now() - 30 })).expect(200);
+    });
+
+    it('not yet valid (nbf beyond the clock tolerance)', async () => {
+      await expectRefused(await issuer.token({ nbf: now() + 600 }), /not valid yet/);
+    });
+
+    it('wrong audience', async () => {
+      await expectRefused(await issuer.token({ aud: '00000003-0000-0000-c000-000000000000' }), /audience/);
+      await expectRefused(await issuer.token({ aud: randomUUID() }), /audience/);
+    });
+
+    it('wrong issuer', async () => {
+      await expectRefused(
+        await issuer.token({ iss: `https://evil.example/${HOME_TENANT}/v2.0` }),
+        /issuer is not accepted/,
+      );
+      await expectRefused(await issuer.token({ iss: `${issuer.url}/${HOME_TENANT}` }), /issuer is not accepted/);
+    });
+
+    it('issuer and tid naming different tenants', async () => {
+      await expectRefused(
+        await issuer.token({ iss: `${issuer.url}/${GUEST_TENANT}/v2.0` }),
+        /issuer does not match its tenant/,
+      );
+      await expectRefused(
+        await issuer.token({ iss: `https://sts.windows.net/${GUEST_TENANT}/` }, { version: 1 }),
+        /issuer does not match its tenant/,
+      );
+    });
+
+    it('tenant not allowed (and its keys never fetched)', async () => {
+      await issuer.currentKey(FOREIGN_TENANT);
+      await expectRefused(await issuer.token({}, { tid: FOREIGN_TENANT }), /tenant is not allowed/);
+      await expectRefused(await issuer.token({ tid: 'common' }), /no valid tid/);
+      expect(issuer.jwksFetches(FOREIGN_TENANT)).toBe(0);
+    });
+
+    it('key not in the JWKS: a known kid, but signed by a key the tenant never published', async () => {
+      const published = await issuer.currentKey(HOME_TENANT);
+      const forger = await issuer.unpublishedKey();
+      await expectRefused(await issuer.token({}, { key: { ...forger, kid: published.kid } }), /signature is not valid/);
+    });
+
+    it('alg none', async () => {
+      await expectRefused(issuer.unsignedToken(), /algorithm is not accepted/);
+    });
+
+    it('HS256 signed with the public key', async () => {
+      await expectRefused(await issuer.hs256WithPublicKey(), /algorithm is not accepted/);
+    });
+
+    it('no kid in the header', async () => {
+      await expectRefused(await issuer.token({}, { header: { kid: undefined } }), /names no signing key/);
+    });
+
+    it('tampered payload', async () => {
+      const token = await issuer.token({ roles: ['Gateway.Reader'] });
+      await expectRefused(tamper(token, { ...issuer.claims(), roles: ['Gateway.Admin'] }), /signature is not valid/);
+    });
+
+    it('neither scp nor roles (an ID token is not an access token)', async () => {
+      await expectRefused(await issuer.token({ scp: undefined, roles: undefined }), /neither scp nor roles/);
+      await expectRefused(await issuer.token({ scp: undefined, roles: [] }), /neither scp nor roles/);
+    });
+
+    it('no oid, or no client', async () => {
+      await expectRefused(await issuer.token({ oid: undefined }), /no oid/);
+      await expectRefused(await issuer.token({ azp: undefined }), /names no client/);
+    });
+
+    it('v1 tokens when they are not enabled', async () => {
+      const strict = await startProbeGateway(entraEnv(issuer, { AZURE_ACCEPT_V1_TOKENS: 'false' }));
+      try {
+        const res = await request(strict.url)
+          .get(PROBE_PATH)
+          .set('authorization', `Bearer ${await issuer.token({}, { version: 1 })}`);
+        expect(res.status).toBe(401);
+        expect(challengeOf(res.headers['www-authenticate']).error_description).toMatch(/issuer is not accepted/);
+      } finally {
+        await strict.close();
+      }
+    });
+
+    it('logs the reason, never the token', async () => {
+      const token = await issuer.token({ aud: randomUUID() });
+      await probe(token).expect(401);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const text = JSON.stringify(gw.logs.lines);
+      expect(text).toContain('the token audience is not this gateway');
+      expect(text).not.toContain(token.split('.')[2]);
+    });
+  });
+
+  describe('insufficient scope', () => {
+    it('answers a delegated token without the required scope with 403 insufficient_scope naming the scope', async () => {
+      const res = await probe(await issuer.token({ scp: 'Files.Read' }));
+      expect(res.status).toBe(403);
+      expect(challengeOf(res.headers['www-authenticate'])).toEqual({
+        error: 'insufficient_scope',
+        error_description: expect.any(String),
+        resource_metadata: PRM,
+        scope: SCOPE,
+      });
+      expect(res.body.error).toBe('insufficient_scope');
+    });
+  });
+});
+
+describe('signing keys', () => {
+  let issuer: LocalEntraIssuer;
+  let gw: TestGateway;
+  // Fresh tenants per test: each starts with nothing cached.
+  const tenants = Array.from({ length: 6 }, () => randomUUID());
+
+  beforeAll(async () => {
+    issuer = await LocalEntraIssuer.start();
+    gw = await startProbeGateway(entraEnv(issuer, { AZURE_ALLOWED_TENANTS: tenants.join(',') }));
+  });
+
+  afterAll(async () => {
+    await gw?.close();
+    await issuer?.stop();
+  });
+
+  const call = async (token: string) =>
+    (await request(gw.url).get(PROBE_PATH).set('authorization', `Bearer ${token}`)).status;
+
+  it('fetches a tenant’s keys once for many concurrent first verifications', async () => {
+    const tid = tenants[0]!;
+    await issuer.currentKey(tid);
+    issuer.jwksDelayMs = 200;
+    try {
+      const tokens = await Promise.all(Array.from({ length: 20 }, () => issuer.token({}, { tid })));
+      const statuses = await Promise.all(tokens.map(call));
+      expect(statuses).toEqual(tokens.map(() => 200));
+    } finally {
+      issuer.jwksDelayMs = 0;
+    }
+    expect(issuer.jwksFetches(tid)).toBe(1);
+  });
+
+  it('refetches once on an unknown kid: a rotated key is accepted', async () => {
+    const tid = tenants[1]!;
+    expect(await call(await issuer.token({}, { tid }))).toBe(200);
+    await issuer.rotate(tid);
+    expect(await call(await issuer.token({}, { tid }))).toBe(200);
+    expect(issuer.jwksFetches(tid)).toBe(2);
+  });
+
+  it('refetches at most once per cooldown for kids that stay unknown', async () => {
+    const tid = tenants[2]!;
+    expect(await call(await issuer.token({}, { tid }))).toBe(200);
+    for (let i = 0; i < 5; i++) {
+      const stranger = await issuer.unpublishedKey();
+      const res = await request(gw.url)
+        .get(PROBE_PATH)
+        .set('authorization', `Bearer ${await issuer.token({}, { tid, key: stranger })}`);
+      expect(res.status).toBe(401);
+      expect(challengeOf(res.headers['www-authenticate']).error_description).toBe('the token signing key is not known');
+    }
+    expect(issuer.jwksFetches(tid)).toBe(2);
+  });
+
+  it('answers 503, not 401, when the keys of a tenant cannot be fetched at all', async () => {
+    const tid = tenants[3]!;
+    issuer.jwksDown = true;
+    try {
+      const res = await request(gw.url)
+        .get(PROBE_PATH)
+        .set('authorization', `Bearer ${await issuer.token({}, { tid })}`);
+      expect(res.status).toBe(503);
+      expect(res.body.error).toBe('temporarily_unavailable');
+    } finally {
+      issuer.jwksDown = false;
+    }
+    expect(await call(await issuer.token({}, { tid }))).toBe(200);
+  });
+
+  it('remembers verified tokens until they expire: a repeated token is not verified again', async () => {
+    const verifier = gw.gateway.app.get(TokenVerifier);
+    const token = await issuer.token({}, { tid: tenants[4]! });
+    const before = { ...verifier.stats };
+    for (let i = 0; i < 5; i++) expect(await call(token)).toBe(200);
+    expect(verifier.stats.validations - before.validations).toBe(1);
+    expect(verifier.stats.cacheHits - before.cacheHits).toBe(4);
+  });
+
+  it('does not serve an expired token from that memory', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const token = await issuer.token({ exp: now + 1 }, { tid: tenants[4]! });
+    expect(await call(token)).toBe(200);
+    // Past exp but within the clock tolerance, the memory no longer answers: the token is verified again.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const verifier = gw.gateway.app.get(TokenVerifier);
+    const before = verifier.stats.validations;
+    expect(await call(token)).toBe(200);
+    expect(verifier.stats.validations).toBe(before + 1);
+  });
+});
+
+describe('a JWKS outage', () => {
+  it('does not fail tokens whose keys are cached, even once the cache is stale', async () => {
+    const issuer = await LocalEntraIssuer.start();
+    const gw = await startProbeGateway(entraEnv(issuer, { AZURE_JWKS_CACHE_MAX_AGE_MS: '1000' }));
+    try {
+      const call = async () =>
+        (
+          await request(gw.url)
+            .get(PROBE_PATH)
+            .set('authorization', `Bearer ${await issuer.token()}`)
+        ).status;
+      expect(await call()).toBe(200);
+      issuer.jwksDown = true;
+      await new Promise((resolve) => setTimeout(resolve, 1_200));
+      expect(await call()).toBe(200);
+      expect(await call()).toBe(200);
+      // The stale keys were due for a refetch, which was tried (and failed).
+      expect(issuer.jwksFetches(HOME_TENANT)).toBe(2);
+    } finally {
+      await gw.close();
+      await issuer.stop();
+    }
+  });
+});
+
+/** Status of a request whose header Node's HTTP parser refuses before any app code runs. */
+function rawStatus(base: string, path: string, authorization: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${base}${path}`, { headers: { authorization } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
