@@ -1,5 +1,35 @@
-import { Module } from '@nestjs/common';
+import { Inject, Module, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import type { AppConfig } from '../config/config';
+import { APP_CONFIG } from '../config/config.module';
+import { KEY_VALUE_STORE, type KeyValueStore } from '../redis/key-value-store';
+import { RegistryModule } from '../registry/registry.module';
+import { McpController } from './mcp.controller';
+import { ServerDirectory } from './server-directory';
+import { McpSessionStore } from './session-store';
+import { SlugRelay } from './slug-relay';
 
-/** The MCP endpoints under MCP_PREFIX (filled in by the MCP endpoint issue). */
-@Module({})
-export class McpModule {}
+/** The MCP endpoints under MCP_PREFIX: `/mcp/{slug}` relays to one upstream. */
+@Module({
+  imports: [RegistryModule],
+  controllers: [McpController],
+  providers: [
+    ServerDirectory,
+    SlugRelay,
+    {
+      provide: McpSessionStore,
+      inject: [KEY_VALUE_STORE, APP_CONFIG],
+      useFactory: (store: KeyValueStore, config: AppConfig) => new McpSessionStore(store, config.mcp.sessionIdleMs),
+    },
+  ],
+})
+export class McpModule implements OnModuleInit, OnModuleDestroy {
+  constructor(@Inject(McpSessionStore) private readonly sessions: McpSessionStore) {}
+
+  onModuleInit(): Promise<void> {
+    return this.sessions.start();
+  }
+
+  onModuleDestroy(): Promise<void> {
+    return this.sessions.stop();
+  }
+}

@@ -1,0 +1,115 @@
+/** JSON-RPC 2.0 as MCP uses it: just enough structure to route, check and answer messages. */
+
+export type RequestId = string | number;
+
+export interface JsonRpcRequest {
+  jsonrpc: '2.0';
+  id: RequestId;
+  method: string;
+  params?: Record<string, unknown>;
+}
+
+export interface JsonRpcNotification {
+  jsonrpc: '2.0';
+  method: string;
+  params?: Record<string, unknown>;
+}
+
+export interface JsonRpcResult {
+  jsonrpc: '2.0';
+  id: RequestId;
+  result: Record<string, unknown>;
+}
+
+export interface JsonRpcErrorResponse {
+  jsonrpc: '2.0';
+  id: RequestId | null;
+  error: { code: number; message: string; data?: unknown };
+}
+
+export type JsonRpcResponse = JsonRpcResult | JsonRpcErrorResponse;
+export type JsonRpcMessage = JsonRpcRequest | JsonRpcNotification | JsonRpcResponse;
+
+export const ErrorCodes = {
+  parseError: -32700,
+  invalidRequest: -32600,
+  methodNotFound: -32601,
+  invalidParams: -32602,
+  internalError: -32603,
+  /** MCP SDK's codes for a timed-out request and a closed connection. */
+  requestTimeout: -32001,
+  connectionClosed: -32000,
+} as const;
+
+export function isRequest(message: JsonRpcMessage): message is JsonRpcRequest {
+  return 'method' in message && 'id' in message;
+}
+
+export function isNotification(message: JsonRpcMessage): message is JsonRpcNotification {
+  return 'method' in message && !('id' in message);
+}
+
+export function isResponse(message: JsonRpcMessage): message is JsonRpcResponse {
+  return !('method' in message) && ('result' in message || 'error' in message);
+}
+
+export function errorResponse(
+  id: RequestId | null,
+  code: number,
+  message: string,
+  data?: unknown,
+): JsonRpcErrorResponse {
+  return { jsonrpc: '2.0', id, error: data === undefined ? { code, message } : { code, message, data } };
+}
+
+export function resultResponse(id: RequestId, result: Record<string, unknown>): JsonRpcResult {
+  return { jsonrpc: '2.0', id, result };
+}
+
+/**
+ * Validates one parsed value as a JSON-RPC message, returning a description of
+ * what is wrong when it is not one. Shapes of `params` are each method's business.
+ */
+export function parseMessage(value: unknown): { message: JsonRpcMessage } | { problem: string } {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { problem: 'not a JSON-RPC object' };
+  const candidate = value as Record<string, unknown>;
+  if (candidate.jsonrpc !== '2.0') return { problem: 'jsonrpc must be "2.0"' };
+  const hasId = 'id' in candidate;
+  if (hasId && !isValidId(candidate.id) && !(candidate.id === null && 'error' in candidate)) {
+    return { problem: 'id must be a string or a number' };
+  }
+  if ('method' in candidate) {
+    if (typeof candidate.method !== 'string' || candidate.method.length === 0)
+      return { problem: 'method must be a string' };
+    if (
+      'params' in candidate &&
+      (typeof candidate.params !== 'object' || candidate.params === null || Array.isArray(candidate.params))
+    ) {
+      return { problem: 'params must be an object' };
+    }
+    return { message: candidate as unknown as JsonRpcMessage };
+  }
+  if (!hasId) return { problem: 'a message needs a method or an id' };
+  if ('result' in candidate) {
+    if (typeof candidate.result !== 'object' || candidate.result === null)
+      return { problem: 'result must be an object' };
+    return { message: candidate as unknown as JsonRpcMessage };
+  }
+  if ('error' in candidate) {
+    const error = candidate.error as Record<string, unknown> | null;
+    if (
+      typeof error !== 'object' ||
+      error === null ||
+      typeof error.code !== 'number' ||
+      typeof error.message !== 'string'
+    ) {
+      return { problem: 'error must have a numeric code and a message' };
+    }
+    return { message: candidate as unknown as JsonRpcMessage };
+  }
+  return { problem: 'a message needs a method, a result or an error' };
+}
+
+function isValidId(id: unknown): id is RequestId {
+  return (typeof id === 'string' && id.length <= 256) || (typeof id === 'number' && Number.isFinite(id));
+}

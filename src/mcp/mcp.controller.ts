@@ -1,0 +1,26 @@
+import { Controller, Delete, Get, Param, Post, Req, Res } from '@nestjs/common';
+import { ApiExcludeController } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import { SlugRelay } from './slug-relay';
+
+/** Streamable HTTP endpoints under MCP_PREFIX. Documented by MCP itself, not by OpenAPI. */
+@ApiExcludeController()
+@Controller()
+export class McpController {
+  constructor(private readonly relay: SlugRelay) {}
+
+  @Post(':slug')
+  postToServer(@Param('slug') slug: string, @Req() req: Request, @Res() res: Response): Promise<void> {
+    return this.relay.post(req, res, slug);
+  }
+
+  @Get(':slug')
+  streamFromServer(@Param('slug') slug: string, @Req() req: Request, @Res() res: Response): Promise<void> {
+    return this.relay.get(req, res, slug);
+  }
+
+  @Delete(':slug')
+  endServerSession(@Param('slug') slug: string, @Req() req: Request, @Res() res: Response): Promise<void> {
+    return this.relay.delete(req, res, slug);
+  }
+}

@@ -1,0 +1,78 @@
+import { Injectable, type OnModuleDestroy } from '@nestjs/common';
+import { PrismaService } from '../database/prisma.service';
+import type { PolicyServer } from '../auth/access-policy';
+import { RegistryEvents } from '../registry/registry-events';
+import {
+  type ServerStatus,
+  timeoutsSchema,
+  transportSchema,
+  upstreamAuthSchema,
+  type UpstreamTarget,
+} from '../registry/server.schema';
+
+/** A registered server as the MCP endpoints need it: how to reach it and who may. */
+export interface GatewayServer extends UpstreamTarget, PolicyServer {
+  name: string;
+  title: string | null;
+  status: ServerStatus;
+  allowedRoles: string[];
+  toolRules: unknown;
+}
+
+/** Lookups are served from memory this long; local registry events evict sooner. */
+const CACHE_MS = 1_000;
+
+/**
+ * Finds the servers `/mcp` fronts (active and deprecated; disabled ones do not
+ * exist here). Cached briefly: a lookup happens on every MCP request.
+ */
+@Injectable()
+export class ServerDirectory implements OnModuleDestroy {
+  private readonly bySlugCache = new Map<string, { server: GatewayServer | undefined; at: number }>();
+  private readonly stopListening: () => void;
+
+  constructor(
+    private readonly prisma: PrismaService,
+    events: RegistryEvents,
+  ) {
+    this.stopListening = events.on(() => this.bySlugCache.clear());
+  }
+
+  onModuleDestroy(): void {
+    this.stopListening();
+  }
+
+  async bySlug(slug: string): Promise<GatewayServer | undefined> {
+    const now = Date.now();
+    const cached = this.bySlugCache.get(slug);
+    if (cached && now - cached.at < CACHE_MS) return cached.server;
+    const row = await this.prisma.server.findFirst({ where: { slug, status: { in: ['active', 'deprecated'] } } });
+    const server = row ? toGatewayServer(row) : undefined;
+    if (this.bySlugCache.size > 10_000) this.bySlugCache.clear();
+    this.bySlugCache.set(slug, { server, at: now });
+    return server;
+  }
+}
+
+type ServerRow = NonNullable<Awaited<ReturnType<PrismaService['server']['findFirst']>>>;
+
+function toGatewayServer(row: ServerRow): GatewayServer | undefined {
+  const auth = upstreamAuthSchema.safeParse(row.auth);
+  const timeouts = timeoutsSchema.safeParse(row.timeouts);
+  const transport = transportSchema.safeParse(row.transport);
+  // A row the registry would not have written is treated as absent rather than half-used.
+  if (!auth.success || !timeouts.success || !transport.success) return undefined;
+  return {
+    id: row.id,
+    slug: row.slug,
+    name: row.name,
+    title: row.title,
+    url: row.url,
+    transport: transport.data,
+    auth: auth.data,
+    timeouts: timeouts.data,
+    status: row.status as ServerStatus,
+    allowedRoles: row.allowedRoles,
+    toolRules: row.toolRules,
+  };
+}

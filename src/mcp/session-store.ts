@@ -1,0 +1,106 @@
+import { randomBytes } from 'node:crypto';
+import type { KeyValueStore } from '../redis/key-value-store';
+
+/** What any replica needs to continue a client's MCP session. */
+export interface McpSession {
+  id: string;
+  /** `tid:oid` (or `tid:clientId` for app-only callers): only this principal may use the session. */
+  principalKey: string;
+  /** The upstream a `/mcp/{slug}` session fronts; absent for the aggregate endpoint. */
+  serverId?: string;
+  protocolVersion: string;
+  /** The client's initialize params, replayed when an upstream forgets its session. */
+  initializeParams: Record<string, unknown>;
+  /** Upstream session ids by server id. */
+  upstreamSessions: Record<string, string>;
+  createdAt: number;
+}
+
+const KEY_PREFIX = 'mcp:session:';
+const DELETED_CHANNEL = 'mcp:session:deleted';
+/** Sessions read recently are served from memory; writes and deletions reach every replica. */
+const LOCAL_TTL_MS = 5_000;
+
+interface Cached {
+  session: McpSession;
+  cachedAt: number;
+  touchedAt: number;
+}
+
+/**
+ * MCP sessions kept in the shared store (Redis when configured) with an idle
+ * expiry, so a session created on one replica continues on any other.
+ */
+export class McpSessionStore {
+  private readonly local = new Map<string, Cached>();
+  private unsubscribe?: () => Promise<void>;
+
+  constructor(
+    private readonly store: KeyValueStore,
+    private readonly idleMs: number,
+  ) {}
+
+  async start(): Promise<void> {
+    this.unsubscribe = await this.store.subscribe(DELETED_CHANNEL, (id) => this.local.delete(id));
+  }
+
+  async stop(): Promise<void> {
+    await this.unsubscribe?.();
+    this.local.clear();
+  }
+
+  /** A new session id: 128 bits from the CSPRNG, URL-safe. */
+  static newId(): string {
+    return randomBytes(16).toString('base64url');
+  }
+
+  async create(session: McpSession): Promise<void> {
+    await this.store.set(KEY_PREFIX + session.id, JSON.stringify(session), this.idleMs);
+    const now = Date.now();
+    this.local.set(session.id, { session, cachedAt: now, touchedAt: now });
+  }
+
+  /** The session, with its idle expiry pushed back; undefined when unknown or expired. */
+  async get(id: string): Promise<McpSession | undefined> {
+    const now = Date.now();
+    const cached = this.local.get(id);
+    if (cached && now - cached.cachedAt < LOCAL_TTL_MS) {
+      if (now - cached.touchedAt > this.idleMs / 4) await this.touch(cached, now);
+      return cached.session;
+    }
+    const raw = await this.store.get(KEY_PREFIX + id);
+    if (raw === null) {
+      this.local.delete(id);
+      return undefined;
+    }
+    const session = JSON.parse(raw) as McpSession;
+    const entry = { session, cachedAt: now, touchedAt: cached?.touchedAt ?? 0 };
+    this.local.set(id, entry);
+    if (now - entry.touchedAt > this.idleMs / 4) await this.touch(entry, now);
+    this.evictOld(now);
+    return session;
+  }
+
+  async save(session: McpSession): Promise<void> {
+    await this.create(session);
+  }
+
+  async delete(id: string): Promise<void> {
+    this.local.delete(id);
+    await this.store.del(KEY_PREFIX + id);
+    await this.store.publish(DELETED_CHANNEL, id);
+  }
+
+  private async touch(entry: Cached, now: number): Promise<void> {
+    entry.touchedAt = now;
+    // Only the expiry moves: rewriting the value could undo another replica's newer save.
+    await this.store.expire(KEY_PREFIX + entry.session.id, this.idleMs);
+  }
+
+  private evictOld(now: number): void {
+    if (this.local.size < 10_000) return;
+    for (const [id, entry] of this.local) {
+      if (now - entry.cachedAt >= LOCAL_TTL_MS) this.local.delete(id);
+    }
+  }
+}

@@ -1,0 +1,484 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { PinoLogger } from 'nestjs-pino';
+import { AccessPolicy } from '../auth/access-policy';
+import { callerOf, principalOf, type Principal, type UpstreamCaller } from '../auth/principal';
+import { UpstreamConnector } from '../upstream/upstream-connector';
+import { classifyUpstreamError } from '../upstream/upstream-error';
+import { UrlGuard } from '../upstream/url-guard';
+import { sendJson, sendRpcError, startSse, writeEvent } from './http-replies';
+import {
+  ErrorCodes,
+  errorResponse,
+  isRequest,
+  isResponse,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+  parseMessage,
+} from './jsonrpc';
+import { principalKeyOf } from './principal-key';
+import { type GatewayServer, ServerDirectory } from './server-directory';
+import { type McpSession, McpSessionStore } from './session-store';
+import {
+  LAST_EVENT_ID_HEADER,
+  SESSION_HEADER,
+  StreamableHttpClient,
+  type UpstreamReply,
+} from './streamable-http-client';
+import type { SseEvent } from './sse';
+
+/** Raised inside the relay when an upstream cannot serve; becomes a JSON-RPC error naming the server. */
+class RelayFailure extends Error {
+  constructor(
+    message: string,
+    readonly kind: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * `/mcp/{slug}`: the upstream as if reached directly. Messages pass through as
+ * they are, over a session of the upstream's own that the gateway keeps under
+ * a session id of its own; the gateway adds its credentials for the upstream,
+ * hides what the caller's roles do not allow, and re-initializes an upstream
+ * that forgot its session. Session state lives in the shared store, so any
+ * replica serves any request.
+ */
+@Injectable()
+export class SlugRelay {
+  private readonly http = new StreamableHttpClient();
+
+  constructor(
+    private readonly directory: ServerDirectory,
+    private readonly policy: AccessPolicy,
+    private readonly connector: UpstreamConnector,
+    private readonly urlGuard: UrlGuard,
+    @Inject(McpSessionStore) private readonly sessions: McpSessionStore,
+    private readonly logger: PinoLogger,
+  ) {
+    this.logger.setContext(SlugRelay.name);
+  }
+
+  async post(req: Request, res: Response, slug: string): Promise<void> {
+    const principal = principalOf(req);
+    const server = await this.visibleServer(principal, slug);
+    if (!server) return sendRpcError(res, 404, null, ErrorCodes.invalidRequest, `Unknown MCP server: ${slug}`);
+    const parsed = parseBody(req.body);
+    if ('problem' in parsed) return sendRpcError(res, 400, null, parsed.code, parsed.problem);
+    const { messages, batch } = parsed;
+
+    const initialize = messages.find((message) => isRequest(message) && message.method === 'initialize');
+    if (initialize) {
+      if (messages.length > 1) {
+        return sendRpcError(res, 400, null, ErrorCodes.invalidRequest, 'initialize must be sent on its own');
+      }
+      return this.initialize(req, res, server, principal, initialize as JsonRpcRequest);
+    }
+
+    const session = await this.sessionFor(req, res, server, principal);
+    if (!session) return;
+
+    const refused: JsonRpcResponse[] = [];
+    const forward: JsonRpcMessage[] = [];
+    const listRequests = new Set<string | number>();
+    for (const message of messages) {
+      const refusal = isRequest(message) ? this.refusal(principal, server, message) : undefined;
+      if (refusal) refused.push(refusal);
+      else forward.push(message);
+      if (isRequest(message) && message.method === 'tools/list') listRequests.add(message.id);
+    }
+    if (forward.length === 0) return sendJson(res, 200, batch ? refused : refused[0]!);
+
+    const firstRequest = forward.find(isRequest);
+    const abort = abortOnClose(res, this.connector.requestTimeoutMs(server));
+    try {
+      const reply = await this.send(server, session, callerOf(req), batch ? forward : forward[0]!, abort.signal);
+      await this.relay(res, reply, server, principal, listRequests, refused, batch);
+    } catch (error) {
+      this.answerFailure(res, server, firstRequest?.id ?? null, error);
+    } finally {
+      abort.done();
+    }
+  }
+
+  async get(req: Request, res: Response, slug: string): Promise<void> {
+    const principal = principalOf(req);
+    const server = await this.visibleServer(principal, slug);
+    if (!server) return sendRpcError(res, 404, null, ErrorCodes.invalidRequest, `Unknown MCP server: ${slug}`);
+    const session = await this.sessionFor(req, res, server, principal);
+    if (!session) return;
+    const abort = abortOnClose(res);
+    try {
+      const caller = callerOf(req);
+      const lastEventId = req.header(LAST_EVENT_ID_HEADER);
+      let reply = await this.openStream(server, session, caller, abort.signal, lastEventId);
+      if (reply.status === 404 && session.upstreamSessions[server.id]) {
+        await this.reinitialize(server, session, caller, abort.signal);
+        reply = await this.openStream(server, session, caller, abort.signal);
+      }
+      if (reply.body.kind !== 'sse') {
+        await discard(reply);
+        const status = reply.status === 405 ? 405 : 502;
+        res.status(status).end();
+        return;
+      }
+      startSse(res);
+      for await (const event of reply.body.events) writeEvent(res, event);
+      res.end();
+    } catch (error) {
+      if (!abort.signal.aborted) this.logFailure(server, error);
+      if (!res.headersSent) res.status(502).end();
+      else res.end();
+    } finally {
+      abort.done();
+    }
+  }
+
+  async delete(req: Request, res: Response, slug: string): Promise<void> {
+    const principal = principalOf(req);
+    const server = await this.visibleServer(principal, slug);
+    if (!server) return sendRpcError(res, 404, null, ErrorCodes.invalidRequest, `Unknown MCP server: ${slug}`);
+    const session = await this.sessionFor(req, res, server, principal);
+    if (!session) return;
+    await this.sessions.delete(session.id);
+    const upstreamSession = session.upstreamSessions[server.id];
+    if (upstreamSession) {
+      try {
+        const headers = await this.connector.headersFor(server, callerOf(req));
+        await this.http.delete(server.url, {
+          sessionId: upstreamSession,
+          protocolVersion: session.protocolVersion,
+          headers,
+          signal: AbortSignal.timeout(this.connector.connectTimeoutMs(server)),
+        });
+      } catch (error) {
+        // The gateway's session is gone either way; the upstream's expires on its own.
+        this.logFailure(server, error);
+      }
+    }
+    res.status(200).end();
+  }
+
+  private async visibleServer(principal: Principal, slug: string): Promise<GatewayServer | undefined> {
+    const server = await this.directory.bySlug(slug);
+    // A server the caller may not see answers exactly like one that does not exist.
+    return server && this.policy.canSeeServer(principal, server).allowed ? server : undefined;
+  }
+
+  /** The caller's session for this server, or an answer saying why there is none. */
+  private async sessionFor(
+    req: Request,
+    res: Response,
+    server: GatewayServer,
+    principal: Principal,
+  ): Promise<McpSession | undefined> {
+    const id = req.header(SESSION_HEADER);
+    if (!id) {
+      sendRpcError(res, 400, null, ErrorCodes.connectionClosed, 'Bad Request: Mcp-Session-Id header is required');
+      return undefined;
+    }
+    const session = await this.sessions.get(id);
+    // Another principal's session is as unknown as an expired one.
+    if (!session || session.principalKey !== principalKeyOf(principal) || session.serverId !== server.id) {
+      sendRpcError(res, 404, null, ErrorCodes.requestTimeout, 'Session not found');
+      return undefined;
+    }
+    return session;
+  }
+
+  /** The error answer for a request the caller's roles do not allow; it reads as if the tool did not exist. */
+  private refusal(principal: Principal, server: GatewayServer, request: JsonRpcRequest): JsonRpcResponse | undefined {
+    if (request.method !== 'tools/call') return undefined;
+    const name = request.params?.name;
+    if (typeof name !== 'string') return undefined;
+    const decision = this.policy.canUseTool(principal, server, name);
+    if (decision.allowed) return undefined;
+    return errorResponse(request.id, ErrorCodes.invalidParams, `Tool ${name} not found`);
+  }
+
+  private async initialize(
+    req: Request,
+    res: Response,
+    server: GatewayServer,
+    principal: Principal,
+    request: JsonRpcRequest,
+  ): Promise<void> {
+    const abort = abortOnClose(res, this.connector.connectTimeoutMs(server));
+    try {
+      const { response, sessionId } = await this.initializeUpstream(server, callerOf(req), request, abort.signal);
+      if ('error' in response) return sendJson(res, 200, response);
+      const protocolVersion = response.result.protocolVersion;
+      const session: McpSession = {
+        id: McpSessionStore.newId(),
+        principalKey: principalKeyOf(principal),
+        serverId: server.id,
+        protocolVersion: typeof protocolVersion === 'string' ? protocolVersion : '2025-03-26',
+        initializeParams: request.params ?? {},
+        upstreamSessions: sessionId ? { [server.id]: sessionId } : {},
+        createdAt: Date.now(),
+      };
+      await this.sessions.create(session);
+      res.setHeader(SESSION_HEADER, session.id);
+      sendJson(res, 200, response);
+    } catch (error) {
+      this.answerFailure(res, server, request.id, error);
+    } finally {
+      abort.done();
+    }
+  }
+
+  /** Sends an initialize upstream and waits for its answer (JSON or the first matching SSE event). */
+  private async initializeUpstream(
+    server: GatewayServer,
+    caller: UpstreamCaller,
+    request: JsonRpcRequest,
+    signal: AbortSignal,
+  ): Promise<{ response: JsonRpcResponse; sessionId?: string }> {
+    const verdict = await this.urlGuard.check(server.url);
+    if (!verdict.allowed) throw new RelayFailure(`the upstream URL ${verdict.reason}`, 'refused_url');
+    const headers = await this.connector.headersFor(server, caller);
+    const reply = await this.http.post(server.url, request, { headers, signal });
+    const response = await responseTo(reply, request.id);
+    if (!response) throw upstreamStatusFailure(reply);
+    return { response, sessionId: reply.sessionId };
+  }
+
+  /** Opens a fresh upstream session with the client's original initialize, after the upstream lost ours. */
+  private async reinitialize(
+    server: GatewayServer,
+    session: McpSession,
+    caller: UpstreamCaller,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const request: JsonRpcRequest = {
+      jsonrpc: '2.0',
+      id: `mcp-gateway-reinit-${randomUUID()}`,
+      method: 'initialize',
+      params: session.initializeParams,
+    };
+    const { response, sessionId } = await this.initializeUpstream(server, caller, request, signal);
+    if ('error' in response) throw new RelayFailure(`re-initialize failed: ${response.error.message}`, 'protocol');
+    const headers = await this.connector.headersFor(server, caller);
+    const initialized = await this.http.post(
+      server.url,
+      { jsonrpc: '2.0', method: 'notifications/initialized' },
+      { sessionId, protocolVersion: session.protocolVersion, headers, signal },
+    );
+    await discard(initialized);
+    if (sessionId) session.upstreamSessions[server.id] = sessionId;
+    else delete session.upstreamSessions[server.id];
+    await this.sessions.save(session);
+    this.logger.info({ server: server.slug, session: session.id }, 'upstream session re-initialized');
+  }
+
+  private async send(
+    server: GatewayServer,
+    session: McpSession,
+    caller: UpstreamCaller,
+    payload: JsonRpcMessage | JsonRpcMessage[],
+    signal: AbortSignal,
+  ): Promise<UpstreamReply> {
+    const post = async (): Promise<UpstreamReply> =>
+      this.http.post(server.url, payload, {
+        sessionId: session.upstreamSessions[server.id],
+        protocolVersion: session.protocolVersion,
+        headers: await this.connector.headersFor(server, caller),
+        signal,
+      });
+    const reply = await post();
+    if (reply.status !== 404 || !session.upstreamSessions[server.id]) return reply;
+    // The upstream forgot our session (restart, expiry): start a new one and say it again.
+    await discard(reply);
+    await this.reinitialize(server, session, caller, signal);
+    return post();
+  }
+
+  /** Passes the upstream's answer on, with `tools/list` results narrowed to what the caller may use. */
+  private async relay(
+    res: Response,
+    reply: UpstreamReply,
+    server: GatewayServer,
+    principal: Principal,
+    listRequests: Set<string | number>,
+    refused: JsonRpcResponse[],
+    batch: boolean,
+  ): Promise<void> {
+    const filter = (message: unknown): unknown =>
+      listRequests.size > 0 ? this.filterToolList(message, server, principal, listRequests) : message;
+    if (reply.status >= 400) throw upstreamStatusFailure(reply);
+    switch (reply.body.kind) {
+      case 'none':
+        if (refused.length > 0) return sendJson(res, 200, batch ? refused : refused[0]!);
+        res.status(202).end();
+        return;
+      case 'json': {
+        const value = reply.body.value;
+        const messages = (Array.isArray(value) ? value : [value]).map(filter) as JsonRpcMessage[];
+        const all = [...refused, ...messages];
+        return sendJson(res, 200, batch || all.length > 1 ? all : all[0]!);
+      }
+      case 'sse': {
+        startSse(res);
+        for (const refusal of refused) writeEvent(res, { data: JSON.stringify(refusal) });
+        for await (const event of reply.body.events) {
+          writeEvent(res, listRequests.size > 0 ? filterEvent(event, filter) : event);
+        }
+        res.end();
+        return;
+      }
+    }
+  }
+
+  private filterToolList(
+    message: unknown,
+    server: GatewayServer,
+    principal: Principal,
+    ids: Set<string | number>,
+  ): unknown {
+    const candidate = message as { id?: string | number; result?: { tools?: unknown } };
+    if (candidate.id === undefined || !ids.has(candidate.id) || !Array.isArray(candidate.result?.tools)) return message;
+    const tools = (candidate.result.tools as { name?: unknown }[]).filter(
+      (tool) => typeof tool.name === 'string' && this.policy.canUseTool(principal, server, tool.name).allowed,
+    );
+    return { ...candidate, result: { ...candidate.result, tools } };
+  }
+
+  private openStream(
+    server: GatewayServer,
+    session: McpSession,
+    caller: UpstreamCaller,
+    signal: AbortSignal,
+    lastEventId?: string,
+  ): Promise<UpstreamReply> {
+    return this.connector.headersFor(server, caller).then((headers) =>
+      this.http.get(server.url, {
+        sessionId: session.upstreamSessions[server.id],
+        protocolVersion: session.protocolVersion,
+        headers,
+        signal,
+        lastEventId,
+      }),
+    );
+  }
+
+  private answerFailure(res: Response, server: GatewayServer, id: string | number | null, error: unknown): void {
+    const { kind, message } = error instanceof RelayFailure ? error : classifyUpstreamError(error);
+    this.logFailure(server, error);
+    const text = `Upstream ${server.slug} failed: ${message}`;
+    if (res.headersSent) {
+      // Mid-stream: say it as an event when the stream can still carry one.
+      if (id !== null)
+        writeEvent(res, {
+          data: JSON.stringify(errorResponse(id, ErrorCodes.internalError, text, { server: server.slug, kind })),
+        });
+      res.end();
+      return;
+    }
+    // In-band, so the client's pending request fails with this message rather than a bare HTTP status.
+    if (id !== null)
+      return sendJson(res, 200, errorResponse(id, ErrorCodes.internalError, text, { server: server.slug, kind }));
+    sendRpcError(res, 502, null, ErrorCodes.internalError, text, { server: server.slug, kind });
+  }
+
+  private logFailure(server: GatewayServer, error: unknown): void {
+    const { kind, message } = error instanceof RelayFailure ? error : classifyUpstreamError(error);
+    this.logger.warn({ server: server.slug, kind, reason: message }, 'upstream request failed');
+  }
+}
+
+type ParsedBody = { messages: JsonRpcMessage[]; batch: boolean } | { problem: string; code: number };
+
+function parseBody(body: unknown): ParsedBody {
+  if (body === undefined || body === null || typeof body !== 'object') {
+    return { problem: 'Parse error: the body must be a JSON-RPC message', code: ErrorCodes.parseError };
+  }
+  const batch = Array.isArray(body);
+  const items: unknown[] = batch ? body : [body];
+  if (items.length === 0) return { problem: 'Invalid Request: empty batch', code: ErrorCodes.invalidRequest };
+  const messages: JsonRpcMessage[] = [];
+  for (const item of items) {
+    const parsed = parseMessage(item);
+    if ('problem' in parsed) return { problem: `Invalid Request: ${parsed.problem}`, code: ErrorCodes.invalidRequest };
+    messages.push(parsed.message);
+  }
+  return { messages, batch };
+}
+
+/** The upstream's answer to `id`, from a JSON body or the SSE stream. */
+async function responseTo(reply: UpstreamReply, id: string | number): Promise<JsonRpcResponse | undefined> {
+  if (reply.status >= 400) {
+    await discard(reply);
+    return undefined;
+  }
+  if (reply.body.kind === 'json') {
+    const values = Array.isArray(reply.body.value) ? reply.body.value : [reply.body.value];
+    return values.find((value) => isResponseTo(value, id)) as JsonRpcResponse | undefined;
+  }
+  if (reply.body.kind === 'sse') {
+    for await (const event of reply.body.events) {
+      const value = safeJson(event.data);
+      if (isResponseTo(value, id)) return value as JsonRpcResponse;
+    }
+  }
+  return undefined;
+}
+
+function isResponseTo(value: unknown, id: string | number): boolean {
+  const parsed = parseMessage(value);
+  return 'message' in parsed && isResponse(parsed.message) && parsed.message.id === id;
+}
+
+function filterEvent(event: SseEvent, filter: (message: unknown) => unknown): SseEvent {
+  const value = safeJson(event.data);
+  if (value === undefined) return event;
+  const filtered = filter(value);
+  return filtered === value ? event : { ...event, data: JSON.stringify(filtered) };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function upstreamStatusFailure(reply: UpstreamReply): RelayFailure {
+  if (reply.status === 401 || reply.status === 403) {
+    return new RelayFailure(`the upstream refused the gateway's credentials (HTTP ${reply.status})`, 'auth');
+  }
+  return new RelayFailure(`the upstream answered HTTP ${reply.status}`, 'http_status');
+}
+
+async function discard(reply: UpstreamReply): Promise<void> {
+  if (reply.body.kind === 'sse') {
+    // Ending the iteration cancels the stream underneath.
+    for await (const _event of reply.body.events) break;
+  }
+}
+
+/** Aborts upstream work when the client goes away or the time bound passes. */
+function abortOnClose(res: Response, timeoutMs?: number): { signal: AbortSignal; done: () => void } {
+  const controller = new AbortController();
+  const onClose = (): void => {
+    if (!res.writableFinished) controller.abort(new Error('the client closed the connection'));
+  };
+  res.on('close', onClose);
+  const timer = timeoutMs ? setTimeout(() => controller.abort(timeoutError()), timeoutMs) : undefined;
+  return {
+    signal: controller.signal,
+    done: () => {
+      clearTimeout(timer);
+      res.off('close', onClose);
+    },
+  };
+}
+
+function timeoutError(): Error {
+  const error = new Error('the upstream did not answer in time');
+  error.name = 'TimeoutError';
+  return error;
+}

@@ -1,0 +1,171 @@
+import { randomUUID } from 'node:crypto';
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import request from 'supertest';
+import { entraEnv, LocalEntraIssuer } from './support/entra-issuer';
+import { startTestGateway, type TestGateway } from './support/gateway';
+import { connectClient } from './support/mcp-client';
+import { BYE_TOOLS, GREET_TOOLS, TestUpstream } from './support/upstream';
+
+describe('/mcp/{slug}: one upstream, transparent', () => {
+  let issuer: LocalEntraIssuer;
+  let upstream: TestUpstream;
+  let gw: TestGateway;
+  let slug: string;
+  let serverId: string;
+  const role = `Greeters.${randomUUID().slice(0, 8)}`;
+
+  beforeAll(async () => {
+    issuer = await LocalEntraIssuer.start();
+    upstream = await TestUpstream.start('greet', [...GREET_TOOLS, ...BYE_TOOLS]);
+    gw = await startTestGateway('services', { ...entraEnv(issuer), UPSTREAM_ALLOWED_HOSTS: 'loopback' });
+    slug = `greet-${randomUUID().slice(0, 8)}`;
+    const created = await request(gw.url)
+      .post('/api/v1/servers')
+      .send({
+        name: `com.example.test/${slug}`,
+        slug,
+        url: upstream.url,
+        allowedRoles: [role],
+        toolRules: { deny: ['echoBye'] },
+      })
+      .expect(201);
+    serverId = created.body.id as string;
+  });
+
+  afterAll(async () => {
+    await request(gw.url).delete(`/api/v1/servers/${serverId}`);
+    await gw.close();
+    await upstream.stop();
+    await issuer.stop();
+  });
+
+  const endpoint = (): string => `${gw.url}/mcp/${slug}`;
+
+  it('lists and calls the upstream tools with their own names, minus what the roles hide', async () => {
+    const { client } = await connectClient(endpoint(), await issuer.token({ roles: [role] }));
+    try {
+      expect(client.getServerVersion()).toMatchObject({ name: 'greet' });
+      const { tools } = await client.listTools();
+      expect(tools.map((tool) => tool.name)).toEqual(['echoHai']);
+      const result = await client.callTool({ name: 'echoHai', arguments: { userName: 'Ada' } });
+      expect(result.content).toEqual([{ type: 'text', text: 'Hello, Ada!' }]);
+      await expect(client.callTool({ name: 'echoBye', arguments: { userName: 'Ada' } })).rejects.toThrow(
+        /Tool echoBye not found/,
+      );
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('lets an admin see every tool', async () => {
+    const { client } = await connectClient(endpoint(), await issuer.token({ roles: ['Gateway.Admin'] }));
+    try {
+      expect((await client.listTools()).tools.map((tool) => tool.name).sort()).toEqual(['echoBye', 'echoHai']);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('answers a caller whose roles do not reach the server as if it did not exist', async () => {
+    const token = await issuer.token({ roles: ['Someone.Else'] });
+    await expect(connectClient(endpoint(), token)).rejects.toThrow(`Unknown MCP server: ${slug}`);
+    await expect(connectClient(`${gw.url}/mcp/no-such-server`, token)).rejects.toThrow(
+      'Unknown MCP server: no-such-server',
+    );
+    const hidden = await request(gw.url)
+      .post(`/mcp/${slug}`)
+      .set('authorization', `Bearer ${token}`)
+      .send({ jsonrpc: '2.0', id: 1, method: 'initialize', params: {} });
+    expect(hidden.status).toBe(404);
+  });
+
+  it('binds the session to its principal: missing id 400, unknown 404, another principal 404', async () => {
+    const owner = await issuer.token({ roles: [role] });
+    const { client, transport } = await connectClient(endpoint(), owner);
+    try {
+      const sessionId = transport.sessionId!;
+      const ping = { jsonrpc: '2.0', id: 1, method: 'ping' };
+      const post = (token: string, headers: Record<string, string>) =>
+        request(gw.url)
+          .post(`/mcp/${slug}`)
+          .set('authorization', `Bearer ${token}`)
+          .set('accept', 'application/json, text/event-stream')
+          .set(headers)
+          .send(ping);
+      await post(owner, {}).expect(400);
+      await post(owner, { 'mcp-session-id': 'not-a-session' }).expect(404);
+      const stranger = await issuer.token({ roles: [role] });
+      await post(stranger, { 'mcp-session-id': sessionId }).expect(404);
+      const mine = await post(owner, { 'mcp-session-id': sessionId }).expect(200);
+      expect(mine.text).toContain('"result":{}');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('relays list_changed from the upstream, and re-initializes an upstream that restarted', async () => {
+    const { client, transport } = await connectClient(endpoint(), await issuer.token({ roles: ['Gateway.Admin'] }));
+    try {
+      // Wait until the client's GET stream is open through the gateway.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const changed = new Promise<void>((resolve) =>
+        client.setNotificationHandler(ToolListChangedNotificationSchema, () => resolve()),
+      );
+      upstream.setTools(GREET_TOOLS);
+      await changed;
+      expect((await client.listTools()).tools.map((tool) => tool.name)).toEqual(['echoHai']);
+
+      const sessionBefore = transport.sessionId;
+      await upstream.stop();
+      await upstream.restart();
+      // The upstream lost every session; the gateway starts a new one behind the same client session.
+      const result = await client.callTool({ name: 'echoHai', arguments: { userName: 'Grace' } });
+      expect(result.content).toEqual([{ type: 'text', text: 'Hello, Grace!' }]);
+      expect(transport.sessionId).toBe(sessionBefore);
+    } finally {
+      upstream.setTools([...GREET_TOOLS, ...BYE_TOOLS]);
+      await client.close();
+    }
+  });
+
+  it('fails a call to a stopped upstream with a JSON-RPC error naming the server and reason', async () => {
+    const { client } = await connectClient(endpoint(), await issuer.token({ roles: [role] }));
+    await upstream.stop();
+    try {
+      await expect(client.callTool({ name: 'echoHai', arguments: { userName: 'Ada' } })).rejects.toThrow(
+        new RegExp(`Upstream ${slug} failed: connection refused`),
+      );
+    } finally {
+      await upstream.restart();
+      await client.close();
+    }
+  });
+
+  it('ends the session on DELETE', async () => {
+    const token = await issuer.token({ roles: [role] });
+    const { client, transport } = await connectClient(endpoint(), token);
+    const sessionId = transport.sessionId!;
+    await transport.terminateSession();
+    await request(gw.url)
+      .post(`/mcp/${slug}`)
+      .set('authorization', `Bearer ${token}`)
+      .set('mcp-session-id', sessionId)
+      .send({ jsonrpc: '2.0', id: 1, method: 'ping' })
+      .expect(404);
+    await client.close();
+  });
+
+  it.each([
+    ['not JSON-RPC', { hello: 'world' }, 400],
+    ['an empty batch', [], 400],
+    ['a bad jsonrpc version', { jsonrpc: '1.0', id: 1, method: 'ping' }, 400],
+    ['params that are not an object', { jsonrpc: '2.0', id: 1, method: 'ping', params: [1] }, 400],
+  ])('answers %s with a JSON-RPC error, never a 5xx', async (_what, body, status) => {
+    const res = await request(gw.url)
+      .post(`/mcp/${slug}`)
+      .set('authorization', `Bearer ${await issuer.token({ roles: [role] })}`)
+      .send(body as object)
+      .expect(status);
+    expect(res.body).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: expect.any(Number) } });
+  });
+});
