@@ -41,15 +41,18 @@ describe.each(PROFILES)('gateway edges (%s)', (profile) => {
     expect(res.body).toMatchObject({ live: true, status: 'ready' });
   });
 
-  it.each(['/nope', '/api/v1/nope', '/mcp/nope/deeper', '/health/nope'])(
-    'answers %s with 404 problem+json',
-    async (p) => {
-      const res = await request(gw.url).get(p).expect(404);
-      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
-      expect(res.body).toMatchObject({ status: 404, code: 'not_found', title: 'Not found', instance: p });
-      expect(res.body.type).toBe('urn:mcp-gateway:problem:not_found');
-    },
-  );
+  it.each(['/nope', '/api/v1/nope', '/health/nope'])('answers %s with 404 problem+json', async (p) => {
+    const res = await request(gw.url).get(p).expect(404);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(res.body).toMatchObject({ status: 404, code: 'not_found', title: 'Not found', instance: p });
+    expect(res.body.type).toBe('urn:mcp-gateway:problem:not_found');
+  });
+
+  it('keeps /mcp closed, with a clear answer, while Entra ID is not configured', async () => {
+    const res = await request(gw.url).get('/mcp/nope/deeper').expect(503);
+    expect(JSON.stringify(res.body)).toMatch(/AZURE_TENANT_ID|not configured/);
+    await request(gw.url).get('/api/v1').expect(200);
+  });
 
   it('routes the API prefix to its module', async () => {
     const res = await request(gw.url).get('/api/v1').expect(200);
