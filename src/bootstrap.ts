@@ -12,6 +12,8 @@ import { type AppDependencies, AppModule } from './app.module';
 import { useJsonBody } from './common/json-body';
 import { ProblemDetailsFilter } from './common/problem-details.filter';
 import type { AppConfig } from './config/config';
+import { APP_CONFIG } from './config/config.module';
+import { mcpEdge } from './mcp/mcp-edge';
 import { openDatabase } from './database/database';
 import { applyMigrations } from './database/migrator';
 import { DrainState } from './health/drain-state';
@@ -33,6 +35,16 @@ export function configureApp(app: INestApplication, logger: Logger): void {
   express.useLogger(app.get(NestPinoLogger));
   express.useGlobalFilters(new ProblemDetailsFilter(logger));
   express.useGlobalPipes(new ZodValidationPipe());
+  // Ahead of body parsing and of the token check: a wrong Host or a preflight needs neither.
+  const config = app.get<AppConfig>(APP_CONFIG);
+  express.use(
+    mcpEdge({
+      mcpPrefix: config.mcpPrefix,
+      publicUrl: config.publicUrl,
+      allowedHosts: config.mcp.allowedHosts,
+      allowedOrigins: config.mcp.allowedOrigins,
+    }),
+  );
   useJsonBody(app);
 
   const document = SwaggerModule.createDocument(

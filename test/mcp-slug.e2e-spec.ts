@@ -155,6 +155,36 @@ describe('/mcp/{slug}: one upstream, transparent', () => {
     await client.close();
   });
 
+  it('refuses a foreign Host or Origin (DNS rebinding) before looking at the token', async () => {
+    const token = await issuer.token({ roles: [role] });
+    const ping = { jsonrpc: '2.0', id: 1, method: 'ping' };
+    await request(gw.url).post(`/mcp/${slug}`).set('host', 'evil.example.com').send(ping).expect(421);
+    await request(gw.url)
+      .post(`/mcp/${slug}`)
+      .set('authorization', `Bearer ${token}`)
+      .set('origin', 'https://evil.example.com')
+      .send(ping)
+      .expect(403);
+    // The public host itself is served.
+    const initialize = { jsonrpc: '2.0', id: 1, method: 'initialize', params: {} };
+    await request(gw.url).post(`/mcp/${slug}`).set('host', 'gateway.test').send(initialize).expect(401);
+  });
+
+  it('answers browser preflights without a token and exposes the MCP headers', async () => {
+    const res = await request(gw.url)
+      .options(`/mcp/${slug}`)
+      .set('origin', 'http://localhost:6274')
+      .set('access-control-request-method', 'POST')
+      .set('access-control-request-headers', 'authorization, content-type, mcp-session-id')
+      .expect(204);
+    expect(res.headers['access-control-allow-origin']).toBe('http://localhost:6274');
+    expect(res.headers['access-control-allow-headers']).toContain('mcp-session-id');
+    const post = await request(gw.url).post(`/mcp/${slug}`).set('origin', 'https://gateway.test').send({});
+    expect(post.status).toBe(401);
+    expect(post.headers['access-control-expose-headers']).toContain('mcp-session-id');
+    expect(post.headers['access-control-expose-headers']).toContain('www-authenticate');
+  });
+
   it.each([
     ['not JSON-RPC', { hello: 'world' }, 400],
     ['an empty batch', [], 400],

@@ -104,6 +104,8 @@ const envSchema = z.object({
   HEALTH_UNREACHABLE_AFTER: positiveInt(1000).default(3),
   HEALTH_HEALTHY_AFTER: positiveInt(1000).default(1),
   HEALTH_DEGRADED_LATENCY_MS: milliseconds(1, 600_000).default(1_000),
+  MCP_ALLOWED_HOSTS: z.string().transform(splitList).optional(),
+  MCP_ALLOWED_ORIGINS: z.string().transform(splitList).optional(),
   MCP_SESSION_IDLE_MS: milliseconds(1_000, 86_400_000).default(1_800_000),
   SHUTDOWN_GRACE_MS: z.coerce
     .number({ error: 'must be a whole number of milliseconds from 0 to 600000' })
@@ -319,6 +321,18 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     defaultText: '`1000`',
     secret: false,
     description: 'a successful probe slower than this counts as `degraded`',
+  },
+  {
+    key: 'MCP_ALLOWED_HOSTS',
+    defaultText: 'the host of `PUBLIC_URL`, and loopback',
+    secret: false,
+    description: 'further `Host` names `/mcp` answers to (DNS-rebinding protection), comma-separated',
+  },
+  {
+    key: 'MCP_ALLOWED_ORIGINS',
+    defaultText: 'the origin of `PUBLIC_URL`, and loopback',
+    secret: false,
+    description: 'further browser origins allowed on `/mcp` (CORS), comma-separated; `*` allows any',
   },
   {
     key: 'MCP_SESSION_IDLE_MS',

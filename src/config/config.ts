@@ -58,7 +58,7 @@ export interface AppConfig {
   upstream: UpstreamConfig;
   discoveryIntervalMs: number;
   upstreamHealth: UpstreamHealthConfig;
-  mcp: { sessionIdleMs: number };
+  mcp: { sessionIdleMs: number; allowedHosts: string[]; allowedOrigins: string[] };
   logLevel: ParsedEnv['LOG_LEVEL'];
   shutdownGraceMs: number;
   nodeEnv?: string;
@@ -147,7 +147,11 @@ function toAppConfig(env: ParsedEnv, secretSource: EnvSource): AppConfig {
       degradedLatencyMs: env.HEALTH_DEGRADED_LATENCY_MS,
     },
     logLevel: env.LOG_LEVEL,
-    mcp: { sessionIdleMs: env.MCP_SESSION_IDLE_MS },
+    mcp: {
+      sessionIdleMs: env.MCP_SESSION_IDLE_MS,
+      allowedHosts: env.MCP_ALLOWED_HOSTS ?? [],
+      allowedOrigins: env.MCP_ALLOWED_ORIGINS ?? [],
+    },
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
     nodeEnv: env.NODE_ENV,
   };
