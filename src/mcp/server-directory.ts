@@ -54,9 +54,9 @@ export class ServerDirectory implements OnModuleDestroy {
   }
 }
 
-type ServerRow = NonNullable<Awaited<ReturnType<PrismaService['server']['findFirst']>>>;
+export type ServerRow = NonNullable<Awaited<ReturnType<PrismaService['server']['findFirst']>>>;
 
-function toGatewayServer(row: ServerRow): GatewayServer | undefined {
+export function toGatewayServer(row: ServerRow): GatewayServer | undefined {
   const auth = upstreamAuthSchema.safeParse(row.auth);
   const timeouts = timeoutsSchema.safeParse(row.timeouts);
   const transport = transportSchema.safeParse(row.transport);

@@ -5,14 +5,13 @@ import { PinoLogger } from 'nestjs-pino';
 import { AccessPolicy } from '../auth/access-policy';
 import { callerOf, principalOf, type Principal, type UpstreamCaller } from '../auth/principal';
 import { UpstreamConnector } from '../upstream/upstream-connector';
-import { classifyUpstreamError } from '../upstream/upstream-error';
+import { classifyUpstreamError, UpstreamError } from '../upstream/upstream-error';
 import { UrlGuard } from '../upstream/url-guard';
 import { sendJson, sendRpcError, startSse, writeEvent } from './http-replies';
 import {
   ErrorCodes,
   errorResponse,
   isRequest,
-  isResponse,
   type JsonRpcMessage,
   type JsonRpcRequest,
   type JsonRpcResponse,
@@ -28,16 +27,7 @@ import {
   type UpstreamReply,
 } from './streamable-http-client';
 import type { SseEvent } from './sse';
-
-/** Raised inside the relay when an upstream cannot serve; becomes a JSON-RPC error naming the server. */
-class RelayFailure extends Error {
-  constructor(
-    message: string,
-    readonly kind: string,
-  ) {
-    super(message);
-  }
-}
+import { discard, initializeUpstream, safeJson, sendInitialized, statusFailure } from './upstream-exchange';
 
 /**
  * `/mcp/{slug}`: the upstream as if reached directly. Messages pass through as
@@ -230,20 +220,14 @@ export class SlugRelay {
     }
   }
 
-  /** Sends an initialize upstream and waits for its answer (JSON or the first matching SSE event). */
   private async initializeUpstream(
     server: GatewayServer,
     caller: UpstreamCaller,
     request: JsonRpcRequest,
     signal: AbortSignal,
   ): Promise<{ response: JsonRpcResponse; sessionId?: string }> {
-    const verdict = await this.urlGuard.check(server.url);
-    if (!verdict.allowed) throw new RelayFailure(`the upstream URL ${verdict.reason}`, 'refused_url');
     const headers = await this.connector.headersFor(server, caller);
-    const reply = await this.http.post(server.url, request, { headers, signal });
-    const response = await responseTo(reply, request.id);
-    if (!response) throw upstreamStatusFailure(reply);
-    return { response, sessionId: reply.sessionId };
+    return initializeUpstream(this.http, this.urlGuard, server.url, headers, request, signal);
   }
 
   /** Opens a fresh upstream session with the client's original initialize, after the upstream lost ours. */
@@ -260,14 +244,9 @@ export class SlugRelay {
       params: session.initializeParams,
     };
     const { response, sessionId } = await this.initializeUpstream(server, caller, request, signal);
-    if ('error' in response) throw new RelayFailure(`re-initialize failed: ${response.error.message}`, 'protocol');
+    if ('error' in response) throw new UpstreamError('protocol', `re-initialize failed: ${response.error.message}`);
     const headers = await this.connector.headersFor(server, caller);
-    const initialized = await this.http.post(
-      server.url,
-      { jsonrpc: '2.0', method: 'notifications/initialized' },
-      { sessionId, protocolVersion: session.protocolVersion, headers, signal },
-    );
-    await discard(initialized);
+    await sendInitialized(this.http, server.url, headers, sessionId, session.protocolVersion, signal);
     if (sessionId) session.upstreamSessions[server.id] = sessionId;
     else delete session.upstreamSessions[server.id];
     await this.sessions.save(session);
@@ -308,7 +287,7 @@ export class SlugRelay {
   ): Promise<void> {
     const filter = (message: unknown): unknown =>
       listRequests.size > 0 ? this.filterToolList(message, server, principal, listRequests) : message;
-    if (reply.status >= 400) throw upstreamStatusFailure(reply);
+    if (reply.status >= 400) throw statusFailure(reply);
     switch (reply.body.kind) {
       case 'none':
         if (refused.length > 0) return sendJson(res, 200, batch ? refused : refused[0]!);
@@ -365,7 +344,7 @@ export class SlugRelay {
   }
 
   private answerFailure(res: Response, server: GatewayServer, id: string | number | null, error: unknown): void {
-    const { kind, message } = error instanceof RelayFailure ? error : classifyUpstreamError(error);
+    const { kind, message } = classifyUpstreamError(error);
     this.logFailure(server, error);
     const text = `Upstream ${server.slug} failed: ${message}`;
     if (res.headersSent) {
@@ -384,7 +363,7 @@ export class SlugRelay {
   }
 
   private logFailure(server: GatewayServer, error: unknown): void {
-    const { kind, message } = error instanceof RelayFailure ? error : classifyUpstreamError(error);
+    const { kind, message } = classifyUpstreamError(error);
     this.logger.warn({ server: server.slug, kind, reason: message }, 'upstream request failed');
   }
 }
@@ -407,57 +386,11 @@ function parseBody(body: unknown): ParsedBody {
   return { messages, batch };
 }
 
-/** The upstream's answer to `id`, from a JSON body or the SSE stream. */
-async function responseTo(reply: UpstreamReply, id: string | number): Promise<JsonRpcResponse | undefined> {
-  if (reply.status >= 400) {
-    await discard(reply);
-    return undefined;
-  }
-  if (reply.body.kind === 'json') {
-    const values = Array.isArray(reply.body.value) ? reply.body.value : [reply.body.value];
-    return values.find((value) => isResponseTo(value, id)) as JsonRpcResponse | undefined;
-  }
-  if (reply.body.kind === 'sse') {
-    for await (const event of reply.body.events) {
-      const value = safeJson(event.data);
-      if (isResponseTo(value, id)) return value as JsonRpcResponse;
-    }
-  }
-  return undefined;
-}
-
-function isResponseTo(value: unknown, id: string | number): boolean {
-  const parsed = parseMessage(value);
-  return 'message' in parsed && isResponse(parsed.message) && parsed.message.id === id;
-}
-
 function filterEvent(event: SseEvent, filter: (message: unknown) => unknown): SseEvent {
   const value = safeJson(event.data);
   if (value === undefined) return event;
   const filtered = filter(value);
   return filtered === value ? event : { ...event, data: JSON.stringify(filtered) };
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
-function upstreamStatusFailure(reply: UpstreamReply): RelayFailure {
-  if (reply.status === 401 || reply.status === 403) {
-    return new RelayFailure(`the upstream refused the gateway's credentials (HTTP ${reply.status})`, 'auth');
-  }
-  return new RelayFailure(`the upstream answered HTTP ${reply.status}`, 'http_status');
-}
-
-async function discard(reply: UpstreamReply): Promise<void> {
-  if (reply.body.kind === 'sse') {
-    // Ending the iteration cancels the stream underneath.
-    for await (const _event of reply.body.events) break;
-  }
 }
 
 /** Aborts upstream work when the client goes away or the time bound passes. */

@@ -1,0 +1,67 @@
+import { Injectable } from '@nestjs/common';
+import { PrismaService } from '../database/prisma.service';
+import type { ServerRow } from './server-directory';
+
+/** One stored tool, prompt, resource or template of a server the aggregate endpoint may expose. */
+export interface CatalogItemRow {
+  serverId: string;
+  kind: string;
+  name: string;
+  gatewayName: string;
+  definition: Record<string, unknown>;
+  fingerprint: string;
+}
+
+/** Everything that changes what `/mcp` offers moves one of these numbers. */
+export interface CatalogMarker {
+  servers: number;
+  serversUpdatedAt: number;
+  syncedAt: number;
+  items: number;
+  healthChangedAt: number;
+}
+
+@Injectable()
+export class CatalogRepository {
+  constructor(private readonly prisma: PrismaService) {}
+
+  /** Active and deprecated servers that are not known to be unreachable. */
+  reachableServers(): Promise<ServerRow[]> {
+    return this.prisma.server.findMany({
+      where: {
+        status: { in: ['active', 'deprecated'] },
+        OR: [{ health: null }, { health: { status: { not: 'unreachable' } } }],
+      },
+      orderBy: { slug: 'asc' },
+    });
+  }
+
+  async items(serverIds: string[]): Promise<CatalogItemRow[]> {
+    if (serverIds.length === 0) return [];
+    const rows = await this.prisma.serverItem.findMany({
+      where: { serverId: { in: serverIds } },
+      select: { serverId: true, kind: true, name: true, gatewayName: true, definition: true, fingerprint: true },
+      orderBy: [{ gatewayName: 'asc' }, { serverId: 'asc' }],
+    });
+    return rows.map((row) => ({ ...row, definition: row.definition as Record<string, unknown> }));
+  }
+
+  /** A cheap fingerprint of the tables the catalog reads, polled to notice other replicas' changes. */
+  async marker(): Promise<CatalogMarker> {
+    const [row] = await this.prisma.$queryRaw<
+      { servers: bigint; servers_updated: Date | null; synced: Date | null; items: bigint; health: Date | null }[]
+    >`SELECT
+        (SELECT count(*) FROM servers) AS servers,
+        (SELECT max(updated_at) FROM servers) AS servers_updated,
+        (SELECT max(synced_at) FROM server_discovery) AS synced,
+        (SELECT count(*) FROM server_items) AS items,
+        (SELECT max(changed_at) FROM server_health) AS health`;
+    return {
+      servers: Number(row?.servers ?? 0),
+      serversUpdatedAt: row?.servers_updated?.getTime() ?? 0,
+      syncedAt: row?.synced?.getTime() ?? 0,
+      items: Number(row?.items ?? 0),
+      healthChangedAt: row?.health?.getTime() ?? 0,
+    };
+  }
+}

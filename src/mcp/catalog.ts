@@ -1,0 +1,216 @@
+import { createHash } from 'node:crypto';
+import { Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { PinoLogger } from 'nestjs-pino';
+import { AccessPolicy, type PolicySubject } from '../auth/access-policy';
+import { parseGatewayResourceUri } from '../discovery/gateway-names';
+import { RegistryEvents } from '../registry/registry-events';
+import { GATEWAY_META_KEY } from '../registry/server.schema';
+import { CatalogRepository, type CatalogMarker } from './catalog.repository';
+import { type GatewayServer, toGatewayServer } from './server-directory';
+
+export type CatalogKind = 'tool' | 'prompt' | 'resource' | 'resource_template';
+
+/** A tool, prompt, resource or template as `/mcp` offers it: the upstream's definition under the gateway's name. */
+export interface CatalogEntry {
+  server: GatewayServer;
+  kind: CatalogKind;
+  /** The upstream's own name (tools, prompts), URI (resources) or URI template. */
+  name: string;
+  gatewayName: string;
+  /** The definition as `/mcp` lists it: renamed, with the origin under our `_meta` key. */
+  exposed: Record<string, unknown>;
+}
+
+export interface CatalogSnapshot {
+  /** Changes whenever anything a caller could see changes. */
+  version: string;
+  servers: GatewayServer[];
+  entries: Record<CatalogKind, CatalogEntry[]>;
+  byGatewayName: Map<string, CatalogEntry>;
+}
+
+/** How often the catalog asks the database whether anything changed (other replicas, discovery, health). */
+const POLL_MS = 2_000;
+const EMPTY: CatalogSnapshot = {
+  version: '',
+  servers: [],
+  entries: { tool: [], prompt: [], resource: [], resource_template: [] },
+  byGatewayName: new Map(),
+};
+
+/**
+ * What the aggregate endpoint offers, held in memory so that `tools/list`
+ * never reaches an upstream: every active, reachable server's discovered
+ * items, under their gateway names. Rebuilt when the registry, discovery or
+ * health change; listeners hear when the result differs.
+ */
+@Injectable()
+export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
+  private snapshot: CatalogSnapshot = EMPTY;
+  private marker?: CatalogMarker;
+  private timer?: NodeJS.Timeout;
+  private rebuilding?: Promise<void>;
+  private readonly listeners = new Set<(snapshot: CatalogSnapshot) => void>();
+  private readonly listsByRoles = new Map<string, Map<CatalogKind, Record<string, unknown>[]>>();
+  private readonly stopListening: () => void;
+
+  constructor(
+    private readonly repository: CatalogRepository,
+    private readonly policy: AccessPolicy,
+    private readonly logger: PinoLogger,
+    events: RegistryEvents,
+  ) {
+    this.logger.setContext(Catalog.name);
+    this.stopListening = events.on(() => void this.refresh());
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.refresh();
+    this.timer = setInterval(() => void this.poll(), POLL_MS);
+    this.timer.unref();
+  }
+
+  onModuleDestroy(): void {
+    clearInterval(this.timer);
+    this.stopListening();
+    this.listeners.clear();
+  }
+
+  current(): CatalogSnapshot {
+    return this.snapshot;
+  }
+
+  /** Calls `listener` after each rebuild that changed what callers could see. */
+  onChange(listener: (snapshot: CatalogSnapshot) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * The exposed definitions of one kind that `subject` may see (tools: may
+   * call), computed once per role set and catalog version.
+   */
+  listFor(subject: PolicySubject, kind: CatalogKind): Record<string, unknown>[] {
+    const key = [...subject.roles].sort().join('\n');
+    let lists = this.listsByRoles.get(key);
+    if (!lists) {
+      if (this.listsByRoles.size > 1_000) this.listsByRoles.clear();
+      lists = new Map();
+      this.listsByRoles.set(key, lists);
+    }
+    let list = lists.get(kind);
+    if (!list) {
+      list = this.snapshot.entries[kind].filter((entry) => this.allows(subject, entry)).map((entry) => entry.exposed);
+      lists.set(kind, list);
+    }
+    return list;
+  }
+
+  /** Whether `subject` may see (and, for a tool, call) the entry. */
+  allows(subject: PolicySubject, entry: CatalogEntry): boolean {
+    return entry.kind === 'tool'
+      ? this.policy.canUseTool(subject, entry.server, entry.name).allowed
+      : this.policy.canSeeServer(subject, entry.server).allowed;
+  }
+
+  /** The resource entry (or the server, for a URI under a template) a gateway resource URI stands for. */
+  resolveResourceUri(uri: string): { server: GatewayServer; uri: string } | undefined {
+    const parsed = parseGatewayResourceUri(uri);
+    if (!parsed) return undefined;
+    const server = this.snapshot.servers.find((candidate) => candidate.slug === parsed.slug);
+    return server ? { server, uri: parsed.uri } : undefined;
+  }
+
+  /** Rebuilds now (coalescing with a rebuild already under way). */
+  refresh(): Promise<void> {
+    this.rebuilding ??= this.rebuild().finally(() => (this.rebuilding = undefined));
+    return this.rebuilding;
+  }
+
+  private async poll(): Promise<void> {
+    try {
+      const marker = await this.repository.marker();
+      if (this.marker && sameMarker(marker, this.marker)) return;
+      await this.refresh();
+    } catch (error) {
+      this.logger.warn({ err: error }, 'catalog poll failed');
+    }
+  }
+
+  private async rebuild(): Promise<void> {
+    try {
+      const marker = await this.repository.marker();
+      const servers = (await this.repository.reachableServers())
+        .map(toGatewayServer)
+        .filter((server): server is GatewayServer => server !== undefined);
+      const byId = new Map(servers.map((server) => [server.id, server]));
+      const rows = await this.repository.items([...byId.keys()]);
+      const entries: CatalogSnapshot['entries'] = { tool: [], prompt: [], resource: [], resource_template: [] };
+      const byGatewayName = new Map<string, CatalogEntry>();
+      const hash = createHash('sha256');
+      for (const server of servers) {
+        hash.update(JSON.stringify([server.id, server.slug, server.allowedRoles, server.toolRules]));
+      }
+      for (const row of rows) {
+        const server = byId.get(row.serverId);
+        if (!server || !isKind(row.kind)) continue;
+        const entry: CatalogEntry = {
+          server,
+          kind: row.kind,
+          name: row.name,
+          gatewayName: row.gatewayName,
+          exposed: exposedDefinition(row.kind, row.definition, row.gatewayName, server, row.name),
+        };
+        entries[row.kind].push(entry);
+        if (row.kind === 'tool' || row.kind === 'prompt') byGatewayName.set(`${row.kind}:${row.gatewayName}`, entry);
+        hash.update(`${row.kind}\0${row.serverId}\0${row.gatewayName}\0${row.fingerprint}\n`);
+      }
+      const version = hash.digest('hex');
+      const changed = version !== this.snapshot.version;
+      this.snapshot = { version, servers, entries, byGatewayName };
+      this.marker = marker;
+      if (!changed) return;
+      this.listsByRoles.clear();
+      for (const listener of this.listeners) listener(this.snapshot);
+    } catch (error) {
+      this.logger.warn({ err: error }, 'catalog rebuild failed; keeping the previous one');
+    }
+  }
+}
+
+function isKind(kind: string): kind is CatalogKind {
+  return kind === 'tool' || kind === 'prompt' || kind === 'resource' || kind === 'resource_template';
+}
+
+function sameMarker(a: CatalogMarker, b: CatalogMarker): boolean {
+  return (
+    a.servers === b.servers &&
+    a.serversUpdatedAt === b.serversUpdatedAt &&
+    a.syncedAt === b.syncedAt &&
+    a.items === b.items &&
+    a.healthChangedAt === b.healthChangedAt
+  );
+}
+
+/** The upstream's definition under the gateway's name, with where it came from under our `_meta` key. */
+function exposedDefinition(
+  kind: CatalogKind,
+  definition: Record<string, unknown>,
+  gatewayName: string,
+  server: GatewayServer,
+  name: string,
+): Record<string, unknown> {
+  const meta = {
+    ...(definition._meta as Record<string, unknown> | undefined),
+    [GATEWAY_META_KEY]: { server: server.slug, serverName: server.name, name },
+  };
+  switch (kind) {
+    case 'tool':
+    case 'prompt':
+      return { ...definition, name: gatewayName, _meta: meta };
+    case 'resource':
+      return { ...definition, uri: gatewayName, _meta: meta };
+    case 'resource_template':
+      return { ...definition, uriTemplate: gatewayName, _meta: meta };
+  }
+}

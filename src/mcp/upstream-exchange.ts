@@ -1,0 +1,95 @@
+import { UpstreamError } from '../upstream/upstream-error';
+import type { UrlGuard } from '../upstream/url-guard';
+import { isResponse, type JsonRpcRequest, type JsonRpcResponse, parseMessage } from './jsonrpc';
+import type { StreamableHttpClient, UpstreamReply } from './streamable-http-client';
+
+/** Exchanges with an upstream shared by the per-server relay and the aggregate endpoint's pool. */
+
+/**
+ * Sends an initialize and waits for its answer (JSON, or the matching SSE
+ * event). The URL policy is checked first: every new upstream session passes it.
+ */
+export async function initializeUpstream(
+  http: StreamableHttpClient,
+  urlGuard: UrlGuard,
+  url: string,
+  headers: Record<string, string>,
+  request: JsonRpcRequest,
+  signal: AbortSignal,
+): Promise<{ response: JsonRpcResponse; sessionId?: string }> {
+  const verdict = await urlGuard.check(url);
+  if (!verdict.allowed) throw new UpstreamError('refused_url', `the upstream URL ${verdict.reason}`);
+  const reply = await http.post(url, request, { headers, signal });
+  const response = await responseTo(reply, request.id);
+  if (!response) throw statusFailure(reply);
+  return { response, sessionId: reply.sessionId };
+}
+
+/** `notifications/initialized`, which ends the handshake. */
+export async function sendInitialized(
+  http: StreamableHttpClient,
+  url: string,
+  headers: Record<string, string>,
+  sessionId: string | undefined,
+  protocolVersion: string,
+  signal: AbortSignal,
+): Promise<void> {
+  const reply = await http.post(
+    url,
+    { jsonrpc: '2.0', method: 'notifications/initialized' },
+    { sessionId, protocolVersion, headers, signal },
+  );
+  await discard(reply);
+}
+
+/** The upstream's answer to `id`, from a JSON body or the SSE stream; undefined when there is none. */
+export async function responseTo(reply: UpstreamReply, id: string | number): Promise<JsonRpcResponse | undefined> {
+  if (reply.status >= 400) {
+    await discard(reply);
+    return undefined;
+  }
+  if (reply.body.kind === 'json') {
+    const values = Array.isArray(reply.body.value) ? reply.body.value : [reply.body.value];
+    return values.find((value) => isResponseTo(value, id)) as JsonRpcResponse | undefined;
+  }
+  if (reply.body.kind === 'sse') {
+    for await (const event of reply.body.events) {
+      const value = safeJson(event.data);
+      if (isResponseTo(value, id)) return value as JsonRpcResponse;
+    }
+  }
+  return undefined;
+}
+
+export function isResponseTo(value: unknown, id: string | number): boolean {
+  const parsed = parseMessage(value);
+  return 'message' in parsed && isResponse(parsed.message) && parsed.message.id === id;
+}
+
+export function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What an HTTP error status from the upstream means for the caller. */
+export function statusFailure(reply: UpstreamReply): UpstreamError {
+  if (reply.status === 401 || reply.status === 403) {
+    return new UpstreamError(
+      'auth',
+      `the upstream refused the gateway's credentials (HTTP ${reply.status})`,
+      reply.status,
+    );
+  }
+  return new UpstreamError('http_status', `the upstream answered HTTP ${reply.status}`, reply.status);
+}
+
+/** Lets go of a reply's body without reading it. */
+export async function discard(reply: UpstreamReply): Promise<void> {
+  if (reply.body.kind === 'sse') {
+    // Ending the iteration cancels the stream underneath.
+    for await (const _event of reply.body.events) break;
+  }
+}
