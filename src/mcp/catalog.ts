@@ -52,6 +52,7 @@ export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
   private rebuilding?: Promise<void>;
   private readonly listeners = new Set<(snapshot: CatalogSnapshot) => void>();
   private readonly listsByRoles = new Map<string, Map<CatalogKind, Record<string, unknown>[]>>();
+  private readonly jsonByRoles = new Map<string, string>();
   private readonly stopListening: () => void;
 
   constructor(
@@ -104,6 +105,18 @@ export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
       lists.set(kind, list);
     }
     return list;
+  }
+
+  /** `listFor` as JSON text, serialized once per role set and catalog version: the hot path of `tools/list`. */
+  listJsonFor(subject: PolicySubject, kind: CatalogKind): string {
+    const key = `${kind}\n${[...subject.roles].sort().join('\n')}`;
+    let json = this.jsonByRoles.get(key);
+    if (json === undefined) {
+      if (this.jsonByRoles.size > 4_000) this.jsonByRoles.clear();
+      json = JSON.stringify(this.listFor(subject, kind));
+      this.jsonByRoles.set(key, json);
+    }
+    return json;
   }
 
   /** Whether `subject` may see (and, for a tool, call) the entry. */
@@ -171,6 +184,7 @@ export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
       this.marker = marker;
       if (!changed) return;
       this.listsByRoles.clear();
+      this.jsonByRoles.clear();
       for (const listener of this.listeners) listener(this.snapshot);
     } catch (error) {
       this.logger.warn({ err: error }, 'catalog rebuild failed; keeping the previous one');

@@ -113,3 +113,22 @@ export function parseMessage(value: unknown): { message: JsonRpcMessage } | { pr
 function isValidId(id: unknown): id is RequestId {
   return (typeof id === 'string' && id.length <= 256) || (typeof id === 'number' && Number.isFinite(id));
 }
+
+type ParsedBody = { messages: JsonRpcMessage[]; batch: boolean } | { problem: string; code: number };
+
+/** The messages of an MCP POST body (one message or a batch), or what makes it unusable. */
+export function parseBody(body: unknown): ParsedBody {
+  if (body === undefined || body === null || typeof body !== 'object') {
+    return { problem: 'Parse error: the body must be a JSON-RPC message', code: ErrorCodes.parseError };
+  }
+  const batch = Array.isArray(body);
+  const items: unknown[] = batch ? body : [body];
+  if (items.length === 0) return { problem: 'Invalid Request: empty batch', code: ErrorCodes.invalidRequest };
+  const messages: JsonRpcMessage[] = [];
+  for (const item of items) {
+    const parsed = parseMessage(item);
+    if ('problem' in parsed) return { problem: `Invalid Request: ${parsed.problem}`, code: ErrorCodes.invalidRequest };
+    messages.push(parsed.message);
+  }
+  return { messages, batch };
+}

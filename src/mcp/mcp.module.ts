@@ -3,18 +3,26 @@ import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
 import { KEY_VALUE_STORE, type KeyValueStore } from '../redis/key-value-store';
 import { RegistryModule } from '../registry/registry.module';
+import { AggregateServer } from './aggregate-server';
+import { Catalog } from './catalog';
+import { CatalogRepository } from './catalog.repository';
 import { McpController } from './mcp.controller';
+import { UpstreamPool } from './upstream-pool';
 import { ServerDirectory } from './server-directory';
 import { McpSessionStore } from './session-store';
 import { SlugRelay } from './slug-relay';
 
-/** The MCP endpoints under MCP_PREFIX: `/mcp/{slug}` relays to one upstream. */
+/** The MCP endpoints under MCP_PREFIX: `/mcp` over every upstream, `/mcp/{slug}` relaying to one. */
 @Module({
   imports: [RegistryModule],
   controllers: [McpController],
   providers: [
     ServerDirectory,
     SlugRelay,
+    CatalogRepository,
+    Catalog,
+    UpstreamPool,
+    AggregateServer,
     {
       provide: McpSessionStore,
       inject: [KEY_VALUE_STORE, APP_CONFIG],

@@ -15,7 +15,7 @@ import {
   type JsonRpcMessage,
   type JsonRpcRequest,
   type JsonRpcResponse,
-  parseMessage,
+  parseBody,
 } from './jsonrpc';
 import { principalKeyOf } from './principal-key';
 import { type GatewayServer, ServerDirectory } from './server-directory';
@@ -366,24 +366,6 @@ export class SlugRelay {
     const { kind, message } = classifyUpstreamError(error);
     this.logger.warn({ server: server.slug, kind, reason: message }, 'upstream request failed');
   }
-}
-
-type ParsedBody = { messages: JsonRpcMessage[]; batch: boolean } | { problem: string; code: number };
-
-function parseBody(body: unknown): ParsedBody {
-  if (body === undefined || body === null || typeof body !== 'object') {
-    return { problem: 'Parse error: the body must be a JSON-RPC message', code: ErrorCodes.parseError };
-  }
-  const batch = Array.isArray(body);
-  const items: unknown[] = batch ? body : [body];
-  if (items.length === 0) return { problem: 'Invalid Request: empty batch', code: ErrorCodes.invalidRequest };
-  const messages: JsonRpcMessage[] = [];
-  for (const item of items) {
-    const parsed = parseMessage(item);
-    if ('problem' in parsed) return { problem: `Invalid Request: ${parsed.problem}`, code: ErrorCodes.invalidRequest };
-    messages.push(parsed.message);
-  }
-  return { messages, batch };
 }
 
 function filterEvent(event: SseEvent, filter: (message: unknown) => unknown): SseEvent {

@@ -1,0 +1,362 @@
+import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
+import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
+import type { Request, Response } from 'express';
+import { PinoLogger } from 'nestjs-pino';
+import { callerOf, principalOf, type Principal, type UpstreamCaller } from '../auth/principal';
+import { classifyUpstreamError } from '../upstream/upstream-error';
+import { GATEWAY_VERSION } from '../version';
+import { Catalog, type CatalogEntry, type CatalogKind } from './catalog';
+import { sendJson, sendRpcError, startSse, writeEvent } from './http-replies';
+import {
+  ErrorCodes,
+  errorResponse,
+  isRequest,
+  type JsonRpcErrorResponse,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+  parseBody,
+  resultResponse,
+} from './jsonrpc';
+import { principalKeyOf } from './principal-key';
+import type { GatewayServer } from './server-directory';
+import { type McpSession, McpSessionStore } from './session-store';
+import { SESSION_HEADER } from './streamable-http-client';
+import { UpstreamPool } from './upstream-pool';
+import { isResponseTo, responseTo, safeJson } from './upstream-exchange';
+
+const LIST_METHODS: Record<string, { kind: CatalogKind; field: string }> = {
+  'tools/list': { kind: 'tool', field: 'tools' },
+  'prompts/list': { kind: 'prompt', field: 'prompts' },
+  'resources/list': { kind: 'resource', field: 'resources' },
+  'resources/templates/list': { kind: 'resource_template', field: 'resourceTemplates' },
+};
+const LIST_CHANGED = [
+  'notifications/tools/list_changed',
+  'notifications/prompts/list_changed',
+  'notifications/resources/list_changed',
+];
+const KEEPALIVE_MS = 25_000;
+
+interface Call {
+  principal: Principal;
+  caller: UpstreamCaller;
+  signal: AbortSignal;
+}
+
+/**
+ * `/mcp`: one MCP server over every upstream the caller may use. Lists come
+ * from the in-memory catalog (no upstream is asked); calls go to the owning
+ * upstream through the pool under the upstream's own names. Open GET streams
+ * of this process hear `list_changed` whenever the catalog changes.
+ */
+@Injectable()
+export class AggregateServer implements OnModuleDestroy {
+  private readonly streams = new Map<string, Set<Response>>();
+  private readonly stopListening: () => void;
+
+  constructor(
+    private readonly catalog: Catalog,
+    private readonly pool: UpstreamPool,
+    @Inject(McpSessionStore) private readonly sessions: McpSessionStore,
+    private readonly logger: PinoLogger,
+  ) {
+    this.logger.setContext(AggregateServer.name);
+    this.stopListening = catalog.onChange(() => this.announceListChanged());
+  }
+
+  onModuleDestroy(): void {
+    this.stopListening();
+    for (const streams of this.streams.values()) for (const res of streams) res.end();
+    this.streams.clear();
+  }
+
+  async post(req: Request, res: Response): Promise<void> {
+    const principal = principalOf(req);
+    const parsed = parseBody(req.body);
+    if ('problem' in parsed) return sendRpcError(res, 400, null, parsed.code, parsed.problem);
+    const { messages, batch } = parsed;
+    const initialize = messages.find((message) => isRequest(message) && message.method === 'initialize');
+    if (initialize) {
+      if (messages.length > 1)
+        return sendRpcError(res, 400, null, ErrorCodes.invalidRequest, 'initialize must be sent on its own');
+      return this.initialize(res, principal, initialize as JsonRpcRequest);
+    }
+    const session = await this.sessionFor(req, res, principal);
+    if (!session) return;
+
+    const requests = messages.filter(isRequest);
+    if (requests.length === 0) {
+      res.status(202).end();
+      return;
+    }
+    const abort = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) abort.abort(new Error('the client closed the connection'));
+    });
+    const call: Call = { principal, caller: callerOf(req), signal: abort.signal };
+    if (!batch && requests.length === 1) return this.answer(res, requests[0]!, call);
+    const responses: JsonRpcResponse[] = [];
+    for (const request of requests) responses.push(await this.respond(request, call));
+    sendJson(res, 200, responses);
+  }
+
+  async get(req: Request, res: Response): Promise<void> {
+    const session = await this.sessionFor(req, res, principalOf(req));
+    if (!session) return;
+    startSse(res);
+    let streams = this.streams.get(session.id);
+    if (!streams) {
+      streams = new Set();
+      this.streams.set(session.id, streams);
+    }
+    streams.add(res);
+    const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
+    keepalive.unref();
+    res.on('close', () => {
+      clearInterval(keepalive);
+      streams.delete(res);
+      if (streams.size === 0) this.streams.delete(session.id);
+    });
+  }
+
+  async delete(req: Request, res: Response): Promise<void> {
+    const session = await this.sessionFor(req, res, principalOf(req));
+    if (!session) return;
+    await this.sessions.delete(session.id);
+    for (const stream of this.streams.get(session.id) ?? []) stream.end();
+    this.streams.delete(session.id);
+    res.status(200).end();
+  }
+
+  private async initialize(res: Response, principal: Principal, request: JsonRpcRequest): Promise<void> {
+    const requested = request.params?.protocolVersion;
+    const protocolVersion =
+      typeof requested === 'string' && SUPPORTED_PROTOCOL_VERSIONS.includes(requested)
+        ? requested
+        : LATEST_PROTOCOL_VERSION;
+    const session: McpSession = {
+      id: McpSessionStore.newId(),
+      principalKey: principalKeyOf(principal),
+      protocolVersion,
+      initializeParams: request.params ?? {},
+      upstreamSessions: {},
+      createdAt: Date.now(),
+    };
+    await this.sessions.create(session);
+    res.setHeader(SESSION_HEADER, session.id);
+    sendJson(
+      res,
+      200,
+      resultResponse(request.id, {
+        protocolVersion,
+        capabilities: {
+          tools: { listChanged: true },
+          prompts: { listChanged: true },
+          resources: { listChanged: true },
+          completions: {},
+        },
+        serverInfo: { name: 'mcp-gateway', title: 'MCP Gateway', version: GATEWAY_VERSION },
+        instructions:
+          'Tools, prompts and resources of every MCP server you may use. Names are {server}__{name}; resource URIs are mcpgw://{server}/{uri}.',
+      }),
+    );
+  }
+
+  private async sessionFor(req: Request, res: Response, principal: Principal): Promise<McpSession | undefined> {
+    const id = req.header(SESSION_HEADER);
+    if (!id) {
+      sendRpcError(res, 400, null, ErrorCodes.connectionClosed, 'Bad Request: Mcp-Session-Id header is required');
+      return undefined;
+    }
+    const session = await this.sessions.get(id);
+    if (!session || session.principalKey !== principalKeyOf(principal) || session.serverId !== undefined) {
+      sendRpcError(res, 404, null, ErrorCodes.requestTimeout, 'Session not found');
+      return undefined;
+    }
+    return session;
+  }
+
+  /** Answers one request on its own HTTP response: lists straight from the catalog's cache, calls possibly as a stream. */
+  private async answer(res: Response, request: JsonRpcRequest, call: Call): Promise<void> {
+    const list = LIST_METHODS[request.method];
+    if (list) {
+      const json = this.catalog.listJsonFor(call.principal, list.kind);
+      res
+        .status(200)
+        .type('application/json')
+        .send(`{"jsonrpc":"2.0","id":${JSON.stringify(request.id)},"result":{"${list.field}":${json}}}`);
+      return;
+    }
+    if (request.method === 'tools/call' || request.method === 'prompts/get') return this.relayCall(res, request, call);
+    sendJson(res, 200, await this.respond(request, call));
+  }
+
+  /** The response to one request, as a value (batches, and methods without streaming). */
+  private async respond(request: JsonRpcRequest, call: Call): Promise<JsonRpcResponse> {
+    const list = LIST_METHODS[request.method];
+    if (list) return resultResponse(request.id, { [list.field]: this.catalog.listFor(call.principal, list.kind) });
+    switch (request.method) {
+      case 'ping':
+      case 'logging/setLevel':
+        return resultResponse(request.id, {});
+      case 'tools/call':
+      case 'prompts/get': {
+        const target = this.target(request, call.principal);
+        if ('error' in target) return target;
+        return this.forward(request, target.server, target.params, call);
+      }
+      case 'resources/read':
+        return this.readResource(request, call);
+      case 'completion/complete':
+        return this.complete(request, call);
+      default:
+        return errorResponse(request.id, ErrorCodes.methodNotFound, `Method not found: ${request.method}`);
+    }
+  }
+
+  /** Where a tool call or prompt get goes, or the error that reads exactly like "no such tool". */
+  private target(
+    request: JsonRpcRequest,
+    principal: Principal,
+  ): { server: GatewayServer; params: Record<string, unknown> } | JsonRpcErrorResponse {
+    const kind = request.method === 'tools/call' ? 'tool' : 'prompt';
+    const name = request.params?.name;
+    const entry = typeof name === 'string' ? this.catalog.current().byGatewayName.get(`${kind}:${name}`) : undefined;
+    if (!entry || !this.catalog.allows(principal, entry)) {
+      return errorResponse(
+        request.id,
+        ErrorCodes.invalidParams,
+        `${kind === 'tool' ? 'Tool' : 'Prompt'} ${String(name)} not found`,
+      );
+    }
+    return { server: entry.server, params: { ...request.params, name: entry.name } };
+  }
+
+  private async relayCall(res: Response, request: JsonRpcRequest, call: Call): Promise<void> {
+    const target = this.target(request, call.principal);
+    if ('error' in target) return sendJson(res, 200, target);
+    try {
+      const { reply, id } = await this.pool.request(
+        target.server,
+        call.caller,
+        request.method,
+        target.params,
+        call.signal,
+      );
+      if (reply.body.kind !== 'sse') {
+        const response = await responseTo(reply, id);
+        return sendJson(res, 200, response ? { ...response, id: request.id } : this.noAnswer(request, target.server));
+      }
+      // Progress and log notifications travel with the call, as the upstream sends them.
+      startSse(res);
+      let answered = false;
+      for await (const event of reply.body.events) {
+        const value = safeJson(event.data);
+        if (isResponseTo(value, id)) {
+          writeEvent(res, { data: JSON.stringify({ ...(value as JsonRpcResponse), id: request.id }) });
+          answered = true;
+          break;
+        }
+        if (value !== undefined && !isRequestMessage(value)) writeEvent(res, { data: event.data });
+      }
+      if (!answered) writeEvent(res, { data: JSON.stringify(this.noAnswer(request, target.server)) });
+      res.end();
+    } catch (error) {
+      const failure = this.failure(request, target.server, error);
+      if (res.headersSent) {
+        writeEvent(res, { data: JSON.stringify(failure) });
+        res.end();
+      } else sendJson(res, 200, failure);
+    }
+  }
+
+  private async forward(
+    request: JsonRpcRequest,
+    server: GatewayServer,
+    params: Record<string, unknown>,
+    call: Call,
+  ): Promise<JsonRpcResponse> {
+    try {
+      const { reply, id } = await this.pool.request(server, call.caller, request.method, params, call.signal);
+      const response = await responseTo(reply, id);
+      return response ? { ...response, id: request.id } : this.noAnswer(request, server);
+    } catch (error) {
+      return this.failure(request, server, error);
+    }
+  }
+
+  private async readResource(request: JsonRpcRequest, call: Call): Promise<JsonRpcResponse> {
+    const uri = request.params?.uri;
+    const resolved = typeof uri === 'string' ? this.catalog.resolveResourceUri(uri) : undefined;
+    if (
+      !resolved ||
+      !this.catalog.allows(call.principal, { kind: 'resource', server: resolved.server } as CatalogEntry)
+    ) {
+      return errorResponse(request.id, -32002, `Resource ${String(uri)} not found`);
+    }
+    const response = await this.forward(request, resolved.server, { ...request.params, uri: resolved.uri }, call);
+    if (!('result' in response)) return response;
+    const prefix = (uri as string).slice(0, (uri as string).length - resolved.uri.length);
+    const contents = Array.isArray(response.result.contents)
+      ? (response.result.contents as Record<string, unknown>[]).map((content) =>
+          typeof content.uri === 'string' ? { ...content, uri: prefix + content.uri } : content,
+        )
+      : response.result.contents;
+    return { ...response, result: { ...response.result, contents } };
+  }
+
+  /** Completion for a prompt's or a resource template's arguments, asked of the upstream that owns it. */
+  private async complete(request: JsonRpcRequest, call: Call): Promise<JsonRpcResponse> {
+    const ref = request.params?.ref as { type?: unknown; name?: unknown; uri?: unknown } | undefined;
+    if (ref?.type === 'ref/prompt' && typeof ref.name === 'string') {
+      const entry = this.catalog.current().byGatewayName.get(`prompt:${ref.name}`);
+      if (!entry || !this.catalog.allows(call.principal, entry)) {
+        return errorResponse(request.id, ErrorCodes.invalidParams, `Prompt ${ref.name} not found`);
+      }
+      return this.forward(request, entry.server, { ...request.params, ref: { ...ref, name: entry.name } }, call);
+    }
+    if (ref?.type === 'ref/resource' && typeof ref.uri === 'string') {
+      const resolved = this.catalog.resolveResourceUri(ref.uri);
+      if (
+        !resolved ||
+        !this.catalog.allows(call.principal, { kind: 'resource', server: resolved.server } as CatalogEntry)
+      ) {
+        return errorResponse(request.id, ErrorCodes.invalidParams, `Resource ${ref.uri} not found`);
+      }
+      return this.forward(request, resolved.server, { ...request.params, ref: { ...ref, uri: resolved.uri } }, call);
+    }
+    return errorResponse(
+      request.id,
+      ErrorCodes.invalidParams,
+      'completion/complete needs a ref/prompt or ref/resource',
+    );
+  }
+
+  private noAnswer(request: JsonRpcRequest, server: GatewayServer): JsonRpcResponse {
+    return errorResponse(request.id, ErrorCodes.internalError, `Upstream ${server.slug} failed: it sent no answer`, {
+      server: server.slug,
+      kind: 'protocol',
+    });
+  }
+
+  private failure(request: JsonRpcRequest, server: GatewayServer, error: unknown): JsonRpcResponse {
+    const { kind, message } = classifyUpstreamError(error);
+    this.logger.warn({ server: server.slug, kind, reason: message }, 'upstream request failed');
+    return errorResponse(request.id, ErrorCodes.internalError, `Upstream ${server.slug} failed: ${message}`, {
+      server: server.slug,
+      kind,
+    });
+  }
+
+  private announceListChanged(): void {
+    for (const streams of this.streams.values()) {
+      for (const res of streams) {
+        for (const method of LIST_CHANGED) writeEvent(res, { data: JSON.stringify({ jsonrpc: '2.0', method }) });
+      }
+    }
+  }
+}
+
+function isRequestMessage(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && 'method' in value && 'id' in value;
+}

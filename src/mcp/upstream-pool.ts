@@ -1,0 +1,166 @@
+import { Injectable } from '@nestjs/common';
+import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
+import type { UpstreamCaller } from '../auth/principal';
+import { UpstreamConnector } from '../upstream/upstream-connector';
+import { UpstreamError } from '../upstream/upstream-error';
+import { UrlGuard } from '../upstream/url-guard';
+import { GATEWAY_VERSION } from '../version';
+import type { JsonRpcRequest } from './jsonrpc';
+import { principalKeyOf } from './principal-key';
+import type { GatewayServer } from './server-directory';
+import { StreamableHttpClient, type UpstreamReply } from './streamable-http-client';
+import { discard, initializeUpstream, sendInitialized } from './upstream-exchange';
+
+interface PooledSession {
+  sessionId?: string;
+  protocolVersion: string;
+}
+
+/** Consecutive failures that open a server's circuit, and how long it stays open before one probe call. */
+const BREAKER_THRESHOLD = 5;
+const BREAKER_OPEN_MS = 15_000;
+
+interface Breaker {
+  failures: number;
+  openUntil: number;
+  probing: boolean;
+}
+
+/**
+ * The aggregate endpoint's sessions with upstreams: one per server, shared by
+ * every caller when the gateway's own identity is used, one per caller for
+ * on-behalf-of servers. Initialized on first use, re-initialized when the
+ * upstream forgets them, and guarded by a circuit breaker so a failing server
+ * fails fast instead of making every caller wait for its timeout.
+ */
+@Injectable()
+export class UpstreamPool {
+  private readonly http = new StreamableHttpClient();
+  private readonly sessions = new Map<string, Promise<PooledSession>>();
+  private readonly breakers = new Map<string, Breaker>();
+  private nextId = 0;
+
+  constructor(
+    private readonly connector: UpstreamConnector,
+    private readonly urlGuard: UrlGuard,
+  ) {}
+
+  /** Sends one request; the reply (JSON or SSE) answers `id`. */
+  async request(
+    server: GatewayServer,
+    caller: UpstreamCaller,
+    method: string,
+    params: Record<string, unknown> | undefined,
+    signal: AbortSignal,
+  ): Promise<{ reply: UpstreamReply; id: string }> {
+    this.checkBreaker(server);
+    const id = `mcp-gateway-${++this.nextId}`;
+    const message: JsonRpcRequest = { jsonrpc: '2.0', id, method, ...(params ? { params } : {}) };
+    try {
+      const headers = await this.connector.headersFor(server, caller);
+      const key = this.keyOf(server, caller);
+      let session = await this.session(key, server, headers, signal);
+      let reply = await this.http.post(server.url, message, { ...session, headers, signal });
+      if (reply.status === 404 && session.sessionId) {
+        await discard(reply);
+        this.sessions.delete(key);
+        session = await this.session(key, server, headers, signal);
+        reply = await this.http.post(server.url, message, { ...session, headers, signal });
+      }
+      if (reply.status >= 500) throw new UpstreamError('http_status', `the upstream answered HTTP ${reply.status}`);
+      this.succeeded(server);
+      return { reply, id };
+    } catch (error) {
+      if (!signal.aborted || isTimeout(signal)) this.failed(server);
+      throw error;
+    }
+  }
+
+  /** Forgets the sessions of a server (deleted, or its registration changed). */
+  forget(serverId: string): void {
+    for (const key of this.sessions.keys()) if (key.startsWith(`${serverId}\0`)) this.sessions.delete(key);
+    this.breakers.delete(serverId);
+  }
+
+  private keyOf(server: GatewayServer, caller: UpstreamCaller): string {
+    const identity = server.auth.type === 'entra-obo' ? principalKeyOf(caller.principal) : 'gateway';
+    return `${server.id}\0${identity}\0${server.url}`;
+  }
+
+  private session(
+    key: string,
+    server: GatewayServer,
+    headers: Record<string, string>,
+    signal: AbortSignal,
+  ): Promise<PooledSession> {
+    let session = this.sessions.get(key);
+    if (!session) {
+      session = this.open(server, headers, signal);
+      this.sessions.set(key, session);
+      // A failed handshake is not kept: the next request tries again.
+      session.catch(() => this.sessions.delete(key));
+    }
+    return session;
+  }
+
+  private async open(
+    server: GatewayServer,
+    headers: Record<string, string>,
+    signal: AbortSignal,
+  ): Promise<PooledSession> {
+    const request: JsonRpcRequest = {
+      jsonrpc: '2.0',
+      id: `mcp-gateway-init-${++this.nextId}`,
+      method: 'initialize',
+      params: {
+        protocolVersion: LATEST_PROTOCOL_VERSION,
+        capabilities: {},
+        clientInfo: { name: 'mcp-gateway', version: GATEWAY_VERSION },
+      },
+    };
+    const handshake = AbortSignal.any([signal, AbortSignal.timeout(this.connector.connectTimeoutMs(server))]);
+    const { response, sessionId } = await initializeUpstream(
+      this.http,
+      this.urlGuard,
+      server.url,
+      headers,
+      request,
+      handshake,
+    );
+    if ('error' in response) throw new UpstreamError('protocol', `initialize failed: ${response.error.message}`);
+    const version = response.result.protocolVersion;
+    const protocolVersion = typeof version === 'string' ? version : LATEST_PROTOCOL_VERSION;
+    await sendInitialized(this.http, server.url, headers, sessionId, protocolVersion, handshake);
+    return { sessionId, protocolVersion };
+  }
+
+  private checkBreaker(server: GatewayServer): void {
+    const breaker = this.breakers.get(server.id);
+    if (!breaker || breaker.failures < BREAKER_THRESHOLD) return;
+    const now = Date.now();
+    if (now < breaker.openUntil || breaker.probing) {
+      throw new UpstreamError(
+        'connection_refused',
+        'the upstream is failing; calls are paused for a moment (circuit open)',
+      );
+    }
+    // Half-open: this one call probes; the others keep failing fast until it answers.
+    breaker.probing = true;
+  }
+
+  private succeeded(server: GatewayServer): void {
+    this.breakers.delete(server.id);
+  }
+
+  private failed(server: GatewayServer): void {
+    const breaker = this.breakers.get(server.id) ?? { failures: 0, openUntil: 0, probing: false };
+    breaker.failures += 1;
+    breaker.probing = false;
+    if (breaker.failures >= BREAKER_THRESHOLD) breaker.openUntil = Date.now() + BREAKER_OPEN_MS;
+    this.breakers.set(server.id, breaker);
+  }
+}
+
+function isTimeout(signal: AbortSignal): boolean {
+  return (signal.reason as { name?: string } | undefined)?.name === 'TimeoutError';
+}
