@@ -1,9 +1,6 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { Logger } from 'pino';
-import { MIGRATIONS_DIR, startGateway } from '../bootstrap';
 import { type AppConfig, ConfigError, type EnvSource, loadConfig } from '../config/config';
-import { openDatabase } from '../database/database';
-import { applyMigrations } from '../database/migrator';
 import { createLogger } from '../logging/logger';
 import { GATEWAY_VERSION } from '../version';
 import { registerServersCommands } from './servers';
@@ -96,6 +93,8 @@ async function serve(io: CliIo, overrides: EnvSource, migrate: boolean): Promise
   const logger = createLogger(config);
   let gateway;
   try {
+    // Loaded here, not at the top: commands that talk to a running gateway start without Nest and Prisma.
+    const { startGateway } = await import('../bootstrap.js');
     gateway = await startGateway(config, { logger, migrate });
   } catch (error) {
     return fail(io, logger, 'could not start', error);
@@ -126,6 +125,11 @@ async function migrate(io: CliIo): Promise<number> {
   if (!config) return EXIT.usage;
   const logger = createLogger({ logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel });
   try {
+    const [{ MIGRATIONS_DIR }, { openDatabase }, { applyMigrations }] = await Promise.all([
+      import('../bootstrap.js'),
+      import('../database/database.js'),
+      import('../database/migrator.js'),
+    ]);
     const database = await openDatabase(config.database, logger);
     try {
       const { applied } = await applyMigrations(database.adapterFactory, MIGRATIONS_DIR);
