@@ -145,6 +145,84 @@ describe('/mcp: one MCP server over every upstream the caller may use', () => {
     }
   });
 
+  describe('REST bridge', () => {
+    const bearer = async (roles: string[]): Promise<string> => `Bearer ${await issuer.token({ roles })}`;
+
+    it('lists and calls a tool as plain JSON, with the upstream names', async () => {
+      const auth = await bearer([greeter]);
+      const listed = await request(gw.url).get(`/mcp/${greetSlug}/tools`).set('authorization', auth).expect(200);
+      expect(listed.body.tools.map((tool: { name: string }) => tool.name)).toContain('echoHai');
+      const called = await request(gw.url)
+        .post(`/mcp/${greetSlug}/tools/echoHai`)
+        .set('authorization', auth)
+        .send({ userName: 'Ada' })
+        .expect(200);
+      expect(called.body).toEqual({ content: [{ type: 'text', text: 'Hello, Ada!' }] });
+    });
+
+    it('describes the tools as an OpenAPI document generated from their schemas', async () => {
+      const doc = await request(gw.url)
+        .get(`/mcp/${greetSlug}/openapi.json`)
+        .set('authorization', await bearer([greeter]))
+        .expect(200);
+      expect(doc.body.openapi).toBe('3.1.0');
+      expect(doc.body.servers).toEqual([{ url: `https://gateway.test/mcp/${greetSlug}/tools` }]);
+      expect(doc.body.paths['/echoHai'].post.requestBody.content['application/json'].schema).toMatchObject({
+        type: 'object',
+        properties: { userName: { type: 'string' } },
+      });
+    });
+
+    it.each([
+      ['arguments that break the input schema', { userName: 42 }, 400, 'validation_error'],
+      ['a body that is not an object', [1, 2], 400, 'validation_error'],
+    ])('answers %s with problem+json', async (_what, body, status, code) => {
+      const res = await request(gw.url)
+        .post(`/mcp/${greetSlug}/tools/echoHai`)
+        .set('authorization', await bearer([greeter]))
+        .send(body as object)
+        .expect(status);
+      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(res.body.code).toBe(code);
+    });
+
+    it('answers unknown tools, hidden servers and missing tokens without revealing anything', async () => {
+      await request(gw.url)
+        .post(`/mcp/${greetSlug}/tools/nope`)
+        .set('authorization', await bearer([greeter]))
+        .send({})
+        .expect(404);
+      const hidden = await request(gw.url)
+        .get(`/mcp/${byeSlug}/tools`)
+        .set('authorization', await bearer([greeter]))
+        .expect(404);
+      const missing = await request(gw.url)
+        .get(`/mcp/no-such-${run}/tools`)
+        .set('authorization', await bearer([greeter]))
+        .expect(404);
+      expect(hidden.body.detail).toBe(`no MCP server ${byeSlug}`);
+      expect(missing.body.detail).toBe(`no MCP server no-such-${run}`);
+      await request(gw.url).get(`/mcp/${greetSlug}/tools`).expect(401);
+    });
+
+    it('answers 502 problem+json when the upstream is down', async () => {
+      await bye.stop();
+      try {
+        const res = await request(gw.url)
+          .post(`/mcp/${byeSlug}/tools/echoBye`)
+          .set('authorization', await bearer([parter]))
+          .send({ userName: 'x' })
+          .expect(502);
+        expect(res.body).toMatchObject({
+          code: 'upstream_error',
+          detail: `upstream ${byeSlug} failed: connection refused`,
+        });
+      } finally {
+        await bye.restart();
+      }
+    });
+  });
+
   it('answers unknown methods with -32601 and bad bodies with JSON-RPC errors', async () => {
     const token = await issuer.token({ roles: [greeter] });
     const { transport, client } = await connectClient(`${gw.url}/mcp`, token);

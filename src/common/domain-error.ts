@@ -8,6 +8,7 @@ export type ErrorCode =
   | 'forbidden'
   | 'rate_limited'
   | 'upstream_error'
+  | 'upstream_timeout'
   | 'service_unavailable'
   | 'server_error';
 
@@ -26,6 +27,7 @@ const STATUS_OF: Record<ErrorCode, number> = {
   rate_limited: 429,
   server_error: 500,
   upstream_error: 502,
+  upstream_timeout: 504,
   service_unavailable: 503,
 };
 

@@ -30,6 +30,7 @@ const CODE_OF_STATUS: Partial<Record<number, ErrorCode>> = {
   415: 'validation_error',
   429: 'rate_limited',
   502: 'upstream_error',
+  504: 'upstream_timeout',
   503: 'service_unavailable',
 };
 

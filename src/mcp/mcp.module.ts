@@ -7,6 +7,8 @@ import { AggregateServer } from './aggregate-server';
 import { Catalog } from './catalog';
 import { CatalogRepository } from './catalog.repository';
 import { McpController } from './mcp.controller';
+import { RestBridge } from './rest-bridge';
+import { RestBridgeController } from './rest-bridge.controller';
 import { UpstreamPool } from './upstream-pool';
 import { ServerDirectory } from './server-directory';
 import { McpSessionStore } from './session-store';
@@ -15,7 +17,7 @@ import { SlugRelay } from './slug-relay';
 /** The MCP endpoints under MCP_PREFIX: `/mcp` over every upstream, `/mcp/{slug}` relaying to one. */
 @Module({
   imports: [RegistryModule],
-  controllers: [McpController],
+  controllers: [McpController, RestBridgeController],
   providers: [
     ServerDirectory,
     SlugRelay,
@@ -23,6 +25,7 @@ import { SlugRelay } from './slug-relay';
     Catalog,
     UpstreamPool,
     AggregateServer,
+    RestBridge,
     {
       provide: McpSessionStore,
       inject: [KEY_VALUE_STORE, APP_CONFIG],

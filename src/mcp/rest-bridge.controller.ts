@@ -1,0 +1,40 @@
+import { Body, Controller, Get, HttpCode, Param, Post, Req } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { Request } from 'express';
+import { ApiProblemResponses } from '../common/api-problem';
+import { RestBridge } from './rest-bridge';
+
+/** The REST bridge under MCP_PREFIX: a server's tools as JSON over HTTP, for clients that do not speak MCP. */
+@ApiTags('rest bridge')
+@ApiBearerAuth()
+@Controller(':slug')
+export class RestBridgeController {
+  constructor(private readonly bridge: RestBridge) {}
+
+  @Get('tools')
+  @ApiOperation({ summary: "The server's tools the caller may use, as the upstream describes them" })
+  @ApiProblemResponses(401, 403, 404)
+  listTools(@Param('slug') slug: string, @Req() req: Request): Promise<{ tools: Record<string, unknown>[] }> {
+    return this.bridge.listTools(req, slug);
+  }
+
+  @Post('tools/:tool')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Calls a tool with the body as its arguments; answers the MCP CallToolResult' })
+  @ApiProblemResponses(400, 401, 403, 404, 502, 504)
+  callTool(
+    @Param('slug') slug: string,
+    @Param('tool') tool: string,
+    @Body() args: unknown,
+    @Req() req: Request,
+  ): Promise<Record<string, unknown>> {
+    return this.bridge.callTool(req, slug, tool, args);
+  }
+
+  @Get('openapi.json')
+  @ApiOperation({ summary: "An OpenAPI document of the server's tools, generated from their schemas" })
+  @ApiProblemResponses(401, 403, 404)
+  openApi(@Param('slug') slug: string, @Req() req: Request): Promise<Record<string, unknown>> {
+    return this.bridge.openApi(req, slug);
+  }
+}

@@ -1,0 +1,161 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
+import type { JsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/types.js';
+import type { Request } from 'express';
+import { AccessPolicy } from '../auth/access-policy';
+import { callerOf, principalOf } from '../auth/principal';
+import { DomainError } from '../common/domain-error';
+import type { AppConfig } from '../config/config';
+import { APP_CONFIG } from '../config/config.module';
+import { UpstreamConnector } from '../upstream/upstream-connector';
+import { classifyUpstreamError } from '../upstream/upstream-error';
+import { GATEWAY_VERSION } from '../version';
+import { Catalog, type CatalogEntry } from './catalog';
+import { type GatewayServer, ServerDirectory } from './server-directory';
+import { UpstreamPool } from './upstream-pool';
+import { responseTo } from './upstream-exchange';
+
+/**
+ * `/mcp/{slug}/tools[/{tool}]` and `/mcp/{slug}/openapi.json`: a server's
+ * tools as plain JSON over HTTP, for clients that do not speak MCP. Same
+ * token, roles and upstream path as MCP calls; errors are problem+json.
+ */
+@Injectable()
+export class RestBridge {
+  private readonly validators = new Map<string, JsonSchemaValidator<unknown>>();
+  private readonly ajv = new AjvJsonSchemaValidator();
+
+  constructor(
+    private readonly directory: ServerDirectory,
+    private readonly catalog: Catalog,
+    private readonly policy: AccessPolicy,
+    private readonly pool: UpstreamPool,
+    private readonly connector: UpstreamConnector,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  /** The tools of the server the caller may use, as the upstream names and describes them. */
+  async listTools(req: Request, slug: string): Promise<{ tools: Record<string, unknown>[] }> {
+    const server = await this.server(req, slug);
+    return { tools: this.usableTools(req, server).map((entry) => this.upstreamDefinition(entry)) };
+  }
+
+  async callTool(req: Request, slug: string, tool: string, args: unknown): Promise<Record<string, unknown>> {
+    const server = await this.server(req, slug);
+    const entry = this.usableTools(req, server).find((candidate) => candidate.name === tool);
+    if (!entry) throw new DomainError('not_found', `server ${slug} has no tool ${tool}`);
+    const input = args ?? {};
+    if (typeof input !== 'object' || Array.isArray(input)) {
+      throw new DomainError('validation_error', 'the body must be a JSON object of the tool arguments', [
+        { field: '(body)', message: 'must be an object' },
+      ]);
+    }
+    const verdict = this.validatorFor(entry)(input);
+    if (!verdict.valid) {
+      throw new DomainError('validation_error', `the arguments do not match the input schema of ${tool}`, [
+        { field: '(body)', message: verdict.errorMessage },
+      ]);
+    }
+    const signal = AbortSignal.timeout(this.connector.requestTimeoutMs(server));
+    try {
+      const { reply, id } = await this.pool.request(
+        server,
+        callerOf(req),
+        'tools/call',
+        { name: tool, arguments: input },
+        signal,
+      );
+      const response = await responseTo(reply, id);
+      if (!response) throw new DomainError('upstream_error', `upstream ${slug} sent no answer`);
+      if ('error' in response) {
+        const code = response.error.code === -32602 ? 'validation_error' : 'upstream_error';
+        throw new DomainError(code, `upstream ${slug}: ${response.error.message}`);
+      }
+      return response.result;
+    } catch (error) {
+      if (error instanceof DomainError) throw error;
+      const { kind, message } = classifyUpstreamError(error);
+      if (kind === 'timeout') throw new DomainError('upstream_timeout', `upstream ${slug} did not answer in time`);
+      throw new DomainError('upstream_error', `upstream ${slug} failed: ${message}`);
+    }
+  }
+
+  /** An OpenAPI 3.1 document with one operation per tool the caller may use. */
+  async openApi(req: Request, slug: string): Promise<Record<string, unknown>> {
+    const server = await this.server(req, slug);
+    const paths: Record<string, unknown> = {};
+    for (const entry of this.usableTools(req, server)) {
+      const definition = entry.exposed;
+      paths[`/${encodeURIComponent(entry.name)}`] = {
+        post: {
+          operationId: entry.gatewayName,
+          summary: definition.title ?? entry.name,
+          description: definition.description,
+          requestBody: { required: true, content: { 'application/json': { schema: definition.inputSchema ?? {} } } },
+          responses: {
+            '200': {
+              description: 'The tool result (MCP CallToolResult)',
+              content: { 'application/json': { schema: callToolResultSchema(definition.outputSchema) } },
+            },
+            '400': { description: 'The arguments do not match the input schema', content: PROBLEM },
+            '404': { description: 'No such tool', content: PROBLEM },
+            '502': { description: 'The upstream failed', content: PROBLEM },
+            '504': { description: 'The upstream did not answer in time', content: PROBLEM },
+          },
+        },
+      };
+    }
+    return {
+      openapi: '3.1.0',
+      info: { title: `${server.title ?? server.name} (through mcp-gateway)`, version: GATEWAY_VERSION },
+      servers: [{ url: `${this.config.publicUrl}${this.config.mcpPrefix}/${server.slug}/tools` }],
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      security: [{ bearer: [] }],
+      paths,
+    };
+  }
+
+  private async server(req: Request, slug: string): Promise<GatewayServer> {
+    const server = await this.directory.bySlug(slug);
+    if (!server || !this.policy.canSeeServer(principalOf(req), server).allowed) {
+      throw new DomainError('not_found', `no MCP server ${slug}`);
+    }
+    return server;
+  }
+
+  private usableTools(req: Request, server: GatewayServer): CatalogEntry[] {
+    const principal = principalOf(req);
+    return this.catalog
+      .current()
+      .entries.tool.filter((entry) => entry.server.id === server.id && this.catalog.allows(principal, entry));
+  }
+
+  private upstreamDefinition(entry: CatalogEntry): Record<string, unknown> {
+    return { ...entry.exposed, name: entry.name };
+  }
+
+  private validatorFor(entry: CatalogEntry): JsonSchemaValidator<unknown> {
+    const key = `${entry.server.id}\0${entry.name}\0${JSON.stringify(entry.exposed.inputSchema)}`;
+    let validator = this.validators.get(key);
+    if (!validator) {
+      if (this.validators.size > 5_000) this.validators.clear();
+      validator = this.ajv.getValidator((entry.exposed.inputSchema ?? {}));
+      this.validators.set(key, validator);
+    }
+    return validator;
+  }
+}
+
+const PROBLEM = { 'application/problem+json': { schema: { type: 'object' } } };
+
+function callToolResultSchema(outputSchema: unknown): Record<string, unknown> {
+  return {
+    type: 'object',
+    properties: {
+      content: { type: 'array', items: { type: 'object' } },
+      ...(outputSchema ? { structuredContent: outputSchema } : {}),
+      isError: { type: 'boolean' },
+    },
+    required: ['content'],
+  };
+}
