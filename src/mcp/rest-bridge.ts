@@ -139,7 +139,7 @@ export class RestBridge {
     let validator = this.validators.get(key);
     if (!validator) {
       if (this.validators.size > 5_000) this.validators.clear();
-      validator = this.ajv.getValidator((entry.exposed.inputSchema ?? {}));
+      validator = this.ajv.getValidator(entry.exposed.inputSchema ?? {});
       this.validators.set(key, validator);
     }
     return validator;
