@@ -21,7 +21,8 @@ import { principalKeyOf } from './principal-key';
 import type { GatewayServer } from './server-directory';
 import { type McpSession, McpSessionStore } from './session-store';
 import { SESSION_HEADER } from './streamable-http-client';
-import { UpstreamPool } from './upstream-pool';
+import { InFlightRequests } from './in-flight';
+import { type UpstreamCancel, UpstreamPool } from './upstream-pool';
 import { isResponseTo, responseTo, safeJson } from './upstream-exchange';
 
 const LIST_METHODS: Record<string, { kind: CatalogKind; field: string }> = {
@@ -38,6 +39,7 @@ const LIST_CHANGED = [
 const KEEPALIVE_MS = 25_000;
 
 interface Call {
+  sessionId: string;
   principal: Principal;
   caller: UpstreamCaller;
   signal: AbortSignal;
@@ -58,6 +60,7 @@ export class AggregateServer implements OnModuleDestroy {
     private readonly catalog: Catalog,
     private readonly pool: UpstreamPool,
     @Inject(McpSessionStore) private readonly sessions: McpSessionStore,
+    @Inject(InFlightRequests) private readonly inFlight: InFlightRequests,
     private readonly logger: PinoLogger,
   ) {
     this.logger.setContext(AggregateServer.name);
@@ -84,6 +87,16 @@ export class AggregateServer implements OnModuleDestroy {
     const session = await this.sessionFor(req, res, principal);
     if (!session) return;
 
+    for (const message of messages) {
+      if ('method' in message && message.method === 'notifications/cancelled') {
+        const reason = message.params?.reason;
+        await this.inFlight.cancel(
+          session.id,
+          message.params?.requestId,
+          typeof reason === 'string' ? reason : undefined,
+        );
+      }
+    }
     const requests = messages.filter(isRequest);
     if (requests.length === 0) {
       res.status(202).end();
@@ -93,7 +106,7 @@ export class AggregateServer implements OnModuleDestroy {
     res.on('close', () => {
       if (!res.writableFinished) abort.abort(new Error('the client closed the connection'));
     });
-    const call: Call = { principal, caller: callerOf(req), signal: abort.signal };
+    const call: Call = { sessionId: session.id, principal, caller: callerOf(req), signal: abort.signal };
     if (!batch && requests.length === 1) return this.answer(res, requests[0]!, call);
     const responses: JsonRpcResponse[] = [];
     for (const request of requests) responses.push(await this.respond(request, call));
@@ -235,13 +248,15 @@ export class AggregateServer implements OnModuleDestroy {
   private async relayCall(res: Response, request: JsonRpcRequest, call: Call): Promise<void> {
     const target = this.target(request, call.principal);
     if ('error' in target) return sendJson(res, 200, target);
+    const cancellable = this.cancellable(request, call);
     try {
       const { reply, id } = await this.pool.request(
         target.server,
         call.caller,
         request.method,
         target.params,
-        call.signal,
+        cancellable.signal,
+        cancellable.onDispatch,
       );
       if (reply.body.kind !== 'sse') {
         const response = await responseTo(reply, id);
@@ -267,7 +282,35 @@ export class AggregateServer implements OnModuleDestroy {
         writeEvent(res, { data: JSON.stringify(failure) });
         res.end();
       } else sendJson(res, 200, failure);
+    } finally {
+      cancellable.done();
     }
+  }
+
+  /**
+   * A signal for one upstream request that the client can cancel with
+   * `notifications/cancelled` (on any replica): the upstream is told, then our
+   * side of the request is dropped.
+   */
+  private cancellable(
+    request: JsonRpcRequest,
+    call: Call,
+  ): { signal: AbortSignal; onDispatch: (cancel: UpstreamCancel) => void; done: () => void } {
+    const controller = new AbortController();
+    let untrack = (): void => undefined;
+    return {
+      signal: AbortSignal.any([call.signal, controller.signal]),
+      onDispatch: (cancelUpstream) => {
+        untrack();
+        untrack = this.inFlight.track(call.sessionId, request.id, (reason) => {
+          cancelUpstream(reason).catch((error: unknown) =>
+            this.logger.warn({ err: error }, 'cancelling upstream failed'),
+          );
+          controller.abort(new Error('cancelled by the client'));
+        });
+      },
+      done: () => untrack(),
+    };
   }
 
   private async forward(
@@ -276,12 +319,22 @@ export class AggregateServer implements OnModuleDestroy {
     params: Record<string, unknown>,
     call: Call,
   ): Promise<JsonRpcResponse> {
+    const cancellable = this.cancellable(request, call);
     try {
-      const { reply, id } = await this.pool.request(server, call.caller, request.method, params, call.signal);
+      const { reply, id } = await this.pool.request(
+        server,
+        call.caller,
+        request.method,
+        params,
+        cancellable.signal,
+        cancellable.onDispatch,
+      );
       const response = await responseTo(reply, id);
       return response ? { ...response, id: request.id } : this.noAnswer(request, server);
     } catch (error) {
       return this.failure(request, server, error);
+    } finally {
+      cancellable.done();
     }
   }
 

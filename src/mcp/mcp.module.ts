@@ -6,6 +6,7 @@ import { RegistryModule } from '../registry/registry.module';
 import { AggregateServer } from './aggregate-server';
 import { Catalog } from './catalog';
 import { CatalogRepository } from './catalog.repository';
+import { InFlightRequests } from './in-flight';
 import { McpController } from './mcp.controller';
 import { RestBridge } from './rest-bridge';
 import { RestBridgeController } from './rest-bridge.controller';
@@ -27,6 +28,11 @@ import { SlugRelay } from './slug-relay';
     AggregateServer,
     RestBridge,
     {
+      provide: InFlightRequests,
+      inject: [KEY_VALUE_STORE],
+      useFactory: (store: KeyValueStore) => new InFlightRequests(store),
+    },
+    {
       provide: McpSessionStore,
       inject: [KEY_VALUE_STORE, APP_CONFIG],
       useFactory: (store: KeyValueStore, config: AppConfig) => new McpSessionStore(store, config.mcp.sessionIdleMs),
@@ -34,13 +40,16 @@ import { SlugRelay } from './slug-relay';
   ],
 })
 export class McpModule implements OnModuleInit, OnModuleDestroy {
-  constructor(@Inject(McpSessionStore) private readonly sessions: McpSessionStore) {}
+  constructor(
+    @Inject(McpSessionStore) private readonly sessions: McpSessionStore,
+    @Inject(InFlightRequests) private readonly inFlight: InFlightRequests,
+  ) {}
 
-  onModuleInit(): Promise<void> {
-    return this.sessions.start();
+  async onModuleInit(): Promise<void> {
+    await Promise.all([this.sessions.start(), this.inFlight.start()]);
   }
 
-  onModuleDestroy(): Promise<void> {
-    return this.sessions.stop();
+  async onModuleDestroy(): Promise<void> {
+    await Promise.all([this.sessions.stop(), this.inFlight.stop()]);
   }
 }

@@ -11,6 +11,9 @@ import type { GatewayServer } from './server-directory';
 import { StreamableHttpClient, type UpstreamReply } from './streamable-http-client';
 import { discard, initializeUpstream, sendInitialized } from './upstream-exchange';
 
+/** Sends `notifications/cancelled` for a dispatched request to its upstream. */
+export type UpstreamCancel = (reason?: string) => Promise<void>;
+
 interface PooledSession {
   sessionId?: string;
   protocolVersion: string;
@@ -52,6 +55,7 @@ export class UpstreamPool {
     method: string,
     params: Record<string, unknown> | undefined,
     signal: AbortSignal,
+    onDispatch?: (cancel: UpstreamCancel) => void,
   ): Promise<{ reply: UpstreamReply; id: string }> {
     this.checkBreaker(server);
     const id = `mcp-gateway-${++this.nextId}`;
@@ -59,13 +63,17 @@ export class UpstreamPool {
     try {
       const headers = await this.connector.headersFor(server, caller);
       const key = this.keyOf(server, caller);
+      const send = (session: PooledSession): Promise<UpstreamReply> => {
+        onDispatch?.((reason) => this.cancel(server, session, headers, id, reason));
+        return this.http.post(server.url, message, { ...session, headers, signal });
+      };
       let session = await this.session(key, server, headers, signal);
-      let reply = await this.http.post(server.url, message, { ...session, headers, signal });
+      let reply = await send(session);
       if (reply.status === 404 && session.sessionId) {
         await discard(reply);
         this.sessions.delete(key);
         session = await this.session(key, server, headers, signal);
-        reply = await this.http.post(server.url, message, { ...session, headers, signal });
+        reply = await send(session);
       }
       if (reply.status >= 500) throw new UpstreamError('http_status', `the upstream answered HTTP ${reply.status}`);
       this.succeeded(server);
@@ -74,6 +82,27 @@ export class UpstreamPool {
       if (!signal.aborted || isTimeout(signal)) this.failed(server);
       throw error;
     }
+  }
+
+  /** Tells the upstream to stop working on request `id` (closing our connection would not). */
+  private async cancel(
+    server: GatewayServer,
+    session: PooledSession,
+    headers: Record<string, string>,
+    id: string,
+    reason?: string,
+  ): Promise<void> {
+    const notification = {
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId: id, ...(reason ? { reason } : {}) },
+    };
+    const reply = await this.http.post(server.url, notification, {
+      ...session,
+      headers,
+      signal: AbortSignal.timeout(this.connector.connectTimeoutMs(server)),
+    });
+    await discard(reply);
   }
 
   /** Forgets the sessions of a server (deleted, or its registration changed). */

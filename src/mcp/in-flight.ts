@@ -1,0 +1,48 @@
+import type { KeyValueStore } from '../redis/key-value-store';
+
+const CANCEL_CHANNEL = 'mcp:cancel';
+
+/**
+ * Requests of aggregate sessions that an upstream is working on, so that a
+ * client's `notifications/cancelled` stops them, whichever replica it reaches
+ * (the cancellation is published to all of them).
+ */
+export class InFlightRequests {
+  private readonly cancels = new Map<string, (reason?: string) => void>();
+  private unsubscribe?: () => Promise<void>;
+
+  constructor(private readonly store: KeyValueStore) {}
+
+  async start(): Promise<void> {
+    this.unsubscribe = await this.store.subscribe(CANCEL_CHANNEL, (message) => {
+      const { key, reason } = JSON.parse(message) as { key: string; reason?: string };
+      this.cancels.get(key)?.(reason);
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.unsubscribe?.();
+    this.cancels.clear();
+  }
+
+  /** Registers how to stop a request; returns the function that forgets it once it is done. */
+  track(sessionId: string, requestId: string | number, cancel: (reason?: string) => void): () => void {
+    const key = keyOf(sessionId, requestId);
+    this.cancels.set(key, cancel);
+    return () => {
+      if (this.cancels.get(key) === cancel) this.cancels.delete(key);
+    };
+  }
+
+  async cancel(sessionId: string, requestId: unknown, reason?: string): Promise<void> {
+    if (typeof requestId !== 'string' && typeof requestId !== 'number') return;
+    const key = keyOf(sessionId, requestId);
+    const local = this.cancels.get(key);
+    if (local) local(reason);
+    else await this.store.publish(CANCEL_CHANNEL, JSON.stringify({ key, reason }));
+  }
+}
+
+function keyOf(sessionId: string, requestId: string | number): string {
+  return `${sessionId}\0${typeof requestId}\0${requestId}`;
+}
