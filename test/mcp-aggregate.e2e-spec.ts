@@ -223,6 +223,36 @@ describe('/mcp: one MCP server over every upstream the caller may use', () => {
     });
   });
 
+  it('serves clients that keep no session when MCP_STATELESS is on', async () => {
+    const stateless = await startTestGateway('services', {
+      ...entraEnv(issuer),
+      UPSTREAM_ALLOWED_HOSTS: 'loopback',
+      MCP_STATELESS: 'true',
+    });
+    try {
+      const token = await issuer.token({ roles: [greeter] });
+      await eventually(async () => {
+        const { client, transport } = await connectClient(`${stateless.url}/mcp`, token);
+        try {
+          expect(transport.sessionId).toBeUndefined();
+          const hello = await client.callTool({ name: `${greetSlug}__echoHai`, arguments: { userName: 'Ada' } });
+          expect(hello.content).toEqual([{ type: 'text', text: 'Hello, Ada!' }]);
+        } finally {
+          await client.close();
+        }
+      });
+      const listed = await request(stateless.url)
+        .post('/mcp')
+        .set('authorization', `Bearer ${token}`)
+        .send({ jsonrpc: '2.0', id: 3, method: 'tools/list' })
+        .expect(200);
+      expect(listed.body.result.tools.map((tool: { name: string }) => tool.name)).toContain(`${greetSlug}__echoHai`);
+      await request(stateless.url).get('/mcp').set('authorization', `Bearer ${token}`).expect(405);
+    } finally {
+      await stateless.close();
+    }
+  });
+
   it('answers unknown methods with -32601 and bad bodies with JSON-RPC errors', async () => {
     const token = await issuer.token({ roles: [greeter] });
     const { transport, client } = await connectClient(`${gw.url}/mcp`, token);

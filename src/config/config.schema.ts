@@ -106,6 +106,7 @@ const envSchema = z.object({
   HEALTH_DEGRADED_LATENCY_MS: milliseconds(1, 600_000).default(1_000),
   MCP_ALLOWED_HOSTS: z.string().transform(splitList).optional(),
   MCP_ALLOWED_ORIGINS: z.string().transform(splitList).optional(),
+  MCP_STATELESS: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
   MCP_SESSION_IDLE_MS: milliseconds(1_000, 86_400_000).default(1_800_000),
   SHUTDOWN_GRACE_MS: z.coerce
     .number({ error: 'must be a whole number of milliseconds from 0 to 600000' })
@@ -333,6 +334,13 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     defaultText: 'the origin of `PUBLIC_URL`, and loopback',
     secret: false,
     description: 'further browser origins allowed on `/mcp` (CORS), comma-separated; `*` allows any',
+  },
+  {
+    key: 'MCP_STATELESS',
+    defaultText: '`false`',
+    secret: false,
+    description:
+      '`true`: `/mcp` keeps no sessions (no `Mcp-Session-Id`, no event stream), for clients that never keep them; `/mcp/{slug}` stays stateful',
   },
   {
     key: 'MCP_SESSION_IDLE_MS',

@@ -58,7 +58,7 @@ export interface AppConfig {
   upstream: UpstreamConfig;
   discoveryIntervalMs: number;
   upstreamHealth: UpstreamHealthConfig;
-  mcp: { sessionIdleMs: number; allowedHosts: string[]; allowedOrigins: string[] };
+  mcp: { sessionIdleMs: number; stateless: boolean; allowedHosts: string[]; allowedOrigins: string[] };
   logLevel: ParsedEnv['LOG_LEVEL'];
   shutdownGraceMs: number;
   nodeEnv?: string;
@@ -149,6 +149,7 @@ function toAppConfig(env: ParsedEnv, secretSource: EnvSource): AppConfig {
     logLevel: env.LOG_LEVEL,
     mcp: {
       sessionIdleMs: env.MCP_SESSION_IDLE_MS,
+      stateless: env.MCP_STATELESS === 'true',
       allowedHosts: env.MCP_ALLOWED_HOSTS ?? [],
       allowedOrigins: env.MCP_ALLOWED_ORIGINS ?? [],
     },

@@ -3,6 +3,8 @@ import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcont
 import type { Request, Response } from 'express';
 import { PinoLogger } from 'nestjs-pino';
 import { callerOf, principalOf, type Principal, type UpstreamCaller } from '../auth/principal';
+import type { AppConfig } from '../config/config';
+import { APP_CONFIG } from '../config/config.module';
 import { classifyUpstreamError } from '../upstream/upstream-error';
 import { GATEWAY_VERSION } from '../version';
 import { Catalog, type CatalogEntry, type CatalogKind } from './catalog';
@@ -55,6 +57,8 @@ interface Call {
 export class AggregateServer implements OnModuleDestroy {
   private readonly streams = new Map<string, Set<Response>>();
   private readonly stopListening: () => void;
+  /** MCP_STATELESS: no sessions, no event stream; each request stands alone. */
+  private readonly stateless: boolean;
 
   constructor(
     private readonly catalog: Catalog,
@@ -62,8 +66,10 @@ export class AggregateServer implements OnModuleDestroy {
     @Inject(McpSessionStore) private readonly sessions: McpSessionStore,
     @Inject(InFlightRequests) private readonly inFlight: InFlightRequests,
     private readonly logger: PinoLogger,
+    @Inject(APP_CONFIG) config: AppConfig,
   ) {
     this.logger.setContext(AggregateServer.name);
+    this.stateless = config.mcp.stateless;
     this.stopListening = catalog.onChange(() => this.announceListChanged());
   }
 
@@ -114,6 +120,8 @@ export class AggregateServer implements OnModuleDestroy {
   }
 
   async get(req: Request, res: Response): Promise<void> {
+    if (this.stateless)
+      return sendRpcError(res, 405, null, ErrorCodes.invalidRequest, 'No event stream in stateless mode');
     const session = await this.sessionFor(req, res, principalOf(req));
     if (!session) return;
     startSse(res);
@@ -133,6 +141,7 @@ export class AggregateServer implements OnModuleDestroy {
   }
 
   async delete(req: Request, res: Response): Promise<void> {
+    if (this.stateless) return sendRpcError(res, 405, null, ErrorCodes.invalidRequest, 'No sessions in stateless mode');
     const session = await this.sessionFor(req, res, principalOf(req));
     if (!session) return;
     await this.sessions.delete(session.id);
@@ -155,8 +164,10 @@ export class AggregateServer implements OnModuleDestroy {
       upstreamSessions: {},
       createdAt: Date.now(),
     };
-    await this.sessions.create(session);
-    res.setHeader(SESSION_HEADER, session.id);
+    if (!this.stateless) {
+      await this.sessions.create(session);
+      res.setHeader(SESSION_HEADER, session.id);
+    }
     sendJson(
       res,
       200,
@@ -177,6 +188,18 @@ export class AggregateServer implements OnModuleDestroy {
 
   private async sessionFor(req: Request, res: Response, principal: Principal): Promise<McpSession | undefined> {
     const id = req.header(SESSION_HEADER);
+    if (this.stateless) {
+      // Every request stands alone; cancellations are matched per caller.
+      const principalKey = principalKeyOf(principal);
+      return {
+        id: `stateless:${principalKey}`,
+        principalKey,
+        protocolVersion: LATEST_PROTOCOL_VERSION,
+        initializeParams: {},
+        upstreamSessions: {},
+        createdAt: Date.now(),
+      };
+    }
     if (!id) {
       sendRpcError(res, 400, null, ErrorCodes.connectionClosed, 'Bad Request: Mcp-Session-Id header is required');
       return undefined;
