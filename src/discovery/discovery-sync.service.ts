@@ -1,6 +1,6 @@
 import { Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
-import { timeoutsSchema, transportSchema, upstreamAuthSchema, type UpstreamTarget } from '../registry/server.schema';
+import { parseUpstreamTarget, type UpstreamTarget } from '../registry/server.schema';
 import { UpstreamConnector } from '../upstream/upstream-connector';
 import { type ClassifiedError, classifyUpstreamError, UpstreamError } from '../upstream/upstream-error';
 import { DiscoveryRepository, type ServerForSync, SYNCED_STATUSES } from './discovery.repository';
@@ -153,18 +153,7 @@ export class DiscoverySyncService implements OnModuleInit, OnModuleDestroy {
 
 /** The UpstreamTarget a server row describes; stored JSON that no longer parses is an error of the sync. */
 export function targetOf(server: ServerForSync): UpstreamTarget {
-  const transport = transportSchema.safeParse(server.transport);
-  const auth = upstreamAuthSchema.safeParse(server.auth);
-  const timeouts = timeoutsSchema.safeParse(server.timeouts);
-  if (!transport.success) throw new UpstreamError('other', 'the stored transport is not valid');
-  if (!auth.success) throw new UpstreamError('other', 'the stored auth settings are not valid');
-  if (!timeouts.success) throw new UpstreamError('other', 'the stored timeouts are not valid');
-  return {
-    id: server.id,
-    slug: server.slug,
-    url: server.url,
-    transport: transport.data,
-    auth: auth.data,
-    timeouts: timeouts.data,
-  };
+  const parsed = parseUpstreamTarget(server);
+  if ('invalid' in parsed) throw new UpstreamError('other', `the stored ${parsed.invalid} settings are not valid`);
+  return parsed.target;
 }

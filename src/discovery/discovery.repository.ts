@@ -1,3 +1,4 @@
+import { escapeLike } from '../common/sql';
 import { Injectable } from '@nestjs/common';
 import { Prisma } from '../generated/prisma/client';
 import { PrismaService } from '../database/prisma.service';
@@ -274,11 +275,6 @@ export class DiscoveryRepository {
       ORDER BY i.gateway_name COLLATE "C", i.server_id, i.kind COLLATE "C", i.name COLLATE "C"
       LIMIT ${search.limit}`;
   }
-}
-
-/** `%`, `_` and the escape character itself match literally. */
-export function escapeLike(text: string): string {
-  return text.replace(/[\\%_]/g, (character) => `\\${character}`);
 }
 
 function asFingerprinted(row: { kind: string; name: string; fingerprint: string }): {

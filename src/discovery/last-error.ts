@@ -1,16 +1,6 @@
-import type { ClassifiedError, UpstreamErrorKind } from '../upstream/upstream-error';
+import { type ClassifiedError, UPSTREAM_ERROR_KINDS, type UpstreamErrorKind } from '../upstream/upstream-error';
 
-const KINDS: ReadonlySet<string> = new Set<UpstreamErrorKind>([
-  'connection_refused',
-  'dns',
-  'timeout',
-  'tls',
-  'http_status',
-  'protocol',
-  'auth',
-  'refused_url',
-  'other',
-]);
+const KINDS: ReadonlySet<string> = new Set(UPSTREAM_ERROR_KINDS);
 
 /**
  * `server_discovery.last_error` holds `{kind}: {message}`: the table has no

@@ -2,13 +2,7 @@ import { Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { PrismaService } from '../database/prisma.service';
 import type { PolicyServer } from '../auth/access-policy';
 import { RegistryEvents } from '../registry/registry-events';
-import {
-  type ServerStatus,
-  timeoutsSchema,
-  transportSchema,
-  upstreamAuthSchema,
-  type UpstreamTarget,
-} from '../registry/server.schema';
+import { parseUpstreamTarget, type ServerStatus, type UpstreamTarget } from '../registry/server.schema';
 
 /** A registered server as the MCP endpoints need it: how to reach it and who may. */
 export interface GatewayServer extends UpstreamTarget, PolicyServer {
@@ -57,20 +51,13 @@ export class ServerDirectory implements OnModuleDestroy {
 export type ServerRow = NonNullable<Awaited<ReturnType<PrismaService['server']['findFirst']>>>;
 
 export function toGatewayServer(row: ServerRow): GatewayServer | undefined {
-  const auth = upstreamAuthSchema.safeParse(row.auth);
-  const timeouts = timeoutsSchema.safeParse(row.timeouts);
-  const transport = transportSchema.safeParse(row.transport);
+  const parsed = parseUpstreamTarget(row);
   // A row the registry would not have written is treated as absent rather than half-used.
-  if (!auth.success || !timeouts.success || !transport.success) return undefined;
+  if ('invalid' in parsed) return undefined;
   return {
-    id: row.id,
-    slug: row.slug,
+    ...parsed.target,
     name: row.name,
     title: row.title,
-    url: row.url,
-    transport: transport.data,
-    auth: auth.data,
-    timeouts: timeouts.data,
     status: row.status as ServerStatus,
     allowedRoles: row.allowedRoles,
     toolRules: row.toolRules,

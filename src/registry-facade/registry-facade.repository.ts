@@ -1,3 +1,4 @@
+import { escapeLike } from '../common/sql';
 import { Injectable } from '@nestjs/common';
 import { PrismaService } from '../database/prisma.service';
 import { Prisma } from '../generated/prisma/client';
@@ -200,6 +201,6 @@ function visibleSql(includeDeleted: boolean): Prisma.Sql {
  * folds their case exactly, and several times faster than a locale does.
  */
 function nameContainsSql(search: string): Prisma.Sql {
-  const pattern = `%${search.replace(/[\\%_]/g, (char) => `\\${char}`)}%`;
+  const pattern = `%${escapeLike(search)}%`;
   return Prisma.sql`(v.name COLLATE "C") ILIKE ${pattern} ESCAPE '\\'`;
 }

@@ -1,3 +1,4 @@
+import { escapeLike } from '../common/sql';
 import { Injectable } from '@nestjs/common';
 import { PrismaService } from '../database/prisma.service';
 import { Prisma, type Server as ServerRow, type ServerVersion as ServerVersionRow } from '../generated/prisma/client';
@@ -231,11 +232,6 @@ function toVersionRecord(row: ServerVersionRow): ServerVersionRecord {
     publishedAt: row.publishedAt,
     updatedAt: row.updatedAt,
   };
-}
-
-/** `%`, `_` and `\` match themselves (Prisma's `contains` passes them to LIKE as they are). */
-export function escapeLike(text: string): string {
-  return text.replace(/[\\%_]/g, (char) => `\\${char}`);
 }
 
 /** The unique field a Prisma P2002 names, across the pg and PGlite adapters. */

@@ -88,3 +88,35 @@ export const toolRulesSchema = z
   })
   .strict();
 export type ToolRules = z.infer<typeof toolRulesSchema>;
+
+/** A stored server row's upstream settings, still as unparsed JSON. */
+export interface StoredUpstream {
+  id: string;
+  slug: string;
+  url: string;
+  transport: unknown;
+  auth: unknown;
+  timeouts: unknown;
+}
+
+/** The target a stored row describes, or which stored setting no longer parses. */
+export function parseUpstreamTarget(
+  row: StoredUpstream,
+): { target: UpstreamTarget } | { invalid: 'transport' | 'auth' | 'timeouts' } {
+  const transport = transportSchema.safeParse(row.transport);
+  if (!transport.success) return { invalid: 'transport' };
+  const auth = upstreamAuthSchema.safeParse(row.auth);
+  if (!auth.success) return { invalid: 'auth' };
+  const timeouts = timeoutsSchema.safeParse(row.timeouts);
+  if (!timeouts.success) return { invalid: 'timeouts' };
+  return {
+    target: {
+      id: row.id,
+      slug: row.slug,
+      url: row.url,
+      transport: transport.data,
+      auth: auth.data,
+      timeouts: timeouts.data,
+    },
+  };
+}

@@ -4,22 +4,7 @@ import { appendLatency, percentile } from './latency';
 export const HEALTH_STATUSES = ['unknown', 'healthy', 'degraded', 'unreachable'] as const;
 export type HealthStatus = (typeof HEALTH_STATUSES)[number];
 
-/** Every `UpstreamErrorKind`, for validating stored and described values. */
-export const UPSTREAM_ERROR_KINDS = [
-  'connection_refused',
-  'dns',
-  'timeout',
-  'tls',
-  'http_status',
-  'protocol',
-  'auth',
-  'refused_url',
-  'other',
-] as const satisfies readonly UpstreamErrorKind[];
-// Fails to compile when upstream-error.ts gains a kind this list lacks.
-const _everyKindListed: [Exclude<UpstreamErrorKind, (typeof UPSTREAM_ERROR_KINDS)[number]>] extends [never]
-  ? true
-  : never = true;
+export { UPSTREAM_ERROR_KINDS } from '../upstream/upstream-error';
 
 export interface HealthThresholds {
   /** Consecutive reachability failures that make a server `unreachable`. */

@@ -5,7 +5,7 @@ import { DomainError } from '../common/domain-error';
 import type { AppConfig, UpstreamHealthConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
 import { RegistryEvents, type RegistryEvent } from '../registry/registry-events';
-import { timeoutsSchema, transportSchema, upstreamAuthSchema, type UpstreamTarget } from '../registry/server.schema';
+import { parseUpstreamTarget, type UpstreamTarget } from '../registry/server.schema';
 import {
   type HealthState,
   type HealthStatus,
@@ -250,20 +250,8 @@ export class UpstreamHealthService implements OnApplicationBootstrap, OnModuleDe
 
 /** The target to probe, or why the stored registration cannot be probed. */
 function targetOf(server: StoredServer): UpstreamTarget | string {
-  const transport = transportSchema.safeParse(server.transport);
-  const auth = upstreamAuthSchema.safeParse(server.auth);
-  const timeouts = timeoutsSchema.safeParse(server.timeouts);
-  if (!transport.success) return 'the stored registration is not valid (transport)';
-  if (!auth.success) return 'the stored registration is not valid (auth)';
-  if (!timeouts.success) return 'the stored registration is not valid (timeouts)';
-  return {
-    id: server.id,
-    slug: server.slug,
-    url: server.url,
-    transport: transport.data,
-    auth: auth.data,
-    timeouts: timeouts.data,
-  };
+  const parsed = parseUpstreamTarget(server);
+  return 'invalid' in parsed ? `the stored registration is not valid (${parsed.invalid})` : parsed.target;
 }
 
 function toView({ server, health }: ServerWithHealth): ServerHealthView {

@@ -4,8 +4,18 @@ import { SseError } from '@modelcontextprotocol/sdk/client/sse.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 
 /** Why reaching an upstream failed, in the classes the prober and discovery report. */
-export type UpstreamErrorKind =
-  'connection_refused' | 'dns' | 'timeout' | 'tls' | 'http_status' | 'protocol' | 'auth' | 'refused_url' | 'other';
+export const UPSTREAM_ERROR_KINDS = [
+  'connection_refused',
+  'dns',
+  'timeout',
+  'tls',
+  'http_status',
+  'protocol',
+  'auth',
+  'refused_url',
+  'other',
+] as const;
+export type UpstreamErrorKind = (typeof UPSTREAM_ERROR_KINDS)[number];
 
 /** An error raised by the gateway's own upstream code, already classified. */
 export class UpstreamError extends Error {
