@@ -57,6 +57,7 @@ interface Call {
 export class AggregateServer implements OnModuleDestroy {
   private readonly streams = new Map<string, Set<Response>>();
   private readonly stopListening: () => void;
+  private readonly stopHearingDeletions: () => void;
   /** MCP_STATELESS: no sessions, no event stream; each request stands alone. */
   private readonly stateless: boolean;
 
@@ -71,10 +72,13 @@ export class AggregateServer implements OnModuleDestroy {
     this.logger.setContext(AggregateServer.name);
     this.stateless = config.mcp.stateless;
     this.stopListening = catalog.onChange(() => this.announceListChanged());
+    // A session ended on another replica ends its event streams here too.
+    this.stopHearingDeletions = sessions.onDeleted((id) => this.endStreams(id));
   }
 
   onModuleDestroy(): void {
     this.stopListening();
+    this.stopHearingDeletions();
     for (const streams of this.streams.values()) for (const res of streams) res.end();
     this.streams.clear();
   }
@@ -145,9 +149,13 @@ export class AggregateServer implements OnModuleDestroy {
     const session = await this.sessionFor(req, res, principalOf(req));
     if (!session) return;
     await this.sessions.delete(session.id);
-    for (const stream of this.streams.get(session.id) ?? []) stream.end();
-    this.streams.delete(session.id);
+    this.endStreams(session.id);
     res.status(200).end();
+  }
+
+  private endStreams(sessionId: string): void {
+    for (const stream of this.streams.get(sessionId) ?? []) stream.end();
+    this.streams.delete(sessionId);
   }
 
   private async initialize(res: Response, principal: Principal, request: JsonRpcRequest): Promise<void> {

@@ -18,6 +18,8 @@ export interface McpSession {
 
 const KEY_PREFIX = 'mcp:session:';
 const DELETED_CHANNEL = 'mcp:session:deleted';
+/** A session changed (its upstream sessions were re-opened): replicas drop their cached copy. */
+const SAVED_CHANNEL = 'mcp:session:saved';
 /** Sessions read recently are served from memory; writes and deletions reach every replica. */
 const LOCAL_TTL_MS = 5_000;
 
@@ -33,7 +35,9 @@ interface Cached {
  */
 export class McpSessionStore {
   private readonly local = new Map<string, Cached>();
+  private readonly deletedListeners = new Set<(id: string) => void>();
   private unsubscribe?: () => Promise<void>;
+  private unsubscribeSaved?: () => Promise<void>;
 
   constructor(
     private readonly store: KeyValueStore,
@@ -41,12 +45,30 @@ export class McpSessionStore {
   ) {}
 
   async start(): Promise<void> {
-    this.unsubscribe = await this.store.subscribe(DELETED_CHANNEL, (id) => this.local.delete(id));
+    this.unsubscribe = await this.store.subscribe(DELETED_CHANNEL, (id) => {
+      this.local.delete(id);
+      for (const listener of this.deletedListeners) listener(id);
+    });
+    this.unsubscribeSaved = await this.store.subscribe(SAVED_CHANNEL, (id) => this.local.delete(id));
+  }
+
+  /** The session as the shared store has it now, bypassing this replica's cache. */
+  async fresh(id: string): Promise<McpSession | undefined> {
+    this.local.delete(id);
+    return this.get(id);
+  }
+
+  /** Calls `listener` with the id of each session deleted on any replica, this one included. */
+  onDeleted(listener: (id: string) => void): () => void {
+    this.deletedListeners.add(listener);
+    return () => this.deletedListeners.delete(listener);
   }
 
   async stop(): Promise<void> {
     await this.unsubscribe?.();
+    await this.unsubscribeSaved?.();
     this.local.clear();
+    this.deletedListeners.clear();
   }
 
   /** A new session id: 128 bits from the CSPRNG, URL-safe. */
@@ -83,6 +105,7 @@ export class McpSessionStore {
 
   async save(session: McpSession): Promise<void> {
     await this.create(session);
+    await this.store.publish(SAVED_CHANNEL, session.id);
   }
 
   async delete(id: string): Promise<void> {

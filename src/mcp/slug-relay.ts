@@ -104,11 +104,8 @@ export class SlugRelay {
     try {
       const caller = callerOf(req);
       const lastEventId = req.header(LAST_EVENT_ID_HEADER);
-      let reply = await this.openStream(server, session, caller, abort.signal, lastEventId);
-      if (reply.status === 404 && session.upstreamSessions[server.id]) {
-        await this.reinitialize(server, session, caller, abort.signal);
-        reply = await this.openStream(server, session, caller, abort.signal);
-      }
+      const open = (): Promise<UpstreamReply> => this.openStream(server, session, caller, abort.signal, lastEventId);
+      const reply = await this.withLiveUpstreamSession(server, session, caller, abort.signal, open);
       if (reply.body.kind !== 'sse') {
         await discard(reply);
         const status = reply.status === 405 ? 405 : 502;
@@ -267,12 +264,33 @@ export class SlugRelay {
         headers: await this.connector.headersFor(server, caller),
         signal,
       });
-    const reply = await post();
-    if (reply.status !== 404 || !session.upstreamSessions[server.id]) return reply;
-    // The upstream forgot our session (restart, expiry): start a new one and say it again.
+    return this.withLiveUpstreamSession(server, session, caller, signal, post);
+  }
+
+  /**
+   * Sends with the session's upstream session; when the upstream forgot it (restart, expiry), takes
+   * the one another replica may already have opened in its place, else opens one, and sends again.
+   */
+  private async withLiveUpstreamSession(
+    server: GatewayServer,
+    session: McpSession,
+    caller: UpstreamCaller,
+    signal: AbortSignal,
+    attempt: () => Promise<UpstreamReply>,
+  ): Promise<UpstreamReply> {
+    const reply = await attempt();
+    const lost = session.upstreamSessions[server.id];
+    if (reply.status !== 404 || !lost) return reply;
     await discard(reply);
+    const stored = (await this.sessions.fresh(session.id))?.upstreamSessions[server.id];
+    if (stored && stored !== lost) {
+      session.upstreamSessions[server.id] = stored;
+      const retried = await attempt();
+      if (retried.status !== 404) return retried;
+      await discard(retried);
+    }
     await this.reinitialize(server, session, caller, signal);
-    return post();
+    return attempt();
   }
 
   /** Passes the upstream's answer on, with `tools/list` results narrowed to what the caller may use. */

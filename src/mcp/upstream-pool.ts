@@ -60,26 +60,28 @@ export class UpstreamPool {
     this.checkBreaker(server);
     const id = `mcp-gateway-${++this.nextId}`;
     const message: JsonRpcRequest = { jsonrpc: '2.0', id, method, ...(params ? { params } : {}) };
+    // `timeouts.requestMs` bounds the whole exchange: the reply's event stream is read under this signal too.
+    const bounded = AbortSignal.any([signal, AbortSignal.timeout(this.connector.requestTimeoutMs(server))]);
     try {
       const headers = await this.connector.headersFor(server, caller);
       const key = this.keyOf(server, caller);
       const send = (session: PooledSession): Promise<UpstreamReply> => {
         onDispatch?.((reason) => this.cancel(server, session, headers, id, reason));
-        return this.http.post(server.url, message, { ...session, headers, signal });
+        return this.http.post(server.url, message, { ...session, headers, signal: bounded });
       };
-      let session = await this.session(key, server, headers, signal);
+      let session = await this.session(key, server, headers, bounded);
       let reply = await send(session);
       if (reply.status === 404 && session.sessionId) {
         await discard(reply);
         this.sessions.delete(key);
-        session = await this.session(key, server, headers, signal);
+        session = await this.session(key, server, headers, bounded);
         reply = await send(session);
       }
       if (reply.status >= 500) throw new UpstreamError('http_status', `the upstream answered HTTP ${reply.status}`);
       this.succeeded(server);
       return { reply, id };
     } catch (error) {
-      if (!signal.aborted || isTimeout(signal)) this.failed(server);
+      if (!bounded.aborted || isTimeout(bounded)) this.failed(server);
       throw error;
     }
   }

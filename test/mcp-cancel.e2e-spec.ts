@@ -1,0 +1,150 @@
+import { randomUUID } from 'node:crypto';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
+import request from 'supertest';
+import { entraEnv, LocalEntraIssuer } from './support/entra-issuer';
+import { eventually, waitUntil } from './support/eventually';
+import { startTestGateway, type TestGateway } from './support/gateway';
+import { connectClient } from './support/mcp-client';
+import { SlowUpstream } from './support/slow-upstream';
+
+/**
+ * Cancellation and time bounds end to end: a client's `notifications/cancelled`
+ * must stop the upstream's handler, and an upstream that never answers must
+ * fail the call within the server's `timeouts.requestMs` while the gateway
+ * goes on serving everyone else.
+ */
+describe('cancellation and upstream time bounds', () => {
+  let issuer: LocalEntraIssuer;
+  let upstream: SlowUpstream;
+  let gw: TestGateway;
+  const run = randomUUID().slice(0, 8);
+  /** The slow upstream with the default request timeout, and the same upstream again bounded to 1 s. */
+  const slowSlug = `slow-${run}`;
+  const hangSlug = `hang-${run}`;
+  const role = `Waiter.${run}`;
+  const ids: string[] = [];
+  const REQUEST_MS = 1_000;
+
+  async function register(slug: string, extra: Record<string, unknown> = {}): Promise<void> {
+    const res = await request(gw.url)
+      .post('/api/v1/servers')
+      .send({ name: `com.example.cancel/${slug}`, slug, url: upstream.url, allowedRoles: [role], ...extra })
+      .expect(201);
+    ids.push(res.body.id as string);
+  }
+
+  const connect = async (path: string): Promise<Client> =>
+    (await connectClient(`${gw.url}${path}`, await issuer.token({ roles: [role] }))).client;
+
+  beforeAll(async () => {
+    issuer = await LocalEntraIssuer.start();
+    upstream = await SlowUpstream.start();
+    gw = await startTestGateway('services', { ...entraEnv(issuer), UPSTREAM_ALLOWED_HOSTS: 'loopback' });
+    await register(slowSlug);
+    await register(hangSlug, { timeouts: { requestMs: REQUEST_MS } });
+    // Registration triggers discovery; the aggregate catalog follows.
+    const client = await connect('/mcp');
+    try {
+      await eventually(async () => {
+        const names = (await client.listTools()).tools.map((tool) => tool.name);
+        expect(names).toEqual(expect.arrayContaining([`${slowSlug}__slow`, `${hangSlug}__hang`]));
+      });
+    } finally {
+      await client.close();
+    }
+  });
+
+  afterAll(async () => {
+    for (const id of ids) await request(gw.url).delete(`/api/v1/servers/${id}`);
+    await gw.close();
+    await upstream.stop();
+    await issuer.stop();
+  });
+
+  /** Calls `tool` with an AbortSignal, aborts once the upstream runs it, and returns what the upstream saw. */
+  async function cancelMidCall(client: Client, tool: string): Promise<{ label: string; reason: string }> {
+    const label = `cancel-${randomUUID().slice(0, 8)}`;
+    const reason = `the test cancels ${label}`;
+    const controller = new AbortController();
+    const call = client.callTool({ name: tool, arguments: { label } }, CallToolResultSchema, {
+      signal: controller.signal,
+      timeout: 30_000,
+    });
+    await waitUntil(() => upstream.call(label) !== undefined, `the upstream started ${label}`);
+    controller.abort(reason);
+    // The client gives up at once; what matters is whether the upstream hears of it.
+    await expect(call).rejects.toThrow(reason);
+    return { label, reason };
+  }
+
+  it('passes notifications/cancelled through /mcp/{slug} to the upstream, whose handler is aborted', async () => {
+    const client = await connect(`/mcp/${slowSlug}`);
+    try {
+      const { label, reason } = await cancelMidCall(client, 'slow');
+      await waitUntil(() => upstream.call(label)?.abortedAt !== undefined, `the upstream aborted ${label}`, 10_000);
+      // The reason is the client's own: the abort came from notifications/cancelled, not a dropped connection.
+      expect(upstream.call(label)?.abortReason).toBe(reason);
+      const hello = await client.callTool({ name: 'echoHai', arguments: { userName: 'Ada' } });
+      expect(hello.content).toEqual([{ type: 'text', text: 'Hello, Ada!' }]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('passes notifications/cancelled through /mcp to the upstream, whose handler is aborted', async () => {
+    const client = await connect('/mcp');
+    try {
+      const { label, reason } = await cancelMidCall(client, `${slowSlug}__slow`);
+      await waitUntil(() => upstream.call(label)?.abortedAt !== undefined, `the upstream aborted ${label}`, 10_000);
+      expect(upstream.call(label)?.abortReason).toBe(reason);
+      const hello = await client.callTool({ name: `${slowSlug}__echoHai`, arguments: { userName: 'Ada' } });
+      expect(hello.content).toEqual([{ type: 'text', text: 'Hello, Ada!' }]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  /**
+   * Starts a `hang` call, checks the gateway keeps serving while it waits,
+   * and returns the call's error and how long it took to arrive.
+   */
+  async function hangingCall(path: string, tool: string, echo: string): Promise<{ error: unknown; elapsedMs: number }> {
+    const client = await connect(path);
+    const bystander = await connect(path);
+    try {
+      const label = `hang-${randomUUID().slice(0, 8)}`;
+      const startedAt = Date.now();
+      // The client's own bound is far beyond the server's: the error must be the gateway's, not the client's.
+      const hung = client
+        .callTool({ name: tool, arguments: { label } }, CallToolResultSchema, { timeout: 8 * REQUEST_MS })
+        .then(
+          () => new Error('the hanging call answered'),
+          (error: unknown) => error,
+        );
+      await waitUntil(() => upstream.call(label) !== undefined, `the upstream started ${label}`);
+      // Meanwhile the gateway answers other calls, on the same session and on another one.
+      const hello = await client.callTool({ name: echo, arguments: { userName: 'Ada' } });
+      expect(hello.content).toEqual([{ type: 'text', text: 'Hello, Ada!' }]);
+      expect((await bystander.listTools()).tools.length).toBeGreaterThan(0);
+      const error = await hung;
+      return { error, elapsedMs: Date.now() - startedAt };
+    } finally {
+      await bystander.close();
+      await client.close();
+    }
+  }
+
+  it('fails a call to a hanging upstream through /mcp/{slug} with a timeout error, serving others meanwhile', async () => {
+    const { error, elapsedMs } = await hangingCall(`/mcp/${hangSlug}`, 'hang', 'echoHai');
+    process.stderr.write(`[mcp-cancel] /mcp/{slug} hang: error after ${elapsedMs} ms (requestMs ${REQUEST_MS})\n`);
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toContain(`Upstream ${hangSlug} failed: the upstream did not answer in time`);
+  });
+
+  it('fails a call to a hanging upstream through /mcp with a timeout error, serving others meanwhile', async () => {
+    const { error, elapsedMs } = await hangingCall('/mcp', `${hangSlug}__hang`, `${hangSlug}__echoHai`);
+    process.stderr.write(`[mcp-cancel] /mcp hang: error after ${elapsedMs} ms (requestMs ${REQUEST_MS})\n`);
+    expect((error as Error).message).toContain(`Upstream ${hangSlug} failed: the upstream did not answer in time`);
+  });
+});
