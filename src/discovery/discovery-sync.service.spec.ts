@@ -1,3 +1,5 @@
+import { ClusterSignals } from '../redis/cluster-signals';
+import { MemoryStore } from '../redis/memory-store';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { PinoLogger } from 'nestjs-pino';
@@ -60,6 +62,7 @@ function setup(server: ServerForSync | null = SERVER) {
     repository as unknown as DiscoveryRepository,
     connector as unknown as UpstreamConnector,
     watchers as unknown as ListChangedWatchers,
+    new ClusterSignals(new MemoryStore()),
     logger as unknown as PinoLogger,
   );
   return { service, repository, connector, watchers, sessions };

@@ -1,4 +1,5 @@
 import { Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { ClusterSignals } from '../redis/cluster-signals';
 import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
 import { parseUpstreamTarget, type UpstreamTarget } from '../registry/server.schema';
 import { UpstreamConnector } from '../upstream/upstream-connector';
@@ -35,6 +36,7 @@ export class DiscoverySyncService implements OnModuleInit, OnModuleDestroy {
     private readonly repository: DiscoveryRepository,
     private readonly connector: UpstreamConnector,
     private readonly watchers: ListChangedWatchers,
+    private readonly signals: ClusterSignals,
     @InjectPinoLogger(DiscoverySyncService.name) private readonly logger: PinoLogger,
   ) {}
 
@@ -116,6 +118,10 @@ export class DiscoverySyncService implements OnModuleInit, OnModuleDestroy {
       this.watchers.unwatch(serverId);
       return { status: 'not_found', serverId };
     }
+    // Every replica's /mcp catalog reloads now instead of at its next poll.
+    await this.signals
+      .raise('catalog:stale')
+      .catch((error: unknown) => this.logger.warn({ err: error }, 'signal failed'));
     if (announcesListChanges(catalog.capabilities)) this.watchers.watch(target);
     else this.watchers.unwatch(serverId);
     if (catalog.truncated.length > 0 || catalog.skipped.length > 0) {

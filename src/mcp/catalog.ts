@@ -3,6 +3,7 @@ import { Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@
 import { PinoLogger } from 'nestjs-pino';
 import { AccessPolicy, type PolicySubject } from '../auth/access-policy';
 import { parseGatewayResourceUri } from '../discovery/gateway-names';
+import { ClusterSignals } from '../redis/cluster-signals';
 import { RegistryEvents } from '../registry/registry-events';
 import { GATEWAY_META_KEY } from '../registry/server.schema';
 import { CatalogRepository, type CatalogMarker } from './catalog.repository';
@@ -50,6 +51,7 @@ export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
   private marker?: CatalogMarker;
   private timer?: NodeJS.Timeout;
   private rebuilding?: Promise<void>;
+  private stopSignals?: () => Promise<void>;
   private readonly listeners = new Set<(snapshot: CatalogSnapshot) => void>();
   private readonly listsByRoles = new Map<string, Map<CatalogKind, Record<string, unknown>[]>>();
   private readonly jsonByRoles = new Map<string, string>();
@@ -59,20 +61,27 @@ export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly repository: CatalogRepository,
     private readonly policy: AccessPolicy,
     private readonly logger: PinoLogger,
+    private readonly signals: ClusterSignals,
     events: RegistryEvents,
   ) {
     this.logger.setContext(Catalog.name);
-    this.stopListening = events.on(() => void this.refresh());
+    // A registry change made here reaches the other replicas' catalogs through the signal.
+    this.stopListening = events.on(() => {
+      void this.refresh();
+      this.signals.raise('catalog:stale').catch((error: unknown) => this.logger.warn({ err: error }, 'signal failed'));
+    });
   }
 
   async onApplicationBootstrap(): Promise<void> {
+    this.stopSignals = await this.signals.listen('catalog:stale', () => void this.refresh());
     await this.refresh();
     this.timer = setInterval(() => void this.poll(), POLL_MS);
     this.timer.unref();
   }
 
-  onModuleDestroy(): void {
+  async onModuleDestroy(): Promise<void> {
     clearInterval(this.timer);
+    await this.stopSignals?.();
     this.stopListening();
     this.listeners.clear();
   }

@@ -1,4 +1,5 @@
 import { type DynamicModule, Global, Module } from '@nestjs/common';
+import { ClusterSignals } from './cluster-signals';
 import { KEY_VALUE_STORE, type KeyValueStore } from './key-value-store';
 
 @Global()
@@ -8,8 +9,8 @@ export class RedisModule {
   static forRoot(store: KeyValueStore): DynamicModule {
     return {
       module: RedisModule,
-      providers: [{ provide: KEY_VALUE_STORE, useValue: store }],
-      exports: [KEY_VALUE_STORE],
+      providers: [{ provide: KEY_VALUE_STORE, useValue: store }, ClusterSignals],
+      exports: [KEY_VALUE_STORE, ClusterSignals],
     };
   }
 }
