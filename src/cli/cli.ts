@@ -91,6 +91,11 @@ async function serve(io: CliIo, overrides: EnvSource, migrate: boolean): Promise
   const config = configFrom(io, overrides);
   if (!config) return EXIT.usage;
   const logger = createLogger(config);
+  // Listening before start-up: a pod deleted while starting must not wait for its whole grace period.
+  const signalled = new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
   let gateway;
   try {
     // Loaded here, not at the top: commands that talk to a running gateway start without Nest and Prisma.
@@ -100,10 +105,7 @@ async function serve(io: CliIo, overrides: EnvSource, migrate: boolean): Promise
     return fail(io, logger, 'could not start', error);
   }
   const running = gateway;
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
+  const signal = await signalled;
   logger.info({ signal }, 'signal received');
   // A second signal while draining means "now".
   const forced = (): void => {
