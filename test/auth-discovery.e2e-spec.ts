@@ -108,7 +108,7 @@ describe('OAuth protected resource metadata (RFC 9728)', () => {
         `resource_metadata="${BASE}${WELL_KNOWN}/mcp", scope="api://${GATEWAY_CLIENT_ID}/access_as_user api://${GATEWAY_CLIENT_ID}/Mcp.Tools"`,
     );
     await request(gw.url)
-      .post('/mcp')
+      .get('/mcp/no-such-thing/deeper')
       .set('authorization', `Bearer ${await issuer.token({ scp: 'Mcp.Tools access_as_user' })}`)
       .expect(404);
   });
@@ -122,7 +122,7 @@ describe('OAuth protected resource metadata (RFC 9728)', () => {
       const res = await request(custom.url).get(`${WELL_KNOWN}/mcp`).expect(200);
       expect(res.body.scopes_supported).toEqual(['https://gateway.contoso.com/access_as_user']);
       await request(custom.url)
-        .post('/mcp')
+        .get('/mcp/no-such-thing/deeper')
         .set('authorization', `Bearer ${await issuer.token({ scp: 'access_as_user' })}`)
         .expect(404);
     } finally {
