@@ -45,7 +45,13 @@ export function configureApp(app: INestApplication, logger: Logger): void {
       allowedOrigins: config.mcp.allowedOrigins,
     }),
   );
-  useJsonBody(app);
+  useJsonBody(app, {
+    maxBytes: config.maxBodyBytes,
+    // The MCP endpoints themselves, not the REST bridge beside them (which answers problem+json).
+    isJsonRpc: (req) =>
+      (req.path === config.mcpPrefix || req.path.startsWith(`${config.mcpPrefix}/`)) &&
+      !/\/tools(\/|$)|\/openapi\.json$/.test(req.path.slice(config.mcpPrefix.length)),
+  });
 
   const document = SwaggerModule.createDocument(
     app,

@@ -81,7 +81,7 @@ describe.each(PROFILES)('gateway edges (%s)', (profile) => {
     expect(res.body).toMatchObject({
       status: 413,
       code: 'validation_error',
-      detail: 'the request body is larger than 1mb',
+      detail: 'the request body is larger than 1048576 bytes',
     });
   });
 

@@ -185,6 +185,20 @@ describe('/mcp/{slug}: one upstream, transparent', () => {
     expect(post.headers['access-control-expose-headers']).toContain('www-authenticate');
   });
 
+  it('answers malformed JSON with a JSON-RPC parse error (-32700)', async () => {
+    const res = await request(gw.url)
+      .post(`/mcp/${slug}`)
+      .set('authorization', `Bearer ${await issuer.token({ roles: [role] })}`)
+      .set('content-type', 'application/json')
+      .send('{"jsonrpc": "2.0", "id": 1,,')
+      .expect(400);
+    expect(res.body).toEqual({
+      jsonrpc: '2.0',
+      id: null,
+      error: { code: -32700, message: 'Parse error: the request body is not valid JSON' },
+    });
+  });
+
   it.each([
     ['not JSON-RPC', { hello: 'world' }, 400],
     ['an empty batch', [], 400],

@@ -1,30 +1,51 @@
 import { HttpException, type INestApplication } from '@nestjs/common';
 import { json, type NextFunction, type Request, type Response } from 'express';
 
-/** Largest JSON body any route accepts; larger ones get 413 before any handler runs. */
-export const MAX_JSON_BODY = '1mb';
+export interface JsonBodyOptions {
+  /** Largest JSON body any route accepts, in bytes; larger ones get 413 before any handler runs. */
+  maxBytes: number;
+  /**
+   * Paths answered in JSON-RPC (the MCP endpoints): a body that cannot be read
+   * there is a JSON-RPC error (`-32700` for bad JSON), not problem+json.
+   */
+  isJsonRpc: (req: Request) => boolean;
+}
 
-const MESSAGES: Record<string, string> = {
-  'entity.parse.failed': 'the request body is not valid JSON',
-  'entity.too.large': `the request body is larger than ${MAX_JSON_BODY}`,
-  'encoding.unsupported': 'the request body has an unsupported content encoding',
-  'charset.unsupported': 'the request body has an unsupported charset',
-  'request.aborted': 'the request was aborted',
-  'request.size.invalid': 'the request body is shorter or longer than its content-length',
-};
+const PARSE_ERROR = -32700;
+const INVALID_REQUEST = -32600;
 
 /**
  * Parses JSON bodies in place of Nest's default parser, whose parse errors
  * carry the parser's message (which may quote the body) to the client.
  */
-export function useJsonBody(app: INestApplication): void {
-  app.use(json({ limit: MAX_JSON_BODY }));
-  app.use((error: unknown, _req: Request, _res: Response, next: NextFunction) => {
+export function useJsonBody(app: INestApplication, options: JsonBodyOptions): void {
+  const messages: Record<string, string> = {
+    'entity.parse.failed': 'the request body is not valid JSON',
+    'entity.too.large': `the request body is larger than ${options.maxBytes} bytes`,
+    'encoding.unsupported': 'the request body has an unsupported content encoding',
+    'charset.unsupported': 'the request body has an unsupported charset',
+    'request.aborted': 'the request was aborted',
+    'request.size.invalid': 'the request body is shorter or longer than its content-length',
+  };
+  app.use(json({ limit: options.maxBytes }));
+  app.use((error: unknown, req: Request, res: Response, next: NextFunction) => {
     const { type, status } = error as { type?: unknown; status?: unknown };
-    if (typeof type === 'string' && typeof status === 'number' && status < 500) {
-      next(new HttpException(MESSAGES[type] ?? 'the request body could not be read', status));
+    if (typeof type !== 'string' || typeof status !== 'number' || status >= 500) return next(error);
+    const message = messages[type] ?? 'the request body could not be read';
+    if (options.isJsonRpc(req)) {
+      const code = type === 'entity.parse.failed' ? PARSE_ERROR : INVALID_REQUEST;
+      res
+        .status(status)
+        .type('application/json')
+        .send(
+          JSON.stringify({
+            jsonrpc: '2.0',
+            id: null,
+            error: { code, message: `${code === PARSE_ERROR ? 'Parse error' : 'Invalid Request'}: ${message}` },
+          }),
+        );
       return;
     }
-    next(error);
+    next(new HttpException(message, status));
   });
 }

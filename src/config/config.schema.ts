@@ -106,6 +106,12 @@ const envSchema = z.object({
   HEALTH_DEGRADED_LATENCY_MS: milliseconds(1, 600_000).default(1_000),
   MCP_ALLOWED_HOSTS: z.string().transform(splitList).optional(),
   MCP_ALLOWED_ORIGINS: z.string().transform(splitList).optional(),
+  MAX_BODY_BYTES: z.coerce
+    .number({ error: 'must be a whole number of bytes from 1024 to 104857600' })
+    .int('must be a whole number of bytes from 1024 to 104857600')
+    .min(1024, 'must be a whole number of bytes from 1024 to 104857600')
+    .max(104_857_600, 'must be a whole number of bytes from 1024 to 104857600')
+    .default(1_048_576),
   MCP_STATELESS: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
   MCP_SESSION_IDLE_MS: milliseconds(1_000, 86_400_000).default(1_800_000),
   SHUTDOWN_GRACE_MS: z.coerce
@@ -334,6 +340,12 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     defaultText: 'the origin of `PUBLIC_URL`, and loopback',
     secret: false,
     description: 'further browser origins allowed on `/mcp` (CORS), comma-separated; `*` allows any',
+  },
+  {
+    key: 'MAX_BODY_BYTES',
+    defaultText: '`1048576`',
+    secret: false,
+    description: 'largest JSON request body, on every route (413 beyond it)',
   },
   {
     key: 'MCP_STATELESS',

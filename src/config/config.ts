@@ -58,6 +58,7 @@ export interface AppConfig {
   upstream: UpstreamConfig;
   discoveryIntervalMs: number;
   upstreamHealth: UpstreamHealthConfig;
+  maxBodyBytes: number;
   mcp: { sessionIdleMs: number; stateless: boolean; allowedHosts: string[]; allowedOrigins: string[] };
   logLevel: ParsedEnv['LOG_LEVEL'];
   shutdownGraceMs: number;
@@ -147,6 +148,7 @@ function toAppConfig(env: ParsedEnv, secretSource: EnvSource): AppConfig {
       degradedLatencyMs: env.HEALTH_DEGRADED_LATENCY_MS,
     },
     logLevel: env.LOG_LEVEL,
+    maxBodyBytes: env.MAX_BODY_BYTES,
     mcp: {
       sessionIdleMs: env.MCP_SESSION_IDLE_MS,
       stateless: env.MCP_STATELESS === 'true',
