@@ -11,10 +11,13 @@
  * `--database <url>` after a change by hand, such as a candidate index, without seeding again).
  *
  *   npm run bench:registry -- [--servers 10000] [--tools 20] [--requests 2000] [--warmup 200] [--concurrency 8]
- *                             [--gateway src|dist] [--only <route substring>] [--keep-database | --database <url>]
+ *                             [--gateway src|dist] [--redis <url>|none] [--only <route substring>]
+ *                             [--keep-database | --database <url>]
  *
  * `--gateway src` (the default) runs the gateway from src/ through swc, so no build is needed; `dist` runs the
- * compiled `dist/main.js` (`npm run build` first).
+ * compiled `dist/main.js` (`npm run build` first). `--redis none` gives the gateway its in-process store: every
+ * gateway on one Redis hears the others' `catalog:stale` signals and rebuilds its catalog, so on a Redis shared
+ * with other work (test suites) the figures include those rebuilds.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
@@ -57,6 +60,8 @@ interface Options {
   warmup: number;
   concurrency: number;
   gateway: 'src' | 'dist';
+  /** Undefined: the gateway's in-process store. */
+  redisUrl?: string;
   only?: string;
   keepDatabase: boolean;
   /** A database kept by an earlier run with the same --servers and --tools: measured as it is, never dropped. */
@@ -84,6 +89,7 @@ function readOptions(argv: string[]): Options {
       warmup: { type: 'string', default: '200' },
       concurrency: { type: 'string', default: '8' },
       gateway: { type: 'string', default: 'src' },
+      redis: { type: 'string', default: REDIS_URL },
       only: { type: 'string' },
       'keep-database': { type: 'boolean', default: false },
       database: { type: 'string' },
@@ -109,6 +115,7 @@ function readOptions(argv: string[]): Options {
     warmup: count('warmup', 0),
     concurrency: count('concurrency', 1),
     gateway: values.gateway,
+    redisUrl: values.redis === 'none' ? undefined : values.redis,
     only: values.only,
     keepDatabase: values['keep-database'],
     database: values.database,
@@ -453,7 +460,7 @@ async function startGateway(databaseUrl: string, options: Options, dataDir: stri
       HOST: '127.0.0.1',
       PORT: String(port),
       DATABASE_URL: databaseUrl,
-      REDIS_URL,
+      REDIS_URL: options.redisUrl,
       DATA_DIR: dataDir,
       LOG_LEVEL: 'warn',
       DISCOVERY_INTERVAL_MS: '0',
@@ -724,6 +731,18 @@ function table(results: readonly Measurement[]): string {
   return [line(header), rule, ...rows.map(line)].join('\n');
 }
 
+function withoutCredentials(url: string | undefined): string | undefined {
+  if (url === undefined) return undefined;
+  try {
+    const parsed = new URL(url);
+    parsed.username = '';
+    parsed.password = '';
+    return parsed.toString();
+  } catch {
+    return '(not a URL)';
+  }
+}
+
 function say(text: string): void {
   process.stdout.write(`${text}\n`);
 }
@@ -787,7 +806,8 @@ async function main(): Promise<void> {
     cleanups.push(() => Promise.resolve(rmSync(dataDir, { recursive: true, force: true })));
     const gateway = await startGateway(databaseUrl, options, dataDir);
     cleanups.push(() => gateway.stop());
-    say(`gateway (${options.gateway}) at ${gateway.url}; ${uptime()}`);
+    const store = options.redisUrl === undefined ? 'in-process store' : 'Redis';
+    say(`gateway (${options.gateway}, ${store}) at ${gateway.url}; ${uptime()}`);
 
     const routes = routesFor(servers).filter((route) => !options.only || route.name.includes(options.only));
     const results: Measurement[] = [];
@@ -812,7 +832,12 @@ async function main(): Promise<void> {
     const report = {
       benchmark: 'registry',
       finishedAt: finished.toISOString(),
-      options,
+      // URLs without their user and password: the file may be shared.
+      options: {
+        ...options,
+        database: withoutCredentials(options.database),
+        redisUrl: withoutCredentials(options.redisUrl),
+      },
       machine: {
         cpus: os.cpus().length,
         cpuModel: os.cpus()[0]?.model,
