@@ -11,6 +11,7 @@ import {
   McpError,
   type ServerCapabilities,
 } from '@modelcontextprotocol/sdk/types.js';
+import { readJson } from './read-json';
 
 type Entry = Record<string, unknown>;
 
@@ -113,7 +114,7 @@ export class PagedUpstream {
       });
       mcp
         .connect(transport)
-        .then(() => readBody(req))
+        .then(() => (req.method === 'POST' ? readJson(req) : Promise.resolve(undefined)))
         .then((body) => transport.handleRequest(req, res, body))
         .catch(() => {
           if (!res.headersSent) res.writeHead(500).end();
@@ -131,20 +132,4 @@ export class PagedUpstream {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
-}
-
-function readBody(req: http.IncomingMessage): Promise<unknown> {
-  if (req.method !== 'POST') return Promise.resolve(undefined);
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-      } catch (error) {
-        reject(error instanceof Error ? error : new Error(String(error)));
-      }
-    });
-    req.on('error', reject);
-  });
 }
