@@ -21,9 +21,8 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -39,6 +38,8 @@ import { encodeCursor } from '../src/registry/cursor';
 import { type ServerRecord, toServerView } from '../src/registry/server-record';
 import type { ServerStatus } from '../src/registry/server.schema';
 import { createScratchDatabase, REDIS_URL } from '../test/support/services';
+import { freePort, waitUntilReady } from './gateway-child';
+import { cpuMsOf } from './process-stats';
 
 const REPO_ROOT = path.resolve(__dirname, '..');
 const SWC_REGISTER = path.join(__dirname, 'swc-register.cjs');
@@ -425,29 +426,6 @@ interface Gateway {
   stop(): Promise<void>;
 }
 
-/** USER_HZ: the unit of utime and stime in /proc/<pid>/stat on Linux. */
-const CLOCK_TICKS_PER_SECOND = 100;
-
-function cpuMsOf(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    // Fields after the command (which may hold spaces, inside parentheses): utime and stime are the 12th and 13th.
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    return Number.isFinite(ticks) ? (ticks * 1000) / CLOCK_TICKS_PER_SECOND : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 async function startGateway(databaseUrl: string, options: Options, dataDir: string): Promise<Gateway> {
   const port = await freePort();
   const entry = options.gateway === 'dist' ? ['dist/main.js'] : ['-r', SWC_REGISTER, 'src/main.ts'];
@@ -475,32 +453,12 @@ async function startGateway(databaseUrl: string, options: Options, dataDir: stri
   const url = `http://127.0.0.1:${port}`;
   const stop = () => stopChild(child, exited);
   try {
-    await waitUntilReady(url, exited);
+    await waitUntilReady(url, exited, { timeoutMs: READY_TIMEOUT_MS, pollMs: 200 });
   } catch (error) {
     await stop();
     throw error;
   }
   return { url, cpuMs: () => cpuMsOf(child.pid), stop };
-}
-
-async function waitUntilReady(url: string, exited: Promise<number | null>): Promise<void> {
-  let gone = false;
-  void exited.then(() => (gone = true));
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (gone) throw new Error('the gateway exited before it was ready (its output is above)');
-    const status = await new Promise<number>((resolve) => {
-      http
-        .get(`${url}/health/ready`, (res) => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
-        })
-        .on('error', () => resolve(0));
-    });
-    if (status === 200) return;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error(`the gateway was not ready within ${READY_TIMEOUT_MS} ms`);
 }
 
 async function stopChild(child: ChildProcess, exited: Promise<number | null>): Promise<void> {

@@ -27,10 +27,11 @@ async function main() {
     return 1;
   }
   const { applyMigrations, createMigration } = require(migratorPath);
+  const { PGLITE_EXTENSIONS } = require(path.join(root, 'dist', 'database', 'database.js'));
   const { PGlite } = require('@electric-sql/pglite');
   const { PrismaPGlite } = require('pglite-prisma-adapter');
 
-  const dev = new PGlite(); // in memory
+  const dev = new PGlite({ extensions: PGLITE_EXTENSIONS }); // in memory
   try {
     const adapterFactory = new PrismaPGlite(dev);
     await applyMigrations(adapterFactory, migrationsDir);

@@ -4,6 +4,7 @@ import { LoggerModule } from 'nestjs-pino';
 import type { Logger } from 'pino';
 import { API_FEATURE_MODULES, ApiModule } from './api/api.module';
 import { UpstreamModule } from './upstream/upstream.module';
+import { AuditModule } from './audit/audit.module';
 import { AuthModule } from './auth/auth.module';
 import type { AppConfig } from './config/config';
 import { ConfigModule } from './config/config.module';
@@ -13,8 +14,11 @@ import { DocsController } from './docs/docs.controller';
 import { HealthModule } from './health/health.module';
 import { httpLoggerOptions } from './logging/logger';
 import { McpModule } from './mcp/mcp.module';
+import { RateLimitModule } from './ratelimit/ratelimit.module';
+import { MetricsModule } from './metrics/metrics.module';
 import type { KeyValueStore } from './redis/key-value-store';
 import { RedisModule } from './redis/redis.module';
+import { TrafficModule } from './traffic/traffic.module';
 
 /** What exists before Nest starts: validated configuration and connected infrastructure. */
 export interface AppDependencies {
@@ -35,12 +39,16 @@ export class AppModule {
         DatabaseModule.forRoot(database),
         RedisModule.forRoot(store),
         HealthModule,
+        TrafficModule,
+        RateLimitModule,
         UpstreamModule,
         ApiModule,
         AuthModule,
         McpModule,
+        AuditModule,
+        MetricsModule,
         RouterModule.register([
-          { path: config.apiPrefix, module: ApiModule, children: API_FEATURE_MODULES },
+          { path: config.apiPrefix, module: ApiModule, children: [...API_FEATURE_MODULES, AuditModule] },
           { path: config.mcpPrefix, module: McpModule },
         ]),
       ],

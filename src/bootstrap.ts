@@ -1,6 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import * as path from 'node:path';
 import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
@@ -14,13 +13,15 @@ import { ProblemDetailsFilter } from './common/problem-details.filter';
 import type { AppConfig } from './config/config';
 import { APP_CONFIG } from './config/config.module';
 import { mcpEdge } from './mcp/mcp-edge';
+import { GatewayMetrics } from './metrics/gateway-metrics';
+import { httpMetricsMiddleware } from './metrics/http-metrics';
 import { openDatabase } from './database/database';
-import { applyMigrations } from './database/migrator';
+import { applyMigrations, MIGRATIONS_DIR } from './database/migrator';
 import { DrainState } from './health/drain-state';
 import { openStore } from './redis/open-store';
-import { GATEWAY_VERSION, PACKAGE_ROOT } from './version';
+import { GATEWAY_VERSION } from './version';
 
-export const MIGRATIONS_DIR = path.join(PACKAGE_ROOT, 'prisma', 'migrations');
+export { MIGRATIONS_DIR };
 
 /** Options for every Nest application of ours; `configureApp` installs the body parser itself. */
 export const NEST_OPTIONS = { bufferLogs: true, abortOnError: false, bodyParser: false } as const;
@@ -35,8 +36,12 @@ export function configureApp(app: INestApplication, logger: Logger): void {
   express.useLogger(app.get(NestPinoLogger));
   express.useGlobalFilters(new ProblemDetailsFilter(logger));
   express.useGlobalPipes(new ZodValidationPipe());
-  // Ahead of body parsing and of the token check: a wrong Host or a preflight needs neither.
   const config = app.get<AppConfig>(APP_CONFIG);
+  // `req.ip` is the client behind trusted proxies (X-Forwarded-For), else the TCP peer.
+  if (config.trustProxy !== undefined) express.set('trust proxy', config.trustProxy);
+  // First of all, so requests refused by any later middleware are counted too.
+  express.use(httpMetricsMiddleware(app.get(GatewayMetrics), config.mcpPrefix));
+  // Ahead of body parsing and of the token check: a wrong Host or a preflight needs neither.
   express.use(
     mcpEdge({
       mcpPrefix: config.mcpPrefix,

@@ -1,9 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import request from 'supertest';
+import { MIGRATIONS_DIR } from '../src/database/migrator';
 import { runCli, ServeProcess } from './support/cli';
 import { createScratchDatabase, POSTGRES_URL, REDIS_URL } from './support/services';
 
@@ -131,6 +132,41 @@ describe('mcp-gateway CLI', () => {
         await client.end();
       }
     });
+  });
+
+  it('applies migrations once when two migrate processes race on a fresh database (advisory lock)', async () => {
+    const fresh = await createScratchDatabase();
+    try {
+      const results = await Promise.all([
+        runCli(['migrate'], { DATABASE_URL: fresh.url }),
+        runCli(['migrate'], { DATABASE_URL: fresh.url }),
+      ]);
+      expect(results.map((result) => [result.code, result.stderr])).toEqual([
+        [0, ''],
+        [0, ''],
+      ]);
+      // One applied them all while the other waited for the lock, then found nothing to do.
+      const outputs = results.map((result) => result.stdout.split(' ')[0]).sort();
+      expect(outputs).toEqual(['applied', 'no']);
+      const committed = readdirSync(MIGRATIONS_DIR, { withFileTypes: true })
+        .filter((entry) => entry.isDirectory())
+        .map((entry) => entry.name)
+        .sort();
+      const client = new Client({ connectionString: fresh.url });
+      await client.connect();
+      try {
+        const rows = await client.query<{ migration_name: string }>(
+          'SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL ORDER BY migration_name',
+        );
+        expect(rows.rows.map((row) => row.migration_name)).toEqual(committed);
+        const all = await client.query<{ count: string }>('SELECT count(*) FROM _prisma_migrations');
+        expect(Number(all.rows[0]!.count)).toBe(committed.length);
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await fresh.drop();
+    }
   });
 
   it('serves on embedded defaults, keeps data across restarts and exits 0 on SIGTERM', async () => {

@@ -28,6 +28,7 @@ import {
   words,
 } from './support/dockerfile';
 import { startTestGateway, type TestGateway } from './support/gateway';
+import { parsePrometheusText } from './support/prometheus-text';
 import { KUBERNETES_MODELS_VERSION, schemaErrors, unknownFieldErrors } from './support/kubernetes-schema';
 import { applyOperation, containersOf, type Manifest, readManifests, renderKustomization } from './support/kustomize';
 
@@ -473,6 +474,18 @@ describe('the probes against the real gateway', () => {
     const paths = probes.map((probe) => probe?.httpGet?.path ?? '(none)');
     expect(new Set(paths)).toEqual(new Set(['/health/live', '/health/ready']));
     for (const probePath of paths) await request(served.url).get(probePath).expect(200);
+  });
+
+  it('serves Prometheus metrics where the pod’s scrape annotations point', async () => {
+    const annotations = deployment.spec?.template.metadata?.annotations ?? {};
+    expect(annotations['prometheus.io/scrape']).toBe('true');
+    const http = container.ports?.find((port) => port.name === 'http')?.containerPort;
+    expect(Number(annotations['prometheus.io/port'])).toBe(http);
+    const res = await request(served.url)
+      .get(annotations['prometheus.io/path'] ?? '(none)')
+      .expect(200);
+    expect(res.headers['content-type']).toMatch(/^text\/plain;.*version=0\.0\.4/);
+    expect(parsePrometheusText(res.text).get('mcp_gateway_http_requests_total')?.type).toBe('counter');
   });
 
   it('passes the image’s HEALTHCHECK, which fails once the gateway is gone', async () => {

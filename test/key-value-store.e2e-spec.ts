@@ -1,5 +1,6 @@
 import type { KeyValueStore } from '../src/redis/key-value-store';
 import { MemoryStore } from '../src/redis/memory-store';
+import { deploymentKey, PeriodClaim } from '../src/redis/period-claim';
 import { RedisStore } from '../src/redis/redis-store';
 import { createLogger } from '../src/logging/logger';
 import { randomUUID } from 'node:crypto';
@@ -82,6 +83,36 @@ describe.each([
     await store.publish(channel, 'second');
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(received).toEqual(['first']);
+  });
+});
+
+describe('PeriodClaim over the real Redis', () => {
+  it('gives each period to exactly one of several instances, whichever asks first', async () => {
+    const stores = await Promise.all([RedisStore.connect(REDIS_URL, logger), RedisStore.connect(REDIS_URL, logger)]);
+    try {
+      const name = `test-${randomUUID()}`;
+      const [a, b] = stores.map((store) => new PeriodClaim(store, name)) as [PeriodClaim, PeriodClaim];
+      const periodMs = 60_000;
+      const start = Math.floor(Date.now() / periodMs) * periodMs;
+      const first = await Promise.all([a.claim(periodMs, start + 10), b.claim(periodMs, start + 20)]);
+      expect(first.filter(Boolean)).toHaveLength(1);
+      // Later in the same period nobody gets it again; the next period is up for grabs once more.
+      expect(await a.claim(periodMs, start + 30_000)).toBe(false);
+      expect(await b.claim(periodMs, start + 30_000)).toBe(false);
+      expect(await b.claim(periodMs, start + periodMs + 5)).toBe(true);
+      expect(await a.claim(periodMs, start + periodMs + 6)).toBe(false);
+    } finally {
+      await Promise.all(stores.map((store) => store.close()));
+    }
+  });
+});
+
+describe('deploymentKey', () => {
+  it('names a deployment by its database, whatever credentials a replica uses', () => {
+    const key = (url: string): string => deploymentKey({ kind: 'postgres', url, poolSize: 10 });
+    expect(key('postgresql://a:x@db.example:5432/gw')).toBe(key('postgresql://b:y@db.example/gw?sslmode=require'));
+    expect(key('postgresql://a@db.example:5432/gw')).not.toBe(key('postgresql://a@db.example:5432/gw_staging'));
+    expect(key('postgresql://a@db.example:5432/gw')).not.toBe(key('postgresql://a@other.example:5432/gw'));
   });
 });
 

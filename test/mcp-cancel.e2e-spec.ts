@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import request from 'supertest';
+import type { McpExchange } from '../src/traffic/mcp-exchange';
+import { McpTraffic } from '../src/traffic/mcp-traffic';
 import { entraEnv, LocalEntraIssuer } from './support/entra-issuer';
 import { eventually, waitUntil } from './support/eventually';
 import { startTestGateway, type TestGateway } from './support/gateway';
@@ -81,10 +83,21 @@ describe('cancellation and upstream time bounds', () => {
   it('passes notifications/cancelled through /mcp/{slug} to the upstream, whose handler is aborted', async () => {
     const client = await connect(`/mcp/${slowSlug}`);
     try {
+      const cancelled: McpExchange[] = [];
+      const stop = gw.gateway.app.get(McpTraffic).onRecord((exchange) => {
+        if (exchange.outcome === 'cancelled') cancelled.push(exchange);
+      });
       const { label, reason } = await cancelMidCall(client, 'slow');
       await waitUntil(() => upstream.call(label)?.abortedAt !== undefined, `the upstream aborted ${label}`, 10_000);
       // The reason is the client's own: the abort came from notifications/cancelled, not a dropped connection.
       expect(upstream.call(label)?.abortReason).toBe(reason);
+      // The gateway let go of the call at once, not when the upstream's time bound ran out.
+      await waitUntil(
+        () => cancelled.some((exchange) => (exchange.arguments as { label?: string }).label === label),
+        'the gateway ended the cancelled call',
+        10_000,
+      );
+      stop();
       const hello = await client.callTool({ name: 'echoHai', arguments: { userName: 'Ada' } });
       expect(hello.content).toEqual([{ type: 'text', text: 'Hello, Ada!' }]);
     } finally {

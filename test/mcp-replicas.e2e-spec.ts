@@ -36,6 +36,9 @@ describe('two gateway replicas behind a round-robin balancer', () => {
   const role = `Replicated.${run}`;
   const ids = new Map<string, string>();
 
+  /** Replicas a test killed or stopped itself, checking how they exited. */
+  const stoppedByTests = new Set<Replica>();
+
   const replicaA = (): Replica => replicas[0]!;
   const replicaB = (): Replica => replicas[1]!;
 
@@ -76,8 +79,9 @@ describe('two gateway replicas behind a round-robin balancer', () => {
   }, STARTUP_MS);
 
   afterAll(async () => {
-    if (replicas.length > 0) {
-      for (const id of ids.values()) await request(replicaA().url).delete(`/api/v1/servers/${id}`);
+    const live = replicas.filter((replica) => !stoppedByTests.has(replica));
+    if (live.length > 0) {
+      for (const id of ids.values()) await request(live[0]!.url).delete(`/api/v1/servers/${id}`);
     }
     await proxy?.stop();
     const codes = await stopReplicas(replicas);
@@ -86,7 +90,9 @@ describe('two gateway replicas behind a round-robin balancer', () => {
     await bye?.stop();
     await slow?.stop();
     await issuer?.stop();
-    expect(codes.every((code) => code === 0)).toBe(true);
+    expect(codes.filter((_code, index) => !stoppedByTests.has(replicas[index]!)).every((code) => code === 0)).toBe(
+      true,
+    );
   }, STARTUP_MS);
 
   /** Opens a session (SDK client, through the balancer) and waits until its event stream is open somewhere. */
@@ -365,6 +371,73 @@ describe('two gateway replicas behind a round-robin balancer', () => {
     } finally {
       stream.close();
     }
+  });
+
+  // Last: these stop the replicas.
+  describe('losing a replica', () => {
+    const ofSession = (sessionId: string, rpcMethod: string) => (req: BalancedRequest) =>
+      req.sessionId === sessionId && req.rpcMethods.includes(rpcMethod);
+
+    it('continues the session on the other replica when the one running a call is SIGKILLed mid-stream', async () => {
+      const token = await issuer.token({ roles: [role] });
+      const { client, sessionId } = await connectThroughBalancer(`/mcp/${slowSlug}`, token);
+      const label = `killed-${randomUUID().slice(0, 8)}`;
+      const controller = new AbortController();
+      const inFlight = client
+        .callTool({ name: 'slow', arguments: { label } }, CallToolResultSchema, { signal: controller.signal })
+        .then(
+          () => 'answered',
+          (error: unknown) => `failed: ${String(error)}`,
+        );
+      try {
+        await waitUntil(() => slow.call(label) !== undefined, 'the upstream runs the call');
+        const victimIndex = proxy.requests.findLast(ofSession(sessionId, 'tools/call'))!.replica;
+        const victim = replicas[victimIndex]!;
+        stoppedByTests.add(victim);
+        victim.process.signal('SIGKILL');
+        expect(await victim.process.exited).toBeNull();
+
+        const mark = proxy.requests.length;
+        const next = await client.callTool({ name: 'echoHai', arguments: { userName: 'Ada' } });
+        expect(next.content).toEqual([{ type: 'text', text: 'Hello, Ada!' }]);
+        expect(proxy.requests.slice(mark).find(ofSession(sessionId, 'tools/call'))).toMatchObject({
+          replica: (victimIndex + 1) % replicas.length,
+          status: 200,
+        });
+        // The client's event stream, wherever it was, is open on the survivor.
+        await waitUntil(
+          () => proxy.openStreams((open) => open.sessionId === sessionId && open.replica !== victimIndex).length === 1,
+          'the event stream is open on the surviving replica',
+        );
+      } finally {
+        controller.abort('the test is over');
+        process.stderr.write(`[mcp-replicas] the call in flight on the killed replica: ${await inFlight}\n`);
+        await client.close();
+      }
+    });
+
+    it('finishes a call in flight on a SIGTERMed replica before it exits 0', async () => {
+      const survivor = replicas.find((replica) => !stoppedByTests.has(replica))!;
+      const token = await issuer.token({ roles: [role] });
+      const { client, sessionId } = await connectThroughBalancer(`/mcp/${slowSlug}`, token);
+      const label = `drained-${randomUUID().slice(0, 8)}`;
+      try {
+        const call = client.callTool({ name: 'slow', arguments: { label } });
+        await waitUntil(() => slow.call(label) !== undefined, 'the upstream runs the call');
+        expect(proxy.requests.findLast(ofSession(sessionId, 'tools/call'))?.replica).toBe(replicas.indexOf(survivor));
+        stoppedByTests.add(survivor);
+        survivor.process.signal('SIGTERM');
+        await waitUntil(
+          () => survivor.process.logLines().some((line) => line.msg === 'shutting down: draining requests'),
+          'the replica drains',
+        );
+        slow.releaseAll();
+        expect((await call).content).toEqual([{ type: 'text', text: `released ${label}` }]);
+        expect(await survivor.process.exited).toBe(0);
+      } finally {
+        await client.close();
+      }
+    });
   });
 });
 

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { AuthzModule } from '../auth/authz.module';
 import { DiscoveryModule } from '../discovery/discovery.module';
+import { RateLimitApiModule } from '../ratelimit/ratelimit.module';
 import { RegistryFacadeModule } from '../registry-facade/registry-facade.module';
 import { RegistryModule } from '../registry/registry.module';
 import { UpstreamHealthModule } from '../upstream-health/upstream-health.module';
@@ -13,6 +14,7 @@ export const API_FEATURE_MODULES = [
   UpstreamHealthModule,
   RegistryFacadeModule,
   AuthzModule,
+  RateLimitApiModule,
 ];
 
 /** Everything under API_PREFIX: open to the internal network, described at /docs. */

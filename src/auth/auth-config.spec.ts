@@ -1,14 +1,5 @@
-import { ConfigError, loadConfig } from '../config/config';
-
-function problemsOf(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems;
-    throw error;
-  }
-  throw new Error('expected a ConfigError');
-}
+import { problemsOf } from '../../test/support/config-problems';
+import { loadConfig } from '../config/config';
 
 describe('auth configuration', () => {
   it('has safe defaults', () => {

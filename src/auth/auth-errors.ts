@@ -1,5 +1,5 @@
 /** RFC 6750 §3.1 error codes a `/mcp` refusal carries. */
-export type BearerErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope';
+export type BearerErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope' | 'insufficient_claims';
 
 /**
  * A bearer credential the gateway refuses. `description` crosses the wire in
@@ -8,7 +8,7 @@ export type BearerErrorCode = 'invalid_request' | 'invalid_token' | 'insufficien
  */
 export class TokenRejection extends Error {
   constructor(
-    readonly error: Exclude<BearerErrorCode, 'insufficient_scope'>,
+    readonly error: Exclude<BearerErrorCode, 'insufficient_scope' | 'insufficient_claims'>,
     readonly description: string,
     readonly reason: string = description,
   ) {

@@ -2,6 +2,7 @@ import { Global, Inject, type MiddlewareConsumer, Module, type NestModule, Reque
 import { PinoLogger } from 'nestjs-pino';
 import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
+import { IpRateLimitMiddleware } from '../ratelimit/ip-rate-limit.middleware';
 import { AccessPolicy } from './access-policy';
 import { loadOrCreateDevKey } from './dev-signing-key';
 import { DevTokenValidator } from './dev-token-validator';
@@ -62,8 +63,9 @@ export class AuthModule implements NestModule {
 
   configure(consumer: MiddlewareConsumer): void {
     // Mounted as a prefix: every path under MCP_PREFIX is guarded, including ones no route serves.
+    // The per-IP limit goes first, so a flood of bad tokens never reaches the signature check or JWKS.
     consumer
-      .apply(McpAuthMiddleware)
+      .apply(IpRateLimitMiddleware, McpAuthMiddleware)
       .forRoutes({ path: `${this.config.mcpPrefix}{/*rest}`, method: RequestMethod.ALL });
   }
 }

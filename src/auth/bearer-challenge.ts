@@ -15,6 +15,8 @@ export interface Challenge {
   description?: string;
   resourceMetadata: string;
   scopes: string[];
+  /** Entra ID conditional access: the claims (JSON) a new token must carry; sent base64-encoded. */
+  claims?: string;
 }
 
 /** `WWW-Authenticate: Bearer error="…", error_description="…", resource_metadata="…", scope="…"`. */
@@ -24,6 +26,7 @@ export function bearerChallenge(challenge: Challenge): string {
   if (challenge.error && challenge.description) params.push(['error_description', challenge.description]);
   params.push(['resource_metadata', challenge.resourceMetadata]);
   if (challenge.scopes.length) params.push(['scope', challenge.scopes.join(' ')]);
+  if (challenge.claims) params.push(['claims', Buffer.from(challenge.claims, 'utf8').toString('base64')]);
   return `Bearer ${params.map(([name, value]) => `${name}="${quoted(value)}"`).join(', ')}`;
 }
 

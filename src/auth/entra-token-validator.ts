@@ -30,6 +30,10 @@ export class EntraTokenValidator implements TokenValidator {
     }
   }
 
+  get signingKeys(): SigningKeyCache {
+    return this.keys;
+  }
+
   async validate(token: string): Promise<VerifiedToken> {
     const { header, payload } = decodeUnverified(token);
     const kid = requireRs256(header);

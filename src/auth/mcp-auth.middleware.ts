@@ -1,6 +1,8 @@
 import { Injectable, type NestMiddleware } from '@nestjs/common';
+import { requestIdOf } from '../logging/logger';
 import type { NextFunction, Request, Response } from 'express';
 import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
+import { McpTraffic } from '../traffic/mcp-traffic';
 import { AccessPolicy } from './access-policy';
 import { type BearerErrorCode, TokenRejection, VerificationUnavailable } from './auth-errors';
 import { bearerTokenOf, sendChallenge } from './bearer-challenge';
@@ -20,6 +22,7 @@ export class McpAuthMiddleware implements NestMiddleware {
     private readonly verifier: TokenVerifier,
     private readonly resource: ProtectedResource,
     private readonly policy: AccessPolicy,
+    private readonly traffic: McpTraffic,
     @InjectPinoLogger(McpAuthMiddleware.name) private readonly logger: PinoLogger,
   ) {}
 
@@ -42,17 +45,23 @@ export class McpAuthMiddleware implements NestMiddleware {
       unavailable(res, unavailableReason);
       return false;
     }
+    const arrived = Date.now();
     const [path = '', query = ''] = req.originalUrl.split('?', 2);
     const slug = this.resource.slugOfRequestPath(path);
-    const refuse = (status: 401 | 403, rejection?: { error: BearerErrorCode; description: string }): void =>
+    const refuse = (
+      status: 401 | 403,
+      rejection?: { error: BearerErrorCode; description: string; reason?: string },
+    ): void => {
       sendChallenge(res, status, {
         error: rejection?.error,
         description: rejection?.description,
         resourceMetadata: this.resource.metadataUrl(slug),
         scopes: this.resource.scopes,
       });
+      this.recordRefusal(req, slug, arrived, rejection?.reason ?? rejection?.description ?? 'no access token');
+    };
 
-    if (new URLSearchParams(query).has('access_token')) {
+    if (query !== '' && new URLSearchParams(query).has('access_token')) {
       this.logger.info({ reason: 'token in query string' }, 'MCP request refused');
       refuse(401, {
         error: 'invalid_request',
@@ -85,7 +94,7 @@ export class McpAuthMiddleware implements NestMiddleware {
     } catch (error) {
       if (error instanceof TokenRejection) {
         this.logger.warn({ reason: error.reason }, 'access token refused');
-        refuse(401, error);
+        refuse(401, { error: error.error, description: error.description, reason: error.reason });
         return false;
       }
       if (error instanceof VerificationUnavailable) {
@@ -105,6 +114,7 @@ export class McpAuthMiddleware implements NestMiddleware {
       refuse(403, {
         error: 'insufficient_scope',
         description: 'the token lacks a scope this gateway requires',
+        reason: `missing scopes ${missing.join(' ')}`,
       });
       return false;
     }
@@ -112,6 +122,27 @@ export class McpAuthMiddleware implements NestMiddleware {
     req.auth = toAuthInfo(verified);
     return true;
   }
+
+  /** Token refusals are audited with their reason; the token itself never is. */
+  private recordRefusal(req: Request, slug: string | undefined, arrived: number, reason: string): void {
+    this.traffic.record({
+      at: new Date(arrived),
+      requestId: requestIdOf(req),
+      surface: slug === undefined ? 'aggregate' : req.path.includes('/tools') ? 'rest' : 'server',
+      ...(req.ip ? { ip: req.ip } : {}),
+      method: methodOf(req.body),
+      decision: 'unauthenticated',
+      rule: reason,
+      outcome: 'refused',
+      latencyMs: Date.now() - arrived,
+    });
+  }
+}
+
+/** The JSON-RPC method of a refused request, when its body was read and is a single request. */
+function methodOf(body: unknown): string {
+  const method = (body as { method?: unknown } | undefined)?.method;
+  return typeof method === 'string' && method.length <= 100 ? method : 'http';
 }
 
 function unavailable(res: Response, description: string): void {

@@ -37,6 +37,8 @@ export class SigningKeyCache {
   private readonly inFlight = new Map<string, Promise<void>>();
   private readonly cooldownMs: number;
   private readonly timeoutMs: number;
+  /** JWKS fetches started and those that failed, for metrics. */
+  readonly stats = { fetches: 0, fetchFailures: 0 };
 
   constructor(private readonly options: SigningKeyCacheOptions) {
     this.cooldownMs = options.cooldownMs ?? 30_000;
@@ -77,6 +79,7 @@ export class SigningKeyCache {
   private refresh(url: string): Promise<void> {
     let pending = this.inFlight.get(url);
     if (!pending) {
+      this.stats.fetches += 1;
       pending = this.fetchKeys(url)
         .then(
           (keys) => {
@@ -89,6 +92,7 @@ export class SigningKeyCache {
             }
           },
           (error: unknown) => {
+            this.stats.fetchFailures += 1;
             this.options.onFetchError?.(url, error);
             throw error;
           },

@@ -15,6 +15,8 @@ export interface TokenValidator {
   readonly unavailableReason?: string;
   /** The verified token, or a `TokenRejection` / `VerificationUnavailable`. */
   validate(token: string): Promise<VerifiedToken>;
+  /** The key cache it fetches signing keys into, for the fetch counters. */
+  readonly signingKeys?: { readonly stats: { readonly fetches: number; readonly fetchFailures: number } };
 }
 
 /**
@@ -23,8 +25,8 @@ export interface TokenValidator {
  */
 export class TokenVerifier {
   private readonly verified = new Map<string, Omit<VerifiedToken, 'token'>>();
-  /** Counters for metrics and tests. */
-  readonly stats = { validations: 0, cacheHits: 0 };
+  /** Counters for metrics and tests: verified signatures, cache hits, refusals by RFC 6750 code, and unavailability. */
+  readonly stats = { validations: 0, cacheHits: 0, invalidToken: 0, invalidRequest: 0, unavailable: 0 };
 
   constructor(private readonly validator: TokenValidator) {}
 
@@ -37,6 +39,25 @@ export class TokenVerifier {
   }
 
   async verify(token: string): Promise<VerifiedToken> {
+    try {
+      return await this.check(token);
+    } catch (error) {
+      if (error instanceof TokenRejection) {
+        if (error.error === 'invalid_request') this.stats.invalidRequest += 1;
+        else this.stats.invalidToken += 1;
+      } else {
+        this.stats.unavailable += 1;
+      }
+      throw error;
+    }
+  }
+
+  /** Signing keys of the tenants the validator checks against, when it fetches any. */
+  get signingKeys(): { readonly fetches: number; readonly fetchFailures: number } | undefined {
+    return this.validator.signingKeys?.stats;
+  }
+
+  private async check(token: string): Promise<VerifiedToken> {
     if (token.length > MAX_TOKEN_LENGTH) {
       throw new TokenRejection('invalid_request', 'the access token is too large');
     }

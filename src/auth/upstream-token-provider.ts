@@ -211,6 +211,16 @@ function upstreamAuthError(target: UpstreamTarget, error: unknown): UpstreamErro
     const interaction =
       error instanceof InteractionRequiredAuthError ||
       (code !== undefined && ['AADSTS65001', 'AADSTS50076', 'AADSTS50079', 'AADSTS50158'].includes(code));
+    const claims = error instanceof InteractionRequiredAuthError && error.claims ? error.claims : undefined;
+    if (claims) {
+      return new UpstreamError(
+        'auth',
+        `server ${target.slug} needs a token that satisfies a conditional access policy (${detail}); ` +
+          'sign in again asking for the claims in the WWW-Authenticate challenge',
+        undefined,
+        claims,
+      );
+    }
     if (interaction) {
       return new UpstreamError(
         'auth',

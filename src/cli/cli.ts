@@ -1,8 +1,12 @@
+import cluster from 'node:cluster';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { Logger } from 'pino';
+import { WORKER_SLOT_FLAG, WorkerPool, workersRefusal } from '../cluster/worker-pool';
 import { type AppConfig, ConfigError, type EnvSource, loadConfig } from '../config/config';
+import { isWorkersValue, MAX_WORKERS, WORKERS_RULE } from '../config/config.schema';
 import { createLogger } from '../logging/logger';
 import { GATEWAY_VERSION } from '../version';
+import { registerAuditCommands } from './audit';
 import { registerServersCommands } from './servers';
 import { addTokenCommand } from './token';
 
@@ -36,10 +40,25 @@ export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<num
     .description('serve the registry API, the MCP gateway, health and docs on one port')
     .addOption(new Option('--host <address>', 'listen address (env HOST)'))
     .addOption(new Option('--port <port>', 'listen port (env PORT)').argParser(portArg))
+    .addOption(
+      new Option(
+        '--workers <n>',
+        `processes serving the one port: 1 to ${MAX_WORKERS}, or auto for one per CPU (env WORKERS)`,
+      ).argParser(workersArg),
+    )
     .option('--no-migrate', 'do not apply pending migrations at start')
-    .action(async (options: { host?: string; port?: string; migrate: boolean }) => {
-      exitCode = await serve(io, { HOST: options.host, PORT: options.port }, options.migrate);
-    });
+    // Set by the primary of `--workers N` on the command line of each worker it forks.
+    .addOption(new Option(`${WORKER_SLOT_FLAG} <n>`).hideHelp().argParser(slotArg))
+    .action(
+      async (options: { host?: string; port?: string; workers?: string; migrate: boolean; workerSlot?: number }) => {
+        const overrides = { HOST: options.host, PORT: options.port, WORKERS: options.workers };
+        exitCode = await serve(io, overrides, {
+          migrate: options.migrate,
+          workerSlot: options.workerSlot,
+          workerArgs: argv.slice(2),
+        });
+      },
+    );
 
   program
     .command('migrate')
@@ -59,6 +78,13 @@ export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<num
     exitCode = code;
   });
 
+  registerAuditCommands(
+    program,
+    io,
+    () => configFrom(io, {}),
+    (code) => (exitCode = code),
+  );
+
   try {
     await program.parseAsync(argv);
   } catch (error) {
@@ -68,6 +94,16 @@ export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<num
     throw error;
   }
   return exitCode;
+}
+
+function workersArg(value: string): string {
+  if (!isWorkersValue(value)) throw new InvalidArgumentError(WORKERS_RULE);
+  return value;
+}
+
+function slotArg(value: string): number {
+  if (!/^\d{1,3}$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('must be a whole number from 1');
+  return Number(value);
 }
 
 function portArg(value: string): string {
@@ -87,20 +123,53 @@ function configFrom(io: CliIo, overrides: EnvSource): AppConfig | undefined {
   }
 }
 
-async function serve(io: CliIo, overrides: EnvSource, migrate: boolean): Promise<number> {
+interface ServeOptions {
+  migrate: boolean;
+  /** The slot of this process when the primary of `--workers N` forked it. */
+  workerSlot?: number;
+  /** The primary's `serve` arguments, which its workers run again. */
+  workerArgs: string[];
+}
+
+async function serve(io: CliIo, overrides: EnvSource, options: ServeOptions): Promise<number> {
   const config = configFrom(io, overrides);
   if (!config) return EXIT.usage;
-  const logger = createLogger(config);
-  // Listening before start-up: a pod deleted while starting must not wait for its whole grace period.
-  const signalled = new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
+  // Both: a process manager's own cluster (pm2) also makes `cluster.isWorker` true, with no slot of ours.
+  if (cluster.isWorker && options.workerSlot !== undefined) {
+    const slot = options.workerSlot;
+    // The primary migrated, and forwards SIGTERM: a terminal's Ctrl-C, which reaches every process of the
+    // group, must not count as a first signal here and a second one when the primary passes it on.
+    process.on('SIGINT', () => undefined);
+    return serveOne(io, { ...config, periodicWork: slot === 1 }, createLogger(config).child({ worker: slot }), {
+      migrate: false,
+      signals: ['SIGTERM'],
+    });
+  }
+  if (config.workers > 1) return servePrimary(io, config, options);
+  return serveOne(io, config, createLogger(config), { migrate: options.migrate, signals: ['SIGTERM', 'SIGINT'] });
+}
+
+/** Resolves with the first of `signals` this process receives. */
+function firstOf(signals: NodeJS.Signals[]): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    for (const signal of signals) process.once(signal, () => resolve(signal));
   });
+}
+
+/** One gateway in this process: started, then drained and closed on the first of `signals`. */
+async function serveOne(
+  io: CliIo,
+  config: AppConfig,
+  logger: Logger,
+  options: { migrate: boolean; signals: NodeJS.Signals[] },
+): Promise<number> {
+  // Listening before start-up: a pod deleted while starting must not wait for its whole grace period.
+  const signalled = firstOf(options.signals);
   let gateway;
   try {
     // Loaded here, not at the top: commands that talk to a running gateway start without Nest and Prisma.
     const { startGateway } = await import('../bootstrap.js');
-    gateway = await startGateway(config, { logger, migrate });
+    gateway = await startGateway(config, { logger, migrate: options.migrate });
   } catch (error) {
     return fail(io, logger, 'could not start', error);
   }
@@ -112,8 +181,7 @@ async function serve(io: CliIo, overrides: EnvSource, migrate: boolean): Promise
     logger.warn('second signal: exiting without draining');
     process.exit(EXIT.failure);
   };
-  process.once('SIGTERM', forced);
-  process.once('SIGINT', forced);
+  for (const each of options.signals) process.once(each, forced);
   try {
     await running.close();
   } catch (error) {
@@ -122,27 +190,82 @@ async function serve(io: CliIo, overrides: EnvSource, migrate: boolean): Promise
   return EXIT.ok;
 }
 
+/**
+ * The primary of `serve --workers N`: migrates once, forks the workers, keeps
+ * them running, and on SIGTERM or SIGINT has every one of them drain. It
+ * serves no request itself.
+ */
+async function servePrimary(io: CliIo, config: AppConfig, options: ServeOptions): Promise<number> {
+  const refusal = workersRefusal(config);
+  if (refusal) {
+    io.stderr(`mcp-gateway: ${refusal}\n`);
+    return EXIT.usage;
+  }
+  const logger = createLogger(config).child({ role: 'primary' });
+  const signalled = firstOf(['SIGTERM', 'SIGINT']);
+  const pool = new WorkerPool({ count: config.workers, args: options.workerArgs, logger });
+  try {
+    if (options.migrate) {
+      const { applied } = await applyPendingMigrations(config, logger);
+      logger.info({ applied }, applied.length ? 'migrations applied' : 'database schema is up to date');
+    }
+    const url = await Promise.race([pool.start(), signalled.then(() => undefined)]);
+    if (url)
+      logger.info(
+        { url, workers: config.workers },
+        `mcp-gateway ${GATEWAY_VERSION} serving with ${config.workers} workers`,
+      );
+  } catch (error) {
+    await pool.stop();
+    return fail(io, logger, 'could not start', error);
+  }
+  const signal = await signalled;
+  logger.info({ signal }, 'signal received: the workers drain');
+  const forced = (): void => {
+    logger.warn('second signal: stopping the workers without draining');
+    pool.kill();
+    process.exit(EXIT.failure);
+  };
+  process.once('SIGTERM', forced);
+  process.once('SIGINT', forced);
+  const drained = await pool.stop();
+  if (!drained) {
+    io.stderr('mcp-gateway: shutdown failed: a worker did not drain cleanly\n');
+    return EXIT.failure;
+  }
+  logger.info('stopped');
+  return EXIT.ok;
+}
+
+/** Applies pending migrations to the configured database, opening and closing it for that alone. */
+async function applyPendingMigrations(
+  config: AppConfig,
+  logger: Logger,
+): Promise<{ applied: string[]; description: string }> {
+  const [{ openDatabase }, { applyMigrations, MIGRATIONS_DIR }] = await Promise.all([
+    import('../database/database.js'),
+    import('../database/migrator.js'),
+  ]);
+  const database = await openDatabase(config.database, logger);
+  try {
+    const { applied } = await applyMigrations(database.adapterFactory, MIGRATIONS_DIR);
+    return { applied, description: database.description };
+  } finally {
+    await database.close();
+  }
+}
+
 async function migrate(io: CliIo): Promise<number> {
   const config = configFrom(io, {});
   if (!config) return EXIT.usage;
   const logger = createLogger({ logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel });
   try {
-    const [{ MIGRATIONS_DIR }, { openDatabase }, { applyMigrations }] = await Promise.all([
-      import('../bootstrap.js'),
-      import('../database/database.js'),
-      import('../database/migrator.js'),
-    ]);
-    const database = await openDatabase(config.database, logger);
-    try {
-      const { applied } = await applyMigrations(database.adapterFactory, MIGRATIONS_DIR);
-      io.stdout(
-        applied.length
-          ? `applied ${applied.length} migration(s) to ${database.description}:\n${applied.map((name) => `  ${name}\n`).join('')}`
-          : `no pending migrations: ${database.description} is up to date\n`,
-      );
-    } finally {
-      await database.close();
-    }
+    const { applied, description } = await applyPendingMigrations(config, logger);
+    io.stdout(
+      applied.length
+        ? `applied ${applied.length} migration(s) to ${description}:\n${applied.map((name) => `  ${name}\n`).join('')}`
+        : `no pending migrations: ${description} is up to date\n`,
+    );
   } catch (error) {
     return fail(io, logger, 'migration failed', error);
   }

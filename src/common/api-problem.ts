@@ -30,6 +30,7 @@ const DESCRIPTIONS: Record<number, string> = {
   409: 'A unique field is taken (`conflict`)',
   412: 'If-Match does not match the current ETag (`precondition_failed`)',
   413: 'The body is larger than 1 MB',
+  429: 'A rate limit is met (`rate_limited`); `Retry-After` says when to try again',
 };
 
 /** Documents the problem+json answers a route can give. */

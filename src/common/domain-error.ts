@@ -42,6 +42,8 @@ export class DomainError extends Error {
     readonly code: ErrorCode,
     readonly detail: string,
     readonly fieldErrors?: FieldError[],
+    /** Response headers the answer must carry (`Retry-After` on `rate_limited`). */
+    readonly headers?: Record<string, string>,
   ) {
     super(detail);
     this.name = 'DomainError';

@@ -39,6 +39,9 @@ const PRISMA_CODES: Record<string, { code: ErrorCode; detail: string }> = {
   P2002: { code: 'conflict', detail: 'a record with the same unique value already exists' },
   P2025: { code: 'not_found', detail: 'the record does not exist' },
   P2003: { code: 'validation_error', detail: 'a referenced record does not exist' },
+  // The database is saturated (no pooled connection, or a transaction could not start in time): retry later.
+  P2024: { code: 'service_unavailable', detail: 'the database is busy; try again shortly' },
+  P2028: { code: 'service_unavailable', detail: 'the database is busy; try again shortly' },
 };
 
 /** Turns every error that reaches HTTP into RFC 9457 problem+json. */
@@ -54,6 +57,9 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     if (response.headersSent) {
       response.destroy();
       return;
+    }
+    if (exception instanceof DomainError && exception.headers) {
+      for (const [name, value] of Object.entries(exception.headers)) response.setHeader(name, value);
     }
     response.status(problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem));
   }

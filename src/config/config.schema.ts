@@ -1,4 +1,6 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
+import { rateSchema } from '../ratelimit/rate-limit-policy';
 
 /**
  * Every environment variable the gateway reads, declared once. The README's
@@ -9,6 +11,15 @@ export interface ConfigVariable {
   defaultText: string;
   secret: boolean;
   description: string;
+}
+
+/** More worker processes than this on one machine is a mistake (each holds its own pools and caches). */
+export const MAX_WORKERS = 128;
+export const WORKERS_RULE = `must be a whole number from 1 to ${MAX_WORKERS}, or auto`;
+
+/** `auto`, or a whole number of worker processes within bounds. */
+export function isWorkersValue(value: string): boolean {
+  return value === 'auto' || (/^\d{1,4}$/.test(value) && Number(value) >= 1 && Number(value) <= MAX_WORKERS);
 }
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -53,6 +64,30 @@ const guidList = z
   .string()
   .transform((value) => splitList(value))
   .refine((list) => list.every((item) => GUID.test(item)), 'must be comma-separated GUIDs');
+
+const TRUST_PROXY_RULE =
+  'must be a hop count from 1 to 10, or a comma-separated list of IP addresses, CIDRs, loopback, linklocal, uniquelocal';
+const NAMED_SUBNETS = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** `TRUST_PROXY`: never `true` (every client could then claim any address), only hops or named proxies. */
+function isTrustProxyValue(value: string): boolean {
+  if (/^\d+$/.test(value)) return Number(value) >= 1 && Number(value) <= 10;
+  const entries = splitList(value);
+  return entries.length > 0 && entries.every(isProxyAddress);
+}
+
+function isProxyAddress(entry: string): boolean {
+  if (NAMED_SUBNETS.has(entry)) return true;
+  const [address = '', bits, extra] = entry.split('/');
+  const family = isIP(address);
+  if (family === 0 || extra !== undefined) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
+function toTrustProxy(value: string): number | string[] {
+  return /^\d+$/.test(value) ? Number(value) : splitList(value);
+}
 
 const envSchema = z.object({
   HOST: z.string().min(1, 'must not be empty').default('0.0.0.0'),
@@ -114,12 +149,51 @@ const envSchema = z.object({
     .default(1_048_576),
   MCP_STATELESS: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
   MCP_SESSION_IDLE_MS: milliseconds(1_000, 86_400_000).default(1_800_000),
+  AUDIT_ARGUMENTS: z
+    .enum(['off', 'redacted', 'hash'], { error: 'must be one of: off, redacted, hash' })
+    .default('redacted'),
+  AUDIT_REDACT_KEYS: z
+    .string()
+    .max(1000, 'must be at most 1000 characters')
+    .refine(isRegExp, 'must be a regular expression')
+    .default('password|passwd|secret|token|key|authorization|cookie|credential'),
+  AUDIT_ARGUMENTS_MAX_BYTES: z.coerce
+    .number({ error: 'must be a whole number of bytes from 256 to 1048576' })
+    .int('must be a whole number of bytes from 256 to 1048576')
+    .min(256, 'must be a whole number of bytes from 256 to 1048576')
+    .max(1_048_576, 'must be a whole number of bytes from 256 to 1048576')
+    .default(8192),
+  AUDIT_QUEUE_CAPACITY: positiveInt(1_000_000).default(10_000),
+  AUDIT_BATCH_SIZE: positiveInt(10_000).default(500),
+  AUDIT_FLUSH_INTERVAL_MS: milliseconds(1, 60_000).default(200),
+  AUDIT_WRITE_TIMEOUT_MS: milliseconds(100, 600_000).default(10_000),
+  AUDIT_RETENTION_DAYS: z.coerce
+    .number({ error: 'must be a whole number of days from 0 to 36500' })
+    .int('must be a whole number of days from 0 to 36500')
+    .min(0, 'must be a whole number of days from 0 to 36500')
+    .max(36_500, 'must be a whole number of days from 0 to 36500')
+    .default(90),
+  AUDIT_RETENTION_INTERVAL_MS: milliseconds(0, 86_400_000).default(3_600_000),
+  AUDIT_HMAC_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  METRICS_TOOL_LABELS_PER_SERVER: positiveInt(10_000).default(50),
+  METRICS_SERVER_LABELS: positiveInt(100_000).default(1_000),
+  WORKERS: z.string().refine(isWorkersValue, WORKERS_RULE).default('1'),
   SHUTDOWN_GRACE_MS: z.coerce
     .number({ error: 'must be a whole number of milliseconds from 0 to 600000' })
     .int('must be a whole number of milliseconds from 0 to 600000')
     .min(0, 'must be a whole number of milliseconds from 0 to 600000')
     .max(600_000, 'must be a whole number of milliseconds from 0 to 600000')
     .default(10_000),
+  RATE_LIMIT_ENABLED: boolean.default(true),
+  RATE_LIMIT_FILE: z.string().min(1, 'must not be empty').optional(),
+  RATE_LIMIT_PRINCIPAL: rateSchema.optional(),
+  RATE_LIMIT_ADMIN: rateSchema.optional(),
+  RATE_LIMIT_TENANT: rateSchema.optional(),
+  RATE_LIMIT_IP: z.union([z.literal('off'), rateSchema]).optional(),
+  TRUST_PROXY: z.string().refine(isTrustProxyValue, TRUST_PROXY_RULE).transform(toTrustProxy).optional(),
+  RATE_LIMIT_ON_REDIS_DOWN: z.enum(['local', 'refuse'], { error: 'must be local or refuse' }).optional(),
+  RATE_LIMIT_REPLICAS: positiveInt(1000).default(1),
+  RATE_LIMIT_REDIS_TIMEOUT_MS: milliseconds(1, 10_000).default(100),
 });
 
 export type RawEnv = z.input<typeof envSchema>;
@@ -361,12 +435,172 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     description: 'an MCP session unused this long expires (its id then answers 404)',
   },
   {
+    key: 'AUDIT_ARGUMENTS',
+    defaultText: '`redacted`',
+    secret: false,
+    description:
+      'what the audit trail keeps of MCP request arguments: `off` (nothing), `redacted` (values under keys matching `AUDIT_REDACT_KEYS`, and token-shaped strings, replaced at any depth) or `hash` (a sha256 of the canonical JSON)',
+  },
+  {
+    key: 'AUDIT_REDACT_KEYS',
+    defaultText: 'any of `password`, `passwd`, `secret`, `token`, `key`, `authorization`, `cookie`, `credential`',
+    secret: false,
+    description:
+      'regular expression (case-insensitive, matched anywhere in the key) naming the argument keys to redact',
+  },
+  {
+    key: 'AUDIT_ARGUMENTS_MAX_BYTES',
+    defaultText: '`8192`',
+    secret: false,
+    description: 'larger (redacted) arguments are stored as their size and sha256 only',
+  },
+  {
+    key: 'AUDIT_QUEUE_CAPACITY',
+    defaultText: '`10000`',
+    secret: false,
+    description:
+      'audit records held in memory before they are written; when full, the request that finds it full writes the whole queue to the spool itself (nothing is dropped)',
+  },
+  {
+    key: 'AUDIT_BATCH_SIZE',
+    defaultText: '`500`',
+    secret: false,
+    description: 'audit records written to the database per insert',
+  },
+  {
+    key: 'AUDIT_FLUSH_INTERVAL_MS',
+    defaultText: '`200`',
+    secret: false,
+    description:
+      'how often queued audit records are written (and, during a database outage, how often replay is tried)',
+  },
+  {
+    key: 'AUDIT_WRITE_TIMEOUT_MS',
+    defaultText: '`10000`',
+    secret: false,
+    description: 'an audit insert slower than this is given up and its batch spooled to `$DATA_DIR/audit-spool`',
+  },
+  {
+    key: 'AUDIT_RETENTION_DAYS',
+    defaultText: '`90`',
+    secret: false,
+    description:
+      'audit records older than this are removed (the chain stays verifiable from an anchor); `0` keeps them forever',
+  },
+  {
+    key: 'AUDIT_RETENTION_INTERVAL_MS',
+    defaultText: '`3600000`',
+    secret: false,
+    description: 'how often the retention job runs; `0` turns it off',
+  },
+  {
+    key: 'AUDIT_HMAC_KEY',
+    defaultText: '—',
+    secret: true,
+    description:
+      'key of the audit hash chain (HMAC-SHA256); without it the chain is plain SHA-256, which detects edits but not someone who recomputes the chain. `audit verify` needs the same key',
+  },
+  {
+    key: 'METRICS_TOOL_LABELS_PER_SERVER',
+    defaultText: '`50`',
+    secret: false,
+    description:
+      'distinct `tool` label values per server on `/metrics`; a tool gets one once a call to it has succeeded, later tools (and names no call succeeded with) count as `other`',
+  },
+  {
+    key: 'METRICS_SERVER_LABELS',
+    defaultText: '`1000`',
+    secret: false,
+    description: 'distinct `server` label values on `/metrics`; later servers count as `other`',
+  },
+  {
     key: 'SHUTDOWN_GRACE_MS',
     defaultText: '`10000`',
     secret: false,
     description: 'how long in-flight requests may take to finish after SIGTERM before connections are cut',
   },
+  {
+    key: 'WORKERS',
+    defaultText: '`1`',
+    secret: false,
+    description:
+      '`serve` worker processes sharing the port (1 to 128, or `auto`: one per CPU); more than 1 needs `DATABASE_URL` and `REDIS_URL`',
+  },
+  {
+    key: 'RATE_LIMIT_ENABLED',
+    defaultText: '`true`',
+    secret: false,
+    description: '`false` turns every `/mcp` rate limit off, the per-IP one included',
+  },
+  {
+    key: 'RATE_LIMIT_FILE',
+    defaultText: '—',
+    secret: false,
+    description:
+      'JSON file of rate-limit policies: role tiers, per-server and per-tool budgets and costs, method costs, fail-closed policies (see Rate limits); the variables below win over it',
+  },
+  {
+    key: 'RATE_LIMIT_PRINCIPAL',
+    defaultText: '`600/60s`',
+    secret: false,
+    description:
+      'budget of each caller (`tid:oid`, or `tid:app:clientId` for app-only callers), as `<count>/<window>` (`s`, `m`, `h`, `d`)',
+  },
+  {
+    key: 'RATE_LIMIT_ADMIN',
+    defaultText: '`3000/60s`',
+    secret: false,
+    description: 'budget of each caller holding `AUTH_ADMIN_ROLE` (instead of `RATE_LIMIT_PRINCIPAL`)',
+  },
+  {
+    key: 'RATE_LIMIT_TENANT',
+    defaultText: '`10000/60s`',
+    secret: false,
+    description: 'budget of all callers of one tenant together',
+  },
+  {
+    key: 'TRUST_PROXY',
+    defaultText: '— (none)',
+    secret: false,
+    description:
+      'proxies in front of the gateway whose `X-Forwarded-For` is believed, so the per-IP limit, logs and audit see the client: a hop count (`1` to `10`), or a comma-separated list of addresses, CIDRs and `loopback`, `linklocal`, `uniquelocal`',
+  },
+  {
+    key: 'RATE_LIMIT_IP',
+    defaultText: '`1200/60s`',
+    secret: false,
+    description:
+      'HTTP requests per client address under `MCP_PREFIX`, counted before the token is checked, in each replica; `off` turns it off',
+  },
+  {
+    key: 'RATE_LIMIT_ON_REDIS_DOWN',
+    defaultText: '`local`',
+    secret: false,
+    description:
+      'while Redis does not answer: `local` (each replica limits alone, with `1/RATE_LIMIT_REPLICAS` of each budget) or `refuse` (429); a policy in `RATE_LIMIT_FILE` may choose its own',
+  },
+  {
+    key: 'RATE_LIMIT_REPLICAS',
+    defaultText: '`1`',
+    secret: false,
+    description: 'replicas sharing the budgets; while Redis is down each one allows its share of every budget',
+  },
+  {
+    key: 'RATE_LIMIT_REDIS_TIMEOUT_MS',
+    defaultText: '`100`',
+    secret: false,
+    description: 'longest wait for Redis on one rate-limit decision before the insurance limiter decides',
+  },
 ];
+
+function isRegExp(value: string): boolean {
+  try {
+    new RegExp(value, 'i');
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 function safeUrl(value: string): URL | undefined {
   try {

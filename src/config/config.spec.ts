@@ -1,15 +1,7 @@
+import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
-import { ConfigError, loadConfig } from './config';
-
-function problemsOf(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems;
-    throw error;
-  }
-  throw new Error('expected a ConfigError');
-}
+import { problemsOf } from '../../test/support/config-problems';
+import { type ConfigError, loadConfig } from './config';
 
 describe('loadConfig', () => {
   it('runs on an empty environment with the documented defaults', () => {
@@ -26,7 +18,34 @@ describe('loadConfig', () => {
       auth: { mode: 'entra', audiences: [], allowedTenants: [], authorityHost: 'https://login.microsoftonline.com' },
       logLevel: 'info',
       shutdownGraceMs: 10_000,
+      workers: 1,
+      periodicWork: true,
     });
+  });
+
+  it('takes WORKERS as a number or auto (one per CPU), and refuses anything else naming the bounds', () => {
+    expect(loadConfig({ WORKERS: '4' }).workers).toBe(4);
+    expect(loadConfig({ WORKERS: '1' }, { WORKERS: '3' }).workers).toBe(3);
+    expect(loadConfig({ WORKERS: 'auto' }).workers).toBe(Math.min(128, availableParallelism()));
+    for (const bad of ['0', '-1', 'abc', '2.5', '129', '10000', 'AUTO']) {
+      expect(problemsOf({ WORKERS: bad })).toEqual(['WORKERS: must be a whole number from 1 to 128, or auto']);
+    }
+  });
+
+  it('takes TRUST_PROXY as hops or named proxies, never as "trust everyone"', () => {
+    expect(loadConfig({}).trustProxy).toBeUndefined();
+    expect(loadConfig({ TRUST_PROXY: '2' }).trustProxy).toBe(2);
+    expect(loadConfig({ TRUST_PROXY: 'loopback, 10.0.0.0/8,fd00::/8,192.0.2.7' }).trustProxy).toEqual([
+      'loopback',
+      '10.0.0.0/8',
+      'fd00::/8',
+      '192.0.2.7',
+    ]);
+    for (const bad of ['true', '0', '11', 'everyone', '10.0.0.0/33', '10.0.0.1/8/9', 'fd00::/129', ',', '1.2.3']) {
+      expect(problemsOf({ TRUST_PROXY: bad })).toEqual([
+        'TRUST_PROXY: must be a hop count from 1 to 10, or a comma-separated list of IP addresses, CIDRs, loopback, linklocal, uniquelocal',
+      ]);
+    }
   });
 
   it('uses PostgreSQL and Redis when their URLs are set', () => {

@@ -1,5 +1,7 @@
+import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
-import { envSchema, type ParsedEnv } from './config.schema';
+import { envSchema, MAX_WORKERS, type ParsedEnv } from './config.schema';
+import { buildRateLimitPolicy, type RateLimitPolicy, RateLimitFileError } from '../ratelimit/rate-limit-policy';
 
 export type DatabaseConfig =
   { kind: 'postgres'; url: string; poolSize: number } | { kind: 'embedded'; directory: string };
@@ -45,6 +47,24 @@ export interface UpstreamHealthConfig {
   degradedLatencyMs: number;
 }
 
+export interface AuditConfig {
+  arguments: 'off' | 'redacted' | 'hash';
+  /** Source of a case-insensitive regular expression over argument keys. */
+  redactKeys: string;
+  argumentsMaxBytes: number;
+  queueCapacity: number;
+  batchSize: number;
+  flushIntervalMs: number;
+  writeTimeoutMs: number;
+  /** 0: records are kept forever. */
+  retentionDays: number;
+  /** 0: the retention job does not run. */
+  retentionIntervalMs: number;
+  hmacKey?: string;
+  /** Where batches the database could not take wait: `$DATA_DIR/audit-spool`. */
+  spoolDir: string;
+}
+
 export interface AppConfig {
   host: string;
   port: number;
@@ -59,10 +79,23 @@ export interface AppConfig {
   discoveryIntervalMs: number;
   upstreamHealth: UpstreamHealthConfig;
   maxBodyBytes: number;
+  /** Express's `trust proxy`: hops, or the proxies' addresses; undefined: the TCP peer is the client. */
+  trustProxy?: number | string[];
   mcp: { sessionIdleMs: number; stateless: boolean; allowedHosts: string[]; allowedOrigins: string[] };
+  /** Cardinality caps of `/metrics`. */
+  metrics: { toolLabelsPerServer: number; serverLabels: number };
   logLevel: ParsedEnv['LOG_LEVEL'];
   shutdownGraceMs: number;
+  audit: AuditConfig;
   nodeEnv?: string;
+  /** `serve` processes on the one port (`auto` resolved to the CPU count, at most MAX_WORKERS). */
+  workers: number;
+  /**
+   * Whether this process runs the periodic discovery sweep and health probing.
+   * True but in `serve --workers N` workers other than the first: one machine probes once.
+   */
+  periodicWork: boolean;
+  rateLimit: RateLimitPolicy;
 }
 
 /** Raised when the environment does not satisfy the schema; one line per bad key. */
@@ -96,10 +129,17 @@ export function loadConfig(env: EnvSource, overrides: EnvSource = {}): AppConfig
     // Tokens anyone with DATA_DIR can mint must never guard a production gateway.
     throw new ConfigError(['AUTH_MODE: dev is refused when NODE_ENV is production']);
   }
-  return toAppConfig(result.data, { ...env });
+  let rateLimit: RateLimitPolicy;
+  try {
+    rateLimit = buildRateLimitPolicy(result.data, result.data.AUTH_ADMIN_ROLE);
+  } catch (error) {
+    if (!(error instanceof RateLimitFileError)) throw error;
+    throw new ConfigError(error.problems.map((problem) => `RATE_LIMIT_FILE: ${problem}`));
+  }
+  return toAppConfig(result.data, { ...env }, rateLimit);
 }
 
-function toAppConfig(env: ParsedEnv, secretSource: EnvSource): AppConfig {
+function toAppConfig(env: ParsedEnv, secretSource: EnvSource, rateLimit: RateLimitPolicy): AppConfig {
   const dataDir = path.resolve(env.DATA_DIR);
   const clientId = env.AZURE_CLIENT_ID;
   return {
@@ -149,14 +189,32 @@ function toAppConfig(env: ParsedEnv, secretSource: EnvSource): AppConfig {
     },
     logLevel: env.LOG_LEVEL,
     maxBodyBytes: env.MAX_BODY_BYTES,
+    ...(env.TRUST_PROXY !== undefined ? { trustProxy: env.TRUST_PROXY } : {}),
     mcp: {
       sessionIdleMs: env.MCP_SESSION_IDLE_MS,
       stateless: env.MCP_STATELESS === 'true',
       allowedHosts: env.MCP_ALLOWED_HOSTS ?? [],
       allowedOrigins: env.MCP_ALLOWED_ORIGINS ?? [],
     },
+    metrics: { toolLabelsPerServer: env.METRICS_TOOL_LABELS_PER_SERVER, serverLabels: env.METRICS_SERVER_LABELS },
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+    audit: {
+      arguments: env.AUDIT_ARGUMENTS,
+      redactKeys: env.AUDIT_REDACT_KEYS,
+      argumentsMaxBytes: env.AUDIT_ARGUMENTS_MAX_BYTES,
+      queueCapacity: env.AUDIT_QUEUE_CAPACITY,
+      batchSize: env.AUDIT_BATCH_SIZE,
+      flushIntervalMs: env.AUDIT_FLUSH_INTERVAL_MS,
+      writeTimeoutMs: env.AUDIT_WRITE_TIMEOUT_MS,
+      retentionDays: env.AUDIT_RETENTION_DAYS,
+      retentionIntervalMs: env.AUDIT_RETENTION_INTERVAL_MS,
+      hmacKey: env.AUDIT_HMAC_KEY,
+      spoolDir: path.join(dataDir, 'audit-spool'),
+    },
     nodeEnv: env.NODE_ENV,
+    workers: env.WORKERS === 'auto' ? Math.min(MAX_WORKERS, availableParallelism()) : Number(env.WORKERS),
+    periodicWork: true,
+    rateLimit,
   };
 }
 

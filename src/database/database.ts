@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
 import { PrismaPg } from '@prisma/adapter-pg';
 import type { SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils';
 import { Pool } from 'pg';
@@ -9,6 +10,12 @@ import type { Logger } from 'pino';
 import { type DatabaseConfig, describeDatabase } from '../config/config';
 
 const CONNECT_TIMEOUT_MS = 5_000;
+
+/**
+ * The extensions the migrations create, loaded into every PGlite (the embedded database, the migrator's shadow
+ * databases, `npm run migrate:create`): PGlite only has the contrib modules it is given at start.
+ */
+export const PGLITE_EXTENSIONS = { pg_trgm };
 
 /** The database connection the process owns: one pool (or one embedded PGlite), opened once. */
 export interface DatabaseConnection {
@@ -27,7 +34,7 @@ export async function openDatabase(config: DatabaseConfig, logger: Logger): Prom
     const releaseLock = lockDirectory(config.directory);
     let pglite: PGlite;
     try {
-      pglite = await PGlite.create(config.directory);
+      pglite = await PGlite.create(config.directory, { extensions: PGLITE_EXTENSIONS });
     } catch (error) {
       releaseLock();
       throw error;

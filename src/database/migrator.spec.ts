@@ -8,6 +8,7 @@ import { Client, Pool } from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { createScratchDatabase } from '../../test/support/services';
 import { applyMigrations, createMigration, type SqlMigrationAwareDriverAdapterFactory } from './migrator';
+import { PGLITE_EXTENSIONS } from './database';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const MIGRATIONS_DIR = path.join(ROOT, 'prisma', 'migrations');
@@ -122,6 +123,37 @@ function describeApplying(name: string, open: () => Promise<Target & { close(): 
       );
     });
 
+    it('creates pg_trgm, its trigram indexes and the byte-order search index', async () => {
+      const extensions = await target.query<{ extname: string }>(
+        "SELECT extname FROM pg_extension WHERE extname = 'pg_trgm'",
+      );
+      expect(extensions).toEqual([{ extname: 'pg_trgm' }]);
+      const indexes = await target.query<{ indexname: string; indexdef: string }>(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE indexname LIKE '%trgm_idx' OR indexname LIKE '%search_order_idx' ORDER BY indexname",
+      );
+      expect(indexes.map((row) => row.indexname)).toEqual([
+        'server_items_description_trgm_idx',
+        'server_items_name_trgm_idx',
+        'server_items_search_order_idx',
+        'server_items_title_trgm_idx',
+        'servers_description_trgm_idx',
+        'servers_name_trgm_idx',
+        'servers_title_trgm_idx',
+      ]);
+      const order = indexes.find((row) => row.indexname === 'server_items_search_order_idx');
+      expect(order?.indexdef).toContain('(kind, gateway_name COLLATE "C", server_id, name COLLATE "C")');
+      // The operator class answers an ILIKE substring test (the planner is kept off a sequential scan).
+      await target.query('SET enable_seqscan = off');
+      try {
+        const plan = await target.query<{ 'QUERY PLAN': string }>(
+          "EXPLAIN SELECT id FROM servers WHERE name ILIKE '%weather%'",
+        );
+        expect(plan.map((row) => row['QUERY PLAN']).join('\n')).toContain('servers_name_trgm_idx');
+      } finally {
+        await target.query('RESET enable_seqscan');
+      }
+    });
+
     it('sends each script whole (semicolons inside a function body)', async () => {
       await expect(applyMigrations(target.factory(), withFunctionDir)).resolves.toEqual({
         applied: [FUNCTION_MIGRATION],
@@ -161,7 +193,7 @@ describeApplying('PostgreSQL', async () => {
 });
 
 describeApplying('embedded PGlite (file-backed)', async () => {
-  const pglite = await PGlite.create(path.join(tmp, 'pglite'));
+  const pglite = await PGlite.create(path.join(tmp, 'pglite'), { extensions: PGLITE_EXTENSIONS });
   return {
     factory: () => new PrismaPGlite(pglite),
     query: async <T>(sql: string) => (await pglite.query<T>(sql)).rows,
@@ -198,7 +230,11 @@ describe('applyMigrations on PostgreSQL through pools shared with the app', () =
   it('leaves no advisory lock held, and the pools usable', async () => {
     await applyMigrations(new PrismaPg(pools[0]!), MIGRATIONS_DIR);
 
-    const { rows } = await pools[1]!.query("SELECT pid FROM pg_locks WHERE locktype = 'advisory'");
+    // Only this scratch database: other suites running alongside take their own.
+    const { rows } = await pools[1]!.query(
+      `SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+        WHERE l.locktype = 'advisory' AND d.datname = current_database()`,
+    );
     expect(rows).toEqual([]);
     await expect(pools[0]!.query('SELECT count(*) FROM servers')).resolves.toBeDefined();
   });
@@ -211,7 +247,7 @@ describe('createMigration', () => {
   let migrationsDir: string;
 
   beforeAll(async () => {
-    dev = await PGlite.create();
+    dev = await PGlite.create({ extensions: PGLITE_EXTENSIONS });
     await applyMigrations(new PrismaPGlite(dev), MIGRATIONS_DIR);
   });
 

@@ -25,8 +25,13 @@ import type { MigrationList, SchemaEngine, SchemaFilter } from '@prisma/schema-e
 import * as glue from '@prisma/schema-engine-wasm/schema_engine_bg';
 import { Pool } from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
+import { PACKAGE_ROOT } from '../version';
+import { PGLITE_EXTENSIONS } from './database';
 
 export type { SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils';
+
+/** The committed migrations, in the package (under `src/..` or `dist/..` alike). */
+export const MIGRATIONS_DIR = path.join(PACKAGE_ROOT, 'prisma', 'migrations');
 
 export interface ApplyMigrationsResult {
   /** Names of the migrations this call applied, oldest first; empty when the database was up to date. */
@@ -94,7 +99,7 @@ export async function createMigration(opts: CreateMigrationOptions): Promise<str
     provider: opts.adapterFactory.provider,
     connect: () => opts.adapterFactory.connect(),
     connectToShadowDb: () => {
-      const shadow = new PGlite(); // in memory
+      const shadow = new PGlite({ extensions: PGLITE_EXTENSIONS }); // in memory
       shadows.push(shadow);
       return new PrismaPGlite(shadow).connect();
     },

@@ -8,6 +8,8 @@ import {
 import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
 import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
+import { KEY_VALUE_STORE, type KeyValueStore } from '../redis/key-value-store';
+import { deploymentKey, PeriodClaim } from '../redis/period-claim';
 import { type RegistryEvent, RegistryEvents } from '../registry/registry-events';
 import { DiscoveryRepository } from './discovery.repository';
 import { DiscoverySyncService } from './discovery-sync.service';
@@ -21,7 +23,8 @@ const FIRST_SWEEP_DELAY_MS = 1_000;
 /**
  * What starts syncs besides the refresh route: registry changes, and a sweep
  * over every synced server each DISCOVERY_INTERVAL_MS (0 turns the sweep off,
- * including the one at start). Timers are unref'd and nothing here is waited
+ * including the one at start; `serve --workers` workers but the first only
+ * prune their watchers, so one machine syncs each server once). Timers are unref'd and nothing here is waited
  * on at shutdown.
  */
 @Injectable()
@@ -29,6 +32,7 @@ export class DiscoveryScheduler implements OnApplicationBootstrap, OnModuleDestr
   private unsubscribe?: () => void;
   private timer?: NodeJS.Timeout;
   private stopped = false;
+  private readonly sweeps: PeriodClaim;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -37,13 +41,24 @@ export class DiscoveryScheduler implements OnApplicationBootstrap, OnModuleDestr
     private readonly watchers: ListChangedWatchers,
     private readonly repository: DiscoveryRepository,
     @InjectPinoLogger(DiscoveryScheduler.name) private readonly logger: PinoLogger,
-  ) {}
+    @Inject(KEY_VALUE_STORE) store: KeyValueStore,
+  ) {
+    this.sweeps = new PeriodClaim(store, `discovery-sweep:${deploymentKey(config.database)}`);
+  }
 
   onApplicationBootstrap(): void {
     this.unsubscribe = this.events.on((event) => this.onRegistryEvent(event));
     if (this.config.discoveryIntervalMs > 0) {
       this.scheduleSweep(Math.min(FIRST_SWEEP_DELAY_MS, this.config.discoveryIntervalMs));
     }
+  }
+
+  /**
+   * A worker that leaves the sweep to another one still closes the watchers
+   * of servers that were disabled or deleted elsewhere.
+   */
+  async pruneWatchers(): Promise<void> {
+    this.releaseWatchersOfServersGone(await this.repository.listSyncedServerIds());
   }
 
   onModuleDestroy(): void {
@@ -57,9 +72,7 @@ export class DiscoveryScheduler implements OnApplicationBootstrap, OnModuleDestr
   /** One pass over every synced server; servers with a sync already running are left to it. */
   async sweep(): Promise<void> {
     const ids = await this.repository.listSyncedServerIds();
-    const synced = new Set(ids);
-    // Servers disabled or deleted by another instance: their watchers go too.
-    for (const id of this.watchers.watchedServerIds()) if (!synced.has(id)) this.watchers.unwatch(id);
+    this.releaseWatchersOfServersGone(ids);
     const pending = ids.filter((id) => !this.syncs.isSyncing(id));
     const worker = async (): Promise<void> => {
       while (!this.stopped) {
@@ -95,12 +108,30 @@ export class DiscoveryScheduler implements OnApplicationBootstrap, OnModuleDestr
   private scheduleSweep(delayMs: number): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
-      void this.sweep()
+      void (this.config.periodicWork ? this.sweepIfOurTurn() : this.pruneWatchers())
         .catch((error: unknown) => {
           if (!this.stopped) this.logger.error({ err: error }, 'discovery sweep failed');
         })
         .finally(() => this.scheduleSweep(this.config.discoveryIntervalMs));
     }, delayMs).unref();
+  }
+
+  /** One replica of a deployment sweeps per interval; the others only let go of watchers of servers gone. */
+  private async sweepIfOurTurn(): Promise<void> {
+    let ours = true;
+    try {
+      ours = await this.sweeps.claim(this.config.discoveryIntervalMs);
+    } catch (error) {
+      // Without the shared store every replica sweeps, as a single instance would.
+      this.logger.warn({ err: error }, 'could not claim the discovery sweep; sweeping anyway');
+    }
+    return ours ? this.sweep() : this.pruneWatchers();
+  }
+
+  /** Servers disabled or deleted by another instance: their watchers go too. */
+  private releaseWatchersOfServersGone(syncedIds: string[]): void {
+    const synced = new Set(syncedIds);
+    for (const id of this.watchers.watchedServerIds()) if (!synced.has(id)) this.watchers.unwatch(id);
   }
 
   private stop(): void {

@@ -8,6 +8,7 @@ import type { UpstreamTarget } from '../registry/server.schema';
 import type { UpstreamConnector, UpstreamSession } from '../upstream/upstream-connector';
 import { UpstreamError } from '../upstream/upstream-error';
 import type { DiscoveryRepository, ServerForSync, SnapshotToSave } from './discovery.repository';
+import type { ItemChangeRecord } from './item-records';
 import { DiscoverySyncService, targetOf } from './discovery-sync.service';
 import type { ListChangedWatchers } from './list-changed-watchers';
 
@@ -44,7 +45,9 @@ async function inMemorySession(catalog: PagedCatalog): Promise<UpstreamSession &
 function setup(server: ServerForSync | null = SERVER) {
   const repository = {
     findServer: jest.fn((_id: string) => Promise.resolve(server ?? undefined)),
-    saveSnapshot: jest.fn((_id: string, _snapshot: SnapshotToSave) => Promise.resolve({ changes: [] })),
+    saveSnapshot: jest.fn((_id: string, _snapshot: SnapshotToSave) =>
+      Promise.resolve<{ changes: ItemChangeRecord[]; changed: boolean } | undefined>({ changes: [], changed: true }),
+    ),
     recordFailure: jest.fn((_id: string, _lastError: string, _at: Date) => Promise.resolve()),
   };
   const sessions: (UpstreamSession & { closed: boolean })[] = [];
@@ -58,14 +61,15 @@ function setup(server: ServerForSync | null = SERVER) {
   };
   const watchers = { watch: jest.fn(), unwatch: jest.fn(), onListChanged: jest.fn() };
   const logger = { info: jest.fn(), warn: jest.fn(), error: jest.fn(), debug: jest.fn() };
+  const signals = new ClusterSignals(new MemoryStore());
   const service = new DiscoverySyncService(
     repository as unknown as DiscoveryRepository,
     connector as unknown as UpstreamConnector,
     watchers as unknown as ListChangedWatchers,
-    new ClusterSignals(new MemoryStore()),
+    signals,
     logger as unknown as PinoLogger,
   );
-  return { service, repository, connector, watchers, sessions };
+  return { service, repository, connector, watchers, sessions, signals };
 }
 
 describe('DiscoverySyncService', () => {
@@ -84,6 +88,22 @@ describe('DiscoverySyncService', () => {
     // The paged fixture does not announce list changes: nothing to watch.
     expect(watchers.unwatch).toHaveBeenCalledWith(SERVER.id);
     expect(watchers.watch).not.toHaveBeenCalled();
+  });
+
+  it('signals catalog:stale after a sync that changed what the server offers, and only then', async () => {
+    const { service, repository, signals } = setup();
+    const raise = jest.spyOn(signals, 'raise');
+
+    await service.sync(SERVER.id, 'registered');
+    expect(raise.mock.calls).toEqual([['catalog:stale']]);
+
+    repository.saveSnapshot.mockResolvedValueOnce({ changes: [], changed: false });
+    await service.sync(SERVER.id, 'periodic');
+    expect(raise).toHaveBeenCalledTimes(1);
+
+    repository.saveSnapshot.mockResolvedValueOnce({ changes: [], changed: true });
+    await service.sync(SERVER.id, 'periodic');
+    expect(raise).toHaveBeenCalledTimes(2);
   });
 
   it('coalesces: while a sync runs, every further ask shares the one queued after it', async () => {

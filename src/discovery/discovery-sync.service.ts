@@ -118,10 +118,13 @@ export class DiscoverySyncService implements OnModuleInit, OnModuleDestroy {
       this.watchers.unwatch(serverId);
       return { status: 'not_found', serverId };
     }
-    // Every replica's /mcp catalog reloads now instead of at its next poll.
-    await this.signals
-      .raise('catalog:stale')
-      .catch((error: unknown) => this.logger.warn({ err: error }, 'signal failed'));
+    // Every replica's /mcp catalog reloads now instead of at its next poll; a sync that found everything as it
+    // was (most periodic ones) has nothing for them to reload.
+    if (saved.changed) {
+      await this.signals
+        .raise('catalog:stale')
+        .catch((error: unknown) => this.logger.warn({ err: error }, 'signal failed'));
+    }
     if (announcesListChanges(catalog.capabilities)) this.watchers.watch(target);
     else this.watchers.unwatch(serverId);
     if (catalog.truncated.length > 0 || catalog.skipped.length > 0) {

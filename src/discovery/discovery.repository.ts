@@ -2,7 +2,7 @@ import { escapeLike } from '../common/sql';
 import { Injectable } from '@nestjs/common';
 import { Prisma } from '../generated/prisma/client';
 import { PrismaService } from '../database/prisma.service';
-import type { ItemKind } from './fingerprint';
+import { canonicalJson, type ItemKind } from './fingerprint';
 import { diffItems, type ItemChangeRecord, type ItemChangeType, type ItemRecord } from './item-records';
 import type { Definition } from './upstream-catalog';
 
@@ -130,18 +130,34 @@ export class DiscoveryRepository {
    * first one: that sync is the baseline). Concurrent syncs of one server, in
    * this process or another, serialise on the server's row. Undefined when the
    * server no longer exists.
+   *
+   * `changed` says whether what the gateway offers of this server differs from
+   * before: the first sync, any difference in the stored items (definitions
+   * verbatim, not only their fingerprints: `/mcp` serves them whole, `_meta`
+   * included) or in the capabilities. Only then does `changed_at` move.
    */
-  async saveSnapshot(serverId: string, snapshot: SnapshotToSave): Promise<{ changes: ItemChangeRecord[] } | undefined> {
+  async saveSnapshot(
+    serverId: string,
+    snapshot: SnapshotToSave,
+  ): Promise<{ changes: ItemChangeRecord[]; changed: boolean } | undefined> {
     return this.prisma.$transaction(async (tx) => {
       const locked = await tx.$queryRaw<{ id: string }[]>`
         SELECT id::text FROM servers WHERE id = ${serverId}::uuid FOR NO KEY UPDATE`;
       if (locked.length === 0) return undefined;
-      const previous = await tx.serverDiscovery.findUnique({ where: { serverId }, select: { syncedAt: true } });
+      const previous = await tx.serverDiscovery.findUnique({
+        where: { serverId },
+        select: { syncedAt: true, changedAt: true, capabilities: true },
+      });
       const before = await tx.serverItem.findMany({
         where: { serverId },
-        select: { kind: true, name: true, fingerprint: true },
+        select: { kind: true, name: true, gatewayName: true, definition: true, fingerprint: true, position: true },
       });
       const changes = previous?.syncedAt ? diffItems(before.map(asFingerprinted), snapshot.items) : [];
+      const changed =
+        !previous?.syncedAt ||
+        !previous.changedAt ||
+        canonicalJson(previous.capabilities) !== canonicalJson(snapshot.capabilities) ||
+        !sameItems(before, snapshot.items);
       await tx.serverItem.deleteMany({ where: { serverId } });
       if (snapshot.items.length > 0) {
         await tx.serverItem.createMany({
@@ -169,11 +185,12 @@ export class DiscoveryRepository {
         capabilities: snapshot.capabilities as Prisma.InputJsonObject,
         instructions: snapshot.instructions,
         syncedAt: snapshot.syncedAt,
+        ...(changed ? { changedAt: snapshot.syncedAt } : {}),
         lastError: null,
         lastErrorAt: null,
       };
       await tx.serverDiscovery.upsert({ where: { serverId }, create: { serverId, ...discovery }, update: discovery });
-      return { changes };
+      return { changes, changed };
     }, TRANSACTION);
   }
 
@@ -242,39 +259,184 @@ export class DiscoveryRepository {
    * Items of servers that are not disabled, ordered by (gatewayName, serverId,
    * kind, name) — a total order, so keyset pages never skip or repeat a row.
    * Byte order ("C"), so the order is the same whatever the database's locale.
+   *
+   * Text matches are either dense (a common word: the first rows in page order
+   * hold a page of them) or sparse (a rare word, or one whose matches all sort
+   * late), and PostgreSQL's estimate of an `ILIKE '%q%'` cannot tell which:
+   * walking the page order and filtering is instant for the first kind and
+   * reads the whole table for the second. So a search of one kind across
+   * servers first reads a bounded window of rows in page order
+   * (server_items_search_order_idx); only when that window holds less than a
+   * page does it collect every match (through the trigram indexes when q has
+   * three characters or more), sort them, and take a page.
    */
   async search(search: ItemSearch): Promise<SearchRow[]> {
-    const conditions: Prisma.Sql[] = [
-      Prisma.sql`i.kind IN (${Prisma.join([...search.kinds])})`,
-      Prisma.sql`s.status IN (${Prisma.join([...SYNCED_STATUSES])})`,
-    ];
-    if (search.server && 'id' in search.server) conditions.push(Prisma.sql`s.id = ${search.server.id}::uuid`);
-    if (search.server && 'slug' in search.server) conditions.push(Prisma.sql`s.slug = ${search.server.slug}`);
-    if (search.tag !== undefined) conditions.push(Prisma.sql`${search.tag} = ANY(s.tags)`);
-    if (search.text !== undefined && search.text !== '') {
-      const pattern = `%${escapeLike(search.text)}%`;
-      conditions.push(Prisma.sql`(
-        i.name ILIKE ${pattern} ESCAPE '\\'
-        OR i.title ILIKE ${pattern} ESCAPE '\\'
-        OR i.description ILIKE ${pattern} ESCAPE '\\'
-        OR (i.definition->>'name') ILIKE ${pattern} ESCAPE '\\')`);
+    const [kind, ...otherKinds] = search.kinds;
+    if (kind !== undefined && otherKinds.length === 0 && search.server === undefined) {
+      const windowed = await this.searchWindow(kind, search);
+      if (windowed.length >= search.limit) return windowed;
+      if (hasText(search)) return this.searchMatches(search);
     }
-    if (search.after) {
-      const { gatewayName, serverId, kind, name } = search.after;
-      conditions.push(
-        Prisma.sql`(i.gateway_name COLLATE "C", i.server_id, i.kind COLLATE "C", i.name COLLATE "C")
-          > (${gatewayName}::text, ${serverId}::uuid, ${kind}::text, ${name}::text)`,
-      );
-    }
+    // One server (its primary key finds its few rows), resources and templates together, or no text at all.
+    return this.searchDirect(search);
+  }
+
+  /** The matches among the first SEARCH_WINDOW rows of `kind` in page order (after the cursor). */
+  private searchWindow(kind: ItemKind, search: ItemSearch): Promise<SearchRow[]> {
+    const windowConditions = [Prisma.sql`i.kind = ${kind}`];
+    if (search.after) windowConditions.push(afterCondition(search.after, [kind]));
     return this.prisma.$queryRaw<SearchRow[]>`
-      SELECT i.server_id::text AS "serverId", s.slug AS "serverSlug", s.name AS "serverName",
-             i.kind, i.name, i.gateway_name AS "gatewayName", i.title, i.description, i.fingerprint,
-             i.definition->>'name' AS "displayName", i.definition->>'mimeType' AS "mimeType"
-      FROM server_items i JOIN servers s ON s.id = i.server_id
-      WHERE ${Prisma.join(conditions, ' AND ')}
-      ORDER BY i.gateway_name COLLATE "C", i.server_id, i.kind COLLATE "C", i.name COLLATE "C"
+      SELECT ${SEARCH_COLUMNS}
+      FROM (
+        SELECT ${ITEM_COLUMNS} FROM server_items i
+        WHERE ${Prisma.join(windowConditions, ' AND ')}
+        ORDER BY ${orderBy([kind])}
+        LIMIT ${SEARCH_WINDOW}
+      ) i JOIN servers s ON s.id = i.server_id
+      WHERE ${Prisma.join([...textConditions(search, Prisma.sql`i.display_name`), ...serverConditions(search)], ' AND ')}
+      ORDER BY ${orderBy([kind])}
       LIMIT ${search.limit}`;
   }
+
+  /**
+   * Every text match, sorted, then the page of those whose server qualifies.
+   * `OFFSET 0` fences the subquery: planned on its own, for all its rows, it
+   * collects the matches (trigram bitmap scans) instead of walking the page
+   * order in the hope of an early page; the outer join keeps its order and
+   * looks servers up only until the page is full.
+   */
+  private searchMatches(search: ItemSearch): Promise<SearchRow[]> {
+    const conditions = [
+      Prisma.sql`i.kind IN (${Prisma.join([...search.kinds])})`,
+      ...textConditions(search, Prisma.sql`(i.definition->>'name')`),
+    ];
+    if (search.after) conditions.push(afterCondition(search.after, search.kinds));
+    return this.prisma.$queryRaw<SearchRow[]>`
+      SELECT ${SEARCH_COLUMNS}
+      FROM (
+        SELECT ${ITEM_COLUMNS} FROM server_items i
+        WHERE ${Prisma.join(conditions, ' AND ')}
+        ORDER BY ${orderBy(search.kinds)}
+        OFFSET 0
+      ) i JOIN servers s ON s.id = i.server_id
+      WHERE ${Prisma.join(serverConditions(search), ' AND ')}
+      ORDER BY ${orderBy(search.kinds)}
+      LIMIT ${search.limit}`;
+  }
+
+  /** One query, planned as PostgreSQL sees fit. */
+  private searchDirect(search: ItemSearch): Promise<SearchRow[]> {
+    const conditions = [
+      Prisma.sql`i.kind IN (${Prisma.join([...search.kinds])})`,
+      ...textConditions(search, Prisma.sql`i.display_name`),
+      ...serverConditions(search),
+    ];
+    if (search.after) conditions.push(afterCondition(search.after, search.kinds));
+    return this.prisma.$queryRaw<SearchRow[]>`
+      SELECT ${SEARCH_COLUMNS}
+      FROM (SELECT ${ITEM_COLUMNS} FROM server_items i) i JOIN servers s ON s.id = i.server_id
+      WHERE ${Prisma.join(conditions, ' AND ')}
+      ORDER BY ${orderBy(search.kinds)}
+      LIMIT ${search.limit}`;
+  }
+}
+
+/**
+ * Rows of one kind a search reads in page order before it collects every
+ * match instead: reading them costs about a millisecond, and they hold a page
+ * of 100 for any q that matches one row in 20 or more.
+ */
+const SEARCH_WINDOW = 2_000;
+
+/** What a search reads of an item: not the whole definition, which would make sorting many matches spill to disk. */
+const ITEM_COLUMNS = Prisma.sql`i.server_id, i.kind, i.name, i.gateway_name, i.title, i.description, i.fingerprint,
+  i.definition->>'name' AS display_name, i.definition->>'mimeType' AS mime_type`;
+
+const SEARCH_COLUMNS = Prisma.sql`i.server_id::text AS "serverId", s.slug AS "serverSlug", s.name AS "serverName",
+  i.kind, i.name, i.gateway_name AS "gatewayName", i.title, i.description, i.fingerprint,
+  i.display_name AS "displayName", i.mime_type AS "mimeType"`;
+
+function hasText(search: ItemSearch): boolean {
+  return search.text !== undefined && search.text !== '';
+}
+
+/**
+ * A case-insensitive substring of the name (or URI), title or description, or
+ * of a resource's own name (`displayName`, its `definition.name`); a tool's or
+ * prompt's `definition.name` is its name, already tested.
+ */
+function textConditions(search: ItemSearch, displayName: Prisma.Sql): Prisma.Sql[] {
+  if (!hasText(search)) return [];
+  const pattern = `%${escapeLike(search.text ?? '')}%`;
+  const resourceName = search.kinds.some((kind) => kind === 'resource' || kind === 'resource_template')
+    ? Prisma.sql`OR (i.kind IN ('resource', 'resource_template') AND ${displayName} ILIKE ${pattern} ESCAPE '\\')`
+    : Prisma.empty;
+  return [
+    Prisma.sql`(
+      i.name ILIKE ${pattern} ESCAPE '\\'
+      OR i.title ILIKE ${pattern} ESCAPE '\\'
+      OR i.description ILIKE ${pattern} ESCAPE '\\'
+      ${resourceName})`,
+  ];
+}
+
+function serverConditions(search: ItemSearch): Prisma.Sql[] {
+  const conditions = [Prisma.sql`s.status IN (${Prisma.join([...SYNCED_STATUSES])})`];
+  if (search.server && 'id' in search.server) conditions.push(Prisma.sql`s.id = ${search.server.id}::uuid`);
+  if (search.server && 'slug' in search.server) conditions.push(Prisma.sql`s.slug = ${search.server.slug}`);
+  if (search.tag !== undefined) conditions.push(Prisma.sql`${search.tag} = ANY(s.tags)`);
+  return conditions;
+}
+
+/**
+ * The page order. With one kind, the kind is the same on every row and is left
+ * out, so that the order is server_items_search_order_idx's own (`kind COLLATE
+ * "C"` is not the column the equality on kind fixes, and the planner would sort).
+ */
+function orderBy(kinds: readonly ItemKind[]): Prisma.Sql {
+  return kinds.length === 1
+    ? Prisma.sql`i.gateway_name COLLATE "C", i.server_id, i.name COLLATE "C"`
+    : Prisma.sql`i.gateway_name COLLATE "C", i.server_id, i.kind COLLATE "C", i.name COLLATE "C"`;
+}
+
+/**
+ * Rows after the cursor's, in page order; for one kind (the cursor's, as
+ * always with cursors this API issued), in the index's columns so that the
+ * index scan starts there.
+ */
+function afterCondition(after: SearchPosition, kinds: readonly ItemKind[]): Prisma.Sql {
+  const { gatewayName, serverId, kind, name } = after;
+  if (kinds.length === 1 && kinds[0] === kind) {
+    return Prisma.sql`(i.gateway_name COLLATE "C", i.server_id, i.name COLLATE "C")
+      > (${gatewayName}::text, ${serverId}::uuid, ${name}::text)`;
+  }
+  return Prisma.sql`(i.gateway_name COLLATE "C", i.server_id, i.kind COLLATE "C", i.name COLLATE "C")
+    > (${gatewayName}::text, ${serverId}::uuid, ${kind}::text, ${name}::text)`;
+}
+
+/** Whether the stored rows are the ones a sync is about to write, in any order. */
+function sameItems(
+  stored: readonly {
+    kind: string;
+    name: string;
+    gatewayName: string;
+    definition: Prisma.JsonValue;
+    position: number;
+  }[],
+  next: readonly ItemRecord[],
+): boolean {
+  if (stored.length !== next.length) return false;
+  const keyOf = (item: { kind: string; name: string }): string => `${item.kind}\u0000${item.name}`;
+  const byKey = new Map(stored.map((item) => [keyOf(item), item]));
+  return next.every((item) => {
+    const old = byKey.get(keyOf(item));
+    return (
+      old !== undefined &&
+      old.gatewayName === item.gatewayName &&
+      old.position === item.position &&
+      canonicalJson(old.definition) === canonicalJson(item.definition)
+    );
+  });
 }
 
 function asFingerprinted(row: { kind: string; name: string; fingerprint: string }): {

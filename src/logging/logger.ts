@@ -1,40 +1,86 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import pino, { type DestinationStream, type Logger } from 'pino';
+import pino, { type Bindings, type DestinationStream, type Logger } from 'pino';
 import type { Options as PinoHttpOptions } from 'pino-http';
 import type { AppConfig } from '../config/config';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** Anything that could carry a credential, wherever it appears in a log line. */
+/** Credential headers, wherever a request or response is logged. */
 const REDACT_PATHS = [
   'req.headers.authorization',
   'req.headers["proxy-authorization"]',
   'req.headers.cookie',
   'res.headers["set-cookie"]',
-  '*.token',
-  '*.accessToken',
-  '*.access_token',
-  '*.refreshToken',
-  '*.refresh_token',
-  '*.password',
-  '*.secret',
-  '*.clientSecret',
-  '*.client_secret',
 ];
 
+/**
+ * Fields censored one level down in anything logged (`{ upstream: { token } }`), as pino's `*.token` redaction
+ * paths would. Done here instead: pino runs every wildcard path over every object-valued key of every line,
+ * which made redaction about half the cost of the access log line written for each request (`npm run bench`).
+ */
+const SECRET_FIELDS = [
+  'token',
+  'accessToken',
+  'access_token',
+  'refreshToken',
+  'refresh_token',
+  'password',
+  'secret',
+  'clientSecret',
+  'client_secret',
+];
+const CENSOR = '[redacted]';
+
+/** `object` with its secret-named fields one level down censored; the same object when there are none. */
+export function censorSecrets(object: Record<string, unknown>): Record<string, unknown> {
+  let censored: Record<string, unknown> | undefined;
+  for (const key in object) {
+    if (!Object.prototype.hasOwnProperty.call(object, key)) continue;
+    const value = object[key];
+    if (value === null || typeof value !== 'object') continue;
+    const safe = withoutSecrets(value);
+    if (safe !== value) (censored ??= { ...object })[key] = safe;
+  }
+  return censored ?? object;
+}
+
+function withoutSecrets(value: object): object {
+  let copy: Record<string, unknown> | undefined;
+  for (const field of SECRET_FIELDS) {
+    if (!(field in value) || (value as Record<string, unknown>)[field] === undefined) continue;
+    // An error keeps its prototype, message and stack for pino's error serializer; the censored field shadows it.
+    copy ??= value instanceof Error ? (Object.create(value) as Record<string, unknown>) : { ...value };
+    // Defined, not assigned: a getter or read-only field on the original must not get in the way.
+    Object.defineProperty(copy, field, { value: CENSOR, enumerable: true, writable: true, configurable: true });
+  }
+  return copy ?? value;
+}
+
 export function createLogger(config: Pick<AppConfig, 'logLevel'>, destination?: DestinationStream): Logger {
-  return pino(
+  const logger = pino(
     {
       level: config.logLevel,
-      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      redact: { paths: REDACT_PATHS, censor: CENSOR },
+      formatters: { log: censorSecrets, bindings: censorSecrets },
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
     // Asynchronous writes keep logging off the request path; pino flushes them on process exit.
     destination ?? pino.destination({ sync: false }),
   );
+  // pino gives child loggers no bindings formatter; every child inherits this method from the root instead.
+  const child = Reflect.get(logger, 'child') as unknown as (
+    this: Logger,
+    bindings: Bindings,
+    options?: unknown,
+  ) => Logger;
+  const censoredChild = function (this: Logger, bindings: Bindings, options?: unknown): Logger {
+    return child.call(this, censorSecrets(bindings), options);
+  };
+  logger.child = censoredChild as unknown as Logger['child'];
+  return logger;
 }
 
 /** Takes a well-formed `x-request-id` from the caller, or makes one, and echoes it back. */
@@ -43,6 +89,12 @@ export function requestId(req: IncomingMessage, res: ServerResponse): string {
   const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
   res.setHeader(REQUEST_ID_HEADER, id);
   return id;
+}
+
+/** The id a request was given (`requestId` above, through pino-http), or '' before it had one. */
+export function requestIdOf(req: IncomingMessage, res?: ServerResponse): string {
+  const id: unknown = req.id ?? res?.getHeader(REQUEST_ID_HEADER);
+  return typeof id === 'string' || typeof id === 'number' ? String(id) : '';
 }
 
 export function httpLoggerOptions(logger: Logger): PinoHttpOptions {

@@ -5,10 +5,11 @@ import { PinoLogger } from 'nestjs-pino';
 import { callerOf, principalOf, type Principal, type UpstreamCaller } from '../auth/principal';
 import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
-import { classifyUpstreamError } from '../upstream/upstream-error';
+import { ProtectedResource } from '../auth/protected-resource';
+import { claimsChallengeOf, classifyUpstreamError } from '../upstream/upstream-error';
 import { GATEWAY_VERSION } from '../version';
 import { Catalog, type CatalogEntry, type CatalogKind } from './catalog';
-import { sendJson, sendRpcError, startSse, writeEvent } from './http-replies';
+import { sendClaimsChallenge, sendJson, sendRpcError, startSse, writeEvent } from './http-replies';
 import {
   ErrorCodes,
   errorResponse,
@@ -24,6 +25,9 @@ import type { GatewayServer } from './server-directory';
 import { type McpSession, McpSessionStore } from './session-store';
 import { SESSION_HEADER } from './streamable-http-client';
 import { InFlightRequests } from './in-flight';
+import { McpTraffic } from '../traffic/mcp-traffic';
+import type { ServerRef } from '../traffic/mcp-exchange';
+import { ExchangeRecorder, sendRateLimited } from './exchange-recorder';
 import { type UpstreamCancel, UpstreamPool } from './upstream-pool';
 import { isResponseTo, responseTo, safeJson } from './upstream-exchange';
 
@@ -45,6 +49,7 @@ interface Call {
   principal: Principal;
   caller: UpstreamCaller;
   signal: AbortSignal;
+  exchanges: ExchangeRecorder;
 }
 
 /**
@@ -66,6 +71,8 @@ export class AggregateServer implements OnModuleDestroy {
     private readonly pool: UpstreamPool,
     @Inject(McpSessionStore) private readonly sessions: McpSessionStore,
     @Inject(InFlightRequests) private readonly inFlight: InFlightRequests,
+    private readonly traffic: McpTraffic,
+    private readonly resource: ProtectedResource,
     private readonly logger: PinoLogger,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
@@ -89,24 +96,19 @@ export class AggregateServer implements OnModuleDestroy {
     if ('problem' in parsed) return sendRpcError(res, 400, null, parsed.code, parsed.problem);
     const { messages, batch } = parsed;
     const initialize = messages.find((message) => isRequest(message) && message.method === 'initialize');
+    const exchanges = new ExchangeRecorder(this.traffic, req, res, 'aggregate', principal);
     if (initialize) {
       if (messages.length > 1)
         return sendRpcError(res, 400, null, ErrorCodes.invalidRequest, 'initialize must be sent on its own');
-      return this.initialize(res, principal, initialize as JsonRpcRequest);
+      const limited = await exchanges.admit(initialize as JsonRpcRequest);
+      if (limited) return sendRateLimited(res, limited);
+      return this.initialize(res, principal, initialize as JsonRpcRequest, exchanges);
     }
     const session = await this.sessionFor(req, res, principal);
     if (!session) return;
+    exchanges.sessionId = session.id;
 
-    for (const message of messages) {
-      if ('method' in message && message.method === 'notifications/cancelled') {
-        const reason = message.params?.reason;
-        await this.inFlight.cancel(
-          session.id,
-          message.params?.requestId,
-          typeof reason === 'string' ? reason : undefined,
-        );
-      }
-    }
+    await this.inFlight.cancelNamedIn(session.id, messages);
     const requests = messages.filter(isRequest);
     if (requests.length === 0) {
       res.status(202).end();
@@ -116,10 +118,18 @@ export class AggregateServer implements OnModuleDestroy {
     res.on('close', () => {
       if (!res.writableFinished) abort.abort(new Error('the client closed the connection'));
     });
-    const call: Call = { sessionId: session.id, principal, caller: callerOf(req), signal: abort.signal };
-    if (!batch && requests.length === 1) return this.answer(res, requests[0]!, call);
+    const call: Call = { sessionId: session.id, principal, caller: callerOf(req), signal: abort.signal, exchanges };
+    if (!batch && requests.length === 1) {
+      const request = requests[0]!;
+      const limited = await exchanges.admit(request, this.route(request, principal));
+      if (limited) return sendRateLimited(res, limited);
+      return this.answer(res, request, call);
+    }
     const responses: JsonRpcResponse[] = [];
-    for (const request of requests) responses.push(await this.respond(request, call));
+    for (const request of requests) {
+      const limited = await exchanges.admit(request, this.route(request, principal));
+      responses.push(limited ? limited.refusal : await this.respond(request, call));
+    }
     sendJson(res, 200, responses);
   }
 
@@ -158,7 +168,12 @@ export class AggregateServer implements OnModuleDestroy {
     this.streams.delete(sessionId);
   }
 
-  private async initialize(res: Response, principal: Principal, request: JsonRpcRequest): Promise<void> {
+  private async initialize(
+    res: Response,
+    principal: Principal,
+    request: JsonRpcRequest,
+    exchanges: ExchangeRecorder,
+  ): Promise<void> {
     const requested = request.params?.protocolVersion;
     const protocolVersion =
       typeof requested === 'string' && SUPPORTED_PROTOCOL_VERSIONS.includes(requested)
@@ -174,24 +189,43 @@ export class AggregateServer implements OnModuleDestroy {
     };
     if (!this.stateless) {
       await this.sessions.create(session);
+      exchanges.sessionId = session.id;
       res.setHeader(SESSION_HEADER, session.id);
     }
-    sendJson(
-      res,
-      200,
-      resultResponse(request.id, {
-        protocolVersion,
-        capabilities: {
-          tools: { listChanged: true },
-          prompts: { listChanged: true },
-          resources: { listChanged: true },
-          completions: {},
-        },
-        serverInfo: { name: 'mcp-gateway', title: 'MCP Gateway', version: GATEWAY_VERSION },
-        instructions:
-          'Tools, prompts and resources of every MCP server you may use. Names are {server}__{name}; resource URIs are mcpgw://{server}/{uri}.',
-      }),
-    );
+    const response = resultResponse(request.id, {
+      protocolVersion,
+      capabilities: {
+        tools: { listChanged: true },
+        prompts: { listChanged: true },
+        resources: { listChanged: true },
+        completions: {},
+      },
+      serverInfo: { name: 'mcp-gateway', title: 'MCP Gateway', version: GATEWAY_VERSION },
+      instructions:
+        'Tools, prompts and resources of every MCP server you may use. Names are {server}__{name}; resource URIs are mcpgw://{server}/{uri}.',
+    });
+    exchanges.answered(request, response);
+    sendJson(res, 200, response);
+  }
+
+  /** The server (and tool) a request is for, when the caller may see it: what its rate limits are counted against. */
+  private route(request: JsonRpcRequest, principal: Principal): { server?: ServerRef; tool?: string } {
+    const params = request.params;
+    if (request.method === 'tools/call' || request.method === 'prompts/get') {
+      const kind = request.method === 'tools/call' ? 'tool' : 'prompt';
+      const entry =
+        typeof params?.name === 'string'
+          ? this.catalog.current().byGatewayName.get(`${kind}:${params.name}`)
+          : undefined;
+      if (!entry || !this.catalog.decide(principal, entry).allowed) return {};
+      return kind === 'tool' ? { server: entry.server, tool: entry.name } : { server: entry.server };
+    }
+    if (request.method === 'resources/read' && typeof params?.uri === 'string') {
+      const resolved = this.catalog.resolveResourceUri(params.uri);
+      if (resolved && this.catalog.decide(principal, { kind: 'resource', server: resolved.server, name: '' }).allowed)
+        return { server: resolved.server };
+    }
+    return {};
   }
 
   private async sessionFor(req: Request, res: Response, principal: Principal): Promise<McpSession | undefined> {
@@ -225,6 +259,7 @@ export class AggregateServer implements OnModuleDestroy {
     const list = LIST_METHODS[request.method];
     if (list) {
       const json = this.catalog.listJsonFor(call.principal, list.kind);
+      call.exchanges.answered(request, resultResponse(request.id, {}));
       res
         .status(200)
         .type('application/json')
@@ -232,11 +267,33 @@ export class AggregateServer implements OnModuleDestroy {
       return;
     }
     if (request.method === 'tools/call' || request.method === 'prompts/get') return this.relayCall(res, request, call);
-    sendJson(res, 200, await this.respond(request, call));
+    const response = await this.respond(request, call);
+    sendJson(res, 200, response);
   }
 
   /** The response to one request, as a value (batches, and methods without streaming). */
   private async respond(request: JsonRpcRequest, call: Call): Promise<JsonRpcResponse> {
+    const local = this.localAnswer(request, call);
+    if (local) {
+      call.exchanges.answered(request, local);
+      return local;
+    }
+    switch (request.method) {
+      case 'tools/call':
+      case 'prompts/get': {
+        const target = this.target(request, call);
+        if ('error' in target) return target;
+        return this.forward(request, target.server, target.params, call);
+      }
+      case 'resources/read':
+        return this.readResource(request, call);
+      default:
+        return this.complete(request, call);
+    }
+  }
+
+  /** The answer to a request no upstream is asked about, or undefined when one is. */
+  private localAnswer(request: JsonRpcRequest, call: Call): JsonRpcResponse | undefined {
     const list = LIST_METHODS[request.method];
     if (list) return resultResponse(request.id, { [list.field]: this.catalog.listFor(call.principal, list.kind) });
     switch (request.method) {
@@ -244,15 +301,10 @@ export class AggregateServer implements OnModuleDestroy {
       case 'logging/setLevel':
         return resultResponse(request.id, {});
       case 'tools/call':
-      case 'prompts/get': {
-        const target = this.target(request, call.principal);
-        if ('error' in target) return target;
-        return this.forward(request, target.server, target.params, call);
-      }
+      case 'prompts/get':
       case 'resources/read':
-        return this.readResource(request, call);
       case 'completion/complete':
-        return this.complete(request, call);
+        return undefined;
       default:
         return errorResponse(request.id, ErrorCodes.methodNotFound, `Method not found: ${request.method}`);
     }
@@ -261,12 +313,15 @@ export class AggregateServer implements OnModuleDestroy {
   /** Where a tool call or prompt get goes, or the error that reads exactly like "no such tool". */
   private target(
     request: JsonRpcRequest,
-    principal: Principal,
+    call: Call,
   ): { server: GatewayServer; params: Record<string, unknown> } | JsonRpcErrorResponse {
     const kind = request.method === 'tools/call' ? 'tool' : 'prompt';
     const name = request.params?.name;
     const entry = typeof name === 'string' ? this.catalog.current().byGatewayName.get(`${kind}:${name}`) : undefined;
-    if (!entry || !this.catalog.allows(principal, entry)) {
+    const decision = entry && this.catalog.decide(call.principal, entry);
+    if (!entry || !decision?.allowed) {
+      if (entry && decision) call.exchanges.denied(request, decision.rule, entry.server, entry.name);
+      else call.exchanges.answered(request, errorResponse(request.id, ErrorCodes.invalidParams, 'not found'));
       return errorResponse(
         request.id,
         ErrorCodes.invalidParams,
@@ -277,9 +332,11 @@ export class AggregateServer implements OnModuleDestroy {
   }
 
   private async relayCall(res: Response, request: JsonRpcRequest, call: Call): Promise<void> {
-    const target = this.target(request, call.principal);
+    const target = this.target(request, call);
     if ('error' in target) return sendJson(res, 200, target);
     const cancellable = this.cancellable(request, call);
+    call.exchanges.begin(request, target.server, target.params.name as string);
+    call.exchanges.upstreamStarted(request.id);
     try {
       const { reply, id } = await this.pool.request(
         target.server,
@@ -291,7 +348,9 @@ export class AggregateServer implements OnModuleDestroy {
       );
       if (reply.body.kind !== 'sse') {
         const response = await responseTo(reply, id);
-        return sendJson(res, 200, response ? { ...response, id: request.id } : this.noAnswer(request, target.server));
+        const answer = response ? { ...response, id: request.id } : this.noAnswer(request, target.server);
+        call.exchanges.settle(answer, reply.status);
+        return sendJson(res, 200, answer);
       }
       // Progress and log notifications travel with the call, as the upstream sends them.
       startSse(res);
@@ -299,7 +358,9 @@ export class AggregateServer implements OnModuleDestroy {
       for await (const event of reply.body.events) {
         const value = safeJson(event.data);
         if (isResponseTo(value, id)) {
-          writeEvent(res, { data: JSON.stringify({ ...(value as JsonRpcResponse), id: request.id }) });
+          const answer = { ...(value as JsonRpcResponse), id: request.id };
+          call.exchanges.settle(answer, reply.status);
+          writeEvent(res, { data: JSON.stringify(answer) });
           answered = true;
           break;
         }
@@ -308,12 +369,18 @@ export class AggregateServer implements OnModuleDestroy {
       if (!answered) writeEvent(res, { data: JSON.stringify(this.noAnswer(request, target.server)) });
       res.end();
     } catch (error) {
+      call.exchanges.fail(error, request.id);
       const failure = this.failure(request, target.server, error);
+      const claims = claimsChallengeOf(error);
+      if (claims && !res.headersSent) {
+        return sendClaimsChallenge(res, this.resource, undefined, claims, failure.error.message);
+      }
       if (res.headersSent) {
         writeEvent(res, { data: JSON.stringify(failure) });
         res.end();
       } else sendJson(res, 200, failure);
     } finally {
+      call.exchanges.close();
       cancellable.done();
     }
   }
@@ -351,6 +418,9 @@ export class AggregateServer implements OnModuleDestroy {
     call: Call,
   ): Promise<JsonRpcResponse> {
     const cancellable = this.cancellable(request, call);
+    const target = params.name ?? params.uri ?? (params.ref as { name?: unknown; uri?: unknown } | undefined)?.name;
+    call.exchanges.begin(request, server, typeof target === 'string' ? target : undefined);
+    call.exchanges.upstreamStarted(request.id);
     try {
       const { reply, id } = await this.pool.request(
         server,
@@ -361,10 +431,14 @@ export class AggregateServer implements OnModuleDestroy {
         cancellable.onDispatch,
       );
       const response = await responseTo(reply, id);
-      return response ? { ...response, id: request.id } : this.noAnswer(request, server);
+      const answer = response ? { ...response, id: request.id } : this.noAnswer(request, server);
+      call.exchanges.settle(answer, reply.status);
+      return answer;
     } catch (error) {
+      call.exchanges.fail(error, request.id);
       return this.failure(request, server, error);
     } finally {
+      call.exchanges.close();
       cancellable.done();
     }
   }
@@ -372,11 +446,15 @@ export class AggregateServer implements OnModuleDestroy {
   private async readResource(request: JsonRpcRequest, call: Call): Promise<JsonRpcResponse> {
     const uri = request.params?.uri;
     const resolved = typeof uri === 'string' ? this.catalog.resolveResourceUri(uri) : undefined;
-    if (
-      !resolved ||
-      !this.catalog.allows(call.principal, { kind: 'resource', server: resolved.server } as CatalogEntry)
-    ) {
-      return errorResponse(request.id, -32002, `Resource ${String(uri)} not found`);
+    const decision =
+      resolved && this.catalog.decide(call.principal, { kind: 'resource', server: resolved.server, name: '' });
+    if (!resolved || !decision?.allowed) {
+      const notFound = errorResponse(request.id, -32002, `Resource ${String(uri)} not found`);
+      if (resolved && decision) {
+        call.exchanges.denied(request, decision.rule, resolved.server, resolved.uri);
+        return notFound;
+      }
+      return this.unanswerable(call, notFound, request);
     }
     const response = await this.forward(request, resolved.server, { ...request.params, uri: resolved.uri }, call);
     if (!('result' in response)) return response;
@@ -395,7 +473,11 @@ export class AggregateServer implements OnModuleDestroy {
     if (ref?.type === 'ref/prompt' && typeof ref.name === 'string') {
       const entry = this.catalog.current().byGatewayName.get(`prompt:${ref.name}`);
       if (!entry || !this.catalog.allows(call.principal, entry)) {
-        return errorResponse(request.id, ErrorCodes.invalidParams, `Prompt ${ref.name} not found`);
+        return this.unanswerable(
+          call,
+          errorResponse(request.id, ErrorCodes.invalidParams, `Prompt ${ref.name} not found`),
+          request,
+        );
       }
       return this.forward(request, entry.server, { ...request.params, ref: { ...ref, name: entry.name } }, call);
     }
@@ -405,15 +487,25 @@ export class AggregateServer implements OnModuleDestroy {
         !resolved ||
         !this.catalog.allows(call.principal, { kind: 'resource', server: resolved.server } as CatalogEntry)
       ) {
-        return errorResponse(request.id, ErrorCodes.invalidParams, `Resource ${ref.uri} not found`);
+        return this.unanswerable(
+          call,
+          errorResponse(request.id, ErrorCodes.invalidParams, `Resource ${ref.uri} not found`),
+          request,
+        );
       }
       return this.forward(request, resolved.server, { ...request.params, ref: { ...ref, uri: resolved.uri } }, call);
     }
-    return errorResponse(
-      request.id,
-      ErrorCodes.invalidParams,
-      'completion/complete needs a ref/prompt or ref/resource',
+    return this.unanswerable(
+      call,
+      errorResponse(request.id, ErrorCodes.invalidParams, 'completion/complete needs a ref/prompt or ref/resource'),
+      request,
     );
+  }
+
+  /** An error the gateway answers itself, recorded as such. */
+  private unanswerable(call: Call, response: JsonRpcErrorResponse, request: JsonRpcRequest): JsonRpcErrorResponse {
+    call.exchanges.answered(request, response);
+    return response;
   }
 
   private noAnswer(request: JsonRpcRequest, server: GatewayServer): JsonRpcResponse {
@@ -423,12 +515,14 @@ export class AggregateServer implements OnModuleDestroy {
     });
   }
 
-  private failure(request: JsonRpcRequest, server: GatewayServer, error: unknown): JsonRpcResponse {
+  private failure(request: JsonRpcRequest, server: GatewayServer, error: unknown): JsonRpcErrorResponse {
     const { kind, message } = classifyUpstreamError(error);
     this.logger.warn({ server: server.slug, kind, reason: message }, 'upstream request failed');
+    const claims = claimsChallengeOf(error);
     return errorResponse(request.id, ErrorCodes.internalError, `Upstream ${server.slug} failed: ${message}`, {
       server: server.slug,
       kind,
+      ...(claims ? { claims } : {}),
     });
   }
 

@@ -12,12 +12,17 @@ export interface CatalogItemRow {
   fingerprint: string;
 }
 
-/** Everything that changes what `/mcp` offers moves one of these numbers. */
+/**
+ * Everything that changes what `/mcp` offers moves one of these numbers: a
+ * registration, an update or a deletion moves the server count or their
+ * latest update time (a deletion takes its items along), a sync that changed
+ * a server's items or capabilities its `changed_at`, the prober a health
+ * change. A sync that found everything as it was moves none of them.
+ */
 export interface CatalogMarker {
   servers: number;
   serversUpdatedAt: number;
-  syncedAt: number;
-  items: number;
+  itemsChangedAt: number;
   healthChangedAt: number;
 }
 
@@ -49,18 +54,16 @@ export class CatalogRepository {
   /** A cheap fingerprint of the tables the catalog reads, polled to notice other replicas' changes. */
   async marker(): Promise<CatalogMarker> {
     const [row] = await this.prisma.$queryRaw<
-      { servers: bigint; servers_updated: Date | null; synced: Date | null; items: bigint; health: Date | null }[]
+      { servers: bigint; servers_updated: Date | null; items_changed: Date | null; health: Date | null }[]
     >`SELECT
         (SELECT count(*) FROM servers) AS servers,
         (SELECT max(updated_at) FROM servers) AS servers_updated,
-        (SELECT max(synced_at) FROM server_discovery) AS synced,
-        (SELECT count(*) FROM server_items) AS items,
+        (SELECT max(changed_at) FROM server_discovery) AS items_changed,
         (SELECT max(changed_at) FROM server_health) AS health`;
     return {
       servers: Number(row?.servers ?? 0),
       serversUpdatedAt: row?.servers_updated?.getTime() ?? 0,
-      syncedAt: row?.synced?.getTime() ?? 0,
-      items: Number(row?.items ?? 0),
+      itemsChangedAt: row?.items_changed?.getTime() ?? 0,
       healthChangedAt: row?.health?.getTime() ?? 0,
     };
   }

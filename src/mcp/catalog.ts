@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
-import { AccessPolicy, type PolicySubject } from '../auth/access-policy';
+import { type AccessDecision, AccessPolicy, type PolicySubject } from '../auth/access-policy';
 import { parseGatewayResourceUri } from '../discovery/gateway-names';
 import { ClusterSignals } from '../redis/cluster-signals';
 import { RegistryEvents } from '../registry/registry-events';
@@ -32,6 +32,11 @@ export interface CatalogSnapshot {
 
 /** How often the catalog asks the database whether anything changed (other replicas, discovery, health). */
 const POLL_MS = 2_000;
+/**
+ * How long a `catalog:stale` signal or a registry change waits for others before the rebuild it asks for: a
+ * burst (a bulk import, a sync of many servers that changed) costs one rebuild of the whole catalog, not one each.
+ */
+export const REBUILD_DEBOUNCE_MS = 100;
 const EMPTY: CatalogSnapshot = {
   version: '',
   servers: [],
@@ -51,6 +56,9 @@ export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
   private marker?: CatalogMarker;
   private timer?: NodeJS.Timeout;
   private rebuilding?: Promise<void>;
+  /** The rebuild that starts when the running one ends, shared by everyone who asked meanwhile. */
+  private queued?: Promise<void>;
+  private debounce?: NodeJS.Timeout;
   private stopSignals?: () => Promise<void>;
   private readonly listeners = new Set<(snapshot: CatalogSnapshot) => void>();
   private readonly listsByRoles = new Map<string, Map<CatalogKind, Record<string, unknown>[]>>();
@@ -67,13 +75,13 @@ export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
     this.logger.setContext(Catalog.name);
     // A registry change made here reaches the other replicas' catalogs through the signal.
     this.stopListening = events.on(() => {
-      void this.refresh();
+      this.refreshSoon();
       this.signals.raise('catalog:stale').catch((error: unknown) => this.logger.warn({ err: error }, 'signal failed'));
     });
   }
 
   async onApplicationBootstrap(): Promise<void> {
-    this.stopSignals = await this.signals.listen('catalog:stale', () => void this.refresh());
+    this.stopSignals = await this.signals.listen('catalog:stale', () => this.refreshSoon());
     await this.refresh();
     this.timer = setInterval(() => void this.poll(), POLL_MS);
     this.timer.unref();
@@ -81,6 +89,8 @@ export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
 
   async onModuleDestroy(): Promise<void> {
     clearInterval(this.timer);
+    clearTimeout(this.debounce);
+    this.debounce = undefined;
     await this.stopSignals?.();
     this.stopListening();
     this.listeners.clear();
@@ -130,9 +140,14 @@ export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
 
   /** Whether `subject` may see (and, for a tool, call) the entry. */
   allows(subject: PolicySubject, entry: CatalogEntry): boolean {
+    return this.decide(subject, entry).allowed;
+  }
+
+  /** Whether the subject may use the entry, and the rule that says so. */
+  decide(subject: PolicySubject, entry: Pick<CatalogEntry, 'kind' | 'server' | 'name'>): AccessDecision {
     return entry.kind === 'tool'
-      ? this.policy.canUseTool(subject, entry.server, entry.name).allowed
-      : this.policy.canSeeServer(subject, entry.server).allowed;
+      ? this.policy.canUseTool(subject, entry.server, entry.name)
+      : this.policy.canSeeServer(subject, entry.server);
   }
 
   /** The resource entry (or the server, for a URI under a template) a gateway resource URI stands for. */
@@ -143,10 +158,34 @@ export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
     return server ? { server, uri: parsed.uri } : undefined;
   }
 
-  /** Rebuilds now (coalescing with a rebuild already under way). */
+  /**
+   * Rebuilds from what the database holds now: at once, or, while a rebuild
+   * runs (it may have read the database before the change the caller knows
+   * of), once that one ends. Callers meanwhile share that next rebuild.
+   */
   refresh(): Promise<void> {
-    this.rebuilding ??= this.rebuild().finally(() => (this.rebuilding = undefined));
-    return this.rebuilding;
+    if (!this.rebuilding) return this.startRebuild();
+    this.queued ??= this.rebuilding.then(() => {
+      this.queued = undefined;
+      return this.startRebuild();
+    });
+    return this.queued;
+  }
+
+  /** `refresh` after REBUILD_DEBOUNCE_MS, for everything asked until then. */
+  private refreshSoon(): void {
+    if (this.debounce) return;
+    this.debounce = setTimeout(() => {
+      this.debounce = undefined;
+      void this.refresh();
+    }, REBUILD_DEBOUNCE_MS);
+    this.debounce.unref();
+  }
+
+  private startRebuild(): Promise<void> {
+    const rebuilding = this.rebuild().finally(() => (this.rebuilding = undefined));
+    this.rebuilding = rebuilding;
+    return rebuilding;
   }
 
   private async poll(): Promise<void> {
@@ -209,8 +248,7 @@ function sameMarker(a: CatalogMarker, b: CatalogMarker): boolean {
   return (
     a.servers === b.servers &&
     a.serversUpdatedAt === b.serversUpdatedAt &&
-    a.syncedAt === b.syncedAt &&
-    a.items === b.items &&
+    a.itemsChangedAt === b.itemsChangedAt &&
     a.healthChangedAt === b.healthChangedAt
   );
 }

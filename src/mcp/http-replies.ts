@@ -1,4 +1,6 @@
 import type { Response } from 'express';
+import { sendChallenge } from '../auth/bearer-challenge';
+import type { ProtectedResource } from '../auth/protected-resource';
 import { errorResponse, type JsonRpcMessage, type RequestId } from './jsonrpc';
 import { formatSse, type SseEvent } from './sse';
 
@@ -22,7 +24,32 @@ export function sendJson(res: Response, httpStatus: number, body: JsonRpcMessage
   res.status(httpStatus).type('application/json').send(JSON.stringify(body));
 }
 
-/** Starts an SSE answer; events are written with `writeEvent`. */
+/**
+ * 401 `insufficient_claims`: the upstream's token needs claims the caller's token lacks (Entra ID conditional
+ * access). The client signs in again asking for `claims` and repeats the request.
+ */
+export function sendClaimsChallenge(
+  res: Response,
+  resource: ProtectedResource,
+  slug: string | undefined,
+  claims: string,
+  description: string,
+): void {
+  sendChallenge(res, 401, {
+    error: 'insufficient_claims',
+    description,
+    resourceMetadata: resource.metadataUrl(slug),
+    scopes: resource.scopes,
+    claims,
+  });
+}
+
+/**
+ * Starts an SSE answer; events are written with `writeEvent`. The headers leave with the first event, or on
+ * the next turn of the event loop when none is written before: an answer relayed at once then costs one socket
+ * write instead of two (a measurable share of a relayed call's CPU in `npm run bench`), and a stream that stays
+ * quiet still shows its headers at once.
+ */
 export function startSse(res: Response): void {
   res.status(200);
   res.setHeader('content-type', 'text/event-stream');
@@ -30,7 +57,9 @@ export function startSse(res: Response): void {
   res.setHeader('connection', 'keep-alive');
   // Proxies such as nginx buffer streams unless told otherwise.
   res.setHeader('x-accel-buffering', 'no');
-  res.flushHeaders();
+  setImmediate(() => {
+    if (!res.headersSent && !res.writableEnded && !res.destroyed) res.flushHeaders();
+  });
 }
 
 export function writeEvent(res: Response, event: SseEvent): void {

@@ -1,4 +1,5 @@
 import type { KeyValueStore } from '../redis/key-value-store';
+import type { JsonRpcMessage } from './jsonrpc';
 
 const CANCEL_CHANNEL = 'mcp:cancel';
 
@@ -32,6 +33,16 @@ export class InFlightRequests {
     return () => {
       if (this.cancels.get(key) === cancel) this.cancels.delete(key);
     };
+  }
+
+  /** Stops every request of the session that a `notifications/cancelled` among `messages` names. */
+  async cancelNamedIn(sessionId: string, messages: JsonRpcMessage[]): Promise<void> {
+    for (const message of messages) {
+      if ('method' in message && message.method === 'notifications/cancelled') {
+        const reason = message.params?.reason;
+        await this.cancel(sessionId, message.params?.requestId, typeof reason === 'string' ? reason : undefined);
+      }
+    }
   }
 
   async cancel(sessionId: string, requestId: unknown, reason?: string): Promise<void> {

@@ -38,6 +38,7 @@ import { SlugRelay } from './slug-relay';
       useFactory: (store: KeyValueStore, config: AppConfig) => new McpSessionStore(store, config.mcp.sessionIdleMs),
     },
   ],
+  exports: [UpstreamPool, McpSessionStore],
 })
 export class McpModule implements OnModuleInit, OnModuleDestroy {
   constructor(

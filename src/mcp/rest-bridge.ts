@@ -1,18 +1,23 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import type { JsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/types.js';
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
 import { AccessPolicy } from '../auth/access-policy';
 import { callerOf, principalOf } from '../auth/principal';
 import { DomainError } from '../common/domain-error';
 import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
 import { UpstreamConnector } from '../upstream/upstream-connector';
-import { classifyUpstreamError } from '../upstream/upstream-error';
+import { bearerChallenge } from '../auth/bearer-challenge';
+import { ProtectedResource } from '../auth/protected-resource';
+import { claimsChallengeOf, classifyUpstreamError } from '../upstream/upstream-error';
 import { GATEWAY_VERSION } from '../version';
 import { Catalog, type CatalogEntry } from './catalog';
 import { type GatewayServer, ServerDirectory } from './server-directory';
 import { UpstreamPool } from './upstream-pool';
+import { McpTraffic } from '../traffic/mcp-traffic';
+import { ExchangeRecorder } from './exchange-recorder';
+import { errorResponse, ErrorCodes, type JsonRpcRequest } from './jsonrpc';
 import { responseTo } from './upstream-exchange';
 
 /**
@@ -31,32 +36,65 @@ export class RestBridge {
     private readonly policy: AccessPolicy,
     private readonly pool: UpstreamPool,
     private readonly connector: UpstreamConnector,
+    private readonly traffic: McpTraffic,
+    private readonly resource: ProtectedResource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   /** The tools of the server the caller may use, as the upstream names and describes them. */
-  async listTools(req: Request, slug: string): Promise<{ tools: Record<string, unknown>[] }> {
+  async listTools(req: Request, res: Response, slug: string): Promise<{ tools: Record<string, unknown>[] }> {
     const server = await this.server(req, slug);
-    return { tools: this.usableTools(req, server).map((entry) => this.upstreamDefinition(entry)) };
+    const exchanges = new ExchangeRecorder(this.traffic, req, res, 'rest', principalOf(req), server);
+    const request = restRequest('tools/list', {});
+    await this.admit(exchanges, request);
+    const tools = this.usableTools(req, server).map((entry) => this.upstreamDefinition(entry));
+    exchanges.answered(request, { jsonrpc: '2.0', id: request.id, result: {} });
+    return { tools };
   }
 
-  async callTool(req: Request, slug: string, tool: string, args: unknown): Promise<Record<string, unknown>> {
+  async callTool(
+    req: Request,
+    res: Response,
+    slug: string,
+    tool: string,
+    args: unknown,
+  ): Promise<Record<string, unknown>> {
     const server = await this.server(req, slug);
+    const principal = principalOf(req);
+    const exchanges = new ExchangeRecorder(this.traffic, req, res, 'rest', principal, server);
+    const request = restRequest('tools/call', { name: tool, arguments: args });
+    await this.admit(exchanges, request, tool);
+    const refuse = (error: DomainError): DomainError => {
+      exchanges.answered(request, errorResponse(request.id, ErrorCodes.invalidParams, error.detail));
+      return error;
+    };
     const entry = this.usableTools(req, server).find((candidate) => candidate.name === tool);
-    if (!entry) throw new DomainError('not_found', `server ${slug} has no tool ${tool}`);
+    if (!entry) {
+      const decision = this.policy.canUseTool(principal, server, tool);
+      const notFound = new DomainError('not_found', `server ${slug} has no tool ${tool}`);
+      if (decision.allowed) throw refuse(notFound);
+      exchanges.denied(request, decision.rule);
+      throw notFound;
+    }
     const input = args ?? {};
     if (typeof input !== 'object' || Array.isArray(input)) {
-      throw new DomainError('validation_error', 'the body must be a JSON object of the tool arguments', [
-        { field: '(body)', message: 'must be an object' },
-      ]);
+      throw refuse(
+        new DomainError('validation_error', 'the body must be a JSON object of the tool arguments', [
+          { field: '(body)', message: 'must be an object' },
+        ]),
+      );
     }
     const verdict = this.validatorFor(entry)(input);
     if (!verdict.valid) {
-      throw new DomainError('validation_error', `the arguments do not match the input schema of ${tool}`, [
-        { field: '(body)', message: verdict.errorMessage },
-      ]);
+      throw refuse(
+        new DomainError('validation_error', `the arguments do not match the input schema of ${tool}`, [
+          { field: '(body)', message: verdict.errorMessage },
+        ]),
+      );
     }
     const signal = AbortSignal.timeout(this.connector.requestTimeoutMs(server));
+    exchanges.begin(request);
+    exchanges.upstreamStarted();
     try {
       const { reply, id } = await this.pool.request(
         server,
@@ -66,6 +104,7 @@ export class RestBridge {
         signal,
       );
       const response = await responseTo(reply, id);
+      if (response) exchanges.settle({ ...response, id: request.id }, reply.status);
       if (!response) throw new DomainError('upstream_error', `upstream ${slug} sent no answer`);
       if ('error' in response) {
         const code = response.error.code === -32602 ? 'validation_error' : 'upstream_error';
@@ -74,10 +113,35 @@ export class RestBridge {
       return response.result;
     } catch (error) {
       if (error instanceof DomainError) throw error;
+      exchanges.fail(error);
       const { kind, message } = classifyUpstreamError(error);
+      const claims = claimsChallengeOf(error);
+      if (claims) {
+        throw new DomainError('unauthorized', message, undefined, {
+          'www-authenticate': bearerChallenge({
+            error: 'insufficient_claims',
+            description: message,
+            resourceMetadata: this.resource.metadataUrl(slug),
+            scopes: this.resource.scopes,
+            claims,
+          }),
+        });
+      }
       if (kind === 'timeout') throw new DomainError('upstream_timeout', `upstream ${slug} did not answer in time`);
       throw new DomainError('upstream_error', `upstream ${slug} failed: ${message}`);
+    } finally {
+      exchanges.close();
     }
+  }
+
+  /** Spends the request's budget, or refuses it with 429 (its RateLimit fields are already on the response). */
+  private async admit(exchanges: ExchangeRecorder, request: JsonRpcRequest, tool?: string): Promise<void> {
+    const limited = await exchanges.admit(request, tool !== undefined ? { tool } : {});
+    if (!limited) return;
+    const retryAfter = String(limited.verdict.retryAfterSeconds ?? 1);
+    throw new DomainError('rate_limited', `rate limit exceeded; retry after ${retryAfter} s`, undefined, {
+      'retry-after': retryAfter,
+    });
   }
 
   /** An OpenAPI 3.1 document with one operation per tool the caller may use. */
@@ -99,6 +163,7 @@ export class RestBridge {
             },
             '400': { description: 'The arguments do not match the input schema', content: PROBLEM },
             '404': { description: 'No such tool', content: PROBLEM },
+            '429': { description: 'A rate limit is met; Retry-After says when to try again', content: PROBLEM },
             '502': { description: 'The upstream failed', content: PROBLEM },
             '504': { description: 'The upstream did not answer in time', content: PROBLEM },
           },
@@ -144,6 +209,11 @@ export class RestBridge {
     }
     return validator;
   }
+}
+
+/** A REST call as the JSON-RPC request it stands for, so it is limited and recorded as MCP calls are. */
+function restRequest(method: string, params: Record<string, unknown>): JsonRpcRequest {
+  return { jsonrpc: '2.0', id: 'rest', method, params };
 }
 
 const PROBLEM = { 'application/problem+json': { schema: { type: 'object' } } };

@@ -36,6 +36,9 @@ interface Cached {
 export class McpSessionStore {
   private readonly local = new Map<string, Cached>();
   private readonly deletedListeners = new Set<(id: string) => void>();
+  /** When this replica last created or served each session: what `openSessions` counts. */
+  private readonly lastUsed = new Map<string, number>();
+  private lastPrunedAt = 0;
   private unsubscribe?: () => Promise<void>;
   private unsubscribeSaved?: () => Promise<void>;
 
@@ -47,6 +50,7 @@ export class McpSessionStore {
   async start(): Promise<void> {
     this.unsubscribe = await this.store.subscribe(DELETED_CHANNEL, (id) => {
       this.local.delete(id);
+      this.lastUsed.delete(id);
       for (const listener of this.deletedListeners) listener(id);
     });
     this.unsubscribeSaved = await this.store.subscribe(SAVED_CHANNEL, (id) => this.local.delete(id));
@@ -68,6 +72,7 @@ export class McpSessionStore {
     await this.unsubscribe?.();
     await this.unsubscribeSaved?.();
     this.local.clear();
+    this.lastUsed.clear();
     this.deletedListeners.clear();
   }
 
@@ -80,6 +85,28 @@ export class McpSessionStore {
     await this.store.set(KEY_PREFIX + session.id, JSON.stringify(session), this.idleMs);
     const now = Date.now();
     this.local.set(session.id, { session, cachedAt: now, touchedAt: now });
+    this.markUsed(session.id, now);
+  }
+
+  /**
+   * Sessions this replica created or served within the idle expiry and not
+   * deleted since: sessions live in the shared store, so this is the
+   * replica's view (one continued on several replicas counts on each).
+   */
+  openSessions(now = Date.now()): number {
+    this.pruneIdle(now);
+    return this.lastUsed.size;
+  }
+
+  /** Also prunes now and then, so the map stays bounded by the sessions live here even if nobody scrapes. */
+  private markUsed(id: string, now: number): void {
+    this.lastUsed.set(id, now);
+    if (now - this.lastPrunedAt > this.idleMs / 4) this.pruneIdle(now);
+  }
+
+  private pruneIdle(now: number): void {
+    this.lastPrunedAt = now;
+    for (const [id, at] of this.lastUsed) if (now - at >= this.idleMs) this.lastUsed.delete(id);
   }
 
   /** The session, with its idle expiry pushed back; undefined when unknown or expired. */
@@ -87,14 +114,17 @@ export class McpSessionStore {
     const now = Date.now();
     const cached = this.local.get(id);
     if (cached && now - cached.cachedAt < LOCAL_TTL_MS) {
+      this.markUsed(id, now);
       if (now - cached.touchedAt > this.idleMs / 4) await this.touch(cached, now);
       return cached.session;
     }
     const raw = await this.store.get(KEY_PREFIX + id);
     if (raw === null) {
       this.local.delete(id);
+      this.lastUsed.delete(id);
       return undefined;
     }
+    this.markUsed(id, now);
     const session = JSON.parse(raw) as McpSession;
     const entry = { session, cachedAt: now, touchedAt: cached?.touchedAt ?? 0 };
     this.local.set(id, entry);
@@ -110,6 +140,7 @@ export class McpSessionStore {
 
   async delete(id: string): Promise<void> {
     this.local.delete(id);
+    this.lastUsed.delete(id);
     await this.store.del(KEY_PREFIX + id);
     await this.store.publish(DELETED_CHANNEL, id);
   }

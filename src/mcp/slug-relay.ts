@@ -5,9 +5,12 @@ import { PinoLogger } from 'nestjs-pino';
 import { AccessPolicy } from '../auth/access-policy';
 import { callerOf, principalOf, type Principal, type UpstreamCaller } from '../auth/principal';
 import { UpstreamConnector } from '../upstream/upstream-connector';
-import { classifyUpstreamError, UpstreamError } from '../upstream/upstream-error';
+import { ProtectedResource } from '../auth/protected-resource';
+import { claimsChallengeOf, classifyUpstreamError, UpstreamError } from '../upstream/upstream-error';
 import { UrlGuard } from '../upstream/url-guard';
-import { sendJson, sendRpcError, startSse, writeEvent } from './http-replies';
+import { McpTraffic } from '../traffic/mcp-traffic';
+import { ExchangeRecorder, sendRateLimited } from './exchange-recorder';
+import { sendClaimsChallenge, sendJson, sendRpcError, startSse, writeEvent } from './http-replies';
 import {
   ErrorCodes,
   errorResponse,
@@ -17,6 +20,7 @@ import {
   type JsonRpcResponse,
   parseBody,
 } from './jsonrpc';
+import { InFlightRequests } from './in-flight';
 import { principalKeyOf } from './principal-key';
 import { type GatewayServer, ServerDirectory } from './server-directory';
 import { type McpSession, McpSessionStore } from './session-store';
@@ -46,7 +50,10 @@ export class SlugRelay {
     private readonly policy: AccessPolicy,
     private readonly connector: UpstreamConnector,
     private readonly urlGuard: UrlGuard,
+    private readonly resource: ProtectedResource,
     @Inject(McpSessionStore) private readonly sessions: McpSessionStore,
+    @Inject(InFlightRequests) private readonly inFlight: InFlightRequests,
+    private readonly traffic: McpTraffic,
     private readonly logger: PinoLogger,
   ) {
     this.logger.setContext(SlugRelay.name);
@@ -54,42 +61,91 @@ export class SlugRelay {
 
   async post(req: Request, res: Response, slug: string): Promise<void> {
     const principal = principalOf(req);
-    const server = await this.visibleServer(principal, slug);
-    if (!server) return sendRpcError(res, 404, null, ErrorCodes.invalidRequest, `Unknown MCP server: ${slug}`);
+    const known = await this.directory.bySlug(slug);
+    const access = known && this.policy.canSeeServer(principal, known);
     const parsed = parseBody(req.body);
+    if (!known || !access?.allowed) {
+      // Audited as what it is, answered as if the server did not exist.
+      if (known && access && !('problem' in parsed)) {
+        const exchanges = new ExchangeRecorder(this.traffic, req, res, 'server', principal, known);
+        for (const message of parsed.messages) if (isRequest(message)) exchanges.denied(message, access.rule);
+      }
+      return sendRpcError(res, 404, null, ErrorCodes.invalidRequest, `Unknown MCP server: ${slug}`);
+    }
+    const server = known;
     if ('problem' in parsed) return sendRpcError(res, 400, null, parsed.code, parsed.problem);
     const { messages, batch } = parsed;
 
     const initialize = messages.find((message) => isRequest(message) && message.method === 'initialize');
+    const exchanges = new ExchangeRecorder(this.traffic, req, res, 'server', principal, server);
     if (initialize) {
       if (messages.length > 1) {
         return sendRpcError(res, 400, null, ErrorCodes.invalidRequest, 'initialize must be sent on its own');
       }
-      return this.initialize(req, res, server, principal, initialize as JsonRpcRequest);
+      const limited = await exchanges.admit(initialize as JsonRpcRequest);
+      if (limited) return sendRateLimited(res, limited);
+      return this.initialize(req, res, server, principal, initialize as JsonRpcRequest, exchanges);
     }
 
     const session = await this.sessionFor(req, res, server, principal);
     if (!session) return;
+    exchanges.sessionId = session.id;
+    // Our side of a cancelled request ends wherever it runs; the upstream hears the notification too.
+    await this.inFlight.cancelNamedIn(session.id, messages);
+
+    const requests = messages.filter(isRequest);
+    const limits = await Promise.all(
+      requests.map((request) =>
+        exchanges.admit(request, request.method === 'tools/call' ? { tool: toolNameOf(request) } : {}),
+      ),
+    );
+    const limited = new Map(requests.map((request, index) => [request.id, limits[index]]));
+    const lone = limits.length === 1 && messages.length === 1 && !batch ? limits[0] : undefined;
+    if (lone) return sendRateLimited(res, lone);
 
     const refused: JsonRpcResponse[] = [];
     const forward: JsonRpcMessage[] = [];
     const listRequests = new Set<string | number>();
     for (const message of messages) {
-      const refusal = isRequest(message) ? this.refusal(principal, server, message) : undefined;
+      const refusal = isRequest(message)
+        ? (limited.get(message.id)?.refusal ?? this.refusal(principal, server, message, exchanges))
+        : undefined;
       if (refusal) refused.push(refusal);
       else forward.push(message);
-      if (isRequest(message) && message.method === 'tools/list') listRequests.add(message.id);
+      if (isRequest(message) && !refusal) {
+        exchanges.begin(message);
+        if (message.method === 'tools/list') listRequests.add(message.id);
+      }
     }
     if (forward.length === 0) return sendJson(res, 200, batch ? refused : refused[0]!);
 
-    const firstRequest = forward.find(isRequest);
+    const forwardedRequests = forward.filter(isRequest);
     const abort = abortOnClose(res, this.connector.requestTimeoutMs(server));
+    // A lone request the client cancels (on any replica) stops here too: the upstream answers it no more.
+    let cancelled = false;
+    const untrack =
+      forwardedRequests.length === 1 && forward.length === 1
+        ? this.inFlight.track(session.id, forwardedRequests[0]!.id, () => {
+            cancelled = true;
+            abort.abort(new Error('cancelled by the client'));
+          })
+        : undefined;
     try {
+      exchanges.upstreamStarted();
       const reply = await this.send(server, session, callerOf(req), batch ? forward : forward[0]!, abort.signal);
-      await this.relay(res, reply, server, principal, listRequests, refused, batch);
+      await this.relay(res, reply, server, principal, listRequests, refused, batch, exchanges);
     } catch (error) {
-      this.answerFailure(res, server, firstRequest?.id ?? null, error);
+      if (cancelled) {
+        exchanges.cancelled();
+        if (!res.headersSent) res.status(202);
+        res.end();
+      } else {
+        exchanges.fail(error);
+        this.answerFailure(res, server, forwardedRequests[0]?.id ?? null, error);
+      }
     } finally {
+      untrack?.();
+      exchanges.close();
       abort.done();
     }
   }
@@ -177,12 +233,18 @@ export class SlugRelay {
   }
 
   /** The error answer for a request the caller's roles do not allow; it reads as if the tool did not exist. */
-  private refusal(principal: Principal, server: GatewayServer, request: JsonRpcRequest): JsonRpcResponse | undefined {
+  private refusal(
+    principal: Principal,
+    server: GatewayServer,
+    request: JsonRpcRequest,
+    exchanges: ExchangeRecorder,
+  ): JsonRpcResponse | undefined {
     if (request.method !== 'tools/call') return undefined;
-    const name = request.params?.name;
-    if (typeof name !== 'string') return undefined;
+    const name = toolNameOf(request);
+    if (name === undefined) return undefined;
     const decision = this.policy.canUseTool(principal, server, name);
     if (decision.allowed) return undefined;
+    exchanges.denied(request, decision.rule);
     return errorResponse(request.id, ErrorCodes.invalidParams, `Tool ${name} not found`);
   }
 
@@ -192,11 +254,17 @@ export class SlugRelay {
     server: GatewayServer,
     principal: Principal,
     request: JsonRpcRequest,
+    exchanges: ExchangeRecorder,
   ): Promise<void> {
     const abort = abortOnClose(res, this.connector.connectTimeoutMs(server));
+    exchanges.begin(request);
     try {
+      exchanges.upstreamStarted();
       const { response, sessionId } = await this.initializeUpstream(server, callerOf(req), request, abort.signal);
-      if ('error' in response) return sendJson(res, 200, response);
+      if ('error' in response) {
+        exchanges.settle(response);
+        return sendJson(res, 200, response);
+      }
       const protocolVersion = response.result.protocolVersion;
       const session: McpSession = {
         id: McpSessionStore.newId(),
@@ -208,11 +276,15 @@ export class SlugRelay {
         createdAt: Date.now(),
       };
       await this.sessions.create(session);
+      exchanges.sessionId = session.id;
+      exchanges.settle(response);
       res.setHeader(SESSION_HEADER, session.id);
       sendJson(res, 200, response);
     } catch (error) {
+      exchanges.fail(error);
       this.answerFailure(res, server, request.id, error);
     } finally {
+      exchanges.close();
       abort.done();
     }
   }
@@ -302,9 +374,12 @@ export class SlugRelay {
     listRequests: Set<string | number>,
     refused: JsonRpcResponse[],
     batch: boolean,
+    exchanges: ExchangeRecorder,
   ): Promise<void> {
-    const filter = (message: unknown): unknown =>
-      listRequests.size > 0 ? this.filterToolList(message, server, principal, listRequests) : message;
+    const filter = (message: unknown): unknown => {
+      exchanges.settle(message, reply.status);
+      return listRequests.size > 0 ? this.filterToolList(message, server, principal, listRequests) : message;
+    };
     if (reply.status >= 400) throw statusFailure(reply);
     switch (reply.body.kind) {
       case 'none':
@@ -321,9 +396,12 @@ export class SlugRelay {
         startSse(res);
         for (const refusal of refused) writeEvent(res, { data: JSON.stringify(refusal) });
         for await (const event of reply.body.events) {
-          writeEvent(res, listRequests.size > 0 ? filterEvent(event, filter) : event);
+          // Once every request has its answer the client's response ends; the upstream's stream is only drained.
+          if (res.writableEnded) continue;
+          writeEvent(res, filterEvent(event, filter));
+          if (exchanges.answeredAll) res.end();
         }
-        res.end();
+        if (!res.writableEnded) res.end();
         return;
       }
     }
@@ -365,6 +443,8 @@ export class SlugRelay {
     const { kind, message } = classifyUpstreamError(error);
     this.logFailure(server, error);
     const text = `Upstream ${server.slug} failed: ${message}`;
+    const claims = claimsChallengeOf(error);
+    if (claims && !res.headersSent) return sendClaimsChallenge(res, this.resource, server.slug, claims, message);
     if (res.headersSent) {
       // Mid-stream: say it as an event when the stream can still carry one.
       if (id !== null)
@@ -386,6 +466,11 @@ export class SlugRelay {
   }
 }
 
+function toolNameOf(request: JsonRpcRequest): string | undefined {
+  const name = request.params?.name;
+  return typeof name === 'string' ? name : undefined;
+}
+
 function filterEvent(event: SseEvent, filter: (message: unknown) => unknown): SseEvent {
   const value = safeJson(event.data);
   if (value === undefined) return event;
@@ -394,7 +479,10 @@ function filterEvent(event: SseEvent, filter: (message: unknown) => unknown): Ss
 }
 
 /** Aborts upstream work when the client goes away or the time bound passes. */
-function abortOnClose(res: Response, timeoutMs?: number): { signal: AbortSignal; done: () => void } {
+function abortOnClose(
+  res: Response,
+  timeoutMs?: number,
+): { signal: AbortSignal; abort: (reason: Error) => void; done: () => void } {
   const controller = new AbortController();
   const onClose = (): void => {
     if (!res.writableFinished) controller.abort(new Error('the client closed the connection'));
@@ -403,6 +491,7 @@ function abortOnClose(res: Response, timeoutMs?: number): { signal: AbortSignal;
   const timer = timeoutMs ? setTimeout(() => controller.abort(timeoutError()), timeoutMs) : undefined;
   return {
     signal: controller.signal,
+    abort: (reason) => controller.abort(reason),
     done: () => {
       clearTimeout(timer);
       res.off('close', onClose);

@@ -1,4 +1,5 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, type OnModuleDestroy } from '@nestjs/common';
+import { PinoLogger } from 'nestjs-pino';
 import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 import type { UpstreamCaller } from '../auth/principal';
 import { UpstreamConnector } from '../upstream/upstream-connector';
@@ -19,6 +20,17 @@ interface PooledSession {
   protocolVersion: string;
 }
 
+/** Upstream sessions kept at most (one per on-behalf-of caller and server); the least recently used are ended. */
+const MAX_SESSIONS = 5_000;
+/** How long shutdown waits for upstreams to hear that their sessions end. */
+const END_SESSIONS_MS = 2_000;
+
+interface PoolEntry {
+  session: Promise<PooledSession>;
+  url: string;
+  headers: Record<string, string>;
+}
+
 /** Consecutive failures that open a server's circuit, and how long it stays open before one probe call. */
 const BREAKER_THRESHOLD = 5;
 const BREAKER_OPEN_MS = 15_000;
@@ -37,16 +49,40 @@ interface Breaker {
  * fails fast instead of making every caller wait for its timeout.
  */
 @Injectable()
-export class UpstreamPool {
+export class UpstreamPool implements OnModuleDestroy {
   private readonly http = new StreamableHttpClient();
-  private readonly sessions = new Map<string, Promise<PooledSession>>();
+  /** In order of last use: the first entry is the one evicted. */
+  private readonly sessions = new Map<string, PoolEntry>();
   private readonly breakers = new Map<string, Breaker>();
   private nextId = 0;
 
   constructor(
     private readonly connector: UpstreamConnector,
     private readonly urlGuard: UrlGuard,
-  ) {}
+    private readonly logger: PinoLogger,
+  ) {
+    this.logger.setContext(UpstreamPool.name);
+  }
+
+  /** Upstream sessions open (or opening) now. */
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  /** Tells every upstream its session ends, so none is left holding state for a gateway that is gone. */
+  async onModuleDestroy(): Promise<void> {
+    const entries = [...this.sessions.values()];
+    this.sessions.clear();
+    const deadline = AbortSignal.timeout(END_SESSIONS_MS);
+    await Promise.all(entries.map((entry) => this.end(entry, deadline)));
+  }
+
+  /** Servers whose circuit is open or half-open (calls fail fast but for one probe), for metrics. */
+  get openCircuits(): number {
+    let open = 0;
+    for (const breaker of this.breakers.values()) if (breaker.failures >= BREAKER_THRESHOLD) open++;
+    return open;
+  }
 
   /** Sends one request; the reply (JSON or SSE) answers `id`. */
   async request(
@@ -109,8 +145,22 @@ export class UpstreamPool {
 
   /** Forgets the sessions of a server (deleted, or its registration changed). */
   forget(serverId: string): void {
-    for (const key of this.sessions.keys()) if (key.startsWith(`${serverId}\0`)) this.sessions.delete(key);
+    for (const [key, entry] of this.sessions) {
+      if (!key.startsWith(`${serverId}\0`)) continue;
+      this.sessions.delete(key);
+      void this.end(entry, AbortSignal.timeout(END_SESSIONS_MS));
+    }
     this.breakers.delete(serverId);
+  }
+
+  /** DELETEs an upstream session; the upstream expires it anyway if this fails. */
+  private async end(entry: PoolEntry, signal: AbortSignal): Promise<void> {
+    try {
+      const { sessionId, protocolVersion } = await entry.session;
+      if (sessionId) await this.http.delete(entry.url, { sessionId, protocolVersion, headers: entry.headers, signal });
+    } catch (error) {
+      this.logger.debug({ err: error, url: entry.url }, 'ending an upstream session failed');
+    }
   }
 
   private keyOf(server: GatewayServer, caller: UpstreamCaller): string {
@@ -124,14 +174,26 @@ export class UpstreamPool {
     headers: Record<string, string>,
     signal: AbortSignal,
   ): Promise<PooledSession> {
-    let session = this.sessions.get(key);
-    if (!session) {
-      session = this.open(server, headers, signal);
-      this.sessions.set(key, session);
-      // A failed handshake is not kept: the next request tries again.
-      session.catch(() => this.sessions.delete(key));
+    let entry = this.sessions.get(key);
+    if (entry) {
+      // Most recently used goes last.
+      this.sessions.delete(key);
+      this.sessions.set(key, entry);
+      return entry.session;
     }
-    return session;
+    entry = { session: this.open(server, headers, signal), url: server.url, headers };
+    this.sessions.set(key, entry);
+    const opened = entry;
+    // A failed handshake is not kept: the next request tries again.
+    opened.session.catch(() => {
+      if (this.sessions.get(key) === opened) this.sessions.delete(key);
+    });
+    if (this.sessions.size > MAX_SESSIONS) {
+      const [oldestKey, oldest] = this.sessions.entries().next().value as [string, PoolEntry];
+      this.sessions.delete(oldestKey);
+      void this.end(oldest, AbortSignal.timeout(END_SESSIONS_MS));
+    }
+    return opened.session;
   }
 
   private async open(

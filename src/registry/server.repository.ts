@@ -66,7 +66,11 @@ export class ServerRepository {
     }
     if (filter.after) {
       const { createdAt, id } = filter.after;
-      and.push({ OR: [{ createdAt: { gt: createdAt } }, { createdAt, id: { gt: id } }] });
+      // The OR alone is no index condition; `created_at >= …` beside it lets (created_at, id) start at the cursor.
+      and.push(
+        { createdAt: { gte: createdAt } },
+        { OR: [{ createdAt: { gt: createdAt } }, { createdAt, id: { gt: id } }] },
+      );
     }
     const rows = await this.prisma.server.findMany({
       where: { AND: and },

@@ -29,6 +29,15 @@ import { UpstreamProbe } from './upstream-probe';
 /** Transitions shown with one server. */
 const RECENT_TRANSITIONS = 20;
 
+/** One recorded probe, as the service tells its listeners (metrics). */
+export interface ProbeReport {
+  serverId: string;
+  slug: string;
+  result: ProbeResult;
+  /** The server's health after this probe. */
+  status: HealthStatus;
+}
+
 /** What became of one probe request. */
 type ProbeOutcome = 'recorded' | 'missing' | 'not-probed' | 'abandoned';
 
@@ -47,6 +56,7 @@ interface ProbeCounters {
 @Injectable()
 export class UpstreamHealthService implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly settings: UpstreamHealthConfig;
+  private readonly periodicWork: boolean;
   private readonly thresholds: HealthThresholds;
   private readonly scheduler: ProbeScheduler;
   private readonly counters: ProbeCounters = { probes: 0, failedProbes: {}, transitions: {}, abandoned: 0 };
@@ -55,6 +65,7 @@ export class UpstreamHealthService implements OnApplicationBootstrap, OnModuleDe
   /** Aborted on stop: probes under way give up at once and their results are dropped. */
   private readonly stopping = new AbortController();
   private unsubscribe?: () => void;
+  private readonly probeListeners = new Set<(report: ProbeReport) => void>();
 
   constructor(
     @Inject(APP_CONFIG) config: AppConfig,
@@ -64,6 +75,7 @@ export class UpstreamHealthService implements OnApplicationBootstrap, OnModuleDe
     @InjectPinoLogger(UpstreamHealthService.name) private readonly logger: PinoLogger,
   ) {
     this.settings = config.upstreamHealth;
+    this.periodicWork = config.periodicWork;
     // Every probe under way listens on it; there may be `concurrency` of them, more than the warning's default of 10.
     setMaxListeners(0, this.stopping.signal);
     this.thresholds = {
@@ -91,6 +103,11 @@ export class UpstreamHealthService implements OnApplicationBootstrap, OnModuleDe
   onApplicationBootstrap(): void {
     if (this.settings.intervalMs <= 0) {
       this.logger.info('upstream health probing is off (HEALTH_PROBE_INTERVAL_MS=0)');
+      return;
+    }
+    if (!this.periodicWork) {
+      // One prober per machine: the first worker probes, and its results are everyone's (they are in the database).
+      this.logger.info('upstream health probing is left to worker 1');
       return;
     }
     this.unsubscribe = this.events.on((event) => this.onRegistryChange(event));
@@ -133,6 +150,12 @@ export class UpstreamHealthService implements OnApplicationBootstrap, OnModuleDe
     if (outcome === 'missing') throw notFound(serverId);
     if (outcome === 'abandoned') throw new DomainError('service_unavailable', 'the gateway is stopping');
     return this.get(serverId);
+  }
+
+  /** Calls `listener` after each recorded probe; returns the function that stops it. */
+  onProbe(listener: (report: ProbeReport) => void): () => void {
+    this.probeListeners.add(listener);
+    return () => this.probeListeners.delete(listener);
   }
 
   proberView(): ProberView {
@@ -206,6 +229,7 @@ export class UpstreamHealthService implements OnApplicationBootstrap, OnModuleDe
       return 'missing';
     }
     this.count(result, transition);
+    this.report({ serverId, slug: server.slug, result, status: state.status });
     if (!result.ok) {
       this.logger.debug(
         { serverId, slug: server.slug, kind: result.kind, error: result.message },
@@ -222,6 +246,16 @@ export class UpstreamHealthService implements OnApplicationBootstrap, OnModuleDe
     if (transition) {
       const key = `${transition.from}->${transition.to}`;
       this.counters.transitions[key] = (this.counters.transitions[key] ?? 0) + 1;
+    }
+  }
+
+  private report(report: ProbeReport): void {
+    for (const listener of this.probeListeners) {
+      try {
+        listener(report);
+      } catch (error) {
+        this.logger.error({ err: error, serverId: report.serverId }, 'an upstream probe listener failed');
+      }
     }
   }
 

@@ -23,10 +23,17 @@ export class UpstreamError extends Error {
     readonly kind: UpstreamErrorKind,
     message: string,
     readonly httpStatus?: number,
+    /** A claims challenge from Entra ID (conditional access): the caller must get a new token with these claims. */
+    readonly claims?: string,
   ) {
     super(message);
     this.name = 'UpstreamError';
   }
+}
+
+/** The Entra ID claims challenge an upstream failure carries, if any. */
+export function claimsChallengeOf(error: unknown): string | undefined {
+  return error instanceof UpstreamError && error.claims ? error.claims : undefined;
 }
 
 export interface ClassifiedError {

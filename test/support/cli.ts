@@ -40,6 +40,10 @@ export class ServeProcess {
     this.exited = new Promise((resolve) => this.child.on('close', (code) => resolve(code)));
   }
 
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   signal(name: NodeJS.Signals): void {
     this.child.kill(name);
   }

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 
 /** One request the balancer passed on, and where. */
 export interface BalancedRequest {
-  /** Index of the replica that got it, in the order the targets were given. */
+  /** Index of the replica that got it, in the order the targets were given (the next one when the first was down). */
   replica: number;
   method: string;
   path: string;
@@ -25,6 +25,7 @@ export interface OpenStream {
  * every request, whatever connection it came on, goes to the next replica.
  * Request bodies are read (they are small JSON-RPC messages) so the balancer
  * can tell which replica served which method; answers stream back unbuffered.
+ * A replica that refuses connections is skipped for that request.
  */
 export class RoundRobinProxy {
   readonly requests: BalancedRequest[] = [];
@@ -71,7 +72,6 @@ export class RoundRobinProxy {
   private relay(req: http.IncomingMessage, res: http.ServerResponse): void {
     const replica = this.next;
     this.next = (this.next + 1) % this.targets.length;
-    const target = this.targets[replica]!;
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
@@ -85,43 +85,68 @@ export class RoundRobinProxy {
         rpcMethods: rpcMethodsOf(body),
       };
       this.requests.push(record);
-      const forwarded = http.request(
-        {
-          host: target.hostname,
-          port: target.port,
-          method: req.method,
-          path: req.url,
-          headers: { ...req.headers, host: target.host },
-          agent: this.agent,
-        },
-        (answer) => {
-          record.status = answer.statusCode;
-          const stream =
-            req.method === 'GET' &&
-            answer.statusCode === 200 &&
-            String(answer.headers['content-type']).startsWith('text/event-stream');
-          if (stream) {
-            const open: OpenStream = { replica, path: record.path, sessionId: record.sessionId };
-            this.streams.add(open);
-            const closed = (): void => void this.streams.delete(open);
-            answer.once('close', closed);
-            res.once('close', closed);
-          }
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          res.flushHeaders();
-          answer.pipe(res);
-        },
-      );
-      forwarded.on('error', () => {
-        if (!res.headersSent) res.writeHead(502).end();
-        else res.destroy();
-      });
-      // A client that went away takes its request along; a finished one leaves the connection for reuse.
-      res.on('close', () => {
-        if (!res.writableFinished) forwarded.destroy();
-      });
-      forwarded.end(body);
+      this.forward(req, res, body, record, 1);
     });
+  }
+
+  /**
+   * Passes the request to `record.replica`. A replica that refuses the
+   * connection (its process is gone) never saw the request: the next one gets
+   * it, as a load balancer's retry on connect errors does.
+   */
+  private forward(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    body: Buffer,
+    record: BalancedRequest,
+    attempt: number,
+  ): void {
+    const target = this.targets[record.replica]!;
+    const forwarded = http.request(
+      {
+        host: target.hostname,
+        port: target.port,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, host: target.host },
+        agent: this.agent,
+      },
+      (answer) => {
+        record.status = answer.statusCode;
+        const stream =
+          req.method === 'GET' &&
+          answer.statusCode === 200 &&
+          String(answer.headers['content-type']).startsWith('text/event-stream');
+        if (stream) {
+          const open: OpenStream = { replica: record.replica, path: record.path, sessionId: record.sessionId };
+          this.streams.add(open);
+          const closed = (): void => void this.streams.delete(open);
+          answer.once('close', closed);
+          res.once('close', closed);
+        }
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        res.flushHeaders();
+        answer.pipe(res);
+        // A replica that dies mid-answer: the client sees its response cut short, not a clean end.
+        answer.once('close', () => {
+          if (!answer.complete) res.destroy();
+        });
+      },
+    );
+    forwarded.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ECONNREFUSED' && !res.headersSent && attempt < this.targets.length) {
+        record.replica = (record.replica + 1) % this.targets.length;
+        this.forward(req, res, body, record, attempt + 1);
+        return;
+      }
+      if (!res.headersSent) res.writeHead(502).end();
+      else res.destroy();
+    });
+    // A client that went away takes its request along; a finished one leaves the connection for reuse.
+    res.on('close', () => {
+      if (!res.writableFinished) forwarded.destroy();
+    });
+    forwarded.end(body);
   }
 }
 

@@ -57,6 +57,11 @@ export class TestUpstream {
     return `http://127.0.0.1:${this.portNumber}/mcp`;
   }
 
+  /** Sessions clients have open here (a DELETE or a closed transport ends one). */
+  get openSessions(): number {
+    return this.sessions.size;
+  }
+
   get port(): number {
     return this.portNumber;
   }

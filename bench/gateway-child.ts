@@ -1,0 +1,38 @@
+import * as http from 'node:http';
+import * as net from 'node:net';
+
+/** What the benches share about a gateway they run as a child process. */
+
+/** A port free on loopback right now, for a child to listen on. */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Polls `/health/ready` every `pollMs` until it answers 200; fails once the child exits or `timeoutMs` passes. */
+export async function waitUntilReady(
+  url: string,
+  exited: Promise<number | null>,
+  { timeoutMs, pollMs }: { timeoutMs: number; pollMs: number },
+): Promise<void> {
+  let gone = false;
+  void exited.then(() => (gone = true));
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (gone) throw new Error('the gateway exited before it was ready (its output is above)');
+    const status = await new Promise<number>((resolve) => {
+      http
+        .get(`${url}/health/ready`, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        })
+        .on('error', () => resolve(0));
+    });
+    if (status === 200) return;
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+  }
+  throw new Error(`the gateway was not ready within ${timeoutMs} ms`);
+}

@@ -1,0 +1,67 @@
+import { applyArgumentPolicy, canonicalJson, type ArgumentPolicyConfig, redactKeyPattern } from './argument-policy';
+
+const policy = (overrides: Partial<ArgumentPolicyConfig> = {}): ArgumentPolicyConfig => ({
+  mode: 'redacted',
+  redactKeys: redactKeyPattern('password|secret|token|key'),
+  maxBytes: 8192,
+  ...overrides,
+});
+
+describe('applyArgumentPolicy', () => {
+  it('redacts matching keys at any depth, case-insensitively, and keeps the rest', () => {
+    const args = {
+      city: 'Paris',
+      API_KEY: 'k',
+      nested: { Password: 'p', list: [{ accessToken: 't', keep: 1 }], deeper: { clientSecret: { a: 1 } } },
+    };
+    expect(JSON.parse(applyArgumentPolicy(args, policy())!)).toEqual({
+      city: 'Paris',
+      API_KEY: '[redacted]',
+      nested: {
+        Password: '[redacted]',
+        list: [{ accessToken: '[redacted]', keep: 1 }],
+        deeper: { clientSecret: '[redacted]' },
+      },
+    });
+  });
+
+  it('redacts token-shaped strings whatever their key', () => {
+    const jwt = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln';
+    expect(JSON.parse(applyArgumentPolicy({ a: jwt, b: ['Bearer abc.def'], c: 'plain' }, policy())!)).toEqual({
+      a: '[redacted]',
+      b: ['[redacted]'],
+      c: 'plain',
+    });
+  });
+
+  it('stores nothing when off, and a stable hash that hides the values when hashing', () => {
+    expect(applyArgumentPolicy({ password: 'x' }, policy({ mode: 'off' }))).toBeNull();
+    const a = applyArgumentPolicy({ b: 1, password: 'hunter2' }, policy({ mode: 'hash' }));
+    const b = applyArgumentPolicy({ password: 'hunter2', b: 1 }, policy({ mode: 'hash' }));
+    const c = applyArgumentPolicy({ password: 'hunter3', b: 1 }, policy({ mode: 'hash' }));
+    expect(a).toMatch(/^"sha256:[0-9a-f]{64}"$/);
+    expect(a).toBe(b);
+    expect(a).not.toBe(c);
+    expect(a).not.toContain('hunter2');
+  });
+
+  it('replaces arguments larger than the limit by their size and hash', () => {
+    const stored = JSON.parse(applyArgumentPolicy({ text: 'x'.repeat(10_000) }, policy({ maxBytes: 1024 }))!);
+    expect(stored).toEqual({ truncated: true, bytes: 10_011, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+  });
+
+  it('stores nothing for absent arguments, and survives what a parsed body cannot hold', () => {
+    expect(applyArgumentPolicy(undefined, policy())).toBeNull();
+    const cyclic: Record<string, unknown> = { a: 1 };
+    cyclic.self = cyclic;
+    expect(JSON.parse(canonicalJson(cyclic, undefined))).toEqual({ a: 1, self: '[cycle]' });
+    expect(JSON.parse(canonicalJson({ n: Number.NaN, big: 10n, f: () => 1 }, undefined))).toEqual({
+      big: '10',
+      f: '[function]',
+      n: 'NaN',
+    });
+    let deep: unknown = 'bottom';
+    for (let i = 0; i < 100; i++) deep = [deep];
+    expect(canonicalJson(deep, undefined)).toContain('[too deep]');
+  });
+});

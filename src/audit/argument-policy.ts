@@ -1,0 +1,74 @@
+import { createHash } from 'node:crypto';
+
+/** What the audit trail keeps of a request's arguments. */
+export type ArgumentMode = 'off' | 'redacted' | 'hash';
+
+export interface ArgumentPolicyConfig {
+  mode: ArgumentMode;
+  /** Object keys whose values are replaced, matched case-insensitively anywhere in the key. */
+  redactKeys: RegExp;
+  /** Larger canonical JSON is replaced by its size and hash. */
+  maxBytes: number;
+}
+
+export const REDACTED = '[redacted]';
+const MAX_DEPTH = 32;
+/** A compact JWS (three base64url parts, the first a JSON header): a token wherever it appears, whatever its key. */
+const JWT = /^eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+const BEARER = /^bearer\s+\S+/i;
+
+/**
+ * Applies the policy and returns canonical JSON text (object keys sorted,
+ * so equal arguments give equal text and equal hashes), or null for none.
+ */
+export function applyArgumentPolicy(args: unknown, policy: ArgumentPolicyConfig): string | null {
+  if (policy.mode === 'off' || args === undefined) return null;
+  if (policy.mode === 'hash') {
+    return JSON.stringify(`sha256:${sha256(canonicalJson(args, undefined))}`);
+  }
+  const text = canonicalJson(args, policy.redactKeys);
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes <= policy.maxBytes) return text;
+  return canonicalJson({ truncated: true, bytes, sha256: sha256(text) }, undefined);
+}
+
+/**
+ * JSON with sorted keys; with `redact`, values under matching keys and
+ * token-shaped strings are replaced. Never throws: cycles, bigints and
+ * functions (impossible from a parsed body, possible from a caller) become markers.
+ */
+export function canonicalJson(value: unknown, redact: RegExp | undefined): string {
+  return JSON.stringify(normalize(value, redact, 0, new Set()));
+}
+
+function normalize(value: unknown, redact: RegExp | undefined, depth: number, seen: Set<object>): unknown {
+  if (value === null || typeof value === 'boolean') return value;
+  if (typeof value === 'number') return Number.isFinite(value) ? value : String(value);
+  if (typeof value === 'string') return redact && (JWT.test(value) || BEARER.test(value)) ? REDACTED : value;
+  if (typeof value === 'bigint') return value.toString();
+  if (typeof value !== 'object') return `[${typeof value}]`;
+  if (depth >= MAX_DEPTH) return '[too deep]';
+  if (seen.has(value)) return '[cycle]';
+  seen.add(value);
+  try {
+    if (Array.isArray(value)) return value.map((item: unknown) => normalize(item, redact, depth + 1, seen));
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(value).sort()) {
+      const item = (value as Record<string, unknown>)[key];
+      if (item === undefined) continue;
+      out[key] = redact?.test(key) ? REDACTED : normalize(item, redact, depth + 1, seen);
+    }
+    return out;
+  } finally {
+    seen.delete(value);
+  }
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+/** Builds the key pattern from configuration: a case-insensitive regular expression source. */
+export function redactKeyPattern(source: string): RegExp {
+  return new RegExp(source, 'i');
+}

@@ -1,0 +1,94 @@
+import {
+  type AuditRow,
+  ChainHead,
+  ChainWalker,
+  GENESIS_HASH,
+  type StreamBounds,
+  type UnchainedRow,
+} from './audit-record';
+
+const STREAM = '00000000-0000-4000-8000-000000000001';
+
+function unchained(i: number): UnchainedRow {
+  return {
+    id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+    streamId: '',
+    at: new Date(Date.UTC(2026, 0, 1, 0, 0, i)),
+    requestId: `r${i}`,
+    surface: 'server',
+    ip: null,
+    tenantId: 't',
+    objectId: 'o',
+    clientId: 'c',
+    principalName: null,
+    sessionId: null,
+    serverId: null,
+    serverSlug: 'weather',
+    method: 'tools/call',
+    rpcId: String(i),
+    target: 'forecast',
+    arguments: null,
+    decision: 'allowed',
+    rule: null,
+    outcome: 'ok',
+    latencyMs: 1.5,
+    upstreamMs: null,
+    upstreamStatus: 200,
+    errorKind: null,
+  };
+}
+
+function chain(count: number, key?: string): AuditRow[] {
+  const head = new ChainHead(STREAM, key);
+  return Array.from({ length: count }, (_, i) => head.link(unchained(i + 1)));
+}
+
+const bounds = (rows: AuditRow[]): StreamBounds => ({
+  streamId: STREAM,
+  anchorSeq: 0,
+  anchorHash: null,
+  lastSeq: rows.at(-1)?.seq ?? 0,
+  lastHash: rows.at(-1)?.hash ?? GENESIS_HASH,
+});
+
+function walk(rows: AuditRow[], stream = bounds(rows), key?: string) {
+  const walker = new ChainWalker(stream, key);
+  return walker.feed(rows) ?? walker.finish();
+}
+
+describe('audit hash chain', () => {
+  it('links records by seq and hash, starting from the genesis hash', () => {
+    const rows = chain(3);
+    expect(rows.map((row) => row.seq)).toEqual([1, 2, 3]);
+    expect(rows[0]!.prevHash).toBe(GENESIS_HASH);
+    expect(rows[1]!.prevHash).toBe(rows[0]!.hash);
+    expect(walk(rows)).toBeUndefined();
+  });
+
+  it.each<[string, (rows: AuditRow[]) => AuditRow[], RegExp]>([
+    ['an edited field', (rows) => rows.map((r) => (r.seq === 2 ? { ...r, outcome: 'refused' } : r)), /hash to its/],
+    ['an edited time', (rows) => rows.map((r) => (r.seq === 2 ? { ...r, at: new Date(0) } : r)), /hash to its/],
+    ['a deleted middle record', (rows) => rows.filter((r) => r.seq !== 2), /seq 2 is missing/],
+    ['a deleted first record', (rows) => rows.slice(1), /seq 1 is missing/],
+    ['a deleted last record', (rows) => rows.slice(0, -1), /seq 3\.\.3 are missing/],
+    ['a swapped pair', (rows) => [rows[0]!, rows[2]!, rows[1]!], /missing|out of place/],
+  ])('finds %s', (_name, tamper, reason) => {
+    const rows = chain(3);
+    expect(walk(tamper(rows), bounds(rows))?.reason).toMatch(reason);
+  });
+
+  it('finds a record re-hashed without the key when the chain is keyed', () => {
+    const rows = chain(2, 'a-key-of-sixteen-chars');
+    const forged = chain(2);
+    expect(walk(forged, bounds(forged), 'a-key-of-sixteen-chars')?.reason).toMatch(/hash to its/);
+    expect(walk(rows, bounds(rows), 'a-key-of-sixteen-chars')).toBeUndefined();
+  });
+
+  it('starts from the anchor after retention', () => {
+    const rows = chain(5);
+    const kept = rows.slice(3);
+    const anchored = { ...bounds(rows), anchorSeq: 3, anchorHash: rows[2]!.hash };
+    expect(walk(kept, anchored)).toBeUndefined();
+    expect(walk(kept, { ...anchored, anchorHash: 'f'.repeat(64) })?.reason).toMatch(/prev_hash/);
+  });
+});

@@ -1,0 +1,204 @@
+import { createHash, createHmac } from 'node:crypto';
+import type { ExchangeDecision, ExchangeOutcome, McpSurface } from '../traffic/mcp-exchange';
+
+/** The `prevHash` of a stream's first record. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** Bumped if the canonical form ever changes; part of every hash. */
+const FORMAT = 'mcp-gateway.audit.v1';
+
+/**
+ * One audit record, as stored and as the chain hashes it. Every string is
+ * already sanitized (well-formed, no NUL), so what PostgreSQL stores is
+ * byte for byte what was hashed.
+ */
+export interface AuditRow {
+  id: string;
+  streamId: string;
+  seq: number;
+  at: Date;
+  requestId: string;
+  surface: McpSurface;
+  ip: string | null;
+  tenantId: string | null;
+  objectId: string | null;
+  clientId: string | null;
+  principalName: string | null;
+  sessionId: string | null;
+  serverId: string | null;
+  serverSlug: string | null;
+  method: string;
+  rpcId: string | null;
+  target: string | null;
+  /** Canonical JSON text after the argument policy; null when the policy is `off` or there were none. */
+  arguments: string | null;
+  decision: ExchangeDecision;
+  rule: string | null;
+  outcome: ExchangeOutcome;
+  latencyMs: number;
+  upstreamMs: number | null;
+  upstreamStatus: number | null;
+  errorKind: string | null;
+  prevHash: string;
+  hash: string;
+}
+
+export type UnchainedRow = Omit<AuditRow, 'seq' | 'prevHash' | 'hash'>;
+
+/**
+ * Hashes a record together with its predecessor's hash. With a key, an HMAC:
+ * then only holders of the key can recompute a chain after editing it.
+ */
+export function hashRecord(row: Omit<AuditRow, 'hash'>, key?: string): string {
+  const canonical = JSON.stringify([
+    FORMAT,
+    row.prevHash,
+    row.id,
+    row.streamId,
+    String(row.seq),
+    row.at.toISOString(),
+    row.requestId,
+    row.surface,
+    row.ip,
+    row.tenantId,
+    row.objectId,
+    row.clientId,
+    row.principalName,
+    row.sessionId,
+    row.serverId,
+    row.serverSlug,
+    row.method,
+    row.rpcId,
+    row.target,
+    row.arguments,
+    row.decision,
+    row.rule,
+    row.outcome,
+    row.latencyMs,
+    row.upstreamMs,
+    row.upstreamStatus,
+    row.errorKind,
+  ]);
+  return (key ? createHmac('sha256', key) : createHash('sha256')).update(canonical, 'utf8').digest('hex');
+}
+
+/**
+ * A stream's chain head in this process: hands out sequence numbers and
+ * links each record to the previous one. Synchronous, so the order records
+ * are chained in is the order they were taken from the queue.
+ */
+export class ChainHead {
+  private seq = 0;
+  private last = GENESIS_HASH;
+
+  constructor(
+    readonly streamId: string,
+    private readonly key?: string,
+  ) {}
+
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  link(row: UnchainedRow): AuditRow {
+    const linked = { ...row, streamId: this.streamId, seq: this.seq + 1, prevHash: this.last };
+    const hash = hashRecord(linked, this.key);
+    this.seq = linked.seq;
+    this.last = hash;
+    return { ...linked, hash };
+  }
+}
+
+/** What went wrong at the first broken link of a chain. */
+export interface BrokenLink {
+  streamId: string;
+  /** The record at fault; absent when the record itself is missing. */
+  recordId?: string;
+  seq: number;
+  reason: string;
+}
+
+/** Where a stream's chain starts (after retention) and where its head says it ends. */
+export interface StreamBounds {
+  streamId: string;
+  anchorSeq: number;
+  anchorHash: string | null;
+  lastSeq: number;
+  lastHash: string;
+}
+
+/**
+ * Checks one stream's records, fed in `seq` order a page at a time. Each
+ * record must follow its predecessor by one, name its hash, and hash to what
+ * it says; the last one must be the head the stream row names.
+ */
+export class ChainWalker {
+  private expectedSeq: number;
+  private prevHash: string;
+  private count = 0;
+
+  constructor(
+    private readonly stream: StreamBounds,
+    private readonly key?: string,
+  ) {
+    this.expectedSeq = stream.anchorSeq + 1;
+    this.prevHash = stream.anchorSeq > 0 ? (stream.anchorHash ?? '') : GENESIS_HASH;
+  }
+
+  get verified(): number {
+    return this.count;
+  }
+
+  /** The first broken link among `rows`, or undefined when they all hold. */
+  feed(rows: AuditRow[]): BrokenLink | undefined {
+    for (const row of rows) {
+      const at = { streamId: this.stream.streamId, recordId: row.id, seq: row.seq };
+      if (row.seq !== this.expectedSeq) {
+        return row.seq > this.expectedSeq
+          ? {
+              streamId: this.stream.streamId,
+              seq: this.expectedSeq,
+              reason: `record seq ${this.expectedSeq} is missing (the next one stored is seq ${row.seq})`,
+            }
+          : { ...at, reason: `seq ${row.seq} is out of place (expected ${this.expectedSeq})` };
+      }
+      if (row.prevHash !== this.prevHash) {
+        return { ...at, reason: 'prev_hash does not match the hash of the record before it' };
+      }
+      if (hashRecord(row, this.key) !== row.hash) {
+        return { ...at, reason: 'the record does not hash to its stored hash (a field was changed)' };
+      }
+      this.prevHash = row.hash;
+      this.expectedSeq += 1;
+      this.count += 1;
+    }
+    return undefined;
+  }
+
+  /** Call after the last page: the chain must reach the head the stream row names. */
+  finish(): BrokenLink | undefined {
+    const lastSeen = this.expectedSeq - 1;
+    if (lastSeen < this.stream.lastSeq) {
+      return {
+        streamId: this.stream.streamId,
+        seq: lastSeen + 1,
+        reason: `records seq ${lastSeen + 1}..${this.stream.lastSeq} are missing (the stream's head is seq ${this.stream.lastSeq})`,
+      };
+    }
+    if (lastSeen > this.stream.lastSeq) {
+      return {
+        streamId: this.stream.streamId,
+        seq: lastSeen,
+        reason: `the stream's head says seq ${this.stream.lastSeq} but records go on to seq ${lastSeen}`,
+      };
+    }
+    if (lastSeen > this.stream.anchorSeq && this.prevHash !== this.stream.lastHash) {
+      return {
+        streamId: this.stream.streamId,
+        seq: lastSeen,
+        reason: "the last record's hash is not the stream's head hash",
+      };
+    }
+    return undefined;
+  }
+}

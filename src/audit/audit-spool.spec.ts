@@ -1,0 +1,93 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ChainHead } from './audit-record';
+import { AuditSpool } from './audit-spool';
+
+const STREAM = '00000000-0000-4000-8000-0000000000aa';
+
+function rows(head: ChainHead, count: number) {
+  return Array.from({ length: count }, (_, i) =>
+    head.link({
+      id: `00000000-0000-4000-8000-${String(i + 1).padStart(12, '0')}`,
+      streamId: '',
+      at: new Date(Date.UTC(2026, 0, 1, 0, 0, i)),
+      requestId: `r${i}`,
+      surface: 'aggregate',
+      ip: null,
+      tenantId: null,
+      objectId: null,
+      clientId: null,
+      principalName: null,
+      sessionId: null,
+      serverId: null,
+      serverSlug: null,
+      method: 'http',
+      rpcId: null,
+      target: null,
+      arguments: null,
+      decision: 'unauthenticated',
+      rule: 'no access token',
+      outcome: 'refused',
+      latencyMs: 0.5,
+      upstreamMs: null,
+      upstreamStatus: null,
+      errorKind: null,
+    }),
+  );
+}
+
+describe('AuditSpool', () => {
+  let dir: string;
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-spool-spec-'));
+  });
+
+  afterEach(() => {
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('gives batches back oldest first, as written, across a restart', () => {
+    const head = new ChainHead(STREAM);
+    const [a, b] = [rows(head, 3), rows(head, 2)];
+    const spool = new AuditSpool(dir);
+    spool.write(b);
+    spool.write(a);
+    const reopened = new AuditSpool(dir);
+    expect([reopened.files, reopened.records]).toEqual([2, 5]);
+    expect(reopened.bytes).toBe(spool.bytes);
+    const oldest = reopened.peek()!;
+    expect(oldest.rows).toEqual(a);
+    reopened.remove(oldest.file);
+    expect(reopened.peek()!.rows).toEqual(b);
+  });
+
+  it('removes half-written files of dead writers only (workers share DATA_DIR)', () => {
+    const live = path.join(dir, `${STREAM}-0000000000000001.ndjson.${process.pid}.tmp`);
+    const dead = path.join(dir, `${STREAM}-0000000000000002.ndjson.2147483646.tmp`);
+    fs.writeFileSync(live, 'partial');
+    fs.writeFileSync(dead, 'partial');
+    const spool = new AuditSpool(dir);
+    expect(spool.files).toBe(0);
+    expect(fs.existsSync(live)).toBe(true);
+    expect(fs.existsSync(dead)).toBe(false);
+  });
+
+  it('lets a batch another process replayed be forgotten, and a damaged one be set aside', () => {
+    const head = new ChainHead(STREAM);
+    const first = new AuditSpool(dir);
+    first.write(rows(head, 1));
+    first.write(rows(head, 1));
+    const second = new AuditSpool(dir);
+    second.remove(second.peek()!.file);
+    expect(() => first.peek()).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    first.forget(first.first!);
+    const damaged = first.first!;
+    fs.writeFileSync(path.join(dir, damaged.name), '{not json\n');
+    expect(() => first.peek()).toThrow(SyntaxError);
+    first.quarantine(damaged);
+    expect([first.files, first.records, first.bytes]).toEqual([0, 0, 0]);
+    expect(fs.readdirSync(dir)).toEqual([`${damaged.name}.corrupt`]);
+  });
+});

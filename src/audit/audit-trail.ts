@@ -1,0 +1,351 @@
+import { randomUUID } from 'node:crypto';
+import * as os from 'node:os';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { PinoLogger } from 'nestjs-pino';
+import type { AppConfig } from '../config/config';
+import { APP_CONFIG } from '../config/config.module';
+import type { McpExchange } from '../traffic/mcp-exchange';
+import { McpTraffic } from '../traffic/mcp-traffic';
+import { type ArgumentPolicyConfig, redactKeyPattern } from './argument-policy';
+import { type AuditRow, ChainHead } from './audit-record';
+import { AuditSpool } from './audit-spool';
+import { AuditRepository, type AuditStreamStart } from './audit.repository';
+import { toUnchainedRow } from './exchange-row';
+
+/**
+ * The audit trail's counters, for metrics (the lead maps them to Prometheus):
+ * totals only grow; `queueDepth`, `spoolFiles` and `spoolRecords` are gauges.
+ */
+export interface AuditStats {
+  /** Records handed to the trail since start. */
+  recorded: number;
+  /** Records waiting in memory now, and the most there may be. */
+  queueDepth: number;
+  queueCapacity: number;
+  /** Records inserted into the database (directly or replayed), since start. */
+  stored: number;
+  /** Records written to the spool because the database failed or was closed, since start. */
+  spooled: number;
+  /** Records the hot path wrote to the spool itself because the queue was full (back-pressure), since start; also counted in `spooled`. */
+  overflowed: number;
+  /** Spooled records replayed into the database, since start; also counted in `stored`. */
+  replayed: number;
+  /** Batches waiting in the spool now, their records and their size on disk (including those left by an earlier run). */
+  spoolFiles: number;
+  spoolRecords: number;
+  spoolBytes: number;
+  /** Inserts that failed (each failed batch went to the spool or stayed there). */
+  writeFailures: number;
+}
+
+/** One insert attempt, for a flush-latency histogram. */
+export interface AuditWriteEvent {
+  records: number;
+  durationMs: number;
+  ok: boolean;
+  /** `queue` for fresh records, `spool` for a replayed batch. */
+  source: 'queue' | 'spool';
+}
+
+export type AuditWriteListener = (event: AuditWriteEvent) => void;
+
+/** Records that went to the spool: `overflow` when the full queue put them there (back-pressure), else a failed or closed database. */
+export interface AuditSpoolEvent {
+  records: number;
+  overflow: boolean;
+}
+
+export type AuditSpoolListener = (event: AuditSpoolEvent) => void;
+
+/**
+ * Turns every MCP exchange into one chained audit record. Recording only
+ * pushes the exchange onto a bounded queue; one background loop takes
+ * batches, applies the argument policy, links them into this process's
+ * chain and inserts them. A batch the database does not take goes to the
+ * spool in DATA_DIR, which the same loop replays, oldest first, before any
+ * newer record is written, once the database answers again.
+ */
+@Injectable()
+export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly queue: McpExchange[] = [];
+  private readonly chain: ChainHead;
+  private readonly stream: AuditStreamStart;
+  private readonly spool: AuditSpool;
+  private readonly policy: ArgumentPolicyConfig;
+  private readonly writeListeners = new Set<AuditWriteListener>();
+  private readonly spoolListeners = new Set<AuditSpoolListener>();
+  private readonly counts = {
+    recorded: 0,
+    stored: 0,
+    spooled: 0,
+    overflowed: 0,
+    replayed: 0,
+    writeFailures: 0,
+  };
+  private stopListening?: () => void;
+  private timer?: NodeJS.Timeout;
+  private pumping?: Promise<void>;
+  private wakeScheduled = false;
+  /** After shutdown the database is gone: late records go straight to the spool. */
+  private closed = false;
+
+  constructor(
+    private readonly traffic: McpTraffic,
+    private readonly repository: AuditRepository,
+    private readonly logger: PinoLogger,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {
+    this.logger.setContext(AuditTrail.name);
+    const audit = config.audit;
+    this.chain = new ChainHead(randomUUID(), audit.hmacKey);
+    this.stream = {
+      id: this.chain.streamId,
+      startedAt: new Date(),
+      host: os.hostname().slice(0, 255),
+      pid: process.pid,
+    };
+    this.spool = new AuditSpool(audit.spoolDir);
+    this.policy = {
+      mode: audit.arguments,
+      redactKeys: redactKeyPattern(audit.redactKeys),
+      maxBytes: audit.argumentsMaxBytes,
+    };
+  }
+
+  /** This process's stream: the chain its records form. */
+  get streamId(): string {
+    return this.chain.streamId;
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    try {
+      await this.repository.startStream(this.stream);
+    } catch (error) {
+      // Not fatal (a database without migrations yet, `serve --no-migrate`): the first write registers the stream.
+      this.logger.warn({ err: error }, 'audit stream not registered yet; its first write will');
+    }
+    if (this.spool.files > 0) {
+      this.logger.info(
+        { files: this.spool.files, records: this.spool.records },
+        'audit records spooled by an earlier run: replaying',
+      );
+    }
+    this.stopListening = this.traffic.onRecord((exchange) => this.record(exchange));
+    this.timer = setInterval(() => this.wake(), this.config.audit.flushIntervalMs);
+    this.timer.unref();
+    this.wake();
+  }
+
+  /**
+   * The hot path: one push. When the queue is full the caller pays for
+   * back-pressure by spooling the whole queue synchronously, so memory stays
+   * bounded and no record is dropped.
+   */
+  record(exchange: McpExchange): void {
+    this.counts.recorded += 1;
+    if (this.closed) {
+      this.spoolNow([exchange]);
+      return;
+    }
+    this.queue.push(exchange);
+    if (this.queue.length >= this.config.audit.queueCapacity) {
+      const taken = this.queue.splice(0, this.queue.length);
+      this.counts.overflowed += taken.length;
+      this.spoolNow(taken, true);
+      this.logger.warn({ records: taken.length }, 'audit queue full: spooled it to disk');
+    } else if (this.queue.length >= this.config.audit.batchSize && !this.wakeScheduled) {
+      this.wakeScheduled = true;
+      setImmediate(() => {
+        this.wakeScheduled = false;
+        this.wake();
+      });
+    }
+  }
+
+  stats(): AuditStats {
+    return {
+      ...this.counts,
+      queueDepth: this.queue.length,
+      queueCapacity: this.config.audit.queueCapacity,
+      spoolFiles: this.spool.files,
+      spoolRecords: this.spool.records,
+      spoolBytes: this.spool.bytes,
+    };
+  }
+
+  /** Returns the function that stops listening. */
+  onWrite(listener: AuditWriteListener): () => void {
+    this.writeListeners.add(listener);
+    return () => this.writeListeners.delete(listener);
+  }
+
+  /** Returns the function that stops listening. */
+  onSpool(listener: AuditSpoolListener): () => void {
+    this.spoolListeners.add(listener);
+    return () => this.spoolListeners.delete(listener);
+  }
+
+  /** Writes everything queued now (and replays the spool if the database answers); resolves when done. */
+  async flush(): Promise<void> {
+    await this.pump();
+    // Records queued while the previous pass ran.
+    if (this.queue.length > 0) await this.pump();
+  }
+
+  /**
+   * Runs after HTTP has drained and before the database closes (Nest destroys
+   * the global DatabaseModule last): everything queued is stored, or spooled
+   * when the database does not take it.
+   */
+  async onModuleDestroy(): Promise<void> {
+    this.stopListening?.();
+    clearInterval(this.timer);
+    try {
+      await this.flush();
+    } finally {
+      this.closed = true;
+      if (this.queue.length > 0) this.spoolNow(this.queue.splice(0, this.queue.length));
+    }
+    const { stored, spoolRecords } = this.stats();
+    this.logger.info({ stored, spooled: spoolRecords }, 'audit trail flushed');
+    if (spoolRecords > 0) {
+      // On an ephemeral volume (a Kubernetes emptyDir) these go with the pod.
+      this.logger.warn(
+        { records: spoolRecords, directory: this.spool.directory },
+        'audit records remain spooled: a gateway started on this DATA_DIR replays them',
+      );
+    }
+  }
+
+  private wake(): void {
+    if (!this.pumping) {
+      this.pump().catch((error: unknown) => this.logger.error({ err: error }, 'the audit writer failed; it retries'));
+    }
+  }
+
+  /** The one writer loop; concurrent callers share the pass under way, then run another. */
+  private pump(): Promise<void> {
+    const previous = this.pumping ?? Promise.resolve();
+    const pass = previous.then(() => this.pass());
+    const tracked = pass.finally(() => {
+      if (this.pumping === tracked) this.pumping = undefined;
+    });
+    this.pumping = tracked;
+    return tracked;
+  }
+
+  private async pass(): Promise<void> {
+    let replayBlocked = false;
+    for (;;) {
+      if (this.spool.files > 0 && !replayBlocked) {
+        replayBlocked = !(await this.replayOldest());
+        continue;
+      }
+      if (this.queue.length === 0) return;
+      const rows = this.take();
+      if (this.spool.files > 0) {
+        // Older records are still spooled: keep the order, spool these behind them.
+        this.spoolRows(rows);
+        continue;
+      }
+      if (!(await this.write(rows, 'queue'))) {
+        this.spoolRows(rows);
+        // The database just failed: do not wait on it again in this pass.
+        replayBlocked = true;
+      }
+    }
+  }
+
+  /** Takes a batch and links it into the chain: serialization and hashing happen here, off the hot path. */
+  private take(): AuditRow[] {
+    const batch = this.queue.splice(0, this.config.audit.batchSize);
+    return batch.map((exchange) => this.chain.link(toUnchainedRow(exchange, this.policy)));
+  }
+
+  private spoolNow(exchanges: McpExchange[], overflow = false): void {
+    this.spoolRows(
+      exchanges.map((exchange) => this.chain.link(toUnchainedRow(exchange, this.policy))),
+      overflow,
+    );
+  }
+
+  private spoolRows(rows: AuditRow[], overflow = false): void {
+    try {
+      this.spool.write(rows);
+      this.counts.spooled += rows.length;
+      for (const listener of this.spoolListeners) {
+        try {
+          listener({ records: rows.length, overflow });
+        } catch (error) {
+          this.logger.error({ err: error }, 'an audit spool listener failed');
+        }
+      }
+    } catch (error) {
+      // The disk refused too: the records can only be logged now, which at least keeps them.
+      this.logger.error({ err: error, records: rows }, 'audit records could not be spooled');
+    }
+  }
+
+  private async replayOldest(): Promise<boolean> {
+    let oldest: ReturnType<AuditSpool['peek']>;
+    try {
+      oldest = this.spool.peek();
+    } catch (error) {
+      const file = this.spool.first;
+      if (!file) return true;
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        // Another process on this DATA_DIR (`serve --workers`) replayed it first.
+        this.spool.forget(file);
+        return true;
+      }
+      this.logger.error({ err: error, file: file.name }, 'a spooled audit batch cannot be read: set aside as .corrupt');
+      try {
+        this.spool.quarantine(file);
+      } catch {
+        // Gone meanwhile: forgotten all the same.
+      }
+      return true;
+    }
+    if (!oldest) return true;
+    if (!(await this.write(oldest.rows, 'spool'))) return false;
+    this.spool.remove(oldest.file);
+    this.counts.replayed += oldest.rows.length;
+    return true;
+  }
+
+  private async write(rows: AuditRow[], source: AuditWriteEvent['source']): Promise<boolean> {
+    const started = performance.now();
+    let timeout: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.repository.insert(rows, rows[0]?.streamId === this.stream.id ? this.stream : undefined),
+        new Promise((_, reject) => {
+          timeout = setTimeout(
+            () => reject(new Error(`audit insert took longer than ${this.config.audit.writeTimeoutMs} ms`)),
+            this.config.audit.writeTimeoutMs,
+          );
+        }),
+      ]);
+      this.counts.stored += rows.length;
+      this.emit({ records: rows.length, durationMs: performance.now() - started, ok: true, source });
+      return true;
+    } catch (error) {
+      this.counts.writeFailures += 1;
+      this.emit({ records: rows.length, durationMs: performance.now() - started, ok: false, source });
+      this.logger.warn({ err: error, records: rows.length, source }, 'audit records not stored: spooled for replay');
+      return false;
+    } finally {
+      clearTimeout(timeout);
+    }
+  }
+
+  private emit(event: AuditWriteEvent): void {
+    for (const listener of this.writeListeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        this.logger.error({ err: error }, 'an audit write listener failed');
+      }
+    }
+  }
+}

@@ -1,0 +1,136 @@
+import { createZodDto } from 'nestjs-zod';
+import { z } from 'zod';
+import { SERVER_SLUG } from '../registry/server.schema';
+import type { ExchangeDecision, ExchangeOutcome, McpSurface } from '../traffic/mcp-exchange';
+
+// Records keyed by the seam's unions: a value added there fails the typecheck here until it is listed.
+const DECISION_SET: Record<ExchangeDecision, true> = {
+  allowed: true,
+  denied: true,
+  rate_limited: true,
+  unauthenticated: true,
+};
+const OUTCOME_SET: Record<ExchangeOutcome, true> = {
+  ok: true,
+  tool_error: true,
+  rpc_error: true,
+  upstream_error: true,
+  timeout: true,
+  refused: true,
+  cancelled: true,
+};
+const SURFACE_SET: Record<McpSurface, true> = { aggregate: true, server: true, rest: true };
+const keysOf = <T extends string>(set: Record<T, true>) => Object.keys(set) as [T, ...T[]];
+export const DECISIONS = keysOf(DECISION_SET);
+export const OUTCOMES = keysOf(OUTCOME_SET);
+export const SURFACES = keysOf(SURFACE_SET);
+
+/** Tenant and object ids: GUIDs from Entra, simple names from the development issuer. */
+const PRINCIPAL_PART = /^[A-Za-z0-9._-]{1,100}$/;
+
+const timestamp = z.iso
+  .datetime({ offset: true, error: 'must be an ISO 8601 date-time such as 2026-11-21T08:00:00Z' })
+  .transform((value) => new Date(value));
+
+/** The filters both the list and the export take. */
+const auditFilterShape = {
+  from: timestamp.optional().describe('Only records at or after this time (ISO 8601)'),
+  to: timestamp.optional().describe('Only records before this time (ISO 8601)'),
+  principal: z
+    .string()
+    .max(201)
+    .refine((value) => {
+      const parts = value.split(':');
+      return parts.length <= 2 && parts.every((part) => PRINCIPAL_PART.test(part));
+    }, 'must be `{tid}:{oid}` or an `oid`')
+    .optional()
+    .describe('Only this caller: `{tid}:{oid}` (as the rate limiter names callers) or just the `oid`'),
+  server: z.string().regex(SERVER_SLUG, 'must be a server slug').optional().describe('Only this server (slug)'),
+  tool: z
+    .string()
+    .min(1)
+    .max(1024)
+    .optional()
+    .describe('Only this tool or prompt name, or resource URI, as the upstream names it'),
+  method: z
+    .string()
+    .regex(/^[A-Za-z0-9_/.-]{1,100}$/, 'must be a JSON-RPC method such as tools/call')
+    .optional()
+    .describe('Only this JSON-RPC method (`tools/call`, `initialize`, …; `http` for refusals before any message)'),
+  decision: z.enum(DECISIONS).optional(),
+  outcome: z.enum(OUTCOMES).optional(),
+};
+
+function checkRange(query: { from?: Date; to?: Date }, ctx: z.RefinementCtx): void {
+  if (query.from && query.to && query.from.getTime() > query.to.getTime()) {
+    ctx.addIssue({ code: 'custom', path: ['from'], message: 'must not be after `to`' });
+  }
+}
+
+export const auditListQuerySchema = z
+  .object({
+    ...auditFilterShape,
+    limit: z
+      .string()
+      .regex(/^\d{1,3}$/, 'must be a whole number from 1 to 500')
+      .transform(Number)
+      .pipe(z.number().int().min(1, 'must be at least 1').max(500, 'must be at most 500'))
+      .optional()
+      .describe('Page size, 1-500 (default 50)'),
+    cursor: z.string().max(200).optional().describe('`nextCursor` of the previous page'),
+  })
+  .strict()
+  .superRefine(checkRange);
+export type AuditListQuery = z.output<typeof auditListQuerySchema>;
+export class AuditListQueryDto extends createZodDto(auditListQuerySchema) {}
+
+export const auditExportQuerySchema = z.object(auditFilterShape).strict().superRefine(checkRange);
+export type AuditExportQuery = z.output<typeof auditExportQuerySchema>;
+export class AuditExportQueryDto extends createZodDto(auditExportQuerySchema) {}
+
+export const auditRecordViewSchema = z.object({
+  id: z.uuid(),
+  stream: z.uuid().describe('The chain this record belongs to (one per gateway process start)'),
+  seq: z.int().min(1).describe('Position in its stream'),
+  at: z.iso.datetime().describe('When the request arrived'),
+  requestId: z.string().describe('The HTTP request id (`x-request-id`, also in the logs)'),
+  surface: z.enum(SURFACES).describe('`aggregate` (/mcp), `server` (/mcp/{slug}) or `rest` (the REST bridge)'),
+  ip: z.string().nullable(),
+  principal: z
+    .object({
+      tid: z.string().nullable(),
+      oid: z.string().nullable(),
+      clientId: z.string().nullable(),
+      name: z.string().nullable(),
+    })
+    .nullable()
+    .describe('null when the token was refused'),
+  sessionId: z.string().nullable(),
+  server: z.object({ id: z.string().nullable(), slug: z.string().nullable() }).nullable(),
+  method: z.string(),
+  rpcId: z.union([z.string(), z.number()]).nullable(),
+  target: z.string().nullable().describe('Tool or prompt name, or resource URI'),
+  arguments: z
+    .unknown()
+    .describe(
+      'Per AUDIT_ARGUMENTS: absent (`off`), the arguments with secrets redacted, `sha256:…` (`hash`), or `{ truncated, bytes, sha256 }` when too large',
+    ),
+  decision: z.enum(DECISIONS),
+  rule: z.string().nullable().describe('What decided: an access rule, a rate-limit policy, or why a token was refused'),
+  outcome: z.enum(OUTCOMES),
+  latencyMs: z.number(),
+  upstreamMs: z.number().nullable(),
+  upstreamStatus: z.int().nullable(),
+  errorKind: z.string().nullable(),
+  prevHash: z.string(),
+  hash: z.string().describe('sha256 (or HMAC) over this record and prevHash'),
+});
+export type AuditRecordView = z.infer<typeof auditRecordViewSchema>;
+export class AuditRecordDto extends createZodDto(auditRecordViewSchema) {}
+
+export const auditListSchema = z.object({
+  records: z.array(auditRecordViewSchema).describe('Newest first'),
+  nextCursor: z.string().nullable().describe('Pass as `cursor` for the next (older) page; null on the last page'),
+});
+export type AuditList = z.infer<typeof auditListSchema>;
+export class AuditListDto extends createZodDto(auditListSchema) {}

@@ -1,0 +1,198 @@
+import { Injectable } from '@nestjs/common';
+import { PrismaService } from '../database/prisma.service';
+import { Prisma, type AuditRecord as AuditRecordRow } from '../generated/prisma/client';
+import type { ExchangeDecision, ExchangeOutcome, McpSurface } from '../traffic/mcp-exchange';
+import { type AuditRow, GENESIS_HASH, type StreamBounds } from './audit-record';
+
+/** A position in the audit list, newest first: ordered by (at, id) descending. */
+export interface AuditPosition {
+  at: Date;
+  id: string;
+}
+
+export interface AuditFilter {
+  from?: Date;
+  to?: Date;
+  tenantId?: string;
+  objectId?: string;
+  server?: string;
+  target?: string;
+  method?: string;
+  decision?: ExchangeDecision;
+  outcome?: ExchangeOutcome;
+}
+
+export interface AuditStreamStart {
+  id: string;
+  startedAt: Date;
+  host: string;
+  pid: number;
+}
+
+/** What one retention pass removed. */
+export interface ExpiryResult {
+  streams: number;
+  removed: number;
+}
+
+/** Audit records and their streams. Rows are inserted and, by retention only, deleted; never updated. */
+@Injectable()
+export class AuditRepository {
+  constructor(private readonly prisma: PrismaService) {}
+
+  async startStream(stream: AuditStreamStart): Promise<void> {
+    await this.prisma.auditStream.create({
+      data: { ...stream, lastSeq: 0n, lastHash: GENESIS_HASH },
+    });
+  }
+
+  /**
+   * Stores chained rows of one stream and moves its head, in one transaction; registers the
+   * stream (`stream`, or a placeholder for a replayed one) if it is not yet.
+   * Rows already stored (a replayed batch) and rows retention already passed are skipped.
+   */
+  async insert(rows: AuditRow[], stream?: AuditStreamStart): Promise<number> {
+    const last = rows[rows.length - 1];
+    if (!last) return 0;
+    const streamId = last.streamId;
+    // One INSERT over column arrays: Prisma's createMany sends a parameter per field (27 per row), which
+    // costs more to build than the insert itself.
+    const column = <K extends keyof AuditRow>(key: K) => rows.map((row) => row[key]);
+    const [created] = await this.prisma.$transaction([
+      this.prisma.$executeRaw`
+        INSERT INTO audit_records (id, stream_id, seq, at, request_id, surface, ip, tenant_id, object_id, client_id,
+          principal_name, session_id, server_id, server_slug, method, rpc_id, target, arguments, decision, rule,
+          outcome, latency_ms, upstream_ms, upstream_status, error_kind, prev_hash, hash)
+        SELECT * FROM unnest(
+          ${column('id')}::uuid[], ${column('streamId')}::uuid[], ${rows.map((row) => BigInt(row.seq))}::bigint[],
+          ${column('at')}::timestamptz[], ${column('requestId')}::text[], ${column('surface')}::text[],
+          ${column('ip')}::text[], ${column('tenantId')}::text[], ${column('objectId')}::text[],
+          ${column('clientId')}::text[], ${column('principalName')}::text[], ${column('sessionId')}::text[],
+          ${column('serverId')}::uuid[], ${column('serverSlug')}::text[], ${column('method')}::text[],
+          ${column('rpcId')}::text[], ${column('target')}::text[], ${column('arguments')}::text[],
+          ${column('decision')}::text[], ${column('rule')}::text[], ${column('outcome')}::text[],
+          ${column('latencyMs')}::float8[], ${column('upstreamMs')}::float8[], ${column('upstreamStatus')}::int[],
+          ${column('errorKind')}::text[], ${column('prevHash')}::text[], ${column('hash')}::text[])
+        ON CONFLICT (stream_id, seq) DO NOTHING`,
+      this.prisma.$executeRaw`
+        INSERT INTO audit_streams (id, started_at, host, pid, last_seq, last_hash)
+        VALUES (${streamId}::uuid, ${stream?.startedAt ?? rows[0]!.at}, ${stream?.host ?? ''}, ${stream?.pid ?? 0},
+          ${BigInt(last.seq)}, ${last.hash})
+        ON CONFLICT (id) DO UPDATE SET
+          last_hash = CASE WHEN EXCLUDED.last_seq > audit_streams.last_seq THEN EXCLUDED.last_hash ELSE audit_streams.last_hash END,
+          last_seq = GREATEST(audit_streams.last_seq, EXCLUDED.last_seq)`,
+      this.prisma.$executeRaw`
+        DELETE FROM audit_records r USING audit_streams s
+        WHERE s.id = ${streamId}::uuid AND r.stream_id = s.id AND r.seq <= s.anchor_seq`,
+    ]);
+    return created;
+  }
+
+  async list(filter: AuditFilter, after: AuditPosition | undefined, limit: number): Promise<AuditRow[]> {
+    const where = whereOf(filter);
+    if (after) {
+      where.AND = [{ OR: [{ at: { lt: after.at } }, { at: after.at, id: { lt: after.id } }] }];
+    }
+    const rows = await this.prisma.auditRecord.findMany({
+      where,
+      orderBy: [{ at: 'desc' }, { id: 'desc' }],
+      take: limit,
+    });
+    return rows.map(toRow);
+  }
+
+  async streams(): Promise<StreamBounds[]> {
+    const rows = await this.prisma.auditStream.findMany({ orderBy: { startedAt: 'asc' } });
+    return rows.map((row) => ({
+      streamId: row.id,
+      anchorSeq: Number(row.anchorSeq),
+      anchorHash: row.anchorHash,
+      lastSeq: Number(row.lastSeq),
+      lastHash: row.lastHash,
+    }));
+  }
+
+  /** Stream ids that records name but no stream row describes (a deleted stream row). */
+  async streamsWithoutRow(): Promise<string[]> {
+    const rows = await this.prisma.$queryRaw<{ stream_id: string }[]>`
+      SELECT DISTINCT r.stream_id::text AS stream_id FROM audit_records r
+      WHERE NOT EXISTS (SELECT 1 FROM audit_streams s WHERE s.id = r.stream_id)
+      LIMIT 10`;
+    return rows.map((row) => row.stream_id);
+  }
+
+  /** One page of a stream's chain, in seq order, after `afterSeq` and up to `uptoSeq`. */
+  async chainPage(streamId: string, afterSeq: number, uptoSeq: number, limit: number): Promise<AuditRow[]> {
+    const rows = await this.prisma.auditRecord.findMany({
+      where: { streamId, seq: { gt: BigInt(afterSeq), lte: BigInt(uptoSeq) } },
+      orderBy: { seq: 'asc' },
+      take: limit,
+    });
+    return rows.map(toRow);
+  }
+
+  /**
+   * Removes every stream's oldest records up to the first one at or after
+   * `cutoff` (only a prefix, so what stays is still one chain) and moves the
+   * stream's anchor to the last removed record.
+   */
+  async expire(cutoff: Date): Promise<ExpiryResult> {
+    // Only streams with expired records; the (at) index reads just those rows, which are about to go anyway.
+    const candidates = await this.prisma.$queryRaw<{ stream_id: string; upto: bigint }[]>`
+      SELECT s.stream_id::text AS stream_id,
+             COALESCE(
+               (SELECT MIN(r.seq) - 1 FROM audit_records r WHERE r.stream_id = s.stream_id AND r.at >= ${cutoff}),
+               (SELECT MAX(r.seq) FROM audit_records r WHERE r.stream_id = s.stream_id)
+             ) AS upto
+      FROM (SELECT DISTINCT stream_id FROM audit_records WHERE at < ${cutoff}) s`;
+    let streams = 0;
+    let removed = 0;
+    for (const { stream_id: streamId, upto } of candidates) {
+      const count = await this.prisma.$transaction(async (tx) => {
+        // Serializes concurrent retention passes (replicas) on one stream.
+        const [stream] = await tx.$queryRaw<{ anchor_seq: bigint }[]>`
+          SELECT anchor_seq FROM audit_streams WHERE id = ${streamId}::uuid FOR UPDATE`;
+        if (!stream || upto <= stream.anchor_seq) return 0;
+        const [last] = await tx.$queryRaw<{ hash: string }[]>`
+          SELECT hash FROM audit_records WHERE stream_id = ${streamId}::uuid AND seq = ${upto}`;
+        // A gap at the cut (records still spooled elsewhere): cut below it next time.
+        if (!last) return 0;
+        const deleted = await tx.$executeRaw`
+          DELETE FROM audit_records WHERE stream_id = ${streamId}::uuid AND seq <= ${upto}`;
+        await tx.$executeRaw`
+          UPDATE audit_streams SET anchor_seq = ${upto}, anchor_hash = ${last.hash},
+            removed_count = removed_count + ${BigInt(deleted)}
+          WHERE id = ${streamId}::uuid`;
+        return deleted;
+      });
+      if (count > 0) {
+        streams += 1;
+        removed += count;
+      }
+    }
+    return { streams, removed };
+  }
+}
+
+function whereOf(filter: AuditFilter): Prisma.AuditRecordWhereInput {
+  const where: Prisma.AuditRecordWhereInput = {};
+  if (filter.from || filter.to) where.at = { gte: filter.from, lt: filter.to };
+  if (filter.tenantId) where.tenantId = filter.tenantId;
+  if (filter.objectId) where.objectId = filter.objectId;
+  if (filter.server) where.serverSlug = filter.server;
+  if (filter.target) where.target = filter.target;
+  if (filter.method) where.method = filter.method;
+  if (filter.decision) where.decision = filter.decision;
+  if (filter.outcome) where.outcome = filter.outcome;
+  return where;
+}
+
+function toRow(row: AuditRecordRow): AuditRow {
+  return {
+    ...row,
+    seq: Number(row.seq),
+    surface: row.surface as McpSurface,
+    decision: row.decision as ExchangeDecision,
+    outcome: row.outcome as ExchangeOutcome,
+  };
+}

@@ -1,0 +1,67 @@
+import { randomUUID } from 'node:crypto';
+import type { McpExchange } from '../traffic/mcp-exchange';
+import { type ArgumentPolicyConfig, applyArgumentPolicy } from './argument-policy';
+import type { UnchainedRow } from './audit-record';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** NUL, and UTF-16 surrogates without their other half. */
+// eslint-disable-next-line no-control-regex
+const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/** Longest stored text per field; client-chosen values (method, target, ids) are cut here. */
+const MAX_TEXT = 1024;
+
+/**
+ * PostgreSQL text cannot hold NUL, and a lone surrogate would reach the
+ * database as U+FFFD while the hash saw the original: either would make a
+ * stored row disagree with its hash, so both are replaced before hashing.
+ */
+export function storableText(value: string, max = MAX_TEXT): string {
+  const clean = value.replace(UNSTORABLE, '\uFFFD');
+  // Cutting may split a surrogate pair: clean the cut end again.
+  return clean.length <= max ? clean : `${clean.slice(0, max - 1).replace(UNSTORABLE, '\uFFFD')}…`;
+}
+
+function optionalText(value: string | undefined | null, max?: number): string | null {
+  return value === undefined || value === null ? null : storableText(value, max);
+}
+
+function finiteOrNull(value: number | undefined): number | null {
+  return value !== undefined && Number.isFinite(value) ? value : null;
+}
+
+/** An exchange as the audit trail stores it, before it is linked into a chain. Runs in the flush, not on the hot path. */
+export function toUnchainedRow(exchange: McpExchange, policy: ArgumentPolicyConfig): UnchainedRow {
+  const at = exchange.at instanceof Date && !Number.isNaN(exchange.at.getTime()) ? exchange.at : new Date();
+  const principal = exchange.principal;
+  return {
+    id: randomUUID(),
+    streamId: '',
+    at,
+    requestId: storableText(exchange.requestId, 200),
+    surface: exchange.surface,
+    ip: optionalText(exchange.ip, 100),
+    tenantId: optionalText(principal?.tid, 100),
+    objectId: optionalText(principal?.oid, 100),
+    clientId: optionalText(principal?.clientId, 100),
+    principalName: optionalText(principal?.name, 300),
+    sessionId: optionalText(exchange.sessionId, 200),
+    serverId: exchange.server && UUID.test(exchange.server.id) ? exchange.server.id.toLowerCase() : null,
+    serverSlug: optionalText(exchange.server?.slug, 100),
+    method: storableText(exchange.method, 200),
+    rpcId: exchange.rpcId === undefined ? null : storableText(JSON.stringify(exchange.rpcId), 200),
+    target: optionalText(exchange.target),
+    arguments: applyArgumentPolicy(exchange.arguments, policy),
+    decision: exchange.decision,
+    rule: optionalText(exchange.rule),
+    outcome: exchange.outcome,
+    latencyMs: finiteOrNull(exchange.latencyMs) ?? 0,
+    upstreamMs: finiteOrNull(exchange.upstreamMs),
+    upstreamStatus:
+      exchange.upstreamStatus !== undefined && Number.isInteger(exchange.upstreamStatus)
+        ? exchange.upstreamStatus
+        : null,
+    errorKind: optionalText(exchange.errorKind, 100),
+  };
+}

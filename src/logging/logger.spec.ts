@@ -1,0 +1,72 @@
+import { Writable } from 'node:stream';
+import { createLogger } from './logger';
+
+function capture(): { lines: Record<string, unknown>[]; stream: Writable } {
+  const lines: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) lines.push(JSON.parse(line) as never);
+      done();
+    },
+  });
+  return { lines, stream };
+}
+
+class TokenError extends Error {
+  constructor(readonly token: string) {
+    super('the upstream refused the token');
+  }
+}
+
+describe('createLogger redaction', () => {
+  it('censors secret-named fields one level down, in lines and in child bindings, without touching the originals', () => {
+    const { lines, stream } = capture();
+    const logger = createLogger({ logLevel: 'info' }, stream);
+    const upstream = { url: 'https://example.test', token: 'tok-1', clientSecret: 'cs-1', password: 'pw-1' };
+    logger.info({ upstream, count: 2, token: 'top-level stays' }, 'first');
+    logger
+      .child({ session: { access_token: 'at-1', refresh_token: 'rt-1', id: 's1' } })
+      .child({ nested: { secret: 'sec-1' } })
+      .info('second');
+    expect(lines[0]).toMatchObject({
+      upstream: {
+        url: 'https://example.test',
+        token: '[redacted]',
+        clientSecret: '[redacted]',
+        password: '[redacted]',
+      },
+      count: 2,
+      token: 'top-level stays',
+    });
+    expect(lines[1]).toMatchObject({
+      session: { access_token: '[redacted]', refresh_token: '[redacted]', id: 's1' },
+      nested: { secret: '[redacted]' },
+    });
+    expect(upstream.token).toBe('tok-1');
+  });
+
+  it('censors a secret field of a logged error and keeps its message and stack', () => {
+    const { lines, stream } = capture();
+    const logger = createLogger({ logLevel: 'info' }, stream);
+    const error = new TokenError('tok-2');
+    logger.warn({ err: error }, 'failed');
+    const logged = lines[0]!.err as Record<string, unknown>;
+    expect(logged).toMatchObject({
+      type: 'TokenError',
+      message: 'the upstream refused the token',
+      token: '[redacted]',
+    });
+    expect(String(logged.stack)).toContain('the upstream refused the token');
+    expect(JSON.stringify(lines)).not.toContain('tok-2');
+    expect(error.token).toBe('tok-2');
+  });
+
+  it('still redacts credential headers of logged requests', () => {
+    const { lines, stream } = capture();
+    const logger = createLogger({ logLevel: 'info' }, stream);
+    logger.info({ req: { headers: { authorization: 'Bearer secret-a', cookie: 'c=secret-c', accept: '*/*' } } });
+    expect(lines[0]).toMatchObject({
+      req: { headers: { authorization: '[redacted]', cookie: '[redacted]', accept: '*/*' } },
+    });
+  });
+});

@@ -1,0 +1,229 @@
+import { performance } from 'node:perf_hooks';
+import { requestIdOf } from '../logging/logger';
+import type { Request, Response } from 'express';
+import type { Principal } from '../auth/principal';
+import type { McpExchange, McpSurface, ServerRef } from '../traffic/mcp-exchange';
+import type { McpTraffic } from '../traffic/mcp-traffic';
+import type { RateLimitVerdict } from '../traffic/rate-limiter';
+import { classifyUpstreamError } from '../upstream/upstream-error';
+import {
+  errorResponse,
+  type JsonRpcErrorResponse,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+  type RequestId,
+} from './jsonrpc';
+
+/** JSON-RPC code of a request refused for its rate limit (`data.retryAfter` says when to try again). */
+export const RATE_LIMITED_CODE = -32029;
+
+/** Requests too trivial to audit or count. They still ask for budget. */
+const UNRECORDED = new Set(['ping']);
+
+interface Pending {
+  request: JsonRpcRequest;
+  server?: ServerRef;
+  target?: string;
+  upstreamStart?: number;
+}
+
+type Base = Pick<McpExchange, 'at' | 'requestId' | 'surface' | 'ip' | 'principal' | 'sessionId' | 'server'>;
+
+/**
+ * The JSON-RPC requests of one HTTP request to an MCP endpoint: asks the rate
+ * limiter for each (its fields go on the HTTP response), and reports each to
+ * `McpTraffic` once it has ended — refused, answered or failed.
+ */
+export class ExchangeRecorder {
+  private readonly started = performance.now();
+  private readonly base: Base;
+  private readonly pending = new Map<RequestId, Pending>();
+
+  constructor(
+    private readonly traffic: McpTraffic,
+    req: Request,
+    private readonly res: Response,
+    surface: McpSurface,
+    principal: Principal,
+    server?: ServerRef,
+  ) {
+    this.base = {
+      at: new Date(),
+      requestId: requestIdOf(req),
+      surface,
+      ip: req.ip,
+      principal,
+      ...(server ? { server: { id: server.id, slug: server.slug } } : {}),
+    };
+  }
+
+  set sessionId(id: string) {
+    this.base.sessionId = id;
+  }
+
+  /**
+   * Spends budget for one request. Returns the error answer when the limit is
+   * met (already recorded), else undefined; either way the verdict's
+   * RateLimit fields go on the HTTP response while it can still take headers.
+   */
+  async admit(
+    request: JsonRpcRequest,
+    route: { server?: ServerRef; tool?: string } = {},
+  ): Promise<{ refusal: JsonRpcErrorResponse; verdict: RateLimitVerdict } | undefined> {
+    const server = route.server ?? this.base.server;
+    const verdict = await this.traffic.admit({
+      principal: this.base.principal!,
+      surface: this.base.surface,
+      method: request.method,
+      ...(server ? { server } : {}),
+      ...(route.tool !== undefined ? { tool: route.tool } : {}),
+    });
+    if (!this.res.headersSent)
+      for (const [name, value] of Object.entries(verdict.headers)) this.res.setHeader(name, value);
+    if (verdict.allowed) return undefined;
+    const retryAfter = Math.max(1, Math.ceil(verdict.retryAfterSeconds ?? 1));
+    this.emit(request, server, {
+      decision: 'rate_limited',
+      outcome: 'refused',
+      ...(verdict.policy ? { rule: verdict.policy } : {}),
+    });
+    const refusal = errorResponse(request.id, RATE_LIMITED_CODE, `Rate limit exceeded; retry after ${retryAfter} s`, {
+      retryAfter,
+      ...(verdict.policy ? { policy: verdict.policy } : {}),
+    });
+    return { refusal, verdict: { ...verdict, retryAfterSeconds: retryAfter } };
+  }
+
+  /** A request the access policy refused; it was answered as if its target did not exist. */
+  denied(request: JsonRpcRequest, rule: string, server?: ServerRef, target?: string): void {
+    this.emit(request, server ?? this.base.server, { decision: 'denied', rule, outcome: 'refused' }, target);
+  }
+
+  /** A request the gateway will answer: `settle` or `fail` reports how it ended. */
+  begin(request: JsonRpcRequest, server?: ServerRef, target?: string): void {
+    this.pending.set(request.id, { request, server: server ?? this.base.server, target });
+  }
+
+  /** A request the gateway answered itself (lists from the catalog, ping, errors). */
+  answered(request: JsonRpcRequest, response: JsonRpcResponse): void {
+    this.begin(request);
+    this.settle(response);
+  }
+
+  /** Every request begun has been answered (or failed). */
+  get answeredAll(): boolean {
+    return this.pending.size === 0;
+  }
+
+  /** The upstream is being asked (all pending requests, or the one with this id). */
+  upstreamStarted(id?: RequestId): void {
+    const now = performance.now();
+    if (id !== undefined) {
+      const pending = this.pending.get(id);
+      if (pending) pending.upstreamStart = now;
+      return;
+    }
+    for (const pending of this.pending.values()) pending.upstreamStart = now;
+  }
+
+  /** Reports the request this message answers, if it is an answer to a pending one. */
+  settle(message: unknown, upstreamStatus?: number): void {
+    const candidate = message as { id?: unknown; result?: { isError?: unknown }; error?: unknown };
+    if (typeof candidate !== 'object' || candidate === null) return;
+    if (typeof candidate.id !== 'string' && typeof candidate.id !== 'number') return;
+    const pending = this.pending.get(candidate.id);
+    if (!pending || (candidate.result === undefined && candidate.error === undefined)) return;
+    this.pending.delete(candidate.id);
+    const outcome =
+      candidate.error !== undefined ? 'rpc_error' : candidate.result?.isError === true ? 'tool_error' : 'ok';
+    this.finish(pending, { decision: 'allowed', outcome, ...(upstreamStatus ? { upstreamStatus } : {}) });
+  }
+
+  /** Every pending request (or the one with this id) failed on its way to or from the upstream. */
+  fail(error: unknown, id?: RequestId): void {
+    const { kind } = classifyUpstreamError(error);
+    const outcome = kind === 'timeout' ? 'timeout' : 'upstream_error';
+    for (const pending of this.take(id)) this.finish(pending, { decision: 'allowed', outcome, errorKind: kind });
+  }
+
+  /** The client cancelled every pending request. */
+  cancelled(): void {
+    for (const pending of this.take()) this.finish(pending, { decision: 'allowed', outcome: 'cancelled' });
+  }
+
+  /** What is still pending got no answer: the upstream broke the protocol. */
+  close(): void {
+    for (const pending of this.take()) {
+      this.finish(pending, { decision: 'allowed', outcome: 'upstream_error', errorKind: 'protocol' });
+    }
+  }
+
+  private take(id?: RequestId): Pending[] {
+    if (id === undefined) {
+      const all = [...this.pending.values()];
+      this.pending.clear();
+      return all;
+    }
+    const one = this.pending.get(id);
+    this.pending.delete(id);
+    return one ? [one] : [];
+  }
+
+  private finish(
+    pending: Pending,
+    ending: Pick<McpExchange, 'decision' | 'outcome' | 'upstreamStatus' | 'errorKind'>,
+  ): void {
+    const upstreamMs = pending.upstreamStart === undefined ? undefined : performance.now() - pending.upstreamStart;
+    this.emit(pending.request, pending.server, ending, pending.target, upstreamMs);
+  }
+
+  private emit(
+    request: JsonRpcRequest,
+    server: ServerRef | undefined,
+    ending: Pick<McpExchange, 'decision' | 'outcome' | 'rule' | 'upstreamStatus' | 'errorKind'>,
+    target?: string,
+    upstreamMs?: number,
+  ): void {
+    if (UNRECORDED.has(request.method)) return;
+    const params = request.params;
+    this.traffic.record({
+      ...this.base,
+      ...(server ? { server: { id: server.id, slug: server.slug } } : {}),
+      method: request.method,
+      rpcId: request.id,
+      target: target ?? targetOf(request),
+      ...(params && 'arguments' in params ? { arguments: params.arguments } : {}),
+      ...ending,
+      latencyMs: performance.now() - this.started,
+      ...(upstreamMs !== undefined ? { upstreamMs } : {}),
+    });
+  }
+}
+
+/** What a request is about: the tool or prompt name, the resource URI, or a completion's reference. */
+function targetOf(request: JsonRpcRequest): string | undefined {
+  const params = request.params;
+  if (!params) return undefined;
+  if (typeof params.name === 'string') return params.name;
+  if (typeof params.uri === 'string') return params.uri;
+  const ref = params.ref as { name?: unknown; uri?: unknown } | undefined;
+  if (typeof ref?.name === 'string') return ref.name;
+  if (typeof ref?.uri === 'string') return ref.uri;
+  return undefined;
+}
+
+/** The HTTP answer to a lone request refused for its rate limit: 429 with Retry-After and the JSON-RPC error. */
+export function sendRateLimited(
+  res: Response,
+  refused: { refusal: JsonRpcErrorResponse; verdict: RateLimitVerdict },
+): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  res
+    .status(429)
+    .setHeader('retry-after', String(refused.verdict.retryAfterSeconds ?? 1))
+    .type('application/json')
+    .send(JSON.stringify(refused.refusal));
+}

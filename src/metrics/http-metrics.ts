@@ -1,0 +1,85 @@
+import type { NextFunction, Request, Response } from 'express';
+import type { GatewayMetrics } from './gateway-metrics';
+import type { CounterCell, HistogramCell } from './hot-metrics';
+
+/** Methods with a label of their own; Node's parser accepts a few dozen, the rest count as `other`. */
+const KNOWN_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/** The pattern of Nest's own not-found handler. */
+const NEST_NOT_FOUND_ROUTE = '/{*path}';
+
+/** A request no route answered (a 404, or one refused by a middleware outside the MCP prefix). */
+export const UNMATCHED_ROUTE = 'unmatched';
+
+/**
+ * Counts and times every HTTP request by the route pattern that served it
+ * (`/api/v1/servers/:ref`), never the raw path, so a client cannot mint
+ * series. Requests answered before routing under the MCP prefix (a refused
+ * token, a wrong Host, an unreadable body) count as `{prefix}/*`; the
+ * documentation's static files as `/docs/*`; everything else unrouted as
+ * `unmatched`.
+ */
+export function httpMetricsMiddleware(
+  metrics: GatewayMetrics,
+  mcpPrefix: string,
+): (req: Request, res: Response, next: NextFunction) => void {
+  const mcpWildcard = `${mcpPrefix}/*`;
+  const mcpSlash = `${mcpPrefix}/`;
+  // route → method → status → cells: every label is from a bounded set, so this stays small.
+  const cache = new Map<string, Map<string, Map<number, { requests: CounterCell; duration: HistogramCell }>>>();
+  const cellsOf = (route: string, method: string, status: number) => {
+    let byMethod = cache.get(route);
+    if (!byMethod) {
+      byMethod = new Map();
+      cache.set(route, byMethod);
+    }
+    let byStatus = byMethod.get(method);
+    if (!byStatus) {
+      byStatus = new Map();
+      byMethod.set(method, byStatus);
+    }
+    let cells = byStatus.get(status);
+    if (!cells) {
+      const labels = [method, route, statusOf(status)];
+      cells = { requests: metrics.httpRequests.cell(labels), duration: metrics.httpDuration.cell(labels) };
+      byStatus.set(status, cells);
+    }
+    return cells;
+  };
+  return (req, res, next) => {
+    const start = performance.now();
+    res.once('close', () => {
+      const method = KNOWN_METHODS.has(req.method) ? req.method : 'other';
+      const cells = cellsOf(routeOf(req, mcpPrefix, mcpSlash, mcpWildcard), method, res.statusCode);
+      cells.requests.value++;
+      cells.duration.observe((performance.now() - start) / 1000);
+    });
+    next();
+  };
+}
+
+function routeOf(req: Request, mcpPrefix: string, mcpSlash: string, mcpWildcard: string): string {
+  const pattern = (req.route as { path?: unknown } | undefined)?.path;
+  if (typeof pattern === 'string') {
+    // Nest answers every unrouted request from a catch-all route of its own.
+    if (pattern === NEST_NOT_FOUND_ROUTE) return UNMATCHED_ROUTE;
+    const route = req.baseUrl + pattern;
+    // The token check is mounted on the whole prefix (`/mcp{/*rest}`): what it refuses never reached a route.
+    return route.startsWith(`${mcpPrefix}{`) ? mcpWildcard : route;
+  }
+  // `originalUrl`: Express rewrites `url` inside mounted middleware.
+  const path = pathOf(req.originalUrl);
+  if (path === mcpPrefix || path.startsWith(mcpSlash)) return mcpWildcard;
+  if (path === '/docs' || path.startsWith('/docs/') || path.startsWith('/docs-')) return '/docs/*';
+  return UNMATCHED_ROUTE;
+}
+
+function pathOf(url: string): string {
+  const query = url.indexOf('?');
+  return query === -1 ? url : url.slice(0, query);
+}
+
+/** Status codes are three digits; anything else (never seen from Node) is not a label. */
+function statusOf(code: number): string {
+  return code >= 100 && code <= 599 ? String(code) : 'other';
+}

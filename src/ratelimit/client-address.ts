@@ -1,0 +1,30 @@
+import { isIP } from 'node:net';
+
+/**
+ * The key the per-IP limit counts a client under: its IPv4 address, or the
+ * /64 network of an IPv6 one (a single host commonly holds a whole /64, so
+ * counting addresses would let it rotate past the limit).
+ */
+export function clientAddressKey(address: string | undefined): string {
+  if (!address) return 'unknown';
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1]!;
+  if (isIP(address) !== 6) return address;
+  return `${expandIpv6(address).slice(0, 4).join(':')}::/64`;
+}
+
+function expandIpv6(address: string): string[] {
+  const [head = '', tail] = address.split('%', 1)[0]!.split('::', 2);
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  // An embedded IPv4 tail stands for two groups.
+  const last = right.length ? right : left;
+  if (last.length && last[last.length - 1]!.includes('.')) {
+    const [a, b, c, d] = last.pop()!.split('.').map(Number);
+    last.push(((a! << 8) | b!).toString(16), ((c! << 8) | d!).toString(16));
+  }
+  const missing = tail === undefined ? 0 : 8 - left.length - right.length;
+  return [...left, ...Array<string>(missing).fill('0'), ...right].map((group) =>
+    group.toLowerCase().replace(/^0+(?=.)/, ''),
+  );
+}

@@ -1,0 +1,73 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { PinoLogger } from 'nestjs-pino';
+import type { Principal } from '../auth/principal';
+import { loadConfig } from '../config/config';
+import { createLogger } from '../logging/logger';
+import { MemoryStore } from '../redis/memory-store';
+import { GatewayRateLimiter } from './gateway-rate-limiter';
+import { RateLimitStats } from './rate-limit-stats';
+
+const TID = '11111111-2222-3333-4444-555555555555';
+const principal: Principal = { tid: TID, oid: 'o', clientId: 'c', appOnly: false, scopes: [], roles: [] };
+const server = { id: 's', slug: 'github' };
+
+describe('GatewayRateLimiter (no REDIS_URL)', () => {
+  let dir: string;
+  let stats: RateLimitStats;
+  let limiter: GatewayRateLimiter;
+
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'rl-limiter-'));
+    const file = path.join(dir, 'policy.json');
+    writeFileSync(
+      file,
+      JSON.stringify({ servers: { github: { rate: '3/1h', tools: { search: { rate: '100/1d', cost: 2 } } } } }),
+    );
+    const config = loadConfig({ RATE_LIMIT_FILE: file, RATE_LIMIT_PRINCIPAL: '10/1h' });
+    stats = new RateLimitStats();
+    const logger = new PinoLogger({ pinoHttp: { logger: createLogger({ logLevel: 'silent' }) } });
+    limiter = new GatewayRateLimiter(config, new MemoryStore(), stats, logger);
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('names the tightest budget when it allows and the one that refused when it refuses', async () => {
+    const call = () => limiter.consume({ principal, surface: 'server', server, method: 'tools/call', tool: 'search' });
+    const first = await call();
+    expect(first).toMatchObject({ allowed: true, policy: 'server.github' });
+    expect(first.headers.RateLimit).toMatch(
+      /^"principal";r=8;t=\d+, "tenant";r=\d+;t=\d+, "server\.github";r=1;t=\d+, "tool\.github\.search";r=98;t=\d+$/,
+    );
+    const refused = await call();
+    expect(refused).toMatchObject({ allowed: false, policy: 'server.github' });
+    // 1 unit left of 3/h, 2 needed: one more unit is 20 minutes away.
+    expect(refused.retryAfterSeconds).toBeGreaterThan(1190);
+    expect(refused.retryAfterSeconds).toBeLessThanOrEqual(1200);
+    expect(refused.headers.RateLimit).toContain(`"server.github";r=1;t=${refused.retryAfterSeconds}`);
+    // Nothing was spent by the refusal: the principal still has 8.
+    const other = await limiter.consume({ principal, surface: 'aggregate', method: 'tools/list' });
+    expect(other.headers.RateLimit).toMatch(/^"principal";r=7;/);
+    expect(stats.snapshot().decisions).toEqual(
+      expect.arrayContaining([
+        { policy: 'server.github', outcome: 'allowed', source: 'memory', count: 1 },
+        { policy: 'server.github', outcome: 'refused', source: 'memory', count: 1 },
+      ]),
+    );
+  });
+
+  it('answers free requests without headers or decisions', async () => {
+    expect(await limiter.consume({ principal, surface: 'aggregate', method: 'ping' })).toEqual({
+      allowed: true,
+      headers: {},
+    });
+    expect(stats.snapshot().decisions).toEqual([]);
+  });
+
+  it('allows rather than fail when a listener of the stats throws', async () => {
+    stats.onDecision(() => {
+      throw new Error('metrics bug');
+    });
+    expect((await limiter.consume({ principal, surface: 'aggregate', method: 'initialize' })).allowed).toBe(true);
+  });
+});

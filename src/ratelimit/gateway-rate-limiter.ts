@@ -1,0 +1,196 @@
+import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
+import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
+import type { AppConfig } from '../config/config';
+import { APP_CONFIG } from '../config/config.module';
+import { KEY_VALUE_STORE, type KeyValueStore } from '../redis/key-value-store';
+import type { RateLimiter, RateLimitRequest, RateLimitVerdict } from '../traffic/rate-limiter';
+import { type Charge, type ChargeResult, fits } from './budget';
+import { LocalBuckets } from './local-buckets';
+import type { RateLimitPolicy } from './rate-limit-policy';
+import { RateLimitPlanner } from './rate-limit-plan';
+import { type DecisionSource, RateLimitStats } from './rate-limit-stats';
+import { type BudgetReport, rateLimitHeaders, reportOf } from './ratelimit-headers';
+import { RedisBuckets } from './redis-buckets';
+
+const FREE: RateLimitVerdict = Object.freeze({ allowed: true, headers: Object.freeze({}) as Record<string, string> });
+/** Pause between probes of a Redis that failed them. */
+const PROBE_RETRY_MS = 500;
+/** What a fail-closed policy tells the caller while Redis is down. */
+const FAIL_CLOSED_RETRY_SECONDS = 5;
+
+class RedisTimeout extends Error {
+  constructor(ms: number) {
+    super(`Redis did not answer a rate-limit decision within ${ms} ms`);
+  }
+}
+
+/**
+ * The RATE_LIMITER of McpTraffic. Budgets live in Redis when REDIS_URL is set
+ * (one script call per decision); while Redis does not answer within
+ * RATE_LIMIT_REDIS_TIMEOUT_MS, an in-process insurance limiter with each
+ * replica's share decides, or a fail-closed policy refuses. Never throws.
+ */
+@Injectable()
+export class GatewayRateLimiter implements RateLimiter, OnModuleDestroy {
+  private readonly policy: RateLimitPolicy;
+  private readonly planner: RateLimitPlanner;
+  private readonly redis?: RedisBuckets;
+  /** The whole limiter without Redis; the insurance limiter with it. */
+  private readonly local = new LocalBuckets();
+  /** Set when Redis timed out: decisions skip it until the probe gets an answer (a hung Redis must not slow every request). */
+  private suspect = false;
+  private closed = false;
+
+  constructor(
+    @Inject(APP_CONFIG) config: AppConfig,
+    @Inject(KEY_VALUE_STORE) store: KeyValueStore,
+    private readonly stats: RateLimitStats,
+    @InjectPinoLogger(GatewayRateLimiter.name) private readonly logger: PinoLogger,
+  ) {
+    this.policy = config.rateLimit;
+    this.planner = new RateLimitPlanner(this.policy);
+    if (store.client) this.redis = new RedisBuckets(store.client);
+  }
+
+  get redisBuckets(): RedisBuckets | undefined {
+    return this.redis;
+  }
+
+  get localBuckets(): LocalBuckets {
+    return this.local;
+  }
+
+  async consume(request: RateLimitRequest): Promise<RateLimitVerdict> {
+    if (!this.policy.enabled) return FREE;
+    let charge: Charge | undefined;
+    try {
+      charge = this.planner.plan(request);
+      if (!charge) return FREE;
+      if (!this.redis) return this.verdict(charge, this.local.charge(charge), 'memory');
+      const shared = await this.askRedis(charge);
+      if (shared) return this.verdict(charge, shared, 'redis');
+      return this.withoutRedis(charge);
+    } catch (error) {
+      // A bug here must not refuse or break MCP traffic: allow, and say so loudly.
+      this.logger.error({ err: error }, 'rate-limit decision failed; request allowed');
+      return FREE;
+    }
+  }
+
+  /** The shared decision, or undefined when Redis cannot give one in time. */
+  private async askRedis(charge: Charge): Promise<ChargeResult | undefined> {
+    const redis = this.redis!;
+    if (!redis.connected || this.suspect) {
+      this.stats.redisStateChanged('down');
+      return undefined;
+    }
+    const timeoutMs = this.policy.redisTimeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const result = await Promise.race([
+        redis.charge(charge),
+        new Promise<never>((_, reject) => {
+          // Timers run before I/O in each turn of the event loop: on a busy process the answer may
+          // already be waiting in the socket when the timer fires, so give it that one turn.
+          timer = setTimeout(() => setImmediate(() => reject(new RedisTimeout(timeoutMs))), timeoutMs);
+        }),
+      ]);
+      if (this.stats.redisState === 'down') this.recovered();
+      return result;
+    } catch (error) {
+      if (error instanceof RedisTimeout && !this.suspect) {
+        this.suspect = true;
+        this.probe();
+      }
+      if (this.stats.redisState === 'up') {
+        this.logger.warn({ err: error }, 'Redis is not answering rate-limit decisions: the insurance limiter decides');
+      }
+      this.stats.redisStateChanged('down');
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Asks Redis until it answers, off the request path. Replies come in order,
+   * so the probe's answer also means the stalled decisions have been answered.
+   */
+  private probe(): void {
+    this.redis!.ping().then(
+      () => {
+        this.suspect = false;
+        if (this.stats.redisState === 'down') this.recovered();
+      },
+      () => {
+        if (this.closed) return;
+        setTimeout(() => this.probe(), PROBE_RETRY_MS).unref();
+      },
+    );
+  }
+
+  onModuleDestroy(): void {
+    this.closed = true;
+  }
+
+  private recovered(): void {
+    this.logger.info('Redis answers rate-limit decisions again: budgets are shared again');
+    this.stats.redisStateChanged('up');
+    // The next outage starts from fresh per-replica shares.
+    this.local.clear();
+  }
+
+  private withoutRedis(charge: Charge): RateLimitVerdict {
+    const closed = charge.budgets.find((budget) => budget.onRedisDown === 'refuse');
+    if (closed) {
+      this.stats.decided({ policy: closed.policy, outcome: 'refused', source: 'fail_closed' });
+      const report: BudgetReport = {
+        policy: closed.policy,
+        quota: closed.count,
+        windowSeconds: Math.round(closed.windowMs / 1000),
+        remaining: 0,
+        resetSeconds: FAIL_CLOSED_RETRY_SECONDS,
+      };
+      return {
+        allowed: false,
+        policy: closed.policy,
+        retryAfterSeconds: FAIL_CLOSED_RETRY_SECONDS,
+        headers: rateLimitHeaders([report]),
+      };
+    }
+    const replicas = this.policy.replicas;
+    const share: Charge = {
+      cost: charge.cost,
+      budgets: charge.budgets.map((budget) => ({ ...budget, count: Math.max(1, Math.ceil(budget.count / replicas)) })),
+    };
+    return this.verdict(share, this.local.charge(share), 'insurance');
+  }
+
+  private verdict(charge: Charge, result: ChargeResult, source: DecisionSource): RateLimitVerdict {
+    const reports = charge.budgets.map((budget, index) =>
+      reportOf(budget, result.levels[index]!, charge.cost, !result.allowed),
+    );
+    let decisive = reports[0]!;
+    if (result.allowed) {
+      for (const report of reports) if (report.remaining < decisive.remaining) decisive = report;
+      this.stats.decided({ policy: decisive.policy, outcome: 'allowed', source });
+      return { allowed: true, policy: decisive.policy, headers: rateLimitHeaders(reports) };
+    }
+    // Of the budgets the request does not fit, the one that keeps the caller waiting longest refused it.
+    let longest = -1;
+    charge.budgets.forEach((budget, index) => {
+      const report = reports[index]!;
+      if (!fits(result.levels[index]!, charge.cost, budget.count) && report.resetSeconds > longest) {
+        longest = report.resetSeconds;
+        decisive = report;
+      }
+    });
+    this.stats.decided({ policy: decisive.policy, outcome: 'refused', source });
+    return {
+      allowed: false,
+      policy: decisive.policy,
+      retryAfterSeconds: Math.max(1, decisive.resetSeconds),
+      headers: rateLimitHeaders(reports),
+    };
+  }
+}

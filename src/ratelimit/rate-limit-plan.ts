@@ -1,0 +1,84 @@
+import { principalKeyOf } from '../mcp/principal-key';
+import type { RateLimitRequest } from '../traffic/rate-limiter';
+import type { Budget, Charge } from './budget';
+import type { LimitPolicy, RateLimitPolicy, ServerPolicy } from './rate-limit-policy';
+
+/** Every budget key starts with this, so the limiter's keys never meet other keys in a shared Redis. */
+export const KEY_PREFIX = 'rl:';
+
+/** Keys of the budgets that belong to one caller: `rl:<principalKey>:<policy>`. */
+export function principalKeyPrefix(principalKey: string): string {
+  return `${KEY_PREFIX}${principalKey}:`;
+}
+
+export function tenantKey(tid: string): string {
+  return `${KEY_PREFIX}tenant:${tid}`;
+}
+
+/**
+ * Which budgets a JSON-RPC request is counted against and what it costs:
+ * the caller's (its most generous role tier, else the default), its tenant's,
+ * and the server's and tool's when the policy names them. Undefined: free.
+ */
+export class RateLimitPlanner {
+  constructor(private readonly policy: RateLimitPolicy) {}
+
+  plan(request: RateLimitRequest): Charge | undefined {
+    const server = request.server ? this.serverPolicy(request.server.slug) : undefined;
+    const tool = server && request.tool !== undefined ? server.tools.get(request.tool) : undefined;
+    const cost = request.method === 'tools/call' && tool ? tool.cost : this.methodCost(request.method);
+    if (cost === 0) return undefined;
+
+    const { principal } = request;
+    const principalKey = principalKeyOf(principal);
+    const budgets: Budget[] = [
+      budget('principal', `${principalKeyPrefix(principalKey)}principal`, this.tierOf(principal.roles)),
+      budget('tenant', tenantKey(principal.tid), this.policy.tenant),
+    ];
+    if (server && request.server) {
+      const slug = request.server.slug;
+      const owner = server.scope === 'principal' ? principalKeyPrefix(principalKey) : KEY_PREFIX;
+      if (server.limit) budgets.push(budget(`server.${slug}`, `${owner}server.${slug}`, server.limit));
+      if (tool?.limit) {
+        const name = `tool.${slug}.${request.tool}`;
+        budgets.push(budget(name, `${owner}${name}`, tool.limit));
+      }
+    }
+    return { budgets, cost };
+  }
+
+  /** The most generous of the caller's role tiers (highest rate), or the default per-caller budget. */
+  tierOf(roles: readonly string[]): LimitPolicy {
+    let best: LimitPolicy | undefined;
+    for (const role of roles) {
+      const tier = this.policy.roles.get(role);
+      if (tier && (!best || perSecond(tier) > perSecond(best))) best = tier;
+    }
+    return best ?? this.policy.principal;
+  }
+
+  private serverPolicy(slug: string): ServerPolicy | undefined {
+    return this.policy.servers.get(slug) ?? this.policy.servers.get('*');
+  }
+
+  private methodCost(method: string): number {
+    const configured = this.policy.methodCosts.get(method);
+    if (configured !== undefined) return configured;
+    // Notifications and responses the client sends back ask the gateway for nothing worth limiting.
+    return method.startsWith('notifications/') ? 0 : 1;
+  }
+}
+
+function budget(policy: string, key: string, limit: LimitPolicy): Budget {
+  return {
+    policy,
+    key,
+    count: limit.rate.count,
+    windowMs: limit.rate.windowSeconds * 1000,
+    onRedisDown: limit.onRedisDown,
+  };
+}
+
+function perSecond(limit: LimitPolicy): number {
+  return limit.rate.count / limit.rate.windowSeconds;
+}

@@ -1,0 +1,93 @@
+import { Injectable } from '@nestjs/common';
+
+/**
+ * Who decided: `redis` (the shared budgets), `memory` (no REDIS_URL: this
+ * process alone), `insurance` (Redis down: this replica's share), `fail_closed`
+ * (Redis down and the policy refuses), `ip` (the per-IP limit before the token check).
+ */
+export type DecisionSource = 'redis' | 'memory' | 'insurance' | 'fail_closed' | 'ip';
+
+export interface RateLimitDecision {
+  /** The policy that refused, or the tightest one that allowed (`principal`, `tenant`, `server.<slug>`, `tool.<slug>.<tool>`, `ip`). */
+  policy: string;
+  outcome: 'allowed' | 'refused';
+  source: DecisionSource;
+}
+
+export type RedisState = 'up' | 'down';
+
+export interface RateLimitStatsSnapshot {
+  /** Decisions so far, one entry per (policy, outcome, source). Free requests (ping, notifications) are not decisions. */
+  decisions: (RateLimitDecision & { count: number })[];
+  /** Decisions Redis should have made but the insurance limiter or a fail-closed policy made instead. */
+  redisFallbacks: number;
+  /** Times Redis went from answering to not answering. */
+  redisOutages: number;
+  /** Whether the last attempt to reach Redis succeeded (always `up` without REDIS_URL). */
+  redis: RedisState;
+}
+
+/**
+ * The rate limiter's numbers, for the metrics: read `snapshot()` at scrape
+ * time, or follow `onDecision` / `onRedisState` as they happen. Labels are
+ * bounded: policies come from configuration, never from callers.
+ */
+@Injectable()
+export class RateLimitStats {
+  private readonly counts = new Map<string, RateLimitDecision & { count: number }>();
+  private readonly decisionListeners = new Set<(decision: RateLimitDecision) => void>();
+  private readonly redisListeners = new Set<(state: RedisState) => void>();
+  private fallbacks = 0;
+  private outages = 0;
+  private redis: RedisState = 'up';
+
+  decided(decision: RateLimitDecision): void {
+    const key = `${decision.policy}\n${decision.outcome}\n${decision.source}`;
+    const entry = this.counts.get(key);
+    if (entry) entry.count += 1;
+    else this.counts.set(key, { ...decision, count: 1 });
+    if (decision.source === 'insurance' || decision.source === 'fail_closed') this.fallbacks += 1;
+    for (const listener of this.decisionListeners) quietly(() => listener(decision));
+  }
+
+  redisStateChanged(state: RedisState): void {
+    if (state === this.redis) return;
+    this.redis = state;
+    if (state === 'down') this.outages += 1;
+    for (const listener of this.redisListeners) quietly(() => listener(state));
+  }
+
+  get redisState(): RedisState {
+    return this.redis;
+  }
+
+  snapshot(): RateLimitStatsSnapshot {
+    return {
+      decisions: [...this.counts.values()].map((entry) => ({ ...entry })),
+      redisFallbacks: this.fallbacks,
+      redisOutages: this.outages,
+      redis: this.redis,
+    };
+  }
+
+  /** Returns the function that stops listening. */
+  onDecision(listener: (decision: RateLimitDecision) => void): () => void {
+    this.decisionListeners.add(listener);
+    return () => this.decisionListeners.delete(listener);
+  }
+
+  /** Returns the function that stops listening. */
+  onRedisState(listener: (state: RedisState) => void): () => void {
+    this.redisListeners.add(listener);
+    return () => this.redisListeners.delete(listener);
+  }
+}
+
+/** A listener's failure must never turn a rate-limit decision into an error. */
+function quietly(call: () => void): void {
+  try {
+    call();
+  } catch {
+    // The metrics side owns its bugs; the request goes on.
+  }
+}

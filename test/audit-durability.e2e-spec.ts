@@ -1,0 +1,279 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { AuditRetention } from '../src/audit/audit-retention';
+import { auditOf, exchangeFactory, sql } from './support/audit';
+import { runCli } from './support/cli';
+import { waitUntil } from './support/eventually';
+import { startTestGateway } from './support/gateway';
+import { createScratchDatabase } from './support/services';
+import { hostPortOf, TcpProxy, withHostPort } from './support/tcp-proxy';
+
+type Scratch = Awaited<ReturnType<typeof createScratchDatabase>>;
+
+/** Rows of one stream: how many, how many distinct seqs, and the highest seq. */
+async function streamCounts(url: string, streamId: string): Promise<{ n: string; seqs: string; max: string }> {
+  const [row] = await sql<{ n: string; seqs: string; max: string }>(
+    url,
+    'SELECT count(*) AS n, count(DISTINCT seq) AS seqs, max(seq) AS max FROM audit_records WHERE stream_id = $1',
+    [streamId],
+  );
+  return row!;
+}
+
+describe('audit trail: database outage', () => {
+  let scratch: Scratch;
+  /** Between the gateway and PostgreSQL: stopping it is the outage, without touching the real service. */
+  let relay: TcpProxy;
+
+  beforeAll(async () => {
+    scratch = await createScratchDatabase();
+    const { host, port } = hostPortOf(scratch.url);
+    relay = new TcpProxy(host, port);
+    await relay.start();
+  });
+
+  afterAll(async () => {
+    await relay?.stop();
+    await scratch?.drop();
+  });
+
+  it('spools while PostgreSQL is down and replays in order when it returns: none lost, none duplicated', async () => {
+    const gw = await startTestGateway('services', {
+      DATABASE_URL: withHostPort(scratch.url, relay.port),
+      AUDIT_FLUSH_INTERVAL_MS: '50',
+      AUDIT_BATCH_SIZE: '100',
+    });
+    const spoolDir = path.join(gw.dataDir, 'audit-spool');
+    const saved = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-spool-copy-'));
+    let streamId: string;
+    try {
+      const audit = auditOf(gw.gateway.app);
+      streamId = audit.trail.streamId;
+      for (let i = 0; i < 150; i++) audit.traffic.record(exchangeFactory({ requestId: `before-${i}` }));
+      await audit.trail.flush();
+      expect(audit.trail.stats()).toMatchObject({ stored: 150, spooled: 0 });
+
+      await relay.stop();
+      for (let i = 0; i < 450; i++) audit.traffic.record(exchangeFactory({ requestId: `during-${i}` }));
+      await audit.trail.flush();
+      expect(audit.trail.stats()).toMatchObject({ stored: 150, spooled: 450, spoolRecords: 450 });
+      expect(audit.trail.stats().writeFailures).toBeGreaterThan(0);
+      // Still down: newer records queue behind the spooled ones.
+      for (let i = 0; i < 50; i++) audit.traffic.record(exchangeFactory({ requestId: `later-${i}` }));
+      await audit.trail.flush();
+      expect(audit.trail.stats()).toMatchObject({ spoolRecords: 500 });
+      for (const name of fs.readdirSync(spoolDir)) fs.copyFileSync(path.join(spoolDir, name), path.join(saved, name));
+
+      await relay.start();
+      await waitUntil(() => audit.trail.stats().spoolFiles === 0, 'the spool is replayed');
+      expect(audit.trail.stats()).toMatchObject({ stored: 650, replayed: 500, queueDepth: 0 });
+      expect(fs.readdirSync(spoolDir)).toEqual([]);
+      await expect(streamCounts(scratch.url, streamId)).resolves.toEqual({ n: '650', seqs: '650', max: '650' });
+      // In order: the chain walks seq 1..650 and holds.
+      await expect(audit.verify()).resolves.not.toHaveProperty('broken');
+    } finally {
+      await gw.close();
+    }
+
+    // A batch replayed twice (the insert committed but its answer was lost): a later start replays the copy, and nothing doubles.
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-replay-'));
+    fs.cpSync(saved, path.join(dataDir, 'audit-spool'), { recursive: true });
+    const again = await startTestGateway('services', { DATABASE_URL: scratch.url, DATA_DIR: dataDir });
+    try {
+      const trail = auditOf(again.gateway.app).trail;
+      await waitUntil(() => trail.stats().spoolFiles === 0, 'the copied spool is replayed');
+      await expect(streamCounts(scratch.url, streamId)).resolves.toEqual({ n: '650', seqs: '650', max: '650' });
+      const requestIds = await sql<{ n: string }>(
+        scratch.url,
+        'SELECT count(DISTINCT request_id) AS n FROM audit_records WHERE stream_id = $1',
+        [streamId],
+      );
+      expect(requestIds).toEqual([{ n: '650' }]);
+    } finally {
+      await again.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+      fs.rmSync(saved, { recursive: true, force: true });
+    }
+  });
+
+  it('spools what is queued at shutdown when the database is down, and a later start stores it', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-down-'));
+    try {
+      const gw = await startTestGateway('services', {
+        DATABASE_URL: withHostPort(scratch.url, relay.port),
+        DATA_DIR: dataDir,
+        AUDIT_FLUSH_INTERVAL_MS: '60000',
+        AUDIT_BATCH_SIZE: '5000',
+      });
+      const audit = auditOf(gw.gateway.app);
+      const streamId = audit.trail.streamId;
+      for (let i = 0; i < 1_000; i++) audit.traffic.record(exchangeFactory());
+      await relay.stop();
+      await gw.close();
+      expect(audit.trail.stats()).toMatchObject({ stored: 0, spoolRecords: 1_000 });
+      await relay.start();
+
+      const next = await startTestGateway('services', { DATABASE_URL: scratch.url, DATA_DIR: dataDir });
+      try {
+        await waitUntil(() => auditOf(next.gateway.app).trail.stats().spoolFiles === 0, 'the spool is replayed');
+        await expect(streamCounts(scratch.url, streamId)).resolves.toEqual({ n: '1000', seqs: '1000', max: '1000' });
+      } finally {
+        await next.close();
+      }
+    } finally {
+      await relay.start().catch(() => undefined);
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('mcp-gateway audit verify', () => {
+  let scratch: Scratch;
+  let streamId: string;
+  const verify = () => runCli(['audit', 'verify'], { DATABASE_URL: scratch.url, LOG_LEVEL: 'error' });
+
+  beforeAll(async () => {
+    scratch = await createScratchDatabase();
+    const gw = await startTestGateway('services', { DATABASE_URL: scratch.url });
+    try {
+      const audit = auditOf(gw.gateway.app);
+      streamId = audit.trail.streamId;
+      for (let i = 0; i < 20; i++) audit.traffic.record(exchangeFactory({ target: `tool-${i}` }));
+    } finally {
+      await gw.close();
+    }
+  });
+
+  afterAll(async () => {
+    await scratch?.drop();
+  });
+
+  async function rowAt(seq: number): Promise<{ id: string; json: unknown }> {
+    const [row] = await sql<{ id: string; json: unknown }>(
+      scratch.url,
+      'SELECT id, row_to_json(r) AS json FROM audit_records r WHERE stream_id = $1 AND seq = $2',
+      [streamId, seq],
+    );
+    return row!;
+  }
+
+  const restore = (json: unknown) =>
+    sql(scratch.url, 'INSERT INTO audit_records SELECT * FROM json_populate_record(NULL::audit_records, $1)', [
+      JSON.stringify(json),
+    ]);
+
+  it('passes on an intact trail (exit 0)', async () => {
+    const result = await verify();
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toContain('audit chain verified: 20 record(s) in 1 stream(s)');
+    expect(result.code).toBe(0);
+  });
+
+  it('fails on an edited row, naming it (exit 1), and passes again once the edit is undone', async () => {
+    const row = await rowAt(7);
+    await sql(scratch.url, "UPDATE audit_records SET decision = 'allowed', target = 'other' WHERE id = $1", [row.id]);
+    const result = await verify();
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain(`stream ${streamId}, record ${row.id} (seq 7)`);
+    expect(result.stdout).toMatch(/does not hash to its stored hash/);
+
+    await sql(scratch.url, "UPDATE audit_records SET target = 'tool-6' WHERE id = $1", [row.id]);
+    expect((await verify()).code).toBe(0);
+  });
+
+  it('fails on an edited hash chain link (a row re-hashed without the key is still out of its chain)', async () => {
+    const row = await rowAt(3);
+    await sql(scratch.url, "UPDATE audit_records SET prev_hash = repeat('0', 64) WHERE id = $1", [row.id]);
+    const result = await verify();
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/prev_hash does not match/);
+    await sql(scratch.url, 'UPDATE audit_records SET prev_hash = $2 WHERE id = $1', [
+      row.id,
+      (row.json as { prev_hash: string }).prev_hash,
+    ]);
+    expect((await verify()).code).toBe(0);
+  });
+
+  it.each([
+    ['a row in the middle', 10],
+    ['the first row', 1],
+    ['the newest row', 20],
+  ])('fails on a deleted row: %s', async (_name, seq) => {
+    const row = await rowAt(seq);
+    await sql(scratch.url, 'DELETE FROM audit_records WHERE id = $1', [row.id]);
+    try {
+      const result = await verify();
+      expect(result.code).toBe(1);
+      expect(result.stdout).toContain(`stream ${streamId}, seq ${seq}`);
+      expect(result.stdout).toMatch(/missing/);
+    } finally {
+      await restore(row.json);
+    }
+    expect((await verify()).code).toBe(0);
+  });
+
+  it('fails when the stream row is deleted', async () => {
+    const [stream] = await sql(scratch.url, 'SELECT row_to_json(s) AS json FROM audit_streams s WHERE id = $1', [
+      streamId,
+    ]);
+    await sql(scratch.url, 'DELETE FROM audit_streams WHERE id = $1', [streamId]);
+    try {
+      const result = await verify();
+      expect(result.code).toBe(1);
+      expect(result.stdout).toContain(`stream ${streamId}`);
+    } finally {
+      await sql(scratch.url, 'INSERT INTO audit_streams SELECT * FROM json_populate_record(NULL::audit_streams, $1)', [
+        JSON.stringify(stream!.json),
+      ]);
+    }
+  });
+
+  it('answers usage errors with exit 2 and an unreachable database with exit 1', async () => {
+    expect((await runCli(['audit', 'verify', 'extra'], { DATABASE_URL: scratch.url })).code).toBe(2);
+    expect((await runCli(['audit', 'verify'], { DATABASE_URL: 'mysql://nope' })).code).toBe(2);
+    const down = await runCli(['audit', 'verify'], {
+      DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/none',
+      LOG_LEVEL: 'silent',
+    });
+    expect(down.code).toBe(1);
+    expect(down.stderr).toContain('audit verify failed');
+  });
+});
+
+describe('audit retention', () => {
+  it('removes records past retention, leaves an anchor, and the chain still verifies; tampering after it still fails', async () => {
+    const scratch = await createScratchDatabase();
+    try {
+      const gw = await startTestGateway('services', { DATABASE_URL: scratch.url, AUDIT_RETENTION_DAYS: '30' });
+      let streamId: string;
+      try {
+        const audit = auditOf(gw.gateway.app);
+        streamId = audit.trail.streamId;
+        const old = Date.now() - 40 * 86_400_000;
+        for (let i = 0; i < 10; i++) audit.traffic.record(exchangeFactory({ at: new Date(old + i) }));
+        for (let i = 0; i < 5; i++) audit.traffic.record(exchangeFactory());
+        await audit.trail.flush();
+        await expect(gw.gateway.app.get(AuditRetention).expire()).resolves.toEqual({ streams: 1, removed: 10 });
+        // Idempotent: nothing more is old enough.
+        await expect(gw.gateway.app.get(AuditRetention).expire()).resolves.toEqual({ streams: 0, removed: 0 });
+        await expect(audit.verify()).resolves.toEqual({ streams: 1, records: 5 });
+        await expect(
+          sql(scratch.url, 'SELECT anchor_seq::int AS seq, removed_count::int AS removed FROM audit_streams'),
+        ).resolves.toEqual([{ seq: 10, removed: 10 }]);
+      } finally {
+        await gw.close();
+      }
+      const ok = await runCli(['audit', 'verify'], { DATABASE_URL: scratch.url, LOG_LEVEL: 'error' });
+      expect(ok.stdout).toContain('verified: 5 record(s)');
+      expect(ok.code).toBe(0);
+
+      await sql(scratch.url, 'DELETE FROM audit_records WHERE stream_id = $1 AND seq = 11', [streamId]);
+      const broken = await runCli(['audit', 'verify'], { DATABASE_URL: scratch.url, LOG_LEVEL: 'error' });
+      expect(broken.stdout).toContain(`stream ${streamId}, seq 11`);
+      expect(broken.code).toBe(1);
+    } finally {
+      await scratch.drop();
+    }
+  });
+});

@@ -1,0 +1,229 @@
+import { randomUUID } from 'node:crypto';
+import request from 'supertest';
+import type { AuditRecordView } from '../src/audit/audit.dto';
+import { auditOf, sql } from './support/audit';
+import { runCli } from './support/cli';
+import { entraEnv, HOME_TENANT, LocalEntraIssuer } from './support/entra-issuer';
+import { eventually } from './support/eventually';
+import { startTestGateway, type TestGateway } from './support/gateway';
+import { startReplicas, stopReplicas } from './support/gateway-replicas';
+import { connectClient } from './support/mcp-client';
+import { createScratchDatabase, REDIS_URL } from './support/services';
+import { GREET_TOOLS, BYE_TOOLS, TestUpstream } from './support/upstream';
+
+type Scratch = Awaited<ReturnType<typeof createScratchDatabase>>;
+
+async function registerServer(url: string, upstreamUrl: string, role: string): Promise<{ id: string; slug: string }> {
+  const slug = `aud-${randomUUID().slice(0, 8)}`;
+  const created = await request(url)
+    .post('/api/v1/servers')
+    .send({
+      name: `com.example.audit/${slug}`,
+      slug,
+      url: upstreamUrl,
+      allowedRoles: [role],
+      toolRules: { deny: ['echoBye'] },
+    })
+    .expect(201);
+  return { id: created.body.id as string, slug };
+}
+
+/** Runs `count` tasks, `width` at a time. */
+async function inParallel(count: number, width: number, task: (index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < count) await task(next++);
+    }),
+  );
+}
+
+describe('audit records of real MCP requests', () => {
+  let issuer: LocalEntraIssuer;
+  let upstream: TestUpstream;
+  let scratch: Scratch;
+  let gw: TestGateway;
+  let server: { id: string; slug: string };
+  const role = `Audit.${randomUUID().slice(0, 8)}`;
+
+  beforeAll(async () => {
+    issuer = await LocalEntraIssuer.start();
+    upstream = await TestUpstream.start('greet', [...GREET_TOOLS, ...BYE_TOOLS]);
+    scratch = await createScratchDatabase();
+    gw = await startTestGateway('services', {
+      ...entraEnv(issuer),
+      DATABASE_URL: scratch.url,
+      UPSTREAM_ALLOWED_HOSTS: 'loopback',
+    });
+    server = await registerServer(gw.url, upstream.url, role);
+  });
+
+  afterAll(async () => {
+    await gw?.close();
+    await upstream?.stop();
+    await issuer?.stop();
+    await scratch?.drop();
+  });
+
+  /** The server's records, oldest first, once the trail has written them. */
+  async function recordsOf(query: Record<string, string>): Promise<AuditRecordView[]> {
+    await auditOf(gw.gateway.app).trail.flush();
+    const res = await request(gw.url).get('/api/v1/audit').query(query).expect(200);
+    return (res.body.records as AuditRecordView[]).reverse();
+  }
+
+  it('records allowed and denied calls through /mcp/{slug}, with who, what, the rule and the outcome', async () => {
+    const token = await issuer.token({ roles: [role], name: 'Ada Lovelace' });
+    const { client } = await connectClient(`${gw.url}/mcp/${server.slug}`, token);
+    try {
+      await client.callTool({ name: 'echoHai', arguments: { userName: 'Ada', apiToken: 'sekrit' } });
+      await expect(client.callTool({ name: 'echoBye', arguments: { userName: 'Ada' } })).rejects.toThrow();
+    } finally {
+      await client.close();
+    }
+    const records = await recordsOf({ server: server.slug, method: 'tools/call' });
+    expect(records.map((r) => [r.surface, r.target, r.decision, r.outcome])).toEqual([
+      ['server', 'echoHai', 'allowed', 'ok'],
+      ['server', 'echoBye', 'denied', 'refused'],
+    ]);
+    expect(records[1]!.rule).toBe('tool-deny:echoBye');
+    expect(records[0]).toMatchObject({
+      principal: { tid: HOME_TENANT, name: 'Ada Lovelace', oid: expect.any(String), clientId: expect.any(String) },
+      server,
+      arguments: { userName: 'Ada', apiToken: '[redacted]' },
+      upstreamStatus: 200,
+    });
+    expect(records[0]!.upstreamMs).toEqual(expect.any(Number));
+    const initialize = await recordsOf({ server: server.slug, method: 'initialize' });
+    expect(initialize.length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('records calls through /mcp under the upstream name', async () => {
+    const token = await issuer.token({ roles: [role] });
+    const { client } = await connectClient(`${gw.url}/mcp`, token);
+    try {
+      await eventually(async () => {
+        const { tools } = await client.listTools();
+        expect(tools.map((tool) => tool.name)).toContain(`${server.slug}__echoHai`);
+      });
+      await client.callTool({ name: `${server.slug}__echoHai`, arguments: { userName: 'Bob' } });
+    } finally {
+      await client.close();
+    }
+    const records = await recordsOf({ server: server.slug, tool: 'echoHai' });
+    expect(records.at(-1)).toMatchObject({ surface: 'aggregate', decision: 'allowed', outcome: 'ok' });
+  });
+
+  it('records refused tokens with the reason, and never the token', async () => {
+    const forged = await issuer.token({ roles: [role], aud: 'api://someone-else' });
+    await request(gw.url)
+      .post(`/mcp/${server.slug}`)
+      .set('authorization', `Bearer ${forged}`)
+      .send({ jsonrpc: '2.0', id: 1, method: 'tools/list' })
+      .expect(401);
+    // Refused before the server is looked up: the record names no server.
+    const records = await recordsOf({ decision: 'unauthenticated' });
+    expect(records).toHaveLength(1);
+    expect(records[0]).toMatchObject({ principal: null, outcome: 'refused', method: 'tools/list' });
+    expect(records[0]!.rule).toMatch(/aud/i);
+    const stored = await sql(scratch.url, 'SELECT * FROM audit_records');
+    const signature = forged.split('.')[2]!;
+    expect(JSON.stringify(stored)).not.toContain(signature);
+    await expect(auditOf(gw.gateway.app).verify()).resolves.not.toHaveProperty('broken');
+  });
+});
+
+describe('audit trail across gateway processes', () => {
+  let issuer: LocalEntraIssuer;
+  let upstream: TestUpstream;
+  let scratch: Scratch;
+  const role = `Audit.${randomUUID().slice(0, 8)}`;
+
+  beforeAll(async () => {
+    issuer = await LocalEntraIssuer.start();
+    upstream = await TestUpstream.start('greet', GREET_TOOLS);
+    scratch = await createScratchDatabase();
+  });
+
+  afterAll(async () => {
+    await upstream?.stop();
+    await issuer?.stop();
+    await scratch?.drop();
+  });
+
+  const env = (extra: Record<string, string> = {}) => ({
+    ...entraEnv(issuer),
+    DATABASE_URL: scratch.url,
+    REDIS_URL,
+    UPSTREAM_ALLOWED_HOSTS: 'loopback',
+    DISCOVERY_INTERVAL_MS: '0',
+    HEALTH_PROBE_INTERVAL_MS: '0',
+    ...extra,
+  });
+
+  it('two processes write their own chains at once, and verify passes over both', async () => {
+    const replicas = await startReplicas(2, env({ AUDIT_BATCH_SIZE: '20', AUDIT_FLUSH_INTERVAL_MS: '10' }));
+    let slug: string;
+    try {
+      slug = (await registerServer(replicas[0]!.url, upstream.url, role)).slug;
+      const token = await issuer.token({ roles: [role] });
+      // The other replica learns of the new server through the cluster signal.
+      for (const replica of replicas) {
+        await eventually(() =>
+          request(replica.url).get(`/mcp/${slug}/tools`).set('authorization', `Bearer ${token}`).expect(200),
+        );
+      }
+      await inParallel(200, 10, async (i) => {
+        await request(replicas[i % 2]!.url)
+          .post(`/mcp/${slug}/tools/echoHai`)
+          .set('authorization', `Bearer ${token}`)
+          .send({ userName: `u${i}` })
+          .expect(200);
+      });
+    } finally {
+      expect(await stopReplicas(replicas)).toEqual([0, 0]);
+    }
+    const perStream = await sql<{ n: number }>(
+      scratch.url,
+      "SELECT count(*)::int AS n FROM audit_records WHERE server_slug = $1 AND target = 'echoHai' GROUP BY stream_id ORDER BY n",
+      [slug],
+    );
+    expect(perStream).toEqual([{ n: 100 }, { n: 100 }]);
+    const result = await runCli(['audit', 'verify'], { DATABASE_URL: scratch.url, LOG_LEVEL: 'error' });
+    expect(result.stdout).toMatch(/audit chain verified: \d+ record\(s\) in 2 stream\(s\)/);
+    expect(result.code).toBe(0);
+  });
+
+  it('SIGTERM with 1,000 queued records: all 1,000 stored before the process exits', async () => {
+    // A flush interval and batch size that never fire: every record is still queued at the signal.
+    const [replica] = await startReplicas(
+      1,
+      env({ AUDIT_FLUSH_INTERVAL_MS: '60000', AUDIT_BATCH_SIZE: '10000', AUDIT_QUEUE_CAPACITY: '10000' }),
+    );
+    const requestIds: string[] = [];
+    try {
+      await inParallel(1_000, 20, async (i) => {
+        const requestId = `sigterm-${i}-${randomUUID()}`;
+        requestIds.push(requestId);
+        await request(replica!.url)
+          .post('/mcp')
+          .set('x-request-id', requestId)
+          .send({ jsonrpc: '2.0', id: i, method: 'tools/list' })
+          .expect(401);
+      });
+      const before = await sql<{ n: number }>(
+        scratch.url,
+        "SELECT count(*)::int AS n FROM audit_records WHERE request_id LIKE 'sigterm-%'",
+      );
+      expect(before).toEqual([{ n: 0 }]);
+    } finally {
+      expect(await stopReplicas([replica!])).toEqual([0]);
+    }
+    const after = await sql<{ n: number; streams: number }>(
+      scratch.url,
+      "SELECT count(DISTINCT request_id)::int AS n, count(DISTINCT stream_id)::int AS streams FROM audit_records WHERE request_id LIKE 'sigterm-%'",
+    );
+    expect(after).toEqual([{ n: 1_000, streams: 1 }]);
+    expect((await runCli(['audit', 'verify'], { DATABASE_URL: scratch.url, LOG_LEVEL: 'error' })).code).toBe(0);
+  });
+});

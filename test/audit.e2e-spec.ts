@@ -1,0 +1,374 @@
+import { randomUUID } from 'node:crypto';
+import request from 'supertest';
+import type { AuditRecordView } from '../src/audit/audit.dto';
+import { auditOf, exchangeFactory, sql } from './support/audit';
+import { waitUntil } from './support/eventually';
+import { startTestGateway, type TestGateway } from './support/gateway';
+import { createScratchDatabase } from './support/services';
+
+const JWT =
+  'eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIn0.c2lnbmF0dXJlLWJ5dGVz';
+
+/** One database for the file: verify walks every stream in it, and each must hold. */
+let scratch: Awaited<ReturnType<typeof createScratchDatabase>>;
+
+beforeAll(async () => {
+  scratch = await createScratchDatabase();
+});
+
+afterAll(async () => {
+  await scratch?.drop();
+});
+
+describe('audit trail on PostgreSQL', () => {
+  let gw: TestGateway;
+  let audit: ReturnType<typeof auditOf>;
+  /** Unique per run, so filters find only this file's records. */
+  const slug = `audit-${randomUUID().slice(0, 8)}`;
+  const oid = randomUUID();
+  const tid = '11111111-1111-4111-8111-111111111111';
+
+  beforeAll(async () => {
+    gw = await startTestGateway('services', { DATABASE_URL: scratch.url });
+    audit = auditOf(gw.gateway.app);
+  });
+
+  afterAll(async () => {
+    await gw?.close();
+  });
+
+  const list = (query: Record<string, string> = {}) => request(gw.url).get('/api/v1/audit').query(query);
+
+  /** Records the exchanges and waits until the trail has written them. */
+  let clock = Date.now();
+  /** Records the exchanges (each a millisecond after the one before, so newest-first order is known) and waits until the trail has written them. */
+  async function record(...exchanges: Parameters<typeof exchangeFactory>[0][]): Promise<void> {
+    for (const overrides of exchanges) audit.traffic.record(exchangeFactory({ at: new Date(++clock), ...overrides }));
+    await audit.trail.flush();
+  }
+
+  const principal = { tid, oid, clientId: 'c1', appOnly: false, scopes: [], roles: ['Gateway.User'], name: 'Grace' };
+  const server = { id: randomUUID(), slug };
+
+  it('stores one record per exchange: allowed, denied, rate-limited, upstream error, token refused', async () => {
+    await record(
+      {
+        principal,
+        server,
+        target: 'forecast',
+        arguments: { city: 'Paris', apiKey: 'k-123', nested: { password: 'p', list: [{ token: 't' }] }, auth: JWT },
+      },
+      { principal, server, target: 'drop_db', decision: 'denied', rule: 'tool-deny:drop_*', outcome: 'refused' },
+      {
+        principal,
+        server,
+        target: 'forecast',
+        decision: 'rate_limited',
+        rule: 'per-principal',
+        outcome: 'refused',
+        upstreamMs: undefined,
+        upstreamStatus: undefined,
+      },
+      {
+        principal,
+        server,
+        target: 'forecast',
+        outcome: 'upstream_error',
+        upstreamStatus: 502,
+        errorKind: 'http_status',
+      },
+      {
+        principal: undefined,
+        server,
+        method: 'http',
+        target: undefined,
+        arguments: undefined,
+        rpcId: undefined,
+        decision: 'unauthenticated',
+        rule: 'token-expired',
+        outcome: 'refused',
+      },
+    );
+    const res = await list({ server: slug }).expect(200);
+    const records = res.body.records as AuditRecordView[];
+    expect(records.map((r) => [r.decision, r.outcome, r.rule])).toEqual([
+      ['unauthenticated', 'refused', 'token-expired'],
+      ['allowed', 'upstream_error', 'server-role:Gateway.User'],
+      ['rate_limited', 'refused', 'per-principal'],
+      ['denied', 'refused', 'tool-deny:drop_*'],
+      ['allowed', 'ok', 'server-role:Gateway.User'],
+    ]);
+    const [refused, upstreamError, , , allowed] = records;
+    expect(allowed).toMatchObject({
+      stream: audit.trail.streamId,
+      surface: 'server',
+      principal: { tid, oid, clientId: 'c1', name: 'Grace' },
+      server,
+      method: 'tools/call',
+      rpcId: 1,
+      target: 'forecast',
+      latencyMs: 12.5,
+      upstreamMs: 10.25,
+      upstreamStatus: 200,
+      // Redacted by key at every depth, and the JWT by its shape.
+      arguments: {
+        city: 'Paris',
+        apiKey: '[redacted]',
+        nested: { password: '[redacted]', list: [{ token: '[redacted]' }] },
+        auth: '[redacted]',
+      },
+    });
+    expect(JSON.stringify(res.body)).not.toContain(JWT);
+    expect(upstreamError).toMatchObject({ upstreamStatus: 502, errorKind: 'http_status' });
+    expect(refused).toMatchObject({ principal: null, method: 'http', target: null, rpcId: null });
+    expect(refused).not.toHaveProperty('arguments');
+    await expect(audit.verify()).resolves.toEqual({ streams: expect.any(Number), records: expect.any(Number) });
+  });
+
+  it('filters by principal, server, tool, decision, outcome and time, and pages with an opaque cursor', async () => {
+    const base = Date.parse('2026-01-01T00:00:00.000Z');
+    const fslug = `f-${randomUUID().slice(0, 8)}`;
+    await record(
+      ...Array.from({ length: 7 }, (_, i) => ({
+        at: new Date(base + i * 60_000),
+        principal,
+        server: { id: randomUUID(), slug: fslug },
+        target: i % 2 ? 'odd' : 'even',
+        decision: i === 3 ? ('denied' as const) : ('allowed' as const),
+        outcome: i === 5 ? ('timeout' as const) : ('ok' as const),
+      })),
+    );
+    const ids = async (query: Record<string, string>) =>
+      ((await list({ server: fslug, ...query }).expect(200)).body.records as AuditRecordView[]).map((r) =>
+        Date.parse(r.at),
+      );
+    const minute = (i: number) => base + i * 60_000;
+    expect(await ids({})).toEqual([6, 5, 4, 3, 2, 1, 0].map(minute));
+    expect(await ids({ tool: 'odd' })).toEqual([5, 3, 1].map(minute));
+    expect(await ids({ decision: 'denied' })).toEqual([minute(3)]);
+    expect(await ids({ outcome: 'timeout' })).toEqual([minute(5)]);
+    expect(await ids({ principal: `${tid}:${oid}` })).toHaveLength(7);
+    expect(await ids({ principal: oid })).toHaveLength(7);
+    expect(await ids({ principal: `${randomUUID()}:${oid}` })).toEqual([]);
+    expect(await ids({ from: new Date(minute(2)).toISOString(), to: '2026-01-01T00:05:00+00:00' })).toEqual(
+      [4, 3, 2].map(minute),
+    );
+
+    const seen: number[] = [];
+    let cursor: string | undefined;
+    do {
+      const res = await list({ server: fslug, limit: '3', ...(cursor ? { cursor } : {}) }).expect(200);
+      seen.push(...(res.body.records as AuditRecordView[]).map((r) => Date.parse(r.at)));
+      cursor = res.body.nextCursor ?? undefined;
+    } while (cursor);
+    expect(seen).toEqual([6, 5, 4, 3, 2, 1, 0].map(minute));
+  });
+
+  it('exports the same records as NDJSON, streamed', async () => {
+    const res = await request(gw.url).get('/api/v1/audit/export').query({ server: slug }).expect(200);
+    expect(res.headers['content-type']).toMatch(/^application\/x-ndjson/);
+    expect(res.text.endsWith('\n')).toBe(true);
+    const lines = res.text
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as AuditRecordView);
+    const listed = (await list({ server: slug }).expect(200)).body.records as AuditRecordView[];
+    expect(lines).toEqual(listed);
+  });
+
+  it('exports more records than one page holds, in order, none twice', async () => {
+    const eslug = `e-${randomUUID().slice(0, 8)}`;
+    const at = new Date();
+    // Equal times: the cursor must order by id as well.
+    await record(...Array.from({ length: 2_100 }, () => ({ at, server: { id: randomUUID(), slug: eslug } })));
+    const res = await request(gw.url).get('/api/v1/audit/export').query({ server: eslug }).expect(200);
+    const ids = res.text
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as AuditRecordView).id);
+    expect(ids).toHaveLength(2_100);
+    expect(new Set(ids).size).toBe(2_100);
+  });
+
+  it.each([
+    ['limit=0', { limit: '0' }, 'limit'],
+    ['limit=501', { limit: '501' }, 'limit'],
+    ['limit=abc', { limit: 'abc' }, 'limit'],
+    ['a cursor it did not issue', { cursor: 'bm90LWEtY3Vyc29y' }, 'cursor'],
+    [
+      'a cursor with SQL in it',
+      { cursor: Buffer.from("2026-01-01T00:00:00.000Z|' OR 1=1 --").toString('base64url') },
+      'cursor',
+    ],
+    ['an oversized cursor', { cursor: 'A'.repeat(5_000) }, 'cursor'],
+    ['a bad time', { from: 'yesterday' }, 'from'],
+    ['from after to', { from: '2026-02-01T00:00:00Z', to: '2026-01-01T00:00:00Z' }, 'from'],
+    ['an unknown decision', { decision: 'maybe' }, 'decision'],
+    ['an unknown outcome', { outcome: "ok' OR '1'='1" }, 'outcome'],
+    ['a hostile principal', { principal: "x' OR 1=1; DROP TABLE audit_records; --" }, 'principal'],
+    ['a principal with three parts', { principal: 'a:b:c' }, 'principal'],
+    ['a bad server slug', { server: '../../etc/passwd' }, 'server'],
+    ['an oversized tool', { tool: 'x'.repeat(1_025) }, 'tool'],
+    ['an unknown filter', { sort: 'asc' }, 'sort'],
+  ])('answers 400 problem+json for %s', async (_name, query, field) => {
+    for (const path of ['/api/v1/audit', '/api/v1/audit/export']) {
+      if (path.endsWith('export') && (field === 'limit' || field === 'cursor')) continue;
+      const res = await request(gw.url).get(path).query(query).expect(400);
+      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(res.body.code).toBe('validation_error');
+      expect(JSON.stringify(res.body.errors ?? [])).toContain(field);
+    }
+  });
+
+  it('answers 400 for a repeated filter, and a URL larger than the server accepts without a 5xx', async () => {
+    await request(gw.url).get('/api/v1/audit?server=a&server=b').expect(400);
+    const res = await request(gw.url).get(`/api/v1/audit?tool=${'x'.repeat(70_000)}`);
+    expect(res.status).toBeGreaterThanOrEqual(400);
+    expect(res.status).toBeLessThan(500);
+  });
+
+  it('treats hostile filter values as data', async () => {
+    const hostile = "forecast'; DELETE FROM audit_records; --";
+    await record({ server, target: hostile });
+    const res = await list({ tool: hostile }).expect(200);
+    expect(res.body.records).toHaveLength(1);
+    expect((await sql<{ n: string }>(scratch.url, 'SELECT count(*) AS n FROM audit_records'))[0]!.n).not.toBe('0');
+  });
+
+  it('stores NUL, lone surrogates and oversized values so that the chain still verifies', async () => {
+    await record({
+      server,
+      method: 'tools/\u0000call',
+      target: `bad\ud800name${'y'.repeat(5_000)}`,
+      requestId: 'r\u0000',
+      arguments: { text: 'a\u0000b\udc00', big: 'z'.repeat(20_000) },
+      rpcId: 'id\ud800',
+    });
+    const [stored] = (await list({ server: slug, limit: '1' }).expect(200)).body.records as AuditRecordView[];
+    expect(stored!.method).toBe('tools/\uFFFDcall');
+    expect(stored!.target!.length).toBeLessThanOrEqual(1024);
+    expect(stored!.arguments).toEqual({ truncated: true, bytes: expect.any(Number), sha256: expect.any(String) });
+    await expect(audit.verify()).resolves.not.toHaveProperty('broken');
+  });
+
+  it('never stores the token, whatever the key is called', async () => {
+    await record({ server, arguments: { note: `Bearer ${JWT}`, headers: { Authorization: 'Bearer abc' }, x: JWT } });
+    const rows = await sql<{ arguments: string }>(
+      scratch.url,
+      "SELECT arguments FROM audit_records WHERE arguments LIKE '%Bearer%' OR arguments LIKE '%eyJ%'",
+    );
+    expect(rows).toEqual([]);
+  });
+
+  it('documents both routes in OpenAPI', async () => {
+    const { body } = await request(gw.url).get('/docs-json').expect(200);
+    const paths = body.paths as Record<string, { get?: { responses: Record<string, { content?: object }> } }>;
+    expect(Object.keys(paths['/api/v1/audit']!.get!.responses)).toEqual(expect.arrayContaining(['200', '400']));
+    expect(Object.keys(paths['/api/v1/audit/export']!.get!.responses['200']!.content!)).toEqual([
+      'application/x-ndjson',
+    ]);
+  });
+
+  it('counts what it did for metrics', async () => {
+    const before = audit.trail.stats();
+    await record({ server }, { server });
+    const after = audit.trail.stats();
+    expect(after.recorded - before.recorded).toBe(2);
+    expect(after.stored - before.stored).toBe(2);
+    expect(after).toMatchObject({ queueDepth: 0, spoolFiles: 0, spoolRecords: 0, overflowed: 0 });
+  });
+});
+
+describe('audit trail: argument policies', () => {
+  it.each([
+    // Once on the embedded database too: the migration and the inserts work on PGlite.
+    ['off', 'embedded' as const, undefined],
+    ['hash', 'services' as const, expect.stringMatching(/^sha256:[0-9a-f]{64}$/)],
+  ])('AUDIT_ARGUMENTS=%s (%s)', async (mode, profile, expected) => {
+    const gw = await startTestGateway(profile, {
+      AUDIT_ARGUMENTS: mode,
+      ...(profile === 'services' ? { DATABASE_URL: scratch.url } : {}),
+    });
+    try {
+      const audit = auditOf(gw.gateway.app);
+      const slug = `p-${randomUUID().slice(0, 8)}`;
+      audit.traffic.record(
+        exchangeFactory({ server: { id: randomUUID(), slug }, arguments: { password: 'hunter2', city: 'Paris' } }),
+      );
+      await audit.trail.flush();
+      const [stored] = (await request(gw.url).get('/api/v1/audit').query({ server: slug }).expect(200)).body
+        .records as AuditRecordView[];
+      expect(stored!.arguments).toEqual(expected);
+      expect(JSON.stringify(stored)).not.toContain('hunter2');
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+describe('audit trail: shutdown', () => {
+  it('stores all 1,000 records still queued when the gateway stops', async () => {
+    // Nothing would be written before the stop: no timer, no batch-size wake.
+    const gw = await startTestGateway('services', {
+      DATABASE_URL: scratch.url,
+      AUDIT_FLUSH_INTERVAL_MS: '60000',
+      AUDIT_BATCH_SIZE: '5000',
+    });
+    const audit = auditOf(gw.gateway.app);
+    for (let i = 0; i < 1_000; i++) audit.traffic.record(exchangeFactory({ requestId: `r${i}` }));
+    expect(audit.trail.stats()).toMatchObject({ queueDepth: 1_000, stored: 0 });
+    await gw.close();
+    const rows = await sql<{ n: string; max: string }>(
+      scratch.url,
+      'SELECT count(DISTINCT request_id) AS n, max(seq) AS max FROM audit_records WHERE stream_id = $1',
+      [audit.trail.streamId],
+    );
+    expect(rows).toEqual([{ n: '1000', max: '1000' }]);
+    expect(audit.trail.stats()).toMatchObject({ stored: 1_000, spooled: 0 });
+  });
+
+  it('spools, never drops, when the queue is full', async () => {
+    const gw = await startTestGateway('services', {
+      DATABASE_URL: scratch.url,
+      AUDIT_QUEUE_CAPACITY: '100',
+      AUDIT_FLUSH_INTERVAL_MS: '60000',
+      AUDIT_BATCH_SIZE: '5000',
+    });
+    try {
+      const audit = auditOf(gw.gateway.app);
+      const spoolEvents: unknown[] = [];
+      audit.trail.onSpool((event) => spoolEvents.push(event));
+      for (let i = 0; i < 250; i++) audit.traffic.record(exchangeFactory());
+      expect(audit.trail.stats()).toMatchObject({ overflowed: 200, queueDepth: 50, spoolRecords: 200 });
+      expect(audit.trail.stats().spoolBytes).toBeGreaterThan(0);
+      expect(spoolEvents).toEqual([
+        { records: 100, overflow: true },
+        { records: 100, overflow: true },
+      ]);
+      await audit.trail.flush();
+      expect(audit.trail.stats()).toMatchObject({ stored: 250, replayed: 200, spoolFiles: 0, queueDepth: 0 });
+      await expect(audit.verify()).resolves.not.toHaveProperty('broken');
+      const [count] = await sql<{ n: string }>(
+        scratch.url,
+        'SELECT count(*) AS n FROM audit_records WHERE stream_id = $1',
+        [audit.trail.streamId],
+      );
+      expect(count?.n).toBe('250');
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+describe('audit trail: waits for the condition, not a time', () => {
+  it('writes on its own, without flush(), within the flush interval', async () => {
+    const gw = await startTestGateway('services', { DATABASE_URL: scratch.url, AUDIT_FLUSH_INTERVAL_MS: '20' });
+    try {
+      const audit = auditOf(gw.gateway.app);
+      audit.traffic.record(exchangeFactory());
+      await waitUntil(() => audit.trail.stats().stored === 1, 'the record is stored');
+    } finally {
+      await gw.close();
+    }
+  });
+});

@@ -1,0 +1,90 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import type { BenchReport } from '../bench/gateway';
+import { PATHS } from '../bench/gateway';
+
+const REPO_ROOT = path.resolve(__dirname, '..');
+const CONCURRENCY = [1, 8, 32, 128];
+
+/** `npm run bench -- --quick`, end to end: every section is there and nothing failed. No timing is judged. */
+describe('npm run bench --quick', () => {
+  let out: string;
+  let report: BenchReport;
+  let svg: string;
+  let stdout = '';
+
+  beforeAll(async () => {
+    out = mkdtempSync(path.join(tmpdir(), 'mcp-gateway-bench-test-'));
+    const child = spawn(
+      process.execPath,
+      ['-r', './bench/swc-register.cjs', 'bench/gateway.ts', '--quick', '--out', out],
+      { cwd: REPO_ROOT, env: process.env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    if (code !== 0) throw new Error(`the bench exited with ${code}:\n${stdout}\n${stderr.slice(-4000)}`);
+    const files = readdirSync(out);
+    const json = files.find((file) => file.endsWith('.json'));
+    const chart = files.find((file) => file.endsWith('.svg'));
+    if (!json || !chart) throw new Error(`no results in ${out}: ${files.join(', ')}`);
+    report = JSON.parse(readFileSync(path.join(out, json), 'utf8')) as BenchReport;
+    svg = readFileSync(path.join(out, chart), 'utf8');
+  }, 300_000);
+
+  afterAll(() => {
+    if (out) rmSync(out, { recursive: true, force: true });
+  });
+
+  it('measures tools/call on every path at every concurrency, without an error', () => {
+    const measured = report.calls.map((m) => `${m.path}@${m.concurrency}`).sort();
+    expect(measured).toEqual(PATHS.flatMap((p) => CONCURRENCY.map((c) => `${p}@${c}`)).sort());
+    for (const m of report.calls) {
+      expect({ cell: `${m.path}@${m.concurrency}`, errors: m.errors, warmupErrors: m.warmupErrors }).toEqual({
+        cell: `${m.path}@${m.concurrency}`,
+        errors: 0,
+        warmupErrors: 0,
+      });
+      expect(m.calls).toBeGreaterThan(0);
+      for (const value of [m.p50, m.p90, m.p99, m.max, m.callsPerSecond]) expect(Number.isFinite(value)).toBe(true);
+      expect(m.upstreamCpuMsPerCall).not.toBeNull();
+      if (m.path === 'direct') expect(m.gatewayCpuMsPerCall).toBeNull();
+      else expect(m.gatewayCpuMsPerCall).not.toBeNull();
+      expect(m.gatewayPeakRssMb).toBeGreaterThan(0);
+    }
+  });
+
+  it('reports the added latency of each gateway path against the direct one', () => {
+    expect(report.addedLatency.map((a) => `${a.path}@${a.concurrency}`).sort()).toEqual(
+      PATHS.filter((p) => p !== 'direct')
+        .flatMap((p) => CONCURRENCY.map((c) => `${p}@${c}`))
+        .sort(),
+    );
+  });
+
+  it('lists 100 servers × 50 tools on /mcp, without an error', () => {
+    expect(report.toolsList).toMatchObject({ servers: 100, tools: 5000, errors: 0, warmupErrors: 0 });
+    expect(report.toolsList?.calls).toBeGreaterThan(0);
+  });
+
+  it('times serve to ready on PostgreSQL and embedded, and reads idle RSS', () => {
+    for (const start of [report.startup?.postgres, report.startup?.embeddedFirst, report.startup?.embeddedReopen]) {
+      expect(start?.readyMs).toBeGreaterThan(0);
+      expect(start?.idleRssMb).toBeGreaterThan(0);
+    }
+    expect(report.idleRssMb.afterStart).toBeGreaterThan(0);
+    expect(report.idleRssMb.withCatalog).toBeGreaterThan(0);
+  });
+
+  it('records the machine and its load, prints a table and draws the chart', () => {
+    expect(report.machine).toMatchObject({ cpus: expect.any(Number), loadAverageBefore: expect.any(Array) });
+    expect(report.calls.every((m) => m.loadAverage.length === 3)).toBe(true);
+    expect(report.targets.length).toBeGreaterThan(0);
+    expect(stdout).toContain('gateway-added latency');
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg).toContain('concurrency 128');
+  });
+});

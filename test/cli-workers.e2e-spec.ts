@@ -1,0 +1,317 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import * as http from 'node:http';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { runCli, ServeProcess } from './support/cli';
+import { eventually, waitUntil } from './support/eventually';
+import { createScratchDatabase, POSTGRES_URL, REDIS_URL } from './support/services';
+import { SlowUpstream } from './support/slow-upstream';
+
+const STARTUP_MS = 180_000;
+
+/** `mcp-gateway serve --workers N` through the built CLI (`npm run build` first). */
+describe('mcp-gateway serve --workers', () => {
+  describe('refuses what it cannot run, with exit 2', () => {
+    it.each([['0'], ['abc'], ['2.5'], ['129'], ['10000']])('--workers %s', async (value) => {
+      const result = await runCli(['serve', '--workers', value], { DATABASE_URL: POSTGRES_URL, REDIS_URL });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain(
+        `option '--workers <n>' argument '${value}' is invalid. must be a whole number from 1 to 128, or auto`,
+      );
+    });
+
+    it('WORKERS=abc, as a configuration error', async () => {
+      const result = await runCli(['serve'], { WORKERS: 'abc' });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toBe(
+        'mcp-gateway: invalid configuration\n  WORKERS: must be a whole number from 1 to 128, or auto\n',
+      );
+    });
+
+    it.each([
+      ['REDIS_URL', { DATABASE_URL: POSTGRES_URL }],
+      ['DATABASE_URL', { REDIS_URL }],
+      ['DATABASE_URL and REDIS_URL', {}],
+    ])('more than one worker without %s', async (missing, env) => {
+      const dataDir = mkdtempSync(path.join(tmpdir(), 'mcp-gateway-workers-refused-'));
+      try {
+        const result = await runCli(['serve', '--workers', '2', '--port', '0'], { ...env, DATA_DIR: dataDir });
+        expect(result.code).toBe(2);
+        expect(result.stdout).toBe('');
+        expect(result.stderr).toBe(
+          `mcp-gateway: 2 workers need ${missing}: workers share nothing but PostgreSQL and Redis ` +
+            '(the embedded database and the in-process store belong to one process). ' +
+            `Set ${missing.includes(' and ') ? 'them' : 'it'}, or serve with --workers 1.\n`,
+        );
+      } finally {
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+  });
+
+  it('exits 1 when a worker cannot start, stopping the others', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'mcp-gateway-workers-failing-'));
+    try {
+      const result = await runCli(['serve', '--workers', '2', '--port', '0', '--host', '127.0.0.1', '--no-migrate'], {
+        DATA_DIR: dataDir,
+        DATABASE_URL: POSTGRES_URL,
+        REDIS_URL: 'redis://127.0.0.1:1',
+      });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain('mcp-gateway: could not start: Redis at redis://127.0.0.1:1 did not answer');
+      expect(result.stderr).toMatch(
+        /mcp-gateway: could not start: worker [12] exited \(code 1\) before it was serving/,
+      );
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  describe('two workers on PostgreSQL and Redis', () => {
+    let database: { url: string; drop: () => Promise<void> };
+    let dataDir: string;
+    let slow: SlowUpstream;
+    let serve: ServeProcess;
+    let url: string;
+    let token: string;
+    const env = (): Record<string, string> => ({
+      AUTH_MODE: 'dev',
+      DATA_DIR: dataDir,
+      DATABASE_URL: database.url,
+      REDIS_URL,
+      UPSTREAM_ALLOWED_HOSTS: 'loopback',
+    });
+
+    beforeAll(async () => {
+      database = await createScratchDatabase();
+      dataDir = mkdtempSync(path.join(tmpdir(), 'mcp-gateway-workers-'));
+      slow = await SlowUpstream.start();
+      serve = new ServeProcess(['--workers', '2', '--port', '0', '--host', '127.0.0.1'], env());
+      url = await primaryServing(serve);
+      const minted = await runCli(['token', '--roles', 'Gateway.Admin'], env());
+      expect(minted.code).toBe(0);
+      token = minted.stdout.trim();
+    }, STARTUP_MS);
+
+    afterAll(async () => {
+      serve?.signal('SIGKILL');
+      await serve?.exited;
+      await slow?.stop();
+      await database?.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    });
+
+    /** The worker whose log holds the completed request `requestId`. */
+    async function workerThatServed(requestId: string): Promise<{ worker: number; pid: number }> {
+      return eventually(() => {
+        const line = serve.logLines().find((each) => (each.req as { id?: string } | undefined)?.id === requestId);
+        if (!line) throw new Error(`no log line for request ${requestId}`);
+        return { worker: line.worker as number, pid: line.pid as number };
+      });
+    }
+
+    it('migrates once in the primary; both workers answer on the one port, and say who they are in their logs', async () => {
+      const lines = serve.logLines();
+      expect(lines.filter((line) => line.msg === 'migrations applied')).toEqual([
+        expect.objectContaining({ role: 'primary' }),
+      ]);
+      // Periodic work runs once per machine: worker 1 probes, worker 2 leaves it to worker 1.
+      expect(lines.find((line) => line.msg === 'upstream health probing started')).toMatchObject({ worker: 1 });
+      expect(lines.find((line) => line.msg === 'upstream health probing is left to worker 1')).toMatchObject({
+        worker: 2,
+      });
+
+      const served = new Map<number, number>();
+      await eventually(async () => {
+        const requestId = randomUUID();
+        const res = await freshRequest(`${url}/api/v1/servers`, { headers: { 'x-request-id': requestId } });
+        expect(res.status).toBe(200);
+        const { worker, pid } = await workerThatServed(requestId);
+        served.set(worker, pid);
+        expect([...served.keys()].sort()).toEqual([1, 2]);
+      });
+      expect(new Set(served.values()).size).toBe(2);
+      expect(served.has(serve.pid!)).toBe(false);
+    });
+
+    it('continues an MCP session created on one worker on the other', async () => {
+      const initId = randomUUID();
+      const init = await mcpPost(url, token, undefined, initId, {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'workers', version: '1' } },
+      });
+      expect(init.status).toBe(200);
+      const sessionId = String(init.headers['mcp-session-id']);
+      const created = await workerThatServed(initId);
+      const initialized = await mcpPost(url, token, sessionId, randomUUID(), {
+        jsonrpc: '2.0',
+        method: 'notifications/initialized',
+      });
+      expect(initialized.status).toBe(202);
+
+      const failures: string[] = [];
+      await eventually(async () => {
+        const requestId = randomUUID();
+        const res = await mcpPost(url, token, sessionId, requestId, { jsonrpc: '2.0', id: 2, method: 'tools/list' });
+        if (res.status !== 200 || !rpcResult(res.text)) failures.push(`${res.status} ${res.text}`);
+        expect((await workerThatServed(requestId)).worker).not.toBe(created.worker);
+      });
+      expect(failures).toEqual([]);
+    });
+
+    it('replaces a SIGKILLed worker in its slot, and the port keeps answering', async () => {
+      const listening = (): Record<string, unknown>[] =>
+        serve.logLines().filter((line) => line.role === 'primary' && line.msg === 'worker listening');
+      const victim = listening().findLast((line) => line.worker === 2)!;
+      const before = listening().length;
+      process.kill(victim.workerPid as number, 'SIGKILL');
+      await waitUntil(
+        () => serve.logLines().some((line) => line.msg === 'worker exited: starting another in its place'),
+        'the primary notices',
+      );
+      expect(
+        serve.logLines().find((line) => line.msg === 'worker exited: starting another in its place'),
+      ).toMatchObject({ worker: 2, workerPid: victim.workerPid, signal: 'SIGKILL', restartInMs: 0 });
+      // While the new worker starts, the other one answers everything.
+      const statuses: number[] = [];
+      while (listening().length === before) {
+        statuses.push((await freshRequest(`${url}/health/ready`)).status);
+      }
+      expect(statuses.every((status) => status === 200)).toBe(true);
+      const replacement = listening().at(-1)!;
+      expect(replacement).toMatchObject({ worker: 2 });
+      expect(replacement.workerPid).not.toBe(victim.workerPid);
+      await eventually(async () => {
+        const requestId = randomUUID();
+        expect((await freshRequest(`${url}/api/v1/servers`, { headers: { 'x-request-id': requestId } })).status).toBe(
+          200,
+        );
+        expect(await workerThatServed(requestId)).toEqual({ worker: 2, pid: replacement.workerPid });
+      });
+    });
+
+    it('drains every worker on SIGTERM (an in-flight tool call completes) and exits 0', async () => {
+      const slug = `slow-${randomUUID().slice(0, 8)}`;
+      const registered = await freshRequest(`${url}/api/v1/servers`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: `com.example.workers/${slug}`, slug, url: slow.url }),
+      });
+      expect(registered.status).toBe(201);
+      // Discovery ran on the worker that took the registration; the other one learns of it through
+      // Redis. Fresh connections alternate between the workers, so two listings in a row ask both.
+      await eventually(async () => {
+        for (let i = 0; i < 2; i += 1) {
+          const listed = await freshRequest(`${url}/mcp/${slug}/tools`, {
+            headers: { authorization: `Bearer ${token}` },
+          });
+          expect(listed.text).toContain('"slow"');
+        }
+      }, 30_000);
+
+      const label = `drain-${randomUUID().slice(0, 8)}`;
+      const call = freshRequest(`${url}/mcp/${slug}/tools/slow`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ label }),
+      });
+      let answered: { status: number; text: string } | undefined;
+      void call.then((answer) => (answered = answer));
+      await waitUntil(() => slow.call(label) !== undefined || answered !== undefined, 'the upstream runs the call');
+      expect(answered).toBeUndefined();
+      serve.signal('SIGTERM');
+      await waitUntil(
+        () => serve.logLines().filter((line) => line.msg === 'shutting down: draining requests').length === 2,
+        'both workers drain',
+      );
+      slow.releaseAll();
+      const answer = await call;
+      expect(answer.status).toBe(200);
+      expect(JSON.parse(answer.text)).toMatchObject({ content: [{ type: 'text', text: `released ${label}` }] });
+      expect(await serve.exited).toBe(0);
+      const stops = serve.logLines().filter((line) => line.msg === 'worker stopped');
+      expect(stops.map((line) => [line.worker, line.code]).sort()).toEqual([
+        [1, 0],
+        [2, 0],
+      ]);
+      expect(serve.logLines()).toContainEqual(expect.objectContaining({ role: 'primary', msg: 'stopped' }));
+    });
+  });
+});
+
+/** Waits for the primary's own "serving" line: every worker listens by then. */
+async function primaryServing(serve: ServeProcess): Promise<string> {
+  await serve.ready(STARTUP_MS);
+  const line = await eventually(() => {
+    const serving = serve
+      .logLines()
+      .find((each) => each.role === 'primary' && String(each.msg).includes('serving with 2 workers'));
+    if (!serving) throw new Error(`the primary did not report serving:\n${serve.stderr}`);
+    return serving;
+  }, STARTUP_MS);
+  return line.url as string;
+}
+
+interface FreshResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  text: string;
+}
+
+/** One request on a connection of its own, so the cluster hands each one to the next worker. */
+function freshRequest(
+  url: string,
+  init: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<FreshResponse> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: init.method ?? 'GET', headers: init.headers, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(init.body);
+  });
+}
+
+function mcpPost(
+  url: string,
+  token: string,
+  sessionId: string | undefined,
+  requestId: string,
+  message: Record<string, unknown>,
+): Promise<FreshResponse> {
+  return freshRequest(`${url}/mcp`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${token}`,
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2025-06-18',
+      'x-request-id': requestId,
+      ...(sessionId ? { 'mcp-session-id': sessionId } : {}),
+    },
+    body: JSON.stringify(message),
+  });
+}
+
+/** The `result` of a JSON-RPC answer sent as JSON or as one server-sent event. */
+function rpcResult(text: string): unknown {
+  const json = text.trimStart().startsWith('{')
+    ? text
+    : text
+        .split('\n')
+        .filter((line) => line.startsWith('data: '))
+        .map((line) => line.slice('data: '.length))
+        .join('');
+  try {
+    return (JSON.parse(json) as { result?: unknown }).result;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,337 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import request from 'supertest';
+import { RateLimitStats } from '../src/ratelimit/rate-limit-stats';
+import { entraEnv, GUEST_TENANT, HOME_TENANT, LocalEntraIssuer } from './support/entra-issuer';
+import { eventually } from './support/eventually';
+import { startTestGateway, type TestGateway } from './support/gateway';
+import { REDIS_URL } from './support/services';
+import { StallableProxy } from './support/stallable-proxy';
+import { hostPortOf, TcpProxy } from './support/tcp-proxy';
+import { GREET_TOOLS, TestUpstream } from './support/upstream';
+
+const ACCEPT = 'application/json, text/event-stream';
+const INITIALIZE = {
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'ratelimit-test', version: '1' } },
+};
+
+/**
+ * Rate limits through real /mcp requests, on the real PostgreSQL and on the
+ * real Redis reached through a TCP proxy the test can cut. Every test spends
+ * from budgets of its own: a tenant made up for this file and fresh callers.
+ */
+describe('rate limits on the MCP endpoints (Redis)', () => {
+  const tenant = randomUUID();
+  const run = randomUUID().slice(0, 8);
+  const slug = `rl-greet-${run}`;
+  const role = `RateLimited.${run}`;
+  const strictRole = `Strict.${run}`;
+  let issuer: LocalEntraIssuer;
+  let upstream: TestUpstream;
+  let proxy: TcpProxy;
+  let gw: TestGateway;
+  let dir: string;
+  let serverId: string;
+
+  beforeAll(async () => {
+    issuer = await LocalEntraIssuer.start();
+    upstream = await TestUpstream.start('greet', GREET_TOOLS);
+    const redis = hostPortOf(REDIS_URL);
+    proxy = new TcpProxy(redis.host, redis.port);
+    await proxy.start();
+    dir = mkdtempSync(path.join(tmpdir(), 'rl-e2e-'));
+    const policyFile = path.join(dir, 'policy.json');
+    writeFileSync(
+      policyFile,
+      JSON.stringify({
+        roles: { [strictRole]: { rate: '4/1d', onRedisDown: 'refuse' } },
+        servers: { [slug]: { tools: { echoHai: { cost: 3 } } } },
+      }),
+    );
+    gw = await startTestGateway('services', {
+      ...entraEnv(issuer, { AZURE_ALLOWED_TENANTS: `${HOME_TENANT},${GUEST_TENANT},${tenant}` }),
+      REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
+      UPSTREAM_ALLOWED_HOSTS: 'loopback',
+      MCP_STATELESS: 'true',
+      RATE_LIMIT_FILE: policyFile,
+      RATE_LIMIT_PRINCIPAL: '4/1d',
+      // Slow enough to stay visible in the admin view; this file spends a few dozen units of it.
+      RATE_LIMIT_TENANT: '1000/1d',
+      RATE_LIMIT_REPLICAS: '2',
+      RATE_LIMIT_IP: 'off',
+    });
+    const created = await request(gw.url)
+      .post('/api/v1/servers')
+      .send({ name: `com.example.ratelimit/${slug}`, slug, url: upstream.url, allowedRoles: [role] })
+      .expect(201);
+    serverId = created.body.id as string;
+    await eventually(async () => {
+      const caps = await request(gw.url).get(`/api/v1/servers/${serverId}/capabilities`).expect(200);
+      expect(JSON.stringify(caps.body)).toContain('echoHai');
+    });
+  });
+
+  afterAll(async () => {
+    if (serverId) await request(gw.url).delete(`/api/v1/servers/${serverId}`);
+    await gw?.close();
+    await proxy?.stop();
+    await upstream?.stop();
+    await issuer?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A caller of its own: a fresh oid in this file's tenant. */
+  async function caller(roles: string[] = [role]): Promise<{ token: string; key: string }> {
+    const oid = randomUUID();
+    const token = await issuer.token({ tid: tenant, oid, roles }, { tid: tenant });
+    return { token, key: `${tenant}:${oid}` };
+  }
+
+  function post(token: string, target: string, body: unknown) {
+    return request(gw.url)
+      .post(target)
+      .set('authorization', `Bearer ${token}`)
+      .set('accept', ACCEPT)
+      .set('content-type', 'application/json')
+      .send(JSON.stringify(body));
+  }
+
+  function expectRefusal(res: request.Response, policy: string): void {
+    expect(res.status).toBe(429);
+    expect(res.headers['retry-after']).toMatch(/^[1-9]\d*$/);
+    expect(res.headers['ratelimit-policy']).toContain(`"${policy}";q=`);
+    expect(res.headers.ratelimit).toMatch(new RegExp(`"${policy.replace(/\./g, '\\.')}";r=0;t=[1-9]\\d*`));
+  }
+
+  it('tells each caller its remaining budget on success, and refuses the request past it with 429 on /mcp', async () => {
+    const { token } = await caller();
+    const first = await post(token, '/mcp', INITIALIZE);
+    expect(first.status).toBe(200);
+    expect(first.headers['ratelimit-policy']).toBe('"principal";q=4;w=86400, "tenant";q=1000;w=86400');
+    expect(first.headers.ratelimit).toMatch(/^"principal";r=3;t=\d+, "tenant";r=\d+;t=\d+$/);
+    for (const remaining of [2, 1, 0]) {
+      const res = await post(token, '/mcp', INITIALIZE);
+      expect(res.status).toBe(200);
+      expect(res.headers.ratelimit).toMatch(new RegExp(`^"principal";r=${remaining};`));
+    }
+    const refused = await post(token, '/mcp', INITIALIZE);
+    expectRefusal(refused, 'principal');
+    expect(refused.body).toMatchObject({
+      jsonrpc: '2.0',
+      id: 1,
+      error: { code: -32029, data: { retryAfter: Number(refused.headers['retry-after']), policy: 'principal' } },
+    });
+    // Another caller of the same tenant is not affected.
+    expect((await post((await caller()).token, '/mcp', INITIALIZE)).status).toBe(200);
+  });
+
+  it('refuses on /mcp/{slug} once the budget is spent', async () => {
+    const { token } = await caller();
+    for (let i = 0; i < 4; i++) expect((await post(token, `/mcp/${slug}`, INITIALIZE)).status).toBe(200);
+    const refused = await post(token, `/mcp/${slug}`, INITIALIZE);
+    expectRefusal(refused, 'principal');
+    expect(refused.body.error).toMatchObject({ code: -32029, data: { retryAfter: expect.any(Number) } });
+  });
+
+  it('weighs a tool call by its cost on the REST bridge and answers problem+json 429 when it does not fit', async () => {
+    const { token } = await caller();
+    const list = await request(gw.url).get(`/mcp/${slug}/tools`).set('authorization', `Bearer ${token}`);
+    expect(list.status).toBe(200);
+    expect(list.headers.ratelimit).toMatch(/^"principal";r=3;/);
+    const call = () =>
+      request(gw.url)
+        .post(`/mcp/${slug}/tools/echoHai`)
+        .set('authorization', `Bearer ${token}`)
+        .send({ userName: 'Ada' });
+    const allowed = await call();
+    expect(allowed.status).toBe(200);
+    expect(allowed.headers.ratelimit).toMatch(/^"principal";r=0;/); // 1 + 3 units spent
+    const refused = await call();
+    expectRefusal(refused, 'principal');
+    expect(refused.headers['content-type']).toContain('application/problem+json');
+    expect(refused.body).toMatchObject({ status: 429, code: 'rate_limited' });
+  });
+
+  it('answers the requests of a batch past the budget with JSON-RPC errors carrying data.retryAfter', async () => {
+    const { token } = await caller();
+    const batch = Array.from({ length: 6 }, (_, index) => ({ jsonrpc: '2.0', id: index + 1, method: 'tools/list' }));
+    const res = await post(token, '/mcp', batch);
+    expect(res.status).toBe(200);
+    const answers = res.body as {
+      id: number;
+      result?: unknown;
+      error?: { code: number; data: { retryAfter: number } };
+    }[];
+    expect(answers.map((answer) => answer.id)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(answers.slice(0, 4).every((answer) => answer.result !== undefined)).toBe(true);
+    for (const answer of answers.slice(4)) {
+      expect(answer.error).toMatchObject({ code: -32029, data: { retryAfter: expect.any(Number) } });
+      expect(answer.error!.data.retryAfter).toBeGreaterThanOrEqual(1);
+    }
+  });
+
+  it('lets ping and notifications through without spending budget', async () => {
+    const { token } = await caller();
+    for (let i = 0; i < 6; i++) {
+      expect((await post(token, '/mcp', { jsonrpc: '2.0', id: i, method: 'ping' })).status).toBe(200);
+    }
+    expect((await post(token, '/mcp', { jsonrpc: '2.0', method: 'notifications/initialized' })).status).toBe(202);
+    const res = await post(token, '/mcp', INITIALIZE);
+    expect(res.headers.ratelimit).toMatch(/^"principal";r=3;/);
+  });
+
+  it("shows a caller's buckets at GET /api/v1/ratelimits, and refuses malformed principals", async () => {
+    const { token, key } = await caller();
+    await post(token, '/mcp', INITIALIZE).expect(200);
+    await post(token, '/mcp', INITIALIZE).expect(200);
+    const view = await request(gw.url).get('/api/v1/ratelimits').query({ principal: key }).expect(200);
+    expect(view.body).toMatchObject({ principal: key, store: 'redis' });
+    const byPolicy = Object.fromEntries(
+      (view.body.buckets as { policy: string; remaining: number }[]).map((b) => [b.policy, b]),
+    );
+    expect(byPolicy.principal).toMatchObject({ quota: 4, windowSeconds: 86400, remaining: 2 });
+    expect(byPolicy.tenant).toMatchObject({ quota: 1000, windowSeconds: 86400 });
+    expect(byPolicy.tenant?.remaining).toBeLessThan(1000);
+    const unknown = await request(gw.url)
+      .get('/api/v1/ratelimits')
+      .query({ principal: `${tenant}:${randomUUID()}` })
+      .expect(200);
+    expect(unknown.body.buckets.map((b: { policy: string }) => b.policy)).toEqual(['tenant']);
+
+    for (const query of [
+      {},
+      { principal: '' },
+      { principal: 'nope' },
+      { principal: `${tenant}:*` },
+      { principal: `${tenant}:a[b]` },
+      { principal: `${tenant.toUpperCase()}:x` },
+      { principal: `${tenant}:${'x'.repeat(300)}` },
+      { principal: `${tenant}:x\r\nrl:*` },
+      { principal: key, extra: '1' },
+    ]) {
+      const res = await request(gw.url).get('/api/v1/ratelimits').query(query);
+      expect([res.status, res.body.code]).toEqual([400, 'validation_error']);
+    }
+    const twice = await request(gw.url).get(`/api/v1/ratelimits?principal=${key}&principal=${key}`);
+    expect(twice.status).toBe(400);
+
+    const docs = await request(gw.url).get('/docs-json').expect(200);
+    const operation = docs.body.paths['/api/v1/ratelimits']?.get as { parameters: { name: string }[] } | undefined;
+    expect(operation?.parameters.map((parameter) => parameter.name)).toEqual(['principal']);
+    expect(Object.keys((operation as { responses: object } | undefined)?.responses ?? {})).toEqual(
+      expect.arrayContaining(['200', '400', '503']),
+    );
+  });
+
+  it("falls back to each replica's share while Redis is cut, refuses fail-closed callers, and shares again once Redis is back", async () => {
+    const stats = gw.gateway.app.get(RateLimitStats);
+    const { token, key } = await caller();
+    const strict = await caller([role, strictRole]);
+    expect((await post(token, '/mcp', INITIALIZE)).status).toBe(200); // 1 of 4 spent in Redis
+    expect((await post(strict.token, '/mcp', INITIALIZE)).status).toBe(200);
+    const before = stats.snapshot();
+
+    await proxy.stop();
+    try {
+      // RATE_LIMIT_REPLICAS=2: this replica alone allows half of the 4.
+      expect((await post(token, '/mcp', INITIALIZE)).status).toBe(200);
+      expect((await post(token, '/mcp', INITIALIZE)).status).toBe(200);
+      const refused = await post(token, '/mcp', INITIALIZE);
+      expectRefusal(refused, 'principal');
+      expect(refused.headers['ratelimit-policy']).toContain('"principal";q=2;');
+      // The strict tier refuses rather than guess.
+      const closed = await post(strict.token, '/mcp', INITIALIZE);
+      expectRefusal(closed, 'principal');
+      expect(closed.headers['retry-after']).toBe('5');
+      const during = stats.snapshot();
+      expect(during.redis).toBe('down');
+      expect(during.redisOutages).toBe(before.redisOutages + 1);
+      expect(during.redisFallbacks).toBe(before.redisFallbacks + 4);
+      expect(during.decisions).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ policy: 'principal', outcome: 'refused', source: 'insurance' }),
+          expect.objectContaining({ policy: 'principal', outcome: 'refused', source: 'fail_closed' }),
+        ]),
+      );
+      // The admin view says plainly that it cannot read the shared buckets.
+      const view = await request(gw.url).get('/api/v1/ratelimits').query({ principal: key });
+      expect([view.status, view.body.code]).toEqual([503, 'service_unavailable']);
+    } finally {
+      await proxy.start();
+    }
+
+    await eventually(async () => {
+      await request(gw.url).get('/api/v1/ratelimits').query({ principal: key }).expect(200);
+    });
+    // Back on the shared budget: 1 was spent there before the cut, so 3 remain.
+    for (let i = 0; i < 3; i++) expect((await post(token, '/mcp', INITIALIZE)).status).toBe(200);
+    expectRefusal(await post(token, '/mcp', INITIALIZE), 'principal');
+    expect(stats.snapshot().redis).toBe('up');
+    expect((await post(strict.token, '/mcp', INITIALIZE)).status).toBe(200);
+  });
+});
+
+/** A Redis that accepts commands and never answers must cost each decision at most the timeout, never a hang. */
+describe('rate limits when Redis hangs', () => {
+  const tenant = randomUUID();
+  let issuer: LocalEntraIssuer;
+  let proxy: StallableProxy;
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    issuer = await LocalEntraIssuer.start();
+    const redis = hostPortOf(REDIS_URL);
+    proxy = new StallableProxy(redis.host, redis.port);
+    await proxy.start();
+    gw = await startTestGateway('services', {
+      ...entraEnv(issuer, { AZURE_ALLOWED_TENANTS: `${HOME_TENANT},${GUEST_TENANT},${tenant}` }),
+      REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
+      MCP_STATELESS: 'true',
+      RATE_LIMIT_PRINCIPAL: '3/1d',
+      RATE_LIMIT_IP: 'off',
+    });
+  });
+
+  afterAll(async () => {
+    proxy?.resume();
+    await gw?.close();
+    await proxy?.stop();
+    await issuer?.stop();
+  });
+
+  it('decides with the insurance limiter once Redis does not answer in time, and returns to Redis after', async () => {
+    const stats = gw.gateway.app.get(RateLimitStats);
+    const oid = randomUUID();
+    const token = await issuer.token({ tid: tenant, oid, roles: [] }, { tid: tenant });
+    const initialize = () =>
+      request(gw.url).post('/mcp').set('authorization', `Bearer ${token}`).set('accept', ACCEPT).send(INITIALIZE);
+    expect((await initialize()).headers.ratelimit).toMatch(/^"principal";r=2;/); // spent in Redis
+    const fallbacks = stats.snapshot().redisFallbacks;
+
+    proxy.stall();
+    try {
+      const answer = await initialize();
+      expect(answer.status).toBe(200);
+      // The insurance limiter's own bucket: a fresh one, since Redis holds the first unit.
+      expect(answer.headers.ratelimit).toMatch(/^"principal";r=2;/);
+      expect(stats.snapshot()).toMatchObject({ redis: 'down', redisFallbacks: fallbacks + 1 });
+    } finally {
+      proxy.resume();
+    }
+    await eventually(() => expect(stats.snapshot().redis).toBe('up'));
+    // The stalled decision did reach Redis and was applied there as well: a request counted twice
+    // (in Redis and by the insurance limiter) errs on the side of the limit.
+    const key = `${tenant}:${oid}`;
+    const view = await request(gw.url).get('/api/v1/ratelimits').query({ principal: key }).expect(200);
+    expect(view.body.buckets).toEqual(
+      expect.arrayContaining([expect.objectContaining({ policy: 'principal', remaining: 1 })]),
+    );
+    expect((await initialize()).headers.ratelimit).toMatch(/^"principal";r=0;/);
+    expect((await initialize()).status).toBe(429);
+  });
+});

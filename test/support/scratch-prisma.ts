@@ -1,0 +1,25 @@
+import { openDatabase } from '../../src/database/database';
+import { applyMigrations, MIGRATIONS_DIR } from '../../src/database/migrator';
+import { PrismaService } from '../../src/database/prisma.service';
+import { createLogger } from '../../src/logging/logger';
+import { createScratchDatabase } from './services';
+
+/** A fresh, migrated PostgreSQL database for one test file, reached through Prisma; `close()` drops it. */
+export async function startScratchPrisma(): Promise<{ prisma: PrismaService; close: () => Promise<void> }> {
+  const database = await createScratchDatabase();
+  const connection = await openDatabase(
+    { kind: 'postgres', url: database.url, poolSize: 2 },
+    createLogger({ logLevel: 'silent' }),
+  );
+  await applyMigrations(connection.adapterFactory, MIGRATIONS_DIR);
+  const prisma = new PrismaService(connection);
+  await prisma.onModuleInit();
+  return {
+    prisma,
+    close: async () => {
+      await prisma.onModuleDestroy();
+      await connection.close();
+      await database.drop();
+    },
+  };
+}
