@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { Application } from 'express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger as NestPinoLogger } from 'nestjs-pino';
 import { cleanupOpenApiDoc, ZodValidationPipe } from 'nestjs-zod';
@@ -12,9 +13,14 @@ import { useJsonBody } from './common/json-body';
 import { ProblemDetailsFilter } from './common/problem-details.filter';
 import type { AppConfig } from './config/config';
 import { APP_CONFIG } from './config/config.module';
-import { mcpEdge } from './mcp/mcp-edge';
+import { AggregateServer } from './mcp/aggregate-server';
+import { mcpEdge, mcpEdgeCheck } from './mcp/mcp-edge';
+import { McpPostLane, type ProxyTrust } from './mcp/mcp-post-lane';
+import { SlugRelay } from './mcp/slug-relay';
+import { McpAuthMiddleware } from './auth/mcp-auth.middleware';
+import { IpRateLimitMiddleware } from './ratelimit/ip-rate-limit.middleware';
 import { GatewayMetrics } from './metrics/gateway-metrics';
-import { httpMetricsMiddleware } from './metrics/http-metrics';
+import { httpMetricsMiddleware, httpRequestMeter } from './metrics/http-metrics';
 import { openDatabase } from './database/database';
 import { applyMigrations, MIGRATIONS_DIR } from './database/migrator';
 import { DrainState } from './health/drain-state';
@@ -39,17 +45,17 @@ export function configureApp(app: INestApplication, logger: Logger): void {
   const config = app.get<AppConfig>(APP_CONFIG);
   // `req.ip` is the client behind trusted proxies (X-Forwarded-For), else the TCP peer.
   if (config.trustProxy !== undefined) express.set('trust proxy', config.trustProxy);
+  const metrics = app.get(GatewayMetrics);
+  const edgeOptions = {
+    mcpPrefix: config.mcpPrefix,
+    publicUrl: config.publicUrl,
+    allowedHosts: config.mcp.allowedHosts,
+    allowedOrigins: config.mcp.allowedOrigins,
+  };
   // First of all, so requests refused by any later middleware are counted too.
-  express.use(httpMetricsMiddleware(app.get(GatewayMetrics), config.mcpPrefix));
+  express.use(httpMetricsMiddleware(metrics, config.mcpPrefix));
   // Ahead of body parsing and of the token check: a wrong Host or a preflight needs neither.
-  express.use(
-    mcpEdge({
-      mcpPrefix: config.mcpPrefix,
-      publicUrl: config.publicUrl,
-      allowedHosts: config.mcp.allowedHosts,
-      allowedOrigins: config.mcp.allowedOrigins,
-    }),
-  );
+  express.use(mcpEdge(edgeOptions));
   useJsonBody(app, {
     maxBytes: config.maxBodyBytes,
     // The MCP endpoints themselves, not the REST bridge beside them (which answers problem+json).
@@ -57,6 +63,29 @@ export function configureApp(app: INestApplication, logger: Logger): void {
       (req.path === config.mcpPrefix || req.path.startsWith(`${config.mcpPrefix}/`)) &&
       !/\/tools(\/|$)|\/openapi\.json$/.test(req.path.slice(config.mcpPrefix.length)),
   });
+
+  // POSTs to the MCP endpoints themselves go around Express (see McpPostLane), through the same steps.
+  const ipLimit = app.get(IpRateLimitMiddleware);
+  const authentication = app.get(McpAuthMiddleware);
+  const aggregate = app.get(AggregateServer);
+  const relay = app.get(SlugRelay);
+  const meter = httpRequestMeter(metrics);
+  new McpPostLane(
+    {
+      meter,
+      edge: mcpEdgeCheck(edgeOptions),
+      ipLimit: (req, res) => ipLimit.admit(req, res),
+      authenticate: (req, res) => authentication.admit(req, res),
+      aggregate: (req, res) => aggregate.post(req, res),
+      relay: (req, res, slug) => relay.post(req, res, slug),
+    },
+    {
+      mcpPrefix: config.mcpPrefix,
+      maxBodyBytes: config.maxBodyBytes,
+      trustProxy: (express.getHttpAdapter().getInstance() as Application).get('trust proxy fn') as ProxyTrust,
+      logger,
+    },
+  ).install(app.getHttpServer() as Server);
 
   const document = SwaggerModule.createDocument(
     app,

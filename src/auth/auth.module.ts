@@ -1,4 +1,5 @@
 import { Global, Inject, type MiddlewareConsumer, Module, type NestModule, RequestMethod } from '@nestjs/common';
+import type { NextFunction, Request, Response } from 'express';
 import { PinoLogger } from 'nestjs-pino';
 import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
@@ -56,16 +57,32 @@ async function createVerifier(config: AppConfig, logger: PinoLogger): Promise<To
     UpstreamTokenProvider,
     McpAuthMiddleware,
   ],
-  exports: [TokenVerifier, AccessPolicy, ProtectedResource, ServerAccessRepository, UpstreamTokenProvider],
+  exports: [
+    TokenVerifier,
+    AccessPolicy,
+    ProtectedResource,
+    ServerAccessRepository,
+    UpstreamTokenProvider,
+    McpAuthMiddleware,
+  ],
 })
 export class AuthModule implements NestModule {
-  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly ipLimit: IpRateLimitMiddleware,
+    private readonly authentication: McpAuthMiddleware,
+  ) {}
 
   configure(consumer: MiddlewareConsumer): void {
     // Mounted as a prefix: every path under MCP_PREFIX is guarded, including ones no route serves.
     // The per-IP limit goes first, so a flood of bad tokens never reaches the signature check or JWKS.
+    // The provider instances themselves (Nest would make middleware instances of its own): the POST lane
+    // (src/mcp/mcp-post-lane.ts) uses them too, and both must charge the same per-IP buckets.
     consumer
-      .apply(IpRateLimitMiddleware, McpAuthMiddleware)
+      .apply(
+        (req: Request, res: Response, next: NextFunction) => this.ipLimit.use(req, res, next),
+        (req: Request, res: Response, next: NextFunction) => this.authentication.use(req, res, next),
+      )
       .forRoutes({ path: `${this.config.mcpPrefix}{/*rest}`, method: RequestMethod.ALL });
   }
 }

@@ -1,4 +1,5 @@
-import type { Response } from 'express';
+import type { ServerResponse } from 'node:http';
+import { sendText } from '../common/send-text';
 import type { BearerErrorCode } from './auth-errors';
 
 /** RFC 6750 §2.1: `Bearer` and a b64token (scheme case-insensitive). */
@@ -31,15 +32,18 @@ export function bearerChallenge(challenge: Challenge): string {
 }
 
 /** A 401 or 403 with its challenge and a short OAuth-style JSON body. */
-export function sendChallenge(res: Response, status: 401 | 403, challenge: Challenge): void {
-  res
-    .status(status)
-    .setHeader('www-authenticate', bearerChallenge(challenge))
-    .setHeader('cache-control', 'no-store')
-    .json({
+export function sendChallenge(res: ServerResponse, status: 401 | 403, challenge: Challenge): void {
+  res.setHeader('www-authenticate', bearerChallenge(challenge));
+  res.setHeader('cache-control', 'no-store');
+  sendText(
+    res,
+    status,
+    'application/json',
+    JSON.stringify({
       error: challenge.error ?? 'unauthorized',
       error_description: challenge.description ?? 'an access token is required',
-    });
+    }),
+  );
 }
 
 /** RFC 6750 allows %x20-21 / %x23-5B / %x5D-7E in these values: anything else is replaced, quotes and backslashes too. */

@@ -1,12 +1,15 @@
 import { Injectable, type NestMiddleware } from '@nestjs/common';
 import { requestIdOf } from '../logging/logger';
+import type { ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
+import { originalUrlOf, requestPathOf } from '../common/request-path';
+import { sendText } from '../common/send-text';
 import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
 import { McpTraffic } from '../traffic/mcp-traffic';
 import { AccessPolicy } from './access-policy';
 import { type BearerErrorCode, TokenRejection, VerificationUnavailable } from './auth-errors';
 import { bearerTokenOf, sendChallenge } from './bearer-challenge';
-import { toAuthInfo } from './principal';
+import { type McpRequest, toAuthInfo } from './principal';
 import { ProtectedResource } from './protected-resource';
 import { MAX_TOKEN_LENGTH, TokenVerifier } from './token-verifier';
 
@@ -27,26 +30,32 @@ export class McpAuthMiddleware implements NestMiddleware {
   ) {}
 
   async use(req: Request, res: Response, next: NextFunction): Promise<void> {
-    let passed = false;
+    if (await this.admit(req, res)) next();
+  }
+
+  /**
+   * True when the request may go on (principal attached); otherwise the refusal has been sent. Never rejects.
+   * Also called by the POST lane.
+   */
+  async admit(req: McpRequest, res: ServerResponse): Promise<boolean> {
     try {
-      passed = await this.authenticate(req, res);
+      return await this.authenticate(req, res);
     } catch (error) {
       // Whatever went wrong, the request is refused and the process keeps serving.
       this.logger.error({ err: error }, 'authenticating an MCP request failed');
       if (!res.headersSent) unavailable(res, 'the access token could not be checked; try again');
+      return false;
     }
-    if (passed) next();
   }
 
-  /** True when the request may go on (principal attached); otherwise the refusal has been sent. */
-  private async authenticate(req: Request, res: Response): Promise<boolean> {
+  private async authenticate(req: McpRequest, res: ServerResponse): Promise<boolean> {
     const unavailableReason = this.verifier.unavailableReason;
     if (unavailableReason) {
       unavailable(res, unavailableReason);
       return false;
     }
     const arrived = Date.now();
-    const [path = '', query = ''] = req.originalUrl.split('?', 2);
+    const [path = '', query = ''] = originalUrlOf(req).split('?', 2);
     const slug = this.resource.slugOfRequestPath(path);
     const refuse = (
       status: 401 | 403,
@@ -124,11 +133,11 @@ export class McpAuthMiddleware implements NestMiddleware {
   }
 
   /** Token refusals are audited with their reason; the token itself never is. */
-  private recordRefusal(req: Request, slug: string | undefined, arrived: number, reason: string): void {
+  private recordRefusal(req: McpRequest, slug: string | undefined, arrived: number, reason: string): void {
     this.traffic.record({
       at: new Date(arrived),
       requestId: requestIdOf(req),
-      surface: slug === undefined ? 'aggregate' : req.path.includes('/tools') ? 'rest' : 'server',
+      surface: slug === undefined ? 'aggregate' : requestPathOf(req).includes('/tools') ? 'rest' : 'server',
       ...(req.ip ? { ip: req.ip } : {}),
       method: methodOf(req.body),
       decision: 'unauthenticated',
@@ -145,10 +154,13 @@ function methodOf(body: unknown): string {
   return typeof method === 'string' && method.length <= 100 ? method : 'http';
 }
 
-function unavailable(res: Response, description: string): void {
-  res
-    .status(503)
-    .setHeader('retry-after', '30')
-    .setHeader('cache-control', 'no-store')
-    .json({ error: 'temporarily_unavailable', error_description: description });
+function unavailable(res: ServerResponse, description: string): void {
+  res.setHeader('retry-after', '30');
+  res.setHeader('cache-control', 'no-store');
+  sendText(
+    res,
+    503,
+    'application/json',
+    JSON.stringify({ error: 'temporarily_unavailable', error_description: description }),
+  );
 }

@@ -1,4 +1,5 @@
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
+import type { IncomingMessage } from 'node:http';
 import type { Request } from 'express';
 
 /**
@@ -46,11 +47,24 @@ declare module 'express-serve-static-core' {
   }
 }
 
+/**
+ * A request under MCP_PREFIX as the MCP code reads it: Express's, or Node's own on the POST lane
+ * (src/mcp/mcp-post-lane.ts), which sets the same fields.
+ */
+export interface McpRequest extends IncomingMessage {
+  /** The client's address (behind trusted proxies: TRUST_PROXY). */
+  ip?: string;
+  /** The parsed JSON body. */
+  body?: unknown;
+  principal?: Principal;
+  auth?: AuthInfo;
+}
+
 /** A request under MCP_PREFIX after the guard let it through. */
 export type AuthenticatedRequest = Request & { principal: Principal; auth: GatewayAuthInfo };
 
 /** The principal of a request the guard let through; throws when called on a path the guard does not cover. */
-export function principalOf(req: Request): Principal {
+export function principalOf(req: McpRequest): Principal {
   if (!req.principal) throw new Error('no principal on this request: it did not pass the MCP_PREFIX guard');
   return req.principal;
 }
@@ -64,7 +78,7 @@ export interface UpstreamCaller {
 }
 
 /** The caller of a request the guard let through, for `UpstreamConnector.connect(..., { caller })`. */
-export function callerOf(req: Request): UpstreamCaller {
+export function callerOf(req: McpRequest): UpstreamCaller {
   const principal = principalOf(req);
   if (!req.auth) throw new Error('no auth info on this request: it did not pass the MCP_PREFIX guard');
   return { principal, token: req.auth.token, expiresAt: req.auth.expiresAt };

@@ -1,15 +1,16 @@
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
-import type { Request, Response } from 'express';
+import type { ServerResponse } from 'node:http';
 import { PinoLogger } from 'nestjs-pino';
-import { callerOf, principalOf, type Principal, type UpstreamCaller } from '../auth/principal';
+import { callerOf, type McpRequest, principalOf, type Principal, type UpstreamCaller } from '../auth/principal';
 import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
 import { ProtectedResource } from '../auth/protected-resource';
 import { claimsChallengeOf, classifyUpstreamError } from '../upstream/upstream-error';
 import { GATEWAY_VERSION } from '../version';
 import { Catalog, type CatalogEntry, type CatalogKind } from './catalog';
-import { sendClaimsChallenge, sendJson, sendRpcError, startSse, writeEvent } from './http-replies';
+import { endWith, headerOf, sendClaimsChallenge, sendJson, sendRpcError, startSse, writeEvent } from './http-replies';
+import { sendText } from '../common/send-text';
 import {
   ErrorCodes,
   errorResponse,
@@ -60,7 +61,7 @@ interface Call {
  */
 @Injectable()
 export class AggregateServer implements OnModuleDestroy {
-  private readonly streams = new Map<string, Set<Response>>();
+  private readonly streams = new Map<string, Set<ServerResponse>>();
   private readonly stopListening: () => void;
   private readonly stopHearingDeletions: () => void;
   /** MCP_STATELESS: no sessions, no event stream; each request stands alone. */
@@ -90,7 +91,7 @@ export class AggregateServer implements OnModuleDestroy {
     this.streams.clear();
   }
 
-  async post(req: Request, res: Response): Promise<void> {
+  async post(req: McpRequest, res: ServerResponse): Promise<void> {
     const principal = principalOf(req);
     const parsed = parseBody(req.body);
     if ('problem' in parsed) return sendRpcError(res, 400, null, parsed.code, parsed.problem);
@@ -111,7 +112,7 @@ export class AggregateServer implements OnModuleDestroy {
     await this.inFlight.cancelNamedIn(session.id, messages);
     const requests = messages.filter(isRequest);
     if (requests.length === 0) {
-      res.status(202).end();
+      endWith(res, 202);
       return;
     }
     const abort = new AbortController();
@@ -133,7 +134,7 @@ export class AggregateServer implements OnModuleDestroy {
     sendJson(res, 200, responses);
   }
 
-  async get(req: Request, res: Response): Promise<void> {
+  async get(req: McpRequest, res: ServerResponse): Promise<void> {
     if (this.stateless)
       return sendRpcError(res, 405, null, ErrorCodes.invalidRequest, 'No event stream in stateless mode');
     const session = await this.sessionFor(req, res, principalOf(req));
@@ -154,13 +155,13 @@ export class AggregateServer implements OnModuleDestroy {
     });
   }
 
-  async delete(req: Request, res: Response): Promise<void> {
+  async delete(req: McpRequest, res: ServerResponse): Promise<void> {
     if (this.stateless) return sendRpcError(res, 405, null, ErrorCodes.invalidRequest, 'No sessions in stateless mode');
     const session = await this.sessionFor(req, res, principalOf(req));
     if (!session) return;
     await this.sessions.delete(session.id);
     this.endStreams(session.id);
-    res.status(200).end();
+    endWith(res, 200);
   }
 
   private endStreams(sessionId: string): void {
@@ -169,7 +170,7 @@ export class AggregateServer implements OnModuleDestroy {
   }
 
   private async initialize(
-    res: Response,
+    res: ServerResponse,
     principal: Principal,
     request: JsonRpcRequest,
     exchanges: ExchangeRecorder,
@@ -228,8 +229,12 @@ export class AggregateServer implements OnModuleDestroy {
     return {};
   }
 
-  private async sessionFor(req: Request, res: Response, principal: Principal): Promise<McpSession | undefined> {
-    const id = req.header(SESSION_HEADER);
+  private async sessionFor(
+    req: McpRequest,
+    res: ServerResponse,
+    principal: Principal,
+  ): Promise<McpSession | undefined> {
+    const id = headerOf(req, SESSION_HEADER);
     if (this.stateless) {
       // Every request stands alone; cancellations are matched per caller.
       const principalKey = principalKeyOf(principal);
@@ -255,15 +260,17 @@ export class AggregateServer implements OnModuleDestroy {
   }
 
   /** Answers one request on its own HTTP response: lists straight from the catalog's cache, calls possibly as a stream. */
-  private async answer(res: Response, request: JsonRpcRequest, call: Call): Promise<void> {
+  private async answer(res: ServerResponse, request: JsonRpcRequest, call: Call): Promise<void> {
     const list = LIST_METHODS[request.method];
     if (list) {
       const json = this.catalog.listJsonFor(call.principal, list.kind);
       call.exchanges.answered(request, resultResponse(request.id, {}));
-      res
-        .status(200)
-        .type('application/json')
-        .send(`{"jsonrpc":"2.0","id":${JSON.stringify(request.id)},"result":{"${list.field}":${json}}}`);
+      sendText(
+        res,
+        200,
+        'application/json',
+        `{"jsonrpc":"2.0","id":${JSON.stringify(request.id)},"result":{"${list.field}":${json}}}`,
+      );
       return;
     }
     if (request.method === 'tools/call' || request.method === 'prompts/get') return this.relayCall(res, request, call);
@@ -331,7 +338,7 @@ export class AggregateServer implements OnModuleDestroy {
     return { server: entry.server, params: { ...request.params, name: entry.name } };
   }
 
-  private async relayCall(res: Response, request: JsonRpcRequest, call: Call): Promise<void> {
+  private async relayCall(res: ServerResponse, request: JsonRpcRequest, call: Call): Promise<void> {
     const target = this.target(request, call);
     if ('error' in target) return sendJson(res, 200, target);
     const cancellable = this.cancellable(request, call);

@@ -1,7 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { requestIdOf } from '../logging/logger';
-import type { Request, Response } from 'express';
-import type { Principal } from '../auth/principal';
+import type { ServerResponse } from 'node:http';
+import type { McpRequest, Principal } from '../auth/principal';
+import { sendText } from '../common/send-text';
 import type { McpExchange, McpSurface, ServerRef } from '../traffic/mcp-exchange';
 import type { McpTraffic } from '../traffic/mcp-traffic';
 import type { RateLimitVerdict } from '../traffic/rate-limiter';
@@ -41,8 +42,8 @@ export class ExchangeRecorder {
 
   constructor(
     private readonly traffic: McpTraffic,
-    req: Request,
-    private readonly res: Response,
+    req: McpRequest,
+    private readonly res: ServerResponse,
     surface: McpSurface,
     principal: Principal,
     server?: ServerRef,
@@ -214,16 +215,13 @@ function targetOf(request: JsonRpcRequest): string | undefined {
 
 /** The HTTP answer to a lone request refused for its rate limit: 429 with Retry-After and the JSON-RPC error. */
 export function sendRateLimited(
-  res: Response,
+  res: ServerResponse,
   refused: { refusal: JsonRpcErrorResponse; verdict: RateLimitVerdict },
 ): void {
   if (res.headersSent) {
     res.end();
     return;
   }
-  res
-    .status(429)
-    .setHeader('retry-after', String(refused.verdict.retryAfterSeconds ?? 1))
-    .type('application/json')
-    .send(JSON.stringify(refused.refusal));
+  res.setHeader('retry-after', String(refused.verdict.retryAfterSeconds ?? 1));
+  sendText(res, 429, 'application/json', JSON.stringify(refused.refusal));
 }

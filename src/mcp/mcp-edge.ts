@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import { sendRpcError } from './http-replies';
 import { ErrorCodes } from './jsonrpc';
@@ -21,11 +22,23 @@ const EXPOSED_HEADERS =
  * such as the MCP Inspector, whose preflights carry no token.
  */
 export function mcpEdge(options: McpEdgeOptions): (req: Request, res: Response, next: NextFunction) => void {
+  const prefix = options.mcpPrefix;
+  const passes = mcpEdgeCheck(options);
+  return (req, res, next) => {
+    if (req.path !== prefix && !req.path.startsWith(`${prefix}/`)) return next();
+    if (passes(req, res)) next();
+  };
+}
+
+/**
+ * The check itself, on Node's request (the POST lane calls it too): true when the request may go on; otherwise
+ * it has been answered (a wrong Host or Origin, or a preflight).
+ */
+export function mcpEdgeCheck(options: McpEdgeOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
   const publicUrl = new URL(options.publicUrl);
   const hosts = new Set([publicUrl.hostname, ...LOOPBACK_HOSTS, ...options.allowedHosts].map((h) => h.toLowerCase()));
   const anyOrigin = options.allowedOrigins.includes('*');
   const origins = new Set([publicUrl.origin, ...options.allowedOrigins].map((o) => o.toLowerCase()));
-  const prefix = options.mcpPrefix;
 
   const originAllowed = (origin: string): boolean => {
     if (anyOrigin || origins.has(origin.toLowerCase())) return true;
@@ -36,22 +49,23 @@ export function mcpEdge(options: McpEdgeOptions): (req: Request, res: Response, 
     }
   };
 
-  return (req, res, next) => {
-    if (req.path !== prefix && !req.path.startsWith(`${prefix}/`)) return next();
+  return (req, res) => {
     const host = hostnameOf(req.headers.host);
     if (!host || !hosts.has(host)) {
-      return sendRpcError(
+      sendRpcError(
         res,
         421,
         null,
         ErrorCodes.invalidRequest,
         `Host ${req.headers.host ?? '(none)'} is not served here`,
       );
+      return false;
     }
     const origin = req.headers.origin;
     if (origin !== undefined) {
       if (!originAllowed(origin)) {
-        return sendRpcError(res, 403, null, ErrorCodes.invalidRequest, `Origin ${origin} is not allowed`);
+        sendRpcError(res, 403, null, ErrorCodes.invalidRequest, `Origin ${origin} is not allowed`);
+        return false;
       }
       res.setHeader('access-control-allow-origin', origin);
       res.setHeader('vary', 'Origin');
@@ -61,10 +75,11 @@ export function mcpEdge(options: McpEdgeOptions): (req: Request, res: Response, 
       res.setHeader('access-control-allow-methods', 'GET, POST, DELETE, OPTIONS');
       res.setHeader('access-control-allow-headers', ALLOWED_HEADERS);
       res.setHeader('access-control-max-age', '600');
-      res.status(204).end();
-      return;
+      res.statusCode = 204;
+      res.end();
+      return false;
     }
-    next();
+    return true;
   };
 }
 

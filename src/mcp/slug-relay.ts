@@ -1,16 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { ServerResponse } from 'node:http';
 import { PinoLogger } from 'nestjs-pino';
 import { AccessPolicy } from '../auth/access-policy';
-import { callerOf, principalOf, type Principal, type UpstreamCaller } from '../auth/principal';
+import { callerOf, type McpRequest, principalOf, type Principal, type UpstreamCaller } from '../auth/principal';
 import { UpstreamConnector } from '../upstream/upstream-connector';
 import { ProtectedResource } from '../auth/protected-resource';
 import { claimsChallengeOf, classifyUpstreamError, UpstreamError } from '../upstream/upstream-error';
 import { UrlGuard } from '../upstream/url-guard';
 import { McpTraffic } from '../traffic/mcp-traffic';
 import { ExchangeRecorder, sendRateLimited } from './exchange-recorder';
-import { sendClaimsChallenge, sendJson, sendRpcError, startSse, writeEvent } from './http-replies';
+import { endWith, headerOf, sendClaimsChallenge, sendJson, sendRpcError, startSse, writeEvent } from './http-replies';
 import {
   ErrorCodes,
   errorResponse,
@@ -59,7 +59,7 @@ export class SlugRelay {
     this.logger.setContext(SlugRelay.name);
   }
 
-  async post(req: Request, res: Response, slug: string): Promise<void> {
+  async post(req: McpRequest, res: ServerResponse, slug: string): Promise<void> {
     const principal = principalOf(req);
     const known = await this.directory.bySlug(slug);
     const access = known && this.policy.canSeeServer(principal, known);
@@ -137,7 +137,7 @@ export class SlugRelay {
     } catch (error) {
       if (cancelled) {
         exchanges.cancelled();
-        if (!res.headersSent) res.status(202);
+        if (!res.headersSent) res.statusCode = 202;
         res.end();
       } else {
         exchanges.fail(error);
@@ -150,7 +150,7 @@ export class SlugRelay {
     }
   }
 
-  async get(req: Request, res: Response, slug: string): Promise<void> {
+  async get(req: McpRequest, res: ServerResponse, slug: string): Promise<void> {
     const principal = principalOf(req);
     const server = await this.visibleServer(principal, slug);
     if (!server) return sendRpcError(res, 404, null, ErrorCodes.invalidRequest, `Unknown MCP server: ${slug}`);
@@ -159,13 +159,13 @@ export class SlugRelay {
     const abort = abortOnClose(res);
     try {
       const caller = callerOf(req);
-      const lastEventId = req.header(LAST_EVENT_ID_HEADER);
+      const lastEventId = headerOf(req, LAST_EVENT_ID_HEADER);
       const open = (): Promise<UpstreamReply> => this.openStream(server, session, caller, abort.signal, lastEventId);
       const reply = await this.withLiveUpstreamSession(server, session, caller, abort.signal, open);
       if (reply.body.kind !== 'sse') {
         await discard(reply);
         const status = reply.status === 405 ? 405 : 502;
-        res.status(status).end();
+        endWith(res, status);
         return;
       }
       startSse(res);
@@ -173,14 +173,14 @@ export class SlugRelay {
       res.end();
     } catch (error) {
       if (!abort.signal.aborted) this.logFailure(server, error);
-      if (!res.headersSent) res.status(502).end();
+      if (!res.headersSent) endWith(res, 502);
       else res.end();
     } finally {
       abort.done();
     }
   }
 
-  async delete(req: Request, res: Response, slug: string): Promise<void> {
+  async delete(req: McpRequest, res: ServerResponse, slug: string): Promise<void> {
     const principal = principalOf(req);
     const server = await this.visibleServer(principal, slug);
     if (!server) return sendRpcError(res, 404, null, ErrorCodes.invalidRequest, `Unknown MCP server: ${slug}`);
@@ -202,7 +202,7 @@ export class SlugRelay {
         this.logFailure(server, error);
       }
     }
-    res.status(200).end();
+    endWith(res, 200);
   }
 
   private async visibleServer(principal: Principal, slug: string): Promise<GatewayServer | undefined> {
@@ -213,12 +213,12 @@ export class SlugRelay {
 
   /** The caller's session for this server, or an answer saying why there is none. */
   private async sessionFor(
-    req: Request,
-    res: Response,
+    req: McpRequest,
+    res: ServerResponse,
     server: GatewayServer,
     principal: Principal,
   ): Promise<McpSession | undefined> {
-    const id = req.header(SESSION_HEADER);
+    const id = headerOf(req, SESSION_HEADER);
     if (!id) {
       sendRpcError(res, 400, null, ErrorCodes.connectionClosed, 'Bad Request: Mcp-Session-Id header is required');
       return undefined;
@@ -249,8 +249,8 @@ export class SlugRelay {
   }
 
   private async initialize(
-    req: Request,
-    res: Response,
+    req: McpRequest,
+    res: ServerResponse,
     server: GatewayServer,
     principal: Principal,
     request: JsonRpcRequest,
@@ -367,7 +367,7 @@ export class SlugRelay {
 
   /** Passes the upstream's answer on, with `tools/list` results narrowed to what the caller may use. */
   private async relay(
-    res: Response,
+    res: ServerResponse,
     reply: UpstreamReply,
     server: GatewayServer,
     principal: Principal,
@@ -384,7 +384,7 @@ export class SlugRelay {
     switch (reply.body.kind) {
       case 'none':
         if (refused.length > 0) return sendJson(res, 200, batch ? refused : refused[0]!);
-        res.status(202).end();
+        endWith(res, 202);
         return;
       case 'json': {
         const value = reply.body.value;
@@ -439,7 +439,7 @@ export class SlugRelay {
     );
   }
 
-  private answerFailure(res: Response, server: GatewayServer, id: string | number | null, error: unknown): void {
+  private answerFailure(res: ServerResponse, server: GatewayServer, id: string | number | null, error: unknown): void {
     const { kind, message } = classifyUpstreamError(error);
     this.logFailure(server, error);
     const text = `Upstream ${server.slug} failed: ${message}`;
@@ -480,7 +480,7 @@ function filterEvent(event: SseEvent, filter: (message: unknown) => unknown): Ss
 
 /** Aborts upstream work when the client goes away or the time bound passes. */
 function abortOnClose(
-  res: Response,
+  res: ServerResponse,
   timeoutMs?: number,
 ): { signal: AbortSignal; abort: (reason: Error) => void; done: () => void } {
   const controller = new AbortController();

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import type { GatewayMetrics } from './gateway-metrics';
 import type { CounterCell, HistogramCell } from './hot-metrics';
@@ -25,6 +26,20 @@ export function httpMetricsMiddleware(
 ): (req: Request, res: Response, next: NextFunction) => void {
   const mcpWildcard = `${mcpPrefix}/*`;
   const mcpSlash = `${mcpPrefix}/`;
+  const meter = httpRequestMeter(metrics);
+  return (req, res, next) => {
+    meter(req, res, () => routeOf(req, mcpPrefix, mcpSlash, mcpWildcard));
+    next();
+  };
+}
+
+/**
+ * Counts and times one request once its response closes, under the route `routeOf` names then (the POST lane,
+ * src/mcp/mcp-post-lane.ts, names its own).
+ */
+export function httpRequestMeter(
+  metrics: GatewayMetrics,
+): (req: IncomingMessage, res: ServerResponse, routeOf: () => string) => void {
   // route → method → status → cells: every label is from a bounded set, so this stays small.
   const cache = new Map<string, Map<string, Map<number, { requests: CounterCell; duration: HistogramCell }>>>();
   const cellsOf = (route: string, method: string, status: number) => {
@@ -46,15 +61,14 @@ export function httpMetricsMiddleware(
     }
     return cells;
   };
-  return (req, res, next) => {
+  return (req, res, routeOf) => {
     const start = performance.now();
     res.once('close', () => {
-      const method = KNOWN_METHODS.has(req.method) ? req.method : 'other';
-      const cells = cellsOf(routeOf(req, mcpPrefix, mcpSlash, mcpWildcard), method, res.statusCode);
+      const method = req.method !== undefined && KNOWN_METHODS.has(req.method) ? req.method : 'other';
+      const cells = cellsOf(routeOf(), method, res.statusCode);
       cells.requests.value++;
       cells.duration.observe((performance.now() - start) / 1000);
     });
-    next();
   };
 }
 

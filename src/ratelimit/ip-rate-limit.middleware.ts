@@ -1,6 +1,10 @@
 import { Inject, Injectable, type NestMiddleware } from '@nestjs/common';
 import { requestIdOf } from '../logging/logger';
+import type { ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
+import type { McpRequest } from '../auth/principal';
+import { requestPathOf } from '../common/request-path';
+import { sendText } from '../common/send-text';
 import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
 import { PROBLEM_CONTENT_TYPE } from '../common/problem-details.filter';
@@ -36,7 +40,12 @@ export class IpRateLimitMiddleware implements NestMiddleware {
   }
 
   use(req: Request, res: Response, next: NextFunction): void {
-    if (!this.budget) return next();
+    if (this.admit(req, res)) next();
+  }
+
+  /** True when the request may go on; otherwise it has been refused (429). Also called by the POST lane. */
+  admit(req: McpRequest, res: ServerResponse): boolean {
+    if (!this.budget) return true;
     const at = new Date();
     // The client's address: the TCP peer, or the one trusted proxies forwarded (TRUST_PROXY).
     const address = req.ip ?? req.socket.remoteAddress;
@@ -44,7 +53,7 @@ export class IpRateLimitMiddleware implements NestMiddleware {
     const result = this.buckets.charge({ budgets: [budget], cost: 1 });
     if (result.allowed) {
       this.stats.decided({ policy: 'ip', outcome: 'allowed', source: 'ip' });
-      return next();
+      return true;
     }
     this.stats.decided({ policy: 'ip', outcome: 'refused', source: 'ip' });
     const report = reportOf(budget, result.levels[0]!, 1, true);
@@ -52,34 +61,34 @@ export class IpRateLimitMiddleware implements NestMiddleware {
     for (const [name, value] of Object.entries(rateLimitHeaders([report]))) res.setHeader(name, value);
     res.setHeader('retry-after', String(retryAfter));
     res.setHeader('cache-control', 'no-store');
-    const path = req.originalUrl.split('?', 1)[0]!;
+    const path = requestPathOf(req);
     const surface = this.surfaceOf(path);
     const detail = 'too many requests from this address; retry later';
     if (surface === 'rest') {
-      res
-        .status(429)
-        .type(PROBLEM_CONTENT_TYPE)
-        .send(
-          JSON.stringify({
-            type: 'urn:mcp-gateway:problem:rate_limited',
-            title: 'Too many requests',
-            status: 429,
-            detail,
-            code: 'rate_limited',
-            instance: path,
-          }),
-        );
+      sendText(
+        res,
+        429,
+        PROBLEM_CONTENT_TYPE,
+        JSON.stringify({
+          type: 'urn:mcp-gateway:problem:rate_limited',
+          title: 'Too many requests',
+          status: 429,
+          detail,
+          code: 'rate_limited',
+          instance: path,
+        }),
+      );
     } else {
-      res
-        .status(429)
-        .type('application/json')
-        .send(
-          JSON.stringify({
-            jsonrpc: '2.0',
-            id: null,
-            error: { code: RATE_LIMITED_CODE, message: detail, data: { retryAfter, policy: 'ip' } },
-          }),
-        );
+      sendText(
+        res,
+        429,
+        'application/json',
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: null,
+          error: { code: RATE_LIMITED_CODE, message: detail, data: { retryAfter, policy: 'ip' } },
+        }),
+      );
     }
     this.traffic.record({
       at,
@@ -92,6 +101,7 @@ export class IpRateLimitMiddleware implements NestMiddleware {
       outcome: 'refused',
       latencyMs: Date.now() - at.getTime(),
     });
+    return false;
   }
 
   private surfaceOf(path: string): McpSurface {

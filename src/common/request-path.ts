@@ -1,0 +1,13 @@
+import type { IncomingMessage } from 'node:http';
+
+/** The URL as the client sent it: Express rewrites `url` inside mounted middleware, never `originalUrl`. */
+export function originalUrlOf(req: IncomingMessage): string {
+  return (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/';
+}
+
+/** The path as the client sent it, without the query. */
+export function requestPathOf(req: IncomingMessage): string {
+  const url = originalUrlOf(req);
+  const query = url.indexOf('?');
+  return query === -1 ? url : url.slice(0, query);
+}
