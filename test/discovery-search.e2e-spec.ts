@@ -102,7 +102,22 @@ function seedItems(servers: readonly SeededServer[]): SeededItem[] {
       description: null,
       displayName: 'row',
     };
-    return [...tools, prompt, resource, template];
+    // Fields side by side in server_items.search_text: a newline within a description, a name and a title that
+    // a q spanning both would find there, letters whose lower case is not ASCII.
+    const odd: SeededItem[] =
+      index === 11
+        ? [
+            { name: 'odd_alpha', title: 'Beta', description: 'first line\nsecond line' },
+            { name: 'odd_uber', title: 'ÜBER Größe', description: 'Ærøskøbing ferry' },
+          ].map((fields) => ({
+            serverId: server.id,
+            kind: 'tool',
+            gatewayName: `${server.slug}__${fields.name}`,
+            displayName: fields.name,
+            ...fields,
+          }))
+        : [];
+    return [...tools, ...odd, prompt, resource, template];
   });
 }
 
@@ -230,6 +245,12 @@ describe('DiscoveryRepository.search on PostgreSQL, beyond its page-order window
     ['a pattern the wildcards would widen', { kinds: tools, text: '1_0' }],
     ['a tag only', { kinds: tools, tag: 'blue' }],
     ['one server by slug, with q', { kinds: tools, text: 'get', server: { slug: 's058' } }],
+    ['a newline within a description', { kinds: tools, text: 'LINE\nsecond' }],
+    ['a newline between name and title (no match)', { kinds: tools, text: 'alpha\nbeta' }],
+    ['title then description (no match)', { kinds: tools, text: 'Beta\nfirst' }],
+    ['name and title run together (no match)', { kinds: tools, text: 'odd_alphabeta' }],
+    ['non-ASCII letters in another case', { kinds: tools, text: 'über grö' }],
+    ['non-ASCII letters in upper case', { kinds: tools, text: 'ÆRØSKØBING' }],
     ['prompts', { kinds: ['prompt'], text: 'zephyr' }],
     ['resources and templates, by their own name', { kinds: ['resource', 'resource_template'], text: 'ZEPHYR' }],
     ['resources and templates, all', { kinds: ['resource', 'resource_template'] }],
@@ -251,6 +272,12 @@ describe('DiscoveryRepository.search on PostgreSQL, beyond its page-order window
     const all = expected(servers, items, { kinds: tools });
     expect(all.length).toBeGreaterThan(2_000);
     expect(all.findIndex((row) => row.gatewayName === late[0]?.gatewayName)).toBeGreaterThan(2_000);
+    // And the cases about fields side by side: the first two match, the next three do not.
+    expect(expected(servers, items, { kinds: tools, text: 'LINE\nsecond' })).toHaveLength(1);
+    expect(expected(servers, items, { kinds: tools, text: 'über grö' })).toHaveLength(1);
+    for (const text of ['alpha\nbeta', 'Beta\nfirst', 'odd_alphabeta']) {
+      expect(expected(servers, items, { kinds: tools, text })).toEqual([]);
+    }
   });
 });
 

@@ -447,6 +447,8 @@ describe('discovery (services)', () => {
       ['limit 1.5', { limit: '1.5' }, 'limit'],
       ['an unknown field', { colour: 'red' }, ''],
       ['a control character in q', { q: 'a\u0000b' }, 'q'],
+      // Name, title and description are newline-separated in server_items.search_text.
+      ['a newline in q', { q: 'a\nb' }, 'q'],
       ['a q that is too long', { q: 'x'.repeat(201) }, 'q'],
       ['a server that is neither id nor slug', { server: 'Bad_Slug!' }, 'server'],
     ])('answers %s with 400 problem+json', async (_what, query, field) => {

@@ -132,10 +132,8 @@ function describeApplying(name: string, open: () => Promise<Target & { close(): 
         "SELECT indexname, indexdef FROM pg_indexes WHERE indexname LIKE '%trgm_idx' OR indexname LIKE '%search_order_idx' ORDER BY indexname",
       );
       expect(indexes.map((row) => row.indexname)).toEqual([
-        'server_items_description_trgm_idx',
-        'server_items_name_trgm_idx',
         'server_items_search_order_idx',
-        'server_items_title_trgm_idx',
+        'server_items_search_text_trgm_idx',
         'servers_description_trgm_idx',
         'servers_name_trgm_idx',
         'servers_title_trgm_idx',
@@ -149,6 +147,35 @@ function describeApplying(name: string, open: () => Promise<Target & { close(): 
           "EXPLAIN SELECT id FROM servers WHERE name ILIKE '%weather%'",
         );
         expect(plan.map((row) => row['QUERY PLAN']).join('\n')).toContain('servers_name_trgm_idx');
+      } finally {
+        await target.query('RESET enable_seqscan');
+      }
+    });
+
+    it('generates server_items.search_text: name, title and description, lower-cased, newline-separated', async () => {
+      const [server] = await target.query<{ id: string }>(
+        `INSERT INTO servers (id, name, slug, url, updated_at)
+         VALUES (gen_random_uuid(), 'io.test/generated', 'generated', 'http://127.0.0.1:9/', now()) RETURNING id`,
+      );
+      await target.query(
+        `INSERT INTO server_items (server_id, kind, name, gateway_name, title, description, definition, fingerprint, position)
+         VALUES ('${server?.id}', 'tool', 'Get_Ticket', 'generated__Get_Ticket', 'ÜBER', NULL, '{}', 'fp', 0)`,
+      );
+      await expect(
+        target.query("SELECT search_text FROM server_items WHERE gateway_name = 'generated__Get_Ticket'"),
+      ).resolves.toEqual([{ search_text: expect.stringMatching(/^get_ticket\n(über|ÜBER)\n$/) }]);
+      await target.query(`UPDATE server_items SET description = 'A Ticket' WHERE server_id = '${server?.id}'`);
+      await expect(
+        target.query("SELECT search_text FROM server_items WHERE gateway_name = 'generated__Get_Ticket'"),
+      ).resolves.toEqual([{ search_text: expect.stringMatching(/^get_ticket\n(über|ÜBER)\na ticket$/) }]);
+      await target.query(`DELETE FROM servers WHERE id = '${server?.id}'`);
+      // Its operator class answers the search's `LIKE lower('%q%')`.
+      await target.query('SET enable_seqscan = off');
+      try {
+        const plan = await target.query<{ 'QUERY PLAN': string }>(
+          "EXPLAIN SELECT name FROM server_items WHERE search_text LIKE lower('%Weather%')",
+        );
+        expect(plan.map((row) => row['QUERY PLAN']).join('\n')).toContain('server_items_search_text_trgm_idx');
       } finally {
         await target.query('RESET enable_seqscan');
       }

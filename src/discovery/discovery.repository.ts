@@ -217,7 +217,7 @@ export class DiscoveryRepository {
         name: true,
         status: true,
         discovery: true,
-        items: { orderBy: [{ kind: 'asc' }, { position: 'asc' }, { name: 'asc' }] },
+        items: { orderBy: [{ kind: 'asc' }, { position: 'asc' }, { name: 'asc' }], omit: { searchText: true } },
         itemChanges: { orderBy: [{ detectedAt: 'desc' }, { id: 'asc' }], take: RECENT_CHANGES },
       },
     });
@@ -267,7 +267,7 @@ export class DiscoveryRepository {
    * reads the whole table for the second. So a search of one kind across
    * servers first reads a bounded window of rows in page order
    * (server_items_search_order_idx); only when that window holds less than a
-   * page does it collect every match (through the trigram indexes when q has
+   * page does it collect every match (through the trigram index when q has
    * three characters or more), sort them, and take a page.
    */
   async search(search: ItemSearch): Promise<SearchRow[]> {
@@ -288,7 +288,7 @@ export class DiscoveryRepository {
     return this.prisma.$queryRaw<SearchRow[]>`
       SELECT ${SEARCH_COLUMNS}
       FROM (
-        SELECT ${ITEM_COLUMNS} FROM server_items i
+        SELECT ${ITEM_COLUMNS}, i.search_text FROM server_items i
         WHERE ${Prisma.join(windowConditions, ' AND ')}
         ORDER BY ${orderBy([kind])}
         LIMIT ${SEARCH_WINDOW}
@@ -301,7 +301,7 @@ export class DiscoveryRepository {
   /**
    * Every text match, sorted, then the page of those whose server qualifies.
    * `OFFSET 0` fences the subquery: planned on its own, for all its rows, it
-   * collects the matches (trigram bitmap scans) instead of walking the page
+   * collects the matches (a trigram bitmap scan) instead of walking the page
    * order in the hope of an early page; the outer join keeps its order and
    * looks servers up only until the page is full.
    */
@@ -334,7 +334,7 @@ export class DiscoveryRepository {
     if (search.after) conditions.push(afterCondition(search.after, search.kinds));
     return this.prisma.$queryRaw<SearchRow[]>`
       SELECT ${SEARCH_COLUMNS}
-      FROM (SELECT ${ITEM_COLUMNS} FROM server_items i) i JOIN servers s ON s.id = i.server_id
+      FROM (SELECT ${ITEM_COLUMNS}, i.search_text FROM server_items i) i JOIN servers s ON s.id = i.server_id
       WHERE ${Prisma.join(conditions, ' AND ')}
       ORDER BY ${orderBy(search.kinds)}
       LIMIT ${search.limit}`;
@@ -360,24 +360,33 @@ function hasText(search: ItemSearch): boolean {
   return search.text !== undefined && search.text !== '';
 }
 
+/** What separates name, title and description in `server_items.search_text` (its migration says why). */
+const SEARCH_TEXT_SEPARATOR = '\n';
+
 /**
  * A case-insensitive substring of the name (or URI), title or description, or
  * of a resource's own name (`displayName`, its `definition.name`); a tool's or
  * prompt's `definition.name` is its name, already tested.
+ *
+ * The first three are tested at once on `search_text`, their lower-cased
+ * concatenation: `lower(x) LIKE lower(p)` is how PostgreSQL answers `x ILIKE p`
+ * in a multibyte database, with one lower() per row instead of three. A text
+ * holding the separator could match across two fields there, so it is tested
+ * on each field instead (the routes refuse control characters in q anyway).
  */
 function textConditions(search: ItemSearch, displayName: Prisma.Sql): Prisma.Sql[] {
   if (!hasText(search)) return [];
-  const pattern = `%${escapeLike(search.text ?? '')}%`;
+  const text = search.text ?? '';
+  const pattern = `%${escapeLike(text)}%`;
+  const fields = text.includes(SEARCH_TEXT_SEPARATOR)
+    ? Prisma.sql`i.name ILIKE ${pattern} ESCAPE '\\'
+      OR i.title ILIKE ${pattern} ESCAPE '\\'
+      OR i.description ILIKE ${pattern} ESCAPE '\\'`
+    : Prisma.sql`i.search_text LIKE lower(${pattern}) ESCAPE '\\'`;
   const resourceName = search.kinds.some((kind) => kind === 'resource' || kind === 'resource_template')
     ? Prisma.sql`OR (i.kind IN ('resource', 'resource_template') AND ${displayName} ILIKE ${pattern} ESCAPE '\\')`
     : Prisma.empty;
-  return [
-    Prisma.sql`(
-      i.name ILIKE ${pattern} ESCAPE '\\'
-      OR i.title ILIKE ${pattern} ESCAPE '\\'
-      OR i.description ILIKE ${pattern} ESCAPE '\\'
-      ${resourceName})`,
-  ];
+  return [Prisma.sql`(${fields} ${resourceName})`];
 }
 
 function serverConditions(search: ItemSearch): Prisma.Sql[] {
