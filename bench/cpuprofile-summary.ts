@@ -9,7 +9,7 @@
  * Read the split with that in mind, and take CPU per call from the bench's /proc figures, not from here.
  *
  *   node -r ./bench/swc-register.cjs bench/cpuprofile-summary.ts <file.cpuprofile>
- *        [--report bench/results/gateway-….json --path slug --concurrency 32] [--top 25]
+ *        [--report bench/results/gateway-….json --path slug|list --concurrency 32] [--top 25]
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -145,7 +145,9 @@ if (require.main === module) {
   let window: [number, number] | undefined;
   if (values.report) {
     const report = JSON.parse(readFileSync(values.report, 'utf8')) as BenchReport;
-    const measurement = report.calls.find(
+    // `--path list`: the tools/list measurement.
+    const lists = report.toolsList ? [{ ...report.toolsList, path: 'list' }] : [];
+    const measurement = [...report.calls, ...lists].find(
       (m) =>
         m.path === values.path && (values.concurrency === undefined || m.concurrency === Number(values.concurrency)),
     );

@@ -432,7 +432,7 @@ export interface BenchReport {
   gatewayEnvironment: string[];
   calls: CallMeasurement[];
   addedLatency: AddedLatency[];
-  toolsList: (LoadResult & { servers: number; tools: number; concurrency: number }) | null;
+  toolsList: (LoadResult & { servers: number; tools: number; concurrency: number; windowUs: [number, number] }) | null;
   startup: StartupFigures | null;
   idleRssMb: { afterStart: number | null; withCatalog: number | null };
   targets: { target: string; measured: string; met: boolean | null }[];
@@ -800,7 +800,7 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
         },
         watched,
       );
-      const { gatewayCpuMs: _g, upstreamCpuMs: _u, gatewayPeakRssMb: _r, windowUs: _w, ...rest } = result;
+      const { gatewayCpuMs: _g, upstreamCpuMs: _u, gatewayPeakRssMb: _r, ...rest } = result;
       toolsList = { ...rest, servers: options.catalogServers, tools: expectTools - 1, concurrency: listConcurrency };
       say(`  tools/list on /mcp: p50 ${ms(result.p50)} ms, errors ${result.errors + result.warmupErrors}`);
     }

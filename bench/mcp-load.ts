@@ -63,12 +63,14 @@ function send(
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method, agent, headers }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text, receivedAt: performance.now() }),
-      );
+      // Bytes as they come; decoded once all have arrived, like parsing, on the client's time.
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        const receivedAt = performance.now();
+        const body = Buffer.concat(chunks).toString('utf8');
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, receivedAt });
+      });
       res.on('error', reject);
     });
     req.on('error', reject);

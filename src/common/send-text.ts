@@ -11,3 +11,23 @@ export function sendText(res: ServerResponse, httpStatus: number, contentType: s
   res.setHeader('content-length', Buffer.byteLength(text));
   res.end(text);
 }
+
+/**
+ * `sendText` for a body that is mostly bytes encoded already: `head`, `bytes`, `tail`, with `bytes` written as
+ * they are (Node corks the three writes into one).
+ */
+export function sendAround(
+  res: ServerResponse,
+  httpStatus: number,
+  contentType: string,
+  head: string,
+  bytes: Buffer,
+  tail: string,
+): void {
+  res.statusCode = httpStatus;
+  res.setHeader('content-type', `${contentType}; charset=utf-8`);
+  res.setHeader('content-length', Buffer.byteLength(head) + bytes.length + Buffer.byteLength(tail));
+  res.write(head);
+  res.write(bytes);
+  res.end(tail);
+}

@@ -10,7 +10,7 @@ import { claimsChallengeOf, classifyUpstreamError } from '../upstream/upstream-e
 import { GATEWAY_VERSION } from '../version';
 import { Catalog, type CatalogEntry, type CatalogKind } from './catalog';
 import { endWith, headerOf, sendClaimsChallenge, sendJson, sendRpcError, startSse, writeEvent } from './http-replies';
-import { sendText } from '../common/send-text';
+import { sendAround } from '../common/send-text';
 import {
   ErrorCodes,
   errorResponse,
@@ -263,14 +263,10 @@ export class AggregateServer implements OnModuleDestroy {
   private async answer(res: ServerResponse, request: JsonRpcRequest, call: Call): Promise<void> {
     const list = LIST_METHODS[request.method];
     if (list) {
-      const json = this.catalog.listJsonFor(call.principal, list.kind);
+      const body = this.catalog.listBodyFor(call.principal, list.kind);
       call.exchanges.answered(request, resultResponse(request.id, {}));
-      sendText(
-        res,
-        200,
-        'application/json',
-        `{"jsonrpc":"2.0","id":${JSON.stringify(request.id)},"result":{"${list.field}":${json}}}`,
-      );
+      const head = `{"jsonrpc":"2.0","id":${JSON.stringify(request.id)},"result":{"${list.field}":`;
+      sendAround(res, 200, 'application/json', head, body, '}}');
       return;
     }
     if (request.method === 'tools/call' || request.method === 'prompts/get') return this.relayCall(res, request, call);
