@@ -251,6 +251,14 @@ describe('audit trail on PostgreSQL', () => {
     await expect(audit.verify()).resolves.not.toHaveProperty('broken');
   });
 
+  it('stores quotes, backslashes, control characters and astral text as they were', async () => {
+    const awkward = 'q"uo\\te\\"d \u0001\u001f\t\n \u2028 \\ud800 ünï 😀 ' + "'; DROP TABLE audit_records; --";
+    await record({ server, target: awkward, rpcId: awkward, arguments: { text: awkward } });
+    const [stored] = (await list({ server: slug, limit: '1' }).expect(200)).body.records as AuditRecordView[];
+    expect(stored).toMatchObject({ target: awkward, rpcId: awkward, arguments: { text: awkward } });
+    await expect(audit.verify()).resolves.not.toHaveProperty('broken');
+  });
+
   it('never stores the token, whatever the key is called', async () => {
     await record({ server, arguments: { note: `Bearer ${JWT}`, headers: { Authorization: 'Bearer abc' }, x: JWT } });
     const rows = await sql<{ arguments: string }>(
