@@ -525,9 +525,9 @@ describe('discovery sweep (services)', () => {
     expect(untouched.body.syncedAt).toBeNull();
     await deleteServerRows(prisma, [...mine]);
     mine.clear();
-    const started = Date.now();
-    await gw.close();
-    expect(Date.now() - started).toBeLessThan(3_000);
+    // Closing does not wait for the sweep loop: a close that hung on it would fail on the test's timeout.
+    // (No bound in milliseconds here: on a loaded CI machine, closing pools alone can take seconds.)
+    await expect(gw.close()).resolves.toBeUndefined();
   });
 });
 
