@@ -30,7 +30,7 @@ import { McpTraffic } from '../traffic/mcp-traffic';
 import type { ServerRef } from '../traffic/mcp-exchange';
 import { ExchangeRecorder, sendRateLimited } from './exchange-recorder';
 import { type UpstreamCancel, UpstreamPool } from './upstream-pool';
-import { isResponseTo, responseTo, safeJson } from './upstream-exchange';
+import { isResponseTo, readToTheEnd, responseTo, safeJson } from './upstream-exchange';
 
 const LIST_METHODS: Record<string, { kind: CatalogKind; field: string }> = {
   'tools/list': { kind: 'tool', field: 'tools' },
@@ -358,13 +358,16 @@ export class AggregateServer implements OnModuleDestroy {
       // Progress and log notifications travel with the call, as the upstream sends them.
       startSse(res);
       let answered = false;
-      for await (const event of reply.body.events) {
+      const events = reply.body.events[Symbol.asyncIterator]();
+      for (let next = await events.next(); !next.done; next = await events.next()) {
+        const event = next.value;
         const value = safeJson(event.data);
         if (isResponseTo(value, id)) {
           const answer = { ...(value as JsonRpcResponse), id: request.id };
           call.exchanges.settle(answer, reply.status);
           writeEvent(res, { data: JSON.stringify(answer) });
           answered = true;
+          readToTheEnd(events);
           break;
         }
         if (value !== undefined && !isRequestMessage(value)) writeEvent(res, { data: event.data });

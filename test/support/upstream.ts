@@ -37,6 +37,7 @@ export class TestUpstream {
   private readonly sessions = new Map<string, Session>();
   private portNumber: number;
   private tools: FixtureTool[];
+  private accepted = 0;
 
   private constructor(
     readonly name: string,
@@ -64,6 +65,11 @@ export class TestUpstream {
 
   get port(): number {
     return this.portNumber;
+  }
+
+  /** TCP connections accepted since start: a client that keeps its connections alive opens few. */
+  get connectionsAccepted(): number {
+    return this.accepted;
   }
 
   /** Replaces the tool list; connected sessions get `notifications/tools/list_changed`. */
@@ -102,6 +108,7 @@ export class TestUpstream {
       server.listen(this.portNumber, '127.0.0.1', () => resolve());
     });
     this.portNumber = (server.address() as AddressInfo).port;
+    server.on('connection', () => this.accepted++);
     this.server = server;
   }
 
