@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { AuditRetention } from '../src/audit/audit-retention';
+import { AuditRepository } from '../src/audit/audit.repository';
 import { auditOf, exchangeFactory, sql } from './support/audit';
 import { runCli } from './support/cli';
 import { waitUntil } from './support/eventually';
@@ -254,7 +255,12 @@ describe('audit retention', () => {
         for (let i = 0; i < 10; i++) audit.traffic.record(exchangeFactory({ at: new Date(old + i) }));
         for (let i = 0; i < 5; i++) audit.traffic.record(exchangeFactory());
         await audit.trail.flush();
+        const repository = gw.gateway.app.get(AuditRepository);
+        const expiring = (await repository.list({}, undefined, 100)).filter((row) => row.seq <= 10);
+        expect(expiring).toHaveLength(10);
         await expect(gw.gateway.app.get(AuditRetention).expire()).resolves.toEqual({ streams: 1, removed: 10 });
+        // A replayed batch holding rows retention already passed stores none of them.
+        await expect(repository.insert(expiring)).resolves.toBe(0);
         // Idempotent: nothing more is old enough.
         await expect(gw.gateway.app.get(AuditRetention).expire()).resolves.toEqual({ streams: 0, removed: 0 });
         await expect(audit.verify()).resolves.toEqual({ streams: 1, records: 5 });

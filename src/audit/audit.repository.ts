@@ -47,7 +47,7 @@ export class AuditRepository {
   }
 
   /**
-   * Stores chained rows of one stream and moves its head, in one transaction; registers the
+   * Stores chained rows of one stream and moves its head, in one statement; registers the
    * stream (`stream`, or a placeholder for a replayed one) if it is not yet.
    * Rows already stored (a replayed batch) and rows retention already passed are skipped.
    */
@@ -55,33 +55,36 @@ export class AuditRepository {
     const last = rows[rows.length - 1];
     if (!last) return 0;
     const streamId = last.streamId;
-    // One INSERT from one JSON parameter: Prisma's createMany sends a parameter per field (27 per row), and column
-    // arrays cost Prisma and pg a walk over every element; JSON.stringify is one native pass. The rows are
+    // One statement, atomic on its own: no BEGIN and COMMIT round trips, and Prisma handles one query, not three.
+    // The rows travel as one JSON parameter: Prisma's createMany sends a parameter per field (27 per row), and
+    // column arrays cost Prisma and pg a walk over every element; JSON.stringify is one native pass. The rows are
     // sanitized already (no NUL, no lone surrogate: exchange-row.ts), so PostgreSQL reads back what was hashed.
-    const [created] = await this.prisma.$transaction([
-      this.prisma.$executeRaw`
-        INSERT INTO audit_records (id, stream_id, seq, at, request_id, surface, ip, tenant_id, object_id, client_id,
-          principal_name, session_id, server_id, server_slug, method, rpc_id, target, arguments, decision, rule,
-          outcome, latency_ms, upstream_ms, upstream_status, error_kind, prev_hash, hash)
-        SELECT * FROM json_to_recordset(${JSON.stringify(rows)}::json) AS r(
-          "id" uuid, "streamId" uuid, "seq" bigint, "at" timestamptz, "requestId" text, "surface" text, "ip" text,
-          "tenantId" text, "objectId" text, "clientId" text, "principalName" text, "sessionId" text, "serverId" uuid,
-          "serverSlug" text, "method" text, "rpcId" text, "target" text, "arguments" text, "decision" text,
-          "rule" text, "outcome" text, "latencyMs" float8, "upstreamMs" float8, "upstreamStatus" int,
-          "errorKind" text, "prevHash" text, "hash" text)
-        ON CONFLICT (stream_id, seq) DO NOTHING`,
-      this.prisma.$executeRaw`
+    // The stream's upsert locks its row (as retention does) and returns its anchor, below which rows are skipped.
+    const [result] = await this.prisma.$queryRaw<{ created: number }[]>`
+      WITH stream AS (
         INSERT INTO audit_streams (id, started_at, host, pid, last_seq, last_hash)
         VALUES (${streamId}::uuid, ${stream?.startedAt ?? rows[0]!.at}, ${stream?.host ?? ''}, ${stream?.pid ?? 0},
           ${BigInt(last.seq)}, ${last.hash})
         ON CONFLICT (id) DO UPDATE SET
           last_hash = CASE WHEN EXCLUDED.last_seq > audit_streams.last_seq THEN EXCLUDED.last_hash ELSE audit_streams.last_hash END,
-          last_seq = GREATEST(audit_streams.last_seq, EXCLUDED.last_seq)`,
-      this.prisma.$executeRaw`
-        DELETE FROM audit_records r USING audit_streams s
-        WHERE s.id = ${streamId}::uuid AND r.stream_id = s.id AND r.seq <= s.anchor_seq`,
-    ]);
-    return created;
+          last_seq = GREATEST(audit_streams.last_seq, EXCLUDED.last_seq)
+        RETURNING anchor_seq
+      ), inserted AS (
+        INSERT INTO audit_records (id, stream_id, seq, at, request_id, surface, ip, tenant_id, object_id, client_id,
+          principal_name, session_id, server_id, server_slug, method, rpc_id, target, arguments, decision, rule,
+          outcome, latency_ms, upstream_ms, upstream_status, error_kind, prev_hash, hash)
+        SELECT r.* FROM json_to_recordset(${JSON.stringify(rows)}::json) AS r(
+          "id" uuid, "streamId" uuid, "seq" bigint, "at" timestamptz, "requestId" text, "surface" text, "ip" text,
+          "tenantId" text, "objectId" text, "clientId" text, "principalName" text, "sessionId" text, "serverId" uuid,
+          "serverSlug" text, "method" text, "rpcId" text, "target" text, "arguments" text, "decision" text,
+          "rule" text, "outcome" text, "latencyMs" float8, "upstreamMs" float8, "upstreamStatus" int,
+          "errorKind" text, "prevHash" text, "hash" text)
+        WHERE r.seq > (SELECT anchor_seq FROM stream)
+        ON CONFLICT (stream_id, seq) DO NOTHING
+        RETURNING 1
+      )
+      SELECT count(*)::int AS created FROM inserted`;
+    return result?.created ?? 0;
   }
 
   async list(filter: AuditFilter, after: AuditPosition | undefined, limit: number): Promise<AuditRow[]> {
