@@ -28,6 +28,13 @@ export interface CatalogSnapshot {
   servers: GatewayServer[];
   entries: Record<CatalogKind, CatalogEntry[]>;
   byGatewayName: Map<string, CatalogEntry>;
+  /** Tools by server id and upstream name (`toolKey`): what the REST bridge calls. */
+  toolsByServer: Map<string, CatalogEntry>;
+}
+
+/** The key of `CatalogSnapshot.toolsByServer`. */
+export function toolKey(serverId: string, name: string): string {
+  return `${serverId}\0${name}`;
 }
 
 /** How often the catalog asks the database whether anything changed (other replicas, discovery, health). */
@@ -44,6 +51,7 @@ const EMPTY: CatalogSnapshot = {
   servers: [],
   entries: { tool: [], prompt: [], resource: [], resource_template: [] },
   byGatewayName: new Map(),
+  toolsByServer: new Map(),
 };
 
 /**
@@ -221,6 +229,7 @@ export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
       const rows = await this.repository.items([...byId.keys()]);
       const entries: CatalogSnapshot['entries'] = { tool: [], prompt: [], resource: [], resource_template: [] };
       const byGatewayName = new Map<string, CatalogEntry>();
+      const toolsByServer = new Map<string, CatalogEntry>();
       const hash = createHash('sha256');
       for (const server of servers) {
         hash.update(JSON.stringify([server.id, server.slug, server.allowedRoles, server.toolRules]));
@@ -237,11 +246,12 @@ export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
         };
         entries[row.kind].push(entry);
         if (row.kind === 'tool' || row.kind === 'prompt') byGatewayName.set(`${row.kind}:${row.gatewayName}`, entry);
+        if (row.kind === 'tool') toolsByServer.set(toolKey(row.serverId, row.name), entry);
         hash.update(`${row.kind}\0${row.serverId}\0${row.gatewayName}\0${row.fingerprint}\n`);
       }
       const version = hash.digest('hex');
       const changed = version !== this.snapshot.version;
-      this.snapshot = { version, servers, entries, byGatewayName };
+      this.snapshot = { version, servers, entries, byGatewayName, toolsByServer };
       this.marker = marker;
       if (!changed) return;
       this.listsByRoles.clear();

@@ -3,7 +3,7 @@ import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv
 import type { JsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/types.js';
 import type { Request, Response } from 'express';
 import { AccessPolicy } from '../auth/access-policy';
-import { callerOf, principalOf } from '../auth/principal';
+import { callerOf, type Principal, principalOf } from '../auth/principal';
 import { DomainError } from '../common/domain-error';
 import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
@@ -12,7 +12,7 @@ import { bearerChallenge } from '../auth/bearer-challenge';
 import { ProtectedResource } from '../auth/protected-resource';
 import { claimsChallengeOf, classifyUpstreamError } from '../upstream/upstream-error';
 import { GATEWAY_VERSION } from '../version';
-import { Catalog, type CatalogEntry } from './catalog';
+import { Catalog, type CatalogEntry, toolKey } from './catalog';
 import { type GatewayServer, ServerDirectory } from './server-directory';
 import { UpstreamPool } from './upstream-pool';
 import { McpTraffic } from '../traffic/mcp-traffic';
@@ -27,7 +27,7 @@ import { responseTo } from './upstream-exchange';
  */
 @Injectable()
 export class RestBridge {
-  private readonly validators = new Map<string, JsonSchemaValidator<unknown>>();
+  private readonly validators = new WeakMap<CatalogEntry, JsonSchemaValidator<unknown>>();
   private readonly ajv = new AjvJsonSchemaValidator();
 
   constructor(
@@ -68,7 +68,7 @@ export class RestBridge {
       exchanges.answered(request, errorResponse(request.id, ErrorCodes.invalidParams, error.detail));
       return error;
     };
-    const entry = this.usableTools(req, server).find((candidate) => candidate.name === tool);
+    const entry = this.usableTool(principal, server, tool);
     if (!entry) {
       const decision = this.policy.canUseTool(principal, server, tool);
       const notFound = new DomainError('not_found', `server ${slug} has no tool ${tool}`);
@@ -199,13 +199,18 @@ export class RestBridge {
     return { ...entry.exposed, name: entry.name };
   }
 
+  /** The tool, when the catalog has it and the caller may use it: one lookup, whatever the catalog's size. */
+  private usableTool(principal: Principal, server: GatewayServer, tool: string): CatalogEntry | undefined {
+    const entry = this.catalog.current().toolsByServer.get(toolKey(server.id, tool));
+    return entry && this.catalog.allows(principal, entry) ? entry : undefined;
+  }
+
+  /** Compiled once per catalog entry: a new catalog (a changed schema among them) brings new entries. */
   private validatorFor(entry: CatalogEntry): JsonSchemaValidator<unknown> {
-    const key = `${entry.server.id}\0${entry.name}\0${JSON.stringify(entry.exposed.inputSchema)}`;
-    let validator = this.validators.get(key);
+    let validator = this.validators.get(entry);
     if (!validator) {
-      if (this.validators.size > 5_000) this.validators.clear();
       validator = this.ajv.getValidator(entry.exposed.inputSchema ?? {});
-      this.validators.set(key, validator);
+      this.validators.set(entry, validator);
     }
     return validator;
   }
