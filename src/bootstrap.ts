@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { INestApplication } from '@nestjs/common';
+import { HttpException, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { Application } from 'express';
@@ -16,7 +16,9 @@ import { APP_CONFIG } from './config/config.module';
 import { AggregateServer } from './mcp/aggregate-server';
 import { mcpEdge, mcpEdgeCheck } from './mcp/mcp-edge';
 import { McpPostLane, type ProxyTrust } from './mcp/mcp-post-lane';
+import { RestBridge } from './mcp/rest-bridge';
 import { SlugRelay } from './mcp/slug-relay';
+import { sendText } from './common/send-text';
 import { McpAuthMiddleware } from './auth/mcp-auth.middleware';
 import { IpRateLimitMiddleware } from './ratelimit/ip-rate-limit.middleware';
 import { GatewayMetrics } from './metrics/gateway-metrics';
@@ -40,7 +42,8 @@ export function configureApp(app: INestApplication, logger: Logger): void {
   const express = app as NestExpressApplication;
   express.disable('x-powered-by');
   express.useLogger(app.get(NestPinoLogger));
-  express.useGlobalFilters(new ProblemDetailsFilter(logger));
+  const problems = new ProblemDetailsFilter(logger);
+  express.useGlobalFilters(problems);
   express.useGlobalPipes(new ZodValidationPipe());
   const config = app.get<AppConfig>(APP_CONFIG);
   // `req.ip` is the client behind trusted proxies (X-Forwarded-For), else the TCP peer.
@@ -64,20 +67,31 @@ export function configureApp(app: INestApplication, logger: Logger): void {
       !/\/tools(\/|$)|\/openapi\.json$/.test(req.path.slice(config.mcpPrefix.length)),
   });
 
-  // POSTs to the MCP endpoints themselves go around Express (see McpPostLane), through the same steps.
+  // POSTs to the MCP endpoints and the REST bridge's tool calls go around Express (see McpPostLane), through
+  // the same steps.
   const ipLimit = app.get(IpRateLimitMiddleware);
   const authentication = app.get(McpAuthMiddleware);
   const aggregate = app.get(AggregateServer);
   const relay = app.get(SlugRelay);
-  const meter = httpRequestMeter(metrics);
+  const bridge = app.get(RestBridge);
   new McpPostLane(
     {
-      meter,
+      meter: httpRequestMeter(metrics),
       edge: mcpEdgeCheck(edgeOptions),
       ipLimit: (req, res) => ipLimit.admit(req, res),
       authenticate: (req, res) => authentication.admit(req, res),
       aggregate: (req, res) => aggregate.post(req, res),
       relay: (req, res, slug) => relay.post(req, res, slug),
+      // What RestBridgeController and the exception filter do for this route.
+      rest: async (req, res, slug, tool) => {
+        try {
+          const result = await bridge.callTool(req, res, slug, tool, req.body);
+          sendText(res, 200, 'application/json', JSON.stringify(result));
+        } catch (error) {
+          problems.respond(error, req, res);
+        }
+      },
+      problem: (req, res, status, detail) => problems.respond(new HttpException(detail, status), req, res),
     },
     {
       mcpPrefix: config.mcpPrefix,

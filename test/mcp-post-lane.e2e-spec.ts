@@ -158,6 +158,38 @@ describe('the POST lane of the MCP endpoints', () => {
     expect([viaExpress.status, JSON.parse(viaExpress.text)]).toEqual([viaLane.status, error]);
   });
 
+  it.each([
+    ['invalid JSON', '{"userName":', 400],
+    ['a JSON string', '"Ada"', 400],
+    ['a body over MAX_BODY_BYTES', JSON.stringify({ pad: 'x'.repeat(MAX_BODY_BYTES) }), 413],
+  ])('answers a REST bridge call with %s in problem+json, exactly as Express does', async (_what, body, status) => {
+    const viaLane = await post(gw.url, '/mcp/some-server/tools/echo', json(), body);
+    const viaExpress = await post(gw.url, '/mcp/some-server/tools/echo?via=express', json(), body);
+
+    expect(viaLane.status).toBe(status);
+    expect(viaLane.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    const problem = JSON.parse(viaLane.text) as Record<string, unknown>;
+    expect(problem).toMatchObject({ status, code: 'validation_error', instance: '/mcp/some-server/tools/echo' });
+    expect([viaExpress.status, JSON.parse(viaExpress.text)]).toEqual([status, problem]);
+  });
+
+  it('answers a REST bridge call to an unknown server with the same 404 problem as Express', async () => {
+    const requestId = `lane-${randomUUID()}`;
+    const body = JSON.stringify({ userName: 'Ada' });
+    const viaLane = await post(gw.url, '/mcp/no-such-server/tools/echoHai', json({ 'x-request-id': requestId }), body);
+    const viaExpress = await post(gw.url, '/mcp/no-such-server/tools/echoHai?via=express', json(), body);
+
+    expect(viaLane.status).toBe(404);
+    expect(JSON.parse(viaLane.text)).toMatchObject({
+      code: 'not_found',
+      instance: '/mcp/no-such-server/tools/echoHai',
+    });
+    expect([viaExpress.status, JSON.parse(viaExpress.text)]).toEqual([404, JSON.parse(viaLane.text)]);
+    await waitUntil(() => accessLine(requestId) !== undefined, 'the access log line');
+    expect(accessLine(requestId)).toMatchObject({ res: { statusCode: 404 } });
+    expect(accessLine(requestId)?.req.headers).toBeUndefined();
+  });
+
   it('still asks for a token first, and counts what it refused under the prefix route', async () => {
     const answer = await post(gw.url, '/mcp/some-server', { 'content-type': 'application/json' }, initialize(6));
     expect(answer.status).toBe(401);

@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, HttpStatus } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ZodValidationException } from 'nestjs-zod';
 import type { Logger } from 'pino';
 import { DomainError, type ErrorCode, type FieldError } from './domain-error';
+import { requestPathOf } from './request-path';
+import { sendText } from './send-text';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
@@ -51,8 +53,11 @@ export class ProblemDetailsFilter implements ExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const http = host.switchToHttp();
-    const request = http.getRequest<Request>();
-    const response = http.getResponse<Response>();
+    this.respond(exception, http.getRequest<IncomingMessage>(), http.getResponse<ServerResponse>());
+  }
+
+  /** The answer to a failed request; also used by the POST lane for the REST bridge (src/mcp/mcp-post-lane.ts). */
+  respond(exception: unknown, request: IncomingMessage, response: ServerResponse): void {
     const problem = this.toProblem(exception, request);
     if (response.headersSent) {
       response.destroy();
@@ -61,11 +66,11 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     if (exception instanceof DomainError && exception.headers) {
       for (const [name, value] of Object.entries(exception.headers)) response.setHeader(name, value);
     }
-    response.status(problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem));
+    sendText(response, problem.status, PROBLEM_CONTENT_TYPE, JSON.stringify(problem));
   }
 
-  toProblem(exception: unknown, request: Request): ProblemDetails {
-    const instance = request.originalUrl?.split('?')[0];
+  toProblem(exception: unknown, request: IncomingMessage): ProblemDetails {
+    const instance = requestPathOf(request);
     if (exception instanceof DomainError) {
       return problem(exception.code, exception.status, exception.detail, instance, exception.fieldErrors);
     }

@@ -16,10 +16,16 @@ export interface McpPostSteps {
   ipLimit(req: McpRequest, res: ServerResponse): boolean;
   /** The access token (src/auth/mcp-auth.middleware.ts). */
   authenticate(req: McpRequest, res: ServerResponse): Promise<boolean>;
-  /** The handlers Nest's routes call: `/mcp` and `/mcp/{slug}`. */
+  /** The handlers Nest's routes call: `/mcp`, `/mcp/{slug}` and the REST bridge's `/mcp/{slug}/tools/{tool}`. */
   aggregate(req: McpRequest, res: ServerResponse): Promise<void>;
   relay(req: McpRequest, res: ServerResponse, slug: string): Promise<void>;
+  rest(req: McpRequest, res: ServerResponse, slug: string, tool: string): Promise<void>;
+  /** A REST bridge request refused as problem+json, as the Express pipeline's exception filter answers it. */
+  problem(req: McpRequest, res: ServerResponse, status: number, detail: string): void;
 }
+
+/** What a POST is for: the aggregate endpoint, one server's, or one of its tools through the REST bridge. */
+type Target = { kind: 'aggregate' } | { kind: 'server'; slug: string } | { kind: 'rest'; slug: string; tool: string };
 
 export type ProxyTrust = (address: string, hop: number) => boolean;
 
@@ -33,13 +39,16 @@ export interface McpPostLaneOptions {
 
 /** What a slug may be (src/registry/slug.ts); anything else is left to Express, which answers it as before. */
 const SLUG = /^[a-z0-9][a-z0-9-]{0,31}$/;
+/** Tool names that need no decoding (the MCP spec's recommended characters); others are left to Express. */
+const TOOL = /^[A-Za-z0-9_.-]{1,128}$/;
 /** JSON as body-parser reads it by default: `application/json`, in UTF-8. */
 const JSON_TYPE = /^application\/json\s*(;\s*charset\s*=\s*"?utf-8"?\s*)?$/i;
 /** body-parser's strict mode: a JSON body is an object or an array. */
 const FIRST_CHARACTER = /^[ \t\n\r]*(.)/;
 
 /**
- * `POST MCP_PREFIX` and `POST MCP_PREFIX/{slug}`, the gateway's hot path, served beside Express instead of through
+ * `POST MCP_PREFIX`, `POST MCP_PREFIX/{slug}` and the REST bridge's `POST MCP_PREFIX/{slug}/tools/{tool}`, the
+ * gateway's hot paths, served beside Express instead of through
  * it: Express's router, Nest's handler pipeline and nestjs-pino's per-request async context (promise hooks on every
  * promise) cost about a fifth of the gateway's CPU per relayed call (`npm run bench`). The lane runs the same
  * steps with the same code, in the same order as the Express pipeline — metrics, request id, Host and Origin, the
@@ -49,16 +58,20 @@ const FIRST_CHARACTER = /^[ \t\n\r]*(.)/;
  */
 export class McpPostLane {
   private readonly slugPrefix: string;
-  private readonly refusedRoute: string;
-  private readonly slugRoute: string;
+  private readonly routes: Record<Target['kind'] | 'refused', string>;
 
   constructor(
     private readonly steps: McpPostSteps,
     private readonly options: McpPostLaneOptions,
   ) {
     this.slugPrefix = `${options.mcpPrefix}/`;
-    this.refusedRoute = `${options.mcpPrefix}/*`;
-    this.slugRoute = `${options.mcpPrefix}/:slug`;
+    // As Express names them (src/metrics/http-metrics.ts).
+    this.routes = {
+      refused: `${options.mcpPrefix}/*`,
+      aggregate: options.mcpPrefix,
+      server: `${options.mcpPrefix}/:slug`,
+      rest: `${options.mcpPrefix}/:slug/tools/:tool`,
+    };
   }
 
   /** Puts the lane in front of the server's request listener (Express): it takes its requests, Express the rest. */
@@ -77,53 +90,65 @@ export class McpPostLane {
   /** True when the request is the lane's (it is then answered in time); false leaves it untouched. */
   take(req: IncomingMessage, res: ServerResponse): boolean {
     if (req.method !== 'POST') return false;
-    const url = req.url ?? '';
-    let slug: string | undefined;
-    if (url !== this.options.mcpPrefix) {
-      if (!url.startsWith(this.slugPrefix)) return false;
-      slug = url.slice(this.slugPrefix.length);
-      if (!SLUG.test(slug)) return false;
-    }
+    const target = this.targetOf(req.url ?? '');
+    if (!target) return false;
     const type = req.headers['content-type'];
     const encoding = req.headers['content-encoding'];
     if (type === undefined || !JSON_TYPE.test(type)) return false;
     if (encoding !== undefined && encoding.toLowerCase() !== 'identity') return false;
-    this.serve(req as McpRequest, res, slug).catch((error: unknown) => this.failed(res, error));
+    this.serve(req as McpRequest, res, target).catch((error: unknown) => this.failed(req, res, target, error));
     return true;
   }
 
-  private async serve(req: McpRequest, res: ServerResponse, slug: string | undefined): Promise<void> {
+  private targetOf(url: string): Target | undefined {
+    if (url === this.options.mcpPrefix) return { kind: 'aggregate' };
+    if (!url.startsWith(this.slugPrefix)) return undefined;
+    const [slug = '', tools, tool, ...rest] = url.slice(this.slugPrefix.length).split('/');
+    if (!SLUG.test(slug)) return undefined;
+    if (tools === undefined) return { kind: 'server', slug };
+    if (tools === 'tools' && tool !== undefined && TOOL.test(tool) && rest.length === 0) {
+      return { kind: 'rest', slug, tool };
+    }
+    return undefined;
+  }
+
+  private async serve(req: McpRequest, res: ServerResponse, target: Target): Promise<void> {
     const started = performance.now();
     let routed = false;
-    this.steps.meter(req, res, () =>
-      !routed ? this.refusedRoute : slug === undefined ? this.options.mcpPrefix : this.slugRoute,
-    );
+    this.steps.meter(req, res, () => this.routes[routed ? target.kind : 'refused']);
     const id = requestId(req, res);
     req.id = id;
     res.once('close', () => this.logCompleted(req, res, id, started));
     req.ip = proxyAddr(req, this.options.trustProxy);
 
     if (!this.steps.edge(req, res) || !this.steps.ipLimit(req, res)) return;
-    const body = await this.readBody(req, res);
+    const body = await this.readBody(req, res, target);
     if (body === undefined) return;
     req.body = body.value;
     if (!(await this.steps.authenticate(req, res))) return;
     routed = true;
-    if (slug === undefined) await this.steps.aggregate(req, res);
-    else await this.steps.relay(req, res, slug);
+    if (target.kind === 'aggregate') await this.steps.aggregate(req, res);
+    else if (target.kind === 'server') await this.steps.relay(req, res, target.slug);
+    else await this.steps.rest(req, res, target.slug, target.tool);
   }
 
   /** The parsed body, or undefined once the request has been answered (too large, not JSON) or abandoned. */
-  private readBody(req: McpRequest, res: ServerResponse): Promise<{ value: unknown } | undefined> {
+  private readBody(req: McpRequest, res: ServerResponse, target: Target): Promise<{ value: unknown } | undefined> {
     const max = this.options.maxBodyBytes;
+    // Worded as src/common/json-body.ts words them for Express: JSON-RPC errors, problem+json for the REST bridge.
+    const refuse = (status: number, code: number, message: string): void => {
+      if (target.kind === 'rest') this.steps.problem(req, res, status, message);
+      else
+        this.rpcError(
+          res,
+          status,
+          code,
+          `${code === ErrorCodes.parseError ? 'Parse error' : 'Invalid Request'}: ${message}`,
+        );
+    };
     const tooLarge = (): void => {
       res.setHeader('connection', 'close');
-      this.rpcError(
-        res,
-        413,
-        ErrorCodes.invalidRequest,
-        `Invalid Request: the request body is larger than ${max} bytes`,
-      );
+      refuse(413, ErrorCodes.invalidRequest, `the request body is larger than ${max} bytes`);
     };
     if (Number(req.headers['content-length'] ?? 0) > max) {
       tooLarge();
@@ -155,7 +180,7 @@ export class McpPostLane {
           if (first !== '{' && first !== '[') throw new SyntaxError('not an object or array');
           resolve({ value: JSON.parse(text) as unknown });
         } catch {
-          this.rpcError(res, 400, ErrorCodes.parseError, 'Parse error: the request body is not valid JSON');
+          refuse(400, ErrorCodes.parseError, 'the request body is not valid JSON');
           resolve(undefined);
         }
       });
@@ -169,10 +194,11 @@ export class McpPostLane {
     sendText(res, status, 'application/json', JSON.stringify({ jsonrpc: '2.0', id: null, error: { code, message } }));
   }
 
-  /** What the Express pipeline's exception filter does for an MCP handler that threw: log, and answer 500. */
-  private failed(res: ServerResponse, error: unknown): void {
-    this.options.logger.error({ err: error }, 'serving an MCP request failed');
+  /** A handler that threw (a bug): logged, and answered 500 in the endpoint's own format. */
+  private failed(req: McpRequest, res: ServerResponse, target: Target, error: unknown): void {
+    this.options.logger.error({ err: error, reqId: req.id }, 'serving an MCP request failed');
     if (res.headersSent) res.end();
+    else if (target.kind === 'rest') this.steps.problem(req, res, 500, 'an internal error occurred');
     else this.rpcError(res, 500, ErrorCodes.internalError, 'Internal error');
   }
 

@@ -1,9 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import type { JsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/types.js';
-import type { Request, Response } from 'express';
+import type { ServerResponse } from 'node:http';
 import { AccessPolicy } from '../auth/access-policy';
-import { callerOf, type Principal, principalOf } from '../auth/principal';
+import { callerOf, type McpRequest, type Principal, principalOf } from '../auth/principal';
 import { DomainError } from '../common/domain-error';
 import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
@@ -42,7 +42,7 @@ export class RestBridge {
   ) {}
 
   /** The tools of the server the caller may use, as the upstream names and describes them. */
-  async listTools(req: Request, res: Response, slug: string): Promise<{ tools: Record<string, unknown>[] }> {
+  async listTools(req: McpRequest, res: ServerResponse, slug: string): Promise<{ tools: Record<string, unknown>[] }> {
     const server = await this.server(req, slug);
     const exchanges = new ExchangeRecorder(this.traffic, req, res, 'rest', principalOf(req), server);
     const request = restRequest('tools/list', {});
@@ -53,8 +53,8 @@ export class RestBridge {
   }
 
   async callTool(
-    req: Request,
-    res: Response,
+    req: McpRequest,
+    res: ServerResponse,
     slug: string,
     tool: string,
     args: unknown,
@@ -145,7 +145,7 @@ export class RestBridge {
   }
 
   /** An OpenAPI 3.1 document with one operation per tool the caller may use. */
-  async openApi(req: Request, slug: string): Promise<Record<string, unknown>> {
+  async openApi(req: McpRequest, slug: string): Promise<Record<string, unknown>> {
     const server = await this.server(req, slug);
     const paths: Record<string, unknown> = {};
     for (const entry of this.usableTools(req, server)) {
@@ -180,7 +180,7 @@ export class RestBridge {
     };
   }
 
-  private async server(req: Request, slug: string): Promise<GatewayServer> {
+  private async server(req: McpRequest, slug: string): Promise<GatewayServer> {
     const server = await this.directory.bySlug(slug);
     if (!server || !this.policy.canSeeServer(principalOf(req), server).allowed) {
       throw new DomainError('not_found', `no MCP server ${slug}`);
@@ -188,7 +188,7 @@ export class RestBridge {
     return server;
   }
 
-  private usableTools(req: Request, server: GatewayServer): CatalogEntry[] {
+  private usableTools(req: McpRequest, server: GatewayServer): CatalogEntry[] {
     const principal = principalOf(req);
     return this.catalog
       .current()
