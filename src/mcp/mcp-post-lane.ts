@@ -48,13 +48,14 @@ const FIRST_CHARACTER = /^[ \t\n\r]*(.)/;
 
 /**
  * `POST MCP_PREFIX`, `POST MCP_PREFIX/{slug}` and the REST bridge's `POST MCP_PREFIX/{slug}/tools/{tool}`, the
- * gateway's hot paths, served beside Express instead of through
- * it: Express's router, Nest's handler pipeline and nestjs-pino's per-request async context (promise hooks on every
- * promise) cost about a fifth of the gateway's CPU per relayed call (`npm run bench`). The lane runs the same
- * steps with the same code, in the same order as the Express pipeline — metrics, request id, Host and Origin, the
- * per-IP limit, the body, the token — then calls the same handler and writes one access log line. Requests out of
- * the ordinary (a query string, a trailing slash, a body that is not plain UTF-8 JSON or is compressed) go to
- * Express, which answers them as it always has.
+ * gateway's hot paths, served beside Express instead of through it: Express's router, Nest's handler pipeline and
+ * nestjs-pino's per-request async context (promise hooks on every promise) cost about a fifth of the gateway's CPU
+ * per relayed call (`npm run bench`). The lane runs the same steps with the same code — metrics, request id, Host
+ * and Origin, the per-IP limit, the body, the token — then calls the same handler and writes one access log line.
+ * One difference in order: the per-IP limit comes before the body is read (Express reads it first), so a flooding
+ * address costs no parsing. Requests out of the ordinary (a query string, a trailing slash, a body that is not
+ * plain UTF-8 JSON or is compressed, a name that needs URL decoding) go to Express, which answers them as it
+ * always has.
  */
 export class McpPostLane {
   private readonly slugPrefix: string;
@@ -88,7 +89,7 @@ export class McpPostLane {
   }
 
   /** True when the request is the lane's (it is then answered in time); false leaves it untouched. */
-  take(req: IncomingMessage, res: ServerResponse): boolean {
+  private take(req: IncomingMessage, res: ServerResponse): boolean {
     if (req.method !== 'POST') return false;
     const target = this.targetOf(req.url ?? '');
     if (!target) return false;
