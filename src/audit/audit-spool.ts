@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { AuditRow } from './audit-record';
+import { isProcessAlive } from '../common/process-alive';
 
 /** A spooled batch: chained rows of one stream, named so that sorting the names sorts by (stream, first seq). */
 export interface SpoolFile {
@@ -31,7 +32,7 @@ export class AuditSpool {
       const writer = TMP.exec(name);
       if (writer) {
         // A write that never finished, by a process now gone (`--workers` share DATA_DIR: a live one may be mid-write).
-        if (!isAlive(Number(writer[1]))) fs.rmSync(full, { force: true });
+        if (!isProcessAlive(Number(writer[1]))) fs.rmSync(full, { force: true });
       } else if (NAME.test(name)) {
         const text = fs.readFileSync(full, 'utf8');
         const file = { name, records: countLines(text), bytes: Buffer.byteLength(text) };
@@ -126,16 +127,6 @@ export class AuditSpool {
     let index = this.pending.length;
     while (index > 0 && this.pending[index - 1]!.name > file.name) index--;
     this.pending.splice(index, 0, file);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

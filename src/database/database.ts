@@ -8,6 +8,7 @@ import { Pool } from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import type { Logger } from 'pino';
 import { type DatabaseConfig, describeDatabase } from '../config/config';
+import { isProcessAlive } from '../common/process-alive';
 
 const CONNECT_TIMEOUT_MS = 5_000;
 
@@ -87,21 +88,11 @@ function lockDirectory(directory: string): () => void {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const holder = Number(fs.readFileSync(lockPath, 'utf8'));
-      if (isAlive(holder) && holder !== process.pid) {
+      if (isProcessAlive(holder) && holder !== process.pid) {
         throw new Error(`the embedded database in ${directory} is in use by another process (pid ${holder})`);
       }
       fs.rmSync(lockPath, { force: true });
     }
   }
   throw new Error(`could not lock the embedded database in ${directory}`);
-}
-
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
