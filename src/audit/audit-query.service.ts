@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DomainError } from '../common/domain-error';
 import type { AuditRow } from './audit-record';
-import { decodeAuditCursor, encodeAuditCursor } from './audit-cursor';
+import { decodeTimeIdCursor, encodeTimeIdCursor } from '../common/time-id-cursor';
 import type { AuditExportQuery, AuditList, AuditListQuery, AuditRecordView } from './audit.dto';
 import { type AuditFilter, type AuditPosition, AuditRepository } from './audit.repository';
 
@@ -16,7 +16,7 @@ export class AuditQueryService {
   async list(query: AuditListQuery): Promise<AuditList> {
     let after: AuditPosition | undefined;
     if (query.cursor !== undefined) {
-      after = decodeAuditCursor(query.cursor);
+      after = decodeTimeIdCursor(query.cursor);
       if (!after) {
         throw new DomainError('validation_error', 'Invalid query', [
           { field: 'cursor', message: 'is not a cursor this API issued' },
@@ -30,7 +30,7 @@ export class AuditQueryService {
     const last = page[page.length - 1];
     return {
       records: page.map(toAuditView),
-      nextCursor: rows.length > limit && last ? encodeAuditCursor(last) : null,
+      nextCursor: rows.length > limit && last ? encodeTimeIdCursor(last) : null,
     };
   }
 
