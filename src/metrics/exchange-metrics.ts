@@ -1,7 +1,7 @@
 import type { ExchangeDecision, ExchangeOutcome, McpExchange } from '../traffic/mcp-exchange';
 import { BoundedLabels, OTHER_LABEL } from './bounded-labels';
 import type { GatewayMetrics } from './gateway-metrics';
-import type { CounterCell, HistogramCell } from './hot-metrics';
+import { type CounterCell, CellsByThreeKeys, type HistogramCell } from './hot-metrics';
 
 /**
  * JSON-RPC methods that get a label of their own; any other method a client
@@ -77,7 +77,8 @@ interface RouteCells {
 export class ExchangeMetrics {
   private readonly tools: BoundedLabels;
   private readonly servers: BoundedLabels;
-  private readonly routes = new Map<string, Map<string, Map<string, RouteCells>>>();
+  /** By (surface, method, server). */
+  private readonly routes: CellsByThreeKeys<string, string, string, RouteCells>;
 
   constructor(
     private readonly metrics: GatewayMetrics,
@@ -85,6 +86,15 @@ export class ExchangeMetrics {
   ) {
     this.tools = new BoundedLabels(limits.toolsPerServer);
     this.servers = new BoundedLabels(limits.servers);
+    this.routes = new CellsByThreeKeys((surface, method, server) => {
+      const labels = [surface, method, server];
+      return {
+        duration: metrics.mcpDuration.cell(labels),
+        labels,
+        added: metrics.mcpOverhead.cell(labels),
+        requests: new Map(),
+      };
+    });
   }
 
   /** The listener for `McpTraffic.onRecord`. */
@@ -98,7 +108,7 @@ export class ExchangeMetrics {
       method === 'tools/call' && exchange.target !== undefined && server !== ''
         ? this.tools.label(server, exchange.target, outcome === 'ok')
         : '';
-    const route = this.route(surface, method, server);
+    const route = this.routes.get(surface, method, server);
 
     let counters = route.requests.get(tool);
     if (!counters) {
@@ -128,30 +138,5 @@ export class ExchangeMetrics {
   /** The `server` label of a slug (the slug, or `other` beyond the cap). */
   serverLabel(slug: string): string {
     return this.servers.label('', slug, true);
-  }
-
-  private route(surface: string, method: string, server: string): RouteCells {
-    let bySurface = this.routes.get(surface);
-    if (!bySurface) {
-      bySurface = new Map();
-      this.routes.set(surface, bySurface);
-    }
-    let byMethod = bySurface.get(method);
-    if (!byMethod) {
-      byMethod = new Map();
-      bySurface.set(method, byMethod);
-    }
-    let cells = byMethod.get(server);
-    if (!cells) {
-      const labels = [surface, method, server];
-      cells = {
-        duration: this.metrics.mcpDuration.cell(labels),
-        labels,
-        added: this.metrics.mcpOverhead.cell(labels),
-        requests: new Map(),
-      };
-      byMethod.set(server, cells);
-    }
-    return cells;
   }
 }

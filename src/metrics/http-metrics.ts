@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import type { GatewayMetrics } from './gateway-metrics';
-import type { CounterCell, HistogramCell } from './hot-metrics';
+import { CellsByThreeKeys } from './hot-metrics';
 
 /** Methods with a label of their own; Node's parser accepts a few dozen, the rest count as `other`. */
 const KNOWN_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -40,34 +40,18 @@ export function httpMetricsMiddleware(
 export function httpRequestMeter(
   metrics: GatewayMetrics,
 ): (req: IncomingMessage, res: ServerResponse, routeOf: () => string) => void {
-  // route → method → status → cells: every label is from a bounded set, so this stays small.
-  const cache = new Map<string, Map<string, Map<number, { requests: CounterCell; duration: HistogramCell }>>>();
-  const cellsOf = (route: string, method: string, status: number) => {
-    let byMethod = cache.get(route);
-    if (!byMethod) {
-      byMethod = new Map();
-      cache.set(route, byMethod);
-    }
-    let byStatus = byMethod.get(method);
-    if (!byStatus) {
-      byStatus = new Map();
-      byMethod.set(method, byStatus);
-    }
-    let cells = byStatus.get(status);
-    if (!cells) {
-      const labels = [method, route, statusOf(status)];
-      cells = { requests: metrics.httpRequests.cell(labels), duration: metrics.httpDuration.cell(labels) };
-      byStatus.set(status, cells);
-    }
-    return cells;
-  };
+  // By route, method and status: every label is from a bounded set, so this stays small.
+  const cells = new CellsByThreeKeys((route: string, method: string, status: number) => {
+    const labels = [method, route, statusOf(status)];
+    return { requests: metrics.httpRequests.cell(labels), duration: metrics.httpDuration.cell(labels) };
+  });
   return (req, res, routeOf) => {
     const start = performance.now();
     res.once('close', () => {
       const method = req.method !== undefined && KNOWN_METHODS.has(req.method) ? req.method : 'other';
-      const cells = cellsOf(routeOf(), method, res.statusCode);
-      cells.requests.value++;
-      cells.duration.observe((performance.now() - start) / 1000);
+      const { requests, duration } = cells.get(routeOf(), method, res.statusCode);
+      requests.value++;
+      duration.observe((performance.now() - start) / 1000);
     });
   };
 }
