@@ -1,24 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import { UpstreamPool } from '../src/mcp/upstream-pool';
-import { entraEnv, LocalEntraIssuer } from './support/entra-issuer';
 import { eventually } from './support/eventually';
-import { startTestGateway } from './support/gateway';
+import { startGuardedUpstream } from './support/guarded-upstream';
 import { connectClient } from './support/mcp-client';
-import { GREET_TOOLS, TestUpstream } from './support/upstream';
+import { GREET_TOOLS } from './support/upstream';
 
 describe('the aggregate endpoint’s upstream sessions', () => {
   it('are ended upstream when the gateway shuts down (DELETE), not left to expire', async () => {
-    const issuer = await LocalEntraIssuer.start();
-    const upstream = await TestUpstream.start('greet', GREET_TOOLS);
-    const gw = await startTestGateway('services', { ...entraEnv(issuer), UPSTREAM_ALLOWED_HOSTS: 'loopback' });
-    const slug = `pool-${randomUUID().slice(0, 8)}`;
     const role = `Pool.${randomUUID().slice(0, 8)}`;
+    const { issuer, upstream, gw, slug, serverId, stop } = await startGuardedUpstream({
+      slug: 'pool',
+      role,
+      tools: GREET_TOOLS,
+    });
     try {
-      const created = await request(gw.url)
-        .post('/api/v1/servers')
-        .send({ name: `com.example.pool/${slug}`, slug, url: upstream.url, allowedRoles: [role] })
-        .expect(201);
       const { client } = await connectClient(`${gw.url}/mcp`, await issuer.token({ roles: [role] }));
       try {
         await eventually(async () => {
@@ -35,28 +31,17 @@ describe('the aggregate endpoint’s upstream sessions', () => {
       await pool.onModuleDestroy();
       expect(pool.size).toBe(0);
       expect(upstream.openSessions).toBe(before - 1);
-      await request(gw.url)
-        .get(`/api/v1/servers/${created.body.id as string}`)
-        .expect(200);
+      await request(gw.url).get(`/api/v1/servers/${serverId}`).expect(200);
     } finally {
-      await gw.close();
-      await upstream.stop();
-      await issuer.stop();
+      await stop();
     }
   });
 
   it('keep one upstream connection alive from call to call, through /mcp and the REST bridge', async () => {
-    const issuer = await LocalEntraIssuer.start();
-    const upstream = await TestUpstream.start('greet', GREET_TOOLS);
-    const gw = await startTestGateway('services', { ...entraEnv(issuer), UPSTREAM_ALLOWED_HOSTS: 'loopback' });
-    const slug = `keep-${randomUUID().slice(0, 8)}`;
     const role = `Keep.${randomUUID().slice(0, 8)}`;
+    const { issuer, upstream, gw, slug, stop } = await startGuardedUpstream({ slug: 'keep', role, tools: GREET_TOOLS });
     const token = await issuer.token({ roles: [role] });
     try {
-      await request(gw.url)
-        .post('/api/v1/servers')
-        .send({ name: `com.example.keep/${slug}`, slug, url: upstream.url, allowedRoles: [role] })
-        .expect(201);
       const { client } = await connectClient(`${gw.url}/mcp`, token);
       try {
         await eventually(async () => {
@@ -81,9 +66,7 @@ describe('the aggregate endpoint’s upstream sessions', () => {
         await client.close();
       }
     } finally {
-      await gw.close();
-      await upstream.stop();
-      await issuer.stop();
+      await stop();
     }
   });
 });
