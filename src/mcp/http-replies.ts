@@ -57,6 +57,9 @@ export function sendClaimsChallenge(
   });
 }
 
+/** How long an SSE answer's headers wait for its first event (see `startSse`). */
+const SSE_HEADERS_WAIT_MS = 20;
+
 /**
  * Starts an SSE answer; events are written with `writeEvent`. The headers leave with the first event, or after
  * SSE_HEADERS_WAIT_MS when none is written before: an answer relayed at once then costs one socket write instead
@@ -75,8 +78,6 @@ export function startSse(res: ServerResponse): void {
     if (!res.headersSent && !res.writableEnded && !res.destroyed) res.flushHeaders();
   }, SSE_HEADERS_WAIT_MS).unref();
 }
-
-const SSE_HEADERS_WAIT_MS = 20;
 
 export function writeEvent(res: ServerResponse, event: SseEvent): void {
   res.write(formatSse(event));

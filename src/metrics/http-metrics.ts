@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import type { GatewayMetrics } from './gateway-metrics';
+import { requestPathOf } from '../common/request-path';
 import { CellsByThreeKeys } from './hot-metrics';
 
 /** Methods with a label of their own; Node's parser accepts a few dozen, the rest count as `other`. */
@@ -65,16 +66,10 @@ function routeOf(req: Request, mcpPrefix: string, mcpSlash: string, mcpWildcard:
     // The token check is mounted on the whole prefix (`/mcp{/*rest}`): what it refuses never reached a route.
     return route.startsWith(`${mcpPrefix}{`) ? mcpWildcard : route;
   }
-  // `originalUrl`: Express rewrites `url` inside mounted middleware.
-  const path = pathOf(req.originalUrl);
+  const path = requestPathOf(req);
   if (path === mcpPrefix || path.startsWith(mcpSlash)) return mcpWildcard;
   if (path === '/docs' || path.startsWith('/docs/') || path.startsWith('/docs-')) return '/docs/*';
   return UNMATCHED_ROUTE;
-}
-
-function pathOf(url: string): string {
-  const query = url.indexOf('?');
-  return query === -1 ? url : url.slice(0, query);
 }
 
 /** Status codes are three digits; anything else (never seen from Node) is not a label. */
