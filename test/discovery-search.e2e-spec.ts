@@ -5,6 +5,7 @@ import {
   type ItemSearch,
   type SearchPosition,
   type SearchRow,
+  searchWindowFor,
 } from '../src/discovery/discovery.repository';
 import type { ItemKind } from '../src/discovery/fingerprint';
 import { startScratchPrisma } from './support/scratch-prisma';
@@ -270,8 +271,9 @@ describe('DiscoveryRepository.search on PostgreSQL, beyond its page-order window
     const late = expected(servers, items, { kinds: tools, text: 'zephyr' });
     expect(late.length).toBeGreaterThan(0);
     const all = expected(servers, items, { kinds: tools });
-    expect(all.length).toBeGreaterThan(2_000);
-    expect(all.findIndex((row) => row.gatewayName === late[0]?.gatewayName)).toBeGreaterThan(2_000);
+    const widest = searchWindowFor(101);
+    expect(all.length).toBeGreaterThan(widest);
+    expect(all.findIndex((row) => row.gatewayName === late[0]?.gatewayName)).toBeGreaterThan(widest);
     // And the cases about fields side by side: the first two match, the next three do not.
     expect(expected(servers, items, { kinds: tools, text: 'LINE\nsecond' })).toHaveLength(1);
     expect(expected(servers, items, { kinds: tools, text: 'über grö' })).toHaveLength(1);

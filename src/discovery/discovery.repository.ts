@@ -281,7 +281,7 @@ export class DiscoveryRepository {
     return this.searchDirect(search);
   }
 
-  /** The matches among the first SEARCH_WINDOW rows of `kind` in page order (after the cursor). */
+  /** The matches among the first searchWindowFor(limit) rows of `kind` in page order (after the cursor). */
   private searchWindow(kind: ItemKind, search: ItemSearch): Promise<SearchRow[]> {
     const windowConditions = [Prisma.sql`i.kind = ${kind}`];
     if (search.after) windowConditions.push(afterCondition(search.after, [kind]));
@@ -291,7 +291,7 @@ export class DiscoveryRepository {
         SELECT ${ITEM_COLUMNS}, i.search_text FROM server_items i
         WHERE ${Prisma.join(windowConditions, ' AND ')}
         ORDER BY ${orderBy([kind])}
-        LIMIT ${SEARCH_WINDOW}
+        LIMIT ${searchWindowFor(search.limit)}
       ) i JOIN servers s ON s.id = i.server_id
       WHERE ${Prisma.join([...textConditions(search, Prisma.sql`i.display_name`), ...serverConditions(search)], ' AND ')}
       ORDER BY ${orderBy([kind])}
@@ -343,10 +343,13 @@ export class DiscoveryRepository {
 
 /**
  * Rows of one kind a search reads in page order before it collects every
- * match instead: reading them costs about a millisecond, and they hold a page
- * of 100 for any q that matches one row in 20 or more.
+ * match instead: 20 for each row asked for, so the window holds a page for any
+ * q that matches one row in 20 or more. Reading 2,000 (a page of 100) costs
+ * about two milliseconds.
  */
-const SEARCH_WINDOW = 2_000;
+export function searchWindowFor(limit: number): number {
+  return limit * 20;
+}
 
 /** What a search reads of an item: not the whole definition, which would make sorting many matches spill to disk. */
 const ITEM_COLUMNS = Prisma.sql`i.server_id, i.kind, i.name, i.gateway_name, i.title, i.description, i.fingerprint,
