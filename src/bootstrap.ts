@@ -18,6 +18,7 @@ import { mcpEdge, mcpEdgeCheck } from './mcp/mcp-edge';
 import { McpPostLane, type ProxyTrust } from './mcp/mcp-post-lane';
 import { RestBridge } from './mcp/rest-bridge';
 import { SlugRelay } from './mcp/slug-relay';
+import { isRestBridgePath } from './common/request-path';
 import { sendText } from './common/send-text';
 import { McpAuthMiddleware } from './auth/mcp-auth.middleware';
 import { IpRateLimitMiddleware } from './ratelimit/ip-rate-limit.middleware';
@@ -64,7 +65,7 @@ export function configureApp(app: INestApplication, logger: Logger): void {
     // The MCP endpoints themselves, not the REST bridge beside them (which answers problem+json).
     isJsonRpc: (req) =>
       (req.path === config.mcpPrefix || req.path.startsWith(`${config.mcpPrefix}/`)) &&
-      !/\/tools(\/|$)|\/openapi\.json$/.test(req.path.slice(config.mcpPrefix.length)),
+      !isRestBridgePath(req.path.slice(config.mcpPrefix.length)),
   });
 
   // POSTs to the MCP endpoints and the REST bridge's tool calls go around Express (see McpPostLane), through

@@ -11,3 +11,11 @@ export function requestPathOf(req: IncomingMessage): string {
   const query = url.indexOf('?');
   return query === -1 ? url : url.slice(0, query);
 }
+
+/**
+ * Whether a path under the MCP prefix (what follows it, e.g. `/github/tools/search`) is the REST bridge's
+ * (its tool calls, its tool list, its OpenAPI document) rather than an MCP endpoint's.
+ */
+export function isRestBridgePath(pathUnderPrefix: string): boolean {
+  return /\/tools(\/|$)|\/openapi\.json$/.test(pathUnderPrefix);
+}

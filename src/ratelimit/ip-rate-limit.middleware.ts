@@ -3,7 +3,7 @@ import { requestIdOf } from '../logging/logger';
 import type { ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import type { McpRequest } from '../auth/principal';
-import { requestPathOf } from '../common/request-path';
+import { isRestBridgePath, requestPathOf } from '../common/request-path';
 import { sendText } from '../common/send-text';
 import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
@@ -107,6 +107,6 @@ export class IpRateLimitMiddleware implements NestMiddleware {
   private surfaceOf(path: string): McpSurface {
     const rest = path.slice(this.config.mcpPrefix.length);
     if (rest === '' || rest === '/') return 'aggregate';
-    return /\/tools(\/|$)|\/openapi\.json$/.test(rest) ? 'rest' : 'server';
+    return isRestBridgePath(rest) ? 'rest' : 'server';
   }
 }
