@@ -41,12 +41,23 @@ export class CatalogRepository {
     });
   }
 
+  /** When each server's items last changed (`server_discovery.changed_at`, ms); absent before its first sync. */
+  async itemsChangedAt(serverIds: string[]): Promise<Map<string, number>> {
+    if (serverIds.length === 0) return new Map();
+    const rows = await this.prisma.serverDiscovery.findMany({
+      where: { serverId: { in: serverIds }, changedAt: { not: null } },
+      select: { serverId: true, changedAt: true },
+    });
+    return new Map(rows.map((row) => [row.serverId, row.changedAt?.getTime() ?? 0]));
+  }
+
+  /** The items of these servers, in primary-key order (what a server's digest hashes in). */
   async items(serverIds: string[]): Promise<CatalogItemRow[]> {
     if (serverIds.length === 0) return [];
     const rows = await this.prisma.serverItem.findMany({
       where: { serverId: { in: serverIds } },
       select: { serverId: true, kind: true, name: true, gatewayName: true, definition: true, fingerprint: true },
-      orderBy: [{ gatewayName: 'asc' }, { serverId: 'asc' }],
+      orderBy: [{ serverId: 'asc' }, { kind: 'asc' }, { name: 'asc' }],
     });
     return rows.map((row) => ({ ...row, definition: row.definition as Record<string, unknown> }));
   }

@@ -29,6 +29,7 @@ function setup() {
         };
       });
     }),
+    itemsChangedAt: jest.fn(() => Promise.resolve(new Map<string, number>())),
     items: jest.fn((): Promise<CatalogItemRow[]> => Promise.resolve([])),
   };
   const logger = { setContext: jest.fn(), warn: jest.fn(), info: jest.fn(), debug: jest.fn(), error: jest.fn() };
