@@ -12,7 +12,7 @@ import { bearerChallenge } from '../auth/bearer-challenge';
 import { ProtectedResource } from '../auth/protected-resource';
 import { claimsChallengeOf, classifyUpstreamError } from '../upstream/upstream-error';
 import { GATEWAY_VERSION } from '../version';
-import { Catalog, type CatalogEntry, toolKey } from './catalog';
+import { Catalog, type CatalogEntry, type CatalogSnapshot, toolKey } from './catalog';
 import { type GatewayServer, ServerDirectory } from './server-directory';
 import { UpstreamPool } from './upstream-pool';
 import { McpTraffic } from '../traffic/mcp-traffic';
@@ -27,8 +27,8 @@ import { responseTo } from './upstream-exchange';
  */
 @Injectable()
 export class RestBridge {
-  private readonly validators = new WeakMap<CatalogEntry, JsonSchemaValidator<unknown>>();
-  private readonly ajv = new AjvJsonSchemaValidator();
+  /** Argument validators of the catalog snapshot they were compiled for (see validatorFor). */
+  private validation?: Validation;
 
   constructor(
     private readonly directory: ServerDirectory,
@@ -205,15 +205,36 @@ export class RestBridge {
     return entry && this.catalog.allows(principal, entry) ? entry : undefined;
   }
 
-  /** Compiled once per catalog entry: a new catalog (a changed schema among them) brings new entries. */
+  /**
+   * Compiled once per catalog entry: a new catalog (a changed schema among them) brings new entries. Ajv keeps
+   * every schema it compiled for as long as it lives, so each catalog snapshot gets an Ajv of its own, which
+   * goes with the snapshot's entries instead of growing with every rebuild.
+   */
   private validatorFor(entry: CatalogEntry): JsonSchemaValidator<unknown> {
-    let validator = this.validators.get(entry);
+    const snapshot = this.catalog.current();
+    if (this.validation?.snapshot !== snapshot) this.validation = newValidation(snapshot);
+    const { ajv, validators } = this.validation;
+    let validator = validators.get(entry);
     if (!validator) {
-      validator = this.ajv.getValidator(entry.exposed.inputSchema ?? {});
-      this.validators.set(entry, validator);
+      validator = ajv.getValidator(entry.exposed.inputSchema ?? {});
+      validators.set(entry, validator);
     }
     return validator;
   }
+}
+
+interface Validation {
+  snapshot: CatalogSnapshot;
+  ajv: AjvJsonSchemaValidator;
+  validators: WeakMap<CatalogEntry, JsonSchemaValidator<unknown>>;
+}
+
+function newValidation(snapshot: CatalogSnapshot): Validation {
+  return {
+    snapshot,
+    ajv: new AjvJsonSchemaValidator(),
+    validators: new WeakMap<CatalogEntry, JsonSchemaValidator<unknown>>(),
+  };
 }
 
 /** A REST call as the JSON-RPC request it stands for, so it is limited and recorded as MCP calls are. */
