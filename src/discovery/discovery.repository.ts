@@ -302,8 +302,10 @@ export class DiscoveryRepository {
    * Every text match, sorted, then the page of those whose server qualifies.
    * `OFFSET 0` fences the subquery: planned on its own, for all its rows, it
    * collects the matches (a trigram bitmap scan) instead of walking the page
-   * order in the hope of an early page; the outer join keeps its order and
-   * looks servers up only until the page is full.
+   * order in the hope of an early page; the outer joins keep its order and
+   * look servers and items up only until the page is full. The matches carry
+   * only their keys through the sort (narrow rows sort faster); the page's
+   * rows are read again by primary key.
    */
   private searchMatches(search: ItemSearch): Promise<SearchRow[]> {
     const conditions = [
@@ -314,13 +316,16 @@ export class DiscoveryRepository {
     return this.prisma.$queryRaw<SearchRow[]>`
       SELECT ${SEARCH_COLUMNS}
       FROM (
-        SELECT ${ITEM_COLUMNS} FROM server_items i
+        SELECT i.server_id, i.kind, i.name, i.gateway_name FROM server_items i
         WHERE ${Prisma.join(conditions, ' AND ')}
         ORDER BY ${orderBy(search.kinds)}
         OFFSET 0
-      ) i JOIN servers s ON s.id = i.server_id
+      ) hit
+      JOIN servers s ON s.id = hit.server_id
+      JOIN (SELECT ${ITEM_COLUMNS} FROM server_items i) i
+        ON i.server_id = hit.server_id AND i.kind = hit.kind AND i.name = hit.name
       WHERE ${Prisma.join(serverConditions(search), ' AND ')}
-      ORDER BY ${orderBy(search.kinds)}
+      ORDER BY ${orderBy(search.kinds, 'hit')}
       LIMIT ${search.limit}`;
   }
 
@@ -401,14 +406,16 @@ function serverConditions(search: ItemSearch): Prisma.Sql[] {
 }
 
 /**
- * The page order. With one kind, the kind is the same on every row and is left
- * out, so that the order is server_items_search_order_idx's own (`kind COLLATE
- * "C"` is not the column the equality on kind fixes, and the planner would sort).
+ * The page order, in `table`'s columns. With one kind, the kind is the same on
+ * every row and is left out, so that the order is server_items_search_order_idx's
+ * own (`kind COLLATE "C"` is not the column the equality on kind fixes, and the
+ * planner would sort).
  */
-function orderBy(kinds: readonly ItemKind[]): Prisma.Sql {
+function orderBy(kinds: readonly ItemKind[], table: 'i' | 'hit' = 'i'): Prisma.Sql {
+  const t = Prisma.raw(table);
   return kinds.length === 1
-    ? Prisma.sql`i.gateway_name COLLATE "C", i.server_id, i.name COLLATE "C"`
-    : Prisma.sql`i.gateway_name COLLATE "C", i.server_id, i.kind COLLATE "C", i.name COLLATE "C"`;
+    ? Prisma.sql`${t}.gateway_name COLLATE "C", ${t}.server_id, ${t}.name COLLATE "C"`
+    : Prisma.sql`${t}.gateway_name COLLATE "C", ${t}.server_id, ${t}.kind COLLATE "C", ${t}.name COLLATE "C"`;
 }
 
 /**
