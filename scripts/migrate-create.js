@@ -27,7 +27,7 @@ async function main() {
     return 1;
   }
   const { applyMigrations, createMigration } = require(migratorPath);
-  const { PGLITE_EXTENSIONS } = require(path.join(root, 'dist', 'database', 'database.js'));
+  const { PGLITE_EXTENSIONS } = require(path.join(root, 'dist', 'database', 'pglite.js'));
   const { PGlite } = require('@electric-sql/pglite');
   const { PrismaPGlite } = require('pglite-prisma-adapter');
 

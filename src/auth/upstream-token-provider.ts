@@ -1,13 +1,7 @@
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import {
-  AuthError,
-  type Configuration,
-  ConfidentialClientApplication,
-  type INetworkModule,
-  InteractionRequiredAuthError,
-  LogLevel,
-} from '@azure/msal-node';
+import type * as MsalNode from '@azure/msal-node';
+import type { ConfidentialClientApplication, Configuration, INetworkModule } from '@azure/msal-node';
 import { Inject, Injectable } from '@nestjs/common';
 import type { AppConfig, AuthConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
@@ -22,6 +16,14 @@ const CACHE_PREFIX = 'mcp-gateway:msal:';
 const APP_CACHE_TTL_MS = 24 * 3600_000;
 
 type Credential = Pick<NonNullable<Configuration['auth']>, 'clientSecret' | 'clientCertificate'>;
+type Msal = typeof MsalNode;
+
+/** msal-node, loaded the first time an upstream needs a token: most gateways never use it. */
+let msal: Promise<Msal> | undefined;
+function loadMsal(): Promise<Msal> {
+  msal ??= import('@azure/msal-node');
+  return msal;
+}
 
 /**
  * Tokens the gateway presents to Entra-protected upstreams: on behalf of the
@@ -100,13 +102,14 @@ export class UpstreamTokenProvider {
     ttlMs: number,
     request: (app: ConfidentialClientApplication) => Promise<{ accessToken: string } | null>,
   ): Promise<string> {
-    const { app, cache } = this.application(partition, ttlMs);
+    const msal = await loadMsal();
+    const { app, cache } = this.application(msal, partition, ttlMs);
     let result;
     try {
       await cache.loadInto(app.getTokenCache());
       result = await request(app);
     } catch (error) {
-      throw upstreamAuthError(target, error);
+      throw upstreamAuthError(msal, target, error);
     }
     if (!result?.accessToken) throw new UpstreamError('auth', `Entra ID returned no token for server ${target.slug}`);
     return result.accessToken;
@@ -118,6 +121,7 @@ export class UpstreamTokenProvider {
    * built from AZURE_AUTHORITY_HOST, and its endpoints are what msal calls.
    */
   private application(
+    { ConfidentialClientApplication, LogLevel }: Msal,
     partition: string,
     ttlMs: number,
   ): { app: ConfidentialClientApplication; cache: PartitionedTokenCache } {
@@ -203,7 +207,11 @@ export class UpstreamTokenProvider {
 }
 
 /** An msal failure as an upstream `auth` error whose message an MCP client can act on (no token, no secret). */
-function upstreamAuthError(target: UpstreamTarget, error: unknown): UpstreamError {
+function upstreamAuthError(
+  { AuthError, InteractionRequiredAuthError }: Msal,
+  target: UpstreamTarget,
+  error: unknown,
+): UpstreamError {
   if (error instanceof UpstreamError) return error;
   if (error instanceof AuthError) {
     const code = /AADSTS\d+/.exec(error.errorMessage)?.[0];

@@ -1,22 +1,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
-import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
+import type { PGlite as EmbeddedDatabase } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import type { SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils';
 import { Pool } from 'pg';
-import { PrismaPGlite } from 'pglite-prisma-adapter';
 import type { Logger } from 'pino';
 import { type DatabaseConfig, describeDatabase } from '../config/config';
 import { isProcessAlive } from '../common/process-alive';
 
 const CONNECT_TIMEOUT_MS = 5_000;
-
-/**
- * The extensions the migrations create, loaded into every PGlite (the embedded database, the migrator's shadow
- * databases, `npm run migrate:create`): PGlite only has the contrib modules it is given at start.
- */
-export const PGLITE_EXTENSIONS = { pg_trgm };
 
 /** The database connection the process owns: one pool (or one embedded PGlite), opened once. */
 export interface DatabaseConnection {
@@ -31,9 +23,11 @@ export interface DatabaseConnection {
 export async function openDatabase(config: DatabaseConfig, logger: Logger): Promise<DatabaseConnection> {
   const description = describeDatabase(config);
   if (config.kind === 'embedded') {
+    // Loaded here: a gateway on PostgreSQL never needs the embedded database's code.
+    const { PGlite, PrismaPGlite, PGLITE_EXTENSIONS } = await import('./pglite.js');
     fs.mkdirSync(config.directory, { recursive: true });
     const releaseLock = lockDirectory(config.directory);
-    let pglite: PGlite;
+    let pglite: EmbeddedDatabase;
     try {
       pglite = await PGlite.create(config.directory, { extensions: PGLITE_EXTENSIONS });
     } catch (error) {

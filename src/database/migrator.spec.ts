@@ -8,7 +8,7 @@ import { Client, Pool } from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { createScratchDatabase } from '../../test/support/services';
 import { applyMigrations, createMigration, type SqlMigrationAwareDriverAdapterFactory } from './migrator';
-import { PGLITE_EXTENSIONS } from './database';
+import { PGLITE_EXTENSIONS } from './pglite';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const MIGRATIONS_DIR = path.join(ROOT, 'prisma', 'migrations');

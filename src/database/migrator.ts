@@ -11,7 +11,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
+import type { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import {
   bindMigrationAwareSqlAdapterFactory,
@@ -24,9 +24,7 @@ import type { MigrationList, SchemaEngine, SchemaFilter } from '@prisma/schema-e
 // an ES module, which Node 20 cannot do: we instantiate the bytes ourselves.
 import * as glue from '@prisma/schema-engine-wasm/schema_engine_bg';
 import { Pool } from 'pg';
-import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { PACKAGE_ROOT } from '../version';
-import { PGLITE_EXTENSIONS } from './database';
 
 export type { SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils';
 
@@ -98,7 +96,8 @@ export async function createMigration(opts: CreateMigrationOptions): Promise<str
     adapterName: opts.adapterFactory.adapterName,
     provider: opts.adapterFactory.provider,
     connect: () => opts.adapterFactory.connect(),
-    connectToShadowDb: () => {
+    connectToShadowDb: async () => {
+      const { PGlite, PrismaPGlite, PGLITE_EXTENSIONS } = await import('./pglite.js');
       const shadow = new PGlite({ extensions: PGLITE_EXTENSIONS }); // in memory
       shadows.push(shadow);
       return new PrismaPGlite(shadow).connect();
