@@ -95,6 +95,17 @@ describe('loadConfig', () => {
     expect(problems).toHaveLength(4);
   });
 
+  it('takes HEAP_GROWTH_PERCENT as a whole percentage from 0 (V8 decides) to 300, 50 by default', () => {
+    expect(loadConfig({}).heapGrowthPercent).toBe(50);
+    expect(loadConfig({ HEAP_GROWTH_PERCENT: '0' }).heapGrowthPercent).toBe(0);
+    expect(loadConfig({ HEAP_GROWTH_PERCENT: '300' }).heapGrowthPercent).toBe(300);
+    for (const value of ['-1', '301', '1.5', 'fifty']) {
+      expect(problemsOf({ HEAP_GROWTH_PERCENT: value })).toEqual([
+        'HEAP_GROWTH_PERCENT: must be a whole number from 0 to 300',
+      ]);
+    }
+  });
+
   it('never echoes a secret value in its errors', () => {
     const secretUrl = 'mysql://admin:hunter2-secret@db.internal/prod';
     const error = (() => {

@@ -90,6 +90,8 @@ export interface AppConfig {
   nodeEnv?: string;
   /** `serve` processes on the one port (`auto` resolved to the CPU count, at most MAX_WORKERS). */
   workers: number;
+  /** V8's heap growing factor, as a percentage over 1 (src/cli/heap-growth.ts); 0: V8's own. */
+  heapGrowthPercent: number;
   /**
    * Whether this process runs the periodic discovery sweep and health probing.
    * True but in `serve --workers N` workers other than the first: one machine probes once.
@@ -212,6 +214,7 @@ function toAppConfig(env: ParsedEnv, secretSource: EnvSource, rateLimit: RateLim
       spoolDir: path.join(dataDir, 'audit-spool'),
     },
     nodeEnv: env.NODE_ENV,
+    heapGrowthPercent: env.HEAP_GROWTH_PERCENT,
     workers: env.WORKERS === 'auto' ? Math.min(MAX_WORKERS, availableParallelism()) : Number(env.WORKERS),
     periodicWork: true,
     rateLimit,
