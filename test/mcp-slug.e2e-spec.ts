@@ -1,42 +1,32 @@
 import { randomUUID } from 'node:crypto';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import request from 'supertest';
-import { entraEnv, LocalEntraIssuer } from './support/entra-issuer';
-import { startTestGateway, type TestGateway } from './support/gateway';
+import type { LocalEntraIssuer } from './support/entra-issuer';
+import type { TestGateway } from './support/gateway';
+import { type GuardedUpstream, startGuardedUpstream } from './support/guarded-upstream';
 import { connectClient } from './support/mcp-client';
-import { BYE_TOOLS, GREET_TOOLS, TestUpstream } from './support/upstream';
+import { BYE_TOOLS, GREET_TOOLS, type TestUpstream } from './support/upstream';
 
 describe('/mcp/{slug}: one upstream, transparent', () => {
+  let deployment: GuardedUpstream;
   let issuer: LocalEntraIssuer;
   let upstream: TestUpstream;
   let gw: TestGateway;
   let slug: string;
-  let serverId: string;
   const role = `Greeters.${randomUUID().slice(0, 8)}`;
 
   beforeAll(async () => {
-    issuer = await LocalEntraIssuer.start();
-    upstream = await TestUpstream.start('greet', [...GREET_TOOLS, ...BYE_TOOLS]);
-    gw = await startTestGateway('services', { ...entraEnv(issuer), UPSTREAM_ALLOWED_HOSTS: 'loopback' });
-    slug = `greet-${randomUUID().slice(0, 8)}`;
-    const created = await request(gw.url)
-      .post('/api/v1/servers')
-      .send({
-        name: `com.example.test/${slug}`,
-        slug,
-        url: upstream.url,
-        allowedRoles: [role],
-        toolRules: { deny: ['echoBye'] },
-      })
-      .expect(201);
-    serverId = created.body.id as string;
+    deployment = await startGuardedUpstream({
+      slug: 'greet',
+      role,
+      tools: [...GREET_TOOLS, ...BYE_TOOLS],
+      registration: { toolRules: { deny: ['echoBye'] } },
+    });
+    ({ issuer, upstream, gw, slug } = deployment);
   });
 
   afterAll(async () => {
-    await request(gw.url).delete(`/api/v1/servers/${serverId}`);
-    await gw.close();
-    await upstream.stop();
-    await issuer.stop();
+    await deployment?.stop();
   });
 
   const endpoint = (): string => `${gw.url}/mcp/${slug}`;
