@@ -27,9 +27,8 @@ async function main() {
     return 1;
   }
   const { applyMigrations, createMigration } = require(migratorPath);
-  const { PGLITE_EXTENSIONS } = require(path.join(root, 'dist', 'database', 'pglite.js'));
-  const { PGlite } = require('@electric-sql/pglite');
-  const { PrismaPGlite } = require('pglite-prisma-adapter');
+  // The embedded database's code as the gateway loads it, with the extensions the migrations create.
+  const { PGlite, PrismaPGlite, PGLITE_EXTENSIONS } = require(path.join(root, 'dist', 'database', 'pglite.js'));
 
   const dev = new PGlite({ extensions: PGLITE_EXTENSIONS }); // in memory
   try {
