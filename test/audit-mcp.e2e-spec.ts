@@ -167,11 +167,16 @@ describe('audit trail across gateway processes', () => {
     try {
       slug = (await registerServer(replicas[0]!.url, upstream.url, role)).slug;
       const token = await issuer.token({ roles: [role] });
-      // The other replica learns of the new server through the cluster signal.
+      // The other replica learns of the new server, then of its tools once discovered, through the cluster signal:
+      // a 200 with no tools yet would let the calls below reach a replica that answers 404.
       for (const replica of replicas) {
-        await eventually(() =>
-          request(replica.url).get(`/mcp/${slug}/tools`).set('authorization', `Bearer ${token}`).expect(200),
-        );
+        await eventually(async () => {
+          const listed = await request(replica.url)
+            .get(`/mcp/${slug}/tools`)
+            .set('authorization', `Bearer ${token}`)
+            .expect(200);
+          expect((listed.body.tools as { name: string }[]).map((tool) => tool.name)).toContain('echoHai');
+        });
       }
       await inParallel(200, 10, async (i) => {
         await request(replicas[i % 2]!.url)
