@@ -49,8 +49,25 @@ return result`;
 
 const SCRIPT_SHA = createHash('sha1').update(CHARGE_SCRIPT).digest('hex');
 
-/** The budgets in Redis. Calls reject on a Redis failure; the caller decides what an outage means. */
+type ScriptArgs = [number, ...(string | number)[]];
+
+interface Queued {
+  args: ScriptArgs;
+  resolve: (result: ChargeResult) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * The budgets in Redis. Calls reject on a Redis failure; the caller decides what an outage means.
+ *
+ * Charges asked for in one turn of the event loop travel to Redis together, as one pipeline: one socket write
+ * and one read for them all instead of one each. Each write to a loopback socket cost the gateway about 55 µs of
+ * CPU per call under load (`npm run bench -- --cpu-prof`), as much as relaying the answer to the client. Redis
+ * runs the scripts one after the other in the order they were asked for, as it did one request at a time.
+ */
 export class RedisBuckets {
+  private queued: Queued[] = [];
+
   constructor(private readonly client: Redis) {}
 
   /** Whether the client is connected: while it is not, asking would only fail (the offline queue is off). */
@@ -62,21 +79,40 @@ export class RedisBuckets {
     await this.client.ping();
   }
 
-  async charge({ budgets, cost }: Charge): Promise<ChargeResult> {
-    const args: (string | number)[] = [budgets.length];
+  charge({ budgets, cost }: Charge): Promise<ChargeResult> {
+    const args: ScriptArgs = [budgets.length];
     for (const budget of budgets) args.push(budget.key);
     args.push(cost);
     for (const budget of budgets) args.push(budget.count, budget.windowMs);
-    let reply: unknown;
-    try {
-      // EVALSHA: the script travels once per Redis lifetime, not with every decision.
-      reply = await this.client.evalsha(SCRIPT_SHA, ...(args as [number, ...(string | number)[]]));
-    } catch (error) {
-      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      reply = await this.client.eval(CHARGE_SCRIPT, ...(args as [number, ...(string | number)[]]));
-    }
-    const [allowed, ...levels] = reply as [number, ...string[]];
-    return { allowed: allowed === 1, levels: levels.map(Number) };
+    return new Promise((resolve, reject) => {
+      // The first charge of a turn schedules the send; what the rest of the turn asks for joins it.
+      if (this.queued.push({ args, resolve, reject }) === 1) setImmediate(() => this.send());
+    });
+  }
+
+  private send(): void {
+    const batch = this.queued;
+    this.queued = [];
+    // EVALSHA: the script travels once per Redis lifetime, not with every decision.
+    const pipeline = this.client.pipeline();
+    for (const { args } of batch) pipeline.evalsha(SCRIPT_SHA, ...args);
+    pipeline.exec().then(
+      (replies) =>
+        batch.forEach((queued, index) => {
+          const [error, reply] = replies?.[index] ?? [new Error('Redis gave no answer to a rate-limit charge')];
+          if (!error) queued.resolve(resultOf(reply));
+          else if (error.message.startsWith('NOSCRIPT')) this.evalScript(queued);
+          else queued.reject(error);
+        }),
+      (error: unknown) => {
+        for (const queued of batch) queued.reject(error);
+      },
+    );
+  }
+
+  /** Redis forgot the script (a restart, SCRIPT FLUSH): sending it whole loads it again. */
+  private evalScript({ args, resolve, reject }: Queued): void {
+    this.client.eval(CHARGE_SCRIPT, ...args).then((reply) => resolve(resultOf(reply)), reject);
   }
 
   /** The buckets under `prefix` (found with SCAN, never KEYS) and the named `keys`, with their levels now. */
@@ -101,6 +137,11 @@ export class RedisBuckets {
     });
     return states;
   }
+}
+
+function resultOf(reply: unknown): ChargeResult {
+  const [allowed, ...levels] = reply as [number, ...string[]];
+  return { allowed: allowed === 1, levels: levels.map(Number) };
 }
 
 function parseState(value: string | null | undefined): BucketState | undefined {

@@ -1,0 +1,70 @@
+import { randomUUID } from 'node:crypto';
+import { createLogger } from '../src/logging/logger';
+import type { Budget, Charge } from '../src/ratelimit/budget';
+import { RedisBuckets } from '../src/ratelimit/redis-buckets';
+import { RedisStore } from '../src/redis/redis-store';
+import { REDIS_URL } from './support/services';
+
+/** The charges of one turn of the event loop travel to Redis as one pipeline: decided as if sent one by one. */
+describe('RedisBuckets (Redis)', () => {
+  let store: RedisStore;
+  let buckets: RedisBuckets;
+
+  const budget = (count: number): Budget => ({
+    policy: 'principal',
+    key: `test:buckets:${randomUUID()}`,
+    count,
+    windowMs: 60_000,
+    onRedisDown: 'allow',
+  });
+
+  beforeAll(async () => {
+    store = await RedisStore.connect(REDIS_URL, createLogger({ logLevel: 'silent' }));
+    buckets = new RedisBuckets(store.client);
+  });
+
+  afterAll(async () => {
+    await store.close();
+  });
+
+  it('decides charges asked for together in the order they were asked for, and each gets its own levels', async () => {
+    const shared = budget(5);
+    const other = budget(100);
+    const charges: Charge[] = Array.from({ length: 12 }, (_, index) => ({
+      budgets: index % 2 === 0 ? [shared, other] : [shared],
+      cost: 1,
+    }));
+
+    const results = await Promise.all(charges.map((charge) => buckets.charge(charge)));
+
+    expect(results.map((result) => result.allowed)).toEqual([...Array(5).fill(true), ...Array(7).fill(false)]);
+    // The shared bucket fills one unit per allowed charge (less what drained in between), then stays full.
+    results.slice(0, 5).forEach((result, index) => expect(result.levels[0]).toBeCloseTo(index + 1, 2));
+    for (const result of results.slice(5)) expect(result.levels[0]).toBeCloseTo(5, 2);
+    // All or nothing: the other budget was charged only by the allowed charges that named it (0, 2 and 4).
+    expect(results[10]!.levels[1]).toBeCloseTo(3, 2);
+  });
+
+  it('loads the script again when Redis forgot it, for every charge of the turn', async () => {
+    const one = budget(3);
+    await store.client.script('FLUSH');
+
+    const results = await Promise.all(Array.from({ length: 4 }, () => buckets.charge({ budgets: [one], cost: 1 })));
+
+    expect(results.map((result) => result.allowed)).toEqual([true, true, true, false]);
+    expect((await buckets.charge({ budgets: [one], cost: 0 })).levels[0]).toBeCloseTo(3, 2);
+  });
+
+  it('rejects every charge of the turn when Redis cannot be asked', async () => {
+    const offline = await RedisStore.connect(REDIS_URL, createLogger({ logLevel: 'silent' }));
+    const cut = new RedisBuckets(offline.client);
+    offline.client.disconnect();
+
+    const outcomes = await Promise.allSettled([
+      cut.charge({ budgets: [budget(5)], cost: 1 }),
+      cut.charge({ budgets: [budget(5)], cost: 1 }),
+    ]);
+
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(['rejected', 'rejected']);
+  });
+});
