@@ -15,7 +15,7 @@ describe('RedisBuckets (Redis)', () => {
     key: `test:buckets:${randomUUID()}`,
     count,
     windowMs: 60_000,
-    onRedisDown: 'allow',
+    onRedisDown: 'local',
   });
 
   beforeAll(async () => {
