@@ -55,16 +55,16 @@ export class AuditRepository {
     const last = rows[rows.length - 1];
     if (!last) return 0;
     const streamId = last.streamId;
-    // One statement, atomic on its own: no BEGIN and COMMIT round trips, and Prisma handles one query, not three.
-    // The rows travel as one JSON parameter: Prisma's createMany sends a parameter per field (27 per row), and
-    // column arrays cost Prisma and pg a walk over every element; JSON.stringify is one native pass. The rows are
-    // sanitized already (no NUL, no lone surrogate: exchange-row.ts), so PostgreSQL reads back what was hashed.
+    // One statement, atomic on its own: no BEGIN and COMMIT round trips.
+    // The rows travel as one JSON parameter: a parameter per field would be 27 per row, and column arrays cost a
+    // walk over every element; JSON.stringify is one native pass. It goes straight to the driver (queryRows):
+    // through Prisma it would be serialized and parsed once more. The rows are sanitized already (no NUL, no lone
+    // surrogate: exchange-row.ts), so PostgreSQL reads back what was hashed.
     // The stream's upsert locks its row (as retention does) and returns its anchor, below which rows are skipped.
-    const [result] = await this.prisma.$queryRaw<{ created: number }[]>`
-      WITH stream AS (
+    const [result] = await this.prisma.queryRows(
+      `WITH stream AS (
         INSERT INTO audit_streams (id, started_at, host, pid, last_seq, last_hash)
-        VALUES (${streamId}::uuid, ${stream?.startedAt ?? rows[0]!.at}, ${stream?.host ?? ''}, ${stream?.pid ?? 0},
-          ${BigInt(last.seq)}, ${last.hash})
+        VALUES ($1::uuid, $2::timestamptz, $3, $4::int, $5::bigint, $6)
         ON CONFLICT (id) DO UPDATE SET
           last_hash = CASE WHEN EXCLUDED.last_seq > audit_streams.last_seq THEN EXCLUDED.last_hash ELSE audit_streams.last_hash END,
           last_seq = GREATEST(audit_streams.last_seq, EXCLUDED.last_seq)
@@ -73,7 +73,7 @@ export class AuditRepository {
         INSERT INTO audit_records (id, stream_id, seq, at, request_id, surface, ip, tenant_id, object_id, client_id,
           principal_name, session_id, server_id, server_slug, method, rpc_id, target, arguments, decision, rule,
           outcome, latency_ms, upstream_ms, upstream_status, error_kind, prev_hash, hash)
-        SELECT r.* FROM json_to_recordset(${JSON.stringify(rows)}::json) AS r(
+        SELECT r.* FROM json_to_recordset($7::json) AS r(
           "id" uuid, "streamId" uuid, "seq" bigint, "at" timestamptz, "requestId" text, "surface" text, "ip" text,
           "tenantId" text, "objectId" text, "clientId" text, "principalName" text, "sessionId" text, "serverId" uuid,
           "serverSlug" text, "method" text, "rpcId" text, "target" text, "arguments" text, "decision" text,
@@ -83,8 +83,18 @@ export class AuditRepository {
         ON CONFLICT (stream_id, seq) DO NOTHING
         RETURNING 1
       )
-      SELECT count(*)::int AS created FROM inserted`;
-    return result?.created ?? 0;
+      SELECT count(*)::int AS created FROM inserted`,
+      [
+        streamId,
+        (stream?.startedAt ?? rows[0]!.at).toISOString(),
+        stream?.host ?? '',
+        String(stream?.pid ?? 0),
+        String(last.seq),
+        last.hash,
+        JSON.stringify(rows),
+      ],
+    );
+    return Number(result?.[0] ?? 0);
   }
 
   async list(filter: AuditFilter, after: AuditPosition | undefined, limit: number): Promise<AuditRow[]> {

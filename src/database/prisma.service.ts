@@ -1,12 +1,32 @@
 import { Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import type { SqlDriverAdapter } from '@prisma/driver-adapter-utils';
 import { PrismaClient } from '../generated/prisma/client';
 import type { DatabaseConnection } from './database';
 
 /** The one Prisma client of the process, over the connection's pool. Only repositories use it. */
 @Injectable()
 export class PrismaService extends PrismaClient implements OnModuleInit, OnModuleDestroy {
-  constructor(connection: DatabaseConnection) {
+  private driver?: Promise<SqlDriverAdapter>;
+
+  constructor(private readonly connection: DatabaseConnection) {
     super({ adapter: connection.adapterFactory });
+  }
+
+  /**
+   * One statement straight through the driver adapter, on the same pool (or PGlite), with text parameters
+   * (cast them in the SQL) and rows as arrays of column values. For a statement with a large parameter: Prisma
+   * serializes raw parameters to JSON and parses them back before the driver sees them, which for the audit
+   * writer's batches (hundreds of kilobytes in one parameter) cost more CPU than the insert itself.
+   */
+  async queryRows(sql: string, args: (string | null)[]): Promise<unknown[][]> {
+    this.driver ??= this.connection.adapterFactory.connect();
+    const driver = await this.driver;
+    const result = await driver.queryRaw({
+      sql,
+      args,
+      argTypes: args.map(() => ({ scalarType: 'string', arity: 'scalar' })),
+    });
+    return result.rows;
   }
 
   async onModuleInit(): Promise<void> {
