@@ -8,6 +8,7 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger as NestPinoLogger } from 'nestjs-pino';
 import { cleanupOpenApiDoc, ZodValidationPipe } from 'nestjs-zod';
 import type { Logger } from 'pino';
+import { pinoHttp } from 'pino-http';
 import { type AppDependencies, AppModule } from './app.module';
 import { useJsonBody } from './common/json-body';
 import { ProblemDetailsFilter } from './common/problem-details.filter';
@@ -29,6 +30,7 @@ import { applyMigrations, MIGRATIONS_DIR } from './database/migrator';
 import { DrainState } from './health/drain-state';
 import { openStore } from './redis/open-store';
 import { GATEWAY_VERSION } from './version';
+import { httpLoggerOptions } from './logging/logger';
 
 export { MIGRATIONS_DIR };
 
@@ -56,8 +58,10 @@ export function configureApp(app: INestApplication, logger: Logger): void {
     allowedHosts: config.mcp.allowedHosts,
     allowedOrigins: config.mcp.allowedOrigins,
   };
-  // First of all, so requests refused by any later middleware are counted too.
+  // First of all, so requests refused by any later middleware are counted (and logged) too.
   express.use(httpMetricsMiddleware(metrics, config.mcpPrefix));
+  // The access log line and request id of what Express serves (McpPostLane writes its own).
+  express.use(pinoHttp(httpLoggerOptions(logger)));
   // Ahead of body parsing and of the token check: a wrong Host or a preflight needs neither.
   express.use(mcpEdge(edgeOptions));
   useJsonBody(app, {
