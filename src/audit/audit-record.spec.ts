@@ -57,6 +57,19 @@ function walk(rows: AuditRow[], stream = bounds(rows), key?: string) {
 }
 
 describe('audit hash chain', () => {
+  it('hashes as chains already stored were hashed (format v1), with and without a key', () => {
+    // Digests of these two records as every release so far computed them: a change of the canonical form or of
+    // the hashing would make every stored chain fail verification.
+    expect(chain(2).map((row) => row.hash)).toEqual([
+      '24545f4ae1a6534c0935cb2b6f6a86ffbc2c4667a7b6b0f46bbb95f46394b542',
+      'e71b7c0d6c19ba14254c0731dcfeb059660fba40537b2ce8d52fdabf2d717cd2',
+    ]);
+    expect(chain(2, 'chain-key').map((row) => row.hash)).toEqual([
+      'a235a2b8227d876e276fb78d6c7d3c8f91bc88b6682dbbe059fac0352f64c4c9',
+      '12f857d3aedd09dbe8eb921c798aa77364a5313a88e1539ce1b7b77f61888d91',
+    ]);
+  });
+
   it('links records by seq and hash, starting from the genesis hash', () => {
     const rows = chain(3);
     expect(rows.map((row) => row.seq)).toEqual([1, 2, 3]);

@@ -1,4 +1,4 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHmac, hash } from 'node:crypto';
 import type { ExchangeDecision, ExchangeOutcome, McpSurface } from '../traffic/mcp-exchange';
 
 /** The `prevHash` of a stream's first record. */
@@ -79,7 +79,7 @@ export function hashRecord(row: Omit<AuditRow, 'hash'>, key?: string): string {
     row.upstreamStatus,
     row.errorKind,
   ]);
-  return (key ? createHmac('sha256', key) : createHash('sha256')).update(canonical, 'utf8').digest('hex');
+  return key ? createHmac('sha256', key).update(canonical, 'utf8').digest('hex') : hash('sha256', canonical, 'hex');
 }
 
 /**
@@ -100,12 +100,18 @@ export class ChainHead {
     return this.seq;
   }
 
+  /** `row`, completed in place (no copy: the writer links thousands a second), as the chain's next record. */
   link(row: UnchainedRow): AuditRow {
-    const linked = { ...row, streamId: this.streamId, seq: this.seq + 1, prevHash: this.last };
-    const hash = hashRecord(linked, this.key);
+    const linked: AuditRow = Object.assign(row, {
+      streamId: this.streamId,
+      seq: this.seq + 1,
+      prevHash: this.last,
+      hash: '',
+    });
+    linked.hash = hashRecord(linked, this.key);
     this.seq = linked.seq;
-    this.last = hash;
-    return { ...linked, hash };
+    this.last = linked.hash;
+    return linked;
   }
 }
 
