@@ -45,6 +45,31 @@ describe('RedisBuckets (Redis)', () => {
     expect(results[10]!.levels[1]).toBeCloseTo(3, 2);
   });
 
+  it('grants a lease beyond the cost only as far as the budget stays at most half full', async () => {
+    const one = budget(100);
+    const other = budget(1_000);
+    const ask = (extras: number[]) => buckets.charge({ budgets: [one, other], cost: 1 }, extras);
+
+    const first = await ask([30, 30]);
+    expect(first).toMatchObject({ allowed: true, granted: [30, 30] });
+    expect(first.levels[0]).toBeCloseTo(31, 2);
+    // 50 is half of the first budget: 18 more fit under it, whatever the other budget could take.
+    const second = await ask([30, 30]);
+    expect(second.granted).toEqual([18, 30]);
+    expect(second.levels[0]).toBeCloseTo(50, 2);
+    const third = await ask([30, 0]);
+    expect(third).toMatchObject({ allowed: true, granted: [0, 0] });
+    expect(third.levels[0]).toBeCloseTo(51, 2);
+  });
+
+  it('grants nothing with a refused charge, and charges nothing', async () => {
+    const full = budget(2);
+    await buckets.charge({ budgets: [full], cost: 2 });
+    const refused = await buckets.charge({ budgets: [full], cost: 1 }, [5]);
+    expect(refused).toMatchObject({ allowed: false, granted: [0] });
+    expect(refused.levels[0]).toBeCloseTo(2, 2);
+  });
+
   it('loads the script again when Redis forgot it, for every charge of the turn', async () => {
     const one = budget(3);
     await store.client.script('FLUSH');

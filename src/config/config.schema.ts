@@ -200,6 +200,12 @@ const envSchema = z.object({
   RATE_LIMIT_ON_REDIS_DOWN: z.enum(['local', 'refuse'], { error: 'must be local or refuse' }).optional(),
   RATE_LIMIT_REPLICAS: positiveInt(1000).default(1),
   RATE_LIMIT_REDIS_TIMEOUT_MS: milliseconds(1, 10_000).default(100),
+  RATE_LIMIT_LEASE_PERCENT: z.coerce
+    .number({ error: 'must be a whole number from 0 to 10' })
+    .int('must be a whole number from 0 to 10')
+    .min(0, 'must be a whole number from 0 to 10')
+    .max(10, 'must be a whole number from 0 to 10')
+    .default(1),
 });
 
 export type RawEnv = z.input<typeof envSchema>;
@@ -603,6 +609,13 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     defaultText: '`100`',
     secret: false,
     description: 'longest wait for Redis on one rate-limit decision before the insurance limiter decides',
+  },
+  {
+    key: 'RATE_LIMIT_LEASE_PERCENT',
+    defaultText: '`1`',
+    secret: false,
+    description:
+      'largest lease of a budget a replica takes from Redis, in percent of the budget, to decide the next requests without a round trip; granted only while the budget is at most half spent; `0` asks Redis for every request',
   },
 ];
 

@@ -25,6 +25,8 @@ export interface Charge {
 export interface ChargeResult {
   allowed: boolean;
   levels: number[];
+  /** Units Redis charged beyond the cost, per budget, for this replica to spend later (src/ratelimit/budget-leases.ts). */
+  granted?: number[];
 }
 
 /** Floating-point slack when comparing levels: leak arithmetic is inexact, counts are whole. */

@@ -5,6 +5,7 @@ import { APP_CONFIG } from '../config/config.module';
 import { KEY_VALUE_STORE, type KeyValueStore } from '../redis/key-value-store';
 import type { RateLimiter, RateLimitRequest, RateLimitVerdict } from '../traffic/rate-limiter';
 import { type Charge, type ChargeResult, fits } from './budget';
+import { BudgetLeases } from './budget-leases';
 import { LocalBuckets } from './local-buckets';
 import type { RateLimitPolicy } from './rate-limit-policy';
 import { RateLimitPlanner } from './rate-limit-plan';
@@ -37,6 +38,8 @@ export class GatewayRateLimiter implements RateLimiter, OnModuleDestroy {
   private readonly redis?: RedisBuckets;
   /** The whole limiter without Redis; the insurance limiter with it. */
   private readonly local = new LocalBuckets();
+  /** Units of the shared budgets Redis already charged for this replica to spend. */
+  private readonly leases: BudgetLeases;
   /** Set when Redis timed out: decisions skip it until the probe gets an answer (a hung Redis must not slow every request). */
   private suspect = false;
   private closed = false;
@@ -49,6 +52,7 @@ export class GatewayRateLimiter implements RateLimiter, OnModuleDestroy {
   ) {
     this.policy = config.rateLimit;
     this.planner = new RateLimitPlanner(this.policy);
+    this.leases = new BudgetLeases(this.policy.leasePercent);
     if (store.client) this.redis = new RedisBuckets(store.client);
   }
 
@@ -67,8 +71,10 @@ export class GatewayRateLimiter implements RateLimiter, OnModuleDestroy {
       charge = this.planner.plan(request);
       if (!charge) return FREE;
       if (!this.redis) return this.verdict(charge, this.local.charge(charge), 'memory');
+      const leased = this.leases.spend(charge);
+      if (leased) return this.verdict(charge, leased, 'redis');
       const shared = await this.askRedis(charge);
-      if (shared) return this.verdict(charge, shared, 'redis');
+      if (shared) return this.verdict(charge, this.leases.granted(charge, shared), 'redis');
       return this.withoutRedis(charge);
     } catch (error) {
       // A bug here must not refuse or break MCP traffic: allow, and say so loudly.
@@ -88,7 +94,7 @@ export class GatewayRateLimiter implements RateLimiter, OnModuleDestroy {
     let timer: NodeJS.Timeout | undefined;
     try {
       const result = await Promise.race([
-        redis.charge(charge),
+        redis.charge(charge, this.leases.extras(charge)),
         new Promise<never>((_, reject) => {
           // Timers run before I/O in each turn of the event loop: on a busy process the answer may
           // already be waiting in the socket when the timer fires, so give it that one turn.
@@ -109,6 +115,7 @@ export class GatewayRateLimiter implements RateLimiter, OnModuleDestroy {
       return undefined;
     } finally {
       clearTimeout(timer);
+      this.leases.settled(charge);
     }
   }
 

@@ -47,6 +47,8 @@ export interface RateLimitPolicy {
   replicas: number;
   /** Longest wait for Redis on one decision before the insurance limiter decides. */
   redisTimeoutMs: number;
+  /** Largest lease of a budget a replica takes, in percent of the budget (src/ratelimit/budget-leases.ts); 0: none. */
+  leasePercent: number;
 }
 
 /** The raw variables this policy is built from (already validated by the config schema). */
@@ -60,6 +62,7 @@ export interface RateLimitEnv {
   RATE_LIMIT_ON_REDIS_DOWN?: OnRedisDown;
   RATE_LIMIT_REPLICAS: number;
   RATE_LIMIT_REDIS_TIMEOUT_MS: number;
+  RATE_LIMIT_LEASE_PERCENT: number;
 }
 
 export const DEFAULT_RATES = {
@@ -189,6 +192,7 @@ export function buildRateLimitPolicy(env: RateLimitEnv, adminRole: string): Rate
     methodCosts: new Map([...FREE_METHODS, ...Object.entries(file.methodCosts ?? {})]),
     replicas: env.RATE_LIMIT_REPLICAS,
     redisTimeoutMs: env.RATE_LIMIT_REDIS_TIMEOUT_MS,
+    leasePercent: env.RATE_LIMIT_LEASE_PERCENT,
   };
 }
 

@@ -9,8 +9,12 @@ import type { BucketState } from './local-buckets';
  * charged, or none. Redis's own clock (TIME) keeps replicas with skewed
  * clocks on one timeline. A bucket is `"<level> <at> <count> <windowMs>"`,
  * expiring once drained.
- * KEYS: the budgets. ARGV: the cost, then count and windowMs per budget.
- * Returns 1 or 0 (allowed), then the level of each budget after the decision.
+ * A request may also ask for a lease (`extra` units per budget, charged now
+ * for the replica to spend later): granted only as far as the budget stays
+ * at most half full, so that near the limit every request is decided here.
+ * KEYS: the budgets. ARGV: the cost, then count, windowMs and extra per budget.
+ * Returns 1 or 0 (allowed), then the level of each budget after the decision,
+ * then the units granted beyond the cost for each.
  */
 const CHARGE_SCRIPT = `
 local clock = redis.call('TIME')
@@ -19,8 +23,8 @@ local cost = tonumber(ARGV[1])
 local levels = {}
 local allowed = 1
 for i = 1, #KEYS do
-  local count = tonumber(ARGV[i * 2])
-  local window = tonumber(ARGV[i * 2 + 1])
+  local count = tonumber(ARGV[i * 3 - 1])
+  local window = tonumber(ARGV[i * 3])
   local level = 0
   local state = redis.call('GET', KEYS[i])
   if state then
@@ -35,15 +39,19 @@ for i = 1, #KEYS do
 end
 local result = { allowed }
 for i = 1, #KEYS do
-  local count = tonumber(ARGV[i * 2])
-  local window = tonumber(ARGV[i * 2 + 1])
+  local count = tonumber(ARGV[i * 3 - 1])
+  local window = tonumber(ARGV[i * 3])
   local level = levels[i]
+  local grant = 0
   if allowed == 1 then
-    level = level + cost
+    grant = math.floor(math.min(tonumber(ARGV[i * 3 + 1]), count / 2 - level - cost))
+    if grant < 0 then grant = 0 end
+    level = level + cost + grant
     redis.call('SET', KEYS[i], string.format('%.17g %.17g %d %d', level, now, count, window),
       'PX', math.max(1, math.ceil(level * window / count)))
   end
   result[i + 1] = string.format('%.17g', level)
+  result[#KEYS + i + 1] = grant
 end
 return result`;
 
@@ -79,11 +87,12 @@ export class RedisBuckets {
     await this.client.ping();
   }
 
-  charge({ budgets, cost }: Charge): Promise<ChargeResult> {
+  /** Charges `cost` to every budget, or to none; `extras` asks for that many more units per budget, as a lease. */
+  charge({ budgets, cost }: Charge, extras: readonly number[] = []): Promise<ChargeResult> {
     const args: ScriptArgs = [budgets.length];
     for (const budget of budgets) args.push(budget.key);
     args.push(cost);
-    for (const budget of budgets) args.push(budget.count, budget.windowMs);
+    budgets.forEach((budget, index) => args.push(budget.count, budget.windowMs, extras[index] ?? 0));
     return new Promise((resolve, reject) => {
       // The first charge of a turn schedules the send; what the rest of the turn asks for joins it.
       if (this.queued.push({ args, resolve, reject }) === 1) setImmediate(() => this.send());
@@ -140,8 +149,13 @@ export class RedisBuckets {
 }
 
 function resultOf(reply: unknown): ChargeResult {
-  const [allowed, ...levels] = reply as [number, ...string[]];
-  return { allowed: allowed === 1, levels: levels.map(Number) };
+  const [allowed, ...rest] = reply as [number, ...(string | number)[]];
+  const budgets = rest.length / 2;
+  return {
+    allowed: allowed === 1,
+    levels: rest.slice(0, budgets).map(Number),
+    granted: rest.slice(budgets).map(Number),
+  };
 }
 
 function parseState(value: string | null | undefined): BucketState | undefined {
