@@ -16,11 +16,12 @@
  *   npm run bench -- [--quick] [--concurrency 1,8,32,128] [--paths direct,slug,aggregate,rest]
  *                    [--duration 10000] [--warmup 2000] [--catalog-servers 100] [--catalog-tools 50]
  *                    [--list-duration 5000] [--database <url>] [--redis <url>|none] [--out bench/results]
- *                    [--cpu-prof <dir>] [--skip startup,list]
+ *                    [--cpu-prof <dir>] [--skip startup,list] [--lease-percent <0-10>]
  *
  * The gateway runs from dist/ (`npm run build`, done by `npm ci`). `--cpu-prof <dir>` starts it under
  * `node --cpu-prof`; the JSON then holds each measurement's window on the monotonic clock, which
- * `bench/cpuprofile-summary.ts` uses to sum self time over that window only.
+ * `bench/cpuprofile-summary.ts` uses to sum self time over that window only. `--lease-percent` sets the
+ * gateway's RATE_LIMIT_LEASE_PERCENT (its default when absent); `0` charges every call in Redis.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -65,11 +66,13 @@ interface GatewayEnvContext {
   databaseUrl?: string;
   /** Undefined: the in-process store. */
   redisUrl?: string;
+  /** RATE_LIMIT_LEASE_PERCENT; undefined: the gateway's default. */
+  leasePercent?: number;
 }
 
 /**
  * THE GATEWAY ENVIRONMENT OF THE BENCHMARK. Nothing else reaches the gateway process (no variable of the
- * caller's shell leaks in). Rate limits and audit (issue 6) are to be added in the marked place once merged.
+ * caller's shell leaks in).
  */
 export function gatewayEnvironment(context: GatewayEnvContext): Record<string, string> {
   const env: Record<string, string | undefined> = {
@@ -91,8 +94,10 @@ export function gatewayEnvironment(context: GatewayEnvContext): Record<string, s
     // Background loops would reach the servers of other runs; the bench registers and discovers its own.
     DISCOVERY_INTERVAL_MS: '0',
     HEALTH_PROBE_INTERVAL_MS: '0',
-    // Rate limits on, every request charged in Redis (caller, tenant), with budgets far above the load.
+    // Rate limits on, every request charged against Redis budgets (caller, tenant) far above the load: in Redis
+    // itself, or from the budget leases the gateway takes there (RATE_LIMIT_LEASE_PERCENT, `--lease-percent`).
     RATE_LIMIT_ENABLED: 'true',
+    RATE_LIMIT_LEASE_PERCENT: context.leasePercent === undefined ? undefined : String(context.leasePercent),
     RATE_LIMIT_PRINCIPAL: '100000000/60s',
     RATE_LIMIT_TENANT: '100000000/60s',
     RATE_LIMIT_IP: '100000000/60s',
@@ -120,6 +125,7 @@ export interface Options {
   out: string;
   cpuProf?: string;
   skip: string[];
+  leasePercent?: number;
 }
 
 class UsageError extends Error {}
@@ -141,6 +147,7 @@ function parseOptions(argv: string[]): Options {
       out: { type: 'string', default: path.join(__dirname, 'results') },
       'cpu-prof': { type: 'string' },
       skip: { type: 'string', default: '' },
+      'lease-percent': { type: 'string' },
     },
     strict: true,
   });
@@ -171,6 +178,8 @@ function parseOptions(argv: string[]): Options {
     out: path.resolve(values.out),
     cpuProf: values['cpu-prof'] ? path.resolve(values['cpu-prof']) : undefined,
     skip,
+    leasePercent:
+      values['lease-percent'] === undefined ? undefined : number(values['lease-percent'], 0, 'lease-percent'),
   };
 }
 
@@ -710,6 +719,7 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
       dataDir,
       databaseUrl: options.databaseUrl,
       redisUrl: options.redisUrl,
+      leasePercent: options.leasePercent,
     });
     // Migrated first, so that `serve` is timed as a restart is: schema up to date.
     await runMigrate(env);
