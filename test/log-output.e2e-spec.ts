@@ -47,6 +47,21 @@ describe('log output on standard output', () => {
     expect(messages(lines)).toEqual(['alone']);
   });
 
+  it('writes a line logged right after a burst, while the burst is being written, without waiting for more', async () => {
+    let arrivedWhileAlive = false;
+    const lines = await runLogging(
+      `for (let i = 0; i < 500; i++) logger.info({ i, pad: 'x'.repeat(200) }, 'burst'); logger.info('after'); setTimeout(() => undefined, 60_000);`,
+      (line, kill) => {
+        if (!line.includes('"after"')) return;
+        arrivedWhileAlive = true;
+        kill();
+      },
+    );
+    expect(arrivedWhileAlive).toBe(true);
+    expect(messages(lines).at(-1)).toBe('after');
+    expect(lines).toHaveLength(501);
+  });
+
   it('writes many lines in order, whole', async () => {
     const lines = await runLogging(
       `for (let i = 0; i < 2000; i++) logger.info({ i, pad: 'x'.repeat(i % 300) }, 'many'); setTimeout(() => process.exit(0), 50);`,

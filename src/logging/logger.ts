@@ -87,27 +87,45 @@ const LOG_FLUSH_MS = 200;
 /** Lines are written once this many bytes are waiting, or after LOG_FLUSH_MS. */
 const LOG_BUFFER_BYTES = 8_192;
 
+/** What every buffered destination still holds, handed to its stream when the process exits. */
+const releaseOnExit = new Set<() => void>();
+// Installed before any destination exists: pino writes its destinations out synchronously from an `exit`
+// listener of its own, which must find these lines already handed over.
+process.once('exit', () => {
+  for (const release of releaseOnExit) release();
+});
+
 /**
- * Standard output, written asynchronously and in batches: lines wait up to LOG_FLUSH_MS (or until 8 KiB are
- * waiting) and go out in one write. Writing each access log line on its own cost a trip through libuv's thread
- * pool and a wake-up of the event loop per request (`npm run bench`: about one of the four a relayed call took
- * at concurrency 1). pino writes what is still waiting when the process exits, a crash included; a SIGKILL loses
- * at most LOG_FLUSH_MS of lines.
+ * Standard output, written asynchronously and in batches: lines wait here up to LOG_FLUSH_MS (or until 8 KiB
+ * are waiting) and go to pino's asynchronous destination together, as one write. Writing each access log line
+ * on its own cost a trip through libuv's thread pool and a wake-up of the event loop per request (`npm run
+ * bench`: about one of the four a relayed call took at concurrency 1). What is waiting is written when the
+ * process exits, a crash included; a SIGKILL loses at most LOG_FLUSH_MS of lines.
  */
 function bufferedStdout(): DestinationStream {
-  const stdout = pino.destination({ sync: false, minLength: LOG_BUFFER_BYTES });
+  const stdout = pino.destination({ sync: false });
+  let waiting = '';
   let timer: NodeJS.Timeout | undefined;
-  const flush = (): void => {
+  const release = (): void => {
+    clearTimeout(timer);
     timer = undefined;
-    stdout.flush();
+    if (waiting === '') return;
+    const lines = waiting;
+    waiting = '';
+    stdout.write(lines);
   };
+  releaseOnExit.add(release);
   return {
     write(line: string): void {
-      stdout.write(line);
-      timer ??= setTimeout(flush, LOG_FLUSH_MS).unref();
+      waiting += line;
+      if (waiting.length >= LOG_BUFFER_BYTES) release();
+      else timer ??= setTimeout(release, LOG_FLUSH_MS).unref();
     },
     // pino's `logger.flush()`.
-    flush: (callback?: (error?: Error) => void) => stdout.flush(callback),
+    flush: (callback?: (error?: Error) => void) => {
+      release();
+      stdout.flush(callback);
+    },
   } as DestinationStream;
 }
 
