@@ -99,7 +99,7 @@ process.once('exit', () => {
  * Standard output, written asynchronously and in batches: lines wait here up to LOG_FLUSH_MS (or until 8 KiB
  * are waiting) and go to pino's asynchronous destination together, as one write. Writing each access log line
  * on its own cost a trip through libuv's thread pool and a wake-up of the event loop per request (`npm run
- * bench`: about one of the four a relayed call took at concurrency 1). What is waiting is written when the
+ * bench` at concurrency 1: one of the four wake-ups a relayed call cost). What is waiting is written when the
  * process exits, a crash included; a SIGKILL loses at most LOG_FLUSH_MS of lines.
  */
 function bufferedStdout(): DestinationStream {
