@@ -10,11 +10,11 @@ describe('RedisBuckets (Redis)', () => {
   let store: RedisStore;
   let buckets: RedisBuckets;
 
-  const budget = (count: number): Budget => ({
+  const budget = (count: number, windowMs = 60_000): Budget => ({
     policy: 'principal',
     key: `test:buckets:${randomUUID()}`,
     count,
-    windowMs: 60_000,
+    windowMs,
     onRedisDown: 'local',
   });
 
@@ -45,19 +45,23 @@ describe('RedisBuckets (Redis)', () => {
     expect(results[10]!.levels[1]).toBeCloseTo(3, 2);
   });
 
-  it('grants a lease beyond the cost only as far as the budget stays at most half full', async () => {
-    const one = budget(100);
-    const other = budget(1_000);
+  it('grants as many units on every budget, only as far as each stays at most half full', async () => {
+    // Hour-long windows: what drains between the calls stays far below the precision checked.
+    const one = budget(100, 3_600_000);
+    const other = budget(1_000, 3_600_000);
     const ask = (extras: number[]) => buckets.charge({ budgets: [one, other], cost: 1 }, extras);
 
-    const first = await ask([30, 30]);
+    const first = await ask([30, 40]);
+    // The least asked for: a lease decides a request only where all its budgets hold one.
     expect(first).toMatchObject({ allowed: true, granted: [30, 30] });
     expect(first.levels[0]).toBeCloseTo(31, 2);
-    // 50 is half of the first budget: 18 more fit under it, whatever the other budget could take.
+    expect(first.levels[1]).toBeCloseTo(31, 2);
+    // 50 is half of the first budget: 18 more fit under it, and so 18 on the other too.
     const second = await ask([30, 30]);
-    expect(second.granted).toEqual([18, 30]);
+    expect(second.granted).toEqual([18, 18]);
     expect(second.levels[0]).toBeCloseTo(50, 2);
-    const third = await ask([30, 0]);
+    expect(second.levels[1]).toBeCloseTo(50, 2);
+    const third = await ask([30, 30]);
     expect(third).toMatchObject({ allowed: true, granted: [0, 0] });
     expect(third.levels[0]).toBeCloseTo(51, 2);
   });

@@ -86,6 +86,10 @@ describe('BudgetLeases', () => {
     const leases = new BudgetLeases(1, clock);
     leases.spend(small);
     expect(leases.extras(small)).toEqual([0]);
+    // Beside a budget too small to lease, the charge is always Redis's to decide: no lease of the others either.
+    const mixed: Charge = { budgets: [budget('small', 99), tenant], cost: 1 };
+    leases.spend(mixed);
+    expect(leases.extras(mixed)).toEqual([0, 0]);
     expect(leases.granted(call, { allowed: false, levels: [10_000, 5], granted: [0, 0] })).toEqual({
       allowed: false,
       levels: [10_000, 5],

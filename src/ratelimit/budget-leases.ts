@@ -26,9 +26,9 @@ const MAX_ENTRIES = 100_000;
 /**
  * Budget leases (RATE_LIMIT_LEASE_PERCENT): with each charge it sends to Redis, this replica asks for about as
  * many more units as it charged to the same budgets in the last lease period (at most that percentage of the
- * budget), and then decides the next requests from what it was granted, without a round trip. Redis grants
- * units only while the budget stays at most half full (src/ratelimit/redis-buckets.ts), so near a limit every
- * request is decided in Redis as without leases. Leased units are charged when they are granted, so replicas
+ * budget), and then decides the next requests from what it was granted, without a round trip. Redis grants as
+ * many units on every budget of the request, and only as far as each stays at most half full
+ * (src/ratelimit/redis-buckets.ts), so near a limit every request is decided in Redis as without leases. Leased units are charged when they are granted, so replicas
  * never spend more than the budget together; a lease not spent within its period (at most 1 s, and 1% of the
  * window) is dropped, and its units count as used until they drain.
  */
@@ -61,11 +61,15 @@ export class BudgetLeases {
 
   /** Units to ask Redis for beyond the charge's cost, per budget; marks those budgets as asking. */
   extras(charge: Charge): number[] {
-    if (this.percent === 0) return charge.budgets.map(() => 0);
+    // A budget too small to lease means this charge is always decided in Redis: leases of the others would only
+    // be charged and dropped.
+    if (this.percent === 0 || charge.budgets.some((budget) => this.capOf(budget) === 0)) {
+      return charge.budgets.map(() => 0);
+    }
     return charge.budgets.map((budget) => {
       const demand = this.demand.get(budget.key);
-      const cap = Math.floor((budget.count * this.percent) / 100);
-      if (!demand || demand.asking || cap === 0) return 0;
+      const cap = this.capOf(budget);
+      if (!demand || demand.asking) return 0;
       const extra = Math.min(cap, Math.max(demand.calls, demand.previous) * charge.cost);
       if (extra > 0) demand.asking = true;
       return extra;
@@ -99,6 +103,10 @@ export class BudgetLeases {
       const demand = this.demand.get(budget.key);
       if (demand) demand.asking = false;
     }
+  }
+
+  private capOf(budget: Charge['budgets'][number]): number {
+    return Math.floor((budget.count * this.percent) / 100);
   }
 
   private count(key: string, now: number): void {

@@ -10,8 +10,10 @@ import type { BucketState } from './local-buckets';
  * clocks on one timeline. A bucket is `"<level> <at> <count> <windowMs>"`,
  * expiring once drained.
  * A request may also ask for a lease (`extra` units per budget, charged now
- * for the replica to spend later): granted only as far as the budget stays
- * at most half full, so that near the limit every request is decided here.
+ * for the replica to spend later). The same number of units is granted on
+ * every budget, since a lease decides a request only where all its budgets
+ * hold one: the least asked for, and only as far as every budget stays at
+ * most half full, so that near a limit every request is decided here.
  * KEYS: the budgets. ARGV: the cost, then count, windowMs and extra per budget.
  * Returns 1 or 0 (allowed), then the level of each budget after the decision,
  * then the units granted beyond the cost for each.
@@ -37,15 +39,21 @@ for i = 1, #KEYS do
   if level + cost > count + 1e-9 then allowed = 0 end
   levels[i] = level
 end
+local grant = 0
+if allowed == 1 then
+  grant = math.huge
+  for i = 1, #KEYS do
+    local room = math.floor(math.min(tonumber(ARGV[i * 3 + 1]), tonumber(ARGV[i * 3 - 1]) / 2 - levels[i] - cost))
+    if room < grant then grant = room end
+  end
+  if grant < 0 then grant = 0 end
+end
 local result = { allowed }
 for i = 1, #KEYS do
   local count = tonumber(ARGV[i * 3 - 1])
   local window = tonumber(ARGV[i * 3])
   local level = levels[i]
-  local grant = 0
   if allowed == 1 then
-    grant = math.floor(math.min(tonumber(ARGV[i * 3 + 1]), count / 2 - level - cost))
-    if grant < 0 then grant = 0 end
     level = level + cost + grant
     redis.call('SET', KEYS[i], string.format('%.17g %.17g %d %d', level, now, count, window),
       'PX', math.max(1, math.ceil(level * window / count)))
