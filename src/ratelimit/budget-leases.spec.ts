@@ -31,11 +31,11 @@ describe('BudgetLeases', () => {
     const leases = new BudgetLeases(1, clock);
     expect(leases.spend(call)).toBeUndefined();
     expect(leases.extras(call)).toEqual([1, 1]);
-    leases.settled(call);
+    leases.settled(call, [1, 1]);
     for (let i = 0; i < 40; i++) leases.spend(call);
     // 41 calls so far, capped at 1% of each budget: 100 of the principal's 10,000.
     expect(leases.extras(call)).toEqual([41, 41]);
-    leases.settled(call);
+    leases.settled(call, [41, 41]);
     for (let i = 0; i < 200; i++) leases.spend(call);
     expect(leases.extras(call)).toEqual([100, 241]);
   });
@@ -48,7 +48,6 @@ describe('BudgetLeases', () => {
       levels: [1, 1],
       granted: [2, 5],
     });
-    leases.settled(call);
     expect(leases.spend(call)).toEqual({ allowed: true, levels: [2, 2] });
     expect(leases.spend(call)).toEqual({ allowed: true, levels: [3, 3] });
     // The principal's lease is spent: the tenant's three units are not enough on their own.
@@ -64,7 +63,6 @@ describe('BudgetLeases', () => {
     const one: Charge = { budgets: [short], cost: 1 };
     leases.spend(one);
     leases.granted(one, answer(one, [50]));
-    leases.settled(one);
     now += 99;
     expect(leases.spend(one)).toBeDefined();
     now += 1;
@@ -74,10 +72,15 @@ describe('BudgetLeases', () => {
   it('asks for one lease of a budget at a time', () => {
     const leases = new BudgetLeases(1, clock);
     leases.spend(call);
-    expect(leases.extras(call)).toEqual([1, 1]);
+    const asked = leases.extras(call);
+    expect(asked).toEqual([1, 1]);
     // Concurrent requests of the same caller, while that lease is on its way: exact charges.
+    const meanwhile = leases.extras(call);
+    expect(meanwhile).toEqual([0, 0]);
+    // A request that asked for nothing leaves the asking one's mark alone when it comes back.
+    leases.settled(call, meanwhile);
     expect(leases.extras(call)).toEqual([0, 0]);
-    leases.settled(call);
+    leases.settled(call, asked);
     expect(leases.extras(call)).toEqual([1, 1]);
   });
 
@@ -109,7 +112,7 @@ describe('BudgetLeases', () => {
     leases.spend(call);
     // The period before had 30 calls: lease for as many.
     expect(leases.extras(call)).toEqual([30, 30]);
-    leases.settled(call);
+    leases.settled(call, [30, 30]);
     now += 5_000;
     leases.spend(call);
     expect(leases.extras(call)).toEqual([1, 1]);

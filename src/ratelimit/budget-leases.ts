@@ -28,9 +28,10 @@ const MAX_ENTRIES = 100_000;
  * many more units as it charged to the same budgets in the last lease period (at most that percentage of the
  * budget), and then decides the next requests from what it was granted, without a round trip. Redis grants as
  * many units on every budget of the request, and only as far as each stays at most half full
- * (src/ratelimit/redis-buckets.ts), so near a limit every request is decided in Redis as without leases. Leased units are charged when they are granted, so replicas
- * never spend more than the budget together; a lease not spent within its period (at most 1 s, and 1% of the
- * window) is dropped, and its units count as used until they drain.
+ * (src/ratelimit/redis-buckets.ts), so near a limit every request is decided in Redis as without leases.
+ * Leased units are charged when they are granted, so replicas never spend more than the budget together; a
+ * lease not spent within its period (at most 1 s, and 1% of the window) is dropped, and its units count as used
+ * until they drain.
  */
 export class BudgetLeases {
   private readonly leases = new Map<string, Lease>();
@@ -97,12 +98,12 @@ export class BudgetLeases {
     return { ...result, levels };
   }
 
-  /** The charge came back from Redis, or did not: its budgets may ask for a lease again. */
-  settled(charge: Charge): void {
-    for (const budget of charge.budgets) {
+  /** The charge that asked for `extras` came back from Redis, or did not: those budgets may ask again. */
+  settled(charge: Charge, extras: readonly number[]): void {
+    charge.budgets.forEach((budget, index) => {
       const demand = this.demand.get(budget.key);
-      if (demand) demand.asking = false;
-    }
+      if (demand && (extras[index] ?? 0) > 0) demand.asking = false;
+    });
   }
 
   private capOf(budget: Charge['budgets'][number]): number {

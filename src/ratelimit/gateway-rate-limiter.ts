@@ -91,10 +91,11 @@ export class GatewayRateLimiter implements RateLimiter, OnModuleDestroy {
       return undefined;
     }
     const timeoutMs = this.policy.redisTimeoutMs;
+    const extras = this.leases.extras(charge);
     let timer: NodeJS.Timeout | undefined;
     try {
       const result = await Promise.race([
-        redis.charge(charge, this.leases.extras(charge)),
+        redis.charge(charge, extras),
         new Promise<never>((_, reject) => {
           // Timers run before I/O in each turn of the event loop: on a busy process the answer may
           // already be waiting in the socket when the timer fires, so give it that one turn.
@@ -115,7 +116,7 @@ export class GatewayRateLimiter implements RateLimiter, OnModuleDestroy {
       return undefined;
     } finally {
       clearTimeout(timer);
-      this.leases.settled(charge);
+      this.leases.settled(charge, extras);
     }
   }
 
