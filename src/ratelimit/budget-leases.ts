@@ -1,4 +1,4 @@
-import { type Charge, type ChargeResult, drained, EPSILON } from './budget';
+import { type Budget, type Charge, type ChargeResult, drained, EPSILON } from './budget';
 
 /** Units of one shared budget this replica has already charged in Redis and may spend without asking. */
 interface Lease {
@@ -106,7 +106,7 @@ export class BudgetLeases {
     });
   }
 
-  private capOf(budget: Charge['budgets'][number]): number {
+  private capOf(budget: Budget): number {
     return Math.floor((budget.count * this.percent) / 100);
   }
 
@@ -127,7 +127,7 @@ export class BudgetLeases {
   }
 
   /** What the budget's holder has used: Redis's level, less the leased units still unspent, drained since. */
-  private usedLevel(lease: Lease, budget: Charge['budgets'][number], now: number): number {
+  private usedLevel(lease: Lease, budget: Budget, now: number): number {
     return drained(Math.max(0, lease.level - lease.units), lease.at, now, budget.count, budget.windowMs);
   }
 
