@@ -236,6 +236,8 @@ describe('DiscoveryRepository.search on PostgreSQL, beyond its page-order window
     ['a q matching many rows', { kinds: tools, text: 'ORDER' }],
     ['a q whose matches all sort last', { kinds: tools, text: 'zephyr' }],
     ['a q whose matches sort last, with a tag', { kinds: tools, text: 'Zephyr', tag: 'red' }],
+    // s003 is disabled and its matches sort first: a page of them must not end the search.
+    ['a q whose first matches are a disabled server', { kinds: tools, text: 'in Team 3' }],
     ['a q matching nothing', { kinds: tools, text: 'qqxz' }],
     ['a q under three characters (no trigram), matching late rows only', { kinds: tools, text: 'zZ' }],
     ['a one-character q', { kinds: tools, text: 'k' }],
@@ -277,6 +279,10 @@ describe('DiscoveryRepository.search on PostgreSQL, beyond its page-order window
     // And the cases about fields side by side: the first two match, the next three do not.
     expect(expected(servers, items, { kinds: tools, text: 'LINE\nsecond' })).toHaveLength(1);
     expect(expected(servers, items, { kinds: tools, text: 'über grö' })).toHaveLength(1);
+    const disabledFirst = expected(servers, items, { kinds: tools, text: 'in Team 3' });
+    expect(servers[3]?.status).toBe('disabled');
+    expect(disabledFirst.length).toBeGreaterThan(101);
+    expect(disabledFirst.every((row) => row.serverSlug > 's003')).toBe(true);
     for (const text of ['alpha\nbeta', 'Beta\nfirst', 'odd_alphabeta']) {
       expect(expected(servers, items, { kinds: tools, text })).toEqual([]);
     }

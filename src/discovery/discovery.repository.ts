@@ -1,6 +1,7 @@
 import { escapeLike } from '../common/sql';
 import { Injectable } from '@nestjs/common';
 import { Prisma } from '../generated/prisma/client';
+import { serverStatusSchema } from '../registry/server.schema';
 import { PrismaService } from '../database/prisma.service';
 import { canonicalJson, type ItemKind } from './fingerprint';
 import { diffItems, type ItemChangeRecord, type ItemChangeType, type ItemRecord } from './item-records';
@@ -8,6 +9,9 @@ import type { Definition } from './upstream-catalog';
 
 /** Server statuses discovery syncs and search shows; `disabled` servers are neither. */
 export const SYNCED_STATUSES = ['active', 'deprecated'] as const;
+const HIDDEN_STATUSES = serverStatusSchema.options.filter(
+  (status) => !(SYNCED_STATUSES as readonly string[]).includes(status),
+);
 
 /** The parts of a server row a sync needs; `auth` and `timeouts` are still unparsed JSON. */
 export interface ServerForSync {
@@ -299,34 +303,40 @@ export class DiscoveryRepository {
   }
 
   /**
-   * Every text match, sorted, then the page of those whose server qualifies.
-   * `OFFSET 0` fences the subquery: planned on its own, for all its rows, it
-   * collects the matches (a trigram bitmap scan) instead of walking the page
-   * order in the hope of an early page; the outer joins keep its order and
-   * look servers and items up only until the page is full. The matches carry
-   * only their keys through the sort (narrow rows sort faster); the page's
-   * rows are read again by primary key.
+   * Every text match, then the page of them. `OFFSET 0` fences the innermost
+   * subquery: planned on its own, for all its rows, it collects the matches (a
+   * trigram bitmap scan) instead of walking the page order in the hope of an
+   * early page. The servers that do not qualify are left out there, by id (a
+   * search of one server never comes here), so that the sort keeps only a page
+   * as it reads the matches (a top-N sort: about 1.5 ms less than sorting the 5,000
+   * matches of `npm run bench:registry`'s clustered search). The matches carry
+   * only their keys through it; the page's rows are read again by primary key.
    */
   private searchMatches(search: ItemSearch): Promise<SearchRow[]> {
     const conditions = [
       Prisma.sql`i.kind IN (${Prisma.join([...search.kinds])})`,
       ...textConditions(search, Prisma.sql`(i.definition->>'name')`),
+      Prisma.sql`i.server_id NOT IN (SELECT s.id FROM servers s WHERE s.status IN (${Prisma.join(HIDDEN_STATUSES)}))`,
     ];
+    if (search.tag !== undefined) {
+      conditions.push(Prisma.sql`i.server_id IN (SELECT s.id FROM servers s WHERE ${search.tag} = ANY(s.tags))`);
+    }
     if (search.after) conditions.push(afterCondition(search.after, search.kinds));
     return this.prisma.$queryRaw<SearchRow[]>`
       SELECT ${SEARCH_COLUMNS}
       FROM (
-        SELECT i.server_id, i.kind, i.name, i.gateway_name FROM server_items i
-        WHERE ${Prisma.join(conditions, ' AND ')}
+        SELECT * FROM (
+          SELECT i.server_id, i.kind, i.name, i.gateway_name FROM server_items i
+          WHERE ${Prisma.join(conditions, ' AND ')}
+          OFFSET 0
+        ) i
         ORDER BY ${orderBy(search.kinds)}
-        OFFSET 0
+        LIMIT ${search.limit}
       ) hit
       JOIN servers s ON s.id = hit.server_id
       JOIN (SELECT ${ITEM_COLUMNS} FROM server_items i) i
         ON i.server_id = hit.server_id AND i.kind = hit.kind AND i.name = hit.name
-      WHERE ${Prisma.join(serverConditions(search), ' AND ')}
-      ORDER BY ${orderBy(search.kinds, 'hit')}
-      LIMIT ${search.limit}`;
+      ORDER BY ${orderBy(search.kinds, 'hit')}`;
   }
 
   /** One query, planned as PostgreSQL sees fit. */
