@@ -2,7 +2,7 @@ import cluster from 'node:cluster';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { Logger } from 'pino';
 import { WORKER_SLOT_FLAG, WorkerPool, workersRefusal } from '../cluster/worker-pool';
-import { limitHeapGrowth } from './heap-growth';
+import { tuneGarbageCollection } from './gc-tuning';
 import { type AppConfig, ConfigError, type EnvSource, loadConfig } from '../config/config';
 import { isWorkersValue, MAX_WORKERS, WORKERS_RULE } from '../config/config.schema';
 import { createLogger } from '../logging/logger';
@@ -166,7 +166,7 @@ async function serveOne(
 ): Promise<number> {
   // Listening before start-up: a pod deleted while starting must not wait for its whole grace period.
   const signalled = firstOf(options.signals);
-  limitHeapGrowth(config.heapGrowthPercent);
+  tuneGarbageCollection(config.heapGrowthPercent);
   let gateway;
   try {
     // Loaded here, not at the top: commands that talk to a running gateway start without Nest and Prisma.

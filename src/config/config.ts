@@ -90,7 +90,7 @@ export interface AppConfig {
   nodeEnv?: string;
   /** `serve` processes on the one port (`auto` resolved to the CPU count, at most MAX_WORKERS). */
   workers: number;
-  /** V8's heap growing factor, as a percentage over 1 (src/cli/heap-growth.ts); 0: V8's own. */
+  /** V8's heap growing factor, as a percentage over 1 (src/cli/gc-tuning.ts); 0: V8's own. */
   heapGrowthPercent: number;
   /**
    * Whether this process runs the periodic discovery sweep and health probing.
