@@ -1,5 +1,4 @@
-import * as http from 'node:http';
-import * as https from 'node:https';
+import { Agent, type Dispatcher } from 'undici';
 import { UpstreamError } from '../upstream/upstream-error';
 import { parseSse, type SseEvent } from './sse';
 
@@ -32,27 +31,31 @@ export interface UpstreamReply {
 const MAX_ERROR_TEXT = 2_000;
 
 /**
- * Keep-alive connection pools shared by every client in the process, as fetch's global dispatcher was. No limit
- * per upstream: a slow upstream must not queue the calls of the fast ones behind it.
+ * Keep-alive connection pools, one per upstream origin, shared by every client in the process. No limit per
+ * upstream: a slow upstream must not queue the calls of the fast ones behind it. No time limit of its own on
+ * headers or body either: every request is bounded by its caller's signal, and a GET stream may stay quiet
+ * for as long as the session lives.
  */
-const AGENTS = {
-  'http:': new http.Agent({ keepAlive: true }),
-  'https:': new https.Agent({ keepAlive: true }),
-};
+const DISPATCHER = new Agent({ headersTimeout: 0, bodyTimeout: 0 });
+
+/** Socket errors of a kept-alive connection the upstream closed (a restart) before it answered. */
+const STALE_CONNECTION = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
+
+type Response = Dispatcher.ResponseData;
 
 /**
  * A lean Streamable HTTP client for relaying: it moves JSON-RPC messages and
  * SSE events between the gateway and an upstream without interpreting them,
  * so what the upstream says reaches the client as it was said.
  *
- * Built on `node:http` rather than fetch: on the relay's hot path fetch's WHATWG layer (Request and Response
- * objects, web streams, their transfer bookkeeping) cost about a sixth of the gateway's CPU per call (see
- * `npm run bench`). What fetch did for us is kept: redirects are refused (an error, never followed, so the URL
- * policy cannot be walked around), and an aborted signal rejects with its reason, also mid-body.
+ * Built on undici's dispatcher API rather than fetch or `node:http`: on the relay's hot path fetch's WHATWG
+ * layer (Request and Response objects, web streams) cost about a sixth of the gateway's CPU per call, and
+ * `node:http`'s client (ClientRequest, Agent, IncomingMessage) about three times undici's per request (see
+ * `npm run bench`). What fetch did for us is kept: redirects are refused (an error, never followed, so the
+ * URL policy cannot be walked around), and an aborted signal rejects with its reason, also mid-body.
  */
 export class StreamableHttpClient {
   async post(url: string, message: unknown, options: UpstreamRequestOptions): Promise<UpstreamReply> {
-    const body = JSON.stringify(message);
     const response = await this.request(
       url,
       'POST',
@@ -61,10 +64,9 @@ export class StreamableHttpClient {
         ...this.sessionHeaders(options),
         'content-type': 'application/json',
         accept: 'application/json, text/event-stream',
-        'content-length': String(Buffer.byteLength(body)),
       },
       options.signal,
-      body,
+      JSON.stringify(message),
     );
     return this.reply(response);
   }
@@ -91,8 +93,8 @@ export class StreamableHttpClient {
       { ...options.headers, ...this.sessionHeaders(options) },
       options.signal,
     );
-    response.resume();
-    return response.statusCode ?? 0;
+    await response.body.dump();
+    return response.statusCode;
   }
 
   private sessionHeaders(options: UpstreamRequestOptions): Record<string, string> {
@@ -102,71 +104,49 @@ export class StreamableHttpClient {
     return headers;
   }
 
-  /** The response once its headers are in; its body stays readable until it ends, fails or `signal` aborts. */
-  private request(
+  /**
+   * The response once its headers are in; its body stays readable until it ends, fails or `signal` aborts
+   * (with the signal's reason, as fetch rejects: callers tell a timeout from a client that left by it).
+   */
+  private async request(
     url: string,
-    method: string,
+    method: Dispatcher.HttpMethod,
     headers: Record<string, string>,
     signal: AbortSignal | undefined,
     body?: string,
-    retried = false,
-  ): Promise<http.IncomingMessage> {
-    return new Promise((resolve, reject) => {
-      signal?.throwIfAborted();
-      const target = new URL(url);
-      const transport = target.protocol === 'https:' ? https : http;
-      const agent = target.protocol === 'https:' ? AGENTS['https:'] : AGENTS['http:'];
-      const req = transport.request(target, { method, headers, agent });
-      let response: http.IncomingMessage | undefined;
-      // The reason itself, as fetch rejects with it: callers tell a timeout from a client that left by it.
-      const onAbort = (): void => {
-        // A DOMException (AbortSignal.timeout) is no `Error` instance here, yet carries the name callers read.
-        const reason = (signal?.reason ?? new Error('aborted')) as Error;
-        if (response) response.destroy(reason);
-        else req.destroy(reason);
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      const release = (): void => signal?.removeEventListener('abort', onAbort);
-      req.once('error', (error: NodeJS.ErrnoException) => {
-        release();
-        // A kept-alive connection the upstream closed (a restart) fails before it answers: once more on a new one.
-        const stale = req.reusedSocket && !response && (error.code === 'ECONNRESET' || error.code === 'EPIPE');
-        if (stale && !retried && !signal?.aborted) {
-          resolve(this.request(url, method, headers, signal, body, true));
-          return;
-        }
-        reject(error);
-      });
-      req.once('response', (res) => {
-        const status = res.statusCode ?? 0;
-        if (status >= 300 && status < 400 && res.headers.location !== undefined) {
-          res.resume();
-          release();
-          reject(new UnexpectedRedirect(status));
-          return;
-        }
-        response = res;
-        res.once('close', release);
-        resolve(res);
-      });
-      req.end(body);
-    });
+  ): Promise<Response> {
+    signal?.throwIfAborted();
+    const target = new URL(url);
+    const options = { origin: target.origin, path: `${target.pathname}${target.search}`, method, headers, body, signal };
+    let response: Response;
+    try {
+      response = await DISPATCHER.request(options);
+    } catch (error) {
+      // A kept-alive connection the upstream closed fails before it answers: once more on a new one.
+      if (!STALE_CONNECTION.has((error as NodeJS.ErrnoException).code ?? '') || signal?.aborted) throw error;
+      response = await DISPATCHER.request(options);
+    }
+    if (response.statusCode >= 300 && response.statusCode < 400 && response.headers.location !== undefined) {
+      await response.body.dump();
+      throw new UnexpectedRedirect(response.statusCode);
+    }
+    return response;
   }
 
-  private async reply(response: http.IncomingMessage): Promise<UpstreamReply> {
+  private async reply(response: Response): Promise<UpstreamReply> {
     const header = response.headers[SESSION_HEADER];
     const sessionId = typeof header === 'string' ? header : undefined;
-    const type = response.headers['content-type'] ?? '';
-    const status = response.statusCode ?? 0;
+    const type = headerText(response.headers['content-type']);
+    const status = response.statusCode;
     const base = { status, sessionId };
     if (status === 202 || status === 204 || response.headers['content-length'] === '0') {
-      response.resume();
+      await response.body.dump();
       return { ...base, body: { kind: 'none' } };
     }
     if (type.startsWith('text/event-stream')) {
-      return { ...base, body: { kind: 'sse', events: parseSse(response) } };
+      return { ...base, body: { kind: 'sse', events: parseSse(response.body) } };
     }
-    const text = await readText(response);
+    const text = await response.body.text();
     if (type.includes('json')) {
       try {
         return { ...base, body: { kind: 'json', value: JSON.parse(text) as unknown } };
@@ -185,8 +165,6 @@ export class UnexpectedRedirect extends UpstreamError {
   }
 }
 
-async function readText(response: http.IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of response) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+function headerText(value: string | string[] | undefined): string {
+  return (Array.isArray(value) ? value[0] : value) ?? '';
 }
