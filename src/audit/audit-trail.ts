@@ -57,6 +57,13 @@ export interface AuditSpoolEvent {
 
 export type AuditSpoolListener = (event: AuditSpoolEvent) => void;
 
+/** Records linked between two turns of the event loop (see `take`). */
+const LINK_SLICE = 32;
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /**
  * Turns every MCP exchange into one chained audit record. Recording only
  * pushes the exchange onto a bounded queue; one background loop takes
@@ -242,7 +249,7 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
         continue;
       }
       if (this.queue.length === 0) return;
-      const rows = this.take();
+      const rows = await this.take();
       if (this.spool.files > 0) {
         // Older records are still spooled: keep the order, spool these behind them.
         this.spoolRows(rows);
@@ -256,10 +263,21 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
     }
   }
 
-  /** Takes a batch and links it into the chain: serialization and hashing happen here, off the hot path. */
-  private take(): AuditRow[] {
+  /**
+   * Takes a batch and links it into the chain: serialization and hashing happen here, off the hot path, and
+   * LINK_SLICE records at a time, so that the calls in flight are not held up for a whole batch (about 20 µs a
+   * record: a batch of 200, flushed while a relayed call waits for its upstream, delayed that call by 4 ms).
+   */
+  private async take(): Promise<AuditRow[]> {
     const batch = this.queue.splice(0, this.config.audit.batchSize);
-    return batch.map((exchange) => this.chain.link(toUnchainedRow(exchange, this.policy)));
+    const rows: AuditRow[] = [];
+    for (let start = 0; start < batch.length; start += LINK_SLICE) {
+      if (start > 0) await nextTurn();
+      for (const exchange of batch.slice(start, start + LINK_SLICE)) {
+        rows.push(this.chain.link(toUnchainedRow(exchange, this.policy)));
+      }
+    }
+    return rows;
   }
 
   private spoolNow(exchanges: McpExchange[], overflow = false): void {
