@@ -15,8 +15,10 @@ import * as v8 from 'node:v8';
  * HEAP_GROWTH_PERCENT caps how far V8 lets its heap grow past what the last full collection kept, before it
  * collects again. Left to itself, V8 lets a process whose collections are quick grow up to four times its live
  * heap: under load the gateway's RSS then grows with garbage nothing keeps (`npm run bench`, 100 × 50 tools
- * registered: 432–448 MB at concurrency 128, against 266–283 MB with 50%; CPU per call moved less than the VM's
- * own drift between runs).
+ * registered: 432–448 MB at concurrency 128, against 266–283 MB with 50%). Without pretenuring more of the
+ * calls' garbage reaches the old generation by way of the young one, and the peak at concurrency 128 rose to
+ * 295–310 MB; 30% brings it back to 264–282 MB. In neither step did CPU per call move more than the VM's own
+ * drift between runs.
  */
 export function tuneGarbageCollection(heapGrowthPercent: number): void {
   v8.setFlagsFromString('--no-allocation-site-pretenuring');

@@ -183,7 +183,7 @@ const envSchema = z.object({
     .int('must be a whole number from 0 to 300')
     .min(0, 'must be a whole number from 0 to 300')
     .max(300, 'must be a whole number from 0 to 300')
-    .default(50),
+    .default(30),
   SHUTDOWN_GRACE_MS: z.coerce
     .number({ error: 'must be a whole number of milliseconds from 0 to 600000' })
     .int('must be a whole number of milliseconds from 0 to 600000')
@@ -540,7 +540,7 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   },
   {
     key: 'HEAP_GROWTH_PERCENT',
-    defaultText: '`50`',
+    defaultText: '`30`',
     secret: false,
     description:
       "how far (in percent) `serve` lets V8's heap grow past what the last full garbage collection kept before it collects again; `0` leaves it to V8, which lets it grow up to 4× (more memory, a little less CPU per call; see Performance)",

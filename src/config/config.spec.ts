@@ -95,8 +95,8 @@ describe('loadConfig', () => {
     expect(problems).toHaveLength(4);
   });
 
-  it('takes HEAP_GROWTH_PERCENT as a whole percentage from 0 (V8 decides) to 300, 50 by default', () => {
-    expect(loadConfig({}).heapGrowthPercent).toBe(50);
+  it('takes HEAP_GROWTH_PERCENT as a whole percentage from 0 (V8 decides) to 300, 30 by default', () => {
+    expect(loadConfig({}).heapGrowthPercent).toBe(30);
     expect(loadConfig({ HEAP_GROWTH_PERCENT: '0' }).heapGrowthPercent).toBe(0);
     expect(loadConfig({ HEAP_GROWTH_PERCENT: '300' }).heapGrowthPercent).toBe(300);
     for (const value of ['-1', '301', '1.5', 'fifty']) {
