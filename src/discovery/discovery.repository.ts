@@ -9,6 +9,7 @@ import type { Definition } from './upstream-catalog';
 
 /** Server statuses discovery syncs and search shows; `disabled` servers are neither. */
 export const SYNCED_STATUSES = ['active', 'deprecated'] as const;
+/** The other statuses: a search leaves their servers out by id (`searchMatches`). */
 const HIDDEN_STATUSES = serverStatusSchema.options.filter(
   (status) => !(SYNCED_STATUSES as readonly string[]).includes(status),
 );
