@@ -117,7 +117,14 @@ export class StreamableHttpClient {
   ): Promise<Response> {
     signal?.throwIfAborted();
     const target = new URL(url);
-    const options = { origin: target.origin, path: `${target.pathname}${target.search}`, method, headers, body, signal };
+    const options = {
+      origin: target.origin,
+      path: `${target.pathname}${target.search}`,
+      method,
+      headers,
+      body,
+      signal,
+    };
     let response: Response;
     try {
       response = await DISPATCHER.request(options);
