@@ -87,10 +87,11 @@ const LOG_FLUSH_MS = 200;
 /** Lines are written once this many bytes are waiting, or after LOG_FLUSH_MS. */
 const LOG_BUFFER_BYTES = 8_192;
 
-/** What every buffered destination still holds, handed to its stream when the process exits. */
+/**
+ * What every buffered destination still holds, written when the process exits (a crash included). pino adds no
+ * `exit` listener of its own for a synchronous destination: this one is the only one.
+ */
 const releaseOnExit = new Set<() => void>();
-// Installed before any destination exists: pino writes its destinations out synchronously from an `exit`
-// listener of its own, which must find these lines already handed over.
 process.once('exit', () => {
   for (const release of releaseOnExit) release();
 });
