@@ -254,6 +254,41 @@ describe('applyMigrations on PostgreSQL through pools shared with the app', () =
     expect(rows.map((row) => row.migration_name)).toEqual(COMMITTED);
   });
 
+  it('answers an up-to-date database without waiting for the lock another instance holds', async () => {
+    // The engine's own lock: the engine would wait for it.
+    const holder = await pools[2]!.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock(72707369)');
+      await expect(applyMigrations(new PrismaPg(pools[0]!), MIGRATIONS_DIR)).resolves.toEqual({ applied: [] });
+    } finally {
+      await holder.query('SELECT pg_advisory_unlock(72707369)');
+      holder.release();
+    }
+  });
+
+  it('leaves the database to the engine when a recorded checksum differs from the file', async () => {
+    const [first] = COMMITTED;
+    await pools[0]!.query(`UPDATE _prisma_migrations SET checksum = 'edited' WHERE migration_name = $1`, [first]);
+    const holder = await pools[2]!.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock(72707369)');
+      let released = false;
+      const outcome = applyMigrations(new PrismaPg(pools[0]!), MIGRATIONS_DIR).then((result) => ({ result, released }));
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      released = true;
+      await holder.query('SELECT pg_advisory_unlock(72707369)');
+      // The engine waited for the lock: it was not skipped.
+      await expect(outcome).resolves.toEqual({ result: { applied: [] }, released: true });
+    } finally {
+      await holder.query('SELECT pg_advisory_unlock_all()');
+      holder.release();
+      await pools[0]!.query(
+        `UPDATE _prisma_migrations SET checksum = encode(sha256(convert_to($2, 'UTF8')), 'hex') WHERE migration_name = $1`,
+        [first, fs.readFileSync(path.join(MIGRATIONS_DIR, first!, 'migration.sql'), 'utf8')],
+      );
+    }
+  });
+
   it('leaves no advisory lock held, and the pools usable', async () => {
     await applyMigrations(new PrismaPg(pools[0]!), MIGRATIONS_DIR);
 
