@@ -16,20 +16,23 @@
  *   npm run bench -- [--quick] [--concurrency 1,8,32,128] [--paths direct,slug,aggregate,rest]
  *                    [--duration 10000] [--warmup 2000] [--catalog-servers 100] [--catalog-tools 50]
  *                    [--list-duration 5000] [--database <url>] [--redis <url>|none] [--out bench/results]
- *                    [--cpu-prof <dir>] [--skip startup,list] [--lease-percent <0-10>]
+ *                    [--cpu-prof <dir>] [--skip startup,list] [--lease-percent <0-10>] [--idle 40000]
  *
  * The gateway runs from dist/ (`npm run build`, done by `npm ci`). `--cpu-prof <dir>` starts it under
  * `node --cpu-prof`; the JSON then holds each measurement's window on the monotonic clock, which
  * `bench/cpuprofile-summary.ts` uses to sum self time over that window only. `--lease-percent` sets the
- * gateway's RATE_LIMIT_LEASE_PERCENT (its default when absent); `0` charges every call in Redis.
+ * gateway's RATE_LIMIT_LEASE_PERCENT (its default when absent); `0` charges every call in Redis. `--idle` is how long
+ * the gateway is left idle, after start and with the catalog loaded, before its idle RSS (the lowest over that
+ * time) is read.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { instructionsOf, parseDockerfile, words } from '../test/support/dockerfile';
 import { entraEnv, LocalEntraIssuer } from '../test/support/entra-issuer';
 import { POSTGRES_URL, REDIS_URL } from '../test/support/services';
 import { chartSvg } from './chart';
@@ -103,8 +106,20 @@ export function gatewayEnvironment(context: GatewayEnvContext): Record<string, s
     RATE_LIMIT_IP: '100000000/60s',
     // The audit trail is always on; arguments are stored redacted, as by default.
     AUDIT_ARGUMENTS: 'redacted',
+    // glibc's allocator as the container image sets it.
+    ...imageMallocEnvironment(),
   };
   return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined));
+}
+
+/** The `MALLOC_*` variables the Dockerfile's final stage sets (glibc reads them only when a process starts). */
+function imageMallocEnvironment(): Record<string, string> {
+  const { stages } = parseDockerfile(readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8'));
+  const final = stages.at(-1);
+  const pairs = final ? instructionsOf(final, 'ENV').flatMap((instruction) => words(instruction)) : [];
+  return Object.fromEntries(
+    pairs.map((pair) => pair.split('=', 2) as [string, string]).filter(([name]) => name.startsWith('MALLOC_')),
+  );
 }
 
 // ---------------------------------------------------------------------------
@@ -126,6 +141,8 @@ export interface Options {
   cpuProf?: string;
   skip: string[];
   leasePercent?: number;
+  /** How long the gateway is left idle (after start, and with the catalog loaded) before its idle RSS is read. */
+  idleMs: number;
 }
 
 class UsageError extends Error {}
@@ -148,6 +165,7 @@ function parseOptions(argv: string[]): Options {
       'cpu-prof': { type: 'string' },
       skip: { type: 'string', default: '' },
       'lease-percent': { type: 'string' },
+      idle: { type: 'string' },
     },
     strict: true,
   });
@@ -180,6 +198,7 @@ function parseOptions(argv: string[]): Options {
     skip,
     leasePercent:
       values['lease-percent'] === undefined ? undefined : number(values['lease-percent'], 0, 'lease-percent'),
+    idleMs: number(values.idle, quick ? 300 : 40_000, 'idle'),
   };
 }
 
@@ -443,7 +462,10 @@ export interface BenchReport {
   addedLatency: AddedLatency[];
   toolsList: (LoadResult & { servers: number; tools: number; concurrency: number; windowUs: [number, number] }) | null;
   startup: StartupFigures | null;
+  /** The lowest RSS over `idleMs` of idleness (V8 and malloc give memory back only after a while idle). */
   idleRssMb: { afterStart: number | null; withCatalog: number | null };
+  /** RSS 2 s into that idleness: what start-up, or loading the catalog, left before it was given back. */
+  settlingRssMb: { afterStart: number | null; withCatalog: number | null };
   targets: { target: string; measured: string; met: boolean | null }[];
 }
 
@@ -531,8 +553,9 @@ export function renderReport(report: BenchReport): string {
     );
   }
   out.push(
-    `idle RSS of the measured gateway: ${maybe(report.idleRssMb.afterStart, 0)} MB after start, ` +
-      `${maybe(report.idleRssMb.withCatalog, 0)} MB with the catalog loaded`,
+    `idle RSS of the measured gateway (lowest over ${(Number(report.options.idleMs) / 1000).toFixed(1)} s idle; 2 s in): ` +
+      `${maybe(report.idleRssMb.afterStart, 0)} MB (${maybe(report.settlingRssMb.afterStart, 0)}) after start, ` +
+      `${maybe(report.idleRssMb.withCatalog, 0)} MB (${maybe(report.settlingRssMb.withCatalog, 0)}) with the catalog loaded`,
   );
   out.push('', 'targets (issue 8; not asserted):');
   out.push(
@@ -654,9 +677,31 @@ function once(work: () => Promise<void>): () => Promise<void> {
   return () => (done ??= work());
 }
 
-async function idleRss(pid: number | undefined, settleMs: number): Promise<number | null> {
-  await new Promise((resolve) => setTimeout(resolve, settleMs));
-  return rssMbOf(pid) ?? null;
+const SETTLING_MS = 2_000;
+
+/**
+ * RSS of an idle process, sampled every second over `idleMs`: the lowest sample, and the one 2 s in (or the first,
+ * for a shorter window). V8 gives back its young generation and free pages only after a while without work
+ * (20-30 s after loading the catalog, on the bench's 2-CPU VM).
+ */
+async function idleRss(
+  pid: number | undefined,
+  idleMs: number,
+): Promise<{ lowest: number | null; settling: number | null }> {
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  const started = performance.now();
+  let lowest: number | undefined;
+  let settling: number | undefined;
+  for (;;) {
+    const elapsed = performance.now() - started;
+    await sleep(Math.min(1_000, Math.max(0, idleMs - elapsed)));
+    const rss = rssMbOf(pid);
+    if (rss !== undefined) {
+      lowest = Math.min(lowest ?? rss, rss);
+      if (settling === undefined && performance.now() - started >= Math.min(SETTLING_MS, idleMs)) settling = rss;
+    }
+    if (performance.now() - started >= idleMs) return { lowest: lowest ?? null, settling: settling ?? null };
+  }
 }
 
 /** Time to ready on the embedded database: a fresh DATA_DIR (initdb + migrations), then the same one again. */
@@ -668,7 +713,7 @@ async function measureEmbedded(issuer: LocalEntraIssuer, settleMs: number): Prom
       const env = gatewayEnvironment({ port: await freePort(), issuer, dataDir });
       const gateway = await startGateway(env);
       try {
-        figures.push({ readyMs: gateway.readyMs, idleRssMb: await idleRss(gateway.process.pid, settleMs) });
+        figures.push({ readyMs: gateway.readyMs, idleRssMb: (await idleRss(gateway.process.pid, settleMs)).settling });
       } finally {
         await gateway.stop();
       }
@@ -728,7 +773,7 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
     const gateway = await startGateway(env, profileFlags);
     cleanups.push(() => gateway.stop());
     const watched: Watched = { gatewayPid: gateway.process.pid, upstreamPid: upstream.process.pid };
-    const afterStart = await idleRss(gateway.process.pid, options.quick ? 300 : 2_000);
+    const afterStart = await idleRss(gateway.process.pid, options.idleMs);
     say(
       `gateway ready in ${gateway.readyMs.toFixed(0)} ms (PostgreSQL${options.redisUrl ? ', Redis' : ''}); upstream ${upstream.url}`,
     );
@@ -767,7 +812,7 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
       `registered 1 + ${options.catalogServers} servers (${expectTools} tools) in ` +
         `${((performance.now() - catalogStarted) / 1000).toFixed(1)} s`,
     );
-    const withCatalog = await idleRss(gateway.process.pid, options.quick ? 300 : 2_000);
+    const withCatalog = await idleRss(gateway.process.pid, options.idleMs);
     const setup: Setup = { upstream, gateway, token, echoSlug };
 
     const calls: CallMeasurement[] = [];
@@ -821,8 +866,8 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
     await upstream.stop();
     let startup: StartupFigures | null = null;
     if (!options.skip.includes('startup')) {
-      const embedded = await measureEmbedded(issuer, options.quick ? 300 : 2_000);
-      startup = { postgres: { readyMs: gateway.readyMs, idleRssMb: afterStart }, ...embedded };
+      const embedded = await measureEmbedded(issuer, options.quick ? 300 : SETTLING_MS);
+      startup = { postgres: { readyMs: gateway.readyMs, idleRssMb: afterStart.settling }, ...embedded };
     }
 
     const finished = new Date();
@@ -849,7 +894,8 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
       addedLatency: addedLatency(calls),
       toolsList,
       startup,
-      idleRssMb: { afterStart, withCatalog },
+      idleRssMb: { afterStart: afterStart.lowest, withCatalog: withCatalog.lowest },
+      settlingRssMb: { afterStart: afterStart.settling, withCatalog: withCatalog.settling },
     };
     const report: BenchReport = { ...partial, targets: targetsOf(partial) };
 

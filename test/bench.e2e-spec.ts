@@ -77,6 +77,7 @@ describe('npm run bench --quick', () => {
     }
     expect(report.idleRssMb.afterStart).toBeGreaterThan(0);
     expect(report.idleRssMb.withCatalog).toBeGreaterThan(0);
+    expect(report.settlingRssMb.withCatalog).toBeGreaterThan(0);
   });
 
   it('records the machine and its load, prints a table and draws the chart', () => {
