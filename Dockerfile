@@ -47,7 +47,7 @@ ENV NODE_ENV=production \
     DATA_DIR=/data
 # glibc's allocator: two arenas for all threads, and fixed thresholds, so that memory freed after a burst
 # (catalog loads, large bodies) goes back to the system instead of staying in per-thread arenas. Idle RSS
-# with 100 × 50 tools (`npm run bench`, which starts the gateway with these too): about 150 MB, against 170.
+# with 100 × 50 tools (`npm run bench`, which starts the gateway with these too): 139-147 MB, against 166-176.
 ENV MALLOC_ARENA_MAX=2 \
     MALLOC_MMAP_THRESHOLD_=131072 \
     MALLOC_TRIM_THRESHOLD_=131072
