@@ -56,7 +56,10 @@ const NO_FILTERS: SchemaFilter = { externalTables: [], externalEnums: [] };
  * `prisma migrate deploy`: applies the migrations of `migrationsDir` that the
  * database has not recorded in `_prisma_migrations`. Idempotent, and safe to
  * run from several processes at once (the engine holds a PostgreSQL advisory
- * lock while applying; a waiter gives up after the engine's 10 s timeout).
+ * lock while applying; a waiter waits as long as the lock is held: the engine's
+ * 10 s timeout never ends the wait, seen with the lock held for 30 s). A
+ * database that already records every migration is answered without the
+ * engine or its lock (`recordsAllApplied`).
  *
  * A failed migration rejects with an error naming it and quoting the database
  * error; the engine records the failure, and later runs refuse to apply
