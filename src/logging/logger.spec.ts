@@ -61,12 +61,26 @@ describe('createLogger redaction', () => {
     expect(error.token).toBe('tok-2');
   });
 
-  it('still redacts credential headers of logged requests', () => {
+  it('still redacts credential headers of logged requests and responses, in lines and in child bindings', () => {
     const { lines, stream } = capture();
     const logger = createLogger({ logLevel: 'info' }, stream);
-    logger.info({ req: { headers: { authorization: 'Bearer secret-a', cookie: 'c=secret-c', accept: '*/*' } } });
+    const headers = {
+      authorization: 'Bearer secret-a',
+      'proxy-authorization': 'Basic secret-p',
+      cookie: 'c=secret-c',
+      accept: '*/*',
+    };
+    logger.info({ req: { id: 'r1', headers }, res: { statusCode: 200, headers: { 'set-cookie': ['s=secret-s'] } } });
+    logger.child({ req: { headers } }).info('bound');
+    logger.info({ req: { id: 'r2', method: 'POST', url: '/mcp' }, res: { statusCode: 200 } }, 'no headers');
+    const censored = { authorization: '[redacted]', 'proxy-authorization': '[redacted]', cookie: '[redacted]' };
     expect(lines[0]).toMatchObject({
-      req: { headers: { authorization: '[redacted]', cookie: '[redacted]', accept: '*/*' } },
+      req: { id: 'r1', headers: { ...censored, accept: '*/*' } },
+      res: { statusCode: 200, headers: { 'set-cookie': '[redacted]' } },
     });
+    expect(lines[1]).toMatchObject({ req: { headers: { ...censored, accept: '*/*' } }, msg: 'bound' });
+    expect(lines[2]).toMatchObject({ req: { id: 'r2', method: 'POST', url: '/mcp' }, res: { statusCode: 200 } });
+    expect(JSON.stringify(lines)).not.toMatch(/secret-[apcs]/);
+    expect(headers.authorization).toBe('Bearer secret-a');
   });
 });

@@ -7,13 +7,14 @@ import type { AppConfig } from '../config/config';
 export const REQUEST_ID_HEADER = 'x-request-id';
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** Credential headers, wherever a request or response is logged. */
-const REDACT_PATHS = [
-  'req.headers.authorization',
-  'req.headers["proxy-authorization"]',
-  'req.headers.cookie',
-  'res.headers["set-cookie"]',
-];
+/**
+ * Credential headers, censored wherever a request (`req`) or response (`res`) is logged: by the serializers of
+ * both keys, the root logger's and pino-http's. pino's `redact` option did the same, but cloned and parsed its
+ * paths again for every line that has either key, the access log line of every relayed call included (about 3
+ * KB allocated per call, `npm run bench`).
+ */
+const CREDENTIAL_REQUEST_HEADERS = ['authorization', 'proxy-authorization', 'cookie'];
+const CREDENTIAL_RESPONSE_HEADERS = ['set-cookie'];
 
 /**
  * Fields censored one level down in anything logged (`{ upstream: { token } }`), as pino's `*.token` redaction
@@ -58,11 +59,25 @@ function withoutSecrets(value: object): object {
   return copy ?? value;
 }
 
+/** `message` (a logged request or response) with the named headers censored; the same object when it has none. */
+function withoutCredentialHeaders<T>(message: T, names: readonly string[]): T {
+  const headers = (message as { headers?: unknown } | null | undefined)?.headers;
+  if (headers === null || typeof headers !== 'object') return message;
+  let censored: Record<string, unknown> | undefined;
+  for (const name of names) {
+    if ((headers as Record<string, unknown>)[name] !== undefined) (censored ??= { ...headers })[name] = CENSOR;
+  }
+  return censored ? { ...message, headers: censored } : message;
+}
+
+const censorRequest = <T>(req: T): T => withoutCredentialHeaders(req, CREDENTIAL_REQUEST_HEADERS);
+const censorResponse = <T>(res: T): T => withoutCredentialHeaders(res, CREDENTIAL_RESPONSE_HEADERS);
+
 export function createLogger(config: Pick<AppConfig, 'logLevel'>, destination?: DestinationStream): Logger {
   const logger = pino(
     {
       level: config.logLevel,
-      redact: { paths: REDACT_PATHS, censor: CENSOR },
+      serializers: { req: censorRequest, res: censorResponse },
       formatters: { log: censorSecrets, bindings: censorSecrets },
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
@@ -156,13 +171,12 @@ export function httpLoggerOptions(logger: Logger): PinoHttpOptions {
       error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
     // Probes hit these every few seconds; their lines would drown the rest.
     autoLogging: { ignore: (req) => req.url?.startsWith('/health') ?? false },
+    // They replace the root logger's for pino-http's lines, so they censor too.
     serializers: {
-      req: (req: { id: string; method: string; url: string; headers: Record<string, unknown> }) => ({
-        id: req.id,
-        method: req.method,
-        url: req.url,
-        headers: req.headers,
-      }),
+      req: (req: { id: string; method: string; url: string; headers: Record<string, unknown> }) =>
+        censorRequest({ id: req.id, method: req.method, url: req.url, headers: req.headers }),
+      res: (res: { statusCode: number; headers: Record<string, unknown> }) =>
+        censorResponse({ statusCode: res.statusCode, headers: res.headers }),
     },
   };
 }
