@@ -32,7 +32,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { instructionsOf, parseDockerfile, words } from '../test/support/dockerfile';
+import { envOf, parseDockerfile } from '../test/support/dockerfile';
 import { entraEnv, LocalEntraIssuer } from '../test/support/entra-issuer';
 import { POSTGRES_URL, REDIS_URL } from '../test/support/services';
 import { chartSvg } from './chart';
@@ -114,12 +114,9 @@ export function gatewayEnvironment(context: GatewayEnvContext): Record<string, s
 
 /** The `MALLOC_*` variables the Dockerfile's final stage sets (glibc reads them only when a process starts). */
 function imageMallocEnvironment(): Record<string, string> {
-  const { stages } = parseDockerfile(readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8'));
-  const final = stages.at(-1);
-  const pairs = final ? instructionsOf(final, 'ENV').flatMap((instruction) => words(instruction)) : [];
-  return Object.fromEntries(
-    pairs.map((pair) => pair.split('=', 2) as [string, string]).filter(([name]) => name.startsWith('MALLOC_')),
-  );
+  const final = parseDockerfile(readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8')).stages.at(-1);
+  const env = final ? [...envOf(final)] : [];
+  return Object.fromEntries(env.filter(([name]) => name.startsWith('MALLOC_')));
 }
 
 // ---------------------------------------------------------------------------

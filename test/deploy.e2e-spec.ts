@@ -19,6 +19,7 @@ import { CONFIG_VARIABLES } from '../src/config/config.schema';
 import {
   copyOf,
   dockerignoreFilter,
+  envOf,
   execForm,
   flagsOf,
   healthcheckCommand,
@@ -82,11 +83,7 @@ describe('the Dockerfile', () => {
   const finalCopies = instructionsOf(final, 'COPY').map(copyOf);
   const [workdirInstruction] = instructionsOf(final, 'WORKDIR');
   const workdir = workdirInstruction ? (words(workdirInstruction)[0] ?? '') : '';
-  const env = new Map(
-    instructionsOf(final, 'ENV').flatMap((instruction) =>
-      words(instruction).map((pair) => pair.split('=', 2) as [string, string]),
-    ),
-  );
+  const env = envOf(final);
 
   it('builds in stages from one pinned Node 24 LTS slim image', () => {
     expect(stages.length).toBeGreaterThanOrEqual(3);

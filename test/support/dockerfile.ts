@@ -44,6 +44,15 @@ export function instructionsOf(stage: Stage, keyword: string): Instruction[] {
   return stage.instructions.filter((instruction) => instruction.getKeyword() === keyword);
 }
 
+/** The variables a stage's ENV instructions set (`NAME=value` form), by name. */
+export function envOf(stage: Stage): Map<string, string> {
+  return new Map(
+    instructionsOf(stage, 'ENV').flatMap((instruction) =>
+      words(instruction).map((pair) => pair.split('=', 2) as [string, string]),
+    ),
+  );
+}
+
 /** The arguments of an instruction, as words (shell form) without its flags. */
 export function words(instruction: Instruction): string[] {
   return instruction.getArguments().map((argument) => argument.getValue());
