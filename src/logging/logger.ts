@@ -41,15 +41,16 @@ export function censorSecrets(object: Record<string, unknown>): Record<string, u
     if (!Object.prototype.hasOwnProperty.call(object, key)) continue;
     const value = object[key];
     if (value === null || typeof value !== 'object') continue;
-    const safe = withoutSecrets(value);
+    const safe = withoutFields(value, SECRET_FIELDS);
     if (safe !== value) (censored ??= { ...object })[key] = safe;
   }
   return censored ?? object;
 }
 
-function withoutSecrets(value: object): object {
+/** `value` with the named fields censored; the same object when it has none of them. */
+function withoutFields(value: object, fields: readonly string[]): object {
   let copy: Record<string, unknown> | undefined;
-  for (const field of SECRET_FIELDS) {
+  for (const field of fields) {
     if (!(field in value) || (value as Record<string, unknown>)[field] === undefined) continue;
     // An error keeps its prototype, message and stack for pino's error serializer; the censored field shadows it.
     copy ??= value instanceof Error ? (Object.create(value) as Record<string, unknown>) : { ...value };
@@ -63,11 +64,8 @@ function withoutSecrets(value: object): object {
 function withoutCredentialHeaders<T>(message: T, names: readonly string[]): T {
   const headers = (message as { headers?: unknown } | null | undefined)?.headers;
   if (headers === null || typeof headers !== 'object') return message;
-  let censored: Record<string, unknown> | undefined;
-  for (const name of names) {
-    if ((headers as Record<string, unknown>)[name] !== undefined) (censored ??= { ...headers })[name] = CENSOR;
-  }
-  return censored ? { ...message, headers: censored } : message;
+  const censored = withoutFields(headers, names);
+  return censored === headers ? message : { ...message, headers: censored };
 }
 
 const censorRequest = <T>(req: T): T => withoutCredentialHeaders(req, CREDENTIAL_REQUEST_HEADERS);
