@@ -6,7 +6,7 @@ import type { PrismaService } from '../src/database/prisma.service';
 import { DiscoveryRepository } from '../src/discovery/discovery.repository';
 import { itemRecords } from '../src/discovery/item-records';
 import type { Definition } from '../src/discovery/upstream-catalog';
-import { Catalog, type CatalogSnapshot, toolKey } from '../src/mcp/catalog';
+import { Catalog, type CatalogSnapshot, definitionOf } from '../src/mcp/catalog';
 import { type CatalogItemRow, CatalogRepository } from '../src/mcp/catalog.repository';
 import { ClusterSignals } from '../src/redis/cluster-signals';
 import { MemoryStore } from '../src/redis/memory-store';
@@ -99,16 +99,27 @@ describe('Catalog rebuilds read only the servers that changed', () => {
     return snapshot.entries.tool.map((entry) => entry.gatewayName);
   }
 
+  /** What the snapshot's maps are keyed by, sorted. */
+  function lookups(snapshot: CatalogSnapshot): Record<string, string[]> {
+    const tools = [...snapshot.toolsByServer].flatMap(([serverId, byName]) =>
+      [...byName.keys()].map((name) => `${serverId} ${name}`),
+    );
+    return {
+      tools: tools.sort(),
+      toolNames: [...snapshot.byGatewayName.tool.keys()].sort(),
+      promptNames: [...snapshot.byGatewayName.prompt.keys()].sort(),
+    };
+  }
+
   async function expectSameAsFresh(): Promise<void> {
     const other = await fresh();
     const [mine, theirs] = [catalog.current(), other.current()];
     expect(mine.version).toBe(theirs.version);
     expect(mine.servers).toEqual(theirs.servers);
     for (const kind of ['tool', 'prompt', 'resource', 'resource_template'] as const) {
-      expect(mine.entries[kind].map((entry) => entry.exposed)).toEqual(theirs.entries[kind].map((e) => e.exposed));
+      expect(mine.entries[kind].map(definitionOf)).toEqual(theirs.entries[kind].map(definitionOf));
     }
-    expect([...mine.toolsByServer.keys()].sort()).toEqual([...theirs.toolsByServer.keys()].sort());
-    expect([...mine.byGatewayName.keys()].sort()).toEqual([...theirs.byGatewayName.keys()].sort());
+    expect(lookups(mine)).toEqual(lookups(theirs));
     expect(catalog.listBodyFor(CALLER, 'tool').equals(other.listBodyFor(CALLER, 'tool'))).toBe(true);
   }
 
@@ -153,8 +164,8 @@ describe('Catalog rebuilds read only the servers that changed', () => {
     expect(catalog.current().version).not.toBe(before.version);
     expect(names(catalog.current())).toContain('gamma__tool_1');
     // The servers that did not change keep their entries (the REST bridge's validators are keyed by them).
-    expect(catalog.current().toolsByServer.get(toolKey(alpha, 'tool_0'))).toBe(
-      before.toolsByServer.get(toolKey(alpha, 'tool_0')),
+    expect(catalog.current().toolsByServer.get(alpha)?.get('tool_0')).toBe(
+      before.toolsByServer.get(alpha)?.get('tool_0'),
     );
     await expectSameAsFresh();
   });
@@ -164,7 +175,8 @@ describe('Catalog rebuilds read only the servers that changed', () => {
     await sync(beta, 'alpha-2', tools('tool', 2, 'Changed'));
     await catalog.refresh();
     expect(repository.reads).toEqual([[beta]]);
-    expect(catalog.current().toolsByServer.get(toolKey(beta, 'tool_0'))?.exposed.description).toBe('Changed');
+    const changed = catalog.current().toolsByServer.get(beta)?.get('tool_0');
+    expect(changed && definitionOf(changed).description).toBe('Changed');
     await expectSameAsFresh();
   });
 
@@ -183,7 +195,7 @@ describe('Catalog rebuilds read only the servers that changed', () => {
     await prisma.server.update({ where: { id: alpha }, data: { allowedRoles: ['Someone.Else'] } });
     await catalog.refresh();
     expect(repository.reads).toEqual([[alpha]]);
-    const entry = catalog.current().toolsByServer.get(toolKey(alpha, 'tool_0'))!;
+    const entry = catalog.current().toolsByServer.get(alpha)!.get('tool_0')!;
     expect(entry.server.allowedRoles).toEqual(['Someone.Else']);
     expect(catalog.allows(CALLER, entry)).toBe(false);
     expect(JSON.parse(catalog.listBodyFor(CALLER, 'tool').toString('utf8'))).not.toContainEqual(
@@ -212,7 +224,7 @@ describe('Catalog rebuilds read only the servers that changed', () => {
     await catalog.refresh();
     expect(repository.reads).toEqual([[]]);
     expect(names(catalog.current()).some((name) => name.startsWith('alpha__'))).toBe(false);
-    expect(catalog.current().toolsByServer.has(toolKey(alpha, 'tool_0'))).toBe(false);
+    expect(catalog.current().toolsByServer.has(alpha)).toBe(false);
     await expectSameAsFresh();
   });
 });

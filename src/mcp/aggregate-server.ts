@@ -215,9 +215,7 @@ export class AggregateServer implements OnModuleDestroy {
     if (request.method === 'tools/call' || request.method === 'prompts/get') {
       const kind = request.method === 'tools/call' ? 'tool' : 'prompt';
       const entry =
-        typeof params?.name === 'string'
-          ? this.catalog.current().byGatewayName.get(`${kind}:${params.name}`)
-          : undefined;
+        typeof params?.name === 'string' ? this.catalog.current().byGatewayName[kind].get(params.name) : undefined;
       if (!entry || !this.catalog.decide(principal, entry).allowed) return {};
       return kind === 'tool' ? { server: entry.server, tool: entry.name } : { server: entry.server };
     }
@@ -320,7 +318,7 @@ export class AggregateServer implements OnModuleDestroy {
   ): { server: GatewayServer; params: Record<string, unknown> } | JsonRpcErrorResponse {
     const kind = request.method === 'tools/call' ? 'tool' : 'prompt';
     const name = request.params?.name;
-    const entry = typeof name === 'string' ? this.catalog.current().byGatewayName.get(`${kind}:${name}`) : undefined;
+    const entry = typeof name === 'string' ? this.catalog.current().byGatewayName[kind].get(name) : undefined;
     const decision = entry && this.catalog.decide(call.principal, entry);
     if (!entry || !decision?.allowed) {
       if (entry && decision) call.exchanges.denied(request, decision.rule, entry.server, entry.name);
@@ -477,7 +475,7 @@ export class AggregateServer implements OnModuleDestroy {
   private async complete(request: JsonRpcRequest, call: Call): Promise<JsonRpcResponse> {
     const ref = request.params?.ref as { type?: unknown; name?: unknown; uri?: unknown } | undefined;
     if (ref?.type === 'ref/prompt' && typeof ref.name === 'string') {
-      const entry = this.catalog.current().byGatewayName.get(`prompt:${ref.name}`);
+      const entry = this.catalog.current().byGatewayName.prompt.get(ref.name);
       if (!entry || !this.catalog.allows(call.principal, entry)) {
         return this.unanswerable(
           call,

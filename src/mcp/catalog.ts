@@ -18,8 +18,19 @@ export interface CatalogEntry {
   /** The upstream's own name (tools, prompts), URI (resources) or URI template. */
   name: string;
   gatewayName: string;
-  /** The definition as `/mcp` lists it: renamed, with the origin under our `_meta` key. */
-  exposed: Record<string, unknown>;
+  /**
+   * The definition as `/mcp` lists it (renamed, with the origin under our `_meta` key), as UTF-8 JSON: a view of
+   * one buffer per server, outside the JavaScript heap. The catalog lives as long as the process, and every full
+   * garbage collection marks each object in it: as objects (or as the strings `JSON.stringify` builds out of
+   * pieces), the 200,000 tools of `npm run bench:registry` were millions of them, and marking them was most of
+   * that bench's slowest requests.
+   */
+  exposedJson: Buffer;
+}
+
+/** The definition `entry` offers (`exposedJson`), as a new object. */
+export function definitionOf(entry: CatalogEntry): Record<string, unknown> {
+  return JSON.parse(entry.exposedJson.toString('utf8')) as Record<string, unknown>;
 }
 
 export interface CatalogSnapshot {
@@ -27,14 +38,13 @@ export interface CatalogSnapshot {
   version: string;
   servers: GatewayServer[];
   entries: Record<CatalogKind, CatalogEntry[]>;
-  byGatewayName: Map<string, CatalogEntry>;
-  /** Tools by server id and upstream name (`toolKey`): what the REST bridge calls. */
-  toolsByServer: Map<string, CatalogEntry>;
-}
-
-/** The key of `CatalogSnapshot.toolsByServer`. */
-export function toolKey(serverId: string, name: string): string {
-  return `${serverId}\0${name}`;
+  /**
+   * Tools and prompts by gateway name; tools by server id, then upstream name (what the REST bridge calls). Keyed
+   * by strings the entries hold already: a key joined from two (`tool:name`) is two more strings per tool, for as
+   * long as the catalog lives.
+   */
+  byGatewayName: Record<'tool' | 'prompt', Map<string, CatalogEntry>>;
+  toolsByServer: Map<string, Map<string, CatalogEntry>>;
 }
 
 /** How often the catalog asks the database whether anything changed (other replicas, discovery, health). */
@@ -46,11 +56,14 @@ const MAX_LIST_BYTES = 64 * 1024 * 1024;
  * burst (a bulk import, a sync of many servers that changed) costs one rebuild of the whole catalog, not one each.
  */
 export const REBUILD_DEBOUNCE_MS = 100;
+const OPEN_ARRAY = Buffer.from('[');
+const COMMA = Buffer.from(',');
+const CLOSE_ARRAY = Buffer.from(']');
 const EMPTY: CatalogSnapshot = {
   version: '',
   servers: [],
   entries: { tool: [], prompt: [], resource: [], resource_template: [] },
-  byGatewayName: new Map(),
+  byGatewayName: { tool: new Map(), prompt: new Map() },
   toolsByServer: new Map(),
 };
 
@@ -73,7 +86,6 @@ export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
   private debounce?: NodeJS.Timeout;
   private stopSignals?: () => Promise<void>;
   private readonly listeners = new Set<(snapshot: CatalogSnapshot) => void>();
-  private readonly listsByRoles = new Map<string, Map<CatalogKind, Record<string, unknown>[]>>();
   private readonly bodyByRoles = new Map<string, Buffer>();
   private bodyBytes = 0;
   private readonly stopListening: () => void;
@@ -120,35 +132,31 @@ export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   /**
-   * The exposed definitions of one kind that `subject` may see (tools: may
-   * call), computed once per role set and catalog version.
+   * The exposed definitions of one kind that `subject` may see (tools: may call), as new objects: for the answers
+   * built as values (a list request in a batch). A lone list request is answered from `listBodyFor`'s bytes.
    */
   listFor(subject: PolicySubject, kind: CatalogKind): Record<string, unknown>[] {
-    const key = [...subject.roles].sort().join('\n');
-    let lists = this.listsByRoles.get(key);
-    if (!lists) {
-      if (this.listsByRoles.size > 1_000) this.listsByRoles.clear();
-      lists = new Map();
-      this.listsByRoles.set(key, lists);
-    }
-    let list = lists.get(kind);
-    if (!list) {
-      list = this.snapshot.entries[kind].filter((entry) => this.allows(subject, entry)).map((entry) => entry.exposed);
-      lists.set(kind, list);
-    }
-    return list;
+    return JSON.parse(this.listBodyFor(subject, kind).toString('utf8')) as Record<string, unknown>[];
   }
 
   /**
-   * `listFor` as UTF-8 JSON, serialized and encoded once per role set and catalog version: the hot path of
-   * `tools/list`, whose answer is written from these bytes as they are (5,000 tools are 1.5 MB; writing them as a
-   * string cost about 10 ms per list, `npm run bench`). At most MAX_LIST_BYTES are kept, however many role sets.
+   * The exposed definitions of one kind that `subject` may see (tools: may call), as a UTF-8 JSON array, made
+   * once per role set and catalog version: the hot path of `tools/list`, whose answer is written from these bytes
+   * as they are (5,000 tools are 1.5 MB; writing them as a string cost about 10 ms per list, `npm run bench`). At
+   * most MAX_LIST_BYTES are kept, however many role sets.
    */
   listBodyFor(subject: PolicySubject, kind: CatalogKind): Buffer {
     const key = `${kind}\n${[...subject.roles].sort().join('\n')}`;
     let body = this.bodyByRoles.get(key);
     if (body === undefined) {
-      body = Buffer.from(JSON.stringify(this.listFor(subject, kind)), 'utf8');
+      const parts: Buffer[] = [OPEN_ARRAY];
+      for (const entry of this.snapshot.entries[kind]) {
+        if (!this.allows(subject, entry)) continue;
+        if (parts.length > 1) parts.push(COMMA);
+        parts.push(entry.exposedJson);
+      }
+      parts.push(CLOSE_ARRAY);
+      body = Buffer.concat(parts);
       if (this.bodyBytes + body.length > MAX_LIST_BYTES) this.forgetListBodies();
       this.bodyByRoles.set(key, body);
       this.bodyBytes += body.length;
@@ -258,8 +266,7 @@ export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
       const ordered = servers.map((server) => shares.get(server.id)!.server);
       this.snapshot = assemble(version, ordered, shares);
       // Made of the entries just replaced (even when the version stayed, e.g. a server's URL changed): kept, the
-      // lists would hold a second copy of every definition, and the bytes what the entries no longer say.
-      this.listsByRoles.clear();
+      // bytes would say what the entries no longer say.
       this.forgetListBodies();
       if (!changed) return;
       for (const listener of this.listeners) listener(this.snapshot);
@@ -294,33 +301,50 @@ function groupByServer(rows: CatalogItemRow[], serverIds: Iterable<string>): Map
 }
 
 function entriesOf(server: GatewayServer, rows: CatalogItemRow[]): Pick<ServerShare, 'entries' | 'digest'> {
+  const items = rows.flatMap((row) => {
+    const kind = kindOf(row.kind);
+    return kind ? [{ ...row, kind }] : [];
+  });
+  const texts = items.map((row) =>
+    JSON.stringify(renamedDefinition(row.kind, row.definition, row.gatewayName, server, row.name)),
+  );
+  const block = Buffer.from(texts.join(''), 'utf8');
   const entries: CatalogEntry[] = [];
   const hash = createHash('sha256');
-  for (const row of rows) {
-    if (!isKind(row.kind)) continue;
+  let offset = 0;
+  items.forEach((row, index) => {
+    const end = offset + Buffer.byteLength(texts[index]!, 'utf8');
     entries.push({
       server,
       kind: row.kind,
       name: row.name,
       gatewayName: row.gatewayName,
-      exposed: exposedDefinition(row.kind, row.definition, row.gatewayName, server, row.name),
+      exposedJson: block.subarray(offset, end),
     });
+    offset = end;
     hash.update(`${row.kind}\0${row.gatewayName}\0${row.fingerprint}\n`);
-  }
+  });
   return { entries, digest: hash.digest('hex') };
 }
 
 /** The snapshot of these shares: each kind's entries in (gateway name, server id) order, and the lookups. */
 function assemble(version: string, servers: GatewayServer[], shares: Map<string, ServerShare>): CatalogSnapshot {
   const entries: CatalogSnapshot['entries'] = { tool: [], prompt: [], resource: [], resource_template: [] };
-  const byGatewayName = new Map<string, CatalogEntry>();
-  const toolsByServer = new Map<string, CatalogEntry>();
+  const byGatewayName: CatalogSnapshot['byGatewayName'] = { tool: new Map(), prompt: new Map() };
+  const toolsByServer = new Map<string, Map<string, CatalogEntry>>();
   for (const share of shares.values()) for (const entry of share.entries) entries[entry.kind].push(entry);
   for (const list of Object.values(entries)) list.sort(byGatewayNameThenServer);
   for (const kind of ['tool', 'prompt'] as const) {
-    for (const entry of entries[kind]) byGatewayName.set(`${kind}:${entry.gatewayName}`, entry);
+    for (const entry of entries[kind]) byGatewayName[kind].set(entry.gatewayName, entry);
   }
-  for (const entry of entries.tool) toolsByServer.set(toolKey(entry.server.id, entry.name), entry);
+  for (const entry of entries.tool) {
+    let tools = toolsByServer.get(entry.server.id);
+    if (!tools) {
+      tools = new Map<string, CatalogEntry>();
+      toolsByServer.set(entry.server.id, tools);
+    }
+    tools.set(entry.name, entry);
+  }
   return { version, servers, entries, byGatewayName, toolsByServer };
 }
 
@@ -334,8 +358,11 @@ function byGatewayNameThenServer(a: CatalogEntry, b: CatalogEntry): number {
   return 0;
 }
 
-function isKind(kind: string): kind is CatalogKind {
-  return kind === 'tool' || kind === 'prompt' || kind === 'resource' || kind === 'resource_template';
+const KINDS: readonly CatalogKind[] = ['tool', 'prompt', 'resource', 'resource_template'];
+
+/** The kind as this module's own string: the database's copy would be one more string per item, for good. */
+function kindOf(kind: string): CatalogKind | undefined {
+  return KINDS.find((candidate) => candidate === kind);
 }
 
 function sameMarker(a: CatalogMarker, b: CatalogMarker): boolean {
@@ -348,7 +375,7 @@ function sameMarker(a: CatalogMarker, b: CatalogMarker): boolean {
 }
 
 /** The upstream's definition under the gateway's name, with where it came from under our `_meta` key. */
-function exposedDefinition(
+function renamedDefinition(
   kind: CatalogKind,
   definition: Record<string, unknown>,
   gatewayName: string,

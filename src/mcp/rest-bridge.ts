@@ -12,7 +12,7 @@ import { bearerChallenge } from '../auth/bearer-challenge';
 import { ProtectedResource } from '../auth/protected-resource';
 import { claimsChallengeOf, classifyUpstreamError } from '../upstream/upstream-error';
 import { GATEWAY_VERSION } from '../version';
-import { Catalog, type CatalogEntry, type CatalogSnapshot, toolKey } from './catalog';
+import { Catalog, type CatalogEntry, type CatalogSnapshot, definitionOf } from './catalog';
 import { type GatewayServer, ServerDirectory } from './server-directory';
 import { UpstreamPool } from './upstream-pool';
 import { McpTraffic } from '../traffic/mcp-traffic';
@@ -149,7 +149,7 @@ export class RestBridge {
     const server = await this.server(req, slug);
     const paths: Record<string, unknown> = {};
     for (const entry of this.usableTools(req, server)) {
-      const definition = entry.exposed;
+      const definition = definitionOf(entry);
       paths[`/${encodeURIComponent(entry.name)}`] = {
         post: {
           operationId: entry.gatewayName,
@@ -196,12 +196,12 @@ export class RestBridge {
   }
 
   private upstreamDefinition(entry: CatalogEntry): Record<string, unknown> {
-    return { ...entry.exposed, name: entry.name };
+    return { ...definitionOf(entry), name: entry.name };
   }
 
   /** The tool, when the catalog has it and the caller may use it: one lookup, whatever the catalog's size. */
   private usableTool(principal: Principal, server: GatewayServer, tool: string): CatalogEntry | undefined {
-    const entry = this.catalog.current().toolsByServer.get(toolKey(server.id, tool));
+    const entry = this.catalog.current().toolsByServer.get(server.id)?.get(tool);
     return entry && this.catalog.allows(principal, entry) ? entry : undefined;
   }
 
@@ -216,7 +216,7 @@ export class RestBridge {
     const { ajv, validators } = this.validation;
     let validator = validators.get(entry);
     if (!validator) {
-      validator = ajv.getValidator(entry.exposed.inputSchema ?? {});
+      validator = ajv.getValidator(definitionOf(entry).inputSchema ?? {});
       validators.set(entry, validator);
     }
     return validator;
