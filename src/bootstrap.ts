@@ -10,6 +10,7 @@ import { cleanupOpenApiDoc, ZodValidationPipe } from 'nestjs-zod';
 import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import { type AppDependencies, AppModule } from './app.module';
+import { GatewayExpressAdapter } from './common/express-adapter';
 import { useJsonBody } from './common/json-body';
 import { ProblemDetailsFilter } from './common/problem-details.filter';
 import type { AppConfig } from './config/config';
@@ -38,8 +39,8 @@ export { MIGRATIONS_DIR };
 export const NEST_OPTIONS = { bufferLogs: true, abortOnError: false, bodyParser: false } as const;
 
 /**
- * The production HTTP pipeline. `startGateway` and the tests that build an
- * app of their own both go through here, so tests run what production runs.
+ * The production HTTP pipeline, for an app made with `GatewayExpressAdapter`. `startGateway` and the tests that
+ * build an app of their own both go through here, so tests run what production runs.
  */
 export function configureApp(app: INestApplication, logger: Logger): void {
   const express = app as NestExpressApplication;
@@ -203,7 +204,7 @@ export async function startGateway(config: AppConfig, options: StartOptions): Pr
     }
     store = await openStore(config.redisUrl, logger);
     const deps: AppDependencies = { config, logger, database, store };
-    app = await NestFactory.create(AppModule.forRoot(deps), NEST_OPTIONS);
+    app = await NestFactory.create(AppModule.forRoot(deps), new GatewayExpressAdapter(), NEST_OPTIONS);
     configureApp(app, logger);
     await app.listen(config.port, config.host);
     const gateway = new RunningGateway(app, deps);

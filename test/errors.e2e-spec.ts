@@ -6,6 +6,7 @@ import request from 'supertest';
 import { z } from 'zod';
 import { AppModule } from '../src/app.module';
 import { configureApp, NEST_OPTIONS } from '../src/bootstrap';
+import { GatewayExpressAdapter } from '../src/common/express-adapter';
 import { DomainError } from '../src/common/domain-error';
 import { loadConfig } from '../src/config/config';
 import { type DatabaseConnection, openDatabase } from '../src/database/database';
@@ -63,7 +64,7 @@ describe('problem+json from the production pipeline', () => {
       imports: [AppModule.forRoot({ config, logger, database, store: new MemoryStore() })],
       controllers: [FailingController],
     }).compile();
-    app = moduleRef.createNestApplication(NEST_OPTIONS);
+    app = moduleRef.createNestApplication(new GatewayExpressAdapter(), NEST_OPTIONS);
     configureApp(app, logger);
     await app.init();
   });

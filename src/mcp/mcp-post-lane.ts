@@ -120,7 +120,8 @@ export class McpPostLane {
     const id = requestId(req, res);
     req.id = id;
     res.once('close', () => this.logCompleted(req, res, id, started));
-    req.ip = proxyAddr(req, this.options.trustProxy);
+    // Once, as Express's getter would say it; defined, not assigned, since that getter is on the prototype.
+    Object.defineProperty(req, 'ip', { value: proxyAddr(req, this.options.trustProxy), enumerable: true });
 
     if (!this.steps.edge(req, res) || !this.steps.ipLimit(req, res)) return;
     const body = await this.readBody(req, res, target);

@@ -7,6 +7,7 @@ import type { Request } from 'express';
 import { AppModule, type AppDependencies } from '../../src/app.module';
 import { callerOf, principalOf } from '../../src/auth/principal';
 import { configureApp, MIGRATIONS_DIR, NEST_OPTIONS, RunningGateway } from '../../src/bootstrap';
+import { GatewayExpressAdapter } from '../../src/common/express-adapter';
 import { type EnvSource, loadConfig } from '../../src/config/config';
 import { openDatabase } from '../../src/database/database';
 import { applyMigrations } from '../../src/database/migrator';
@@ -56,7 +57,7 @@ export async function startProbeGateway(env: EnvSource = {}): Promise<TestGatewa
   @Module({ imports: [AppModule.forRoot(deps)], controllers: [PrincipalProbeController] })
   class ProbeRootModule {}
 
-  const app = await NestFactory.create(ProbeRootModule, NEST_OPTIONS);
+  const app = await NestFactory.create(ProbeRootModule, new GatewayExpressAdapter(), NEST_OPTIONS);
   configureApp(app, logger);
   await app.listen(config.port, config.host);
   const gateway = new RunningGateway(app, deps);

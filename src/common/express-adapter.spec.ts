@@ -1,0 +1,49 @@
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Express } from 'express';
+import { GatewayExpressAdapter } from './express-adapter';
+
+describe('GatewayExpressAdapter', () => {
+  let adapter: GatewayExpressAdapter;
+  let server: Server;
+
+  beforeEach(async () => {
+    adapter = new GatewayExpressAdapter();
+    adapter.initHttpServer({});
+    server = adapter.getHttpServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  });
+
+  afterEach(async () => {
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  it("hands Express requests and responses that already have its app's prototypes", async () => {
+    const app = adapter.getInstance<Express>();
+    // Before Express's own listener, which would move them onto those prototypes.
+    const arrived = new Promise<unknown[]>((resolve) => {
+      server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
+        resolve([Object.getPrototypeOf(req), Object.getPrototypeOf(res)]);
+      });
+    });
+    app.get('/who', (req, res) => {
+      res.status(201).json({ ip: req.ip, path: req.path, query: req.query });
+    });
+
+    const { port } = server.address() as AddressInfo;
+    const response = await fetch(`http://127.0.0.1:${port}/who?tag=a`);
+
+    const [requestPrototype, responsePrototype] = await arrived;
+    expect(requestPrototype).toBe(app.request);
+    expect(responsePrototype).toBe(app.response);
+    // Express's request and response methods are all there, through the chain.
+    expect(response.status).toBe(201);
+    expect(await response.json()).toEqual({ ip: '127.0.0.1', path: '/who', query: { tag: 'a' } });
+  });
+
+  it('refuses the Nest options it does not serve', () => {
+    const other = new GatewayExpressAdapter();
+    expect(() => other.initHttpServer({ httpsOptions: {} })).toThrow('plain HTTP');
+    expect(() => other.initHttpServer({ forceCloseConnections: true })).toThrow('plain HTTP');
+  });
+});
