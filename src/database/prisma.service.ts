@@ -9,7 +9,10 @@ export class PrismaService extends PrismaClient implements OnModuleInit, OnModul
   private driver?: Promise<SqlDriverAdapter>;
 
   constructor(private readonly connection: DatabaseConnection) {
-    super({ adapter: connection.adapterFactory });
+    // `minimal` is what Prisma picks by itself under NODE_ENV=production (the image); anything else made it capture
+    // a stack trace for every query, for the code frame of an error message that the API never shows: about a
+    // quarter of the client's time per query (4,000 `findMany` of 30 servers: 4.6 s against 3.4 s).
+    super({ adapter: connection.adapterFactory, errorFormat: 'minimal' });
   }
 
   /**
