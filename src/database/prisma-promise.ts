@@ -28,8 +28,8 @@ export interface PrismaPromiseLike {
  *
  * Everything else is as Prisma's own: the query starts on the first `then`, `catch` or `finally` and runs once
  * outside a transaction (or inside an interactive one); a batch transaction asks for it with `requestTransaction`.
- * Interactive transactions' clients keep Prisma's factory. `test/prisma-promise.e2e-spec.ts` says when a Prisma upgrade
- * stops using this one.
+ * Interactive transactions' clients keep Prisma's factory. `test/prisma-promise.e2e-spec.ts` says when a Prisma
+ * upgrade stops using this one.
  */
 export function createPrismaPromise(callback: Callback, spec?: unknown): PrismaPromiseLike {
   let once: Promise<unknown> | undefined;

@@ -22,8 +22,8 @@ export interface CatalogEntry {
    * The definition as `/mcp` lists it (renamed, with the origin under our `_meta` key), as UTF-8 JSON: a view of
    * one buffer per server, outside the JavaScript heap. The catalog lives as long as the process, and every full
    * garbage collection marks each object in it: as objects (or as the strings `JSON.stringify` builds out of
-   * pieces), the 200,000 tools of `npm run bench:registry` were millions of them, and marking them was most of
-   * that bench's slowest requests.
+   * pieces), the 200,000 tools of `npm run bench:registry` were millions of them, and marking them stalled that
+   * bench's requests (README, Registry benchmark).
    */
   exposedJson: Buffer;
 }
