@@ -26,7 +26,7 @@ export class GatewayExpressAdapter extends ExpressAdapter {
     }
     const app = this.getInstance<Express>();
     class ExpressRequest extends IncomingMessage {}
-    class ExpressResponse<R extends IncomingMessage = IncomingMessage> extends ServerResponse<R> {}
+    class ExpressResponse extends ServerResponse {}
     Object.setPrototypeOf(ExpressRequest.prototype, app.request);
     Object.setPrototypeOf(ExpressResponse.prototype, app.response);
     app.request = ExpressRequest.prototype as unknown as Express['request'];
