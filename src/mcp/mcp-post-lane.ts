@@ -120,8 +120,10 @@ export class McpPostLane {
     const id = requestId(req, res);
     req.id = id;
     res.once('close', () => this.logCompleted(req, res, id, started));
-    // Once, as Express's getter would say it; defined, not assigned, since that getter is on the prototype.
-    Object.defineProperty(req, 'ip', { value: proxyAddr(req, this.options.trustProxy), enumerable: true });
+    // Once, as Express's getter would say it. Defined, not assigned, since that getter is on the prototype; a plain
+    // data property, as the assignment made before requests came with Express's prototype.
+    const ip = proxyAddr(req, this.options.trustProxy);
+    Object.defineProperty(req, 'ip', { value: ip, enumerable: true, writable: true, configurable: true });
 
     if (!this.steps.edge(req, res) || !this.steps.ipLimit(req, res)) return;
     const body = await this.readBody(req, res, target);
