@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import { type AppDependencies, AppModule } from './app.module';
 import { GatewayExpressAdapter } from './common/express-adapter';
+import { Held } from './common/held';
 import { useJsonBody } from './common/json-body';
 import { ProblemDetailsFilter } from './common/problem-details.filter';
 import type { AppConfig } from './config/config';
@@ -130,8 +131,11 @@ export interface StartOptions {
 /** A gateway that is serving; `close()` drains and stops it in reverse order of start. */
 export class RunningGateway {
   private closing?: Promise<void>;
-  /** Responses not yet finished, so draining can tell their clients not to reuse the connection. */
-  private readonly inFlight = new Set<ServerResponse>();
+  /**
+   * Responses not yet finished, so draining can tell their clients not to reuse the connection. Boxed: a response
+   * reaches all of its request's work, which must not outlive it (src/common/held.ts).
+   */
+  private readonly inFlight = new Set<Held<ServerResponse>>();
 
   constructor(
     readonly app: INestApplication,
@@ -142,8 +146,12 @@ export class RunningGateway {
         res.setHeader('connection', 'close');
         return;
       }
-      this.inFlight.add(res);
-      res.once('close', () => this.inFlight.delete(res));
+      const held = new Held(res);
+      this.inFlight.add(held);
+      res.once('close', () => {
+        held.release();
+        this.inFlight.delete(held);
+      });
     });
   }
 
@@ -162,9 +170,9 @@ export class RunningGateway {
     const { config, logger, store, database } = this.deps;
     logger.info({ graceMs: config.shutdownGraceMs }, 'shutting down: draining requests');
     this.app.get(DrainState).startDraining();
-    for (const res of this.inFlight) {
+    for (const { value: res } of this.inFlight) {
       // Keep-alive clients then reconnect (elsewhere) instead of reusing a connection about to close.
-      if (!res.headersSent) res.setHeader('connection', 'close');
+      if (res && !res.headersSent) res.setHeader('connection', 'close');
     }
     const server = this.app.getHttpServer() as Server;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -1,3 +1,4 @@
+import { Held } from '../common/held';
 import type { KeyValueStore } from '../redis/key-value-store';
 import type { JsonRpcMessage } from './jsonrpc';
 
@@ -9,7 +10,8 @@ const CANCEL_CHANNEL = 'mcp:cancel';
  * (the cancellation is published to all of them).
  */
 export class InFlightRequests {
-  private readonly cancels = new Map<string, (reason?: string) => void>();
+  /** Boxed: what a request's cancel function reaches (its whole relay) must not outlive the request. */
+  private readonly cancels = new Map<string, Held<(reason?: string) => void>>();
   private unsubscribe?: () => Promise<void>;
 
   constructor(private readonly store: KeyValueStore) {}
@@ -17,7 +19,7 @@ export class InFlightRequests {
   async start(): Promise<void> {
     this.unsubscribe = await this.store.subscribe(CANCEL_CHANNEL, (message) => {
       const { key, reason } = JSON.parse(message) as { key: string; reason?: string };
-      this.cancels.get(key)?.(reason);
+      this.cancels.get(key)?.value?.(reason);
     });
   }
 
@@ -29,9 +31,11 @@ export class InFlightRequests {
   /** Registers how to stop a request; returns the function that forgets it once it is done. */
   track(sessionId: string, requestId: string | number, cancel: (reason?: string) => void): () => void {
     const key = keyOf(sessionId, requestId);
-    this.cancels.set(key, cancel);
+    const held = new Held(cancel);
+    this.cancels.set(key, held);
     return () => {
-      if (this.cancels.get(key) === cancel) this.cancels.delete(key);
+      held.release();
+      if (this.cancels.get(key) === held) this.cancels.delete(key);
     };
   }
 
@@ -48,7 +52,7 @@ export class InFlightRequests {
   async cancel(sessionId: string, requestId: unknown, reason?: string): Promise<void> {
     if (typeof requestId !== 'string' && typeof requestId !== 'number') return;
     const key = keyOf(sessionId, requestId);
-    const local = this.cancels.get(key);
+    const local = this.cancels.get(key)?.value;
     if (local) local(reason);
     else await this.store.publish(CANCEL_CHANNEL, JSON.stringify({ key, reason }));
   }
