@@ -2,11 +2,12 @@
  * A value that a long-lived Set or Map keeps while a request is in flight, in a box that `release()` empties when
  * the request ends.
  *
- * Held directly, the value outlived its entry: V8 (Node 20 and 24) kept what a long-lived Set or Map had held
- * across an await reachable through young collections, so it was promoted, with everything it reached, and only a
- * full collection took it (`npm run bench:retention`). Two such collections on the relay path (the responses in
- * flight and the requests a client may cancel) made about 8 KB of every relayed call survive that way, and with
- * it a sixth of the gateway's CPU per call (README, Performance). Emptied, the box is all that can stay.
+ * Held directly, the value could outlive its entry: V8 (Node 20 and 24) kept part of what a long-lived Set or Map
+ * had held across an await alive through young collections after the entry was deleted, so it was promoted and only
+ * a full collection took it. `npm run bench:retention` shows it with requests whose text holds numbers (as timings
+ * and ids do); we have not pinned down which V8 mechanism it is. In the gateway, the responses in flight and the
+ * requests a client may cancel, held directly, made about 7 KB of every relayed call survive that way, and cost a
+ * sixth of its CPU per call (README, Performance). Emptied, the box is all that can stay.
  */
 export class Held<T> {
   constructor(private held: T | undefined) {}
