@@ -11,6 +11,7 @@ const PERCENTILES = [
 ] as const;
 const SHORT_LABELS: Record<PathName, string> = {
   direct: 'direct',
+  floor: 'floor',
   slug: '/mcp/{slug}',
   aggregate: '/mcp',
   rest: 'REST',

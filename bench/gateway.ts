@@ -8,12 +8,13 @@
  * (bench/mcp-load.ts, started once per measurement). This process runs the issuer, registers the servers
  * through the admin API, reads the gateway's and the upstream's CPU time and RSS from /proc, and reports.
  *
- * Measured, side by side at each concurrency: tools/call direct to the upstream, through /mcp/{slug}, through
- * /mcp (as `{slug}__echo`) and through the REST bridge; then tools/list on /mcp over the catalog, time from
- * `serve` to ready (PostgreSQL, embedded first start and reopen) and idle RSS. A benchmark, not a test: it
- * asserts nothing about time, and compares with the issue's targets only in what it prints.
+ * Measured, side by side at each concurrency: tools/call direct to the upstream, through a bare relay (the floor:
+ * bench/bare-relay.ts, what relaying alone costs a Node process; its CPU and RSS fill the gateway's columns),
+ * through /mcp/{slug}, through /mcp (as `{slug}__echo`) and through the REST bridge; then tools/list on /mcp over
+ * the catalog, time from `serve` to ready (PostgreSQL, embedded first start and reopen) and idle RSS. A benchmark,
+ * not a test: it asserts nothing about time, and compares with the issue's targets only in what it prints.
  *
- *   npm run bench -- [--quick] [--concurrency 1,8,32,128] [--paths direct,slug,aggregate,rest]
+ *   npm run bench -- [--quick] [--concurrency 1,8,32,128] [--paths direct,floor,slug,aggregate,rest]
  *                    [--duration 10000] [--warmup 2000] [--catalog-servers 100] [--catalog-tools 50]
  *                    [--list-duration 5000] [--database <url>] [--redis <url>|none] [--out bench/results]
  *                    [--cpu-prof <dir>] [--skip startup,list] [--lease-percent <0-10>] [--idle 40000]
@@ -48,10 +49,11 @@ const STOP_TIMEOUT_MS = 15_000;
 const CALLER_ROLE = 'Bench.Caller';
 const NAME_PREFIX = 'io.mcp-gateway.bench';
 
-export const PATHS = ['direct', 'slug', 'aggregate', 'rest'] as const;
+export const PATHS = ['direct', 'floor', 'slug', 'aggregate', 'rest'] as const;
 export type PathName = (typeof PATHS)[number];
 const PATH_LABELS: Record<PathName, string> = {
   direct: 'direct (upstream)',
+  floor: 'bare relay (floor)',
   slug: '/mcp/{slug}',
   aggregate: '/mcp ({slug}__echo)',
   rest: 'REST bridge',
@@ -237,21 +239,14 @@ function jsonLines(child: ChildProcess): AsyncIterable<Record<string, unknown>> 
   })();
 }
 
-interface Upstream extends Child {
+interface Listening extends Child {
   url: string;
 }
 
-async function startUpstream(options: Options): Promise<Upstream> {
+/** Starts a script of bench/ that prints `{"port":…}` once it listens. */
+async function startListening(script: string, args: string[], what: string): Promise<Listening> {
   const child = startChild(
-    [
-      '-r',
-      SWC_REGISTER,
-      path.join(__dirname, 'echo-upstream.ts'),
-      '--catalog-servers',
-      String(options.catalogServers),
-      '--catalog-tools',
-      String(options.catalogTools),
-    ],
+    ['-r', SWC_REGISTER, path.join(__dirname, script), ...args],
     { PATH: process.env.PATH, NODE_ENV: 'production' },
     'pipe',
   );
@@ -261,7 +256,17 @@ async function startUpstream(options: Options): Promise<Upstream> {
       return { ...child, url: `http://127.0.0.1:${line.port}` };
     }
   }
-  throw new Error('the upstream exited before listening (its output is above)');
+  throw new Error(`the ${what} exited before listening (its output is above)`);
+}
+
+function startUpstream(options: Options): Promise<Listening> {
+  const catalog = [
+    '--catalog-servers',
+    String(options.catalogServers),
+    '--catalog-tools',
+    String(options.catalogTools),
+  ];
+  return startListening('echo-upstream.ts', catalog, 'upstream');
 }
 
 interface Gateway extends Child {
@@ -400,7 +405,9 @@ async function load(
 }
 
 interface Setup {
-  upstream: Upstream;
+  upstream: Listening;
+  /** bench/bare-relay.ts in front of the upstream, when the floor path is measured. */
+  floor?: Listening;
   gateway: Gateway;
   token: string;
   echoSlug: string;
@@ -417,6 +424,8 @@ function specFor(pathName: PathName, setup: Setup, concurrency: number, options:
   switch (pathName) {
     case 'direct':
       return { ...base, protocol: 'mcp', url: `${setup.upstream.url}/mcp`, tool: 'echo' };
+    case 'floor':
+      return { ...base, protocol: 'mcp', url: `${setup.floor?.url}/mcp`, tool: 'echo' };
     case 'slug':
       return { ...base, protocol: 'mcp', url: `${gateway.url}/mcp/${echoSlug}`, tool: 'echo', token };
     case 'aggregate':
@@ -607,6 +616,18 @@ function targetsOf(report: Omit<BenchReport, 'targets'>): BenchReport['targets']
       target: 'gateway CPU/call ≤ upstream CPU/call (c=32)',
       measured: `${maybe(slug32.gatewayCpuMsPerCall)} vs ${maybe(direct32.upstreamCpuMsPerCall)} ms`,
       met: slug32.gatewayCpuMsPerCall <= direct32.upstreamCpuMsPerCall,
+    });
+  }
+  const floor32 = find('floor', 32);
+  if (slug32?.gatewayCpuMsPerCall != null && floor32?.gatewayCpuMsPerCall != null && direct32?.upstreamCpuMsPerCall) {
+    // Not a target: how much of the gateway's CPU relaying alone would cost, in upstreams' worth.
+    const upstream = direct32.upstreamCpuMsPerCall;
+    targets.push({
+      target: 'CPU/call ÷ upstream CPU/call (c=32): gateway, bare relay',
+      measured: [slug32.gatewayCpuMsPerCall, floor32.gatewayCpuMsPerCall]
+        .map((ms) => (ms / upstream).toFixed(2))
+        .join(', '),
+      met: null,
     });
   }
   if (slug32 && direct32) {
@@ -810,14 +831,21 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
         `${((performance.now() - catalogStarted) / 1000).toFixed(1)} s`,
     );
     const withCatalog = await idleRss(gateway.process.pid, options.idleMs);
-    const setup: Setup = { upstream, gateway, token, echoSlug };
+    let floor: Listening | undefined;
+    if (options.paths.includes('floor')) {
+      floor = await startListening('bare-relay.ts', ['--upstream', upstream.url], 'bare relay');
+      cleanups.push(() => floor!.stop());
+    }
+    const setup: Setup = { upstream, floor, gateway, token, echoSlug };
 
     const calls: CallMeasurement[] = [];
     for (const concurrency of options.concurrency) {
       // Paths side by side at each concurrency, so that they see the same machine load.
       for (const pathName of options.paths) {
         const loadAtStart = os.loadavg();
-        const result = await load(specFor(pathName, setup, concurrency, options), watched);
+        // The floor's CPU and RSS are the bare relay's, in the gateway's columns.
+        const relay = pathName === 'floor' ? { ...watched, gatewayPid: floor?.process.pid } : watched;
+        const result = await load(specFor(pathName, setup, concurrency, options), relay);
         const { gatewayCpuMs, upstreamCpuMs, ...rest } = result;
         const measurement: CallMeasurement = {
           ...rest,
