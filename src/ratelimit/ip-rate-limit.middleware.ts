@@ -49,7 +49,9 @@ export class IpRateLimitMiddleware implements NestMiddleware {
     const at = new Date();
     // The client's address: the TCP peer, or the one trusted proxies forwarded (TRUST_PROXY).
     const address = req.ip ?? req.socket.remoteAddress;
-    const budget: Budget = { ...this.budget, key: clientAddressKey(address) };
+    // Field by field: on Node 20 a literal that begins with a spread is promoted, with what it holds.
+    const { policy, count, windowMs, onRedisDown } = this.budget;
+    const budget: Budget = { policy, key: clientAddressKey(address), count, windowMs, onRedisDown };
     const result = this.buckets.charge({ budgets: [budget], cost: 1 });
     if (result.allowed) {
       this.stats.decided({ policy: 'ip', outcome: 'allowed', source: 'ip' });
