@@ -6,8 +6,8 @@
  * had held across an await alive through young collections after the entry was deleted, so it was promoted and only
  * a full collection took it. `npm run bench:retention` shows it with requests whose text holds numbers (as timings
  * and ids do); we have not pinned down which V8 mechanism it is. In the gateway, the responses in flight and the
- * requests a client may cancel, held directly, made about 7 KB of every relayed call survive that way, and cost a
- * sixth of its CPU per call (README, Performance). Emptied, the box is all that can stay.
+ * requests a client may cancel, held directly, made about 7 KB of every relayed call survive that way, and cost
+ * about 15% of its CPU per call (README, Performance). Emptied, the box is all that can stay.
  */
 export class Held<T> {
   constructor(private held: T | undefined) {}
