@@ -22,7 +22,7 @@ const CACHE_MS = 1_000;
  */
 @Injectable()
 export class ServerDirectory implements OnModuleDestroy {
-  private readonly bySlugCache = new Map<string, { server: GatewayServer | undefined; at: number }>();
+  private readonly bySlugCache = new Map<string, { server: Promise<GatewayServer | undefined>; at: number }>();
   private readonly stopListening: () => void;
 
   constructor(
@@ -36,14 +36,22 @@ export class ServerDirectory implements OnModuleDestroy {
     this.stopListening();
   }
 
-  async bySlug(slug: string): Promise<GatewayServer | undefined> {
+  bySlug(slug: string): Promise<GatewayServer | undefined> {
     const now = Date.now();
     const cached = this.bySlugCache.get(slug);
     if (cached && now - cached.at < CACHE_MS) return cached.server;
-    const row = await this.prisma.server.findFirst({ where: { slug, status: { in: ['active', 'deprecated'] } } });
-    const server = row ? toGatewayServer(row) : undefined;
+    // The lookup itself is cached, so the requests that arrive while it runs share it: when the entry expired under
+    // load, each of them used to ask the database (about 14 queries a second for one slug at concurrency 32).
+    const server = this.prisma.server
+      .findFirst({ where: { slug, status: { in: ['active', 'deprecated'] } } })
+      .then((row) => (row ? toGatewayServer(row) : undefined));
     if (this.bySlugCache.size > 10_000) this.bySlugCache.clear();
-    this.bySlugCache.set(slug, { server, at: now });
+    const entry = { server, at: now };
+    this.bySlugCache.set(slug, entry);
+    // A failed lookup is not remembered; its callers see the failure.
+    server.catch(() => {
+      if (this.bySlugCache.get(slug) === entry) this.bySlugCache.delete(slug);
+    });
     return server;
   }
 }
