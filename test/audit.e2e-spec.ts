@@ -379,4 +379,27 @@ describe('audit trail: waits for the condition, not a time', () => {
       await gw.close();
     }
   });
+  it('between ticks writes only full batches: the rest waits for the next tick or a flush', async () => {
+    // No tick within the test: only a full batch wakes the writer.
+    const gw = await startTestGateway('services', {
+      DATABASE_URL: scratch.url,
+      AUDIT_FLUSH_INTERVAL_MS: '60000',
+      AUDIT_BATCH_SIZE: '10',
+    });
+    try {
+      const audit = auditOf(gw.gateway.app);
+      const batches: number[] = [];
+      audit.trail.onWrite((event) => batches.push(event.records));
+      for (let i = 0; i < 25; i++) audit.traffic.record(exchangeFactory({ requestId: `b${i}` }));
+      await waitUntil(() => audit.trail.stats().stored === 20, 'two full batches are stored');
+      // The writer has stopped: five records are not a batch.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(audit.trail.stats()).toMatchObject({ stored: 20, queueDepth: 5 });
+      await audit.trail.flush();
+      expect(audit.trail.stats()).toMatchObject({ stored: 25, queueDepth: 0 });
+      expect(batches).toEqual([10, 10, 5]);
+    } finally {
+      await gw.close();
+    }
+  });
 });

@@ -194,9 +194,9 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
 
   /** Writes everything queued now (and replays the spool if the database answers); resolves when done. */
   async flush(): Promise<void> {
-    await this.pump();
+    await this.pump(true);
     // Records queued while the previous pass ran.
-    if (this.queue.length > 0) await this.pump();
+    if (this.queue.length > 0) await this.pump(true);
   }
 
   /**
@@ -231,9 +231,9 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   /** The one writer loop; concurrent callers share the pass under way, then run another. */
-  private pump(): Promise<void> {
+  private pump(drain = false): Promise<void> {
     const previous = this.pumping ?? Promise.resolve();
-    const pass = previous.then(() => this.pass());
+    const pass = previous.then(() => this.pass(drain));
     const tracked = pass.finally(() => {
       if (this.pumping === tracked) this.pumping = undefined;
     });
@@ -241,7 +241,13 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
     return tracked;
   }
 
-  private async pass(): Promise<void> {
+  /**
+   * Replays the spool, then writes what is queued: all of it when `drain`, else one batch and then only full ones.
+   * Records that arrive meanwhile wait for the next tick (AUDIT_FLUSH_INTERVAL_MS) or a full batch, so a busy gateway
+   * writes a statement per tick rather than one per round trip to the database (about 70 a second, each of 25
+   * records, at 1,700 calls a second).
+   */
+  private async pass(drain: boolean): Promise<void> {
     let replayBlocked = false;
     for (;;) {
       if (this.spool.files > 0 && !replayBlocked) {
@@ -260,6 +266,7 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
         // The database just failed: do not wait on it again in this pass.
         replayBlocked = true;
       }
+      if (!drain && this.queue.length < this.config.audit.batchSize) return;
     }
   }
 
