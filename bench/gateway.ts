@@ -831,11 +831,10 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
         `${((performance.now() - catalogStarted) / 1000).toFixed(1)} s`,
     );
     const withCatalog = await idleRss(gateway.process.pid, options.idleMs);
-    let floor: Listening | undefined;
-    if (options.paths.includes('floor')) {
-      floor = await startListening('bare-relay.ts', ['--upstream', upstream.url], 'bare relay');
-      cleanups.push(() => floor!.stop());
-    }
+    const floor = options.paths.includes('floor')
+      ? await startListening('bare-relay.ts', ['--upstream', upstream.url], 'bare relay')
+      : undefined;
+    if (floor) cleanups.push(() => floor.stop());
     const setup: Setup = { upstream, floor, gateway, token, echoSlug };
 
     const calls: CallMeasurement[] = [];
