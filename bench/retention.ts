@@ -49,9 +49,10 @@ function tracker(mode: Mode): (request: object) => () => void {
     case 'held-map':
       return (request) => {
         const id = next++;
-        map.set(id, new Held(request));
+        const held = new Held(request);
+        map.set(id, held);
         return () => {
-          (map.get(id) as Held<object>).release();
+          held.release();
           map.delete(id);
         };
       };
