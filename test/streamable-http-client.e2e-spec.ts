@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import * as http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { CallSignal } from '../src/common/call-signal';
 import { StreamableHttpClient, UnexpectedRedirect } from '../src/mcp/streamable-http-client';
 import type { SseEvent } from '../src/mcp/sse';
 
@@ -194,6 +195,37 @@ describe('StreamableHttpClient against a real HTTP server', () => {
       timeout,
     );
     expect(upstream.seen).toHaveLength(before);
+  });
+
+  it('takes a CallSignal as undici does an AbortSignal: its reason, and its time bound after dispose while a body is read', async () => {
+    upstream.handle((req, _body, res) => {
+      if (req.method === 'GET') {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write('data: {"jsonrpc":"2.0","method":"notifications/message"}\n\n');
+        return; // and nothing more
+      }
+      // Never answers a POST.
+    });
+    const parent = new CallSignal();
+    const post = client.post(
+      upstream.url,
+      { jsonrpc: '2.0', id: 1, method: 'ping' },
+      { headers: {}, signal: new CallSignal(parent) },
+    );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const gone = new Error('the client closed the connection');
+    parent.abort(gone);
+    await expect(post).rejects.toBe(gone);
+
+    const bounded = new CallSignal(undefined, 300);
+    const stream = await client.get(upstream.url, { headers: {}, signal: bounded });
+    if (stream.body.kind !== 'sse') throw new Error(`expected an SSE body, got ${stream.body.kind}`);
+    const events = stream.body.events[Symbol.asyncIterator]();
+    expect((await events.next()).done).toBe(false);
+    // The caller is done with it; the body undici still reads keeps it, and its timer, until it lets go.
+    bounded.dispose();
+    await expect(events.next()).rejects.toMatchObject({ name: 'TimeoutError' });
+    expect(bounded.listenerCount('abort')).toBe(0);
   });
 
   it('sends again on a new connection when the upstream dropped a kept-alive one without answering', async () => {

@@ -10,6 +10,7 @@ import { claimsChallengeOf, classifyUpstreamError } from '../upstream/upstream-e
 import { GATEWAY_VERSION } from '../version';
 import { Catalog, type CatalogEntry, type CatalogKind } from './catalog';
 import { endWith, headerOf, sendClaimsChallenge, sendJson, sendRpcError, startSse, writeEvent } from './http-replies';
+import { CallSignal } from '../common/call-signal';
 import { sendAround } from '../common/send-text';
 import {
   ErrorCodes,
@@ -49,7 +50,7 @@ interface Call {
   sessionId: string;
   principal: Principal;
   caller: UpstreamCaller;
-  signal: AbortSignal;
+  signal: CallSignal;
   exchanges: ExchangeRecorder;
 }
 
@@ -115,11 +116,11 @@ export class AggregateServer implements OnModuleDestroy {
       endWith(res, 202);
       return;
     }
-    const abort = new AbortController();
+    const signal = new CallSignal();
     res.on('close', () => {
-      if (!res.writableFinished) abort.abort(new Error('the client closed the connection'));
+      if (!res.writableFinished) signal.abort(new Error('the client closed the connection'));
     });
-    const call: Call = { sessionId: session.id, principal, caller: callerOf(req), signal: abort.signal, exchanges };
+    const call: Call = { sessionId: session.id, principal, caller: callerOf(req), signal, exchanges };
     if (!batch && requests.length === 1) {
       const request = requests[0]!;
       const limited = await exchanges.admit(request, this.route(request, principal));
@@ -397,21 +398,24 @@ export class AggregateServer implements OnModuleDestroy {
   private cancellable(
     request: JsonRpcRequest,
     call: Call,
-  ): { signal: AbortSignal; onDispatch: (cancel: UpstreamCancel) => void; done: () => void } {
-    const controller = new AbortController();
+  ): { signal: CallSignal; onDispatch: (cancel: UpstreamCancel) => void; done: () => void } {
+    const signal = new CallSignal(call.signal);
     let untrack = (): void => undefined;
     return {
-      signal: AbortSignal.any([call.signal, controller.signal]),
+      signal,
       onDispatch: (cancelUpstream) => {
         untrack();
         untrack = this.inFlight.track(call.sessionId, request.id, (reason) => {
           cancelUpstream(reason).catch((error: unknown) =>
             this.logger.warn({ err: error }, 'cancelling upstream failed'),
           );
-          controller.abort(new Error('cancelled by the client'));
+          signal.abort(new Error('cancelled by the client'));
         });
       },
-      done: () => untrack(),
+      done: () => {
+        untrack();
+        signal.dispose();
+      },
     };
   }
 

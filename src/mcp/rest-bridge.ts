@@ -7,7 +7,6 @@ import { callerOf, type McpRequest, type Principal, principalOf } from '../auth/
 import { DomainError } from '../common/domain-error';
 import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
-import { UpstreamConnector } from '../upstream/upstream-connector';
 import { bearerChallenge } from '../auth/bearer-challenge';
 import { ProtectedResource } from '../auth/protected-resource';
 import { claimsChallengeOf, classifyUpstreamError } from '../upstream/upstream-error';
@@ -35,7 +34,6 @@ export class RestBridge {
     private readonly catalog: Catalog,
     private readonly policy: AccessPolicy,
     private readonly pool: UpstreamPool,
-    private readonly connector: UpstreamConnector,
     private readonly traffic: McpTraffic,
     private readonly resource: ProtectedResource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -92,17 +90,13 @@ export class RestBridge {
         ]),
       );
     }
-    const signal = AbortSignal.timeout(this.connector.requestTimeoutMs(server));
     exchanges.begin(request);
     exchanges.upstreamStarted();
     try {
-      const { reply, id } = await this.pool.request(
-        server,
-        callerOf(req),
-        'tools/call',
-        { name: tool, arguments: input },
-        signal,
-      );
+      const { reply, id } = await this.pool.request(server, callerOf(req), 'tools/call', {
+        name: tool,
+        arguments: input,
+      });
       const response = await responseTo(reply, id);
       if (response) exchanges.settle({ ...response, id: request.id }, reply.status);
       if (!response) throw new DomainError('upstream_error', `upstream ${slug} sent no answer`);

@@ -3,6 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
 import { PinoLogger } from 'nestjs-pino';
 import { AccessPolicy } from '../auth/access-policy';
+import { type Abortable, CallSignal } from '../common/call-signal';
 import { callerOf, type McpRequest, principalOf, type Principal, type UpstreamCaller } from '../auth/principal';
 import { UpstreamConnector } from '../upstream/upstream-connector';
 import { ProtectedResource } from '../auth/protected-resource';
@@ -127,7 +128,7 @@ export class SlugRelay {
       forwardedRequests.length === 1 && forward.length === 1
         ? this.inFlight.track(session.id, forwardedRequests[0]!.id, () => {
             cancelled = true;
-            abort.abort(new Error('cancelled by the client'));
+            abort.signal.abort(new Error('cancelled by the client'));
           })
         : undefined;
     try {
@@ -293,7 +294,7 @@ export class SlugRelay {
     server: GatewayServer,
     caller: UpstreamCaller,
     request: JsonRpcRequest,
-    signal: AbortSignal,
+    signal: Abortable,
   ): Promise<{ response: JsonRpcResponse; sessionId?: string }> {
     const headers = await this.connector.headersFor(server, caller);
     return initializeUpstream(this.http, this.urlGuard, server.url, headers, request, signal);
@@ -304,7 +305,7 @@ export class SlugRelay {
     server: GatewayServer,
     session: McpSession,
     caller: UpstreamCaller,
-    signal: AbortSignal,
+    signal: Abortable,
   ): Promise<void> {
     const request: JsonRpcRequest = {
       jsonrpc: '2.0',
@@ -327,7 +328,7 @@ export class SlugRelay {
     session: McpSession,
     caller: UpstreamCaller,
     payload: JsonRpcMessage | JsonRpcMessage[],
-    signal: AbortSignal,
+    signal: Abortable,
   ): Promise<UpstreamReply> {
     const post = async (): Promise<UpstreamReply> =>
       this.http.post(server.url, payload, {
@@ -347,7 +348,7 @@ export class SlugRelay {
     server: GatewayServer,
     session: McpSession,
     caller: UpstreamCaller,
-    signal: AbortSignal,
+    signal: Abortable,
     attempt: () => Promise<UpstreamReply>,
   ): Promise<UpstreamReply> {
     const reply = await attempt();
@@ -425,7 +426,7 @@ export class SlugRelay {
     server: GatewayServer,
     session: McpSession,
     caller: UpstreamCaller,
-    signal: AbortSignal,
+    signal: Abortable,
     lastEventId?: string,
   ): Promise<UpstreamReply> {
     return this.connector.headersFor(server, caller).then((headers) =>
@@ -479,28 +480,17 @@ function filterEvent(event: SseEvent, filter: (message: unknown) => unknown): Ss
 }
 
 /** Aborts upstream work when the client goes away or the time bound passes. */
-function abortOnClose(
-  res: ServerResponse,
-  timeoutMs?: number,
-): { signal: AbortSignal; abort: (reason: Error) => void; done: () => void } {
-  const controller = new AbortController();
+function abortOnClose(res: ServerResponse, timeoutMs?: number): { signal: CallSignal; done: () => void } {
+  const signal = new CallSignal(undefined, timeoutMs);
   const onClose = (): void => {
-    if (!res.writableFinished) controller.abort(new Error('the client closed the connection'));
+    if (!res.writableFinished) signal.abort(new Error('the client closed the connection'));
   };
   res.on('close', onClose);
-  const timer = timeoutMs ? setTimeout(() => controller.abort(timeoutError()), timeoutMs) : undefined;
   return {
-    signal: controller.signal,
-    abort: (reason) => controller.abort(reason),
+    signal,
     done: () => {
-      clearTimeout(timer);
+      signal.dispose();
       res.off('close', onClose);
     },
   };
-}
-
-function timeoutError(): Error {
-  const error = new Error('the upstream did not answer in time');
-  error.name = 'TimeoutError';
-  return error;
 }

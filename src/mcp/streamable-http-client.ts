@@ -1,4 +1,5 @@
 import { Agent, type Dispatcher } from 'undici';
+import type { Abortable } from '../common/call-signal';
 import { UpstreamError } from '../upstream/upstream-error';
 import { parseSse, type SseEvent } from './sse';
 
@@ -13,7 +14,7 @@ export interface UpstreamRequestOptions {
   protocolVersion?: string;
   /** The gateway's credentials for this upstream; the caller's are never among them. */
   headers: Record<string, string>;
-  signal?: AbortSignal;
+  signal?: Abortable;
 }
 
 export type UpstreamBody =
@@ -112,7 +113,7 @@ export class StreamableHttpClient {
     url: string,
     method: Dispatcher.HttpMethod,
     headers: Record<string, string>,
-    signal: AbortSignal | undefined,
+    signal: Abortable | undefined,
     body?: string,
   ): Promise<Response> {
     signal?.throwIfAborted();

@@ -1,3 +1,4 @@
+import type { Abortable } from '../common/call-signal';
 import { UpstreamError } from '../upstream/upstream-error';
 import type { UrlGuard } from '../upstream/url-guard';
 import { isResponse, type JsonRpcRequest, type JsonRpcResponse, parseMessage } from './jsonrpc';
@@ -15,7 +16,7 @@ export async function initializeUpstream(
   url: string,
   headers: Record<string, string>,
   request: JsonRpcRequest,
-  signal: AbortSignal,
+  signal: Abortable,
 ): Promise<{ response: JsonRpcResponse; sessionId?: string }> {
   const verdict = await urlGuard.check(url);
   if (!verdict.allowed) throw new UpstreamError('refused_url', `the upstream URL ${verdict.reason}`);
@@ -32,7 +33,7 @@ export async function sendInitialized(
   headers: Record<string, string>,
   sessionId: string | undefined,
   protocolVersion: string,
-  signal: AbortSignal,
+  signal: Abortable,
 ): Promise<void> {
   const reply = await http.post(
     url,

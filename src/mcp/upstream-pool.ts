@@ -2,6 +2,7 @@ import { Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
 import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 import type { UpstreamCaller } from '../auth/principal';
+import { type Abortable, CallSignal } from '../common/call-signal';
 import { UpstreamConnector } from '../upstream/upstream-connector';
 import { UpstreamError } from '../upstream/upstream-error';
 import { UrlGuard } from '../upstream/url-guard';
@@ -84,20 +85,21 @@ export class UpstreamPool implements OnModuleDestroy {
     return open;
   }
 
-  /** Sends one request; the reply (JSON or SSE) answers `id`. */
+  /** Sends one request, bounded by `signal` and the server's request timeout; the reply (JSON or SSE) answers `id`. */
   async request(
     server: GatewayServer,
     caller: UpstreamCaller,
     method: string,
     params: Record<string, unknown> | undefined,
-    signal: AbortSignal,
+    signal?: Abortable,
     onDispatch?: (cancel: UpstreamCancel) => void,
   ): Promise<{ reply: UpstreamReply; id: string }> {
     this.checkBreaker(server);
     const id = `mcp-gateway-${++this.nextId}`;
     const message: JsonRpcRequest = { jsonrpc: '2.0', id, method, ...(params ? { params } : {}) };
-    // `timeouts.requestMs` bounds the whole exchange: the reply's event stream is read under this signal too.
-    const bounded = AbortSignal.any([signal, AbortSignal.timeout(this.connector.requestTimeoutMs(server))]);
+    // `timeouts.requestMs` bounds the whole exchange: the reply's event stream is read under this signal too, after
+    // `dispose()` below (which releases it only once that read lets go).
+    const bounded = new CallSignal(signal, this.connector.requestTimeoutMs(server));
     try {
       const headers = await this.connector.headersFor(server, caller);
       const key = this.keyOf(server, caller);
@@ -119,6 +121,8 @@ export class UpstreamPool implements OnModuleDestroy {
     } catch (error) {
       if (!bounded.aborted || isTimeout(bounded)) this.failed(server);
       throw error;
+    } finally {
+      bounded.dispose();
     }
   }
 
@@ -172,7 +176,7 @@ export class UpstreamPool implements OnModuleDestroy {
     key: string,
     server: GatewayServer,
     headers: Record<string, string>,
-    signal: AbortSignal,
+    signal: Abortable,
   ): Promise<PooledSession> {
     let entry = this.sessions.get(key);
     if (entry) {
@@ -199,7 +203,7 @@ export class UpstreamPool implements OnModuleDestroy {
   private async open(
     server: GatewayServer,
     headers: Record<string, string>,
-    signal: AbortSignal,
+    signal: Abortable,
   ): Promise<PooledSession> {
     const request: JsonRpcRequest = {
       jsonrpc: '2.0',
@@ -211,20 +215,24 @@ export class UpstreamPool implements OnModuleDestroy {
         clientInfo: { name: 'mcp-gateway', version: GATEWAY_VERSION },
       },
     };
-    const handshake = AbortSignal.any([signal, AbortSignal.timeout(this.connector.connectTimeoutMs(server))]);
-    const { response, sessionId } = await initializeUpstream(
-      this.http,
-      this.urlGuard,
-      server.url,
-      headers,
-      request,
-      handshake,
-    );
-    if ('error' in response) throw new UpstreamError('protocol', `initialize failed: ${response.error.message}`);
-    const version = response.result.protocolVersion;
-    const protocolVersion = typeof version === 'string' ? version : LATEST_PROTOCOL_VERSION;
-    await sendInitialized(this.http, server.url, headers, sessionId, protocolVersion, handshake);
-    return { sessionId, protocolVersion };
+    const handshake = new CallSignal(signal, this.connector.connectTimeoutMs(server));
+    try {
+      const { response, sessionId } = await initializeUpstream(
+        this.http,
+        this.urlGuard,
+        server.url,
+        headers,
+        request,
+        handshake,
+      );
+      if ('error' in response) throw new UpstreamError('protocol', `initialize failed: ${response.error.message}`);
+      const version = response.result.protocolVersion;
+      const protocolVersion = typeof version === 'string' ? version : LATEST_PROTOCOL_VERSION;
+      await sendInitialized(this.http, server.url, headers, sessionId, protocolVersion, handshake);
+      return { sessionId, protocolVersion };
+    } finally {
+      handshake.dispose();
+    }
   }
 
   private checkBreaker(server: GatewayServer): void {
@@ -254,6 +262,6 @@ export class UpstreamPool implements OnModuleDestroy {
   }
 }
 
-function isTimeout(signal: AbortSignal): boolean {
+function isTimeout(signal: Abortable): boolean {
   return (signal.reason as { name?: string } | undefined)?.name === 'TimeoutError';
 }
