@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { HttpException, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
@@ -11,7 +11,6 @@ import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import { type AppDependencies, AppModule } from './app.module';
 import { GatewayExpressAdapter } from './common/express-adapter';
-import { Held } from './common/held';
 import { useJsonBody } from './common/json-body';
 import { ProblemDetailsFilter } from './common/problem-details.filter';
 import type { AppConfig } from './config/config';
@@ -128,29 +127,39 @@ export interface StartOptions {
   migrate?: boolean;
 }
 
+/** The response a connection is answering now, kept on its socket. */
+const ANSWERING = Symbol('answering');
+type Connection = Socket & { [ANSWERING]?: ServerResponse };
+
 /** A gateway that is serving; `close()` drains and stops it in reverse order of start. */
 export class RunningGateway {
   private closing?: Promise<void>;
   /**
-   * Responses not yet finished, so draining can tell their clients not to reuse the connection. Boxed: a response
-   * reaches all of its request's work, which must not outlive it (src/common/held.ts).
+   * Open connections, each with the response it is answering (on the socket, cleared when the response closes),
+   * so draining can tell their clients not to reuse the connection. Kept per connection, not per response: a
+   * long-lived Set that took in and let go of every response allocated a new table as it grew and shrank, and
+   * those tables outlived young collections (at concurrency 1, a twenty-fifth of the bytes that did).
    */
-  private readonly inFlight = new Set<Held<ServerResponse>>();
+  private readonly connections = new Set<Connection>();
 
   constructor(
     readonly app: INestApplication,
     private readonly deps: AppDependencies,
   ) {
-    (app.getHttpServer() as Server).on('request', (_req: IncomingMessage, res: ServerResponse) => {
+    const server = app.getHttpServer() as Server;
+    server.on('connection', (socket: Connection) => {
+      this.connections.add(socket);
+      socket.once('close', () => this.connections.delete(socket));
+    });
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       if (this.closing) {
         res.setHeader('connection', 'close');
         return;
       }
-      const held = new Held(res);
-      this.inFlight.add(held);
+      const socket = req.socket as Connection;
+      socket[ANSWERING] = res;
       res.once('close', () => {
-        held.release();
-        this.inFlight.delete(held);
+        if (socket[ANSWERING] === res) socket[ANSWERING] = undefined;
       });
     });
   }
@@ -170,8 +179,9 @@ export class RunningGateway {
     const { config, logger, store, database } = this.deps;
     logger.info({ graceMs: config.shutdownGraceMs }, 'shutting down: draining requests');
     this.app.get(DrainState).startDraining();
-    for (const { value: res } of this.inFlight) {
+    for (const socket of this.connections) {
       // Keep-alive clients then reconnect (elsewhere) instead of reusing a connection about to close.
+      const res = socket[ANSWERING];
       if (res && !res.headersSent) res.setHeader('connection', 'close');
     }
     const server = this.app.getHttpServer() as Server;

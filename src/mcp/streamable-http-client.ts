@@ -146,23 +146,24 @@ export class StreamableHttpClient {
     const sessionId = typeof header === 'string' ? header : undefined;
     const type = headerText(response.headers['content-type']);
     const status = response.statusCode;
-    const base = { status, sessionId };
+    // Each reply built field by field: on Node 20 a literal that begins with a spread is promoted, with what it holds
+    // (here the SSE reader and the response body under it, on every relayed call).
     if (status === 202 || status === 204 || response.headers['content-length'] === '0') {
       await response.body.dump();
-      return { ...base, body: { kind: 'none' } };
+      return { status, sessionId, body: { kind: 'none' } };
     }
     if (type.startsWith('text/event-stream')) {
-      return { ...base, body: { kind: 'sse', events: parseSse(response.body) } };
+      return { status, sessionId, body: { kind: 'sse', events: parseSse(response.body) } };
     }
     const text = await response.body.text();
     if (type.includes('json')) {
       try {
-        return { ...base, body: { kind: 'json', value: JSON.parse(text) as unknown } };
+        return { status, sessionId, body: { kind: 'json', value: JSON.parse(text) as unknown } };
       } catch {
-        return { ...base, body: { kind: 'none' }, text: text.slice(0, MAX_ERROR_TEXT) };
+        return { status, sessionId, body: { kind: 'none' }, text: text.slice(0, MAX_ERROR_TEXT) };
       }
     }
-    return { ...base, body: { kind: 'none' }, text: text.slice(0, MAX_ERROR_TEXT) };
+    return { status, sessionId, body: { kind: 'none' }, text: text.slice(0, MAX_ERROR_TEXT) };
   }
 }
 

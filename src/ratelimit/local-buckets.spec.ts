@@ -45,6 +45,30 @@ describe('LocalBuckets', () => {
     expect(buckets.size).toBeGreaterThan(0);
   });
 
+  it('evicts the least recently charged first, placing a key again at most once a second', () => {
+    const buckets = new LocalBuckets(3, clock);
+    const charge = (key: string): void => {
+      buckets.charge({ budgets: [budget(key, 10, 600_000)], cost: 1 });
+    };
+    charge('a');
+    now += 100;
+    charge('b');
+    now += 100;
+    charge('c');
+    // Within the second: charged in place, still first in line.
+    now += 100;
+    charge('a');
+    expect(buckets.peek('a', []).get('a')?.level).toBeCloseTo(2, 1);
+    // Past it: placed last.
+    now += 1_000;
+    charge('a');
+    now += 100;
+    // Over the bound: back to 90 % of it (2), the least recently charged going first.
+    charge('d');
+    expect([...buckets.peek('', []).keys()]).toEqual(['a', 'd']);
+    expect(buckets.peek('a', []).get('a')?.level).toBeCloseTo(3, 1);
+  });
+
   it('shows the buckets of a prefix with their levels now', () => {
     const buckets = new LocalBuckets(1000, clock);
     buckets.charge({ budgets: [budget('rl:p:principal', 10, 10_000), budget('rl:tenant:t', 10, 10_000)], cost: 4 });

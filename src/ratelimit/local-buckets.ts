@@ -7,13 +7,22 @@ export interface BucketState {
   windowMs: number;
 }
 
+/** A bucket and when it last went to the end of the map's order. */
+interface Bucket extends BucketState {
+  movedAt: number;
+}
+
+/** How stale a bucket's place in the eviction order may be. */
+const REORDER_MS = 1_000;
+
 /**
  * Budgets kept in this process: the whole limiter without Redis, the
  * insurance limiter while Redis is down, and the per-IP limit. Bounded: past
- * `maxEntries` drained buckets go first, then the oldest.
+ * `maxEntries` drained buckets go first, then the least recently charged (to
+ * within REORDER_MS).
  */
 export class LocalBuckets {
-  private readonly buckets = new Map<string, BucketState>();
+  private readonly buckets = new Map<string, Bucket>();
 
   constructor(
     private readonly maxEntries = 100_000,
@@ -35,9 +44,19 @@ export class LocalBuckets {
     budgets.forEach((budget, index) => {
       const level = levels[index]! + cost;
       levels[index] = level;
-      // Re-inserted, so the map's order stays oldest-charged first for eviction.
+      const bucket = this.buckets.get(budget.key);
+      if (bucket && now - bucket.movedAt < REORDER_MS) {
+        // Changed in place: taken out and put back on every charge, a hot key rebuilt the map's table (and a bucket)
+        // per request, and the tables outlived young collections.
+        bucket.level = level;
+        bucket.at = now;
+        bucket.count = budget.count;
+        bucket.windowMs = budget.windowMs;
+        return;
+      }
+      // Re-inserted (at most once per REORDER_MS), so the map's order stays oldest-charged first for eviction.
       this.buckets.delete(budget.key);
-      this.buckets.set(budget.key, { level, at: now, count: budget.count, windowMs: budget.windowMs });
+      this.buckets.set(budget.key, { level, at: now, count: budget.count, windowMs: budget.windowMs, movedAt: now });
     });
     if (this.buckets.size > this.maxEntries) this.evict(now);
     return { allowed, levels };
@@ -47,9 +66,9 @@ export class LocalBuckets {
   peek(prefix: string, keys: string[]): Map<string, BucketState> {
     const now = this.clock();
     const found = new Map<string, BucketState>();
-    const add = (key: string, state: BucketState) => {
+    const add = (key: string, state: Bucket) => {
       const level = drained(state.level, state.at, now, state.count, state.windowMs);
-      if (level > 0) found.set(key, { ...state, level, at: now });
+      if (level > 0) found.set(key, { level, at: now, count: state.count, windowMs: state.windowMs });
     };
     for (const [key, state] of this.buckets) if (key.startsWith(prefix)) add(key, state);
     for (const key of keys) {
