@@ -255,13 +255,13 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
         continue;
       }
       if (this.queue.length === 0) return;
-      const rows = await this.take();
+      const { rows, text } = await this.take();
       if (this.spool.files > 0) {
         // Older records are still spooled: keep the order, spool these behind them.
         this.spoolRows(rows);
         continue;
       }
-      if (!(await this.write(rows, 'queue'))) {
+      if (!(await this.write(rows, 'queue', text))) {
         this.spoolRows(rows);
         // The database just failed: do not wait on it again in this pass.
         replayBlocked = true;
@@ -274,17 +274,22 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
    * Takes a batch and links it into the chain: serialization and hashing happen here, off the hot path, and
    * LINK_SLICE records at a time, so that the calls in flight are not held up for a whole batch (about 20 µs a
    * record: a batch of 200, flushed while a relayed call waits for its upstream, delayed that call by 4 ms).
+   * `text` is the rows as the JSON array the insert sends, also written a slice at a time: serialized in one
+   * piece, a batch of 300 (a tick at 1,500 calls a second) held the event loop for about a millisecond.
    */
-  private async take(): Promise<AuditRow[]> {
+  private async take(): Promise<{ rows: AuditRow[]; text: string }> {
     const batch = this.queue.splice(0, this.config.audit.batchSize);
     const rows: AuditRow[] = [];
+    const texts: string[] = [];
     for (let start = 0; start < batch.length; start += LINK_SLICE) {
       if (start > 0) await nextTurn();
       for (const exchange of batch.slice(start, start + LINK_SLICE)) {
-        rows.push(this.chain.link(toUnchainedRow(exchange, this.policy)));
+        const row = this.chain.link(toUnchainedRow(exchange, this.policy));
+        rows.push(row);
+        texts.push(JSON.stringify(row));
       }
     }
-    return rows;
+    return { rows, text: `[${texts.join(',')}]` };
   }
 
   private spoolNow(exchanges: McpExchange[], overflow = false): void {
@@ -338,12 +343,12 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
     return true;
   }
 
-  private async write(rows: AuditRow[], source: AuditWriteEvent['source']): Promise<boolean> {
+  private async write(rows: AuditRow[], source: AuditWriteEvent['source'], text?: string): Promise<boolean> {
     const started = performance.now();
     let timeout: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
-        this.repository.insert(rows, rows[0]?.streamId === this.stream.id ? this.stream : undefined),
+        this.repository.insert(rows, rows[0]?.streamId === this.stream.id ? this.stream : undefined, text),
         new Promise((_, reject) => {
           timeout = setTimeout(
             () => reject(new Error(`audit insert took longer than ${this.config.audit.writeTimeoutMs} ms`)),

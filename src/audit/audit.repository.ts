@@ -49,9 +49,10 @@ export class AuditRepository {
   /**
    * Stores chained rows of one stream and moves its head, in one statement; registers the
    * stream (`stream`, or a placeholder for a replayed one) if it is not yet.
-   * Rows already stored (a replayed batch) and rows retention already passed are skipped.
+   * Rows already stored (a replayed batch) and rows retention already passed are skipped. `text` is `rows` as
+   * JSON, when the caller serialized them already.
    */
-  async insert(rows: AuditRow[], stream?: AuditStreamStart): Promise<number> {
+  async insert(rows: AuditRow[], stream?: AuditStreamStart, text = JSON.stringify(rows)): Promise<number> {
     const last = rows[rows.length - 1];
     if (!last) return 0;
     const streamId = last.streamId;
@@ -91,7 +92,7 @@ export class AuditRepository {
         String(stream?.pid ?? 0),
         String(last.seq),
         last.hash,
-        JSON.stringify(rows),
+        text,
       ],
     );
     return Number(result?.[0] ?? 0);

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, errors, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
 import { TokenRejection } from './auth-errors';
 import type { Principal, VerifiedToken } from './principal';
@@ -62,7 +62,8 @@ export class TokenVerifier {
       throw new TokenRejection('invalid_request', 'the access token is too large');
     }
     if (!JWS_COMPACT.test(token)) throw new TokenRejection('invalid_token', 'the access token is not a JWT');
-    const key = createHash('sha256').update(token).digest('base64url');
+    // One-shot: a Hash object per request is a native object whose handle every young collection then processed.
+    const key = hash('sha256', token, 'base64url');
     const cached = this.verified.get(key);
     if (cached) {
       if (cached.expiresAt * 1000 > Date.now()) {
