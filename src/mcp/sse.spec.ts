@@ -1,13 +1,13 @@
+import { PassThrough, Readable } from 'node:stream';
 import { formatSse, parseSse, type SseEvent } from './sse';
 
 /** The text as a byte stream cut every `size` bytes, as a network would deliver it. */
-function chunksOf(text: string, size: number): AsyncIterable<Uint8Array> {
-  const bytes = new TextEncoder().encode(text);
-  const chunks: Uint8Array[] = [];
-  for (let i = 0; i < bytes.length; i += size) chunks.push(bytes.slice(i, i + size));
-  return (async function* () {
-    for (const chunk of chunks) yield await Promise.resolve(chunk);
-  })();
+function chunksOf(text: string, size: number): Readable {
+  const bytes = Buffer.from(text);
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < bytes.length; i += size) chunks.push(bytes.subarray(i, i + size));
+  // One chunk per read, as cut (object mode keeps them apart).
+  return Readable.from(chunks);
 }
 
 async function collect(text: string, size = 3): Promise<SseEvent[]> {
@@ -40,8 +40,63 @@ describe('parseSse', () => {
     ]);
   });
 
+  it('keeps characters whole when a chunk cuts through them, and drops a byte-order mark that opens the stream', async () => {
+    const text = '\uFEFFdata: {"text":"café ☕ 𝄞 中文"}\r\n\r\ndata: ü\r\r';
+    for (const size of [1, 2, 3, 4, 7]) {
+      expect(await collect(text, size)).toEqual([
+        { id: undefined, event: undefined, data: '{"text":"café ☕ 𝄞 中文"}', retry: undefined },
+        { id: undefined, event: undefined, data: 'ü', retry: undefined },
+      ]);
+    }
+  });
+
   it('round-trips what formatSse writes', async () => {
     const event = { id: '7', event: 'message', data: '{"jsonrpc":"2.0","method":"x"}' };
     expect(await collect(formatSse(event))).toEqual([{ ...event, retry: undefined }]);
+  });
+
+  it('holds the stream while events wait to be read, and gives them all in order', async () => {
+    const body = new PassThrough();
+    const events = parseSse(body);
+    body.write('data: 1\n\ndata: 2\n\n');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(body.isPaused()).toBe(true);
+    body.end('data: 3\n\n');
+    const data: string[] = [];
+    for await (const event of events) data.push(event.data);
+    expect(data).toEqual(['1', '2', '3']);
+  });
+
+  it("rejects the read waiting with the stream's own error, and a stream closed before its end as premature", async () => {
+    const failing = new PassThrough();
+    const read = parseSse(failing).next();
+    const reason = new Error('the client closed the connection');
+    failing.destroy(reason);
+    await expect(read).rejects.toBe(reason);
+
+    const cut = new PassThrough();
+    const events = parseSse(cut);
+    cut.write('data: first\n\n');
+    expect((await events.next()).value).toMatchObject({ data: 'first' });
+    const next = events.next();
+    cut.destroy();
+    await expect(next).rejects.toMatchObject({ code: 'ERR_STREAM_PREMATURE_CLOSE' });
+  });
+
+  it('destroys the stream when the reader leaves before its end, and ends quietly when it leaves after', async () => {
+    const open = new PassThrough();
+    const events = parseSse(open);
+    open.write('data: only\n\n');
+    for await (const event of events) {
+      expect(event.data).toBe('only');
+      break;
+    }
+    expect(open.destroyed).toBe(true);
+
+    const done = Readable.from([Buffer.from('data: a\n\n')]);
+    const all = parseSse(done);
+    expect((await all.next()).value).toMatchObject({ data: 'a' });
+    expect(await all.next()).toEqual({ value: undefined, done: true });
+    expect(await all.return!()).toEqual({ value: undefined, done: true });
   });
 });
