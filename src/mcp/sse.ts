@@ -28,10 +28,10 @@ export function parseSse(body: Readable): AsyncIterableIterator<SseEvent> {
 class SseEvents implements AsyncIterableIterator<SseEvent> {
   private readonly lines = new SseLines();
   private readonly ready: SseEvent[] = [];
-  private readonly waiting: { resolve: (result: IteratorResult<SseEvent>) => void; reject: (error: unknown) => void }[] =
+  private readonly waiting: { resolve: (result: IteratorResult<SseEvent>) => void; reject: (error: Error) => void }[] =
     [];
   private ended = false;
-  private failure?: { error: unknown };
+  private failure?: { error: Error };
 
   constructor(private readonly body: Readable) {
     body.on('data', this.onData);
@@ -79,7 +79,7 @@ class SseEvents implements AsyncIterableIterator<SseEvent> {
   };
 
   private readonly onError = (error: unknown): void => {
-    this.failure ??= { error };
+    this.failure ??= { error: error instanceof Error ? error : new Error(String(error)) };
     this.settle();
   };
 
