@@ -3,7 +3,7 @@
  * `npm run bench:retention`.
  *
  * 32 simulated requests run at once, over and over: each allocates about 5 KB, is kept by a process-wide
- * collection across a 15 ms await, then removed. Each way of keeping them runs in a child process of its own under
+ * collection across a 15 ms await, then removed (`slots`: an array of slots instead, no hash table). Each way of keeping them runs in a child process of its own under
  * V8's `--trace-gc-nvp`, and the bytes its young collections promoted are summed: what survives there lives until a
  * full collection. A benchmark, not a test: it prints figures and asserts nothing.
  *
@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { Held } from '../src/common/held';
 
-const MODES = ['none', 'set', 'map', 'held-set', 'held-map'] as const;
+const MODES = ['none', 'set', 'map', 'held-set', 'held-map', 'slots'] as const;
 type Mode = (typeof MODES)[number];
 const IN_FLIGHT = 32;
 const AWAIT_MS = 15;
@@ -22,6 +22,8 @@ const AWAIT_MS = 15;
 function tracker(mode: Mode): (request: object) => () => void {
   const set = new Set<unknown>();
   const map = new Map<number, unknown>();
+  const slots: unknown[] = [];
+  const free: number[] = [];
   let next = 0;
   switch (mode) {
     case 'none':
@@ -44,6 +46,16 @@ function tracker(mode: Mode): (request: object) => () => void {
         return () => {
           held.release();
           set.delete(held);
+        };
+      };
+    case 'slots':
+      // No hash table: an array of slots, each holding its request directly until it is let go.
+      return (request) => {
+        const slot = free.pop() ?? slots.length;
+        slots[slot] = request;
+        return () => {
+          slots[slot] = undefined;
+          free.push(slot);
         };
       };
     case 'held-map':
