@@ -19,6 +19,13 @@ interface Upstream {
   close: () => Promise<void>;
 }
 
+/** A GET stream that sends one event and nothing more; a POST that is never answered. */
+const oneEventThenSilence: Handler = (req, _body, res) => {
+  if (req.method !== 'GET') return;
+  res.writeHead(200, { 'content-type': 'text/event-stream' });
+  res.write('data: {"jsonrpc":"2.0","method":"notifications/message"}\n\n');
+};
+
 async function startUpstream(): Promise<Upstream> {
   let handler: Handler = (_req, _body, res) => res.end();
   const seen: Upstream['seen'] = [];
@@ -159,14 +166,7 @@ describe('StreamableHttpClient against a real HTTP server', () => {
   });
 
   it("rejects with the signal's own reason, before the headers and in the middle of the body", async () => {
-    upstream.handle((req, _body, res) => {
-      if (req.method === 'GET') {
-        res.writeHead(200, { 'content-type': 'text/event-stream' });
-        res.write('data: {"jsonrpc":"2.0","method":"notifications/message"}\n\n');
-        return; // and nothing more
-      }
-      // Never answers a POST.
-    });
+    upstream.handle(oneEventThenSilence);
     const timeout = new Error('the upstream did not answer in time');
     timeout.name = 'TimeoutError';
     const early = new AbortController();
@@ -198,14 +198,7 @@ describe('StreamableHttpClient against a real HTTP server', () => {
   });
 
   it('takes a CallSignal as undici does an AbortSignal: its reason, and its time bound after dispose while a body is read', async () => {
-    upstream.handle((req, _body, res) => {
-      if (req.method === 'GET') {
-        res.writeHead(200, { 'content-type': 'text/event-stream' });
-        res.write('data: {"jsonrpc":"2.0","method":"notifications/message"}\n\n');
-        return; // and nothing more
-      }
-      // Never answers a POST.
-    });
+    upstream.handle(oneEventThenSilence);
     const parent = new CallSignal();
     const post = client.post(
       upstream.url,
