@@ -1,6 +1,6 @@
-import type { Readable } from 'node:stream';
-
 /** Server-Sent Events: parsing what upstreams stream, and writing what clients read. */
+
+import type { Readable } from 'node:stream';
 
 export interface SseEvent {
   /** The event's `id:` field, passed through so clients can resume with Last-Event-ID. */
