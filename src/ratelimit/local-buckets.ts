@@ -45,18 +45,21 @@ export class LocalBuckets {
       const level = levels[index]! + cost;
       levels[index] = level;
       const bucket = this.buckets.get(budget.key);
-      if (bucket && now - bucket.movedAt < REORDER_MS) {
-        // Changed in place: taken out and put back on every charge, a hot key rebuilt the map's table (and a bucket)
-        // per request, and the tables outlived young collections.
-        bucket.level = level;
-        bucket.at = now;
-        bucket.count = budget.count;
-        bucket.windowMs = budget.windowMs;
+      if (!bucket) {
+        this.buckets.set(budget.key, { level, at: now, count: budget.count, windowMs: budget.windowMs, movedAt: now });
         return;
       }
-      // Re-inserted (at most once per REORDER_MS), so the map's order stays oldest-charged first for eviction.
+      // Changed in place: taken out and put back on every charge, a hot key rebuilt the map's table (and a bucket)
+      // per request, and the tables outlived young collections.
+      bucket.level = level;
+      bucket.at = now;
+      bucket.count = budget.count;
+      bucket.windowMs = budget.windowMs;
+      if (now - bucket.movedAt < REORDER_MS) return;
+      // Moved to the end (at most once per REORDER_MS), so the map's order stays oldest-charged first for eviction.
+      bucket.movedAt = now;
       this.buckets.delete(budget.key);
-      this.buckets.set(budget.key, { level, at: now, count: budget.count, windowMs: budget.windowMs, movedAt: now });
+      this.buckets.set(budget.key, bucket);
     });
     if (this.buckets.size > this.maxEntries) this.evict(now);
     return { allowed, levels };
