@@ -124,7 +124,8 @@ class SseLines {
       bytes = this.partial ? Buffer.concat([this.partial, bytes]) : bytes;
       this.partial = undefined;
       if (bytes.length < BOM.length && BOM.subarray(0, bytes.length).equals(bytes)) {
-        this.partial = bytes;
+        // Maybe the start of a byte-order mark: kept, copied as a line's start is below.
+        this.partial = Buffer.from(bytes);
         return;
       }
       this.started = true;
