@@ -61,7 +61,6 @@ export class TokenVerifier {
     if (token.length > MAX_TOKEN_LENGTH) {
       throw new TokenRejection('invalid_request', 'the access token is too large');
     }
-    if (!JWS_COMPACT.test(token)) throw new TokenRejection('invalid_token', 'the access token is not a JWT');
     // One-shot: a Hash object per request is a native object whose handle every young collection then processed.
     const key = hash('sha256', token, 'base64url');
     const cached = this.verified.get(key);
@@ -73,6 +72,8 @@ export class TokenVerifier {
       }
       this.verified.delete(key);
     }
+    // Only a token not seen yet is checked for its shape: a remembered one had it (the pattern walks all of a token, a few microseconds).
+    if (!JWS_COMPACT.test(token)) throw new TokenRejection('invalid_token', 'the access token is not a JWT');
     const validated = await this.validator.validate(token);
     // One principal object serves every request with this token: nobody may change it.
     const result = { ...validated, principal: freezePrincipal(validated.principal) };

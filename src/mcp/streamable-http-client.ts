@@ -57,18 +57,10 @@ type Response = Dispatcher.ResponseData;
  */
 export class StreamableHttpClient {
   async post(url: string, message: unknown, options: UpstreamRequestOptions): Promise<UpstreamReply> {
-    const response = await this.request(
-      url,
-      'POST',
-      {
-        ...options.headers,
-        ...this.sessionHeaders(options),
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-      },
-      options.signal,
-      JSON.stringify(message),
-    );
+    const headers = this.headersOf(options);
+    headers['content-type'] = 'application/json';
+    headers.accept = 'application/json, text/event-stream';
+    const response = await this.request(url, 'POST', headers, options.signal, JSON.stringify(message));
     return this.reply(response);
   }
 
@@ -77,8 +69,7 @@ export class StreamableHttpClient {
       url,
       'GET',
       {
-        ...options.headers,
-        ...this.sessionHeaders(options),
+        ...this.headersOf(options),
         accept: 'text/event-stream',
         ...(options.lastEventId ? { [LAST_EVENT_ID_HEADER]: options.lastEventId } : {}),
       },
@@ -88,18 +79,14 @@ export class StreamableHttpClient {
   }
 
   async delete(url: string, options: UpstreamRequestOptions): Promise<number> {
-    const response = await this.request(
-      url,
-      'DELETE',
-      { ...options.headers, ...this.sessionHeaders(options) },
-      options.signal,
-    );
+    const response = await this.request(url, 'DELETE', this.headersOf(options), options.signal);
     await response.body.dump();
     return response.statusCode;
   }
 
-  private sessionHeaders(options: UpstreamRequestOptions): Record<string, string> {
-    const headers: Record<string, string> = {};
+  /** The gateway's credentials and the session's headers, in a new object the caller may add to. */
+  private headersOf(options: UpstreamRequestOptions): Record<string, string> {
+    const headers: Record<string, string> = Object.assign({}, options.headers);
     if (options.sessionId) headers[SESSION_HEADER] = options.sessionId;
     if (options.protocolVersion) headers[PROTOCOL_VERSION_HEADER] = options.protocolVersion;
     return headers;
@@ -117,10 +104,10 @@ export class StreamableHttpClient {
     body?: string,
   ): Promise<Response> {
     signal?.throwIfAborted();
-    const target = new URL(url);
+    const target = targetOf(url);
     const options = {
       origin: target.origin,
-      path: `${target.pathname}${target.search}`,
+      path: target.path,
       method,
       headers,
       body,
@@ -172,6 +159,21 @@ export class UnexpectedRedirect extends UpstreamError {
   constructor(status: number) {
     super('http_status', `the upstream answered with a redirect (HTTP ${status}), which is not followed`, status);
   }
+}
+
+/** Upstream URLs as undici takes them, each parsed once rather than a `URL` built per request. */
+const TARGETS = new Map<string, { origin: string; path: string }>();
+/** More upstream URLs than a registry holds: past this, new ones are parsed each time. */
+const TARGETS_KEPT = 1_000;
+
+function targetOf(url: string): { origin: string; path: string } {
+  let target = TARGETS.get(url);
+  if (target === undefined) {
+    const parsed = new URL(url);
+    target = { origin: parsed.origin, path: `${parsed.pathname}${parsed.search}` };
+    if (TARGETS.size < TARGETS_KEPT) TARGETS.set(url, target);
+  }
+  return target;
 }
 
 function headerText(value: string | string[] | undefined): string {

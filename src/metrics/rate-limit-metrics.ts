@@ -1,10 +1,7 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { DecisionSource, RateLimitDecision } from '../ratelimit/rate-limit-stats';
+import { decisionSlot, type RateLimitDecision } from '../ratelimit/rate-limit-stats';
 import { BoundedLabels } from './bounded-labels';
 import { type CounterCell, HotCounter } from './hot-metrics';
-
-const SOURCE_INDEX: Record<DecisionSource, number> = { redis: 0, memory: 1, insurance: 2, fail_closed: 3, ip: 4 };
-const SOURCES = Object.keys(SOURCE_INDEX).length;
 
 /** Policies come from configuration; the cap only guards against a configuration generating names. */
 const POLICY_LABELS = 100;
@@ -52,7 +49,7 @@ export class RateLimitMetrics {
       cells = [];
       this.cells.set(label, cells);
     }
-    const slot = (outcome === 'allowed' ? 0 : SOURCES) + SOURCE_INDEX[source];
+    const slot = decisionSlot(outcome, source);
     let cell = cells[slot];
     if (!cell) {
       cell = this.decisions.cell([label, outcome, source]);

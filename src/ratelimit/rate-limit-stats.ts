@@ -16,6 +16,16 @@ export interface RateLimitDecision {
 
 export type RedisState = 'up' | 'down';
 
+const SOURCE_INDEX: Record<DecisionSource, number> = { redis: 0, memory: 1, insurance: 2, fail_closed: 3, ip: 4 };
+const SOURCES = Object.keys(SOURCE_INDEX).length;
+
+/** Where a decision's outcome and source count among a policy's ten: no key is built per decision. */
+export function decisionSlot(outcome: RateLimitDecision['outcome'], source: DecisionSource): number {
+  return (outcome === 'allowed' ? 0 : SOURCES) + SOURCE_INDEX[source];
+}
+
+type Counted = RateLimitDecision & { count: number };
+
 export interface RateLimitStatsSnapshot {
   /** Decisions so far, one entry per (policy, outcome, source). Free requests (ping, notifications) are not decisions. */
   decisions: (RateLimitDecision & { count: number })[];
@@ -34,7 +44,8 @@ export interface RateLimitStatsSnapshot {
  */
 @Injectable()
 export class RateLimitStats {
-  private readonly counts = new Map<string, RateLimitDecision & { count: number }>();
+  /** By policy, then by `decisionSlot`. */
+  private readonly counts = new Map<string, (Counted | undefined)[]>();
   private readonly decisionListeners = new Set<(decision: RateLimitDecision) => void>();
   private readonly redisListeners = new Set<(state: RedisState) => void>();
   private fallbacks = 0;
@@ -42,10 +53,12 @@ export class RateLimitStats {
   private redis: RedisState = 'up';
 
   decided(decision: RateLimitDecision): void {
-    const key = `${decision.policy}\n${decision.outcome}\n${decision.source}`;
-    const entry = this.counts.get(key);
+    let slots = this.counts.get(decision.policy);
+    if (!slots) this.counts.set(decision.policy, (slots = []));
+    const slot = decisionSlot(decision.outcome, decision.source);
+    const entry = slots[slot];
     if (entry) entry.count += 1;
-    else this.counts.set(key, { ...decision, count: 1 });
+    else slots[slot] = { ...decision, count: 1 };
     if (decision.source === 'insurance' || decision.source === 'fail_closed') this.fallbacks += 1;
     for (const listener of this.decisionListeners) quietly(() => listener(decision));
   }
@@ -63,7 +76,7 @@ export class RateLimitStats {
 
   snapshot(): RateLimitStatsSnapshot {
     return {
-      decisions: [...this.counts.values()].map((entry) => ({ ...entry })),
+      decisions: [...this.counts.values()].flatMap((slots) => slots.flatMap((entry) => (entry ? [{ ...entry }] : []))),
       redisFallbacks: this.fallbacks,
       redisOutages: this.outages,
       redis: this.redis,

@@ -31,17 +31,27 @@ export function reportOf(budget: Budget, level: number, cost: number, refused: b
  */
 export function rateLimitHeaders(reports: readonly BudgetReport[]): Record<string, string> {
   if (reports.length === 0) return {};
-  return {
-    'RateLimit-Policy': reports
-      .map((report) => `${sfString(report.policy)};q=${report.quota};w=${report.windowSeconds}`)
-      .join(', '),
-    RateLimit: reports
-      .map((report) => `${sfString(report.policy)};r=${report.remaining};t=${report.resetSeconds}`)
-      .join(', '),
-  };
+  let policies = '';
+  let states = '';
+  for (const report of reports) {
+    const name = sfString(report.policy);
+    const separator = policies === '' ? '' : ', ';
+    policies += `${separator}${name};q=${report.quota};w=${report.windowSeconds}`;
+    states += `${separator}${name};r=${report.remaining};t=${report.resetSeconds}`;
+  }
+  return { 'RateLimit-Policy': policies, RateLimit: states };
 }
+
+/** Policy names as sf-strings, each escaped once: they come from configuration (and registered slugs), so few. */
+const SF_STRINGS = new Map<string, string>();
+const SF_STRINGS_KEPT = 1_000;
 
 /** An sf-string: printable ASCII, with `"` and `\` escaped; anything else is replaced. */
 function sfString(text: string): string {
-  return `"${text.replace(/[^\x20-\x7e]/g, '?').replace(/["\\]/g, (char) => `\\${char}`)}"`;
+  let quoted = SF_STRINGS.get(text);
+  if (quoted === undefined) {
+    quoted = `"${text.replace(/[^\x20-\x7e]/g, '?').replace(/["\\]/g, (char) => `\\${char}`)}"`;
+    if (SF_STRINGS.size < SF_STRINGS_KEPT) SF_STRINGS.set(text, quoted);
+  }
+  return quoted;
 }
