@@ -50,7 +50,29 @@ export type UnchainedRow = Omit<AuditRow, 'seq' | 'prevHash' | 'hash'>;
  * then only holders of the key can recompute a chain after editing it.
  */
 export function hashRecord(row: Omit<AuditRow, 'hash'>, key?: string): string {
-  const canonical = JSON.stringify([
+  return digest(canonicalText(row), key);
+}
+
+/**
+ * A record as the database receives it (`AuditRepository.insert`): its canonical form with its hash appended, a
+ * JSON array whose positions the insert names. Storing the text already built for the hash spares serializing each
+ * record a second time.
+ */
+export function storedText(row: AuditRow): string {
+  return withHash(canonicalText(row), row.hash);
+}
+
+function withHash(canonical: string, hash: string): string {
+  return `${canonical.slice(0, -1)},"${hash}"]`;
+}
+
+function digest(canonical: string, key: string | undefined): string {
+  return key ? createHmac('sha256', key).update(canonical, 'utf8').digest('hex') : hash('sha256', canonical, 'hex');
+}
+
+/** What the hash is over: the format tag, the predecessor's hash, then every field (the insert reads them by position). */
+function canonicalText(row: Omit<AuditRow, 'hash'>): string {
+  return JSON.stringify([
     FORMAT,
     row.prevHash,
     row.id,
@@ -79,7 +101,6 @@ export function hashRecord(row: Omit<AuditRow, 'hash'>, key?: string): string {
     row.upstreamStatus,
     row.errorKind,
   ]);
-  return key ? createHmac('sha256', key).update(canonical, 'utf8').digest('hex') : hash('sha256', canonical, 'hex');
 }
 
 /**
@@ -100,15 +121,20 @@ export class ChainHead {
     return this.seq;
   }
 
-  /** `row`, completed in place (no copy: the writer links thousands a second), as the chain's next record. */
-  link(row: UnchainedRow): AuditRow {
+  /**
+   * `row`, completed in place (no copy: the writer links thousands a second), as the chain's next record. With
+   * `texts`, its `storedText` is pushed there, made from the text the hash was computed over.
+   */
+  link(row: UnchainedRow, texts?: string[]): AuditRow {
     const linked: AuditRow = Object.assign(row, {
       streamId: this.streamId,
       seq: this.seq + 1,
       prevHash: this.last,
       hash: '',
     });
-    linked.hash = hashRecord(linked, this.key);
+    const canonical = canonicalText(linked);
+    linked.hash = digest(canonical, this.key);
+    texts?.push(withHash(canonical, linked.hash));
     this.seq = linked.seq;
     this.last = linked.hash;
     return linked;

@@ -284,9 +284,7 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
     for (let start = 0; start < batch.length; start += LINK_SLICE) {
       if (start > 0) await nextTurn();
       for (const exchange of batch.slice(start, start + LINK_SLICE)) {
-        const row = this.chain.link(toUnchainedRow(exchange, this.policy));
-        rows.push(row);
-        texts.push(JSON.stringify(row));
+        rows.push(this.chain.link(toUnchainedRow(exchange, this.policy), texts));
       }
     }
     return { rows, text: `[${texts.join(',')}]` };

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { PrismaService } from '../database/prisma.service';
 import { Prisma, type AuditRecord as AuditRecordRow } from '../generated/prisma/client';
 import type { ExchangeDecision, ExchangeOutcome, McpSurface } from '../traffic/mcp-exchange';
-import { type AuditRow, GENESIS_HASH, type StreamBounds } from './audit-record';
+import { type AuditRow, GENESIS_HASH, type StreamBounds, storedText } from './audit-record';
 
 /** A position in the audit list, newest first: ordered by (at, id) descending. */
 export interface AuditPosition {
@@ -49,18 +49,25 @@ export class AuditRepository {
   /**
    * Stores chained rows of one stream and moves its head, in one statement; registers the
    * stream (`stream`, or a placeholder for a replayed one) if it is not yet.
-   * Rows already stored (a replayed batch) and rows retention already passed are skipped. `text` is `rows` as
-   * JSON, when the caller serialized them already.
+   * Rows already stored (a replayed batch) and rows retention already passed are skipped. `text` is the rows'
+   * `storedText`s as one JSON array, when the caller made them already.
    */
-  async insert(rows: AuditRow[], stream?: AuditStreamStart, text = JSON.stringify(rows)): Promise<number> {
+  async insert(
+    rows: AuditRow[],
+    stream?: AuditStreamStart,
+    text = `[${rows.map(storedText).join(',')}]`,
+  ): Promise<number> {
     const last = rows[rows.length - 1];
     if (!last) return 0;
     const streamId = last.streamId;
     // One statement, atomic on its own: no BEGIN and COMMIT round trips.
     // The rows travel as one JSON parameter: a parameter per field would be 27 per row, and column arrays cost a
-    // walk over every element; JSON.stringify is one native pass. It goes straight to the driver (queryRows):
-    // through Prisma it would be serialized and parsed once more. The rows are sanitized already (no NUL, no lone
-    // surrogate: exchange-row.ts), so PostgreSQL reads back what was hashed.
+    // walk over every element. Each row is the array its hash was computed over with the hash appended (storedText),
+    // so the text made for hashing is not followed by a second serialization; the positions below are that
+    // array's, after the format tag. jsonb, parsed once, reads an element by position directly (json would be
+    // parsed again for every field). It goes straight to the driver (queryRows): through Prisma it would be
+    // serialized and parsed once more. The rows are sanitized already (no NUL, no lone surrogate: exchange-row.ts),
+    // so PostgreSQL reads back what was hashed.
     // The stream's upsert locks its row (as retention does) and returns its anchor, below which rows are skipped.
     const [result] = await this.prisma.queryRows(
       `WITH stream AS (
@@ -74,13 +81,11 @@ export class AuditRepository {
         INSERT INTO audit_records (id, stream_id, seq, at, request_id, surface, ip, tenant_id, object_id, client_id,
           principal_name, session_id, server_id, server_slug, method, rpc_id, target, arguments, decision, rule,
           outcome, latency_ms, upstream_ms, upstream_status, error_kind, prev_hash, hash)
-        SELECT r.* FROM json_to_recordset($7::json) AS r(
-          "id" uuid, "streamId" uuid, "seq" bigint, "at" timestamptz, "requestId" text, "surface" text, "ip" text,
-          "tenantId" text, "objectId" text, "clientId" text, "principalName" text, "sessionId" text, "serverId" uuid,
-          "serverSlug" text, "method" text, "rpcId" text, "target" text, "arguments" text, "decision" text,
-          "rule" text, "outcome" text, "latencyMs" float8, "upstreamMs" float8, "upstreamStatus" int,
-          "errorKind" text, "prevHash" text, "hash" text)
-        WHERE r.seq > (SELECT anchor_seq FROM stream)
+        SELECT (r->>2)::uuid, (r->>3)::uuid, (r->>4)::bigint, (r->>5)::timestamptz, r->>6, r->>7, r->>8, r->>9,
+          r->>10, r->>11, r->>12, r->>13, (r->>14)::uuid, r->>15, r->>16, r->>17, r->>18, r->>19, r->>20, r->>21,
+          r->>22, (r->>23)::float8, (r->>24)::float8, (r->>25)::int, r->>26, r->>1, r->>27
+        FROM jsonb_array_elements($7::jsonb) AS r
+        WHERE (r->>4)::bigint > (SELECT anchor_seq FROM stream)
         ON CONFLICT (stream_id, seq) DO NOTHING
         RETURNING 1
       )
