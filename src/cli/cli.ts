@@ -2,7 +2,7 @@ import cluster from 'node:cluster';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { Logger } from 'pino';
 import { WORKER_SLOT_FLAG, WorkerPool, workersRefusal } from '../cluster/worker-pool';
-import { tuneGarbageCollection } from './gc-tuning';
+import { collectStartupGarbage, tuneGarbageCollection } from './gc-tuning';
 import { type AppConfig, ConfigError, type EnvSource, loadConfig } from '../config/config';
 import { isWorkersValue, MAX_WORKERS, WORKERS_RULE } from '../config/config.schema';
 import { createLogger } from '../logging/logger';
@@ -176,6 +176,7 @@ async function serveOne(
     return fail(io, logger, 'could not start', error);
   }
   const running = gateway;
+  logger.debug({ pauseMs: Math.round(collectStartupGarbage()) }, 'start-up garbage collected');
   const signal = await signalled;
   logger.info({ signal }, 'signal received');
   // A second signal while draining means "now".
