@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import * as http from 'node:http';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import request from 'supertest';
@@ -115,6 +116,36 @@ describe('cancellation and upstream time bounds', () => {
       expect(hello.content).toEqual([{ type: 'text', text: 'Hello, Ada!' }]);
     } finally {
       await client.close();
+    }
+  });
+
+  it('cancels the upstream call of a REST bridge client that hangs up, and records the call as cancelled', async () => {
+    const label = `rest-${randomUUID().slice(0, 8)}`;
+    const cancelled: McpExchange[] = [];
+    const stop = gw.gateway.app.get(McpTraffic).onRecord((exchange) => {
+      if ((exchange.arguments as { label?: string } | undefined)?.label === label) cancelled.push(exchange);
+    });
+    try {
+      const body = JSON.stringify({ label });
+      const call = http.request(`${gw.url}/mcp/${slowSlug}/tools/slow`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${await issuer.token({ roles: [role] })}`,
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+        },
+      });
+      const closed = new Promise<unknown>((resolve) => call.once('error', resolve).once('close', resolve));
+      call.end(body);
+      await waitUntil(() => upstream.call(label) !== undefined, `the upstream started ${label}`);
+      call.destroy();
+      await closed;
+      await waitUntil(() => upstream.call(label)?.abortedAt !== undefined, `the upstream aborted ${label}`, 10_000);
+      expect(upstream.call(label)?.abortReason).toBe('the client closed the connection');
+      await waitUntil(() => cancelled.length > 0, 'the gateway recorded the call', 10_000);
+      expect(cancelled.map((exchange) => [exchange.surface, exchange.outcome])).toEqual([['rest', 'cancelled']]);
+    } finally {
+      stop();
     }
   });
 

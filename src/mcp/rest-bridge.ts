@@ -1,9 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { PinoLogger } from 'nestjs-pino';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import type { JsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/types.js';
 import type { ServerResponse } from 'node:http';
 import { AccessPolicy } from '../auth/access-policy';
 import { callerOf, type McpRequest, type Principal, principalOf } from '../auth/principal';
+import { CallSignal } from '../common/call-signal';
 import { DomainError } from '../common/domain-error';
 import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
@@ -13,7 +15,7 @@ import { claimsChallengeOf, classifyUpstreamError } from '../upstream/upstream-e
 import { GATEWAY_VERSION } from '../version';
 import { Catalog, type CatalogEntry, type CatalogSnapshot, definitionOf } from './catalog';
 import { type GatewayServer, ServerDirectory } from './server-directory';
-import { UpstreamPool } from './upstream-pool';
+import { type UpstreamCancel, UpstreamPool } from './upstream-pool';
 import { McpTraffic } from '../traffic/mcp-traffic';
 import { ExchangeRecorder } from './exchange-recorder';
 import { errorResponse, ErrorCodes, type JsonRpcRequest } from './jsonrpc';
@@ -37,7 +39,10 @@ export class RestBridge {
     private readonly traffic: McpTraffic,
     private readonly resource: ProtectedResource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
+    private readonly logger: PinoLogger,
+  ) {
+    this.logger.setContext(RestBridge.name);
+  }
 
   /** The tools of the server the caller may use, as the upstream names and describes them. */
   async listTools(req: McpRequest, res: ServerResponse, slug: string): Promise<{ tools: Record<string, unknown>[] }> {
@@ -92,11 +97,27 @@ export class RestBridge {
     }
     exchanges.begin(request);
     exchanges.upstreamStarted();
+    // A REST client that hangs up cannot send notifications/cancelled as an MCP client would: the gateway tells the
+    // upstream for it, then lets go of the call.
+    const signal = new CallSignal();
+    let cancelUpstream: UpstreamCancel | undefined;
+    const onClose = (): void => {
+      if (res.writableFinished) return;
+      cancelUpstream?.('the client closed the connection').catch((error: unknown) =>
+        this.logger.warn({ err: error }, 'cancelling upstream failed'),
+      );
+      signal.abort(new Error('the client closed the connection'));
+    };
+    res.on('close', onClose);
     try {
-      const { reply, id } = await this.pool.request(server, callerOf(req), 'tools/call', {
-        name: tool,
-        arguments: input,
-      });
+      const { reply, id } = await this.pool.request(
+        server,
+        callerOf(req),
+        'tools/call',
+        { name: tool, arguments: input },
+        signal,
+        (cancel) => (cancelUpstream = cancel),
+      );
       const response = await responseTo(reply, id);
       if (response) exchanges.settle({ ...response, id: request.id }, reply.status);
       if (!response) throw new DomainError('upstream_error', `upstream ${slug} sent no answer`);
@@ -107,6 +128,10 @@ export class RestBridge {
       return response.result;
     } catch (error) {
       if (error instanceof DomainError) throw error;
+      if (signal.aborted) {
+        exchanges.cancelled();
+        throw new DomainError('upstream_error', `the client closed the connection before upstream ${slug} answered`);
+      }
       exchanges.fail(error);
       const { kind, message } = classifyUpstreamError(error);
       const claims = claimsChallengeOf(error);
@@ -124,6 +149,8 @@ export class RestBridge {
       if (kind === 'timeout') throw new DomainError('upstream_timeout', `upstream ${slug} did not answer in time`);
       throw new DomainError('upstream_error', `upstream ${slug} failed: ${message}`);
     } finally {
+      res.off('close', onClose);
+      signal.dispose();
       exchanges.close();
     }
   }
