@@ -72,7 +72,8 @@ export class TokenVerifier {
       }
       this.verified.delete(key);
     }
-    // Only a token not seen yet is checked for its shape: a remembered one had it (the pattern walks all of a token, a few microseconds).
+    // Only a token not seen yet is checked for its shape: a remembered one had it (the pattern walks the whole
+    // token, a few microseconds a request).
     if (!JWS_COMPACT.test(token)) throw new TokenRejection('invalid_token', 'the access token is not a JWT');
     const validated = await this.validator.validate(token);
     // One principal object serves every request with this token: nobody may change it.

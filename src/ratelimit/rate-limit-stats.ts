@@ -28,7 +28,7 @@ type Counted = RateLimitDecision & { count: number };
 
 export interface RateLimitStatsSnapshot {
   /** Decisions so far, one entry per (policy, outcome, source). Free requests (ping, notifications) are not decisions. */
-  decisions: (RateLimitDecision & { count: number })[];
+  decisions: Counted[];
   /** Decisions Redis should have made but the insurance limiter or a fail-closed policy made instead. */
   redisFallbacks: number;
   /** Times Redis went from answering to not answering. */
