@@ -122,6 +122,54 @@ describe('StreamableHttpClient against a real HTTP server', () => {
     expect((await events.next()).done).toBe(true);
   });
 
+  it('holds a long SSE answer back while its reader is slow, and hands over every event in order', async () => {
+    const COUNT = 3_000;
+    // About 12 MB, more than the sockets' buffers hold: the upstream writes as its socket drains.
+    const padding = 'x'.repeat(4_000);
+    let written = 0;
+    upstream.handle((_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const more = (): void => {
+        while (written < COUNT) {
+          const room = res.write(`id: ${written}\ndata: {"n":${written},"pad":"${padding}"}\n\n`);
+          written++;
+          if (!room) return void res.once('drain', more);
+        }
+        res.end();
+      };
+      more();
+    });
+    const reply = await client.post(upstream.url, { jsonrpc: '2.0', id: 1, method: 'ping' }, { headers: {} });
+    if (reply.body.kind !== 'sse') throw new Error(`expected an SSE body, got ${reply.body.kind}`);
+    const events = reply.body.events[Symbol.asyncIterator]();
+    // Nothing is read yet: the upstream stops writing, short of the end, once the buffers between are full.
+    let seen = -1;
+    for (let checks = 0; checks < 100 && written !== seen; checks++) {
+      seen = written;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(written).toBeLessThan(COUNT);
+    const ids: string[] = [];
+    for (let next = await events.next(); !next.done; next = await events.next()) {
+      ids.push(next.value.id ?? '');
+      if (ids.length % 500 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(ids).toEqual(Array.from({ length: COUNT }, (_, index) => String(index)));
+  });
+
+  it('reads the answer after an informational one, and a session id sent twice as none', async () => {
+    upstream.handle((_req, _body, res) => {
+      res.writeEarlyHints({ link: '</style.css>; rel=preload' });
+      res.setHeader('mcp-session-id', ['one', 'two']);
+      res.setHeader('content-type', 'application/json');
+      res.end('{"jsonrpc":"2.0","id":1,"result":{}}');
+    });
+    const reply = await client.post(upstream.url, { jsonrpc: '2.0', id: 1, method: 'ping' }, { headers: {} });
+    expect(reply.status).toBe(200);
+    expect(reply.sessionId).toBeUndefined();
+    expect(reply.body).toEqual({ kind: 'json', value: { jsonrpc: '2.0', id: 1, result: {} } });
+  });
+
   it('reads 202 as no body, and keeps only the start of a page that is not MCP', async () => {
     upstream.handle((_req, _body, res) => {
       res.statusCode = 202;

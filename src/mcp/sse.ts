@@ -1,6 +1,6 @@
 /** Server-Sent Events: parsing what upstreams stream, and writing what clients read. */
 
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 
 export interface SseEvent {
   /** The event's `id:` field, passed through so clients can resume with Last-Event-ID. */
@@ -10,34 +10,71 @@ export interface SseEvent {
   retry?: number;
 }
 
+/** What reads a body: its chunks in order, then its end or its failure (one of the two). */
+export interface ByteConsumer {
+  data(chunk: Uint8Array): void;
+  end(): void;
+  error(error: Error): void;
+}
+
+/** A body read once, by one reader, which may hold it back (`pause`) and let go of it (`destroy`). */
+export interface ByteStream {
+  read(reader: ByteConsumer): void;
+  pause(): void;
+  resume(): void;
+  destroy(error?: Error): void;
+}
+
 /**
  * Parses an SSE byte stream into events (WHATWG rules: fields per line, blank
  * line ends an event, `data:` lines joined with newlines, comments ignored),
  * handed out as they arrive. Leaving early (`break`, `return()`) destroys the
  * stream; an error of the stream rejects the read waiting for it with that error.
  */
-export function parseSse(body: Readable): AsyncIterableIterator<SseEvent> {
-  return new SseEvents(body);
+export function parseSse(body: ByteStream | Readable): AsyncIterableIterator<SseEvent> {
+  return new SseEvents(body instanceof Readable ? bytesOf(body) : body);
+}
+
+/** A Node stream as a `ByteStream`: closed before its end, it fails as Node's own stream iterator says it. */
+function bytesOf(body: Readable): ByteStream {
+  return {
+    read(reader) {
+      let over = false;
+      body.on('data', (chunk: Uint8Array) => reader.data(chunk));
+      body.once('end', () => {
+        over = true;
+        reader.end();
+      });
+      body.once('error', (error: unknown) => {
+        over = true;
+        reader.error(error instanceof Error ? error : new Error(String(error)));
+      });
+      body.once('close', () => {
+        if (!over) reader.error(prematureClose());
+      });
+    },
+    pause: () => body.pause(),
+    resume: () => body.resume(),
+    destroy: (error) => body.destroy(error),
+  };
 }
 
 /**
- * Reads the stream's 'data' events itself: through Readable's async iterator and an async generator over it, a
+ * Reads the body's chunks as they come: through Readable's async iterator and an async generator over it, a
  * relayed call's one-event answer cost a chain of promises and closures per chunk (about a tenth of an upstream's
  * CPU per call in `npm run bench`'s harness, session 9).
  */
-class SseEvents implements AsyncIterableIterator<SseEvent> {
+class SseEvents implements AsyncIterableIterator<SseEvent>, ByteConsumer {
   private readonly lines = new SseLines();
   private readonly ready: SseEvent[] = [];
   private readonly waiting: { resolve: (result: IteratorResult<SseEvent>) => void; reject: (error: Error) => void }[] =
     [];
   private ended = false;
+  private paused = false;
   private failure?: { error: Error };
 
-  constructor(private readonly body: Readable) {
-    body.on('data', this.onData);
-    body.once('end', this.onEnd);
-    body.once('error', this.onError);
-    body.once('close', this.onClose);
+  constructor(private readonly body: ByteStream) {
+    body.read(this);
   }
 
   [Symbol.asyncIterator](): AsyncIterableIterator<SseEvent> {
@@ -47,7 +84,10 @@ class SseEvents implements AsyncIterableIterator<SseEvent> {
   next(): Promise<IteratorResult<SseEvent>> {
     const event = this.ready.shift();
     if (event) {
-      if (this.ready.length === 0 && this.body.isPaused()) this.body.resume();
+      if (this.ready.length === 0 && this.paused) {
+        this.paused = false;
+        this.body.resume();
+      }
       return Promise.resolve({ value: event, done: false });
     }
     if (this.failure) return Promise.reject(this.failure.error);
@@ -64,27 +104,28 @@ class SseEvents implements AsyncIterableIterator<SseEvent> {
     return Promise.resolve({ value: undefined, done: true });
   }
 
-  private readonly onData = (chunk: Uint8Array): void => {
+  readonly data = (chunk: Uint8Array): void => {
     this.lines.push(chunk, this.ready);
     while (this.ready.length > 0 && this.waiting.length > 0) {
       this.waiting.shift()!.resolve({ value: this.ready.shift()!, done: false });
     }
     // Nobody is reading: hold the stream until somebody does.
-    if (this.ready.length > 0) this.body.pause();
+    if (this.ready.length > 0 && !this.paused) {
+      this.paused = true;
+      this.body.pause();
+    }
   };
 
-  private readonly onEnd = (): void => {
+  readonly end = (): void => {
     this.ended = true;
     this.settle();
   };
 
-  private readonly onError = (error: unknown): void => {
-    this.failure ??= { error: error instanceof Error ? error : new Error(String(error)) };
+  readonly error = (error: Error): void => {
+    // Once ended (or left), what befalls the stream is nobody's concern.
+    if (this.ended) return;
+    this.failure ??= { error };
     this.settle();
-  };
-
-  private readonly onClose = (): void => {
-    if (!this.ended) this.onError(prematureClose());
   };
 
   /** Answers the reads still waiting, once nothing more will come. */

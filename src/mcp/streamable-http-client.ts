@@ -2,6 +2,7 @@ import { Agent, type Dispatcher } from 'undici';
 import type { Abortable } from '../common/call-signal';
 import { UpstreamError } from '../upstream/upstream-error';
 import { parseSse, type SseEvent } from './sse';
+import { UpstreamAnswer } from './upstream-answer';
 
 /** The MCP Streamable HTTP headers a relay reads and writes. */
 export const SESSION_HEADER = 'mcp-session-id';
@@ -42,17 +43,16 @@ const DISPATCHER = new Agent({ headersTimeout: 0, bodyTimeout: 0 });
 /** Socket errors of a kept-alive connection the upstream closed (a restart) before it answered. */
 const STALE_CONNECTION = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
 
-type Response = Dispatcher.ResponseData;
-
 /**
  * A lean Streamable HTTP client for relaying: it moves JSON-RPC messages and
  * SSE events between the gateway and an upstream without interpreting them,
  * so what the upstream says reaches the client as it was said.
  *
- * Built on undici's dispatcher API rather than fetch or `node:http`: on the relay's hot path fetch's WHATWG
+ * Built on undici's dispatcher rather than fetch or `node:http`: on the relay's hot path fetch's WHATWG
  * layer (Request and Response objects, web streams) cost about a sixth of the gateway's CPU per call, and
  * `node:http`'s client (ClientRequest, Agent, IncomingMessage) about three times undici's per request (see
- * `npm run bench`). What fetch did for us is kept: redirects are refused (an error, never followed, so the
+ * `npm run bench`). The answer is taken from the dispatcher's callbacks (`UpstreamAnswer`), not from undici's
+ * `request()` and its body stream. What fetch did for us is kept: redirects are refused (an error, never followed, so the
  * URL policy cannot be walked around), and an aborted signal rejects with its reason, also mid-body.
  */
 export class StreamableHttpClient {
@@ -60,12 +60,12 @@ export class StreamableHttpClient {
     const headers = this.headersOf(options);
     headers['content-type'] = 'application/json';
     headers.accept = 'application/json, text/event-stream';
-    const response = await this.request(url, 'POST', headers, options.signal, JSON.stringify(message));
-    return this.reply(response);
+    const answer = await this.request(url, 'POST', headers, options.signal, JSON.stringify(message));
+    return this.reply(answer);
   }
 
   async get(url: string, options: UpstreamRequestOptions & { lastEventId?: string }): Promise<UpstreamReply> {
-    const response = await this.request(
+    const answer = await this.request(
       url,
       'GET',
       {
@@ -75,13 +75,13 @@ export class StreamableHttpClient {
       },
       options.signal,
     );
-    return this.reply(response);
+    return this.reply(answer);
   }
 
   async delete(url: string, options: UpstreamRequestOptions): Promise<number> {
-    const response = await this.request(url, 'DELETE', this.headersOf(options), options.signal);
-    await response.body.dump();
-    return response.statusCode;
+    const answer = await this.request(url, 'DELETE', this.headersOf(options), options.signal);
+    await answer.dump();
+    return answer.statusCode;
   }
 
   /** The gateway's credentials and the session's headers, in a new object the caller may add to. */
@@ -93,8 +93,8 @@ export class StreamableHttpClient {
   }
 
   /**
-   * The response once its headers are in; its body stays readable until it ends, fails or `signal` aborts
-   * (with the signal's reason, as fetch rejects: callers tell a timeout from a client that left by it).
+   * The answer once its headers are in; its body stays readable until it ends, fails or `signal` aborts (with the
+   * signal's reason, as fetch rejects: callers tell a timeout from a client that left by it).
    */
   private async request(
     url: string,
@@ -102,47 +102,38 @@ export class StreamableHttpClient {
     headers: Record<string, string>,
     signal: Abortable | undefined,
     body?: string,
-  ): Promise<Response> {
+  ): Promise<UpstreamAnswer> {
     signal?.throwIfAborted();
     const target = targetOf(url);
-    const options = {
-      origin: target.origin,
-      path: target.path,
-      method,
-      headers,
-      body,
-      signal,
-    };
-    let response: Response;
+    const options: Dispatcher.DispatchOptions = { origin: target.origin, path: target.path, method, headers, body };
+    let answer = dispatch(options, signal);
     try {
-      response = await DISPATCHER.request(options);
+      await answer.headers;
     } catch (error) {
       // A kept-alive connection the upstream closed fails before it answers: once more on a new one.
       if (!STALE_CONNECTION.has((error as NodeJS.ErrnoException).code ?? '') || signal?.aborted) throw error;
-      response = await DISPATCHER.request(options);
+      answer = dispatch(options, signal);
+      await answer.headers;
     }
-    if (response.statusCode >= 300 && response.statusCode < 400 && response.headers.location !== undefined) {
-      await response.body.dump();
-      throw new UnexpectedRedirect(response.statusCode);
+    if (answer.statusCode >= 300 && answer.statusCode < 400 && answer.location !== undefined) {
+      await answer.dump();
+      throw new UnexpectedRedirect(answer.statusCode);
     }
-    return response;
+    return answer;
   }
 
-  private async reply(response: Response): Promise<UpstreamReply> {
-    const header = response.headers[SESSION_HEADER];
-    const sessionId = typeof header === 'string' ? header : undefined;
-    const type = headerText(response.headers['content-type']);
-    const status = response.statusCode;
+  private async reply(answer: UpstreamAnswer): Promise<UpstreamReply> {
+    const { statusCode: status, sessionId, contentType: type } = answer;
     // Each reply built field by field: on Node 20 a literal that begins with a spread is promoted, with what it holds
-    // (here the SSE reader and the response body under it, on every relayed call).
-    if (status === 202 || status === 204 || response.headers['content-length'] === '0') {
-      await response.body.dump();
+    // (here the SSE reader and the answer under it, on every relayed call).
+    if (status === 202 || status === 204 || answer.contentLength === '0') {
+      await answer.dump();
       return { status, sessionId, body: { kind: 'none' } };
     }
     if (type.startsWith('text/event-stream')) {
-      return { status, sessionId, body: { kind: 'sse', events: parseSse(response.body) } };
+      return { status, sessionId, body: { kind: 'sse', events: parseSse(answer) } };
     }
-    const text = await response.body.text();
+    const text = await answer.text();
     if (type.includes('json')) {
       try {
         return { status, sessionId, body: { kind: 'json', value: JSON.parse(text) as unknown } };
@@ -152,6 +143,12 @@ export class StreamableHttpClient {
     }
     return { status, sessionId, body: { kind: 'none' }, text: text.slice(0, MAX_ERROR_TEXT) };
   }
+}
+
+function dispatch(options: Dispatcher.DispatchOptions, signal: Abortable | undefined): UpstreamAnswer {
+  const answer = new UpstreamAnswer(signal);
+  DISPATCHER.dispatch(options, answer);
+  return answer;
 }
 
 /** An upstream answered with a redirect, which the gateway never follows. */
@@ -174,8 +171,4 @@ function targetOf(url: string): { origin: string; path: string } {
     if (TARGETS.size < TARGETS_KEPT) TARGETS.set(url, target);
   }
   return target;
-}
-
-function headerText(value: string | string[] | undefined): string {
-  return (Array.isArray(value) ? value[0] : value) ?? '';
 }
