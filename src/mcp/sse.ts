@@ -104,7 +104,7 @@ class SseEvents implements AsyncIterableIterator<SseEvent>, ByteConsumer {
     return Promise.resolve({ value: undefined, done: true });
   }
 
-  readonly data = (chunk: Uint8Array): void => {
+  data(chunk: Uint8Array): void {
     this.lines.push(chunk, this.ready);
     while (this.ready.length > 0 && this.waiting.length > 0) {
       this.waiting.shift()!.resolve({ value: this.ready.shift()!, done: false });
@@ -114,19 +114,19 @@ class SseEvents implements AsyncIterableIterator<SseEvent>, ByteConsumer {
       this.paused = true;
       this.body.pause();
     }
-  };
+  }
 
-  readonly end = (): void => {
+  end(): void {
     this.ended = true;
     this.settle();
-  };
+  }
 
-  readonly error = (error: Error): void => {
+  error(error: Error): void {
     // Once ended (or left), what befalls the stream is nobody's concern.
     if (this.ended) return;
     this.failure ??= { error };
     this.settle();
-  };
+  }
 
   /** Answers the reads still waiting, once nothing more will come. */
   private settle(): void {
