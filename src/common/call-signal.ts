@@ -65,15 +65,18 @@ export class CallSignal extends EventEmitter {
       this.abort(parent.reason);
       return;
     }
-    const onAbort = (): void => this.abort(parent.reason);
-    if (parent instanceof CallSignal) {
-      parent.once('abort', onAbort);
-      this.detach = () => parent.off('abort', onAbort);
-    } else {
-      parent.addEventListener('abort', onAbort, { once: true });
-      this.detach = () => parent.removeEventListener('abort', onAbort);
-    }
+    this.detach = onAbort(parent, () => this.abort(parent.reason));
   }
+}
+
+/** Calls `listener` once when `signal` aborts; returns the function that stops listening. */
+export function onAbort(signal: Abortable, listener: () => void): () => void {
+  if (signal instanceof CallSignal) {
+    signal.once('abort', listener);
+    return () => signal.off('abort', listener);
+  }
+  signal.addEventListener('abort', listener, { once: true });
+  return () => signal.removeEventListener('abort', listener);
 }
 
 /** The reason a call's time ran out: named as `AbortSignal.timeout` names its own, so one check tells both. */

@@ -3,6 +3,7 @@ import { sendChallenge } from '../auth/bearer-challenge';
 import type { ProtectedResource } from '../auth/protected-resource';
 import { errorResponse, type JsonRpcMessage, type RequestId } from './jsonrpc';
 import { formatSse, type SseEvent } from './sse';
+import { CallSignal } from '../common/call-signal';
 import { sendText } from '../common/send-text';
 
 /** An answer without a body. */
@@ -81,4 +82,28 @@ export function startSse(res: ServerResponse): void {
 
 export function writeEvent(res: ServerResponse, event: SseEvent): void {
   res.write(formatSse(event));
+}
+
+/**
+ * A signal that aborts upstream work when the client goes away before its answer is finished, or when
+ * `timeoutMs` passes; `closed` runs first, when the client went away. `done()` once the work is over.
+ */
+export function abortOnClose(
+  res: ServerResponse,
+  options: { timeoutMs?: number; closed?: () => void } = {},
+): { signal: CallSignal; done: () => void } {
+  const signal = new CallSignal(undefined, options.timeoutMs);
+  const onClose = (): void => {
+    if (res.writableFinished) return;
+    options.closed?.();
+    signal.abort(new Error('the client closed the connection'));
+  };
+  res.on('close', onClose);
+  return {
+    signal,
+    done: () => {
+      signal.dispose();
+      res.off('close', onClose);
+    },
+  };
 }

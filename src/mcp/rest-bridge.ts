@@ -5,7 +5,6 @@ import type { JsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/t
 import type { ServerResponse } from 'node:http';
 import { AccessPolicy } from '../auth/access-policy';
 import { callerOf, type McpRequest, type Principal, principalOf } from '../auth/principal';
-import { CallSignal } from '../common/call-signal';
 import { DomainError } from '../common/domain-error';
 import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
@@ -18,6 +17,7 @@ import { type GatewayServer, ServerDirectory } from './server-directory';
 import { type UpstreamCancel, UpstreamPool } from './upstream-pool';
 import { McpTraffic } from '../traffic/mcp-traffic';
 import { ExchangeRecorder } from './exchange-recorder';
+import { abortOnClose } from './http-replies';
 import { errorResponse, ErrorCodes, type JsonRpcRequest } from './jsonrpc';
 import { responseTo } from './upstream-exchange';
 
@@ -99,23 +99,21 @@ export class RestBridge {
     exchanges.upstreamStarted();
     // A REST client that hangs up cannot send notifications/cancelled as an MCP client would: the gateway tells the
     // upstream for it, then lets go of the call.
-    const signal = new CallSignal();
     let cancelUpstream: UpstreamCancel | undefined;
-    const onClose = (): void => {
-      if (res.writableFinished) return;
-      cancelUpstream?.('the client closed the connection').catch((error: unknown) =>
-        this.logger.warn({ err: error }, 'cancelling upstream failed'),
-      );
-      signal.abort(new Error('the client closed the connection'));
-    };
-    res.on('close', onClose);
+    const abort = abortOnClose(res, {
+      closed: () => {
+        cancelUpstream?.('the client closed the connection').catch((error: unknown) =>
+          this.logger.warn({ err: error }, 'cancelling upstream failed'),
+        );
+      },
+    });
     try {
       const { reply, id } = await this.pool.request(
         server,
         callerOf(req),
         'tools/call',
         { name: tool, arguments: input },
-        signal,
+        abort.signal,
         (cancel) => (cancelUpstream = cancel),
       );
       const response = await responseTo(reply, id);
@@ -128,7 +126,7 @@ export class RestBridge {
       return response.result;
     } catch (error) {
       if (error instanceof DomainError) throw error;
-      if (signal.aborted) {
+      if (abort.signal.aborted) {
         exchanges.cancelled();
         throw new DomainError('upstream_error', `the client closed the connection before upstream ${slug} answered`);
       }
@@ -149,8 +147,7 @@ export class RestBridge {
       if (kind === 'timeout') throw new DomainError('upstream_timeout', `upstream ${slug} did not answer in time`);
       throw new DomainError('upstream_error', `upstream ${slug} failed: ${message}`);
     } finally {
-      res.off('close', onClose);
-      signal.dispose();
+      abort.done();
       exchanges.close();
     }
   }

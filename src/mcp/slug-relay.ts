@@ -3,7 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
 import { PinoLogger } from 'nestjs-pino';
 import { AccessPolicy } from '../auth/access-policy';
-import { type Abortable, CallSignal } from '../common/call-signal';
+import type { Abortable } from '../common/call-signal';
 import { callerOf, type McpRequest, principalOf, type Principal, type UpstreamCaller } from '../auth/principal';
 import { UpstreamConnector } from '../upstream/upstream-connector';
 import { ProtectedResource } from '../auth/protected-resource';
@@ -11,7 +11,16 @@ import { claimsChallengeOf, classifyUpstreamError, UpstreamError } from '../upst
 import { UrlGuard } from '../upstream/url-guard';
 import { McpTraffic } from '../traffic/mcp-traffic';
 import { ExchangeRecorder, sendRateLimited } from './exchange-recorder';
-import { endWith, headerOf, sendClaimsChallenge, sendJson, sendRpcError, startSse, writeEvent } from './http-replies';
+import {
+  abortOnClose,
+  endWith,
+  headerOf,
+  sendClaimsChallenge,
+  sendJson,
+  sendRpcError,
+  startSse,
+  writeEvent,
+} from './http-replies';
 import {
   ErrorCodes,
   errorResponse,
@@ -121,7 +130,7 @@ export class SlugRelay {
     if (forward.length === 0) return sendJson(res, 200, batch ? refused : refused[0]!);
 
     const forwardedRequests = forward.filter(isRequest);
-    const abort = abortOnClose(res, this.connector.requestTimeoutMs(server));
+    const abort = abortOnClose(res, { timeoutMs: this.connector.requestTimeoutMs(server) });
     // A lone request the client cancels (on any replica) stops here too: the upstream answers it no more.
     let cancelled = false;
     const untrack =
@@ -257,7 +266,7 @@ export class SlugRelay {
     request: JsonRpcRequest,
     exchanges: ExchangeRecorder,
   ): Promise<void> {
-    const abort = abortOnClose(res, this.connector.connectTimeoutMs(server));
+    const abort = abortOnClose(res, { timeoutMs: this.connector.connectTimeoutMs(server) });
     exchanges.begin(request);
     try {
       exchanges.upstreamStarted();
@@ -477,20 +486,4 @@ function filterEvent(event: SseEvent, filter: (message: unknown) => unknown): Ss
   if (value === undefined) return event;
   const filtered = filter(value);
   return filtered === value ? event : { ...event, data: JSON.stringify(filtered) };
-}
-
-/** Aborts upstream work when the client goes away or the time bound passes. */
-function abortOnClose(res: ServerResponse, timeoutMs?: number): { signal: CallSignal; done: () => void } {
-  const signal = new CallSignal(undefined, timeoutMs);
-  const onClose = (): void => {
-    if (!res.writableFinished) signal.abort(new Error('the client closed the connection'));
-  };
-  res.on('close', onClose);
-  return {
-    signal,
-    done: () => {
-      signal.dispose();
-      res.off('close', onClose);
-    },
-  };
 }

@@ -52,8 +52,9 @@ const STALE_CONNECTION = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
  * layer (Request and Response objects, web streams) cost about a sixth of the gateway's CPU per call, and
  * `node:http`'s client (ClientRequest, Agent, IncomingMessage) about three times undici's per request (see
  * `npm run bench`). The answer is taken from the dispatcher's callbacks (`UpstreamAnswer`), not from undici's
- * `request()` and its body stream. What fetch did for us is kept: redirects are refused (an error, never followed, so the
- * URL policy cannot be walked around), and an aborted signal rejects with its reason, also mid-body.
+ * `request()` and its body stream. What fetch did for us is kept: redirects are refused (an error, never
+ * followed, so the URL policy cannot be walked around), and an aborted signal rejects with its reason, also
+ * mid-body.
  */
 export class StreamableHttpClient {
   async post(url: string, message: unknown, options: UpstreamRequestOptions): Promise<UpstreamReply> {

@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici';
-import type { Abortable } from '../common/call-signal';
+import { type Abortable, onAbort } from '../common/call-signal';
 import type { ByteConsumer, ByteStream } from './sse';
 
 /** Bytes of an unwanted body read (to keep the connection) before the connection is given up instead. */
@@ -173,15 +173,6 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler, ByteStream {
       this.resumeSocket?.();
     }
   }
-}
-
-function onAbort(signal: Abortable, listener: () => void): () => void {
-  if ('addEventListener' in signal) {
-    signal.addEventListener('abort', listener, { once: true });
-    return () => signal.removeEventListener('abort', listener);
-  }
-  signal.once('abort', listener);
-  return () => signal.off('abort', listener);
 }
 
 function reasonOf(signal: Abortable): Error {
