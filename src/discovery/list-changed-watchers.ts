@@ -1,13 +1,10 @@
 import { Injectable, type OnModuleDestroy } from '@nestjs/common';
-import {
-  PromptListChangedNotificationSchema,
-  ResourceListChangedNotificationSchema,
-  ToolListChangedNotificationSchema,
-} from '@modelcontextprotocol/sdk/types.js';
 import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
 import type { UpstreamTarget } from '../registry/server.schema';
-import { UpstreamConnector, type UpstreamSession } from '../upstream/upstream-connector';
+import { UpstreamConnector } from '../upstream/upstream-connector';
 import { classifyUpstreamError } from '../upstream/upstream-error';
+import { UrlGuard } from '../upstream/url-guard';
+import { type ListenSession, openListenSession } from './listen-session';
 
 /** How a server's watcher is doing, as the capabilities view reports it (this process only). */
 export type WatchState = 'connected' | 'connecting' | 'reconnecting' | 'off';
@@ -39,7 +36,7 @@ interface Watch {
   /** The target as JSON: a registration change (URL, auth, ...) replaces the watch. */
   readonly key: string;
   state: Exclude<WatchState, 'off'>;
-  session?: UpstreamSession;
+  session?: ListenSession;
   /** Bumped whenever a session is replaced or dropped; callbacks of older sessions then do nothing. */
   generation: number;
   failures: number;
@@ -50,11 +47,11 @@ interface Watch {
   closed: boolean;
 }
 
-const LIST_CHANGED = [
-  ToolListChangedNotificationSchema,
-  PromptListChangedNotificationSchema,
-  ResourceListChangedNotificationSchema,
-];
+const LIST_CHANGED = new Set([
+  'notifications/tools/list_changed',
+  'notifications/prompts/list_changed',
+  'notifications/resources/list_changed',
+]);
 
 /** Whether the server announces changes of any list discovery stores. */
 export function announcesListChanges(capabilities: Record<string, unknown>): boolean {
@@ -84,6 +81,7 @@ export class ListChangedWatchers implements OnModuleDestroy {
 
   constructor(
     private readonly connector: UpstreamConnector,
+    private readonly urlGuard: UrlGuard,
     @InjectPinoLogger(ListChangedWatchers.name) private readonly logger: PinoLogger,
   ) {}
 
@@ -134,9 +132,14 @@ export class ListChangedWatchers implements OnModuleDestroy {
   private async connect(watch: Watch): Promise<void> {
     const generation = ++watch.generation;
     watch.timer = undefined;
-    let session: UpstreamSession;
+    let session: ListenSession;
     try {
-      session = await this.connector.connect(watch.target);
+      session = await openListenSession(this.connector, this.urlGuard, watch.target, {
+        notified: (method) => {
+          if (LIST_CHANGED.has(method)) this.changed(watch, generation);
+        },
+        dropped: (error) => this.dropped(watch, generation, error),
+      });
     } catch (error) {
       if (watch.closed || generation !== watch.generation) return;
       this.logger.debug(
@@ -153,11 +156,6 @@ export class ListChangedWatchers implements OnModuleDestroy {
     watch.session = session;
     watch.state = 'connected';
     watch.connectedAt = Date.now();
-    for (const schema of LIST_CHANGED) {
-      session.client.setNotificationHandler(schema, () => this.changed(watch, generation));
-    }
-    session.client.onerror = (error) => this.dropped(watch, generation, error);
-    session.client.onclose = () => this.dropped(watch, generation, undefined);
     this.schedulePing(watch, generation);
     if (watch.everConnected) this.changed(watch, generation);
     watch.everConnected = true;
@@ -199,8 +197,8 @@ export class ListChangedWatchers implements OnModuleDestroy {
     watch.timer = setTimeout(() => {
       const session = watch.session;
       if (watch.closed || generation !== watch.generation || !session) return;
-      session.client
-        .ping({ timeout: this.timing.pingTimeoutMs })
+      session
+        .ping(this.timing.pingTimeoutMs)
         .then(() => {
           if (!watch.closed && generation === watch.generation) this.schedulePing(watch, generation);
         })

@@ -1,6 +1,8 @@
+import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 import type { Abortable } from '../common/call-signal';
 import { UpstreamError } from '../upstream/upstream-error';
 import type { UrlGuard } from '../upstream/url-guard';
+import { GATEWAY_VERSION } from '../version';
 import { isResponse, type JsonRpcRequest, type JsonRpcResponse, parseMessage } from './jsonrpc';
 import type { StreamableHttpClient, UpstreamReply } from './streamable-http-client';
 
@@ -24,6 +26,42 @@ export async function initializeUpstream(
   const response = await responseTo(reply, request.id);
   if (!response) throw statusFailure(reply);
   return { response, sessionId: reply.sessionId };
+}
+
+/** An upstream session the gateway opened with its own identity (no session id: a stateless upstream). */
+export interface UpstreamHandshake {
+  sessionId?: string;
+  protocolVersion: string;
+}
+
+/**
+ * The whole handshake as the gateway itself, declaring no capabilities: initialize under `id`, then
+ * `notifications/initialized`. An upstream that names no protocol version is taken to speak the latest.
+ */
+export async function openUpstreamSession(
+  http: StreamableHttpClient,
+  urlGuard: UrlGuard,
+  url: string,
+  headers: Record<string, string>,
+  id: string,
+  signal: Abortable,
+): Promise<UpstreamHandshake> {
+  const request: JsonRpcRequest = {
+    jsonrpc: '2.0',
+    id,
+    method: 'initialize',
+    params: {
+      protocolVersion: LATEST_PROTOCOL_VERSION,
+      capabilities: {},
+      clientInfo: { name: 'mcp-gateway', version: GATEWAY_VERSION },
+    },
+  };
+  const { response, sessionId } = await initializeUpstream(http, urlGuard, url, headers, request, signal);
+  if ('error' in response) throw new UpstreamError('protocol', `initialize failed: ${response.error.message}`);
+  const version = response.result.protocolVersion;
+  const protocolVersion = typeof version === 'string' ? version : LATEST_PROTOCOL_VERSION;
+  await sendInitialized(http, url, headers, sessionId, protocolVersion, signal);
+  return { sessionId, protocolVersion };
 }
 
 /** `notifications/initialized`, which ends the handshake. */

@@ -1,25 +1,18 @@
 import { Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
-import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 import type { UpstreamCaller } from '../auth/principal';
 import { type Abortable, CallSignal } from '../common/call-signal';
 import { UpstreamConnector } from '../upstream/upstream-connector';
 import { UpstreamError } from '../upstream/upstream-error';
 import { UrlGuard } from '../upstream/url-guard';
-import { GATEWAY_VERSION } from '../version';
 import type { JsonRpcRequest } from './jsonrpc';
 import { principalKeyOf } from './principal-key';
 import type { GatewayServer } from './server-directory';
 import { StreamableHttpClient, type UpstreamReply } from './streamable-http-client';
-import { discard, initializeUpstream, sendInitialized } from './upstream-exchange';
+import { discard, openUpstreamSession, type UpstreamHandshake } from './upstream-exchange';
 
 /** Sends `notifications/cancelled` for a dispatched request to its upstream. */
 export type UpstreamCancel = (reason?: string) => Promise<void>;
-
-interface PooledSession {
-  sessionId?: string;
-  protocolVersion: string;
-}
 
 /** Upstream sessions kept at most (one per on-behalf-of caller and server); the least recently used are ended. */
 const MAX_SESSIONS = 5_000;
@@ -27,7 +20,7 @@ const MAX_SESSIONS = 5_000;
 const END_SESSIONS_MS = 2_000;
 
 interface PoolEntry {
-  session: Promise<PooledSession>;
+  session: Promise<UpstreamHandshake>;
   url: string;
   headers: Record<string, string>;
 }
@@ -103,7 +96,7 @@ export class UpstreamPool implements OnModuleDestroy {
     try {
       const headers = await this.connector.headersFor(server, caller);
       const key = this.keyOf(server, caller);
-      const send = (session: PooledSession): Promise<UpstreamReply> => {
+      const send = (session: UpstreamHandshake): Promise<UpstreamReply> => {
         onDispatch?.((reason) => this.cancel(server, session, headers, id, reason));
         return this.http.post(server.url, message, { ...session, headers, signal: bounded });
       };
@@ -129,7 +122,7 @@ export class UpstreamPool implements OnModuleDestroy {
   /** Tells the upstream to stop working on request `id` (closing our connection would not). */
   private async cancel(
     server: GatewayServer,
-    session: PooledSession,
+    session: UpstreamHandshake,
     headers: Record<string, string>,
     id: string,
     reason?: string,
@@ -177,7 +170,7 @@ export class UpstreamPool implements OnModuleDestroy {
     server: GatewayServer,
     headers: Record<string, string>,
     signal: Abortable,
-  ): Promise<PooledSession> {
+  ): Promise<UpstreamHandshake> {
     let entry = this.sessions.get(key);
     if (entry) {
       // Most recently used goes last.
@@ -204,32 +197,11 @@ export class UpstreamPool implements OnModuleDestroy {
     server: GatewayServer,
     headers: Record<string, string>,
     signal: Abortable,
-  ): Promise<PooledSession> {
-    const request: JsonRpcRequest = {
-      jsonrpc: '2.0',
-      id: `mcp-gateway-init-${++this.nextId}`,
-      method: 'initialize',
-      params: {
-        protocolVersion: LATEST_PROTOCOL_VERSION,
-        capabilities: {},
-        clientInfo: { name: 'mcp-gateway', version: GATEWAY_VERSION },
-      },
-    };
+  ): Promise<UpstreamHandshake> {
     const handshake = new CallSignal(signal, this.connector.connectTimeoutMs(server));
     try {
-      const { response, sessionId } = await initializeUpstream(
-        this.http,
-        this.urlGuard,
-        server.url,
-        headers,
-        request,
-        handshake,
-      );
-      if ('error' in response) throw new UpstreamError('protocol', `initialize failed: ${response.error.message}`);
-      const version = response.result.protocolVersion;
-      const protocolVersion = typeof version === 'string' ? version : LATEST_PROTOCOL_VERSION;
-      await sendInitialized(this.http, server.url, headers, sessionId, protocolVersion, handshake);
-      return { sessionId, protocolVersion };
+      const id = `mcp-gateway-init-${++this.nextId}`;
+      return await openUpstreamSession(this.http, this.urlGuard, server.url, headers, id, handshake);
     } finally {
       handshake.dispose();
     }
