@@ -1,6 +1,6 @@
 import { loadConfig } from '../config/config';
 import { matrixCells, ROLES, SERVERS, TOOLS } from '../../test/support/rbac-matrix';
-import { AccessPolicy, globToRegExp } from './access-policy';
+import { AccessPolicy, globToRegExp, parseToolRules } from './access-policy';
 
 function policyWith(env: Record<string, string> = {}): AccessPolicy {
   return new AccessPolicy(loadConfig(env));
@@ -103,6 +103,32 @@ describe('AccessPolicy', () => {
       allowed: false,
       rule: 'scope-missing:Tools.Call',
     });
+  });
+});
+
+describe('parseToolRules', () => {
+  it('checks a stored rules object once, and shares the result read-only', () => {
+    const stored = { allow: ['get_*'], deny: ['get_secret*'] };
+    const first = parseToolRules(stored);
+    expect(first).toEqual(stored);
+    expect(first).not.toBe(stored);
+    expect(parseToolRules(stored)).toBe(first);
+    expect(Object.isFrozen(first)).toBe(true);
+    expect(Object.isFrozen(first?.allow)).toBe(true);
+    expect(() => first?.deny?.push('x')).toThrow(TypeError);
+    // An equal but different object is checked on its own.
+    expect(parseToolRules({ ...stored })).not.toBe(first);
+  });
+
+  it('fails closed on anything the schema does not allow, every time', () => {
+    const broken = { allow: ['get_*'], extra: true };
+    expect(parseToolRules(broken)).toBeUndefined();
+    expect(parseToolRules(broken)).toBeUndefined();
+    expect(parseToolRules('{"allow":["*"]}')).toBeUndefined();
+    expect(parseToolRules(42)).toBeUndefined();
+    expect(parseToolRules([])).toBeUndefined();
+    expect(parseToolRules(null)).toEqual({});
+    expect(parseToolRules(undefined)).toEqual({});
   });
 });
 

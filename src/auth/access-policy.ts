@@ -127,11 +127,31 @@ export function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${body}$`, 's');
 }
 
+/**
+ * Tool rules already checked, by the stored object: a server's record (and its rules) is kept for as long as it
+ * does not change, and checking them against the schema again took a few microseconds of every relayed call.
+ */
+const checkedToolRules = new WeakMap<object, ToolRules | null>();
+
 /** Stored tool rules, or undefined when they are not what the schema allows (fail closed). */
 export function parseToolRules(value: unknown): ToolRules | undefined {
   if (value === undefined || value === null) return {};
+  if (typeof value !== 'object') return checkToolRules(value) ?? undefined;
+  let rules = checkedToolRules.get(value);
+  if (rules === undefined) {
+    rules = checkToolRules(value);
+    checkedToolRules.set(value, rules);
+  }
+  return rules ?? undefined;
+}
+
+/** The rules as the schema reads them (a copy, frozen: it is shared), or null when they are not valid. */
+function checkToolRules(value: unknown): ToolRules | null {
   const parsed = toolRulesSchema.safeParse(value);
-  return parsed.success ? parsed.data : undefined;
+  if (!parsed.success) return null;
+  Object.freeze(parsed.data.allow);
+  Object.freeze(parsed.data.deny);
+  return Object.freeze(parsed.data);
 }
 
 /** `api://x/access_as_user` → `access_as_user`: what an Entra `scp` claim holds. */
