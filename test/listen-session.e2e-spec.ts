@@ -1,5 +1,3 @@
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { loadConfig } from '../src/config/config';
 import { type ListenHandlers, type ListenSession, openListenSession } from '../src/discovery/listen-session';
 import type { UpstreamTarget } from '../src/registry/server.schema';
@@ -7,82 +5,7 @@ import { UpstreamConnector } from '../src/upstream/upstream-connector';
 import { classifyUpstreamError, UpstreamError } from '../src/upstream/upstream-error';
 import { UrlGuard } from '../src/upstream/url-guard';
 import { sleep, waitUntil } from './support/eventually';
-
-const SESSION = 'scripted-session-1';
-
-/**
- * An upstream that speaks just enough Streamable HTTP, scripted per test: initialize answered as JSON with a
- * session id, notifications taken (202), answers to its own requests recorded, pings answered over SSE (or not at
- * all), the GET event stream opened, refused (405) or failed (500), DELETE recorded.
- */
-class ScriptedUpstream {
-  readonly received: { method: string; headers: http.IncomingHttpHeaders; body?: Record<string, unknown> }[] = [];
-  readonly streams: http.ServerResponse[] = [];
-  getStatus = 200;
-  answerPings = true;
-  private readonly server = http.createServer((req, res) => this.serve(req, res));
-
-  async start(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/mcp`;
-  }
-
-  async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise((resolve) => this.server.close(resolve));
-  }
-
-  /** Writes one SSE event to every open stream. */
-  send(data: string): void {
-    for (const stream of this.streams) stream.write(`event: message\ndata: ${data}\n\n`);
-  }
-
-  bodies(method: string): Record<string, unknown>[] {
-    return this.received.filter((entry) => entry.method === method && entry.body).map((entry) => entry.body!);
-  }
-
-  private serve(req: http.IncomingMessage, res: http.ServerResponse): void {
-    if (req.method === 'GET') {
-      this.received.push({ method: 'GET', headers: req.headers });
-      if (this.getStatus !== 200) return void res.writeHead(this.getStatus).end();
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      res.flushHeaders();
-      this.streams.push(res);
-      res.on('close', () => this.streams.splice(this.streams.indexOf(res), 1));
-      return;
-    }
-    if (req.method === 'DELETE') {
-      this.received.push({ method: 'DELETE', headers: req.headers });
-      return void res.writeHead(200).end();
-    }
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
-      this.received.push({ method: 'POST', headers: req.headers, body });
-      if (body.method === 'initialize') {
-        res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': SESSION });
-        res.end(
-          JSON.stringify({
-            jsonrpc: '2.0',
-            id: body.id,
-            result: {
-              protocolVersion: '2025-06-18',
-              capabilities: { tools: { listChanged: true } },
-              serverInfo: { name: 'scripted', version: '1.0.0' },
-            },
-          }),
-        );
-      } else if (body.method === 'ping') {
-        if (!this.answerPings) return;
-        res.writeHead(200, { 'content-type': 'text/event-stream' });
-        res.end(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: body.id, result: {} })}\n\n`);
-      } else {
-        res.writeHead(202).end();
-      }
-    });
-  }
-}
+import { SCRIPTED_SESSION as SESSION, ScriptedUpstream } from './support/scripted-upstream';
 
 function recorder(): ListenHandlers & { notifications: string[]; drops: unknown[] } {
   const seen = { notifications: [] as string[], drops: [] as unknown[] };
@@ -176,7 +99,7 @@ describe('listen sessions (list-changed watchers) against a scripted upstream', 
     await expect(session.ping(2_000)).resolves.toBeUndefined();
     const ping = upstream.bodies('POST').find((body) => body.method === 'ping')!;
     expect(ping).toMatchObject({ jsonrpc: '2.0', id: expect.any(String) });
-    upstream.answerPings = false;
+    upstream.pingAnswer = 'none';
     const failure = await session.ping(200).catch((error: unknown) => error);
     expect(classifyUpstreamError(failure).kind).toBe('timeout');
   });

@@ -214,7 +214,7 @@ describe('upstream health (services)', () => {
     expect(health).toMatchObject({
       status: 'degraded',
       consecutiveFailures: 0,
-      lastError: 'the upstream answered HTTP 401',
+      lastError: "the upstream refused the gateway's credentials (HTTP 401)",
       lastSuccessAt: null,
     });
     expect(statuses).not.toContain('unreachable');

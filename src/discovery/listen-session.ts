@@ -10,8 +10,9 @@ import { StreamableHttpClient } from '../mcp/streamable-http-client';
 import type { SseEvent } from '../mcp/sse';
 import {
   discard,
+  endUpstreamSession,
   openUpstreamSession,
-  responseTo,
+  pingUpstream,
   safeJson,
   statusFailure,
   type UpstreamHandshake,
@@ -104,17 +105,12 @@ class UpstreamListener implements ListenSession {
   }
 
   async ping(timeoutMs: number): Promise<void> {
-    const id = `mcp-gateway-ping-${++nextId}`;
     const signal = new CallSignal(this.stream, timeoutMs);
     try {
       // Asked for each ping: an Entra token outlives no long session.
       const headers = await this.connector.headersFor(this.target);
-      const ping = { jsonrpc: '2.0', id, method: 'ping' };
-      const reply = await http.post(this.target.url, ping, { ...this.session, headers, signal });
-      const response = await responseTo(reply, id);
-      if (!response) {
-        throw reply.status >= 400 ? statusFailure(reply) : new UpstreamError('protocol', 'the ping got no answer');
-      }
+      const id = `mcp-gateway-ping-${++nextId}`;
+      const response = await pingUpstream(http, this.target.url, this.session, headers, id, signal);
       if ('error' in response) throw new UpstreamError('protocol', `ping failed: ${response.error.message}`);
     } finally {
       signal.dispose();
@@ -159,17 +155,10 @@ class UpstreamListener implements ListenSession {
     }
   }
 
-  /** DELETEs the upstream's session; it expires there anyway if this fails. */
   private async end(): Promise<void> {
-    if (!this.session.sessionId) return;
     const signal = new CallSignal(undefined, this.connectMs);
-    try {
-      await http.delete(this.target.url, { ...this.session, headers: this.headers, signal });
-    } catch {
-      // Nothing more to do.
-    } finally {
-      signal.dispose();
-    }
+    await endUpstreamSession(http, this.target.url, this.session, this.headers, signal);
+    signal.dispose();
   }
 }
 

@@ -64,6 +64,37 @@ export async function openUpstreamSession(
   return { sessionId, protocolVersion };
 }
 
+/** The upstream's answer to a `ping` under `id` (an error answer included); rejects when none comes. */
+export async function pingUpstream(
+  http: StreamableHttpClient,
+  url: string,
+  session: UpstreamHandshake,
+  headers: Record<string, string>,
+  id: string,
+  signal: Abortable,
+): Promise<JsonRpcResponse> {
+  const reply = await http.post(url, { jsonrpc: '2.0', id, method: 'ping' }, { ...session, headers, signal });
+  const response = await responseTo(reply, id);
+  if (response) return response;
+  throw reply.status >= 400 ? statusFailure(reply) : new UpstreamError('protocol', 'the ping got no answer');
+}
+
+/** DELETEs an upstream session (one without an id has nothing to end); the upstream expires it anyway if this fails. */
+export async function endUpstreamSession(
+  http: StreamableHttpClient,
+  url: string,
+  session: UpstreamHandshake,
+  headers: Record<string, string>,
+  signal: Abortable,
+): Promise<void> {
+  if (!session.sessionId) return;
+  try {
+    await http.delete(url, { ...session, headers, signal });
+  } catch {
+    // Nothing more to do.
+  }
+}
+
 /** `notifications/initialized`, which ends the handshake. */
 export async function sendInitialized(
   http: StreamableHttpClient,
