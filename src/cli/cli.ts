@@ -2,7 +2,7 @@ import cluster from 'node:cluster';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { Logger } from 'pino';
 import { WORKER_SLOT_FLAG, WorkerPool, workersRefusal } from '../cluster/worker-pool';
-import { collectStartupGarbage, tuneGarbageCollection } from './gc-tuning';
+import { collectStartupGarbage, trimWhenIdle, tuneGarbageCollection } from './gc-tuning';
 import { type AppConfig, ConfigError, type EnvSource, loadConfig } from '../config/config';
 import { isWorkersValue, MAX_WORKERS, WORKERS_RULE } from '../config/config.schema';
 import { createLogger } from '../logging/logger';
@@ -177,7 +177,14 @@ async function serveOne(
   }
   const running = gateway;
   logger.debug({ pauseMs: Math.round(collectStartupGarbage()) }, 'start-up garbage collected');
+  const stopTrimming = trimWhenIdle((pauseMs, releasedBytes) =>
+    logger.debug(
+      { pauseMs: Math.round(pauseMs), releasedMb: Math.round(releasedBytes / 2 ** 20) },
+      'idle: heap given back',
+    ),
+  );
   const signal = await signalled;
+  stopTrimming();
   logger.info({ signal }, 'signal received');
   // A second signal while draining means "now".
   const forced = (): void => {
