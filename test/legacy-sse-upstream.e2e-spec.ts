@@ -1,0 +1,99 @@
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
+import { z } from 'zod';
+import { loadConfig } from '../src/config/config';
+import { type ListenHandlers, openListenSession } from '../src/discovery/listen-session';
+import type { UpstreamTarget } from '../src/registry/server.schema';
+import { UpstreamConnector } from '../src/upstream/upstream-connector';
+import { UrlGuard } from '../src/upstream/url-guard';
+import { UpstreamProbe } from '../src/upstream-health/upstream-probe';
+import { sleep, waitUntil } from './support/eventually';
+
+/** An upstream on the deprecated HTTP+SSE transport (GET /sse for the stream, POST /messages): one server per stream. */
+class LegacySseUpstream {
+  readonly servers: McpServer[] = [];
+  private readonly transports = new Map<string, SSEServerTransport>();
+  private readonly http = http.createServer((req, res) => void this.serve(req, res));
+
+  async start(): Promise<string> {
+    await new Promise<void>((resolve) => this.http.listen(0, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(this.http.address() as AddressInfo).port}/sse`;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.servers.map((server) => server.close()));
+    this.http.closeAllConnections();
+    await new Promise((resolve) => this.http.close(resolve));
+  }
+
+  private async serve(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (req.method === 'GET' && url.pathname === '/sse') {
+      const transport = new SSEServerTransport('/messages', res);
+      this.transports.set(transport.sessionId, transport);
+      const server = new McpServer(
+        { name: 'legacy', version: '1.0.0' },
+        { capabilities: { tools: { listChanged: true } } },
+      );
+      server.registerTool('hello', { inputSchema: { name: z.string() } }, ({ name }) => ({
+        content: [{ type: 'text', text: `hello ${name}` }],
+      }));
+      this.servers.push(server);
+      await server.connect(transport);
+      return;
+    }
+    const transport = this.transports.get(url.searchParams.get('sessionId') ?? '');
+    if (req.method === 'POST' && url.pathname === '/messages' && transport) {
+      await transport.handlePostMessage(req, res);
+      return;
+    }
+    res.writeHead(404).end();
+  }
+}
+
+describe('an upstream on the deprecated HTTP+SSE transport', () => {
+  const config = loadConfig({ UPSTREAM_ALLOWED_HOSTS: 'loopback' });
+  const guard = new UrlGuard(config.upstream);
+  const connector = new UpstreamConnector(config, guard);
+  let upstream: LegacySseUpstream;
+  let target: UpstreamTarget;
+
+  beforeEach(async () => {
+    upstream = new LegacySseUpstream();
+    target = {
+      id: '3a1f6a52-2f0e-4d8c-9a57-6c1d2b7e4f10',
+      url: await upstream.start(),
+      transport: 'sse',
+      auth: { type: 'none' },
+      timeouts: {},
+    } as UpstreamTarget;
+  });
+
+  afterEach(() => upstream.stop());
+
+  it('is probed healthy', async () => {
+    const probe = new UpstreamProbe(connector, guard);
+    expect(await probe.run(target, { timeoutMs: 5_000 })).toMatchObject({ ok: true, latencyMs: expect.any(Number) });
+  });
+
+  it('is watched: its list_changed is heard, its ping answered, and closing reports no drop', async () => {
+    const seen = { notifications: [] as string[], drops: [] as unknown[] };
+    const handlers: ListenHandlers = {
+      notified: (method) => seen.notifications.push(method),
+      dropped: (error) => seen.drops.push(error),
+    };
+    const session = await openListenSession(connector, guard, target, handlers);
+    try {
+      await expect(session.ping(5_000)).resolves.toBeUndefined();
+      upstream.servers[0]!.sendToolListChanged();
+      await waitUntil(() => seen.notifications.length > 0, 'the notification was heard');
+      expect(seen.notifications).toEqual(['notifications/tools/list_changed']);
+    } finally {
+      await session.close();
+    }
+    await sleep(100);
+    expect(seen.drops).toEqual([]);
+  });
+});
