@@ -1,9 +1,4 @@
-import {
-  LATEST_PROTOCOL_VERSION,
-  PromptListChangedNotificationSchema,
-  ResourceListChangedNotificationSchema,
-  ToolListChangedNotificationSchema,
-} from '@modelcontextprotocol/sdk/types.js';
+import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 import { CallSignal, timeoutError } from '../common/call-signal';
 import { ErrorCodes, errorResponse, type JsonRpcMessage } from '../mcp/jsonrpc';
 import { StreamableHttpClient } from '../mcp/streamable-http-client';
@@ -155,25 +150,23 @@ class UpstreamListener implements ListenSession {
     }
   }
 
+  /** DELETEs the upstream's session; it expires there anyway if this fails. */
   private async end(): Promise<void> {
     const signal = new CallSignal(undefined, this.connectMs);
-    await endUpstreamSession(http, this.target.url, this.session, this.headers, signal);
-    signal.dispose();
+    await endUpstreamSession(http, this.target.url, this.session, this.headers, signal)
+      .catch(() => undefined)
+      .finally(() => signal.dispose());
   }
 }
-
-const LIST_CHANGED = [
-  ToolListChangedNotificationSchema,
-  PromptListChangedNotificationSchema,
-  ResourceListChangedNotificationSchema,
-];
 
 /** A session of the MCP SDK's client, for the deprecated HTTP+SSE transport, seen through the same interface. */
 function sdkListenSession(session: UpstreamSession, handlers: ListenHandlers): ListenSession {
   let closed = false;
-  for (const schema of LIST_CHANGED) {
-    session.client.setNotificationHandler(schema, (notification) => handlers.notified(notification.method));
-  }
+  // Every notification no handler of the SDK's own takes, as the lean listener passes them all on.
+  session.client.fallbackNotificationHandler = (notification) => {
+    handlers.notified(notification.method);
+    return Promise.resolve();
+  };
   session.client.onerror = (error) => {
     if (!closed) handlers.dropped(error);
   };

@@ -79,7 +79,7 @@ export async function pingUpstream(
   throw reply.status >= 400 ? statusFailure(reply) : new UpstreamError('protocol', 'the ping got no answer');
 }
 
-/** DELETEs an upstream session (one without an id has nothing to end); the upstream expires it anyway if this fails. */
+/** DELETEs an upstream session (one without an id has nothing to end); rejects when the upstream could not be told. */
 export async function endUpstreamSession(
   http: StreamableHttpClient,
   url: string,
@@ -87,12 +87,7 @@ export async function endUpstreamSession(
   headers: Record<string, string>,
   signal: Abortable,
 ): Promise<void> {
-  if (!session.sessionId) return;
-  try {
-    await http.delete(url, { ...session, headers, signal });
-  } catch {
-    // Nothing more to do.
-  }
+  if (session.sessionId) await http.delete(url, { ...session, headers, signal });
 }
 
 /** `notifications/initialized`, which ends the handshake. */

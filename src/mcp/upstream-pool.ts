@@ -9,7 +9,7 @@ import type { JsonRpcRequest } from './jsonrpc';
 import { principalKeyOf } from './principal-key';
 import type { GatewayServer } from './server-directory';
 import { StreamableHttpClient, type UpstreamReply } from './streamable-http-client';
-import { discard, openUpstreamSession, type UpstreamHandshake } from './upstream-exchange';
+import { discard, endUpstreamSession, openUpstreamSession, type UpstreamHandshake } from './upstream-exchange';
 
 /** Sends `notifications/cancelled` for a dispatched request to its upstream. */
 export type UpstreamCancel = (reason?: string) => Promise<void>;
@@ -153,8 +153,7 @@ export class UpstreamPool implements OnModuleDestroy {
   /** DELETEs an upstream session; the upstream expires it anyway if this fails. */
   private async end(entry: PoolEntry, signal: AbortSignal): Promise<void> {
     try {
-      const { sessionId, protocolVersion } = await entry.session;
-      if (sessionId) await this.http.delete(entry.url, { sessionId, protocolVersion, headers: entry.headers, signal });
+      await endUpstreamSession(this.http, entry.url, await entry.session, entry.headers, signal);
     } catch (error) {
       this.logger.debug({ err: error, url: entry.url }, 'ending an upstream session failed');
     }

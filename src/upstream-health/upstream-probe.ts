@@ -112,13 +112,8 @@ export class UpstreamProbe {
       return round(performance.now() - started);
     } finally {
       // Not awaited: ending the session is bounded on its own and must not count as probe time or delay the result.
-      void endUpstreamSession(
-        http,
-        url,
-        session,
-        headers,
-        AbortSignal.timeout(Math.max(1_000, Math.ceil(deadline.remainingMs()))),
-      );
+      const ending = AbortSignal.timeout(Math.max(1_000, Math.ceil(deadline.remainingMs())));
+      endUpstreamSession(http, url, session, headers, ending).catch(() => undefined);
     }
   }
 
