@@ -2,7 +2,7 @@ import cluster from 'node:cluster';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { Logger } from 'pino';
 import { WORKER_SLOT_FLAG, WorkerPool, workersRefusal } from '../cluster/worker-pool';
-import { collectStartupGarbage, trimWhenIdle, tuneGarbageCollection } from './gc-tuning';
+import { collectGarbage, trimWhenIdle, tuneGarbageCollection } from './gc-tuning';
 import { type AppConfig, ConfigError, type EnvSource, loadConfig } from '../config/config';
 import { isWorkersValue, MAX_WORKERS, WORKERS_RULE } from '../config/config.schema';
 import { createLogger } from '../logging/logger';
@@ -176,7 +176,7 @@ async function serveOne(
     return fail(io, logger, 'could not start', error);
   }
   const running = gateway;
-  logger.debug({ pauseMs: Math.round(collectStartupGarbage()) }, 'start-up garbage collected');
+  logger.debug({ pauseMs: Math.round(collectGarbage()) }, 'start-up garbage collected');
   const stopTrimming = trimWhenIdle((pauseMs, releasedBytes) =>
     logger.debug(
       { pauseMs: Math.round(pauseMs), releasedMb: Math.round(releasedBytes / 2 ** 20) },

@@ -1,12 +1,12 @@
 import * as vm from 'node:vm';
-import { collectStartupGarbage, trimWhenIdle } from './gc-tuning';
+import { collectGarbage, trimWhenIdle } from './gc-tuning';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-describe('collectStartupGarbage', () => {
+describe('collectGarbage', () => {
   it('collects, and leaves `gc` exposed to no context made afterwards', () => {
     expect(vm.runInNewContext('typeof gc')).toBe('undefined');
-    expect(collectStartupGarbage()).toBeGreaterThanOrEqual(0);
+    expect(collectGarbage()).toBeGreaterThanOrEqual(0);
     expect(vm.runInNewContext('typeof gc')).toBe('undefined');
     expect(typeof (globalThis as { gc?: unknown }).gc).toBe('undefined');
   });

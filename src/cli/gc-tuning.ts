@@ -27,9 +27,10 @@ export function tuneGarbageCollection(heapGrowthPercent: number): void {
 }
 
 /**
- * One full collection that gives memory back to the system, run once when the gateway is ready. Start-up
- * (modules, migrations, the query compiler, Nest's container) allocates fast enough that V8 grows the young
- * generation to its largest, and a process waiting for traffic then makes few collections that could shrink it.
+ * One full collection that gives memory back to the system: run once when the gateway is ready, and again when it
+ * has gone idle (`trimWhenIdle`). Start-up (modules, migrations, the query compiler, Nest's container) allocates
+ * fast enough that V8 grows the young generation to its largest, and a process waiting for traffic then makes few
+ * collections that could shrink it.
  * Node 20's V8 shrank it by itself about 25 s after start; Node 24's (the container's runtime) had not after 40 s,
  * and the gateway sat at 199 MB idle, 64 MB of it a young generation holding 2 MB of objects; 126 MB after this
  * collection (`npm run bench`, idle RSS after start; the pause was 139 ms there, 3 ms on Node 20, whose V8 does not
@@ -37,7 +38,7 @@ export function tuneGarbageCollection(heapGrowthPercent: number): void {
  * `--logHeapUsage`: the flag exposes it in a context created while it is on, and it is turned off again at once.
  * Returns the pause in milliseconds.
  */
-export function collectStartupGarbage(): number {
+export function collectGarbage(): number {
   const started = performance.now();
   v8.setFlagsFromString('--expose-gc');
   const gc = vm.runInNewContext('gc') as (options: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
@@ -89,7 +90,7 @@ export function trimWhenIdle(
     if (utilization > options.idleUtilization || performance.now() - collectedAt < options.minIntervalMs) return;
     const before = v8.getHeapStatistics();
     if (before.total_heap_size - before.used_heap_size < options.spareBytes) return;
-    const pauseMs = collectStartupGarbage();
+    const pauseMs = collectGarbage();
     collectedAt = performance.now();
     // The pause is the gateway's own doing, not a sign of work: the next period starts after it.
     last = performance.eventLoopUtilization();
