@@ -19,6 +19,16 @@ const PRM = 'https://gateway.test/.well-known/oauth-protected-resource/mcp';
 const SCOPE = `api://${GATEWAY_CLIENT_ID}/access_as_user`;
 
 /** The parameters of a `WWW-Authenticate: Bearer …` challenge. */
+/** What the probe route answers an admitted request with (its refusals carry neither field). */
+interface ProbeAnswer {
+  principal: { oid: string };
+}
+
+/** A JWT's claims, unverified. */
+function decodePayload(token: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as Record<string, unknown>;
+}
+
 function challengeOf(header: string | undefined): Record<string, string> {
   expect(header).toMatch(/^Bearer /);
   const params: Record<string, string> = {};
@@ -292,6 +302,65 @@ describe('Entra ID tokens on MCP_PREFIX', () => {
       const text = JSON.stringify(gw.logs.lines);
       expect(text).toContain('the token audience is not this gateway');
       expect(text).not.toContain(token.split('.')[2]);
+    });
+  });
+
+  describe('on one kept-alive connection', () => {
+    let agent: http.Agent;
+    const sockets = new Set<unknown>();
+
+    beforeEach(() => {
+      agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      sockets.clear();
+    });
+
+    afterEach(() => agent.destroy());
+
+    /** GET `path` on the agent's one connection, with `token` as the bearer. */
+    const send = (token: string, path = PROBE_PATH): Promise<{ status: number; body: ProbeAnswer }> =>
+      new Promise((resolve, reject) => {
+        const req = http.get(`${gw.url}${path}`, { agent, headers: { authorization: `Bearer ${token}` } }, (res) => {
+          sockets.add(res.socket);
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (text += chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as ProbeAnswer }));
+        });
+        req.on('error', reject);
+      });
+
+    it('checks each request: a token sent again is not verified again, any other token is', async () => {
+      const verifier = gw.gateway.app.get(TokenVerifier);
+      const ada = { oid: randomUUID() };
+      const [first, second] = [await issuer.token(ada), await issuer.token({ oid: randomUUID() })];
+      const before = { ...verifier.stats };
+
+      expect((await send(first)).body.principal.oid).toBe(ada.oid);
+      expect((await send(first)).body.principal.oid).toBe(ada.oid);
+      expect(verifier.stats.validations - before.validations).toBe(1);
+      expect(verifier.stats.cacheHits - before.cacheHits).toBe(1);
+
+      const other = await send(second);
+      expect(other.status).toBe(200);
+      expect(other.body.principal.oid).not.toBe(ada.oid);
+      expect((await send(tamper(first, { ...decodePayload(first), oid: randomUUID() }))).status).toBe(401);
+      expect((await send(await issuer.token({ ...ada, scp: 'Files.Read' }))).status).toBe(403);
+      expect((await send(first, `${PROBE_PATH}?access_token=${first}`)).status).toBe(401);
+      expect((await send(first)).body.principal.oid).toBe(ada.oid);
+      expect(verifier.stats.validations - before.validations).toBe(3);
+      expect(sockets.size).toBe(1);
+    });
+
+    it('verifies again a token that expired while its connection stayed open', async () => {
+      const verifier = gw.gateway.app.get(TokenVerifier);
+      const token = await issuer.token({ exp: Math.floor(Date.now() / 1000) + 1 });
+      expect((await send(token)).status).toBe(200);
+      // Past exp but within the clock tolerance: accepted, after a verification of its own.
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      const before = verifier.stats.validations;
+      expect((await send(token)).status).toBe(200);
+      expect(verifier.stats.validations).toBe(before + 1);
+      expect(sockets.size).toBe(1);
     });
   });
 

@@ -9,7 +9,7 @@ import { McpTraffic } from '../traffic/mcp-traffic';
 import { AccessPolicy } from './access-policy';
 import { type BearerErrorCode, TokenRejection, VerificationUnavailable } from './auth-errors';
 import { bearerTokenOf, sendChallenge } from './bearer-challenge';
-import { type McpRequest, toAuthInfo } from './principal';
+import { type McpRequest, toAuthInfo, type VerifiedToken } from './principal';
 import { ProtectedResource } from './protected-resource';
 import { MAX_TOKEN_LENGTH, TokenVerifier } from './token-verifier';
 
@@ -55,12 +55,13 @@ export class McpAuthMiddleware implements NestMiddleware {
       return false;
     }
     const arrived = Date.now();
-    const [path = '', query = ''] = originalUrlOf(req).split('?', 2);
-    const slug = this.resource.slugOfRequestPath(path);
+    const url = originalUrlOf(req);
+    const queryAt = url.indexOf('?');
     const refuse = (
       status: 401 | 403,
       rejection?: { error: BearerErrorCode; description: string; reason?: string },
     ): void => {
+      const slug = this.resource.slugOfRequestPath(queryAt === -1 ? url : url.slice(0, queryAt));
       sendChallenge(res, status, {
         error: rejection?.error,
         description: rejection?.description,
@@ -70,7 +71,7 @@ export class McpAuthMiddleware implements NestMiddleware {
       this.recordRefusal(req, slug, arrived, rejection?.reason ?? rejection?.description ?? 'no access token');
     };
 
-    if (query !== '' && new URLSearchParams(query).has('access_token')) {
+    if (queryAt !== -1 && new URLSearchParams(url.slice(queryAt + 1)).has('access_token')) {
       this.logger.info({ reason: 'token in query string' }, 'MCP request refused');
       refuse(401, {
         error: 'invalid_request',
@@ -83,6 +84,9 @@ export class McpAuthMiddleware implements NestMiddleware {
       refuse(401);
       return false;
     }
+    // The connection's previous request carried this header, and it was let in.
+    const remembered = this.verifier.remembered(req.socket, header, arrived);
+    if (remembered) return this.admitted(req, remembered);
     const token = header.length <= MAX_TOKEN_LENGTH + 16 ? bearerTokenOf(header) : undefined;
     if (!token) {
       const tooLarge = header.length > MAX_TOKEN_LENGTH + 16;
@@ -127,6 +131,11 @@ export class McpAuthMiddleware implements NestMiddleware {
       });
       return false;
     }
+    this.verifier.remember(req.socket, header, verified);
+    return this.admitted(req, verified);
+  }
+
+  private admitted(req: McpRequest, verified: VerifiedToken): true {
     req.principal = verified.principal;
     req.auth = toAuthInfo(verified);
     return true;
