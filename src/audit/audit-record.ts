@@ -1,4 +1,5 @@
 import { createHmac, hash } from 'node:crypto';
+import { isoTime } from '../common/iso-time';
 import type { ExchangeDecision, ExchangeOutcome, McpSurface } from '../traffic/mcp-exchange';
 
 /** The `prevHash` of a stream's first record. */
@@ -78,7 +79,7 @@ function canonicalText(row: Omit<AuditRow, 'hash'>): string {
     row.id,
     row.streamId,
     String(row.seq),
-    row.at.toISOString(),
+    isoTime(row.at.getTime()),
     row.requestId,
     row.surface,
     row.ip,

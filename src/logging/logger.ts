@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import pino, { type Bindings, type DestinationStream, type Logger } from 'pino';
 import type { Options as PinoHttpOptions } from 'pino-http';
+import { isoTime } from '../common/iso-time';
 import type { AppConfig } from '../config/config';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -78,7 +79,8 @@ export function createLogger(config: Pick<AppConfig, 'logLevel'>, destination?: 
       serializers: { req: censorRequest, res: censorResponse },
       formatters: { log: censorSecrets, bindings: censorSecrets },
       base: { pid: process.pid },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      // pino's `stdTimeFunctions.isoTime`, formatted faster.
+      timestamp: () => `,"time":"${isoTime(Date.now())}"`,
     },
     destination ?? bufferedStdout(),
   );
