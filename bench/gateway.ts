@@ -17,14 +17,17 @@
  *   npm run bench -- [--quick] [--concurrency 1,8,32,128] [--paths direct,floor,slug,aggregate,rest]
  *                    [--duration 10000] [--warmup 2000] [--catalog-servers 100] [--catalog-tools 50]
  *                    [--list-duration 5000] [--database <url>] [--redis <url>|none] [--out bench/results]
- *                    [--cpu-prof <dir>] [--skip startup,list] [--lease-percent <0-10>] [--idle 40000]
+ *                    [--cpu-prof <dir>] [--callgrind] [--skip startup,list] [--lease-percent <0-10>] [--idle 40000]
  *
  * The gateway runs from dist/ (`npm run build`, done by `npm ci`). `--cpu-prof <dir>` starts it under
  * `node --cpu-prof`; the JSON then holds each measurement's window on the monotonic clock, which
  * `bench/cpuprofile-summary.ts` uses to sum self time over that window only. `--lease-percent` sets the
  * gateway's RATE_LIMIT_LEASE_PERCENT (its default when absent); `0` charges every call in Redis. `--idle` is how long
  * the gateway is left idle, after start and with the catalog loaded, before its idle RSS (the lowest over that
- * time) is read.
+ * time) is read. `--callgrind` runs the gateway under valgrind's callgrind and reports, for the gateway's paths, the
+ * instructions it executed per call (bench/callgrind.ts); its latencies and CPU are then valgrind's. For instance:
+ * `--callgrind --paths slug --concurrency 8 --warmup 30000 --duration 40000 --skip startup,list --catalog-servers 1
+ * --idle 0`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -36,6 +39,7 @@ import { parseArgs } from 'node:util';
 import { envOf, parseDockerfile } from '../test/support/dockerfile';
 import { entraEnv, LocalEntraIssuer } from '../test/support/entra-issuer';
 import { POSTGRES_URL, REDIS_URL } from '../test/support/services';
+import { Callgrind, type InstructionsPerCall } from './callgrind';
 import { chartSvg } from './chart';
 import { type LoadResult, type LoadSpec, runLoad } from './mcp-load';
 import { freePort, waitUntilReady } from './gateway-child';
@@ -138,6 +142,8 @@ export interface Options {
   redisUrl?: string;
   out: string;
   cpuProf?: string;
+  /** Count the gateway's instructions per call under callgrind instead of timing it (bench/callgrind.ts). */
+  callgrind: boolean;
   skip: string[];
   leasePercent?: number;
   /** How long the gateway is left idle (after start, and with the catalog loaded) before its idle RSS is read. */
@@ -162,6 +168,7 @@ function parseOptions(argv: string[]): Options {
       redis: { type: 'string', default: REDIS_URL },
       out: { type: 'string', default: path.join(__dirname, 'results') },
       'cpu-prof': { type: 'string' },
+      callgrind: { type: 'boolean', default: false },
       skip: { type: 'string', default: '' },
       'lease-percent': { type: 'string' },
       idle: { type: 'string' },
@@ -194,6 +201,7 @@ function parseOptions(argv: string[]): Options {
     redisUrl: values.redis === 'none' ? undefined : values.redis,
     out: path.resolve(values.out),
     cpuProf: values['cpu-prof'] ? path.resolve(values['cpu-prof']) : undefined,
+    callgrind: values.callgrind,
     skip,
     leasePercent:
       values['lease-percent'] === undefined ? undefined : number(values['lease-percent'], 0, 'lease-percent'),
@@ -210,9 +218,22 @@ interface Child {
   stop(): Promise<void>;
 }
 
-/** `output`: `pipe` (the caller reads stdout) or a file that takes stdout (the gateway's log lines). */
-function startChild(args: string[], env: NodeJS.ProcessEnv, output: 'pipe' | { logFile: string }): Child {
-  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * `output`: `pipe` (the caller reads stdout) or a file that takes stdout (the gateway's log lines). `wrapper`: a
+ * command that runs `node` (valgrind, for `--callgrind`).
+ */
+function startChild(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  output: 'pipe' | { logFile: string },
+  wrapper: string[] = [],
+): Child {
+  const [command = process.execPath, ...wrapperArgs] = wrapper;
+  const child = spawn(command, wrapper.length > 0 ? [...wrapperArgs, process.execPath, ...args] : args, {
+    cwd: REPO_ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   if (output !== 'pipe') child.stdout?.pipe(createWriteStream(output.logFile, { flags: 'a' }));
   child.stderr?.pipe(process.stderr);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -275,12 +296,18 @@ interface Gateway extends Child {
   readyMs: number;
 }
 
-async function startGateway(env: Record<string, string>, nodeFlags: string[] = []): Promise<Gateway> {
+async function startGateway(
+  env: Record<string, string>,
+  nodeFlags: string[] = [],
+  wrapper: string[] = [],
+): Promise<Gateway> {
   const started = performance.now();
-  const child = startChild([...nodeFlags, GATEWAY_BIN, 'serve'], env, { logFile: logFileOf(env) });
+  const child = startChild([...nodeFlags, GATEWAY_BIN, 'serve'], env, { logFile: logFileOf(env) }, wrapper);
   const url = `http://127.0.0.1:${env.PORT}`;
+  // Under valgrind start-up takes about ten times as long.
+  const timeoutMs = wrapper.length > 0 ? READY_TIMEOUT_MS * 10 : READY_TIMEOUT_MS;
   try {
-    await waitUntilReady(url, child.exited, { timeoutMs: READY_TIMEOUT_MS, pollMs: 10 });
+    await waitUntilReady(url, child.exited, { timeoutMs, pollMs: 10 });
   } catch (error) {
     await child.stop();
     throw error;
@@ -347,6 +374,8 @@ export interface CallMeasurement extends LoadResult {
   loadAverage: number[];
   /** The measured window on the monotonic clock (µs), for bench/cpuprofile-summary.ts. */
   windowUs: [number, number];
+  /** With `--callgrind` (its times and CPU are then valgrind's, not the gateway's). */
+  instructionsPerCall?: InstructionsPerCall;
 }
 
 interface Watched {
@@ -359,6 +388,8 @@ const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
 async function load(
   spec: LoadSpec,
   watched: Watched,
+  /** Called when the warm-up ends and the measured calls begin. */
+  onMeasuring?: () => void,
 ): Promise<
   LoadResult & {
     gatewayCpuMs: number | null;
@@ -378,6 +409,7 @@ async function load(
   try {
     for await (const line of jsonLines(child.process)) {
       if (line.event === 'measuring') {
+        onMeasuring?.();
         from = monotonicUs();
         before = [cpuMsOf(watched.gatewayPid), cpuMsOf(watched.upstreamPid)];
         rss = samplePeakRss(watched.gatewayPid);
@@ -432,6 +464,30 @@ function specFor(pathName: PathName, setup: Setup, concurrency: number, options:
       return { ...base, protocol: 'mcp', url: `${gateway.url}/mcp`, tool: `${echoSlug}__echo`, token };
     case 'rest':
       return { ...base, protocol: 'rest', url: `${gateway.url}/mcp/${echoSlug}/tools/echo`, token };
+  }
+}
+
+/** How long the gateway runs a path uncounted under callgrind first, for its JIT to compile what the calls run. */
+const CALLGRIND_WARM_MS = 30_000;
+
+/**
+ * A path measured with the gateway under callgrind: uncounted for CALLGRIND_WARM_MS, then counted through the
+ * spec's own warm-up (the JIT settles again once instrumented), and the instructions of its measured calls read.
+ */
+async function countInstructions(
+  spec: LoadSpec,
+  watched: Watched,
+  callgrind: Callgrind,
+  pid: number,
+): Promise<Awaited<ReturnType<typeof load>> & { instructionsPerCall: InstructionsPerCall }> {
+  await load({ ...spec, warmupMs: 0, durationMs: CALLGRIND_WARM_MS }, watched);
+  callgrind.instrument(pid, true);
+  try {
+    const result = await load(spec, watched, () => callgrind.zero(pid));
+    const { main, all } = callgrind.counts(pid);
+    return { ...result, instructionsPerCall: { mainThread: main / result.calls, allThreads: all / result.calls } };
+  } finally {
+    callgrind.instrument(pid, false);
   }
 }
 
@@ -788,7 +844,10 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
     await runMigrate(env);
     if (options.cpuProf) mkdirSync(options.cpuProf, { recursive: true });
     const profileFlags = options.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProf}`] : [];
-    const gateway = await startGateway(env, profileFlags);
+    const callgrind = options.callgrind
+      ? new Callgrind(mkdtempSync(path.join(os.tmpdir(), 'mcp-gateway-callgrind-')), env)
+      : undefined;
+    const gateway = await startGateway(env, profileFlags, callgrind?.wrapper());
     cleanups.push(() => gateway.stop());
     const watched: Watched = { gatewayPid: gateway.process.pid, upstreamPid: upstream.process.pid };
     const afterStart = await idleRss(gateway.process.pid, options.idleMs);
@@ -844,10 +903,15 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
         const loadAtStart = os.loadavg();
         // The floor's CPU and RSS are the bare relay's, in the gateway's columns.
         const relay = pathName === 'floor' ? { ...watched, gatewayPid: floor?.process.pid } : watched;
-        const result = await load(specFor(pathName, setup, concurrency, options), relay);
+        const spec = specFor(pathName, setup, concurrency, options);
+        const counting = callgrind && pathName !== 'direct' && pathName !== 'floor' ? callgrind : undefined;
+        const { instructionsPerCall, ...result } = counting
+          ? await countInstructions(spec, relay, counting, gateway.process.pid!)
+          : { ...(await load(spec, relay)), instructionsPerCall: undefined };
         const { gatewayCpuMs, upstreamCpuMs, ...rest } = result;
         const measurement: CallMeasurement = {
           ...rest,
+          ...(instructionsPerCall ? { instructionsPerCall } : {}),
           path: pathName,
           concurrency,
           gatewayCpuMsPerCall: pathName === 'direct' ? null : perCall(gatewayCpuMs, result.calls),
@@ -858,7 +922,11 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
         say(
           `  ${PATH_LABELS[pathName].padEnd(20)} c=${String(concurrency).padEnd(4)} ${result.callsPerSecond.toFixed(0).padStart(6)}/s ` +
             `p50 ${ms(result.p50)} p99 ${ms(result.p99)} ms, errors ${result.errors + result.warmupErrors}` +
-            (result.errorSamples.length ? ` (${result.errorSamples[0]})` : ''),
+            (result.errorSamples.length ? ` (${result.errorSamples[0]})` : '') +
+            (instructionsPerCall
+              ? `; instructions per call ${Math.round(instructionsPerCall.mainThread)} on the main thread, ` +
+                `${Math.round(instructionsPerCall.allThreads)} on all`
+              : ''),
         );
       }
     }
