@@ -6,7 +6,7 @@ let secondText = '';
  * `new Date(ms).toISOString()` for a whole number of milliseconds, the date and time of day formatted once per
  * second. Node 20's `toISOString` goes through V8's printf-style date formatting: ~7,000 instructions a call,
  * and every relayed call made two (its access log line, its audit record): about 2% of the gateway's
- * instructions per call (`bench/`, under callgrind).
+ * instructions per call (`npm run bench -- --callgrind`: 543k against 556k).
  */
 export function isoTime(ms: number): string {
   const whole = Math.floor(ms / 1000);
