@@ -10,10 +10,12 @@ export interface InstructionsPerCall {
 /**
  * The gateway under valgrind's callgrind (`npm run bench -- --callgrind`), which counts the instructions it executes
  * instead of timing them. On this project's VMs CPU time per call varies by 10–20% from one run to the next, more
- * than most single changes to the hot path move it; instruction counts of the same code repeat within about 1%.
- * They are not time (a cache miss costs no more than an add) and valgrind runs everything ~50 times slower, so the
- * JIT must be warmed up first: counting is off until `instrument(true)`, and the figures are those between `zero()`
- * and `counts()`. Threads other than the main one are V8's (garbage collection, optimizing compilers) and libuv's.
+ * than most single changes to the hot path move it; the main thread's instruction count of the same code repeated
+ * within about 1% (626k and 618k per call, 543k and 547k). The count over all threads varies more (up to ~15%):
+ * the others are V8's optimizing compiler, whose work depends on when functions get hot, its garbage-collection
+ * helpers and libuv's pool. Instructions are not time (a cache miss costs no more than an add) and valgrind runs
+ * everything ~50 times slower, so the JIT must be warmed up first: counting is off until `instrument(true)`, and
+ * the figures are those between `zero()` and `counts()`.
  *
  * valgrind is a Debian package (`apt-get install valgrind`); `callgrind_control` comes with it.
  */
