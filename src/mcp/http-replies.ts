@@ -85,6 +85,15 @@ export function writeEvent(res: ServerResponse, event: SseEvent): void {
 }
 
 /**
+ * Writes the last event and ends the answer in one call. `write` then `end` cost Node a cork of the socket and a
+ * `process.nextTick` to uncork it, and on Node 20 every `nextTick` spends ~4,000 instructions in V8's runtime on
+ * the tick's object literal (its symbol-keyed fields; callgrind).
+ */
+export function endWithEvent(res: ServerResponse, event: SseEvent): void {
+  res.end(formatSse(event));
+}
+
+/**
  * A signal that aborts upstream work when the client goes away before its answer is finished, or when
  * `timeoutMs` passes; `closed` runs first, when the client went away. `done()` once the work is over.
  */

@@ -14,6 +14,7 @@ import { ExchangeRecorder, sendRateLimited } from './exchange-recorder';
 import {
   abortOnClose,
   endWith,
+  endWithEvent,
   headerOf,
   sendClaimsChallenge,
   sendJson,
@@ -408,8 +409,9 @@ export class SlugRelay {
         for await (const event of reply.body.events) {
           // Once every request has its answer the client's response ends; the upstream's stream is only drained.
           if (res.writableEnded) continue;
-          writeEvent(res, filterEvent(event, filter));
-          if (exchanges.answeredAll) res.end();
+          const relayed = filterEvent(event, filter);
+          if (exchanges.answeredAll) endWithEvent(res, relayed);
+          else writeEvent(res, relayed);
         }
         if (!res.writableEnded) res.end();
         return;
