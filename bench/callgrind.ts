@@ -22,7 +22,7 @@ export interface InstructionsPerCall {
 export class Callgrind {
   constructor(
     /** Where callgrind writes its profile (read with `callgrind_annotate`) and its control pipes. */
-    private readonly directory: string,
+    readonly directory: string,
     /**
      * callgrind_control finds a process by its pipes, whose names include the user and host names valgrind read from
      * the gateway's environment: it runs with the same ones.

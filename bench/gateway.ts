@@ -847,6 +847,7 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
     const callgrind = options.callgrind
       ? new Callgrind(mkdtempSync(path.join(os.tmpdir(), 'mcp-gateway-callgrind-')), env)
       : undefined;
+    if (callgrind) say(`callgrind: the gateway's profile goes to ${callgrind.directory}`);
     const gateway = await startGateway(env, profileFlags, callgrind?.wrapper());
     cleanups.push(() => gateway.stop());
     const watched: Watched = { gatewayPid: gateway.process.pid, upstreamPid: upstream.process.pid };
