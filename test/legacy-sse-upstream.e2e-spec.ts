@@ -10,6 +10,7 @@ import { UpstreamConnector } from '../src/upstream/upstream-connector';
 import { UrlGuard } from '../src/upstream/url-guard';
 import { UpstreamProbe } from '../src/upstream-health/upstream-probe';
 import { sleep, waitUntil } from './support/eventually';
+import { upstreamTarget } from './support/upstream-target';
 
 /** An upstream on the deprecated HTTP+SSE transport (GET /sse for the stream, POST /messages): one server per stream. */
 class LegacySseUpstream {
@@ -62,13 +63,7 @@ describe('an upstream on the deprecated HTTP+SSE transport', () => {
 
   beforeEach(async () => {
     upstream = new LegacySseUpstream();
-    target = {
-      id: '3a1f6a52-2f0e-4d8c-9a57-6c1d2b7e4f10',
-      url: await upstream.start(),
-      transport: 'sse',
-      auth: { type: 'none' },
-      timeouts: {},
-    } as UpstreamTarget;
+    target = upstreamTarget(await upstream.start(), { transport: 'sse' });
   });
 
   afterEach(() => upstream.stop());

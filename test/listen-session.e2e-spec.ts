@@ -6,6 +6,7 @@ import { classifyUpstreamError, UpstreamError } from '../src/upstream/upstream-e
 import { UrlGuard } from '../src/upstream/url-guard';
 import { sleep, waitUntil } from './support/eventually';
 import { SCRIPTED_SESSION as SESSION, ScriptedUpstream } from './support/scripted-upstream';
+import { upstreamTarget } from './support/upstream-target';
 
 function recorder(): ListenHandlers & { notifications: string[]; drops: unknown[] } {
   const seen = { notifications: [] as string[], drops: [] as unknown[] };
@@ -27,13 +28,7 @@ describe('listen sessions (list-changed watchers) against a scripted upstream', 
   beforeEach(async () => {
     upstream = new ScriptedUpstream();
     const url = await upstream.start();
-    target = {
-      id: '0b7a2b54-5c55-4d1e-9d55-8f3c3f0b9a11',
-      url,
-      transport: 'streamable-http',
-      auth: { type: 'none' },
-      timeouts: {},
-    } as UpstreamTarget;
+    target = upstreamTarget(url);
   });
 
   afterEach(async () => {

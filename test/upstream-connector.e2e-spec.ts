@@ -1,27 +1,15 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { loadConfig } from '../src/config/config';
-import type { UpstreamTarget } from '../src/registry/server.schema';
 import { UpstreamConnector } from '../src/upstream/upstream-connector';
 import { classifyUpstreamError } from '../src/upstream/upstream-error';
 import { UrlGuard } from '../src/upstream/url-guard';
 import { GREET_TOOLS, TestUpstream } from './support/upstream';
+import { upstreamTarget as target } from './support/upstream-target';
 
 function connectorWith(env: Record<string, string>): UpstreamConnector {
   const config = loadConfig({ UPSTREAM_ALLOWED_HOSTS: 'loopback', ...env });
   return new UpstreamConnector(config, new UrlGuard(config.upstream));
-}
-
-function target(url: string, overrides: Partial<UpstreamTarget> = {}): UpstreamTarget {
-  return {
-    id: 'id',
-    slug: 'slug',
-    url,
-    transport: 'streamable-http',
-    auth: { type: 'none' },
-    timeouts: {},
-    ...overrides,
-  };
 }
 
 /** A plain HTTP server answering every request with `handler`, to play a broken upstream. */

@@ -5,6 +5,7 @@ import { UrlGuard } from '../src/upstream/url-guard';
 import { UpstreamProbe } from '../src/upstream-health/upstream-probe';
 import { waitUntil } from './support/eventually';
 import { SCRIPTED_SESSION, ScriptedUpstream } from './support/scripted-upstream';
+import { upstreamTarget } from './support/upstream-target';
 
 describe('a health probe, against a scripted upstream', () => {
   const config = loadConfig({ UPSTREAM_ALLOWED_HOSTS: 'loopback' });
@@ -15,13 +16,7 @@ describe('a health probe, against a scripted upstream', () => {
 
   beforeEach(async () => {
     upstream = new ScriptedUpstream();
-    target = {
-      id: '5f0c2a9e-8f7e-4a37-9a51-3b0d6d1f2c44',
-      url: await upstream.start(),
-      transport: 'streamable-http',
-      auth: { type: 'none' },
-      timeouts: {},
-    } as UpstreamTarget;
+    target = upstreamTarget(await upstream.start());
   });
 
   afterEach(() => upstream.stop());
