@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { createLogger } from './logger';
+import { type AccessEntry, accessLogWriter, createLogger } from './logger';
 
 function capture(): { lines: Record<string, unknown>[]; stream: Writable } {
   const lines: Record<string, unknown>[] = [];
@@ -82,5 +82,50 @@ describe('createLogger redaction', () => {
     expect(lines[2]).toMatchObject({ req: { id: 'r2', method: 'POST', url: '/mcp' }, res: { statusCode: 200 } });
     expect(JSON.stringify(lines)).not.toMatch(/secret-[apcs]/);
     expect(headers.authorization).toBe('Bearer secret-a');
+  });
+});
+
+describe('accessLogWriter', () => {
+  /** Raw lines written to the destination, with the time (which the two calls take apart) blanked. */
+  function rawCapture(): { lines: string[]; stream: Writable } {
+    const lines: string[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString('utf8').split('\n')) {
+          if (line) lines.push(line.replace(/"time":"[^"]*"/, '"time":"…"'));
+        }
+        done();
+      },
+    });
+    return { lines, stream };
+  }
+
+  const entries: AccessEntry[] = [
+    { id: 'r-1', method: 'POST', url: '/mcp/weather', statusCode: 200, responseTime: 3, completed: true },
+    { id: 'r-2', method: 'POST', url: '/mcp', statusCode: 202, responseTime: 0, completed: false },
+    { id: 'r.3:x', method: 'POST', url: '/mcp/a/tools/b', statusCode: 404, responseTime: 12, completed: true },
+    { id: 'r-4', method: 'POST', url: '/mcp/"quoted"\\\u0001é😀', statusCode: 429, responseTime: 1, completed: true },
+    { id: 'r-5', method: 'POST', url: '/mcp', statusCode: 500, responseTime: 30001, completed: false },
+  ];
+
+  it("writes, byte for byte, the line pino writes for the same fields at the status's level", async () => {
+    for (const logLevel of ['info', 'warn']) {
+      const viaPino = rawCapture();
+      const direct = rawCapture();
+      const pinoLogger = createLogger({ logLevel }, viaPino.stream);
+      const write = accessLogWriter(createLogger({ logLevel }, direct.stream));
+      for (const entry of entries) {
+        const { id, method, url, statusCode, responseTime, completed } = entry;
+        const level = statusCode >= 500 ? 'error' : statusCode >= 400 ? 'warn' : 'info';
+        pinoLogger[level](
+          { req: { id, method, url }, res: { statusCode }, responseTime },
+          completed ? 'request completed' : 'request aborted',
+        );
+        write(entry);
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(direct.lines).toHaveLength(logLevel === 'info' ? entries.length : 3);
+      expect(direct.lines).toEqual(viaPino.lines);
+    }
   });
 });

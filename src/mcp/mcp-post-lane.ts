@@ -3,7 +3,7 @@ import proxyAddr from 'proxy-addr';
 import type { Logger } from 'pino';
 import type { McpRequest } from '../auth/principal';
 import { sendText } from '../common/send-text';
-import { requestId } from '../logging/logger';
+import { type AccessEntry, accessLogWriter, requestId } from '../logging/logger';
 import { ErrorCodes } from './jsonrpc';
 
 /** The steps a POST goes through before its handler, in this order; each answers the request itself when it stops it. */
@@ -60,12 +60,15 @@ const FIRST_CHARACTER = /^[ \t\n\r]*(.)/;
 export class McpPostLane {
   private readonly slugPrefix: string;
   private readonly routes: Record<Target['kind'] | 'refused', string>;
+  /** The access log line pino-http writes for requests Express serves, without the headers. */
+  private readonly logAccess: (entry: AccessEntry) => void;
 
   constructor(
     private readonly steps: McpPostSteps,
     private readonly options: McpPostLaneOptions,
   ) {
     this.slugPrefix = `${options.mcpPrefix}/`;
+    this.logAccess = accessLogWriter(options.logger);
     // As Express names them (src/metrics/http-metrics.ts).
     this.routes = {
       refused: `${options.mcpPrefix}/*`,
@@ -119,7 +122,16 @@ export class McpPostLane {
     this.steps.meter(req, res, () => this.routes[routed ? target.kind : 'refused']);
     const id = requestId(req, res);
     req.id = id;
-    res.once('close', () => this.logCompleted(req, res, id, started));
+    res.once('close', () =>
+      this.logAccess({
+        id,
+        method: 'POST',
+        url: req.url ?? '',
+        statusCode: res.statusCode,
+        responseTime: Math.round(performance.now() - started),
+        completed: res.writableFinished,
+      }),
+    );
     // Once, as Express's getter would say it. Defined, not assigned, since that getter is on the prototype; a plain
     // data property, as the assignment made before requests came with Express's prototype.
     const ip = proxyAddr(req, this.options.trustProxy);
@@ -204,19 +216,5 @@ export class McpPostLane {
     if (res.headersSent) res.end();
     else if (target.kind === 'rest') this.steps.problem(req, res, 500, 'an internal error occurred');
     else this.rpcError(res, 500, ErrorCodes.internalError, 'Internal error');
-  }
-
-  /** The access log line pino-http writes for requests Express serves, without the headers. */
-  private logCompleted(req: IncomingMessage, res: ServerResponse, id: string, started: number): void {
-    const status = res.statusCode;
-    const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
-    this.options.logger[level](
-      {
-        req: { id, method: req.method, url: req.url },
-        res: { statusCode: status },
-        responseTime: Math.round(performance.now() - started),
-      },
-      res.writableFinished ? 'request completed' : 'request aborted',
-    );
   }
 }
