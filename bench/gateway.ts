@@ -24,8 +24,9 @@
  * `bench/cpuprofile-summary.ts` uses to sum self time over that window only. `--lease-percent` sets the
  * gateway's RATE_LIMIT_LEASE_PERCENT (its default when absent); `0` charges every call in Redis. `--idle` is how long
  * the gateway is left idle, after start and with the catalog loaded, before its idle RSS (the lowest over that
- * time) is read. `--callgrind` runs the gateway under valgrind's callgrind and reports, for the gateway's paths, the
- * instructions it executed per call (bench/callgrind.ts); its latencies and CPU are then valgrind's. For instance:
+ * time) is read. `--callgrind` runs the upstream and the gateway under valgrind's callgrind and reports the
+ * instructions each executed per call (bench/callgrind.ts), and their ratio, the repeatable form of the CPU target;
+ * latencies and CPU are then valgrind's. For instance:
  * `--callgrind --paths slug --concurrency 8 --warmup 30000 --duration 40000 --skip startup,list --catalog-servers 1
  * --idle 0`.
  */
@@ -142,7 +143,7 @@ export interface Options {
   redisUrl?: string;
   out: string;
   cpuProf?: string;
-  /** Count the gateway's instructions per call under callgrind instead of timing it (bench/callgrind.ts). */
+  /** Count the upstream's and the gateway's instructions per call under callgrind (bench/callgrind.ts). */
   callgrind: boolean;
   skip: string[];
   leasePercent?: number;
@@ -264,13 +265,12 @@ interface Listening extends Child {
   url: string;
 }
 
+/** The environment of the bench's own scripts (upstream, bare relay, load generator). */
+const SCRIPT_ENV = { PATH: process.env.PATH ?? '', NODE_ENV: 'production' };
+
 /** Starts a script of bench/ that prints `{"port":…}` once it listens. */
-async function startListening(script: string, args: string[], what: string): Promise<Listening> {
-  const child = startChild(
-    ['-r', SWC_REGISTER, path.join(__dirname, script), ...args],
-    { PATH: process.env.PATH, NODE_ENV: 'production' },
-    'pipe',
-  );
+async function startListening(script: string, args: string[], what: string, wrapper?: string[]): Promise<Listening> {
+  const child = startChild(['-r', SWC_REGISTER, path.join(__dirname, script), ...args], SCRIPT_ENV, 'pipe', wrapper);
   for await (const line of jsonLines(child.process)) {
     if (typeof line.port === 'number') {
       child.process.stdout?.resume();
@@ -280,14 +280,14 @@ async function startListening(script: string, args: string[], what: string): Pro
   throw new Error(`the ${what} exited before listening (its output is above)`);
 }
 
-function startUpstream(options: Options): Promise<Listening> {
+function startUpstream(options: Options, wrapper?: string[]): Promise<Listening> {
   const catalog = [
     '--catalog-servers',
     String(options.catalogServers),
     '--catalog-tools',
     String(options.catalogTools),
   ];
-  return startListening('echo-upstream.ts', catalog, 'upstream');
+  return startListening('echo-upstream.ts', catalog, 'upstream', wrapper);
 }
 
 interface Gateway extends Child {
@@ -374,8 +374,11 @@ export interface CallMeasurement extends LoadResult {
   loadAverage: number[];
   /** The measured window on the monotonic clock (µs), for bench/cpuprofile-summary.ts. */
   windowUs: [number, number];
-  /** With `--callgrind` (its times and CPU are then valgrind's, not the gateway's). */
-  instructionsPerCall?: InstructionsPerCall;
+  /**
+   * With `--callgrind`: the upstream's, and the gateway's on its paths (times and CPU are then valgrind's, not the
+   * processes' own).
+   */
+  instructionsPerCall?: PathInstructions;
 }
 
 interface Watched {
@@ -400,7 +403,7 @@ async function load(
 > {
   const child = startChild(
     ['-r', SWC_REGISTER, path.join(__dirname, 'mcp-load.ts'), JSON.stringify(spec)],
-    { PATH: process.env.PATH, NODE_ENV: 'production' },
+    SCRIPT_ENV,
     'pipe',
   );
   let before: [number | undefined, number | undefined] = [undefined, undefined];
@@ -467,28 +470,64 @@ function specFor(pathName: PathName, setup: Setup, concurrency: number, options:
   }
 }
 
-/** How long the gateway runs a path uncounted under callgrind first, for its JIT to compile what the calls run. */
+/** How long a path runs uncounted under callgrind first, for the JITs to compile what the calls run. */
 const CALLGRIND_WARM_MS = 30_000;
 
+/** Instructions per call of the processes a path's calls go through. */
+interface PathInstructions {
+  gateway?: InstructionsPerCall;
+  upstream: InstructionsPerCall;
+}
+
+/** A process running under callgrind. */
+interface Counted {
+  callgrind: Callgrind;
+  pid: number;
+}
+
 /**
- * A path measured with the gateway under callgrind: uncounted for CALLGRIND_WARM_MS, then counted through the
- * spec's own warm-up (the JIT settles again once instrumented), and the instructions of its measured calls read.
+ * A path measured with its processes under callgrind (the upstream always; the gateway on its own paths):
+ * uncounted for CALLGRIND_WARM_MS, then counted through the spec's own warm-up (the JIT settles again once
+ * instrumented), and the instructions of its measured calls read.
  */
 async function countInstructions(
   spec: LoadSpec,
   watched: Watched,
-  callgrind: Callgrind,
-  pid: number,
-): Promise<Awaited<ReturnType<typeof load>> & { instructionsPerCall: InstructionsPerCall }> {
-  await load({ ...spec, warmupMs: 0, durationMs: CALLGRIND_WARM_MS }, watched);
-  callgrind.instrument(pid, true);
-  try {
-    const result = await load(spec, watched, () => callgrind.zero(pid));
-    const { main, all } = callgrind.counts(pid);
-    return { ...result, instructionsPerCall: { mainThread: main / result.calls, allThreads: all / result.calls } };
-  } finally {
-    callgrind.instrument(pid, false);
+  counted: { gateway?: Counted; upstream: Counted },
+): Promise<
+  Awaited<ReturnType<typeof load>> & {
+    instructionsPerCall: PathInstructions;
   }
+> {
+  const processes = [counted.upstream, ...(counted.gateway ? [counted.gateway] : [])];
+  await load({ ...spec, warmupMs: 0, durationMs: CALLGRIND_WARM_MS }, watched);
+  for (const { callgrind, pid } of processes) callgrind.instrument(pid, true);
+  try {
+    const result = await load(spec, watched, () => {
+      for (const { callgrind, pid } of processes) callgrind.zero(pid);
+    });
+    const perCallOf = ({ callgrind, pid }: Counted): InstructionsPerCall => {
+      const { main, all } = callgrind.counts(pid);
+      return { mainThread: main / result.calls, allThreads: all / result.calls };
+    };
+    const upstream = perCallOf(counted.upstream);
+    const gateway = counted.gateway ? perCallOf(counted.gateway) : undefined;
+    return { ...result, instructionsPerCall: { upstream, ...(gateway ? { gateway } : {}) } };
+  } finally {
+    for (const { callgrind, pid } of processes) callgrind.instrument(pid, false);
+  }
+}
+
+/** Main-thread instructions per call (all threads in brackets), and the gateway's over the upstream's. */
+function describeInstructions({ gateway, upstream }: PathInstructions): string {
+  const count = ({ mainThread, allThreads }: InstructionsPerCall): string =>
+    `${Math.round(mainThread / 1000)}k (${Math.round(allThreads / 1000)}k)`;
+  const upstreamPart = `upstream ${count(upstream)} instructions per call`;
+  if (!gateway) return upstreamPart;
+  return (
+    `gateway ${count(gateway)}, ${upstreamPart}: ` +
+    `gateway ÷ upstream ${(gateway.mainThread / upstream.mainThread).toFixed(2)}`
+  );
 }
 
 function perCall(ms: number | null, calls: number): number | null {
@@ -822,7 +861,12 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
     const issuer = await LocalEntraIssuer.start();
     cleanups.push(() => issuer.stop());
     const token = await issuer.token({ roles: [CALLER_ROLE] });
-    const upstream = await startUpstream(options);
+    const callgrindDirectory = options.callgrind
+      ? mkdtempSync(path.join(os.tmpdir(), 'mcp-gateway-callgrind-'))
+      : undefined;
+    if (callgrindDirectory) say(`callgrind: the profiles go to ${callgrindDirectory}`);
+    const upstreamCallgrind = callgrindDirectory ? new Callgrind(callgrindDirectory, SCRIPT_ENV) : undefined;
+    const upstream = await startUpstream(options, upstreamCallgrind?.wrapper());
     cleanups.push(() => upstream.stop());
 
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'mcp-gateway-bench-'));
@@ -844,11 +888,8 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
     await runMigrate(env);
     if (options.cpuProf) mkdirSync(options.cpuProf, { recursive: true });
     const profileFlags = options.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProf}`] : [];
-    const callgrind = options.callgrind
-      ? new Callgrind(mkdtempSync(path.join(os.tmpdir(), 'mcp-gateway-callgrind-')), env)
-      : undefined;
-    if (callgrind) say(`callgrind: the gateway's profile goes to ${callgrind.directory}`);
-    const gateway = await startGateway(env, profileFlags, callgrind?.wrapper());
+    const gatewayCallgrind = callgrindDirectory ? new Callgrind(callgrindDirectory, env) : undefined;
+    const gateway = await startGateway(env, profileFlags, gatewayCallgrind?.wrapper());
     cleanups.push(() => gateway.stop());
     const watched: Watched = { gatewayPid: gateway.process.pid, upstreamPid: upstream.process.pid };
     const afterStart = await idleRss(gateway.process.pid, options.idleMs);
@@ -905,10 +946,14 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
         // The floor's CPU and RSS are the bare relay's, in the gateway's columns.
         const relay = pathName === 'floor' ? { ...watched, gatewayPid: floor?.process.pid } : watched;
         const spec = specFor(pathName, setup, concurrency, options);
-        const counting = callgrind && pathName !== 'direct' && pathName !== 'floor' ? callgrind : undefined;
-        const { instructionsPerCall, ...result } = counting
-          ? await countInstructions(spec, relay, counting, gateway.process.pid!)
-          : { ...(await load(spec, relay)), instructionsPerCall: undefined };
+        const throughGateway = pathName !== 'direct' && pathName !== 'floor';
+        const { instructionsPerCall, ...result } =
+          upstreamCallgrind && gatewayCallgrind
+            ? await countInstructions(spec, relay, {
+                upstream: { callgrind: upstreamCallgrind, pid: upstream.process.pid! },
+                ...(throughGateway ? { gateway: { callgrind: gatewayCallgrind, pid: gateway.process.pid! } } : {}),
+              })
+            : { ...(await load(spec, relay)), instructionsPerCall: undefined };
         const { gatewayCpuMs, upstreamCpuMs, ...rest } = result;
         const measurement: CallMeasurement = {
           ...rest,
@@ -924,10 +969,7 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
           `  ${PATH_LABELS[pathName].padEnd(20)} c=${String(concurrency).padEnd(4)} ${result.callsPerSecond.toFixed(0).padStart(6)}/s ` +
             `p50 ${ms(result.p50)} p99 ${ms(result.p99)} ms, errors ${result.errors + result.warmupErrors}` +
             (result.errorSamples.length ? ` (${result.errorSamples[0]})` : '') +
-            (instructionsPerCall
-              ? `; instructions per call ${Math.round(instructionsPerCall.mainThread)} on the main thread, ` +
-                `${Math.round(instructionsPerCall.allThreads)} on all`
-              : ''),
+            (instructionsPerCall ? `; ${describeInstructions(instructionsPerCall)}` : ''),
         );
       }
     }
