@@ -1,6 +1,5 @@
 import { createHmac, hash } from 'node:crypto';
 import { isoTime } from '../common/iso-time';
-import { jsonArray } from '../common/json-text';
 import type { ExchangeDecision, ExchangeOutcome, McpSurface } from '../traffic/mcp-exchange';
 
 /** The `prevHash` of a stream's first record. */
@@ -74,7 +73,7 @@ function digest(canonical: string, key: string | undefined): string {
 
 /** What the hash is over: the format tag, the predecessor's hash, then every field (the insert reads them by position). */
 function canonicalText(row: Omit<AuditRow, 'hash'>): string {
-  return jsonArray([
+  return JSON.stringify([
     FORMAT,
     row.prevHash,
     row.id,

@@ -3,7 +3,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import pino, { type Bindings, type DestinationStream, type Logger } from 'pino';
 import type { Options as PinoHttpOptions } from 'pino-http';
 import { isoTime } from '../common/iso-time';
-import { jsonString } from '../common/json-text';
 import type { AppConfig } from '../config/config';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -187,7 +186,7 @@ export function accessLogWriter(logger: Logger): (entry: AccessEntry) => void {
     const time = (internals[timeSym] as () => string)();
     stream.write(
       `{"level":${logger.levels.values[level]}${time}${internals[chindingsSym] as string}` +
-        `,"req":{"id":${jsonString(entry.id)},"method":${jsonString(entry.method)},"url":${jsonString(entry.url)}}` +
+        `,"req":{"id":${JSON.stringify(entry.id)},"method":${JSON.stringify(entry.method)},"url":${JSON.stringify(entry.url)}}` +
         `,"res":{"statusCode":${statusCode}},"responseTime":${responseTime},"msg":"${message}"}\n`,
     );
   };

@@ -34,6 +34,17 @@ describe('parseSse', () => {
     ]);
   });
 
+  it('splits lines on LF, CRLF and CR mixed in one stream, wherever the chunks are cut', async () => {
+    const text = 'id: 1\r\ndata: a\rdata: b\n\r\n: note\rdata: c\r\rid: 3\ndata: d\r\n\n';
+    for (let size = 1; size <= text.length; size++) {
+      expect(await collect(text, size)).toEqual([
+        { id: '1', event: undefined, data: 'a\nb', retry: undefined },
+        { id: undefined, event: undefined, data: 'c', retry: undefined },
+        { id: '3', event: undefined, data: 'd', retry: undefined },
+      ]);
+    }
+  });
+
   it('keeps an event that carries only an id (a priming event) and drops an unterminated tail', async () => {
     expect(await collect('id: prime-1\ndata:\n\ndata: never ended')).toEqual([
       { id: 'prime-1', event: undefined, data: '', retry: undefined },
