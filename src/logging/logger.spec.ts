@@ -109,7 +109,7 @@ describe('accessLogWriter', () => {
   ];
 
   it("writes, byte for byte, the line pino writes for the same fields at the status's level", async () => {
-    for (const logLevel of ['info', 'warn']) {
+    for (const logLevel of ['info', 'warn'] as const) {
       const viaPino = rawCapture();
       const direct = rawCapture();
       const pinoLogger = createLogger({ logLevel }, viaPino.stream);
