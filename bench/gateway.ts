@@ -17,7 +17,8 @@
  *   npm run bench -- [--quick] [--concurrency 1,8,32,128] [--paths direct,floor,slug,aggregate,rest]
  *                    [--duration 10000] [--warmup 2000] [--catalog-servers 100] [--catalog-tools 50]
  *                    [--list-duration 5000] [--database <url>] [--redis <url>|none] [--out bench/results]
- *                    [--cpu-prof <dir>] [--callgrind] [--skip startup,list] [--lease-percent <0-10>] [--idle 40000]
+ *                    [--cpu-prof <dir>] [--callgrind] [--gateway-flags="<node flags>"] [--skip startup,list]
+ *                    [--lease-percent <0-10>] [--idle 40000]
  *
  * The gateway runs from dist/ (`npm run build`, done by `npm ci`). `--cpu-prof <dir>` starts it under
  * `node --cpu-prof`; the JSON then holds each measurement's window on the monotonic clock, which
@@ -28,7 +29,9 @@
  * instructions each executed per call (bench/callgrind.ts), and their ratio, the repeatable form of the CPU target;
  * latencies and CPU are then valgrind's. For instance:
  * `--callgrind --paths slug --concurrency 8 --warmup 30000 --duration 40000 --skip startup,list --catalog-servers 1
- * --idle 0`.
+ * --idle 0`. `--gateway-flags` adds flags to the gateway's `node`: `--perf-basic-prof` names its compiled JavaScript
+ * for `perf record -e cpu-clock -g -p <gateway pid>` (CPU samples, where `--cpu-prof` samples wall-clock time), and
+ * V8's heap flags (`--max-semi-space-size=32`) try other sizes.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -143,6 +146,8 @@ export interface Options {
   redisUrl?: string;
   out: string;
   cpuProf?: string;
+  /** More flags for the gateway's `node` (`--gateway-flags="--perf-basic-prof"`). */
+  gatewayFlags: string[];
   /** Count the upstream's and the gateway's instructions per call under callgrind (bench/callgrind.ts). */
   callgrind: boolean;
   skip: string[];
@@ -169,6 +174,7 @@ function parseOptions(argv: string[]): Options {
       redis: { type: 'string', default: REDIS_URL },
       out: { type: 'string', default: path.join(__dirname, 'results') },
       'cpu-prof': { type: 'string' },
+      'gateway-flags': { type: 'string', default: '' },
       callgrind: { type: 'boolean', default: false },
       skip: { type: 'string', default: '' },
       'lease-percent': { type: 'string' },
@@ -202,6 +208,7 @@ function parseOptions(argv: string[]): Options {
     redisUrl: values.redis === 'none' ? undefined : values.redis,
     out: path.resolve(values.out),
     cpuProf: values['cpu-prof'] ? path.resolve(values['cpu-prof']) : undefined,
+    gatewayFlags: values['gateway-flags'].split(' ').filter(Boolean),
     callgrind: values.callgrind,
     skip,
     leasePercent:
@@ -887,9 +894,12 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
     // Migrated first, so that `serve` is timed as a restart is: schema up to date.
     await runMigrate(env);
     if (options.cpuProf) mkdirSync(options.cpuProf, { recursive: true });
-    const profileFlags = options.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProf}`] : [];
+    const nodeFlags = [
+      ...(options.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProf}`] : []),
+      ...options.gatewayFlags,
+    ];
     const gatewayCallgrind = callgrindDirectory ? new Callgrind(callgrindDirectory, env) : undefined;
-    const gateway = await startGateway(env, profileFlags, gatewayCallgrind?.wrapper());
+    const gateway = await startGateway(env, nodeFlags, gatewayCallgrind?.wrapper());
     cleanups.push(() => gateway.stop());
     const watched: Watched = { gatewayPid: gateway.process.pid, upstreamPid: upstream.process.pid };
     const afterStart = await idleRss(gateway.process.pid, options.idleMs);
