@@ -164,10 +164,11 @@ export interface AccessEntry {
 /**
  * Writes access log lines to `logger` (one `createLogger` made): each the very text of
  * `logger[level]({ req: { id, method, url }, res: { statusCode }, responseTime }, 'request completed')`, level by
- * status as pino-http chooses it, but put together here. pino's generic path (its serializers and our censoring
- * run over every key, each object serialized apart, and every property access megamorphic) cost about 3% of the
- * instructions of a relayed call (`npm run bench -- --callgrind`); this line has nothing to censor. A destination
- * that wants pino's metadata (a multistream) gets the line through pino.
+ * status as pino-http chooses it, but put together here: about 0.25 µs a line, against 1.2–1.4 µs through pino's
+ * generic path (its serializers and our censoring run over every key, each object serialized apart), timed side
+ * by side on Node 20; in the gateway, where pino's property accesses are megamorphic, the line cost 6.5% of a
+ * relayed call's instructions (`npm run bench -- --callgrind`). This line has nothing to censor. A destination that
+ * wants pino's metadata (a multistream) gets the line through pino.
  */
 export function accessLogWriter(logger: Logger): (entry: AccessEntry) => void {
   const internals = logger as unknown as Record<symbol, unknown>;
