@@ -732,6 +732,15 @@ function targetsOf(report: Omit<BenchReport, 'targets'>): BenchReport['targets']
       met: null,
     });
   }
+  if (slug32?.gatewayCpuMsPerCall != null && slug32.upstreamCpuMsPerCall) {
+    // Not a target either: against what the upstream spent on the very calls the gateway relayed, at the rate the
+    // gateway passed them on (about half the direct path's, which lets the upstream batch less).
+    targets.push({
+      target: 'gateway CPU/call ÷ upstream CPU/call, same cell (c=32)',
+      measured: (slug32.gatewayCpuMsPerCall / slug32.upstreamCpuMsPerCall).toFixed(2),
+      met: null,
+    });
+  }
   if (slug32 && direct32) {
     targets.push({
       target: '/mcp/{slug} c=32 ≥ ½ direct throughput',
