@@ -6,7 +6,8 @@
  * operators run it (`node bin/mcp-gateway.js serve`, NODE_ENV=production, PostgreSQL, Redis, Entra-shaped tokens
  * checked against a local issuer's JWKS, RBAC on), and a load generator speaking MCP over raw keep-alive HTTP
  * (bench/mcp-load.ts, started once per measurement). This process runs the issuer, registers the servers
- * through the admin API, reads the gateway's and the upstream's CPU time and RSS from /proc, and reports.
+ * through the admin API, reads the gateway's and the upstream's CPU time and RSS from /proc (and a local PostgreSQL's
+ * CPU, the audit trail's inserts, which share the machine's cores), and reports.
  *
  * Measured, side by side at each concurrency: tools/call direct to the upstream, through a bare relay (the floor:
  * bench/bare-relay.ts, what relaying alone costs a Node process; its CPU and RSS fill the gateway's columns),
@@ -47,7 +48,7 @@ import { Callgrind, type InstructionsPerCall } from './callgrind';
 import { chartSvg } from './chart';
 import { type LoadResult, type LoadSpec, runLoad } from './mcp-load';
 import { freePort, waitUntilReady } from './gateway-child';
-import { cpuMsOf, rssMbOf, samplePeakRss } from './process-stats';
+import { cpuMsOf, cpuMsOfCommand, rssMbOf, samplePeakRss } from './process-stats';
 
 const REPO_ROOT = path.resolve(__dirname, '..');
 const SWC_REGISTER = path.join(__dirname, 'swc-register.cjs');
@@ -377,6 +378,11 @@ export interface CallMeasurement extends LoadResult {
   concurrency: number;
   gatewayCpuMsPerCall: number | null;
   upstreamCpuMsPerCall: number | null;
+  /**
+   * A local PostgreSQL's CPU (all its processes) per call, on the paths through the gateway: the audit trail's
+   * inserts, which share the machine's cores with the rest. Null when the database is not on this machine.
+   */
+  databaseCpuMsPerCall: number | null;
   gatewayPeakRssMb: number | null;
   loadAverage: number[];
   /** The measured window on the monotonic clock (µs), for bench/cpuprofile-summary.ts. */
@@ -391,6 +397,8 @@ export interface CallMeasurement extends LoadResult {
 interface Watched {
   gatewayPid?: number;
   upstreamPid?: number;
+  /** The command name of the database's processes, when it runs on this machine. */
+  databaseCommand?: string;
 }
 
 const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
@@ -404,6 +412,7 @@ async function load(
   LoadResult & {
     gatewayCpuMs: number | null;
     upstreamCpuMs: number | null;
+    databaseCpuMs: number | null;
     gatewayPeakRssMb: number | null;
     windowUs: [number, number];
   }
@@ -413,7 +422,12 @@ async function load(
     SCRIPT_ENV,
     'pipe',
   );
-  let before: [number | undefined, number | undefined] = [undefined, undefined];
+  const cpuNow = (): (number | undefined)[] => [
+    cpuMsOf(watched.gatewayPid),
+    cpuMsOf(watched.upstreamPid),
+    watched.databaseCommand === undefined ? undefined : cpuMsOfCommand(watched.databaseCommand),
+  ];
+  let before: (number | undefined)[] = [];
   let rss: ReturnType<typeof samplePeakRss> | undefined;
   let from = 0;
   try {
@@ -421,17 +435,18 @@ async function load(
       if (line.event === 'measuring') {
         onMeasuring?.();
         from = monotonicUs();
-        before = [cpuMsOf(watched.gatewayPid), cpuMsOf(watched.upstreamPid)];
+        before = cpuNow();
         rss = samplePeakRss(watched.gatewayPid);
       } else if (line.event === 'done') {
         const to = monotonicUs();
-        const after = [cpuMsOf(watched.gatewayPid), cpuMsOf(watched.upstreamPid)];
+        const after = cpuNow();
         const delta = (a: number | undefined, b: number | undefined): number | null =>
           a === undefined || b === undefined ? null : b - a;
         return {
           ...(line.result as LoadResult),
           gatewayCpuMs: delta(before[0], after[0]),
           upstreamCpuMs: delta(before[1], after[1]),
+          databaseCpuMs: delta(before[2], after[2]),
           gatewayPeakRssMb: rss?.stop() ?? null,
           windowUs: [from, to],
         };
@@ -541,6 +556,15 @@ function perCall(ms: number | null, calls: number): number | null {
   return ms === null || calls === 0 ? null : ms / calls;
 }
 
+/** Whether a database URL names this machine, whose processes the bench can then read. */
+function isLoopback(url: string): boolean {
+  try {
+    return ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(url).hostname);
+  } catch {
+    return false;
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Report
 
@@ -607,6 +631,7 @@ export function renderReport(report: BenchReport): string {
         'errors',
         'gw cpu ms/call',
         'up cpu ms/call',
+        'db cpu ms/call',
         'gw peak RSS MB',
         'load avg',
       ],
@@ -621,6 +646,7 @@ export function renderReport(report: BenchReport): string {
         String(m.errors + m.warmupErrors),
         maybe(m.gatewayCpuMsPerCall),
         maybe(m.upstreamCpuMsPerCall),
+        maybe(m.databaseCpuMsPerCall),
         maybe(m.gatewayPeakRssMb, 0),
         m.loadAverage.map((l) => l.toFixed(2)).join(' '),
       ]),
@@ -910,7 +936,11 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
     const gatewayCallgrind = callgrindDirectory ? new Callgrind(callgrindDirectory, env) : undefined;
     const gateway = await startGateway(env, nodeFlags, gatewayCallgrind?.wrapper());
     cleanups.push(() => gateway.stop());
-    const watched: Watched = { gatewayPid: gateway.process.pid, upstreamPid: upstream.process.pid };
+    const watched: Watched = {
+      gatewayPid: gateway.process.pid,
+      upstreamPid: upstream.process.pid,
+      ...(isLoopback(options.databaseUrl) ? { databaseCommand: 'postgres' } : {}),
+    };
     const afterStart = await idleRss(gateway.process.pid, options.idleMs);
     say(
       `gateway ready in ${gateway.readyMs.toFixed(0)} ms (PostgreSQL${options.redisUrl ? ', Redis' : ''}); upstream ${upstream.url}`,
@@ -973,7 +1003,7 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
                 ...(throughGateway ? { gateway: { callgrind: gatewayCallgrind, pid: gateway.process.pid! } } : {}),
               })
             : { ...(await load(spec, relay)), instructionsPerCall: undefined };
-        const { gatewayCpuMs, upstreamCpuMs, ...rest } = result;
+        const { gatewayCpuMs, upstreamCpuMs, databaseCpuMs, ...rest } = result;
         const measurement: CallMeasurement = {
           ...rest,
           ...(instructionsPerCall ? { instructionsPerCall } : {}),
@@ -981,6 +1011,8 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
           concurrency,
           gatewayCpuMsPerCall: pathName === 'direct' ? null : perCall(gatewayCpuMs, result.calls),
           upstreamCpuMsPerCall: perCall(upstreamCpuMs, result.calls),
+          // Under callgrind the gateway is slowed down far more than the database it writes to: no comparable figure.
+          databaseCpuMsPerCall: throughGateway && !instructionsPerCall ? perCall(databaseCpuMs, result.calls) : null,
           loadAverage: loadAtStart,
         };
         calls.push(measurement);
@@ -1009,7 +1041,7 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
         },
         watched,
       );
-      const { gatewayCpuMs: _g, upstreamCpuMs: _u, gatewayPeakRssMb: _r, ...rest } = result;
+      const { gatewayCpuMs: _g, upstreamCpuMs: _u, databaseCpuMs: _d, gatewayPeakRssMb: _r, ...rest } = result;
       toolsList = { ...rest, servers: options.catalogServers, tools: expectTools - 1, concurrency: listConcurrency };
       say(`  tools/list on /mcp: p50 ${ms(result.p50)} ms, errors ${result.errors + result.warmupErrors}`);
     }

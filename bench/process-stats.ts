@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** USER_HZ: the unit of utime and stime in /proc/<pid>/stat on Linux. */
 const CLOCK_TICKS_PER_SECOND = 100;
@@ -17,6 +17,33 @@ export function cpuMsOf(pid: number | undefined): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * CPU time of every process whose command (`/proc/<pid>/comm`) is `command`, summed: a local PostgreSQL's backends
+ * and helpers together. A process that exits between two readings takes its time with it (the gateway's pool keeps
+ * its connections, so their backends stay). Undefined where /proc is not there or no such process runs.
+ */
+export function cpuMsOfCommand(command: string): number | undefined {
+  let total: number | undefined;
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((entry) => /^\d+$/.test(entry));
+  } catch {
+    return undefined;
+  }
+  for (const pid of pids) {
+    let name: string;
+    try {
+      name = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    if (name !== command) continue;
+    const ms = cpuMsOf(Number(pid));
+    if (ms !== undefined) total = (total ?? 0) + ms;
+  }
+  return total;
 }
 
 /** Resident set size of a process in MB (VmRSS), or undefined. */

@@ -57,6 +57,18 @@ describe('npm run bench --quick', () => {
     }
   });
 
+  it("reads the local PostgreSQL's CPU on the paths through the gateway: the audit trail's inserts", () => {
+    const throughGateway = report.calls.filter((m) => m.path !== 'direct' && m.path !== 'floor');
+    for (const m of report.calls) {
+      if (throughGateway.includes(m)) expect(m.databaseCpuMsPerCall).toBeGreaterThanOrEqual(0);
+      else expect(m.databaseCpuMsPerCall).toBeNull();
+    }
+    // Every call through the gateway is audited: PostgreSQL took some CPU for them, over all those cells.
+    const total = throughGateway.reduce((sum, m) => sum + (m.databaseCpuMsPerCall ?? 0) * m.calls, 0);
+    expect(total).toBeGreaterThan(0);
+    expect(stdout).toContain('db cpu ms/call');
+  });
+
   it('reports the added latency of each gateway path against the direct one', () => {
     expect(report.addedLatency.map((a) => `${a.path}@${a.concurrency}`).sort()).toEqual(
       PATHS.filter((p) => p !== 'direct')
