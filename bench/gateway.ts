@@ -48,7 +48,7 @@ import { Callgrind, type InstructionsPerCall } from './callgrind';
 import { chartSvg } from './chart';
 import { type LoadResult, type LoadSpec, runLoad } from './mcp-load';
 import { freePort, waitUntilReady } from './gateway-child';
-import { cpuMsOf, cpuMsOfCommand, rssMbOf, samplePeakRss } from './process-stats';
+import { cpuMsBetween, cpuMsOf, cpuMsOfCommand, rssMbOf, samplePeakRss } from './process-stats';
 
 const REPO_ROOT = path.resolve(__dirname, '..');
 const SWC_REGISTER = path.join(__dirname, 'swc-register.cjs');
@@ -422,12 +422,12 @@ async function load(
     SCRIPT_ENV,
     'pipe',
   );
-  const cpuNow = (): (number | undefined)[] => [
+  const cpuNow = (): [number | undefined, number | undefined, Map<number, number> | undefined] => [
     cpuMsOf(watched.gatewayPid),
     cpuMsOf(watched.upstreamPid),
     watched.databaseCommand === undefined ? undefined : cpuMsOfCommand(watched.databaseCommand),
   ];
-  let before: (number | undefined)[] = [];
+  let before: ReturnType<typeof cpuNow> = [undefined, undefined, undefined];
   let rss: ReturnType<typeof samplePeakRss> | undefined;
   let from = 0;
   try {
@@ -446,7 +446,7 @@ async function load(
           ...(line.result as LoadResult),
           gatewayCpuMs: delta(before[0], after[0]),
           upstreamCpuMs: delta(before[1], after[1]),
-          databaseCpuMs: delta(before[2], after[2]),
+          databaseCpuMs: before[2] && after[2] ? cpuMsBetween(before[2], after[2]) : null,
           gatewayPeakRssMb: rss?.stop() ?? null,
           windowUs: [from, to],
         };

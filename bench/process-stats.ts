@@ -20,18 +20,18 @@ export function cpuMsOf(pid: number | undefined): number | undefined {
 }
 
 /**
- * CPU time of every process whose command (`/proc/<pid>/comm`) is `command`, summed: a local PostgreSQL's backends
- * and helpers together. A process that exits between two readings takes its time with it (the gateway's pool keeps
- * its connections, so their backends stay). Undefined where /proc is not there or no such process runs.
+ * CPU time so far of each process whose command (`/proc/<pid>/comm`) is `command`, by pid: a local PostgreSQL's
+ * backends and helpers. Undefined where /proc is not there. Two readings give the time spent between them with
+ * `cpuMsBetween`.
  */
-export function cpuMsOfCommand(command: string): number | undefined {
-  let total: number | undefined;
+export function cpuMsOfCommand(command: string): Map<number, number> | undefined {
   let pids: string[];
   try {
     pids = readdirSync('/proc').filter((entry) => /^\d+$/.test(entry));
   } catch {
     return undefined;
   }
+  const times = new Map<number, number>();
   for (const pid of pids) {
     let name: string;
     try {
@@ -39,10 +39,20 @@ export function cpuMsOfCommand(command: string): number | undefined {
     } catch {
       continue;
     }
-    if (name !== command) continue;
-    const ms = cpuMsOf(Number(pid));
-    if (ms !== undefined) total = (total ?? 0) + ms;
+    const ms = name === command ? cpuMsOf(Number(pid)) : undefined;
+    if (ms !== undefined) times.set(Number(pid), ms);
   }
+  return times;
+}
+
+/**
+ * The CPU time the processes of two `cpuMsOfCommand` readings spent between them: a process started since counts
+ * from zero; one that exited meanwhile took its time with it and counts for nothing (its earlier time is not
+ * subtracted from the others').
+ */
+export function cpuMsBetween(before: Map<number, number>, after: Map<number, number>): number {
+  let total = 0;
+  for (const [pid, ms] of after) total += ms - (before.get(pid) ?? 0);
   return total;
 }
 
