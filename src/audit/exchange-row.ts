@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { uuidV7 } from '../common/uuid-v7';
 import type { McpExchange } from '../traffic/mcp-exchange';
 import { type ArgumentPolicyConfig, applyArgumentPolicy } from './argument-policy';
 import type { UnchainedRow } from './audit-record';
@@ -36,7 +36,8 @@ export function toUnchainedRow(exchange: McpExchange, policy: ArgumentPolicyConf
   const at = exchange.at instanceof Date && !Number.isNaN(exchange.at.getTime()) ? exchange.at : new Date();
   const principal = exchange.principal;
   return {
-    id: randomUUID(),
+    // Time-ordered, so that the primary key's index grows at its end (src/common/uuid-v7.ts).
+    id: uuidV7(at.getTime()),
     streamId: '',
     at,
     requestId: storableText(exchange.requestId, 200),
