@@ -117,17 +117,20 @@ export function gatewayEnvironment(context: GatewayEnvContext): Record<string, s
     RATE_LIMIT_IP: '100000000/60s',
     // The audit trail is always on; arguments are stored redacted, as by default.
     AUDIT_ARGUMENTS: 'redacted',
-    // glibc's allocator as the container image sets it.
-    ...imageMallocEnvironment(),
+    // glibc's allocator and Node's options as the container image sets them.
+    ...imageRuntimeEnvironment(),
   };
   return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined));
 }
 
-/** The `MALLOC_*` variables the Dockerfile's final stage sets (glibc reads them only when a process starts). */
-function imageMallocEnvironment(): Record<string, string> {
+/**
+ * The `MALLOC_*` variables and `NODE_OPTIONS` the Dockerfile's final stage sets: glibc and V8 read them only when a
+ * process starts, so the gateway must be started with them to run as in the image.
+ */
+function imageRuntimeEnvironment(): Record<string, string> {
   const final = parseDockerfile(readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8')).stages.at(-1);
   const env = final ? [...envOf(final)] : [];
-  return Object.fromEntries(env.filter(([name]) => name.startsWith('MALLOC_')));
+  return Object.fromEntries(env.filter(([name]) => name.startsWith('MALLOC_') || name === 'NODE_OPTIONS'));
 }
 
 // ---------------------------------------------------------------------------

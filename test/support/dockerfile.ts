@@ -48,7 +48,11 @@ export function instructionsOf(stage: Stage, keyword: string): Instruction[] {
 export function envOf(stage: Stage): Map<string, string> {
   return new Map(
     instructionsOf(stage, 'ENV').flatMap((instruction) =>
-      words(instruction).map((pair) => pair.split('=', 2) as [string, string]),
+      // Split at the first `=` only: a value may hold more (`NODE_OPTIONS=--flag=value`).
+      words(instruction).map((pair): [string, string] => {
+        const at = pair.indexOf('=');
+        return at < 0 ? [pair, ''] : [pair.slice(0, at), pair.slice(at + 1)];
+      }),
     ),
   );
 }
