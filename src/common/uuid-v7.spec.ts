@@ -34,5 +34,7 @@ describe('uuidV7', () => {
     expect(uuidV7(-5)).toMatch(/^00000000-0000-7/);
     expect(uuidV7(2 ** 50)).toMatch(/^ffffffff-ffff-7/);
     expect(uuidV7(1.9)).toMatch(/^00000000-0001-7/);
+    expect(uuidV7(Number.NaN)).toMatch(/^00000000-0000-7/);
+    expect(uuidV7(Number.POSITIVE_INFINITY)).toMatch(/^00000000-0000-7/);
   });
 });

@@ -27,7 +27,7 @@ export function uuidV7(unixMs: number): string {
     randomFillSync(POOL);
     taken = 0;
   }
-  BYTES.writeUIntBE(Math.max(0, Math.min(Math.floor(unixMs), MAX_TIME)), 0, 6);
+  BYTES.writeUIntBE(Number.isFinite(unixMs) ? Math.max(0, Math.min(Math.floor(unixMs), MAX_TIME)) : 0, 0, 6);
   POOL.copy(BYTES, 6, taken, taken + 10);
   taken += 10;
   // The version (7) in the high nibble of byte 6; the RFC's variant (binary 10) in the two high bits of byte 8.
