@@ -36,12 +36,12 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { envOf, parseDockerfile } from '../test/support/dockerfile';
+import { imageEnvironment } from '../test/support/dockerfile';
 import { entraEnv, LocalEntraIssuer } from '../test/support/entra-issuer';
 import { POSTGRES_URL, REDIS_URL } from '../test/support/services';
 import { Callgrind, type InstructionsPerCall } from './callgrind';
@@ -128,9 +128,9 @@ export function gatewayEnvironment(context: GatewayEnvContext): Record<string, s
  * process starts, so the gateway must be started with them to run as in the image.
  */
 function imageRuntimeEnvironment(): Record<string, string> {
-  const final = parseDockerfile(readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8')).stages.at(-1);
-  const env = final ? [...envOf(final)] : [];
-  return Object.fromEntries(env.filter(([name]) => name.startsWith('MALLOC_') || name === 'NODE_OPTIONS'));
+  return Object.fromEntries(
+    [...imageEnvironment()].filter(([name]) => name.startsWith('MALLOC_') || name === 'NODE_OPTIONS'),
+  );
 }
 
 // ---------------------------------------------------------------------------

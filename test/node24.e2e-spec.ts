@@ -1,15 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import request from 'supertest';
 import { ServeProcess } from './support/cli';
-import { envOf, parseDockerfile } from './support/dockerfile';
+import { imageEnvironment } from './support/dockerfile';
 
 /** `NODE_OPTIONS` as the container image sets it. */
 function imageNodeOptions(): string {
-  const dockerfile = readFileSync(path.resolve(__dirname, '..', 'Dockerfile'), 'utf8');
-  const options = envOf(parseDockerfile(dockerfile).stages.at(-1)!).get('NODE_OPTIONS');
+  const options = imageEnvironment().get('NODE_OPTIONS');
   if (!options) throw new Error('the Dockerfile sets no NODE_OPTIONS');
   return options;
 }

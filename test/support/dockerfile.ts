@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import {
   type Copy,
   type Dockerfile,
@@ -55,6 +57,13 @@ export function envOf(stage: Stage): Map<string, string> {
       }),
     ),
   );
+}
+
+/** The variables the repository's Dockerfile sets in its final stage: the environment the image's processes start in. */
+export function imageEnvironment(): Map<string, string> {
+  const text = readFileSync(path.join(__dirname, '..', '..', 'Dockerfile'), 'utf8');
+  const final = parseDockerfile(text).stages.at(-1);
+  return final ? envOf(final) : new Map<string, string>();
 }
 
 /** The arguments of an instruction, as words (shell form) without its flags. */
