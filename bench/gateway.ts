@@ -41,6 +41,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { LOOPBACK_HOSTS } from '../src/mcp/mcp-edge';
 import { imageEnvironment } from '../test/support/dockerfile';
 import { entraEnv, LocalEntraIssuer } from '../test/support/entra-issuer';
 import { POSTGRES_URL, REDIS_URL } from '../test/support/services';
@@ -562,7 +563,7 @@ function perCall(ms: number | null, calls: number): number | null {
 /** Whether a database URL names this machine, whose processes the bench can then read. */
 function isLoopback(url: string): boolean {
   try {
-    return ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(url).hostname);
+    return LOOPBACK_HOSTS.includes(new URL(url).hostname);
   } catch {
     return false;
   }
