@@ -102,7 +102,10 @@ export function configureApp(app: INestApplication, logger: Logger): void {
     {
       mcpPrefix: config.mcpPrefix,
       maxBodyBytes: config.maxBodyBytes,
-      trustProxy: (express.getHttpAdapter().getInstance() as Application).get('trust proxy fn') as ProxyTrust,
+      trustProxy:
+        config.trustProxy === undefined
+          ? undefined
+          : ((express.getHttpAdapter().getInstance() as Application).get('trust proxy fn') as ProxyTrust),
       logger,
     },
   ).install(app.getHttpServer() as Server);

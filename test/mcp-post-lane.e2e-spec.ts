@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import { gzipSync } from 'node:zlib';
+import request from 'supertest';
+import { auditOf } from './support/audit';
 import { entraEnv, LocalEntraIssuer } from './support/entra-issuer';
 import { waitUntil } from './support/eventually';
 import { startTestGateway, type TestGateway } from './support/gateway';
@@ -88,6 +90,24 @@ describe('the POST lane of the MCP endpoints', () => {
     expect(line?.req.headers).toBeUndefined();
   });
 
+  it('takes the TCP peer for the caller, not X-Forwarded-For, when no proxy is trusted (TRUST_PROXY unset)', async () => {
+    const requestId = `lane-${randomUUID()}`;
+    const answer = await post(
+      gw.url,
+      '/mcp',
+      json({ 'x-request-id': requestId, 'x-forwarded-for': '203.0.113.9' }),
+      initialize(3),
+    );
+    expect(answer.status).toBe(200);
+
+    await auditOf(gw.gateway.app).trail.flush();
+    const res = await request(gw.url).get('/api/v1/audit').query({ method: 'initialize', limit: '500' }).expect(200);
+    const record = (res.body.records as { requestId: string; ip: string | null }[]).find(
+      (candidate) => candidate.requestId === requestId,
+    );
+    expect(record?.ip).toBe('127.0.0.1');
+  });
+
   it.each([
     ['a compressed body', '/mcp', { 'content-encoding': 'gzip' }],
     ['a query string', '/mcp?via=express', {}],
@@ -141,12 +161,15 @@ describe('the POST lane of the MCP endpoints', () => {
   it.each([
     ['invalid JSON', '{"jsonrpc":"2.0",'],
     ['a JSON string', '"initialize"'],
+    ['a JSON string after whitespace', ' \n"initialize"'],
+    ['only whitespace', ' \r\n\t '],
     ['a JSON number', '42'],
     ['JSON null', 'null'],
     ['an empty body', ''],
     ['an empty batch', '[]'],
     ['a batch of garbage', '[1, "two", null]'],
     ['a request without a method', '{"jsonrpc":"2.0","id":5}'],
+    ['a request without a method after whitespace', '\r\n\t {"jsonrpc":"2.0","id":5}'],
   ])('answers %s exactly as Express does, with a JSON-RPC error', async (_what, body) => {
     const viaLane = await post(gw.url, '/mcp', json(), body);
     const viaExpress = await post(gw.url, '/mcp?via=express', json(), body);

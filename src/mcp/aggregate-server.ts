@@ -9,7 +9,16 @@ import { ProtectedResource } from '../auth/protected-resource';
 import { claimsChallengeOf, classifyUpstreamError } from '../upstream/upstream-error';
 import { GATEWAY_VERSION } from '../version';
 import { Catalog, type CatalogEntry, type CatalogKind } from './catalog';
-import { endWith, headerOf, sendClaimsChallenge, sendJson, sendRpcError, startSse, writeEvent } from './http-replies';
+import {
+  endWith,
+  endWithEvent,
+  headerOf,
+  sendClaimsChallenge,
+  sendJson,
+  sendRpcError,
+  startSse,
+  writeEvent,
+} from './http-replies';
 import { CallSignal } from '../common/call-signal';
 import { sendAround } from '../common/send-text';
 import {
@@ -364,15 +373,14 @@ export class AggregateServer implements OnModuleDestroy {
         if (isResponseTo(value, id)) {
           const answer = { ...(value as JsonRpcResponse), id: request.id };
           call.exchanges.settle(answer, reply.status);
-          writeEvent(res, { data: JSON.stringify(answer) });
+          endWithEvent(res, { data: JSON.stringify(answer) });
           answered = true;
           readToTheEnd(events);
           break;
         }
         if (value !== undefined && !isRequestMessage(value)) writeEvent(res, { data: event.data });
       }
-      if (!answered) writeEvent(res, { data: JSON.stringify(this.noAnswer(request, target.server)) });
-      res.end();
+      if (!answered) endWithEvent(res, { data: JSON.stringify(this.noAnswer(request, target.server)) });
     } catch (error) {
       call.exchanges.fail(error, request.id);
       const failure = this.failure(request, target.server, error);

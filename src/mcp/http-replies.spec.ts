@@ -9,7 +9,7 @@ import { endWithEvent, startSse, writeEvent } from './http-replies';
 async function answer(
   handle: (res: http.ServerResponse) => void,
   onHeaders: () => void = () => undefined,
-): Promise<{ body: string; contentType?: string }> {
+): Promise<{ body: string; contentType?: string; headers: http.IncomingHttpHeaders }> {
   const server = http.createServer((_req, res) => handle(res));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   try {
@@ -25,7 +25,7 @@ async function answer(
           res.on('data', (chunk: string) => (body += chunk));
           res.on('end', () => {
             clearTimeout(stuck);
-            resolve({ body, contentType: res.headers['content-type'] });
+            resolve({ body, contentType: res.headers['content-type'], headers: res.headers });
           });
         })
         .on('error', reject);
@@ -69,5 +69,25 @@ describe('SSE answers', () => {
       expect(clearTimer).toHaveBeenCalledWith(timers[0]);
       jest.restoreAllMocks();
     }
+  });
+
+  it('send an answer whose one event ends it with its length, and a longer one chunked', async () => {
+    const single = await answer((res) => {
+      startSse(res);
+      endWithEvent(res, { data: '{"id":1,"result":{"text":"é"}}' });
+    });
+    expect(single.body).toBe('data: {"id":1,"result":{"text":"é"}}\n\n');
+    // In bytes: "é" is two.
+    expect(single.headers['content-length']).toBe(String(Buffer.byteLength(single.body)));
+    expect(single.headers['transfer-encoding']).toBeUndefined();
+
+    const several = await answer((res) => {
+      startSse(res);
+      writeEvent(res, { data: '{"method":"notifications/progress"}' });
+      endWithEvent(res, { data: 'two\nlines' });
+    });
+    expect(several.body).toBe('data: {"method":"notifications/progress"}\n\ndata: two\ndata: lines\n\n');
+    expect(several.headers['content-length']).toBeUndefined();
+    expect(several.headers['transfer-encoding']).toBe('chunked');
   });
 });

@@ -32,8 +32,11 @@ export type ProxyTrust = (address: string, hop: number) => boolean;
 export interface McpPostLaneOptions {
   mcpPrefix: string;
   maxBodyBytes: number;
-  /** Express's compiled `trust proxy` setting (TRUST_PROXY), so `req.ip` is what Express would say. */
-  trustProxy: ProxyTrust;
+  /**
+   * Express's compiled `trust proxy` setting (TRUST_PROXY), so `req.ip` is what Express would say; undefined when
+   * no proxy is trusted, and the TCP peer is the client.
+   */
+  trustProxy?: ProxyTrust;
   logger: Logger;
 }
 
@@ -43,8 +46,6 @@ const SLUG = /^[a-z0-9][a-z0-9-]{0,31}$/;
 const TOOL = /^[A-Za-z0-9_.-]{1,128}$/;
 /** JSON as body-parser reads it by default: `application/json`, in UTF-8. */
 const JSON_TYPE = /^application\/json\s*(;\s*charset\s*=\s*"?utf-8"?\s*)?$/i;
-/** body-parser's strict mode: a JSON body is an object or an array. */
-const FIRST_CHARACTER = /^[ \t\n\r]*(.)/;
 
 /**
  * `POST MCP_PREFIX`, `POST MCP_PREFIX/{slug}` and the REST bridge's `POST MCP_PREFIX/{slug}/tools/{tool}`, the
@@ -134,7 +135,8 @@ export class McpPostLane {
     );
     // Once, as Express's getter would say it. Defined, not assigned, since that getter is on the prototype; a plain
     // data property, as the assignment made before requests came with Express's prototype.
-    const ip = proxyAddr(req, this.options.trustProxy);
+    const trust = this.options.trustProxy;
+    const ip = trust ? proxyAddr(req, trust) : req.socket.remoteAddress;
     Object.defineProperty(req, 'ip', { value: ip, enumerable: true, writable: true, configurable: true });
 
     if (!this.steps.edge(req, res) || !this.steps.ipLimit(req, res)) return;
@@ -188,12 +190,12 @@ export class McpPostLane {
       req.on('data', onData);
       req.once('end', () => {
         if (length > max) return;
-        const text = Buffer.concat(chunks, length).toString('utf8');
+        // Most bodies come in one chunk: read as it is, not copied into a new buffer first.
+        const text = chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, length).toString('utf8');
         // An empty body is an empty object, as body-parser reads it.
         if (text === '') return resolve({ value: {} });
-        const first = FIRST_CHARACTER.exec(text)?.[1];
         try {
-          if (first !== '{' && first !== '[') throw new SyntaxError('not an object or array');
+          if (!opensObjectOrArray(text)) throw new SyntaxError('not an object or array');
           resolve({ value: JSON.parse(text) as unknown });
         } catch {
           refuse(400, ErrorCodes.parseError, 'the request body is not valid JSON');
@@ -217,4 +219,15 @@ export class McpPostLane {
     else if (target.kind === 'rest') this.steps.problem(req, res, 500, 'an internal error occurred');
     else this.rpcError(res, 500, ErrorCodes.internalError, 'Internal error');
   }
+}
+
+/** body-parser's strict mode: a JSON body is an object or an array (its first character after JSON whitespace). */
+function opensObjectOrArray(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    // Space, tab, line feed, carriage return.
+    if (code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d) continue;
+    return code === 0x7b || code === 0x5b;
+  }
+  return false;
 }

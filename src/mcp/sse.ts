@@ -241,6 +241,8 @@ export function formatSse(event: SseEvent): string {
   if (event.id !== undefined) text += `id: ${event.id}\n`;
   if (event.event !== undefined) text += `event: ${event.event}\n`;
   if (event.retry !== undefined) text += `retry: ${event.retry}\n`;
+  // Most data is one line (a JSON-RPC message): no split for it.
+  if (!event.data.includes('\n')) return `${text}data: ${event.data}\n\n`;
   for (const line of event.data.split('\n')) text += `data: ${line}\n`;
   return `${text}\n`;
 }

@@ -46,7 +46,6 @@ export class IpRateLimitMiddleware implements NestMiddleware {
   /** True when the request may go on; otherwise it has been refused (429). Also called by the POST lane. */
   admit(req: McpRequest, res: ServerResponse): boolean {
     if (!this.budget) return true;
-    const at = new Date();
     // The client's address: the TCP peer, or the one trusted proxies forwarded (TRUST_PROXY).
     const address = req.ip ?? req.socket.remoteAddress;
     // Field by field: on Node 20 a literal that begins with a spread is promoted, with what it holds.
@@ -57,6 +56,7 @@ export class IpRateLimitMiddleware implements NestMiddleware {
       this.stats.decided({ policy: 'ip', outcome: 'allowed', source: 'ip' });
       return true;
     }
+    const at = new Date();
     this.stats.decided({ policy: 'ip', outcome: 'refused', source: 'ip' });
     const report = reportOf(budget, result.levels[0]!, 1, true);
     const retryAfter = Math.max(1, report.resetSeconds);
