@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import request from 'supertest';
 import type { LocalEntraIssuer } from './support/entra-issuer';
@@ -201,5 +203,59 @@ describe('/mcp/{slug}: one upstream, transparent', () => {
       .send(body as object)
       .expect(status);
     expect(res.body).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: expect.any(Number) } });
+  });
+  it('sends a tool call at most once: a connection dropped after it went out is an error, not a second call', async () => {
+    // In front of the upstream, a relay that reads each request and drops the connection under every tool call.
+    const toolCalls: string[] = [];
+    const dropping = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        if (body.includes('"tools/call"')) {
+          toolCalls.push(body.toString('utf8'));
+          req.socket.destroy();
+          return;
+        }
+        const target = new URL(upstream.url);
+        const relay = http.request(
+          { host: target.hostname, port: target.port, method: req.method, path: target.pathname, headers: req.headers },
+          (answer) => {
+            res.writeHead(answer.statusCode ?? 502, answer.headers);
+            answer.pipe(res);
+          },
+        );
+        relay.on('error', () => res.writeHead(502).end());
+        relay.end(body);
+      });
+    });
+    await new Promise<void>((resolve) => dropping.listen(0, '127.0.0.1', resolve));
+    const dropSlug = `drop-${randomUUID().slice(0, 8)}`;
+    const created = await request(gw.url)
+      .post('/api/v1/servers')
+      .send({
+        name: `com.example.test/${dropSlug}`,
+        slug: dropSlug,
+        url: `http://127.0.0.1:${(dropping.address() as AddressInfo).port}/mcp`,
+        allowedRoles: [role],
+      })
+      .expect(201);
+    try {
+      const { client } = await connectClient(`${gw.url}/mcp/${dropSlug}`, await issuer.token({ roles: [role] }));
+      try {
+        expect((await client.listTools()).tools.map((tool) => tool.name)).toContain('echoHai');
+        await expect(client.callTool({ name: 'echoHai', arguments: { userName: 'Ada' } })).rejects.toThrow(
+          `Upstream ${dropSlug} failed: the upstream dropped the connection before answering; not sent again`,
+        );
+      } finally {
+        await client.close();
+      }
+      expect(toolCalls).toHaveLength(1);
+      expect(JSON.parse(toolCalls[0]!)).toMatchObject({ method: 'tools/call', params: { name: 'echoHai' } });
+    } finally {
+      await request(gw.url).delete(`/api/v1/servers/${created.body.id as string}`);
+      dropping.closeAllConnections();
+      await new Promise((resolve) => dropping.close(resolve));
+    }
   });
 });

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import * as http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { CallSignal } from '../src/common/call-signal';
-import { StreamableHttpClient, UnexpectedRedirect } from '../src/mcp/streamable-http-client';
+import { DroppedBeforeAnswer, StreamableHttpClient, UnexpectedRedirect } from '../src/mcp/streamable-http-client';
 import type { SseEvent } from '../src/mcp/sse';
 
 /**
@@ -294,6 +294,40 @@ describe('StreamableHttpClient against a real HTTP server', () => {
     expect(again?.body).toBe(lost?.body);
     expect(again?.socket).not.toBe(lost?.socket);
     expect(upstream.seen).toHaveLength(6);
+  });
+
+  it('does not send a tool call again when the connection dropped after it went out, and says why', async () => {
+    // The upstream read the call, and may have run it, before its connection went away: at most once.
+    upstream.handle((_req, _body, res) => res.socket?.destroy());
+    const call = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'send_mail', arguments: {} } };
+    await expect(client.post(upstream.url, call, { headers: {} })).rejects.toThrow(DroppedBeforeAnswer);
+    await expect(client.post(upstream.url, [call], { headers: {} })).rejects.toMatchObject({
+      kind: 'connection_refused',
+      message: expect.stringContaining('not sent again') as unknown,
+    });
+    expect(upstream.seen.map((request) => request.body)).toEqual([JSON.stringify(call), JSON.stringify([call])]);
+
+    // A batch with nothing but reads goes again, and is answered.
+    const reads = [
+      { jsonrpc: '2.0', id: 2, method: 'tools/list' },
+      { jsonrpc: '2.0', method: 'notifications/initialized' },
+    ];
+    let first = true;
+    upstream.handle((_req, _body, res) => {
+      if (first) {
+        first = false;
+        res.socket?.destroy();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('[{"jsonrpc":"2.0","id":2,"result":{"tools":[]}}]');
+    });
+    const reply = await client.post(upstream.url, reads, { headers: {} });
+    expect(reply.body).toEqual({ kind: 'json', value: [{ jsonrpc: '2.0', id: 2, result: { tools: [] } }] });
+    expect(upstream.seen.slice(2).map((request) => request.body)).toEqual([
+      JSON.stringify(reads),
+      JSON.stringify(reads),
+    ]);
   });
 
   it('fails at once, without sending again, when nothing listens', async () => {

@@ -53,6 +53,40 @@ export function isResponse(message: JsonRpcMessage): message is JsonRpcResponse 
   return !('method' in message) && ('result' in message || 'error' in message);
 }
 
+/**
+ * Request methods an upstream may be sent twice without harm: they read, or set what a second time sets alike.
+ * `tools/call` and any method not named here may act on the world.
+ */
+const REPEATABLE_METHODS = new Set([
+  'initialize',
+  'ping',
+  'tools/list',
+  'resources/list',
+  'resources/templates/list',
+  'resources/read',
+  'resources/subscribe',
+  'resources/unsubscribe',
+  'prompts/list',
+  'prompts/get',
+  'completion/complete',
+  'logging/setLevel',
+]);
+
+/**
+ * Whether sending `payload` (one message or a batch) again, to an upstream that may already have acted on it, does
+ * no harm: every request in it has a repeatable method. Notifications and responses are repeatable (a second
+ * `notifications/cancelled` or answer to the upstream's request changes nothing).
+ */
+export function isRepeatable(payload: unknown): boolean {
+  const messages: unknown[] = Array.isArray(payload) ? payload : [payload];
+  return messages.every((message) => {
+    const candidate = message as { id?: unknown; method?: unknown } | null;
+    if (typeof candidate !== 'object' || candidate === null) return false;
+    if (typeof candidate.method !== 'string' || candidate.id === undefined) return true;
+    return REPEATABLE_METHODS.has(candidate.method);
+  });
+}
+
 export function errorResponse(
   id: RequestId | null,
   code: number,

@@ -2,6 +2,7 @@ import { Agent, type Dispatcher } from 'undici';
 import type { Abortable } from '../common/call-signal';
 import { UpstreamError } from '../upstream/upstream-error';
 import { parseSse, type SseEvent } from './sse';
+import { isRepeatable } from './jsonrpc';
 import { UpstreamAnswer } from './upstream-answer';
 
 /** The MCP Streamable HTTP headers a relay reads and writes. */
@@ -61,7 +62,7 @@ export class StreamableHttpClient {
     const headers = this.headersOf(options);
     headers['content-type'] = 'application/json';
     headers.accept = 'application/json, text/event-stream';
-    const answer = await this.request(url, 'POST', headers, options.signal, JSON.stringify(message));
+    const answer = await this.request(url, 'POST', headers, options.signal, message);
     return this.reply(answer);
   }
 
@@ -95,24 +96,31 @@ export class StreamableHttpClient {
 
   /**
    * The answer once its headers are in; its body stays readable until it ends, fails or `signal` aborts (with the
-   * signal's reason, as fetch rejects: callers tell a timeout from a client that left by it).
+   * signal's reason, as fetch rejects: callers tell a timeout from a client that left by it). `message` is the
+   * JSON body, if any. A request whose connection drops before the answer is sent once more on a new connection,
+   * if it may run twice.
    */
   private async request(
     url: string,
     method: Dispatcher.HttpMethod,
     headers: Record<string, string>,
     signal: Abortable | undefined,
-    body?: string,
+    message?: unknown,
   ): Promise<UpstreamAnswer> {
     signal?.throwIfAborted();
     const target = targetOf(url);
+    const body = message === undefined ? undefined : JSON.stringify(message);
     const options: Dispatcher.DispatchOptions = { origin: target.origin, path: target.path, method, headers, body };
     let answer = dispatch(options, signal);
     try {
       await answer.headers;
     } catch (error) {
-      // A kept-alive connection the upstream closed fails before it answers: once more on a new one.
       if (!STALE_CONNECTION.has((error as NodeJS.ErrnoException).code ?? '') || signal?.aborted) throw error;
+      // The connection dropped once the request was on it (undici fails the request it was writing or waiting on;
+      // those queued behind it wait for a new connection): a kept-alive connection the upstream had just closed,
+      // or an upstream that read the request and then stopped (a crash, a restart). Which one cannot be told, so
+      // only what may run twice is sent again.
+      if (message !== undefined && !isRepeatable(message)) throw new DroppedBeforeAnswer();
       answer = dispatch(options, signal);
       await answer.headers;
     }
@@ -150,6 +158,16 @@ function dispatch(options: Dispatcher.DispatchOptions, signal: Abortable | undef
   const answer = new UpstreamAnswer(signal);
   DISPATCHER.dispatch(options, answer);
   return answer;
+}
+
+/** The connection dropped before the upstream answered a request that may not run twice (a tool call). */
+export class DroppedBeforeAnswer extends UpstreamError {
+  constructor() {
+    super(
+      'connection_refused',
+      'the upstream dropped the connection before answering; not sent again, since the upstream may have acted on it',
+    );
+  }
 }
 
 /** An upstream answered with a redirect, which the gateway never follows. */
