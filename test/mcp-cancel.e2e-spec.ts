@@ -99,6 +99,9 @@ describe('cancellation and upstream time bounds', () => {
         10_000,
       );
       stop();
+      const record = cancelled.find((exchange) => (exchange.arguments as { label?: string }).label === label);
+      expect(record).toMatchObject({ surface: 'server', outcome: 'cancelled' });
+      expect(record?.errorKind).toBeUndefined();
       const hello = await client.callTool({ name: 'echoHai', arguments: { userName: 'Ada' } });
       expect(hello.content).toEqual([{ type: 'text', text: 'Hello, Ada!' }]);
     } finally {
@@ -108,16 +111,72 @@ describe('cancellation and upstream time bounds', () => {
 
   it('passes notifications/cancelled through /mcp to the upstream, whose handler is aborted', async () => {
     const client = await connect('/mcp');
+    const records = recordsOfCalls();
     try {
       const { label, reason } = await cancelMidCall(client, `${slowSlug}__slow`);
       await waitUntil(() => upstream.call(label)?.abortedAt !== undefined, `the upstream aborted ${label}`, 10_000);
       expect(upstream.call(label)?.abortReason).toBe(reason);
+      await waitUntil(() => records.of(label) !== undefined, 'the gateway recorded the call', 10_000);
+      expect(records.of(label)).toMatchObject({ surface: 'aggregate', outcome: 'cancelled' });
+      expect(records.of(label)?.errorKind).toBeUndefined();
       const hello = await client.callTool({ name: `${slowSlug}__echoHai`, arguments: { userName: 'Ada' } });
       expect(hello.content).toEqual([{ type: 'text', text: 'Hello, Ada!' }]);
     } finally {
+      records.stop();
       await client.close();
     }
   });
+
+  /** The calls the gateway records from now on, by the `label` argument the slow upstream's tools take. */
+  function recordsOfCalls(): { of: (label: string) => McpExchange | undefined; stop: () => void } {
+    const seen: McpExchange[] = [];
+    const stop = gw.gateway.app.get(McpTraffic).onRecord((exchange) => seen.push(exchange));
+    return {
+      of: (label) => seen.find((exchange) => (exchange.arguments as { label?: string } | undefined)?.label === label),
+      stop,
+    };
+  }
+
+  it.each([
+    ['/mcp/{slug}', () => `/mcp/${slowSlug}`, 'slow', 'server'],
+    ['/mcp', () => '/mcp', `${slowSlug}__slow`, 'aggregate'],
+  ])(
+    'records a call through %s whose client closed the connection as cancelled by a client that left',
+    async (_path, path, tool, surface) => {
+      const token = await issuer.token({ roles: [role] });
+      const { client, transport } = await connectClient(`${gw.url}${path()}`, token);
+      const records = recordsOfCalls();
+      try {
+        const label = `closed-${randomUUID().slice(0, 8)}`;
+        const body = JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'tools/call',
+          params: { name: tool, arguments: { label } },
+        });
+        const call = http.request(`${gw.url}${path()}`, {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${token}`,
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+            'mcp-session-id': transport.sessionId!,
+            'content-length': Buffer.byteLength(body),
+          },
+        });
+        const closed = new Promise<unknown>((resolve) => call.once('error', resolve).once('close', resolve));
+        call.end(body);
+        await waitUntil(() => upstream.call(label) !== undefined, `the upstream started ${label}`);
+        call.destroy();
+        await closed;
+        await waitUntil(() => records.of(label) !== undefined, 'the gateway recorded the call', 10_000);
+        expect(records.of(label)).toMatchObject({ surface, outcome: 'cancelled', errorKind: 'client_closed' });
+      } finally {
+        records.stop();
+        await client.close();
+      }
+    },
+  );
 
   it('cancels the upstream call of a REST bridge client that hangs up, and records the call as cancelled', async () => {
     const label = `rest-${randomUUID().slice(0, 8)}`;
@@ -143,7 +202,9 @@ describe('cancellation and upstream time bounds', () => {
       await waitUntil(() => upstream.call(label)?.abortedAt !== undefined, `the upstream aborted ${label}`, 10_000);
       expect(upstream.call(label)?.abortReason).toBe('the client closed the connection');
       await waitUntil(() => cancelled.length > 0, 'the gateway recorded the call', 10_000);
-      expect(cancelled.map((exchange) => [exchange.surface, exchange.outcome])).toEqual([['rest', 'cancelled']]);
+      expect(cancelled.map((exchange) => [exchange.surface, exchange.outcome, exchange.errorKind])).toEqual([
+        ['rest', 'cancelled', 'client_closed'],
+      ]);
     } finally {
       stop();
     }

@@ -382,7 +382,7 @@ export class AggregateServer implements OnModuleDestroy {
       }
       if (!answered) endWithEvent(res, { data: JSON.stringify(this.noAnswer(request, target.server)) });
     } catch (error) {
-      call.exchanges.fail(error, request.id);
+      this.recordFailure(call, request, cancellable.signal, error);
       const failure = this.failure(request, target.server, error);
       const claims = claimsChallengeOf(error);
       if (claims && !res.headersSent) {
@@ -396,6 +396,15 @@ export class AggregateServer implements OnModuleDestroy {
       call.exchanges.close();
       cancellable.done();
     }
+  }
+
+  /**
+   * Records how a forwarded request failed: cancelled when its signal (`cancellable`) was aborted, by the client's
+   * `notifications/cancelled` or by its closing the connection (the call's own signal); else as the upstream's failure.
+   */
+  private recordFailure(call: Call, request: JsonRpcRequest, signal: CallSignal, error: unknown): void {
+    if (signal.aborted) call.exchanges.cancelled({ id: request.id, clientClosed: call.signal.aborted });
+    else call.exchanges.fail(error, request.id);
   }
 
   /**
@@ -451,7 +460,7 @@ export class AggregateServer implements OnModuleDestroy {
       call.exchanges.settle(answer, reply.status);
       return answer;
     } catch (error) {
-      call.exchanges.fail(error, request.id);
+      this.recordFailure(call, request, cancellable.signal, error);
       return this.failure(request, server, error);
     } finally {
       call.exchanges.close();

@@ -149,9 +149,16 @@ export class ExchangeRecorder {
     for (const pending of this.take(id)) this.finish(pending, { decision: 'allowed', outcome, errorKind: kind });
   }
 
-  /** The client cancelled every pending request. */
-  cancelled(): void {
-    for (const pending of this.take()) this.finish(pending, { decision: 'allowed', outcome: 'cancelled' });
+  /**
+   * Every pending request (or the one with this id) ended on the client's side: cancelled with
+   * `notifications/cancelled`, or, when `clientClosed`, given up by a client that closed its connection first
+   * (recorded with the error kind `client_closed`).
+   */
+  cancelled(options: { id?: RequestId; clientClosed?: boolean } = {}): void {
+    const ending = options.clientClosed
+      ? ({ decision: 'allowed', outcome: 'cancelled', errorKind: 'client_closed' } as const)
+      : ({ decision: 'allowed', outcome: 'cancelled' } as const);
+    for (const pending of this.take(options.id)) this.finish(pending, ending);
   }
 
   /** What is still pending got no answer: the upstream broke the protocol. */

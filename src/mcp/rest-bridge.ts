@@ -127,7 +127,7 @@ export class RestBridge {
     } catch (error) {
       if (error instanceof DomainError) throw error;
       if (abort.signal.aborted) {
-        exchanges.cancelled();
+        exchanges.cancelled({ clientClosed: true });
         throw new DomainError('upstream_error', `the client closed the connection before upstream ${slug} answered`);
       }
       exchanges.fail(error);

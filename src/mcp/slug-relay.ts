@@ -131,7 +131,11 @@ export class SlugRelay {
     if (forward.length === 0) return sendJson(res, 200, batch ? refused : refused[0]!);
 
     const forwardedRequests = forward.filter(isRequest);
-    const abort = abortOnClose(res, { timeoutMs: this.connector.requestTimeoutMs(server) });
+    let clientClosed = false;
+    const abort = abortOnClose(res, {
+      timeoutMs: this.connector.requestTimeoutMs(server),
+      closed: () => (clientClosed = true),
+    });
     // A lone request the client cancels (on any replica) stops here too: the upstream answers it no more.
     let cancelled = false;
     const untrack =
@@ -146,8 +150,8 @@ export class SlugRelay {
       const reply = await this.send(server, session, callerOf(req), batch ? forward : forward[0]!, abort.signal);
       await this.relay(res, reply, server, principal, listRequests, refused, batch, exchanges);
     } catch (error) {
-      if (cancelled) {
-        exchanges.cancelled();
+      if (cancelled || clientClosed) {
+        exchanges.cancelled({ clientClosed: !cancelled });
         if (!res.headersSent) res.statusCode = 202;
         res.end();
       } else {
