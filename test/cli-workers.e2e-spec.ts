@@ -4,6 +4,7 @@ import * as http from 'node:http';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { runCli, ServeProcess } from './support/cli';
+import { parsePrometheusText, valueOf } from './support/prometheus-text';
 import { eventually, waitUntil } from './support/eventually';
 import { createScratchDatabase, POSTGRES_URL, REDIS_URL } from './support/services';
 import { SlowUpstream } from './support/slow-upstream';
@@ -160,6 +161,42 @@ describe('mcp-gateway serve --workers', () => {
         expect((await workerThatServed(requestId)).worker).not.toBe(created.worker);
       });
       expect(failures).toEqual([]);
+    });
+
+    it('answers /metrics for both workers, whichever one a scrape reaches', async () => {
+      const route = { method: 'GET', route: '/api/v1/servers', status: '200' };
+      /** A scrape, the worker that answered it, and the families it holds (the parser checks the format). */
+      const scrape = async () => {
+        const requestId = randomUUID();
+        const res = await freshRequest(`${url}/metrics`, { headers: { 'x-request-id': requestId } });
+        expect(res.status).toBe(200);
+        return { families: parsePrometheusText(res.text), worker: (await workerThatServed(requestId)).worker };
+      };
+      const before = valueOf((await scrape()).families, 'mcp_gateway_http_requests_total', route) ?? 0;
+
+      // Requests until both workers have served some.
+      const servedBy = new Set<number>();
+      let made = 0;
+      while (servedBy.size < 2 && made < 50) {
+        const requestId = randomUUID();
+        const res = await freshRequest(`${url}/api/v1/servers`, { headers: { 'x-request-id': requestId } });
+        expect(res.status).toBe(200);
+        made++;
+        servedBy.add((await workerThatServed(requestId)).worker);
+      }
+      expect([...servedBy].sort()).toEqual([1, 2]);
+
+      // Every scrape counts all of them, whichever worker answers it; until both workers have answered one.
+      const scrapedBy = new Set<number>();
+      await eventually(async () => {
+        const { families, worker } = await scrape();
+        expect(valueOf(families, 'mcp_gateway_http_requests_total', route)).toBe(before + made);
+        // Summed over the workers, except what says otherwise: Redis is up when it is up for every worker.
+        expect(valueOf(families, 'mcp_gateway_ratelimit_redis_up')).toBe(1);
+        expect(valueOf(families, 'process_resident_memory_bytes')).toBeGreaterThan(0);
+        scrapedBy.add(worker);
+        expect([...scrapedBy].sort()).toEqual([1, 2]);
+      });
     });
 
     it('replaces a SIGKILLed worker in its slot, and the port keeps answering', async () => {

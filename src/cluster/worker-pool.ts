@@ -1,6 +1,7 @@
 import cluster, { type Address, type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import type { AppConfig } from '../config/config';
+import { ClusterMetrics } from './cluster-metrics';
 import { DEFAULT_RESTART_BACKOFF, RestartBackoff, type RestartBackoffOptions } from './restart-backoff';
 
 /** The hidden `serve` flag by which a worker learns its slot (1-based; a replacement keeps its predecessor's). */
@@ -61,6 +62,11 @@ export class WorkerPool {
   private readonly stopped = deferred<void>();
   private url?: string;
   private cleanStop = true;
+  /** Answers the workers' scrapes of `/metrics` with all of theirs (src/cluster/cluster-metrics.ts). */
+  private readonly metrics = new ClusterMetrics(() =>
+    this.slots.flatMap((slot) => (slot.worker === undefined ? [] : [slot.worker])),
+  );
+  private stopMetrics?: () => void;
 
   constructor(private readonly options: WorkerPoolOptions) {
     this.slots = Array.from({ length: options.count }, (_, index) => ({
@@ -75,6 +81,7 @@ export class WorkerPool {
     this.state = 'starting';
     cluster.on('listening', this.onListening);
     cluster.on('exit', this.onExit);
+    this.stopMetrics = this.metrics.start();
     for (const slot of this.slots) this.fork(slot);
     return this.started.promise;
   }
@@ -92,6 +99,7 @@ export class WorkerPool {
     await this.stopped.promise;
     cluster.off('listening', this.onListening);
     cluster.off('exit', this.onExit);
+    this.stopMetrics?.();
     return this.cleanStop;
   }
 

@@ -55,6 +55,8 @@ export class AuditMetrics {
     });
     this.spoolRecords = new Gauge({
       name: `${prefix}audit_spool_records`,
+      // Workers share DATA_DIR, and each counts the whole spool: the cluster's figure is the largest, not the sum.
+      aggregator: 'max',
       help: 'Audit records spooled to DATA_DIR while the database is unavailable, not yet replayed',
       registers,
       collect() {
@@ -63,6 +65,8 @@ export class AuditMetrics {
     });
     this.spoolBytes = new Gauge({
       name: `${prefix}audit_spool_bytes`,
+      // Workers share DATA_DIR, and each counts the whole spool: the cluster's figure is the largest, not the sum.
+      aggregator: 'max',
       help: 'Size of the audit spool in DATA_DIR',
       registers,
       collect() {

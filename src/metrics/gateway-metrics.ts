@@ -1,4 +1,6 @@
+import cluster from 'node:cluster';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { clusterScrape } from '../cluster/cluster-metrics';
 import { AuditMetrics } from './audit-metrics';
 import { HotCounter, HotHistogram } from './hot-metrics';
 import { RateLimitMetrics } from './rate-limit-metrics';
@@ -39,6 +41,8 @@ export class GatewayMetrics {
   readonly rateLimits: RateLimitMetrics;
   readonly audit: AuditMetrics;
   private sources: ScrapeSources = {};
+  /** In a worker of `serve --workers N`: asks the primary for every worker's metrics (src/cluster/cluster-metrics.ts). */
+  private readonly clusterScrape = cluster.isWorker ? clusterScrape(this.registry) : undefined;
 
   /** Labels `method`, `route`, `status`. */
   readonly httpRequests: HotCounter;
@@ -195,8 +199,9 @@ export class GatewayMetrics {
     this.sources = { ...this.sources, ...sources };
   }
 
-  /** The text exposition and its content type. */
+  /** The text exposition and its content type: under `serve --workers N`, every worker's metrics, summed. */
   async scrape(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    const body = this.clusterScrape ? await this.clusterScrape() : await this.registry.metrics();
+    return { contentType: this.registry.contentType, body };
   }
 }

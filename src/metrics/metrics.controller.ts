@@ -1,4 +1,4 @@
-import { Controller, Get, Header, Res } from '@nestjs/common';
+import { Controller, Get, Header, Res, ServiceUnavailableException } from '@nestjs/common';
 import { ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { GatewayMetrics } from './gateway-metrics';
@@ -13,12 +13,23 @@ export class MetricsController {
   @Header('cache-control', 'no-store')
   @ApiProduces('text/plain')
   @ApiOkResponse({
-    description: 'Every metric of this gateway process in the Prometheus text exposition format (version 0.0.4).',
+    description:
+      'Every metric of this gateway in the Prometheus text exposition format (version 0.0.4); under ' +
+      "`serve --workers N`, every worker's, summed.",
     schema: { type: 'string' },
   })
   async scrape(@Res({ passthrough: true }) res: Response): Promise<string> {
-    const { contentType, body } = await this.metrics.scrape();
-    res.setHeader('content-type', contentType);
-    return body;
+    let scraped: { contentType: string; body: string };
+    try {
+      scraped = await this.metrics.scrape();
+    } catch (error) {
+      // Under `--workers`: a worker that did not report, or a primary that did not answer. No partial answer: its
+      // counters would look reset.
+      throw new ServiceUnavailableException(
+        `metrics unavailable: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
+    res.setHeader('content-type', scraped.contentType);
+    return scraped.body;
   }
 }

@@ -37,6 +37,8 @@ export class RateLimitMetrics {
     this.redisUp = new Gauge({
       name: `${prefix}ratelimit_redis_up`,
       help: '1 while rate limits are counted in Redis, 0 while the limiter runs on its fallback',
+      // Under `--workers`: 1 only while every worker counts in Redis.
+      aggregator: 'min',
       registers,
     });
     this.redisUp.set(1);

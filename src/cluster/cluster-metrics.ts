@@ -1,0 +1,136 @@
+import cluster, { type Worker } from 'node:cluster';
+import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
+
+/**
+ * `/metrics` under `serve --workers N`: whichever worker a scrape reaches, it answers for all of them. The worker
+ * asks the primary, the primary asks every worker for its registry (as JSON, over the cluster's IPC channel) and
+ * sums what they say (prom-client's aggregation: counters and histograms add up; a gauge says how it combines).
+ * A scrape answered by one worker alone would have its counters jump between the workers' own totals, which
+ * Prometheus reads as resets.
+ */
+
+/** Worker → primary: every worker's metrics, please. Primary → worker: the answer, or why there is none. */
+const SCRAPE = 'mcp-gateway:scrape';
+const SCRAPED = 'mcp-gateway:scraped';
+/** Primary → worker: your registry, please. Worker → primary: here it is. */
+const REPORT = 'mcp-gateway:report';
+const REPORTED = 'mcp-gateway:reported';
+
+/** How long the primary waits for each worker's registry, and a worker for the primary's answer. */
+export const CLUSTER_SCRAPE_TIMEOUT_MS = 5_000;
+
+type Metrics = MetricObjectWithValues<MetricValue<string>>[];
+
+interface Message {
+  type?: unknown;
+  id?: unknown;
+  text?: unknown;
+  error?: unknown;
+  metrics?: unknown;
+}
+
+/**
+ * The worker's side: answers the primary's requests for `registry`, and returns the scrape that asks the primary
+ * for every worker's metrics. Call once per worker process.
+ */
+export function clusterScrape(registry: Registry, timeoutMs = CLUSTER_SCRAPE_TIMEOUT_MS): () => Promise<string> {
+  const waiting = new Map<number, { resolve: (text: string) => void; reject: (error: Error) => void }>();
+  let nextId = 0;
+  process.on('message', (message: Message) => {
+    if (message?.type === REPORT) {
+      registry.getMetricsAsJSON().then(
+        (metrics) => process.send?.({ type: REPORTED, id: message.id, metrics }),
+        (error: unknown) => process.send?.({ type: REPORTED, id: message.id, error: String(error) }),
+      );
+    } else if (message?.type === SCRAPED && typeof message.id === 'number') {
+      const pending = waiting.get(message.id);
+      waiting.delete(message.id);
+      if (typeof message.text === 'string') pending?.resolve(message.text);
+      else pending?.reject(new Error(errorOf(message)));
+    }
+  });
+  return () =>
+    new Promise<string>((resolve, reject) => {
+      const id = nextId++;
+      const timer = setTimeout(() => {
+        waiting.delete(id);
+        reject(new Error(`the primary did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const settle =
+        <T>(then: (value: T) => void) =>
+        (value: T) => {
+          clearTimeout(timer);
+          then(value);
+        };
+      waiting.set(id, { resolve: settle(resolve), reject: settle(reject) });
+      process.send?.({ type: SCRAPE, id });
+    });
+}
+
+/**
+ * The primary's side: a worker's scrape request is answered with every live worker's metrics, summed. A worker
+ * that does not report within the time limit fails the scrape (Prometheus then counts it as failed) rather than
+ * leaving its numbers out, which would look like a reset of every counter.
+ */
+export class ClusterMetrics {
+  private readonly reports = new Map<number, (metrics: Metrics | Error) => void>();
+  private nextId = 0;
+
+  constructor(
+    private readonly workers: () => Worker[],
+    private readonly timeoutMs = CLUSTER_SCRAPE_TIMEOUT_MS,
+  ) {}
+
+  /** Listens to the workers' messages until the returned function is called. */
+  start(): () => void {
+    const onMessage = (worker: Worker, message: Message): void => {
+      if (message?.type === REPORTED && typeof message.id === 'number') {
+        const report = this.reports.get(message.id);
+        this.reports.delete(message.id);
+        report?.(Array.isArray(message.metrics) ? (message.metrics as Metrics) : new Error(errorOf(message)));
+      } else if (message?.type === SCRAPE) {
+        this.scrape().then(
+          (text) => worker.isConnected() && worker.send({ type: SCRAPED, id: message.id, text }),
+          (error: unknown) =>
+            worker.isConnected() &&
+            worker.send({
+              type: SCRAPED,
+              id: message.id,
+              error: error instanceof Error ? error.message : String(error),
+            }),
+        );
+      }
+    };
+    cluster.on('message', onMessage);
+    return () => cluster.off('message', onMessage);
+  }
+
+  /** Every live worker's metrics, summed, in the Prometheus text format. */
+  async scrape(): Promise<string> {
+    const live = this.workers().filter((worker) => worker.isConnected());
+    const reports = await Promise.all(live.map((worker) => this.report(worker)));
+    return AggregatorRegistry.aggregate(reports).metrics();
+  }
+
+  private report(worker: Worker): Promise<Metrics> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.reports.delete(id);
+        reject(
+          new Error(`worker process ${worker.process.pid} did not report its metrics within ${this.timeoutMs} ms`),
+        );
+      }, this.timeoutMs);
+      this.reports.set(id, (metrics) => {
+        clearTimeout(timer);
+        if (metrics instanceof Error) reject(metrics);
+        else resolve(metrics);
+      });
+      worker.send({ type: REPORT, id });
+    });
+  }
+}
+
+function errorOf(message: Message): string {
+  return typeof message.error === 'string' ? message.error : 'no metrics came back';
+}
