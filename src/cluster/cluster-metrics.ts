@@ -16,8 +16,10 @@ const SCRAPED = 'mcp-gateway:scraped';
 const REPORT = 'mcp-gateway:report';
 const REPORTED = 'mcp-gateway:reported';
 
-/** How long the primary waits for each worker's registry, and a worker for the primary's answer. */
-export const CLUSTER_SCRAPE_TIMEOUT_MS = 5_000;
+/** How long the primary waits for each worker's registry. */
+export const REPORT_TIMEOUT_MS = 5_000;
+/** How long a worker waits for the primary's answer: long enough to hear why a scrape failed. */
+export const SCRAPE_TIMEOUT_MS = REPORT_TIMEOUT_MS + 1_000;
 
 type Metrics = MetricObjectWithValues<MetricValue<string>>[];
 
@@ -33,14 +35,18 @@ interface Message {
  * The worker's side: answers the primary's requests for `registry`, and returns the scrape that asks the primary
  * for every worker's metrics. Call once per worker process.
  */
-export function clusterScrape(registry: Registry, timeoutMs = CLUSTER_SCRAPE_TIMEOUT_MS): () => Promise<string> {
+export function clusterScrape(registry: Registry, timeoutMs = SCRAPE_TIMEOUT_MS): () => Promise<string> {
   const waiting = new Map<number, { resolve: (text: string) => void; reject: (error: Error) => void }>();
   let nextId = 0;
+  // A worker on its way out may have lost its channel to the primary: nothing to send then.
+  const send = (message: Message & { metrics?: Metrics }): void => {
+    if (process.connected) process.send?.(message);
+  };
   process.on('message', (message: Message) => {
     if (message?.type === REPORT) {
       registry.getMetricsAsJSON().then(
-        (metrics) => process.send?.({ type: REPORTED, id: message.id, metrics }),
-        (error: unknown) => process.send?.({ type: REPORTED, id: message.id, error: String(error) }),
+        (metrics) => send({ type: REPORTED, id: message.id, metrics }),
+        (error: unknown) => send({ type: REPORTED, id: message.id, error: String(error) }),
       );
     } else if (message?.type === SCRAPED && typeof message.id === 'number') {
       const pending = waiting.get(message.id);
@@ -51,6 +57,7 @@ export function clusterScrape(registry: Registry, timeoutMs = CLUSTER_SCRAPE_TIM
   });
   return () =>
     new Promise<string>((resolve, reject) => {
+      if (!process.connected) return reject(new Error('this worker has lost its channel to the primary'));
       const id = nextId++;
       const timer = setTimeout(() => {
         waiting.delete(id);
@@ -63,7 +70,7 @@ export function clusterScrape(registry: Registry, timeoutMs = CLUSTER_SCRAPE_TIM
           then(value);
         };
       waiting.set(id, { resolve: settle(resolve), reject: settle(reject) });
-      process.send?.({ type: SCRAPE, id });
+      send({ type: SCRAPE, id });
     });
 }
 
@@ -78,7 +85,7 @@ export class ClusterMetrics {
 
   constructor(
     private readonly workers: () => Worker[],
-    private readonly timeoutMs = CLUSTER_SCRAPE_TIMEOUT_MS,
+    private readonly timeoutMs = REPORT_TIMEOUT_MS,
   ) {}
 
   /** Listens to the workers' messages until the returned function is called. */
