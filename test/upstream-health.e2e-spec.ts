@@ -395,3 +395,62 @@ describe('upstream health probing on registry events (services)', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 });
+
+describe('upstream health probing by two replicas of one deployment (services)', () => {
+  const INTERVAL_MS = 200;
+  const replicas: TestGateway[] = [];
+  let prisma: PrismaService;
+  let upstream: TestUpstream;
+  const rows: ServerRow[] = [];
+  const mine = new Set<string>();
+
+  beforeAll(async () => {
+    upstream = await TestUpstream.start('pair', GREET_TOOLS);
+    // One database and one Redis: one deployment.
+    for (let index = 0; index < 2; index++) {
+      const gw = await startTestGateway('services', {
+        UPSTREAM_ALLOWED_HOSTS: 'loopback',
+        HEALTH_PROBE_INTERVAL_MS: String(INTERVAL_MS),
+        HEALTH_PROBE_TIMEOUT_MS: '2000',
+      });
+      probeOnly(gw, mine);
+      replicas.push(gw);
+    }
+    prisma = replicas[0]!.gateway.app.get(PrismaService);
+  });
+
+  afterAll(async () => {
+    if (prisma) await deleteServers(prisma, rows);
+    await Promise.all(replicas.map((gw) => gw.close()));
+    await upstream?.stop();
+  });
+
+  /** The probes each replica has recorded. */
+  const probesOf = (): Promise<number[]> =>
+    Promise.all(
+      replicas.map(
+        async (gw) =>
+          (await request(gw.url).get('/api/v1/health/servers').expect(200)).body.prober.counters.probes as number,
+      ),
+    );
+
+  it('probes an upstream once per interval, by whichever replica claims the round, not once per replica', async () => {
+    const before = await probesOf();
+    const start = Date.now();
+    const server = await insertServer(prisma, PREFIX, { url: upstream.url });
+    rows.push(server);
+    mine.add(server.id);
+    await new Promise((resolve) => setTimeout(resolve, 12 * INTERVAL_MS));
+    const after = await probesOf();
+    const end = Date.now();
+
+    const made = after[0]! - before[0]! + (after[1]! - before[1]!);
+    // Each round is one interval of the wall clock, claimed in Redis by one replica. A round claimed just before
+    // the server was inserted may still have listed it: one more.
+    const rounds = Math.floor(end / INTERVAL_MS) - Math.floor(start / INTERVAL_MS) + 2;
+    expect(made).toBeGreaterThanOrEqual(2);
+    expect(made).toBeLessThanOrEqual(rounds);
+    const health = await request(replicas[1]!.url).get(`/api/v1/health/servers/${server.id}`).expect(200);
+    expect(health.body.status).toBe('healthy');
+  });
+});

@@ -4,6 +4,8 @@ import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
 import { DomainError } from '../common/domain-error';
 import type { AppConfig, UpstreamHealthConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
+import { KEY_VALUE_STORE, type KeyValueStore } from '../redis/key-value-store';
+import { deploymentKey, PeriodClaim } from '../redis/period-claim';
 import { RegistryEvents, type RegistryEvent } from '../registry/registry-events';
 import { parseUpstreamTarget, type UpstreamTarget } from '../registry/server.schema';
 import {
@@ -67,14 +69,19 @@ export class UpstreamHealthService implements OnApplicationBootstrap, OnModuleDe
   private unsubscribe?: () => void;
   private readonly probeListeners = new Set<(report: ProbeReport) => void>();
 
+  /** Which replica of the deployment probes each round. */
+  private readonly rounds: PeriodClaim;
+
   constructor(
     @Inject(APP_CONFIG) config: AppConfig,
     private readonly repository: UpstreamHealthRepository,
     private readonly probe: UpstreamProbe,
     private readonly events: RegistryEvents,
     @InjectPinoLogger(UpstreamHealthService.name) private readonly logger: PinoLogger,
+    @Inject(KEY_VALUE_STORE) store: KeyValueStore,
   ) {
     this.settings = config.upstreamHealth;
+    this.rounds = new PeriodClaim(store, `health-round:${deploymentKey(config.database)}`);
     this.periodicWork = config.periodicWork;
     // Every probe under way listens on it; there may be `concurrency` of them, more than the warning's default of 10.
     setMaxListeners(0, this.stopping.signal);
@@ -87,7 +94,7 @@ export class UpstreamHealthService implements OnApplicationBootstrap, OnModuleDe
     this.scheduler = new ProbeScheduler({
       intervalMs: this.settings.intervalMs,
       concurrency: this.settings.concurrency,
-      listServers: () => this.repository.listProbedServerIds(),
+      listServers: () => this.serversOfOurRound(),
       probe: async (serverId) => {
         await this.probeOnce(serverId, { includeDisabled: false });
       },
@@ -177,6 +184,22 @@ export class UpstreamHealthService implements OnApplicationBootstrap, OnModuleDe
         abandoned: this.counters.abandoned,
       },
     };
+  }
+
+  /**
+   * What this round probes: every server in the one replica of the deployment that claims the round first (with
+   * Redis), nothing in the others, so that each upstream is probed once per interval whatever the replica count.
+   * Their health is in the database, and each probe carries on from it, whichever replica made the last one.
+   */
+  private async serversOfOurRound(): Promise<string[]> {
+    let ours = true;
+    try {
+      ours = await this.rounds.claim(this.settings.intervalMs);
+    } catch (error) {
+      // Without the shared store every replica probes, as a single instance would.
+      this.logger.warn({ err: error }, 'could not claim the health probe round; probing anyway');
+    }
+    return ours ? this.repository.listProbedServerIds() : [];
   }
 
   private onRegistryChange(event: RegistryEvent): void {
