@@ -127,6 +127,24 @@ describe('cancellation and upstream time bounds', () => {
     }
   });
 
+  /** POSTs `body` (JSON) to `path`, and closes the connection once the upstream has started the call `label`. */
+  async function postAndHangUp(
+    path: string,
+    headers: Record<string, string>,
+    body: string,
+    label: string,
+  ): Promise<void> {
+    const call = http.request(`${gw.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers },
+    });
+    const closed = new Promise<unknown>((resolve) => call.once('error', resolve).once('close', resolve));
+    call.end(body);
+    await waitUntil(() => upstream.call(label) !== undefined, `the upstream started ${label}`);
+    call.destroy();
+    await closed;
+  }
+
   /** The calls the gateway records from now on, by the `label` argument the slow upstream's tools take. */
   function recordsOfCalls(): { of: (label: string) => McpExchange | undefined; stop: () => void } {
     const seen: McpExchange[] = [];
@@ -154,21 +172,16 @@ describe('cancellation and upstream time bounds', () => {
           method: 'tools/call',
           params: { name: tool, arguments: { label } },
         });
-        const call = http.request(`${gw.url}${path()}`, {
-          method: 'POST',
-          headers: {
+        await postAndHangUp(
+          path(),
+          {
             authorization: `Bearer ${token}`,
-            'content-type': 'application/json',
             accept: 'application/json, text/event-stream',
             'mcp-session-id': transport.sessionId!,
-            'content-length': Buffer.byteLength(body),
           },
-        });
-        const closed = new Promise<unknown>((resolve) => call.once('error', resolve).once('close', resolve));
-        call.end(body);
-        await waitUntil(() => upstream.call(label) !== undefined, `the upstream started ${label}`);
-        call.destroy();
-        await closed;
+          body,
+          label,
+        );
         await waitUntil(() => records.of(label) !== undefined, 'the gateway recorded the call', 10_000);
         expect(records.of(label)).toMatchObject({ surface, outcome: 'cancelled', errorKind: 'client_closed' });
       } finally {
@@ -185,20 +198,13 @@ describe('cancellation and upstream time bounds', () => {
       if ((exchange.arguments as { label?: string } | undefined)?.label === label) cancelled.push(exchange);
     });
     try {
-      const body = JSON.stringify({ label });
-      const call = http.request(`${gw.url}/mcp/${slowSlug}/tools/slow`, {
-        method: 'POST',
-        headers: {
-          authorization: `Bearer ${await issuer.token({ roles: [role] })}`,
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(body),
-        },
-      });
-      const closed = new Promise<unknown>((resolve) => call.once('error', resolve).once('close', resolve));
-      call.end(body);
-      await waitUntil(() => upstream.call(label) !== undefined, `the upstream started ${label}`);
-      call.destroy();
-      await closed;
+      const token = await issuer.token({ roles: [role] });
+      await postAndHangUp(
+        `/mcp/${slowSlug}/tools/slow`,
+        { authorization: `Bearer ${token}` },
+        JSON.stringify({ label }),
+        label,
+      );
       await waitUntil(() => upstream.call(label)?.abortedAt !== undefined, `the upstream aborted ${label}`, 10_000);
       expect(upstream.call(label)?.abortReason).toBe('the client closed the connection');
       await waitUntil(() => cancelled.length > 0, 'the gateway recorded the call', 10_000);
