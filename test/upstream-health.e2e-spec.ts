@@ -5,6 +5,7 @@ import { RegistryEvents } from '../src/registry/registry-events';
 import type { ServerHealthDetail } from '../src/upstream-health/upstream-health.dto';
 import { UpstreamHealthRepository } from '../src/upstream-health/upstream-health.repository';
 import { startTestGateway, type TestGateway } from './support/gateway';
+import { parsePrometheusText, valueOf } from './support/prometheus-text';
 import { startRawHttpServer, type RawHttpServer } from './support/raw-http';
 import { deleteServers, insertServer, type ServerRow } from './support/server-rows';
 import { GREET_TOOLS, TestUpstream } from './support/upstream';
@@ -452,5 +453,12 @@ describe('upstream health probing by two replicas of one deployment (services)',
     expect(made).toBeLessThanOrEqual(rounds);
     const health = await request(replicas[1]!.url).get(`/api/v1/health/servers/${server.id}`).expect(200);
     expect(health.body.status).toBe('healthy');
+    // Every replica's /metrics shows the stored health, whichever replica probed.
+    for (const gw of replicas) {
+      const families = parsePrometheusText((await request(gw.url).get('/metrics').expect(200)).text);
+      expect(valueOf(families, 'mcp_gateway_upstream_health_status', { server: server.slug, status: 'healthy' })).toBe(
+        1,
+      );
+    }
   });
 });

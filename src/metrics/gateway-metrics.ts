@@ -1,6 +1,7 @@
 import cluster from 'node:cluster';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { clusterScrape } from '../cluster/cluster-metrics';
+import { HEALTH_STATUSES } from '../upstream-health/health-state';
 import { AuditMetrics } from './audit-metrics';
 import { HotCounter, HotHistogram } from './hot-metrics';
 import { RateLimitMetrics } from './rate-limit-metrics';
@@ -20,6 +21,8 @@ export interface ScrapeSources {
   upstreamCircuitsOpen?: () => number;
   tokenValidations?: () => TokenValidationCounts;
   jwksFetches?: () => { ok: number; failed: number };
+  /** Each probed upstream's label and stored health status (the prober of any replica may have made it). */
+  upstreamHealth?: () => Promise<{ server: string; status: string }[]>;
 }
 
 /** Running totals of the token verifier, by result. */
@@ -117,6 +120,23 @@ export class GatewayMetrics {
       help: 'Health of each probed upstream: 1 for its current status, 0 for the others',
       labelNames: ['server', 'status'],
       registers,
+      // Every process reads the same rows: under `--workers`, one worker's figures, not their sum.
+      aggregator: 'max',
+      async collect() {
+        const read = self.sources.upstreamHealth;
+        if (!read) return;
+        let rows: { server: string; status: string }[];
+        try {
+          rows = await read();
+        } catch {
+          // The database is away: the figures last read stay.
+          return;
+        }
+        this.reset();
+        for (const { server, status } of rows) {
+          for (const each of HEALTH_STATUSES) this.set({ server, status: each }, each === status ? 1 : 0);
+        }
+      },
     });
     this.upstreamProbes = new Counter({
       name: `${METRIC_PREFIX}upstream_probes_total`,

@@ -4,11 +4,9 @@ import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
 import { McpSessionStore } from '../mcp/session-store';
 import { UpstreamPool } from '../mcp/upstream-pool';
-import { RegistryEvents } from '../registry/registry-events';
 import { AuditTrail } from '../audit/audit-trail';
 import { RateLimitStats } from '../ratelimit/rate-limit-stats';
 import { McpTraffic } from '../traffic/mcp-traffic';
-import { HEALTH_STATUSES } from '../upstream-health/health-state';
 import { type ProbeReport, UpstreamHealthService } from '../upstream-health/upstream-health.service';
 import { OTHER_LABEL } from './bounded-labels';
 import { ExchangeMetrics } from './exchange-metrics';
@@ -16,21 +14,18 @@ import { GatewayMetrics } from './gateway-metrics';
 
 /**
  * Connects the registry to what it counts: MCP exchanges and health probes
- * are pushed as they happen; sessions, the upstream pool and token counters
- * are read at scrape time.
+ * are pushed as they happen; sessions, the upstream pool, token counters and
+ * upstream health are read at scrape time.
  */
 @Injectable()
 export class MetricsWiring implements OnModuleInit, OnModuleDestroy {
   private readonly exchanges: ExchangeMetrics;
-  /** The slug each probed server's health series carry, so a renamed or deleted server loses its old ones. */
-  private readonly healthSlugs = new Map<string, string>();
   private readonly stops: (() => void)[] = [];
 
   constructor(
     private readonly metrics: GatewayMetrics,
     private readonly traffic: McpTraffic,
     private readonly health: UpstreamHealthService,
-    private readonly events: RegistryEvents,
     private readonly pool: UpstreamPool,
     private readonly sessions: McpSessionStore,
     private readonly verifier: TokenVerifier,
@@ -53,11 +48,6 @@ export class MetricsWiring implements OnModuleInit, OnModuleDestroy {
         state === 'down' ? this.metrics.rateLimits.redisUnavailable() : this.metrics.rateLimits.redisRecovered(),
       ),
     );
-    this.stops.push(
-      this.events.on((event) => {
-        if (event.type === 'deleted') this.dropHealth(event.serverId);
-      }),
-    );
     this.wireAudit();
     const verifier = this.verifier;
     this.metrics.readFrom({
@@ -75,6 +65,13 @@ export class MetricsWiring implements OnModuleInit, OnModuleDestroy {
         const keys = verifier.signingKeys;
         return keys ? { ok: keys.fetches - keys.fetchFailures, failed: keys.fetchFailures } : { ok: 0, failed: 0 };
       },
+      // From the database, not from this process's probes: with Redis, another replica may have made them.
+      upstreamHealth: async () =>
+        (await this.health.statuses()).flatMap(({ slug, status }) => {
+          const server = this.exchanges.serverLabel(slug);
+          // Servers beyond the label cap share `other`: a status of theirs would be meaningless there.
+          return server === OTHER_LABEL ? [] : [{ server, status }];
+        }),
     });
   }
 
@@ -107,24 +104,9 @@ export class MetricsWiring implements OnModuleInit, OnModuleDestroy {
     for (const stop of this.stops.splice(0)) stop();
   }
 
-  private onProbe({ serverId, slug, result, status }: ProbeReport): void {
+  private onProbe({ slug, result }: ProbeReport): void {
     const server = this.exchanges.serverLabel(slug);
     this.metrics.upstreamProbes.inc({ server, result: result.ok ? 'ok' : result.kind });
     if (result.ok) this.metrics.upstreamProbeDuration.observe({ server }, result.latencyMs / 1000);
-    // Servers beyond the label cap share `other`: a status of theirs would be meaningless there.
-    if (server === OTHER_LABEL) return;
-    if (this.healthSlugs.get(serverId) !== server) {
-      this.dropHealth(serverId);
-      this.healthSlugs.set(serverId, server);
-    }
-    for (const each of HEALTH_STATUSES)
-      this.metrics.upstreamHealth.set({ server, status: each }, each === status ? 1 : 0);
-  }
-
-  private dropHealth(serverId: string): void {
-    const server = this.healthSlugs.get(serverId);
-    if (server === undefined) return;
-    this.healthSlugs.delete(serverId);
-    for (const status of HEALTH_STATUSES) this.metrics.upstreamHealth.remove({ server, status });
   }
 }

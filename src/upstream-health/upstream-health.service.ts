@@ -142,6 +142,12 @@ export class UpstreamHealthService implements OnApplicationBootstrap, OnModuleDe
     return { servers: rows.map(toView), prober: this.proberView() };
   }
 
+  /** Each probed server's slug and current health, as stored: what `/metrics` shows, on every replica alike. */
+  async statuses(): Promise<{ slug: string; status: string }[]> {
+    const rows = await this.repository.list();
+    return rows.flatMap(({ server, health }) => (health ? [{ slug: server.slug, status: health.status }] : []));
+  }
+
   async get(serverId: string): Promise<ServerHealthDetail> {
     const row = await this.repository.find(serverId);
     if (!row) throw notFound(serverId);
