@@ -214,18 +214,24 @@ export class DiscoveryRepository {
   }
 
   async findCapabilities(serverId: string): Promise<CapabilitiesRecord | undefined> {
-    const server = await this.prisma.server.findUnique({
-      where: { id: serverId },
-      select: {
-        id: true,
-        slug: true,
-        name: true,
-        status: true,
-        discovery: true,
-        items: { orderBy: [{ kind: 'asc' }, { position: 'asc' }, { name: 'asc' }], omit: { searchText: true } },
-        itemChanges: { orderBy: [{ detectedAt: 'desc' }, { id: 'asc' }], take: RECENT_CHANGES },
-      },
-    });
+    // Prisma reads the server, its items and its changes in separate queries: under one snapshot, or a sync
+    // committing between them would show its new items beside the changes from before it.
+    const server = await this.prisma.$transaction(
+      (tx) =>
+        tx.server.findUnique({
+          where: { id: serverId },
+          select: {
+            id: true,
+            slug: true,
+            name: true,
+            status: true,
+            discovery: true,
+            items: { orderBy: [{ kind: 'asc' }, { position: 'asc' }, { name: 'asc' }], omit: { searchText: true } },
+            itemChanges: { orderBy: [{ detectedAt: 'desc' }, { id: 'asc' }], take: RECENT_CHANGES },
+          },
+        }),
+      { ...TRANSACTION, isolationLevel: Prisma.TransactionIsolationLevel.RepeatableRead },
+    );
     if (!server) return undefined;
     const { discovery, items, itemChanges, ...identity } = server;
     return {
