@@ -105,6 +105,22 @@ describe('PeriodClaim over the real Redis', () => {
       await Promise.all(stores.map((store) => store.close()));
     }
   });
+
+  it('leaves the work to everyone when the store cannot be asked, and says why', async () => {
+    const store = await RedisStore.connect(REDIS_URL, logger);
+    const claim = new PeriodClaim(store, `test-${randomUUID()}`);
+    const unasked: unknown[] = [];
+    try {
+      expect(await claim.ours(3_600_000, (error) => unasked.push(error))).toBe(true);
+      expect(await claim.ours(3_600_000, (error) => unasked.push(error))).toBe(false);
+      expect(unasked).toEqual([]);
+    } finally {
+      await store.close();
+    }
+    // Closed: the claim cannot be made.
+    expect(await claim.ours(3_600_000, (error) => unasked.push(error))).toBe(true);
+    expect(unasked).toHaveLength(1);
+  });
 });
 
 describe('deploymentKey', () => {

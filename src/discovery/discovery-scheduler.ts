@@ -118,13 +118,9 @@ export class DiscoveryScheduler implements OnApplicationBootstrap, OnModuleDestr
 
   /** One replica of a deployment sweeps per interval; the others only let go of watchers of servers gone. */
   private async sweepIfOurTurn(): Promise<void> {
-    let ours = true;
-    try {
-      ours = await this.sweeps.claim(this.config.discoveryIntervalMs);
-    } catch (error) {
-      // Without the shared store every replica sweeps, as a single instance would.
-      this.logger.warn({ err: error }, 'could not claim the discovery sweep; sweeping anyway');
-    }
+    const ours = await this.sweeps.ours(this.config.discoveryIntervalMs, (error) =>
+      this.logger.warn({ err: error }, 'could not claim the discovery sweep; sweeping anyway'),
+    );
     return ours ? this.sweep() : this.pruneWatchers();
   }
 

@@ -32,4 +32,17 @@ export class PeriodClaim {
     const count = await this.store.incrBy(`mcp-gateway:claim:${this.name}:${period}`, 1, periodMs * 2);
     return count === 1;
   }
+
+  /**
+   * Whether this instance does the current period's work: it claimed the period first, or the store could not be
+   * asked (`unasked` hears why), and then every replica does the work, as a single instance would.
+   */
+  async ours(periodMs: number, unasked: (error: unknown) => void): Promise<boolean> {
+    try {
+      return await this.claim(periodMs);
+    } catch (error) {
+      unasked(error);
+      return true;
+    }
+  }
 }

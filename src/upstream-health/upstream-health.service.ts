@@ -198,13 +198,9 @@ export class UpstreamHealthService implements OnApplicationBootstrap, OnModuleDe
    * Their health is in the database, and each probe carries on from it, whichever replica made the last one.
    */
   private async serversOfOurRound(): Promise<string[]> {
-    let ours = true;
-    try {
-      ours = await this.rounds.claim(this.settings.intervalMs);
-    } catch (error) {
-      // Without the shared store every replica probes, as a single instance would.
-      this.logger.warn({ err: error }, 'could not claim the health probe round; probing anyway');
-    }
+    const ours = await this.rounds.ours(this.settings.intervalMs, (error) =>
+      this.logger.warn({ err: error }, 'could not claim the health probe round; probing anyway'),
+    );
     return ours ? this.repository.listProbedServerIds() : [];
   }
 
