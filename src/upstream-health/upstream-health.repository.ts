@@ -82,6 +82,15 @@ export class UpstreamHealthRepository {
     return rows.map(withHealth);
   }
 
+  /** Each probed server's slug and health status, in registration order: what `/metrics` reads at every scrape. */
+  async statuses(): Promise<{ slug: string; status: HealthStatus }[]> {
+    const rows = await this.prisma.serverHealth.findMany({
+      select: { status: true, server: { select: { slug: true } } },
+      orderBy: [{ server: { createdAt: 'asc' } }, { serverId: 'asc' }],
+    });
+    return rows.map((row) => ({ slug: row.server.slug, status: toStatus(row.status) }));
+  }
+
   async recentTransitions(serverId: string, limit: number): Promise<HealthTransition[]> {
     const rows = await this.prisma.serverHealthTransition.findMany({
       where: { serverId },

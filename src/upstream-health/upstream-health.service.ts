@@ -143,9 +143,8 @@ export class UpstreamHealthService implements OnApplicationBootstrap, OnModuleDe
   }
 
   /** Each probed server's slug and current health, as stored: what `/metrics` shows, on every replica alike. */
-  async statuses(): Promise<{ slug: string; status: string }[]> {
-    const rows = await this.repository.list();
-    return rows.flatMap(({ server, health }) => (health ? [{ slug: server.slug, status: health.status }] : []));
+  statuses(): Promise<{ slug: string; status: HealthStatus }[]> {
+    return this.repository.statuses();
   }
 
   async get(serverId: string): Promise<ServerHealthDetail> {
