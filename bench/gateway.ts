@@ -41,7 +41,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { LOOPBACK_HOSTS } from '../src/mcp/mcp-edge';
+import { namesLoopback } from '../src/mcp/mcp-edge';
 import { imageEnvironment } from '../test/support/dockerfile';
 import { entraEnv, LocalEntraIssuer } from '../test/support/entra-issuer';
 import { POSTGRES_URL, REDIS_URL } from '../test/support/services';
@@ -560,15 +560,6 @@ function perCall(ms: number | null, calls: number): number | null {
   return ms === null || calls === 0 ? null : ms / calls;
 }
 
-/** Whether a database URL names this machine, whose processes the bench can then read. */
-function isLoopback(url: string): boolean {
-  try {
-    return LOOPBACK_HOSTS.includes(new URL(url).hostname);
-  } catch {
-    return false;
-  }
-}
-
 // ---------------------------------------------------------------------------
 // Report
 
@@ -943,7 +934,8 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
     const watched: Watched = {
       gatewayPid: gateway.process.pid,
       upstreamPid: upstream.process.pid,
-      ...(isLoopback(options.databaseUrl) ? { databaseCommand: 'postgres' } : {}),
+      // A database on this machine: its processes can be read.
+      ...(namesLoopback(options.databaseUrl) ? { databaseCommand: 'postgres' } : {}),
     };
     const afterStart = await idleRss(gateway.process.pid, options.idleMs);
     say(

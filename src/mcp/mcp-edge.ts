@@ -12,7 +12,16 @@ export interface McpEdgeOptions {
 }
 
 /** This machine's names, as a URL's `hostname` gives them. */
-export const LOOPBACK_HOSTS: readonly string[] = ['localhost', '127.0.0.1', '[::1]'];
+const LOOPBACK_HOSTS: readonly string[] = ['localhost', '127.0.0.1', '[::1]'];
+
+/** Whether `url` (an origin or any URL) names this machine; false for one that does not parse. */
+export function namesLoopback(url: string): boolean {
+  try {
+    return LOOPBACK_HOSTS.includes(new URL(url).hostname);
+  } catch {
+    return false;
+  }
+}
 const ALLOWED_HEADERS = 'authorization, content-type, accept, mcp-session-id, mcp-protocol-version, last-event-id';
 const EXPOSED_HEADERS =
   'mcp-session-id, mcp-protocol-version, www-authenticate, retry-after, ratelimit, ratelimit-policy';
@@ -42,12 +51,7 @@ export function mcpEdgeCheck(options: McpEdgeOptions): (req: IncomingMessage, re
   const origins = new Set([publicUrl.origin, ...options.allowedOrigins].map((o) => o.toLowerCase()));
 
   const originAllowed = (origin: string): boolean => {
-    if (anyOrigin || origins.has(origin.toLowerCase())) return true;
-    try {
-      return LOOPBACK_HOSTS.includes(new URL(origin).hostname);
-    } catch {
-      return false;
-    }
+    return anyOrigin || origins.has(origin.toLowerCase()) || namesLoopback(origin);
   };
 
   return (req, res) => {
