@@ -36,7 +36,7 @@ interface Message {
  * for every worker's metrics. Call once per worker process.
  */
 export function clusterScrape(registry: Registry, timeoutMs = SCRAPE_TIMEOUT_MS): () => Promise<string> {
-  const waiting = new Map<number, { resolve: (text: string) => void; reject: (error: Error) => void }>();
+  const waiting = new Map<number, (answer: string | Error) => void>();
   let nextId = 0;
   // A worker on its way out may have lost its channel to the primary: nothing to send then.
   const send = (message: Message & { metrics?: Metrics }): void => {
@@ -49,10 +49,9 @@ export function clusterScrape(registry: Registry, timeoutMs = SCRAPE_TIMEOUT_MS)
         (error: unknown) => send({ type: REPORTED, id: message.id, error: String(error) }),
       );
     } else if (message?.type === SCRAPED && typeof message.id === 'number') {
-      const pending = waiting.get(message.id);
+      const answer = waiting.get(message.id);
       waiting.delete(message.id);
-      if (typeof message.text === 'string') pending?.resolve(message.text);
-      else pending?.reject(new Error(errorOf(message)));
+      answer?.(typeof message.text === 'string' ? message.text : new Error(errorOf(message)));
     }
   });
   return () =>
@@ -63,13 +62,11 @@ export function clusterScrape(registry: Registry, timeoutMs = SCRAPE_TIMEOUT_MS)
         waiting.delete(id);
         reject(new Error(`the primary did not answer within ${timeoutMs} ms`));
       }, timeoutMs);
-      const settle =
-        <T>(then: (value: T) => void) =>
-        (value: T) => {
-          clearTimeout(timer);
-          then(value);
-        };
-      waiting.set(id, { resolve: settle(resolve), reject: settle(reject) });
+      waiting.set(id, (answer) => {
+        clearTimeout(timer);
+        if (answer instanceof Error) reject(answer);
+        else resolve(answer);
+      });
       send({ type: SCRAPE, id });
     });
 }
