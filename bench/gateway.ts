@@ -19,7 +19,7 @@
  *                    [--duration 10000] [--warmup 2000] [--catalog-servers 100] [--catalog-tools 50]
  *                    [--list-duration 5000] [--database <url>] [--redis <url>|none] [--out bench/results]
  *                    [--cpu-prof <dir>] [--callgrind] [--gateway-flags="<node flags>"] [--skip startup,list]
- *                    [--lease-percent <0-10>] [--idle 40000]
+ *                    [--lease-percent <0-10>] [--idle 40000] [--gateway-env NAME=VALUE ...]
  *
  * The gateway runs from dist/ (`npm run build`, done by `npm ci`). `--cpu-prof <dir>` starts it under
  * `node --cpu-prof`; the JSON then holds each measurement's window on the monotonic clock, which
@@ -32,7 +32,9 @@
  * `--callgrind --paths slug --concurrency 8 --warmup 30000 --duration 40000 --skip startup,list --catalog-servers 1
  * --idle 0`. `--gateway-flags` adds flags to the gateway's `node`: `--perf-basic-prof` names its compiled JavaScript
  * for `perf record -e cpu-clock -g -p <gateway pid>` (CPU samples, where `--cpu-prof` samples wall-clock time), and
- * V8's heap flags (`--max-semi-space-size=32`) try other sizes.
+ * V8's heap flags (`--max-semi-space-size=32`) try other sizes. `--gateway-env` (repeatable) sets a variable over the
+ * gateway's environment below, to price a feature (`--gateway-env RATE_LIMIT_ENABLED=false`) or try a setting
+ * (`--gateway-env AUDIT_FLUSH_INTERVAL_MS=1000`); the JSON keeps them with the other options.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -159,6 +161,8 @@ export interface Options {
   leasePercent?: number;
   /** How long the gateway is left idle (after start, and with the catalog loaded) before its idle RSS is read. */
   idleMs: number;
+  /** Variables set over the benchmark's gateway environment (`--gateway-env LOG_LEVEL=warn`), to price a feature. */
+  gatewayEnv: Record<string, string>;
 }
 
 class UsageError extends Error {}
@@ -184,6 +188,7 @@ function parseOptions(argv: string[]): Options {
       skip: { type: 'string', default: '' },
       'lease-percent': { type: 'string' },
       idle: { type: 'string' },
+      'gateway-env': { type: 'string', multiple: true, default: [] },
     },
     strict: true,
   });
@@ -219,6 +224,13 @@ function parseOptions(argv: string[]): Options {
     leasePercent:
       values['lease-percent'] === undefined ? undefined : number(values['lease-percent'], 0, 'lease-percent'),
     idleMs: number(values.idle, quick ? 300 : 40_000, 'idle'),
+    gatewayEnv: Object.fromEntries(
+      values['gateway-env'].map((item) => {
+        const equals = item.indexOf('=');
+        if (equals < 1) throw new UsageError('--gateway-env: NAME=VALUE');
+        return [item.slice(0, equals), item.slice(equals + 1)];
+      }),
+    ),
   };
 }
 
@@ -921,6 +933,7 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
       redisUrl: options.redisUrl,
       leasePercent: options.leasePercent,
     });
+    Object.assign(env, options.gatewayEnv);
     // Migrated first, so that `serve` is timed as a restart is: schema up to date.
     await runMigrate(env);
     if (options.cpuProf) mkdirSync(options.cpuProf, { recursive: true });
@@ -941,6 +954,8 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
     say(
       `gateway ready in ${gateway.readyMs.toFixed(0)} ms (PostgreSQL${options.redisUrl ? ', Redis' : ''}); upstream ${upstream.url}`,
     );
+    const overrides = Object.entries(options.gatewayEnv).map(([name, value]) => `${name}=${value}`);
+    if (overrides.length > 0) say(`set over the gateway's environment: ${overrides.join(', ')}`);
 
     // The servers: one echo server, and the catalog. Names unique per run; removed at the end.
     const left = await removeLeftovers(gateway.url);

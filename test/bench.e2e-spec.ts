@@ -7,6 +7,8 @@ import { PATHS } from '../bench/gateway';
 
 const REPO_ROOT = path.resolve(__dirname, '..');
 const CONCURRENCY = [1, 8, 32, 128];
+/** Set with `--gateway-env`: not the bench's own value (it sets none), so it shows the option reached the gateway. */
+const FLUSH_INTERVAL_MS = '150';
 
 /** `npm run bench -- --quick`, end to end: every section is there and nothing failed. No timing is judged. */
 describe('npm run bench --quick', () => {
@@ -19,7 +21,16 @@ describe('npm run bench --quick', () => {
     out = mkdtempSync(path.join(tmpdir(), 'mcp-gateway-bench-test-'));
     const child = spawn(
       process.execPath,
-      ['-r', './bench/swc-register.cjs', 'bench/gateway.ts', '--quick', '--out', out],
+      [
+        '-r',
+        './bench/swc-register.cjs',
+        'bench/gateway.ts',
+        '--quick',
+        '--out',
+        out,
+        '--gateway-env',
+        `AUDIT_FLUSH_INTERVAL_MS=${FLUSH_INTERVAL_MS}`,
+      ],
       { cwd: REPO_ROOT, env: process.env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stderr = '';
@@ -90,6 +101,28 @@ describe('npm run bench --quick', () => {
     expect(report.idleRssMb.afterStart).toBeGreaterThan(0);
     expect(report.idleRssMb.withCatalog).toBeGreaterThan(0);
     expect(report.settlingRssMb.withCatalog).toBeGreaterThan(0);
+  });
+
+  it('starts the gateway with what --gateway-env sets, and says so', () => {
+    expect(report.gatewayEnvironment).toContain('AUDIT_FLUSH_INTERVAL_MS');
+    expect(report.options.gatewayEnv).toEqual({ AUDIT_FLUSH_INTERVAL_MS: FLUSH_INTERVAL_MS });
+    expect(stdout).toContain(`set over the gateway's environment: AUDIT_FLUSH_INTERVAL_MS=${FLUSH_INTERVAL_MS}`);
+  });
+
+  it.each([['NO_EQUALS_SIGN'], ['=value']])('refuses --gateway-env %s with a usage error', async (item) => {
+    const child = spawn(
+      process.execPath,
+      ['-r', './bench/swc-register.cjs', 'bench/gateway.ts', '--gateway-env', item],
+      {
+        cwd: REPO_ROOT,
+        env: process.env,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect({ code, stderr }).toEqual({ code: 2, stderr: 'bench: --gateway-env: NAME=VALUE\n' });
   });
 
   it('records the machine and its load, prints a table and draws the chart', () => {
