@@ -36,8 +36,7 @@ interface Message {
  * for every worker's metrics. Call once per worker process.
  */
 export function clusterScrape(registry: Registry, timeoutMs = SCRAPE_TIMEOUT_MS): () => Promise<string> {
-  const waiting = new Map<number, (answer: string | Error) => void>();
-  let nextId = 0;
+  const scrapes = new PendingAnswers<string>();
   // A worker on its way out may have lost its channel to the primary: nothing to send then.
   const send = (message: Message & { metrics?: Metrics }): void => {
     if (process.connected) process.send?.(message);
@@ -49,26 +48,17 @@ export function clusterScrape(registry: Registry, timeoutMs = SCRAPE_TIMEOUT_MS)
         (error: unknown) => send({ type: REPORTED, id: message.id, error: String(error) }),
       );
     } else if (message?.type === SCRAPED && typeof message.id === 'number') {
-      const answer = waiting.get(message.id);
-      waiting.delete(message.id);
-      answer?.(typeof message.text === 'string' ? message.text : new Error(errorOf(message)));
+      scrapes.answer(message.id, typeof message.text === 'string' ? message.text : new Error(errorOf(message)));
     }
   });
-  return () =>
-    new Promise<string>((resolve, reject) => {
-      if (!process.connected) return reject(new Error('this worker has lost its channel to the primary'));
-      const id = nextId++;
-      const timer = setTimeout(() => {
-        waiting.delete(id);
-        reject(new Error(`the primary did not answer within ${timeoutMs} ms`));
-      }, timeoutMs);
-      waiting.set(id, (answer) => {
-        clearTimeout(timer);
-        if (answer instanceof Error) reject(answer);
-        else resolve(answer);
-      });
-      send({ type: SCRAPE, id });
-    });
+  return () => {
+    if (!process.connected) return Promise.reject(new Error('this worker has lost its channel to the primary'));
+    return scrapes.ask(
+      (id) => send({ type: SCRAPE, id }),
+      timeoutMs,
+      `the primary did not answer within ${timeoutMs} ms`,
+    );
+  };
 }
 
 /**
@@ -77,8 +67,7 @@ export function clusterScrape(registry: Registry, timeoutMs = SCRAPE_TIMEOUT_MS)
  * leaving its numbers out, which would look like a reset of every counter.
  */
 export class ClusterMetrics {
-  private readonly reports = new Map<number, (metrics: Metrics | Error) => void>();
-  private nextId = 0;
+  private readonly reports = new PendingAnswers<Metrics>();
 
   constructor(
     private readonly workers: () => Worker[],
@@ -89,9 +78,10 @@ export class ClusterMetrics {
   start(): () => void {
     const onMessage = (worker: Worker, message: Message): void => {
       if (message?.type === REPORTED && typeof message.id === 'number') {
-        const report = this.reports.get(message.id);
-        this.reports.delete(message.id);
-        report?.(Array.isArray(message.metrics) ? (message.metrics as Metrics) : new Error(errorOf(message)));
+        this.reports.answer(
+          message.id,
+          Array.isArray(message.metrics) ? (message.metrics as Metrics) : new Error(errorOf(message)),
+        );
       } else if (message?.type === SCRAPE) {
         this.scrape().then(
           (text) => worker.isConnected() && worker.send({ type: SCRAPED, id: message.id, text }),
@@ -117,21 +107,44 @@ export class ClusterMetrics {
   }
 
   private report(worker: Worker): Promise<Metrics> {
+    return this.reports.ask(
+      (id) => worker.send({ type: REPORT, id }),
+      this.timeoutMs,
+      `worker process ${worker.process.pid} did not report its metrics within ${this.timeoutMs} ms`,
+    );
+  }
+}
+
+/**
+ * Questions sent over the IPC channel, each under an id of its own, waiting for their answer (or an error in its
+ * place) until a time limit: both sides of a scrape ask this way.
+ */
+class PendingAnswers<T> {
+  private readonly waiting = new Map<number, (answer: T | Error) => void>();
+  private nextId = 0;
+
+  /** Sends the question with `send(id)`; rejects with `timedOut` if no answer comes within `timeoutMs`. */
+  ask(send: (id: number) => void, timeoutMs: number, timedOut: string): Promise<T> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.reports.delete(id);
-        reject(
-          new Error(`worker process ${worker.process.pid} did not report its metrics within ${this.timeoutMs} ms`),
-        );
-      }, this.timeoutMs);
-      this.reports.set(id, (metrics) => {
+        this.waiting.delete(id);
+        reject(new Error(timedOut));
+      }, timeoutMs);
+      this.waiting.set(id, (answer) => {
         clearTimeout(timer);
-        if (metrics instanceof Error) reject(metrics);
-        else resolve(metrics);
+        if (answer instanceof Error) reject(answer);
+        else resolve(answer);
       });
-      worker.send({ type: REPORT, id });
+      send(id);
     });
+  }
+
+  /** The answer to question `id`; one that came too late, or twice, is dropped. */
+  answer(id: number, answer: T | Error): void {
+    const waiting = this.waiting.get(id);
+    this.waiting.delete(id);
+    waiting?.(answer);
   }
 }
 
