@@ -33,8 +33,9 @@
  * --idle 0`. `--gateway-flags` adds flags to the gateway's `node`: `--perf-basic-prof` names its compiled JavaScript
  * for `perf record -e cpu-clock -g -p <gateway pid>` (CPU samples, where `--cpu-prof` samples wall-clock time), and
  * V8's heap flags (`--max-semi-space-size=32`) try other sizes. `--gateway-env` (repeatable) sets a variable over the
- * gateway's environment below, to price a feature (`--gateway-env RATE_LIMIT_ENABLED=false`) or try a setting
- * (`--gateway-env AUDIT_FLUSH_INTERVAL_MS=1000`); the JSON keeps them with the other options.
+ * environment of every gateway the bench starts (`gatewayEnvironment`), to price a feature (`--gateway-env
+ * RATE_LIMIT_ENABLED=false`) or try a setting (`--gateway-env AUDIT_FLUSH_INTERVAL_MS=1000`); the JSON keeps them
+ * with the other options.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -85,11 +86,13 @@ interface GatewayEnvContext {
   redisUrl?: string;
   /** RATE_LIMIT_LEASE_PERCENT; undefined: the gateway's default. */
   leasePercent?: number;
+  /** Set over everything else (`--gateway-env`). */
+  overrides?: Record<string, string>;
 }
 
 /**
  * THE GATEWAY ENVIRONMENT OF THE BENCHMARK. Nothing else reaches the gateway process (no variable of the
- * caller's shell leaks in).
+ * caller's shell leaks in), except what `--gateway-env` sets over it (`overrides`).
  */
 export function gatewayEnvironment(context: GatewayEnvContext): Record<string, string> {
   const env: Record<string, string | undefined> = {
@@ -122,6 +125,7 @@ export function gatewayEnvironment(context: GatewayEnvContext): Record<string, s
     AUDIT_ARGUMENTS: 'redacted',
     // glibc's allocator and Node's options as the container image sets them.
     ...imageRuntimeEnvironment(),
+    ...context.overrides,
   };
   return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined));
 }
@@ -867,12 +871,16 @@ async function idleRss(
 }
 
 /** Time to ready on the embedded database: a fresh DATA_DIR (initdb + migrations), then the same one again. */
-async function measureEmbedded(issuer: LocalEntraIssuer, settleMs: number): Promise<Omit<StartupFigures, 'postgres'>> {
+async function measureEmbedded(
+  issuer: LocalEntraIssuer,
+  settleMs: number,
+  overrides: Record<string, string>,
+): Promise<Omit<StartupFigures, 'postgres'>> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'mcp-gateway-bench-embedded-'));
   try {
     const figures: { readyMs: number; idleRssMb: number | null }[] = [];
     for (let start = 0; start < 2; start++) {
-      const env = gatewayEnvironment({ port: await freePort(), issuer, dataDir });
+      const env = gatewayEnvironment({ port: await freePort(), issuer, dataDir, overrides });
       const gateway = await startGateway(env);
       try {
         figures.push({ readyMs: gateway.readyMs, idleRssMb: (await idleRss(gateway.process.pid, settleMs)).settling });
@@ -932,8 +940,8 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
       databaseUrl: options.databaseUrl,
       redisUrl: options.redisUrl,
       leasePercent: options.leasePercent,
+      overrides: options.gatewayEnv,
     });
-    Object.assign(env, options.gatewayEnv);
     // Migrated first, so that `serve` is timed as a restart is: schema up to date.
     await runMigrate(env);
     if (options.cpuProf) mkdirSync(options.cpuProf, { recursive: true });
@@ -1063,7 +1071,7 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
     await upstream.stop();
     let startup: StartupFigures | null = null;
     if (!options.skip.includes('startup')) {
-      const embedded = await measureEmbedded(issuer, options.quick ? 300 : SETTLING_MS);
+      const embedded = await measureEmbedded(issuer, options.quick ? 300 : SETTLING_MS, options.gatewayEnv);
       startup = { postgres: { readyMs: gateway.readyMs, idleRssMb: afterStart.settling }, ...embedded };
     }
 
