@@ -19,25 +19,16 @@ describe('npm run bench --quick', () => {
 
   beforeAll(async () => {
     out = mkdtempSync(path.join(tmpdir(), 'mcp-gateway-bench-test-'));
-    const child = spawn(
-      process.execPath,
-      [
-        '-r',
-        './bench/swc-register.cjs',
-        'bench/gateway.ts',
-        '--quick',
-        '--out',
-        out,
-        '--gateway-env',
-        `AUDIT_FLUSH_INTERVAL_MS=${FLUSH_INTERVAL_MS}`,
-      ],
-      { cwd: REPO_ROOT, env: process.env, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-    if (code !== 0) throw new Error(`the bench exited with ${code}:\n${stdout}\n${stderr.slice(-4000)}`);
+    const run = await runBench([
+      '--quick',
+      '--out',
+      out,
+      '--gateway-env',
+      `AUDIT_FLUSH_INTERVAL_MS=${FLUSH_INTERVAL_MS}`,
+    ]);
+    stdout = run.stdout;
+    if (run.code !== 0)
+      throw new Error(`the bench exited with ${run.code}:\n${run.stdout}\n${run.stderr.slice(-4000)}`);
     const files = readdirSync(out);
     const json = files.find((file) => file.endsWith('.json'));
     const chart = files.find((file) => file.endsWith('.svg'));
@@ -110,18 +101,7 @@ describe('npm run bench --quick', () => {
   });
 
   it.each([['NO_EQUALS_SIGN'], ['=value']])('refuses --gateway-env %s with a usage error', async (item) => {
-    const child = spawn(
-      process.execPath,
-      ['-r', './bench/swc-register.cjs', 'bench/gateway.ts', '--gateway-env', item],
-      {
-        cwd: REPO_ROOT,
-        env: process.env,
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
-    );
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const { code, stderr } = await runBench(['--gateway-env', item]);
     expect({ code, stderr }).toEqual({ code: 2, stderr: 'bench: --gateway-env: NAME=VALUE\n' });
   });
 
@@ -134,3 +114,18 @@ describe('npm run bench --quick', () => {
     expect(svg).toContain('concurrency 128');
   });
 });
+
+/** `bench/gateway.ts` with `args`, to its end: its exit code and what it printed. */
+async function runBench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['-r', './bench/swc-register.cjs', 'bench/gateway.ts', ...args], {
+    cwd: REPO_ROOT,
+    env: process.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return { code, stdout, stderr };
+}
