@@ -7,13 +7,12 @@
  * this process on a scratch database (dropped at the end), so `record` is measured exactly as the MCP
  * endpoints call it.
  *
- *   npm run bench:audit -- [--records 100000] [--batch 500] [--database <postgres admin url>]
+ * Its options are USAGE below (`npm run bench:audit -- --help`).
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { Client } from 'pg';
 import { AuditTrail } from '../src/audit/audit-trail';
 import { startGateway } from '../src/bootstrap';
@@ -21,15 +20,9 @@ import { loadConfig } from '../src/config/config';
 import { createLogger } from '../src/logging/logger';
 import type { McpExchange } from '../src/traffic/mcp-exchange';
 import { McpTraffic } from '../src/traffic/mcp-traffic';
+import { parseCommandLine, runScript, wholeNumber } from './command-line';
 
-const { values } = parseArgs({
-  options: {
-    records: { type: 'string', default: '100000' },
-    batch: { type: 'string', default: '500' },
-    database: { type: 'string', default: process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test' },
-  },
-});
-const RECORDS = Number(values.records);
+const USAGE = 'Usage: npm run bench:audit -- [--records 100000] [--batch 500] [--database <postgres admin url>]\n';
 
 function exchange(i: number): McpExchange {
   return {
@@ -62,6 +55,19 @@ function exchange(i: number): McpExchange {
 }
 
 async function main(): Promise<void> {
+  const { values, help } = parseCommandLine({
+    options: {
+      records: { type: 'string', default: '100000' },
+      batch: { type: 'string', default: '500' },
+      database: {
+        type: 'string',
+        default: process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test',
+      },
+    },
+  });
+  if (help) return void process.stdout.write(USAGE);
+  const RECORDS = wholeNumber(values.records, 'records', 1);
+  const batchSize = wholeNumber(values.batch, 'batch', 1, 10_000);
   const name = `audit_bench_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
   const admin = new Client({ connectionString: values.database });
   await admin.connect();
@@ -77,7 +83,7 @@ async function main(): Promise<void> {
       DATABASE_URL: url.toString(),
       DISCOVERY_INTERVAL_MS: '0',
       HEALTH_PROBE_INTERVAL_MS: '0',
-      AUDIT_BATCH_SIZE: values.batch,
+      AUDIT_BATCH_SIZE: String(batchSize),
       AUDIT_QUEUE_CAPACITY: String(Math.max(RECORDS, 10_000)),
       LOG_LEVEL: 'warn',
     });
@@ -109,7 +115,7 @@ async function main(): Promise<void> {
       await counter.end();
       const result = {
         records: RECORDS,
-        batchSize: Number(values.batch),
+        batchSize,
         storedRecords: n,
         recordCallNs: { p50: Math.round(pick(0.5)), p99: Math.round(pick(0.99)), max: Math.round(pick(1)) },
         pipelineRecordsPerSecond: Math.round((RECORDS / elapsedMs) * 1000),
@@ -128,10 +134,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    process.stderr.write(`${error instanceof Error ? error.stack : String(error)}\n`);
-    process.exit(1);
-  },
-);
+runScript('bench:audit', USAGE, main);

@@ -15,15 +15,9 @@
  * the catalog, time from `serve` to ready (PostgreSQL, embedded first start and reopen) and idle RSS. A benchmark,
  * not a test: it asserts nothing about time, and compares with the issue's targets only in what it prints.
  *
- *   npm run bench -- [--quick] [--concurrency 1,8,32,128] [--paths direct,floor,slug,aggregate,rest]
- *                    [--duration 10000] [--warmup 2000] [--catalog-servers 100] [--catalog-tools 50]
- *                    [--list-duration 5000] [--database <url>] [--redis <url>|none] [--out bench/results]
- *                    [--cpu-prof <dir>] [--callgrind] [--gateway-flags="<node flags>"] [--skip startup,list]
- *                    [--lease-percent <0-10>] [--idle 40000] [--gateway-env NAME=VALUE ...]
- *
- * The gateway runs from dist/ (`npm run build`, done by `npm ci`). `--cpu-prof <dir>` starts it under
- * `node --cpu-prof`; the JSON then holds each measurement's window on the monotonic clock, which
- * `bench/cpuprofile-summary.ts` uses to sum self time over that window only. `--lease-percent` sets the
+ * Its options are USAGE below (`npm run bench -- --help`). The gateway runs from dist/ (`npm run build`, done by
+ * `npm ci`). `--cpu-prof <dir>` starts it under `node --cpu-prof`; the JSON then holds each measurement's window on
+ * the monotonic clock, which `bench/cpuprofile-summary.ts` uses to sum self time over that window only. `--lease-percent` sets the
  * gateway's RATE_LIMIT_LEASE_PERCENT (its default when absent); `0` charges every call in Redis. `--idle` is how long
  * the gateway is left idle, after start and with the catalog loaded, before its idle RSS (the lowest over that
  * time) is read. `--callgrind` runs the upstream and the gateway under valgrind's callgrind and reports the
@@ -43,12 +37,12 @@ import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFil
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
 import { namesLoopback } from '../src/mcp/mcp-edge';
 import { imageEnvironment } from '../test/support/dockerfile';
 import { entraEnv, LocalEntraIssuer } from '../test/support/entra-issuer';
 import { POSTGRES_URL, REDIS_URL } from '../test/support/services';
 import { Callgrind, type InstructionsPerCall } from './callgrind';
+import { parseCommandLine, runScript, UsageError, wholeNumber } from './command-line';
 import { chartSvg } from './chart';
 import { type LoadResult, type LoadSpec, runLoad } from './mcp-load';
 import { freePort, waitUntilReady } from './gateway-child';
@@ -58,6 +52,13 @@ const REPO_ROOT = path.resolve(__dirname, '..');
 const SWC_REGISTER = path.join(__dirname, 'swc-register.cjs');
 const GATEWAY_BIN = path.join(REPO_ROOT, 'bin', 'mcp-gateway.js');
 const READY_TIMEOUT_MS = 60_000;
+const USAGE = `Usage: npm run bench -- [--quick] [--concurrency 1,8,32,128] [--paths direct,floor,slug,aggregate,rest]
+                        [--duration 10000] [--warmup 2000] [--catalog-servers 100] [--catalog-tools 50]
+                        [--list-duration 5000] [--database <url>] [--redis <url>|none] [--out bench/results]
+                        [--cpu-prof <dir>] [--callgrind] [--gateway-flags="<node flags>"] [--skip startup,list]
+                        [--lease-percent <0-10>] [--idle 40000] [--gateway-env NAME=VALUE ...]
+What each option does: the comment at the top of bench/gateway.ts.
+`;
 const STOP_TIMEOUT_MS = 15_000;
 const CALLER_ROLE = 'Bench.Caller';
 const NAME_PREFIX = 'io.mcp-gateway.bench';
@@ -169,10 +170,9 @@ export interface Options {
   gatewayEnv: Record<string, string>;
 }
 
-class UsageError extends Error {}
-
-function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
+/** The options, or `help` when the usage was asked for. */
+function parseOptions(argv: string[]): Options | 'help' {
+  const { values, help } = parseCommandLine({
     args: argv,
     options: {
       quick: { type: 'boolean', default: false },
@@ -194,14 +194,11 @@ function parseOptions(argv: string[]): Options {
       idle: { type: 'string' },
       'gateway-env': { type: 'string', multiple: true, default: [] },
     },
-    strict: true,
   });
+  if (help) return 'help';
   const quick = values.quick;
-  const number = (text: string | undefined, fallback: number, name: string, min = 0): number => {
-    const value = text === undefined ? fallback : Number(text);
-    if (!Number.isInteger(value) || value < min) throw new UsageError(`--${name} must be a whole number ≥ ${min}`);
-    return value;
-  };
+  const number = (text: string | undefined, fallback: number, name: string, min = 0): number =>
+    text === undefined ? fallback : wholeNumber(text, name, min);
   const concurrency = values.concurrency.split(',').map((item) => number(item, 0, 'concurrency', 1));
   const paths = values.paths.split(',').map((item) => {
     if (!(PATHS as readonly string[]).includes(item)) throw new UsageError(`--paths: one of ${PATHS.join(', ')}`);
@@ -226,7 +223,7 @@ function parseOptions(argv: string[]): Options {
     callgrind: values.callgrind,
     skip,
     leasePercent:
-      values['lease-percent'] === undefined ? undefined : number(values['lease-percent'], 0, 'lease-percent'),
+      values['lease-percent'] === undefined ? undefined : wholeNumber(values['lease-percent'], 'lease-percent', 0, 10),
     idleMs: number(values.idle, quick ? 300 : 40_000, 'idle'),
     gatewayEnv: Object.fromEntries(
       values['gateway-env'].map((item) => {
@@ -1152,19 +1149,9 @@ async function waitForCatalog(base: string, token: string, expected: number): Pr
 
 if (require.main === module) {
   const argv = process.argv.slice(2);
-  Promise.resolve()
-    .then(() => runBench(parseOptions(argv), argv))
-    .then(
-      () => process.exit(0),
-      (error: unknown) => {
-        if (error instanceof UsageError) {
-          process.stderr.write(`bench: ${error.message}\n`);
-          process.exit(2);
-        }
-        process.stderr.write(
-          `bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-        );
-        process.exit(1);
-      },
-    );
+  runScript('bench', USAGE, async () => {
+    const options = parseOptions(argv);
+    if (options === 'help') process.stdout.write(USAGE);
+    else await runBench(options, argv);
+  });
 }

@@ -7,14 +7,13 @@
  * A benchmark, not a test: it prints figures and asserts nothing about time. Keys are made up per run and
  * expire by themselves within a minute.
  *
- *   npm run bench:ratelimit -- [--redis redis://127.0.0.1:6379] [--decisions 20000] [--concurrency 64]
+ * Its options are USAGE below (`npm run bench:ratelimit -- --help`).
  */
 import { randomUUID } from 'node:crypto';
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { PinoLogger } from 'nestjs-pino';
 import type { Principal } from '../src/auth/principal';
 import { loadConfig } from '../src/config/config';
@@ -25,18 +24,22 @@ import type { KeyValueStore } from '../src/redis/key-value-store';
 import { MemoryStore } from '../src/redis/memory-store';
 import { RedisStore } from '../src/redis/redis-store';
 import type { RateLimitRequest } from '../src/traffic/rate-limiter';
+import { parseCommandLine, runScript, wholeNumber } from './command-line';
 
-const { values } = parseArgs({
-  options: {
-    redis: { type: 'string', default: 'redis://127.0.0.1:6379' },
-    decisions: { type: 'string', default: '20000' },
-    concurrency: { type: 'string', default: '64' },
-  },
-});
-const DECISIONS = Number(values.decisions);
-const CONCURRENCY = Number(values.concurrency);
+const USAGE =
+  'Usage: npm run bench:ratelimit -- [--redis redis://127.0.0.1:6379] [--decisions 20000] [--concurrency 64]\n';
 
 async function main(): Promise<void> {
+  const { values, help } = parseCommandLine({
+    options: {
+      redis: { type: 'string', default: 'redis://127.0.0.1:6379' },
+      decisions: { type: 'string', default: '20000' },
+      concurrency: { type: 'string', default: '64' },
+    },
+  });
+  if (help) return void process.stdout.write(USAGE);
+  const DECISIONS = wholeNumber(values.decisions, 'decisions', 1);
+  const CONCURRENCY = wholeNumber(values.concurrency, 'concurrency', 1);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-ratelimit-'));
   const policyFile = path.join(dir, 'policy.json');
   writeFileSync(
@@ -114,7 +117,4 @@ async function main(): Promise<void> {
   rmSync(dir, { recursive: true, force: true });
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-  process.exit(1);
-});
+runScript('bench:ratelimit', USAGE, main);

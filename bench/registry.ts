@@ -10,11 +10,7 @@
  * on SIGINT (unless `--keep-database`: then it is kept for EXPLAIN ANALYZE, or for measuring again with
  * `--database <url>` after a change by hand, such as a candidate index, without seeding again).
  *
- *   npm run bench:registry -- [--servers 10000] [--tools 20] [--requests 2000] [--warmup 200] [--concurrency 8]
- *                             [--gateway src|dist] [--redis <url>|none] [--only <route substring>]
- *                             [--keep-database | --database <url>]
- *
- * `--gateway src` (the default) runs the gateway from src/ through swc, so no build is needed; `dist` runs the
+ * Its options are USAGE below (`npm run bench:registry -- --help`). `--gateway src` (the default) runs the gateway from src/ through swc, so no build is needed; `dist` runs the
  * compiled `dist/main.js` (`npm run build` first). `--redis none` gives the gateway its in-process store: every
  * gateway on one Redis hears the others' `catalog:stale` signals and rebuilds its catalog, so on a Redis shared
  * with other work (test suites) the figures include those rebuilds.
@@ -25,7 +21,6 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { Client } from 'pg';
 import { MIGRATIONS_DIR } from '../src/bootstrap';
 import { openDatabase } from '../src/database/database';
@@ -38,6 +33,7 @@ import { encodeCursor } from '../src/registry/cursor';
 import { type ServerRecord, toServerView } from '../src/registry/server-record';
 import type { ServerStatus } from '../src/registry/server.schema';
 import { createScratchDatabase, REDIS_URL } from '../test/support/services';
+import { parseCommandLine, runScript, UsageError, wholeNumber } from './command-line';
 import { freePort, waitUntilReady } from './gateway-child';
 import { cpuMsOf } from './process-stats';
 
@@ -69,19 +65,14 @@ interface Options {
   database?: string;
 }
 
-/** Bad command-line options: reported as one line, exit code 2. */
-class UsageError extends Error {}
+const USAGE = `Usage: npm run bench:registry -- [--servers 10000] [--tools 20] [--requests 2000] [--warmup 200]
+                                 [--concurrency 8] [--gateway src|dist] [--redis <url>|none]
+                                 [--only <route substring>] [--keep-database | --database <url>]
+`;
 
-function parseOptions(argv: string[]): Options {
-  try {
-    return readOptions(argv);
-  } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : String(error));
-  }
-}
-
-function readOptions(argv: string[]): Options {
-  const { values } = parseArgs({
+/** The options, or `help` when the usage was asked for. */
+function parseOptions(argv: string[]): Options | 'help' {
+  const { values, help } = parseCommandLine({
     args: argv,
     options: {
       servers: { type: 'string', default: '10000' },
@@ -95,18 +86,13 @@ function readOptions(argv: string[]): Options {
       'keep-database': { type: 'boolean', default: false },
       database: { type: 'string' },
     },
-    strict: true,
   });
-  const count = (key: 'servers' | 'tools' | 'requests' | 'warmup' | 'concurrency', min: number, max = 1e7): number => {
-    const value = Number(values[key]);
-    if (!Number.isInteger(value) || value < min || value > max) {
-      throw new Error(`--${key} must be a whole number from ${min} to ${max}`);
-    }
-    return value;
-  };
-  if (values.gateway !== 'src' && values.gateway !== 'dist') throw new Error('--gateway must be src or dist');
+  if (help) return 'help';
+  const count = (key: 'servers' | 'tools' | 'requests' | 'warmup' | 'concurrency', min: number, max = 1e7): number =>
+    wholeNumber(values[key], key, min, max);
+  if (values.gateway !== 'src' && values.gateway !== 'dist') throw new UsageError('--gateway must be src or dist');
   if (values.database !== undefined && values['keep-database']) {
-    throw new Error('--database is never dropped: --keep-database goes without it');
+    throw new UsageError('--database is never dropped: --keep-database goes without it');
   }
   return {
     servers: count('servers', 10),
@@ -723,6 +709,7 @@ async function migrate(url: string): Promise<void> {
 
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
+  if (options === 'help') return void process.stdout.write(USAGE);
   const cleanups: (() => Promise<void>)[] = [];
   let cleaning: Promise<void> | undefined;
   const cleanUp = (): Promise<void> =>
@@ -815,16 +802,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    if (error instanceof UsageError) {
-      process.stderr.write(`bench:registry: ${error.message}\n`);
-      process.exit(2);
-    }
-    process.stderr.write(
-      `bench:registry failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-    );
-    process.exit(1);
-  },
-);
+runScript('bench:registry', USAGE, main);

@@ -7,16 +7,17 @@
  * V8's `--trace-gc-nvp`, and the bytes its young collections promoted are summed: what survives there lives until a
  * full collection. A benchmark, not a test: it prints figures and asserts nothing.
  *
- *   npm run bench:retention -- [--seconds 8]
+ * Its options are USAGE below (`npm run bench:retention -- --help`).
  */
 import { spawnSync } from 'node:child_process';
-import { parseArgs } from 'node:util';
 import { Held } from '../src/common/held';
+import { parseCommandLine, runScript, UsageError } from './command-line';
 
 const MODES = ['none', 'set', 'map', 'held-set', 'held-map', 'slots'] as const;
 type Mode = (typeof MODES)[number];
 const IN_FLIGHT = 32;
 const AWAIT_MS = 15;
+const USAGE = 'Usage: npm run bench:retention -- [--seconds 8]\n';
 
 /** The collection of one mode: `track` keeps a request, and returns how to let it go. */
 function tracker(mode: Mode): (request: object) => () => void {
@@ -117,16 +118,15 @@ function measure(
   return { requests, promotedMb: promoted / 1e6, scavenges, full };
 }
 
-function main(): void {
-  const { values } = parseArgs({
+async function main(): Promise<void> {
+  const { values, help } = parseCommandLine({
+    // `--child`: how measure() starts one way of keeping requests in a process of its own.
     options: { seconds: { type: 'string', default: '8' }, child: { type: 'string' } },
   });
+  if (help) return void process.stdout.write(USAGE);
   const seconds = Number(values.seconds);
-  if (!Number.isFinite(seconds) || seconds <= 0) throw new Error('--seconds: a positive number');
-  if (values.child !== undefined) {
-    void simulate(values.child as Mode, seconds);
-    return;
-  }
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError('--seconds: a positive number');
+  if (values.child !== undefined) return simulate(values.child as Mode, seconds);
   process.stdout.write(
     `${IN_FLIGHT} requests in flight, ${AWAIT_MS} ms each, ${seconds} s per mode (Node ${process.version})\n\n` +
       '| kept in  | requests | promoted MB | KB per request | young GCs | full GCs |\n' +
@@ -142,4 +142,4 @@ function main(): void {
   }
 }
 
-main();
+runScript('bench:retention', USAGE, main);

@@ -102,7 +102,7 @@ describe('npm run bench --quick', () => {
 
   it.each([['NO_EQUALS_SIGN'], ['=value']])('refuses --gateway-env %s with a usage error', async (item) => {
     const { code, stderr } = await runBench(['--gateway-env', item]);
-    expect({ code, stderr }).toEqual({ code: 2, stderr: 'bench: --gateway-env: NAME=VALUE\n' });
+    expect({ code, problem: stderr.split('\n')[0] }).toEqual({ code: 2, problem: 'bench: --gateway-env: NAME=VALUE' });
   });
 
   it('records the machine and its load, prints a table and draws the chart', () => {
@@ -115,9 +115,65 @@ describe('npm run bench --quick', () => {
   });
 });
 
-/** `bench/gateway.ts` with `args`, to its end: its exit code and what it printed. */
-async function runBench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['-r', './bench/swc-register.cjs', 'bench/gateway.ts', ...args], {
+/**
+ * Every bench script's command line, refused before anything starts: nothing here reaches a database. The scripts
+ * are run as `npm run <name>` runs them, without npm.
+ */
+describe('the command line of the bench scripts', () => {
+  const SCRIPTS = [
+    ['bench', 'bench/gateway.ts', ['--duration', '99'], 'bench: --duration must be a whole number ≥ 100'],
+    [
+      'bench:registry',
+      'bench/registry.ts',
+      ['--tools', '201'],
+      'bench:registry: --tools must be a whole number from 1 to 200',
+    ],
+    ['bench:audit', 'bench/audit.ts', ['--records', 'many'], 'bench:audit: --records must be a whole number ≥ 1'],
+    [
+      'bench:ratelimit',
+      'bench/ratelimit.ts',
+      ['--decisions', '0'],
+      'bench:ratelimit: --decisions must be a whole number ≥ 1',
+    ],
+    ['bench:retention', 'bench/retention.ts', ['--seconds=-1'], 'bench:retention: --seconds: a positive number'],
+  ] as const;
+
+  it.each(SCRIPTS)('npm run %s -- --help prints its usage and exits 0', async (name, script) => {
+    const { code, stdout, stderr } = await runBench(['--help'], script);
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+    expect(stdout.startsWith(`Usage: npm run ${name} -- [`)).toBe(true);
+  });
+
+  it.each(SCRIPTS)('npm run %s refuses an option it does not know, with its usage (exit 2)', async (name, script) => {
+    const { code, stdout, stderr } = await runBench(['--no-such-option', '1'], script);
+    const [problem, blank, usage] = stderr.split('\n');
+    expect({ code, stdout, blank }).toEqual({ code: 2, stdout: '', blank: '' });
+    expect(problem).toMatch(new RegExp(`^${name}: Unknown option '--no-such-option'`));
+    expect(usage).toMatch(new RegExp(`^Usage: npm run ${name} -- `));
+  });
+
+  it.each(SCRIPTS)('npm run %s refuses an option without its value (exit 2)', async (name, script, [given]) => {
+    // The option of the out-of-range case, given last with nothing after it.
+    const option = given.split('=')[0]!;
+    const { code, stderr } = await runBench([option], script);
+    expect({ code, problem: stderr.split('\n')[0] }).toEqual({
+      code: 2,
+      problem: `${name}: Option '${option} <value>' argument missing`,
+    });
+  });
+
+  it.each(SCRIPTS)('npm run %s refuses a value out of range (exit 2)', async (_name, script, args, problem) => {
+    const { code, stderr } = await runBench([...args], script);
+    expect({ code, problem: stderr.split('\n')[0] }).toEqual({ code: 2, problem });
+  });
+});
+
+/** A bench script (`bench/gateway.ts` unless told) with `args`, to its end: its exit code and what it printed. */
+async function runBench(
+  args: string[],
+  script = 'bench/gateway.ts',
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['-r', './bench/swc-register.cjs', script, ...args], {
     cwd: REPO_ROOT,
     env: process.env,
     stdio: ['ignore', 'pipe', 'pipe'],
