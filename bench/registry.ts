@@ -10,10 +10,11 @@
  * on SIGINT (unless `--keep-database`: then it is kept for EXPLAIN ANALYZE, or for measuring again with
  * `--database <url>` after a change by hand, such as a candidate index, without seeding again).
  *
- * Its options are USAGE below (`npm run bench:registry -- --help`). `--gateway src` (the default) runs the gateway from src/ through swc, so no build is needed; `dist` runs the
- * compiled `dist/main.js` (`npm run build` first). `--redis none` gives the gateway its in-process store: every
- * gateway on one Redis hears the others' `catalog:stale` signals and rebuilds its catalog, so on a Redis shared
- * with other work (test suites) the figures include those rebuilds.
+ * Its options are USAGE below (`npm run bench:registry -- --help`). `--gateway src` (the default) runs the gateway
+ * from src/ through swc, so no build is needed; `dist` runs the compiled `dist/main.js` (`npm run build` first).
+ * `--redis none` gives the gateway its in-process store: every gateway on one Redis hears the others'
+ * `catalog:stale` signals and rebuilds its catalog, so on a Redis shared with other work (test suites) the figures
+ * include those rebuilds.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';

@@ -152,6 +152,14 @@ describe('the command line of the bench scripts', () => {
     expect(usage).toMatch(new RegExp(`^Usage: npm run ${name} -- `));
   });
 
+  it.each(SCRIPTS)('npm run %s refuses an argument that is no option (exit 2)', async (name, script) => {
+    const { code, stderr } = await runBench(['stray'], script);
+    expect({ code, problem: stderr.split('\n')[0] }).toEqual({
+      code: 2,
+      problem: expect.stringMatching(new RegExp(`^${name}: Unexpected argument 'stray'`)),
+    });
+  });
+
   it.each(SCRIPTS)('npm run %s refuses an option without its value (exit 2)', async (name, script, [given]) => {
     // The option of the out-of-range case, given last with nothing after it.
     const option = given.split('=')[0]!;
