@@ -7,7 +7,10 @@
  * checked against a local issuer's JWKS, RBAC on), and a load generator speaking MCP over raw keep-alive HTTP
  * (bench/mcp-load.ts, started once per measurement). This process runs the issuer, registers the servers
  * through the admin API, reads the gateway's and the upstream's CPU time and RSS from /proc (and a local PostgreSQL's
- * CPU, the audit trail's inserts, which share the machine's cores), and reports.
+ * CPU, the audit trail's inserts, which share the machine's cores), and reports. The gateway's database is new for
+ * each run (on the PostgreSQL of TEST_DATABASE_URL, dropped at the end), so that runs start alike; `--database <url>`
+ * (or BENCH_DATABASE_URL) runs on that database as it is and keeps it, its audit table growing from run to run as a
+ * production one does.
  *
  * Measured, side by side at each concurrency: tools/call direct to the upstream, through a bare relay (the floor:
  * bench/bare-relay.ts, what relaying alone costs a Node process; its CPU and RSS fill the gateway's columns),
@@ -40,7 +43,7 @@ import { createInterface } from 'node:readline';
 import { namesLoopback } from '../src/mcp/mcp-edge';
 import { imageEnvironment } from '../test/support/dockerfile';
 import { entraEnv, LocalEntraIssuer } from '../test/support/entra-issuer';
-import { POSTGRES_URL, REDIS_URL } from '../test/support/services';
+import { createScratchDatabase, REDIS_URL } from '../test/support/services';
 import { Callgrind, type InstructionsPerCall } from './callgrind';
 import { parseCommandLine, runScript, UsageError, wholeNumber } from './command-line';
 import { chartSvg } from './chart';
@@ -153,7 +156,8 @@ export interface Options {
   catalogServers: number;
   catalogTools: number;
   listDurationMs: number;
-  databaseUrl: string;
+  /** A database kept across runs (`--database`, BENCH_DATABASE_URL); undefined: a scratch database for this run. */
+  databaseUrl?: string;
   /** Undefined: the gateway's in-process store. */
   redisUrl?: string;
   out: string;
@@ -183,7 +187,7 @@ function parseOptions(argv: string[]): Options | 'help' {
       'catalog-servers': { type: 'string', default: '100' },
       'catalog-tools': { type: 'string', default: '50' },
       'list-duration': { type: 'string' },
-      database: { type: 'string', default: process.env.BENCH_DATABASE_URL ?? POSTGRES_URL },
+      database: { type: 'string' },
       redis: { type: 'string', default: REDIS_URL },
       out: { type: 'string', default: path.join(__dirname, 'results') },
       'cpu-prof': { type: 'string' },
@@ -215,7 +219,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     catalogServers: number(values['catalog-servers'], 100, 'catalog-servers', 1),
     catalogTools: number(values['catalog-tools'], 50, 'catalog-tools', 1),
     listDurationMs: number(values['list-duration'], quick ? 1_000 : 5_000, 'list-duration', 100),
-    databaseUrl: values.database,
+    databaseUrl: values.database ?? process.env.BENCH_DATABASE_URL,
     redisUrl: values.redis === 'none' ? undefined : values.redis,
     out: path.resolve(values.out),
     cpuProf: values['cpu-prof'] ? path.resolve(values['cpu-prof']) : undefined,
@@ -912,6 +916,15 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
     say(
       `mcp-gateway bench${options.quick ? ' (quick)' : ''}: load average ${loadAverage()} on ${os.cpus().length} CPUs`,
     );
+    // Every run on an empty database of its own, so that runs start alike; `--database` keeps one across runs.
+    let databaseUrl = options.databaseUrl;
+    if (databaseUrl === undefined) {
+      const scratch = await createScratchDatabase();
+      cleanups.push(scratch.drop);
+      databaseUrl = scratch.url;
+      const { host, pathname } = new URL(databaseUrl);
+      say(`database: ${pathname.slice(1)} on ${host}, new for this run and dropped at its end`);
+    }
     const issuer = await LocalEntraIssuer.start();
     cleanups.push(() => issuer.stop());
     const token = await issuer.token({ roles: [CALLER_ROLE] });
@@ -934,7 +947,7 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
       port: await freePort(),
       issuer,
       dataDir,
-      databaseUrl: options.databaseUrl,
+      databaseUrl,
       redisUrl: options.redisUrl,
       leasePercent: options.leasePercent,
       overrides: options.gatewayEnv,
@@ -953,7 +966,7 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
       gatewayPid: gateway.process.pid,
       upstreamPid: upstream.process.pid,
       // A database on this machine: its processes can be read.
-      ...(namesLoopback(options.databaseUrl) ? { databaseCommand: 'postgres' } : {}),
+      ...(namesLoopback(databaseUrl) ? { databaseCommand: 'postgres' } : {}),
     };
     const afterStart = await idleRss(gateway.process.pid, options.idleMs);
     say(
@@ -1079,7 +1092,8 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
       command: `npm run bench -- ${argv.join(' ')}`.trim(),
       options: {
         ...options,
-        databaseUrl: withoutCredentials(options.databaseUrl),
+        databaseUrl: withoutCredentials(databaseUrl),
+        scratchDatabase: options.databaseUrl === undefined,
         redisUrl: withoutCredentials(options.redisUrl) ?? 'none (in-process store)',
       },
       machine: {

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { BenchReport } from '../bench/gateway';
 import { PATHS } from '../bench/gateway';
+import { Client } from 'pg';
+import { POSTGRES_URL } from './support/services';
 
 const REPO_ROOT = path.resolve(__dirname, '..');
 const CONCURRENCY = [1, 8, 32, 128];
@@ -92,6 +94,21 @@ describe('npm run bench --quick', () => {
     expect(report.idleRssMb.afterStart).toBeGreaterThan(0);
     expect(report.idleRssMb.withCatalog).toBeGreaterThan(0);
     expect(report.settlingRssMb.withCatalog).toBeGreaterThan(0);
+  });
+
+  it('runs on a database of its own and drops it at the end', async () => {
+    expect(report.options.scratchDatabase).toBe(true);
+    const name = new URL(String(report.options.databaseUrl)).pathname.slice(1);
+    expect(name).toMatch(/^gw_test_/);
+    expect(stdout).toContain(`database: ${name} on `);
+    const client = new Client({ connectionString: POSTGRES_URL });
+    await client.connect();
+    try {
+      const { rows } = await client.query('SELECT datname FROM pg_database WHERE datname = $1', [name]);
+      expect(rows).toEqual([]);
+    } finally {
+      await client.end();
+    }
   });
 
   it('starts the gateway with what --gateway-env sets, and says so', () => {
