@@ -55,7 +55,7 @@ function exchange(i: number): McpExchange {
 }
 
 async function main(): Promise<void> {
-  const { values, help } = parseCommandLine({
+  const { values } = parseCommandLine({
     options: {
       records: { type: 'string', default: '100000' },
       batch: { type: 'string', default: '500' },
@@ -65,7 +65,6 @@ async function main(): Promise<void> {
       },
     },
   });
-  if (help) return void process.stdout.write(USAGE);
   const RECORDS = wholeNumber(values.records, 'records', 1);
   const batchSize = wholeNumber(values.batch, 'batch', 1, 10_000);
   const name = `audit_bench_${randomUUID().replace(/-/g, '').slice(0, 12)}`;

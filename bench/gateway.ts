@@ -20,12 +20,12 @@
  *
  * Its options are USAGE below (`npm run bench -- --help`). The gateway runs from dist/ (`npm run build`, done by
  * `npm ci`). `--cpu-prof <dir>` starts it under `node --cpu-prof`; the JSON then holds each measurement's window on
- * the monotonic clock, which `bench/cpuprofile-summary.ts` uses to sum self time over that window only. `--lease-percent` sets the
- * gateway's RATE_LIMIT_LEASE_PERCENT (its default when absent); `0` charges every call in Redis. `--idle` is how long
- * the gateway is left idle, after start and with the catalog loaded, before its idle RSS (the lowest over that
- * time) is read. `--callgrind` runs the upstream and the gateway under valgrind's callgrind and reports the
- * instructions each executed per call (bench/callgrind.ts), and their ratio, the repeatable form of the CPU target;
- * latencies and CPU are then valgrind's. For instance:
+ * the monotonic clock, which `bench/cpuprofile-summary.ts` uses to sum self time over that window only.
+ * `--lease-percent` sets the gateway's RATE_LIMIT_LEASE_PERCENT (its default when absent); `0` charges every call in
+ * Redis. `--idle` is how long the gateway is left idle, after start and with the catalog loaded, before its idle
+ * RSS (the lowest over that time) is read. `--callgrind` runs the upstream and the gateway under valgrind's
+ * callgrind and reports the instructions each executed per call (bench/callgrind.ts), and their ratio, the
+ * repeatable form of the CPU target; latencies and CPU are then valgrind's. For instance:
  * `--callgrind --paths slug --concurrency 8 --warmup 30000 --duration 40000 --skip startup,list --catalog-servers 1
  * --idle 0`. `--gateway-flags` adds flags to the gateway's `node`: `--perf-basic-prof` names its compiled JavaScript
  * for `perf record -e cpu-clock -g -p <gateway pid>` (CPU samples, where `--cpu-prof` samples wall-clock time), and
@@ -174,9 +174,8 @@ export interface Options {
   gatewayEnv: Record<string, string>;
 }
 
-/** The options, or `help` when the usage was asked for. */
-function parseOptions(argv: string[]): Options | 'help' {
-  const { values, help } = parseCommandLine({
+function parseOptions(argv: string[]): Options {
+  const { values } = parseCommandLine({
     args: argv,
     options: {
       quick: { type: 'boolean', default: false },
@@ -199,7 +198,6 @@ function parseOptions(argv: string[]): Options | 'help' {
       'gateway-env': { type: 'string', multiple: true, default: [] },
     },
   });
-  if (help) return 'help';
   const quick = values.quick;
   const number = (text: string | undefined, fallback: number, name: string, min = 0): number =>
     text === undefined ? fallback : wholeNumber(text, name, min);
@@ -1164,8 +1162,6 @@ async function waitForCatalog(base: string, token: string, expected: number): Pr
 if (require.main === module) {
   const argv = process.argv.slice(2);
   runScript('bench', USAGE, async () => {
-    const options = parseOptions(argv);
-    if (options === 'help') process.stdout.write(USAGE);
-    else await runBench(options, argv);
+    await runBench(parseOptions(argv), argv);
   });
 }

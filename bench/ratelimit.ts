@@ -30,14 +30,13 @@ const USAGE =
   'Usage: npm run bench:ratelimit -- [--redis redis://127.0.0.1:6379] [--decisions 20000] [--concurrency 64]\n';
 
 async function main(): Promise<void> {
-  const { values, help } = parseCommandLine({
+  const { values } = parseCommandLine({
     options: {
       redis: { type: 'string', default: 'redis://127.0.0.1:6379' },
       decisions: { type: 'string', default: '20000' },
       concurrency: { type: 'string', default: '64' },
     },
   });
-  if (help) return void process.stdout.write(USAGE);
   const DECISIONS = wholeNumber(values.decisions, 'decisions', 1);
   const CONCURRENCY = wholeNumber(values.concurrency, 'concurrency', 1);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-ratelimit-'));

@@ -71,9 +71,8 @@ const USAGE = `Usage: npm run bench:registry -- [--servers 10000] [--tools 20] [
                                  [--only <route substring>] [--keep-database | --database <url>]
 `;
 
-/** The options, or `help` when the usage was asked for. */
-function parseOptions(argv: string[]): Options | 'help' {
-  const { values, help } = parseCommandLine({
+function parseOptions(argv: string[]): Options {
+  const { values } = parseCommandLine({
     args: argv,
     options: {
       servers: { type: 'string', default: '10000' },
@@ -88,7 +87,6 @@ function parseOptions(argv: string[]): Options | 'help' {
       database: { type: 'string' },
     },
   });
-  if (help) return 'help';
   const count = (key: 'servers' | 'tools' | 'requests' | 'warmup' | 'concurrency', min: number, max = 1e7): number =>
     wholeNumber(values[key], key, min, max);
   if (values.gateway !== 'src' && values.gateway !== 'dist') throw new UsageError('--gateway must be src or dist');
@@ -710,7 +708,6 @@ async function migrate(url: string): Promise<void> {
 
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
-  if (options === 'help') return void process.stdout.write(USAGE);
   const cleanups: (() => Promise<void>)[] = [];
   let cleaning: Promise<void> | undefined;
   const cleanUp = (): Promise<void> =>

@@ -119,11 +119,10 @@ function measure(
 }
 
 async function main(): Promise<void> {
-  const { values, help } = parseCommandLine({
+  const { values } = parseCommandLine({
     // `--child`: how measure() starts one way of keeping requests in a process of its own.
     options: { seconds: { type: 'string', default: '8' }, child: { type: 'string' } },
   });
-  if (help) return void process.stdout.write(USAGE);
   const seconds = Number(values.seconds);
   if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError('--seconds: a positive number');
   if (values.child !== undefined) return simulate(values.child as Mode, seconds);
