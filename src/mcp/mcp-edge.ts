@@ -22,6 +22,7 @@ export function namesLoopback(url: string): boolean {
     return false;
   }
 }
+
 const ALLOWED_HEADERS = 'authorization, content-type, accept, mcp-session-id, mcp-protocol-version, last-event-id';
 const EXPOSED_HEADERS =
   'mcp-session-id, mcp-protocol-version, www-authenticate, retry-after, ratelimit, ratelimit-policy';
