@@ -1,10 +1,12 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import request from 'supertest';
 import { AuditRetention } from '../src/audit/audit-retention';
 import { AuditRepository } from '../src/audit/audit.repository';
 import { auditOf, exchangeFactory, sql } from './support/audit';
 import { runCli } from './support/cli';
+import { entraEnv, LocalEntraIssuer } from './support/entra-issuer';
 import { waitUntil } from './support/eventually';
 import { startTestGateway } from './support/gateway';
 import { createScratchDatabase } from './support/services';
@@ -95,6 +97,78 @@ describe('audit trail: database outage', () => {
       await again.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
       fs.rmSync(saved, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses MCP requests while the spool holds its limit, and serves them again once replay brings it below', async () => {
+    const issuer = await LocalEntraIssuer.start();
+    const gw = await startTestGateway('services', {
+      ...entraEnv(issuer),
+      DATABASE_URL: withHostPort(scratch.url, relay.port),
+      AUDIT_FLUSH_INTERVAL_MS: '50',
+      AUDIT_BATCH_SIZE: '200',
+      // Two workers share 2 MiB: this process may spool 1 MiB.
+      AUDIT_SPOOL_MAX_BYTES: String(2 * 1024 * 1024),
+      WORKERS: '2',
+    });
+    try {
+      const audit = auditOf(gw.gateway.app);
+      const token = await issuer.token({ roles: ['Gateway.User'] });
+      const initialize = { jsonrpc: '2.0', id: 1, method: 'initialize', params: {} };
+      const post = (authorization?: string) => {
+        const req = request(gw.url).post('/mcp').set('accept', 'application/json, text/event-stream');
+        return (authorization ? req.set('authorization', authorization) : req).send(initialize);
+      };
+      const spoolFull = async () =>
+        /^mcp_gateway_audit_spool_full (\d)$/m.exec((await request(gw.url).get('/metrics')).text)?.[1];
+      expect(audit.trail.stats()).toMatchObject({ spoolCapacityBytes: 1024 * 1024, spoolFull: false });
+      // Refused, and recorded as refused.
+      expect((await post()).status).toBe(401);
+      await audit.trail.flush();
+      expect(audit.trail.stats()).toMatchObject({ recorded: 1, stored: 1 });
+      await expect(spoolFull()).resolves.toBe('0');
+
+      await relay.stop();
+      // About 1.7 KB a record (redacted arguments are kept whole): the spool passes 1 MiB after some 600.
+      const args = { text: 'x'.repeat(1_500) };
+      let recorded = 0;
+      while (!audit.trail.stats().spoolFull && recorded < 5_000) {
+        for (let i = 0; i < 200; i++) audit.traffic.record(exchangeFactory({ arguments: args }));
+        recorded += 200;
+        await audit.trail.flush();
+      }
+      expect(audit.trail.stats()).toMatchObject({ spoolFull: true, spoolRecords: recorded, stored: 1 });
+      expect(audit.trail.stats().spoolBytes).toBeGreaterThanOrEqual(1024 * 1024);
+
+      // Nothing under MCP_PREFIX is served, with a token or without, and nothing is recorded of it.
+      for (const answer of [await post(), await post(`Bearer ${token}`), await request(gw.url).get('/mcp')]) {
+        expect(answer.status).toBe(503);
+        expect(answer.headers['retry-after']).toBe('30');
+        expect(answer.body).toEqual({
+          error: 'temporarily_unavailable',
+          error_description: expect.stringContaining('audit spool is full') as unknown,
+        });
+      }
+      expect(audit.trail.stats().recorded).toBe(recorded + 1);
+      const ready = await request(gw.url).get('/health/ready').expect(503);
+      expect(ready.body.failing).toContain('audit');
+      expect(ready.body.checks.audit).toMatchObject({ status: 'down', kind: 'spool' });
+      await expect(spoolFull()).resolves.toBe('1');
+
+      await relay.start();
+      await waitUntil(() => audit.trail.stats().spoolFiles === 0, 'the spool is replayed');
+      expect(audit.trail.stats()).toMatchObject({ spoolFull: false, stored: recorded + 1 });
+      expect((await post()).status).toBe(401);
+      await audit.trail.flush();
+      const readyAgain = await request(gw.url).get('/health/ready').expect(200);
+      expect(readyAgain.body.checks.audit).toEqual({ status: 'up', kind: 'spool' });
+      await expect(spoolFull()).resolves.toBe('0');
+      await expect(streamCounts(scratch.url, audit.trail.streamId)).resolves.toMatchObject({ n: String(recorded + 2) });
+      await expect(audit.verify()).resolves.not.toHaveProperty('broken');
+    } finally {
+      await relay.start().catch(() => undefined);
+      await gw.close();
+      await issuer.stop();
     }
   });
 

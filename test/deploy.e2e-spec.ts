@@ -54,6 +54,14 @@ function one<T>(manifests: Manifest[], kind: string): T {
   return found[0] as unknown as T;
 }
 
+/** A Kubernetes quantity of bytes (`64Mi`, `1Gi`, `1000`) as a number; NaN for anything else. */
+function bytesOf(quantity: string): number {
+  const match = /^(\d+)(Ki|Mi|Gi)?$/.exec(quantity);
+  if (!match) return Number.NaN;
+  const unit = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30 }[match[2] as 'Ki' | 'Mi' | 'Gi'] ?? 1;
+  return Number(match[1]) * unit;
+}
+
 function podSpecOfWorkload(workload: IDeployment | IJob): IPodSpec {
   const spec = workload.spec?.template.spec;
   if (!spec) throw new Error(`${workload.kind} without a pod spec`);
@@ -406,6 +414,20 @@ describe('the Kubernetes manifests', () => {
       { secretRef: { name: 'mcp-gateway' } },
     ]);
     expect(settings).toMatchObject({ NODE_ENV: 'production', AUTH_MODE: 'entra' });
+  });
+
+  it('give DATA_DIR room for the audit spool at its limit, and for a full audit queue spooled past it', () => {
+    const literals = Object.fromEntries((gateway.env ?? []).flatMap((v) => (v.value ? [[v.name, v.value]] : [])));
+    const { audit } = loadConfig({ ...settings, ...secretExample.stringData, ...literals });
+    const mount = gateway.volumeMounts?.find((volumeMount) => volumeMount.mountPath === literals.DATA_DIR);
+    const sizeLimit = podSpec.volumes?.find((volume) => volume.name === mount?.name)?.emptyDir?.sizeLimit;
+    expect(audit.spoolMaxBytes).toBeGreaterThan(0);
+    // A record is about 1 KB besides its arguments (src/audit/audit-spool.ts writes them as JSON lines).
+    const fullQueue = audit.queueCapacity * (audit.argumentsMaxBytes + 1024);
+    expect(bytesOf(String(sizeLimit))).toBeGreaterThanOrEqual(audit.spoolMaxBytes + fullQueue);
+    const volumes = (podSpec.volumes ?? []).map((volume) => bytesOf(String(volume.emptyDir?.sizeLimit)));
+    const requested = bytesOf(String(gateway.resources?.requests?.['ephemeral-storage']));
+    expect(requested).toBeGreaterThan(volumes.reduce((sum, bytes) => sum + bytes, 0));
   });
 
   it('show the Secret with every secret setting, placeholders only, in values the gateway accepts', () => {

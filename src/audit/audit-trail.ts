@@ -34,6 +34,9 @@ export interface AuditStats {
   spoolFiles: number;
   spoolRecords: number;
   spoolBytes: number;
+  /** The spool's limit in this process (0: none), and whether it is reached, so that MCP requests are refused. */
+  spoolCapacityBytes: number;
+  spoolFull: boolean;
   /** Inserts that failed (each failed batch went to the spool or stayed there). */
   writeFailures: number;
 }
@@ -57,6 +60,9 @@ export interface AuditSpoolEvent {
 
 export type AuditSpoolListener = (event: AuditSpoolEvent) => void;
 
+/** What a client refused because the spool is full is told, and readiness says; the log says more. */
+const SPOOL_FULL = 'the audit spool is full: no request can be audited until the database takes the spooled records';
+
 /** Records linked between two turns of the event loop (see `take`). */
 const LINK_SLICE = 32;
 
@@ -70,7 +76,9 @@ function nextTurn(): Promise<void> {
  * batches, applies the argument policy, links them into this process's
  * chain and inserts them. A batch the database does not take goes to the
  * spool in DATA_DIR, which the same loop replays, oldest first, before any
- * newer record is written, once the database answers again.
+ * newer record is written, once the database answers again. While the spool
+ * holds its limit (AUDIT_SPOOL_MAX_BYTES, shared between `serve --workers`)
+ * the trail halts McpTraffic: a request it could not keep is not served.
  */
 @Injectable()
 export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
@@ -79,6 +87,8 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly stream: AuditStreamStart;
   private readonly spool: AuditSpool;
   private readonly policy: ArgumentPolicyConfig;
+  /** This process's share of AUDIT_SPOOL_MAX_BYTES; 0: no limit. */
+  private readonly spoolCapacity: number;
   private readonly writeListeners = new Set<AuditWriteListener>();
   private readonly spoolListeners = new Set<AuditSpoolListener>();
   private readonly counts = {
@@ -93,6 +103,8 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
   private timer?: NodeJS.Timeout;
   private pumping?: Promise<void>;
   private wakeScheduled = false;
+  /** Whether this trail halted McpTraffic because the spool is full. */
+  private halting = false;
   /** After shutdown the database is gone: late records go straight to the spool. */
   private closed = false;
 
@@ -112,6 +124,7 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
       pid: process.pid,
     };
     this.spool = new AuditSpool(audit.spoolDir);
+    this.spoolCapacity = Math.floor(audit.spoolMaxBytes / config.workers);
     this.policy = {
       mode: audit.arguments,
       redactKeys: redactKeyPattern(audit.redactKeys),
@@ -137,6 +150,7 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
         'audit records spooled by an earlier run: replaying',
       );
     }
+    this.checkSpool();
     this.stopListening = this.traffic.onRecord((exchange) => this.record(exchange));
     this.timer = setInterval(() => this.wake(), this.config.audit.flushIntervalMs);
     this.timer.unref();
@@ -177,6 +191,8 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
       spoolFiles: this.spool.files,
       spoolRecords: this.spool.records,
       spoolBytes: this.spool.bytes,
+      spoolCapacityBytes: this.spoolCapacity,
+      spoolFull: this.spoolFull,
     };
   }
 
@@ -252,6 +268,7 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
     for (;;) {
       if (this.spool.files > 0 && !replayBlocked) {
         replayBlocked = !(await this.replayOldest());
+        this.checkSpool();
         continue;
       }
       if (this.queue.length === 0) return;
@@ -290,6 +307,34 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
     return { rows, text: `[${texts.join(',')}]` };
   }
 
+  private get spoolFull(): boolean {
+    return this.spoolCapacity > 0 && this.spool.bytes >= this.spoolCapacity;
+  }
+
+  /**
+   * Halts McpTraffic when the spool has reached its limit, and lets it go on once replay brought the spool below.
+   * Records of requests already admitted are still spooled past the limit: the limit leaves room for them.
+   */
+  private checkSpool(): void {
+    const full = this.spoolFull;
+    if (full === this.halting) return;
+    this.halting = full;
+    const { bytes, files } = this.spool;
+    if (full) {
+      this.traffic.halt(SPOOL_FULL);
+      this.logger.error(
+        { bytes, files, limit: this.spoolCapacity, directory: this.spool.directory },
+        'audit spool full (AUDIT_SPOOL_MAX_BYTES): MCP requests are refused until the database takes the spooled records',
+      );
+    } else {
+      this.traffic.resume();
+      this.logger.info(
+        { bytes, files, limit: this.spoolCapacity },
+        'audit spool below its limit: MCP requests served again',
+      );
+    }
+  }
+
   private spoolNow(exchanges: McpExchange[], overflow = false): void {
     this.spoolRows(
       exchanges.map((exchange) => this.chain.link(toUnchainedRow(exchange, this.policy))),
@@ -301,6 +346,7 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
     try {
       this.spool.write(rows);
       this.counts.spooled += rows.length;
+      this.checkSpool();
       for (const listener of this.spoolListeners) {
         try {
           listener({ records: rows.length, overflow });

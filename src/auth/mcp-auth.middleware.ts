@@ -49,7 +49,8 @@ export class McpAuthMiddleware implements NestMiddleware {
   }
 
   private async authenticate(req: McpRequest, res: ServerResponse): Promise<boolean> {
-    const unavailableReason = this.verifier.unavailableReason;
+    // Every request from here on is audited, and while the audit trail cannot keep records none is served.
+    const unavailableReason = this.verifier.unavailableReason ?? this.traffic.haltedReason;
     if (unavailableReason) {
       unavailable(res, unavailableReason);
       return false;

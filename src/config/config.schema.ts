@@ -44,6 +44,8 @@ const milliseconds = (min: number, max: number) =>
     .min(min, `must be a whole number of milliseconds from ${min} to ${max}`)
     .max(max, `must be a whole number of milliseconds from ${min} to ${max}`);
 
+const SPOOL_RULE = 'must be 0 (no limit) or a whole number of bytes from 1048576 to 1099511627776';
+
 const pathPrefix = z.string().regex(/^\/[a-zA-Z0-9._~/-]*[a-zA-Z0-9._~-]$/, 'must start with / and not end with /');
 
 const httpUrl = z
@@ -167,6 +169,13 @@ const envSchema = z.object({
   AUDIT_BATCH_SIZE: positiveInt(10_000).default(500),
   AUDIT_FLUSH_INTERVAL_MS: milliseconds(1, 60_000).default(200),
   AUDIT_WRITE_TIMEOUT_MS: milliseconds(100, 600_000).default(10_000),
+  // Digits only: a blank or a hexadecimal value, which z.coerce takes, must not turn into 0, no limit.
+  AUDIT_SPOOL_MAX_BYTES: z
+    .string()
+    .regex(/^\d{1,13}$/, SPOOL_RULE)
+    .transform(Number)
+    .refine((bytes) => bytes === 0 || (bytes >= 1_048_576 && bytes <= 1_099_511_627_776), SPOOL_RULE)
+    .default(1_073_741_824),
   AUDIT_RETENTION_DAYS: z.coerce
     .number({ error: 'must be a whole number of days from 0 to 36500' })
     .int('must be a whole number of days from 0 to 36500')
@@ -491,6 +500,13 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     defaultText: '`10000`',
     secret: false,
     description: 'an audit insert slower than this is given up and its batch spooled to `$DATA_DIR/audit-spool`',
+  },
+  {
+    key: 'AUDIT_SPOOL_MAX_BYTES',
+    defaultText: '`1073741824` (1 GiB)',
+    secret: false,
+    description:
+      'most the audit spool may hold on disk (split evenly between `serve --workers`); once it holds that much, `MCP_PREFIX` answers 503 and `/health/ready` fails with `audit` until replay brings it below; `0`: no limit',
   },
   {
     key: 'AUDIT_RETENTION_DAYS',

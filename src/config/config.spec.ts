@@ -106,6 +106,18 @@ describe('loadConfig', () => {
     }
   });
 
+  it('takes AUDIT_SPOOL_MAX_BYTES as 0 (no limit) or 1 MiB to 1 TiB, 1 GiB by default', () => {
+    expect(loadConfig({}).audit.spoolMaxBytes).toBe(1_073_741_824);
+    expect(loadConfig({ AUDIT_SPOOL_MAX_BYTES: '0' }).audit.spoolMaxBytes).toBe(0);
+    expect(loadConfig({ AUDIT_SPOOL_MAX_BYTES: '1048576' }).audit.spoolMaxBytes).toBe(1_048_576);
+    expect(loadConfig({ AUDIT_SPOOL_MAX_BYTES: '1099511627776' }).audit.spoolMaxBytes).toBe(1_099_511_627_776);
+    for (const value of ['-1', '1', '1048575', '1099511627777', '1.5', '1GiB', '0x100000', ' ']) {
+      expect(problemsOf({ AUDIT_SPOOL_MAX_BYTES: value })).toEqual([
+        'AUDIT_SPOOL_MAX_BYTES: must be 0 (no limit) or a whole number of bytes from 1048576 to 1099511627776',
+      ]);
+    }
+  });
+
   it('never echoes a secret value in its errors', () => {
     const secretUrl = 'mysql://admin:hunter2-secret@db.internal/prod';
     const error = (() => {

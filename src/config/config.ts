@@ -63,6 +63,8 @@ export interface AuditConfig {
   hmacKey?: string;
   /** Where batches the database could not take wait: `$DATA_DIR/audit-spool`. */
   spoolDir: string;
+  /** Most bytes the spool may hold before MCP requests are refused; 0: no limit. */
+  spoolMaxBytes: number;
 }
 
 export interface AppConfig {
@@ -212,6 +214,7 @@ function toAppConfig(env: ParsedEnv, secretSource: EnvSource, rateLimit: RateLim
       retentionIntervalMs: env.AUDIT_RETENTION_INTERVAL_MS,
       hmacKey: env.AUDIT_HMAC_KEY,
       spoolDir: path.join(dataDir, 'audit-spool'),
+      spoolMaxBytes: env.AUDIT_SPOOL_MAX_BYTES,
     },
     nodeEnv: env.NODE_ENV,
     heapGrowthPercent: env.HEAP_GROWTH_PERCENT,

@@ -3,6 +3,7 @@ import { DATABASE_CONNECTION } from '../database/database.module';
 import type { DatabaseConnection } from '../database/database';
 import { PrismaService } from '../database/prisma.service';
 import { KEY_VALUE_STORE, type KeyValueStore } from '../redis/key-value-store';
+import { McpTraffic } from '../traffic/mcp-traffic';
 import { DrainState } from './drain-state';
 
 const CHECK_TIMEOUT_MS = 2_000;
@@ -16,9 +17,9 @@ export interface DependencyStatus {
 
 export interface Readiness {
   status: 'ready' | 'unavailable' | 'draining';
-  /** Names of the dependencies that did not answer. */
+  /** Names of the dependencies that did not answer, and `audit` while MCP requests are refused (a full audit spool). */
   failing: string[];
-  checks: { database: DependencyStatus; redis: DependencyStatus };
+  checks: { database: DependencyStatus; redis: DependencyStatus; audit: DependencyStatus };
 }
 
 @Injectable()
@@ -28,6 +29,7 @@ export class HealthService {
     @Inject(DATABASE_CONNECTION) private readonly connection: DatabaseConnection,
     @Inject(KEY_VALUE_STORE) private readonly store: KeyValueStore,
     private readonly drain: DrainState,
+    private readonly traffic: McpTraffic,
   ) {}
 
   async readiness(): Promise<Readiness> {
@@ -35,7 +37,11 @@ export class HealthService {
       check(this.connection.kind, this.connection.description, () => this.prisma.ping()),
       check(this.store.kind, undefined, () => this.store.ping()),
     ]);
-    const checks = { database, redis };
+    const halted = this.traffic.haltedReason;
+    const audit: DependencyStatus = halted
+      ? { status: 'down', kind: 'spool', error: halted }
+      : { status: 'up', kind: 'spool' };
+    const checks = { database, redis, audit };
     const failing = Object.entries(checks)
       .filter(([, result]) => result.status === 'down')
       .map(([name]) => name);

@@ -15,6 +15,8 @@ export interface AuditQueueView {
 export interface AuditSpoolView {
   records: number;
   bytes: number;
+  /** At its limit (AUDIT_SPOOL_MAX_BYTES): MCP requests are refused. */
+  full: boolean;
 }
 
 /**
@@ -27,6 +29,7 @@ export class AuditMetrics {
   private readonly queueCapacity: Gauge;
   private readonly spoolRecords: Gauge;
   private readonly spoolBytes: Gauge;
+  private readonly spoolFull: Gauge;
   private readonly flushDuration: Histogram<'result'>;
   private readonly records: Counter<'destination'>;
   private readonly backpressureEvents: Counter;
@@ -73,6 +76,15 @@ export class AuditMetrics {
         if (self.spoolSource) this.set(self.spoolSource().bytes);
       },
     });
+    this.spoolFull = new Gauge({
+      name: `${prefix}audit_spool_full`,
+      aggregator: 'max',
+      help: 'Whether the audit spool is at its limit (AUDIT_SPOOL_MAX_BYTES), so that MCP requests are refused (1) or not (0)',
+      registers,
+      collect() {
+        if (self.spoolSource) this.set(self.spoolSource().full ? 1 : 0);
+      },
+    });
     this.flushDuration = new Histogram({
       name: `${prefix}audit_flush_duration_seconds`,
       help: 'Time to write one batch of audit records to the database, by result',
@@ -109,6 +121,7 @@ export class AuditMetrics {
   setSpool(view: AuditSpoolView): void {
     this.spoolRecords.set(view.records);
     this.spoolBytes.set(view.bytes);
+    this.spoolFull.set(view.full ? 1 : 0);
   }
 
   /** One batch write: its duration in seconds, its size, and whether it reached the database. */
