@@ -24,25 +24,24 @@ export function isWorkersValue(value: string): boolean {
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-const port = z.coerce
-  .number({ error: 'must be a whole number from 0 to 65535' })
-  .int('must be a whole number from 0 to 65535')
-  .min(0, 'must be a whole number from 0 to 65535')
-  .max(65535, 'must be a whole number from 0 to 65535');
+/**
+ * A whole number from `min` to `max` (of `unit`), in decimal digits; spaces around them are ignored. Not
+ * `z.coerce.number()`, which also takes hexadecimal, exponents and a blank value, as 0: `PORT=" "` listened on a
+ * random port, and a blank AUDIT_RETENTION_INTERVAL_MS turned retention off.
+ */
+const wholeNumber = (min: number, max: number, unit?: string) => {
+  const rule = `must be a whole number${unit ? ` of ${unit}` : ''} from ${min} to ${max}`;
+  return z
+    .string()
+    .trim()
+    .regex(/^\d{1,16}$/, rule)
+    .transform(Number)
+    .refine((value) => value >= min && value <= max, rule);
+};
 
-const positiveInt = (max: number) =>
-  z.coerce
-    .number({ error: `must be a whole number from 1 to ${max}` })
-    .int(`must be a whole number from 1 to ${max}`)
-    .min(1, `must be a whole number from 1 to ${max}`)
-    .max(max, `must be a whole number from 1 to ${max}`);
-
-const milliseconds = (min: number, max: number) =>
-  z.coerce
-    .number({ error: `must be a whole number of milliseconds from ${min} to ${max}` })
-    .int(`must be a whole number of milliseconds from ${min} to ${max}`)
-    .min(min, `must be a whole number of milliseconds from ${min} to ${max}`)
-    .max(max, `must be a whole number of milliseconds from ${min} to ${max}`);
+const port = wholeNumber(0, 65535);
+const positiveInt = (max: number) => wholeNumber(1, max);
+const milliseconds = (min: number, max: number) => wholeNumber(min, max, 'milliseconds');
 
 const SPOOL_RULE = 'must be 0 (no limit) or a whole number of bytes from 1048576 to 1099511627776';
 
@@ -143,12 +142,7 @@ const envSchema = z.object({
   HEALTH_DEGRADED_LATENCY_MS: milliseconds(1, 600_000).default(1_000),
   MCP_ALLOWED_HOSTS: z.string().transform(splitList).optional(),
   MCP_ALLOWED_ORIGINS: z.string().transform(splitList).optional(),
-  MAX_BODY_BYTES: z.coerce
-    .number({ error: 'must be a whole number of bytes from 1024 to 104857600' })
-    .int('must be a whole number of bytes from 1024 to 104857600')
-    .min(1024, 'must be a whole number of bytes from 1024 to 104857600')
-    .max(104_857_600, 'must be a whole number of bytes from 1024 to 104857600')
-    .default(1_048_576),
+  MAX_BODY_BYTES: wholeNumber(1024, 104_857_600, 'bytes').default(1_048_576),
   MCP_STATELESS: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
   MCP_SESSION_IDLE_MS: milliseconds(1_000, 86_400_000).default(1_800_000),
   AUDIT_ARGUMENTS: z
@@ -159,46 +153,26 @@ const envSchema = z.object({
     .max(1000, 'must be at most 1000 characters')
     .refine(isRegExp, 'must be a regular expression')
     .default('password|passwd|secret|token|key|authorization|cookie|credential'),
-  AUDIT_ARGUMENTS_MAX_BYTES: z.coerce
-    .number({ error: 'must be a whole number of bytes from 256 to 1048576' })
-    .int('must be a whole number of bytes from 256 to 1048576')
-    .min(256, 'must be a whole number of bytes from 256 to 1048576')
-    .max(1_048_576, 'must be a whole number of bytes from 256 to 1048576')
-    .default(8192),
+  AUDIT_ARGUMENTS_MAX_BYTES: wholeNumber(256, 1_048_576, 'bytes').default(8192),
   AUDIT_QUEUE_CAPACITY: positiveInt(1_000_000).default(10_000),
   AUDIT_BATCH_SIZE: positiveInt(10_000).default(500),
   AUDIT_FLUSH_INTERVAL_MS: milliseconds(1, 60_000).default(200),
   AUDIT_WRITE_TIMEOUT_MS: milliseconds(100, 600_000).default(10_000),
-  // Digits only: a blank or a hexadecimal value, which z.coerce takes, must not turn into 0, no limit.
   AUDIT_SPOOL_MAX_BYTES: z
     .string()
+    .trim()
     .regex(/^\d{1,13}$/, SPOOL_RULE)
     .transform(Number)
     .refine((bytes) => bytes === 0 || (bytes >= 1_048_576 && bytes <= 1_099_511_627_776), SPOOL_RULE)
     .default(1_073_741_824),
-  AUDIT_RETENTION_DAYS: z.coerce
-    .number({ error: 'must be a whole number of days from 0 to 36500' })
-    .int('must be a whole number of days from 0 to 36500')
-    .min(0, 'must be a whole number of days from 0 to 36500')
-    .max(36_500, 'must be a whole number of days from 0 to 36500')
-    .default(90),
+  AUDIT_RETENTION_DAYS: wholeNumber(0, 36_500, 'days').default(90),
   AUDIT_RETENTION_INTERVAL_MS: milliseconds(0, 86_400_000).default(3_600_000),
   AUDIT_HMAC_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
   METRICS_TOOL_LABELS_PER_SERVER: positiveInt(10_000).default(50),
   METRICS_SERVER_LABELS: positiveInt(100_000).default(1_000),
   WORKERS: z.string().refine(isWorkersValue, WORKERS_RULE).default('1'),
-  HEAP_GROWTH_PERCENT: z.coerce
-    .number({ error: 'must be a whole number from 0 to 300' })
-    .int('must be a whole number from 0 to 300')
-    .min(0, 'must be a whole number from 0 to 300')
-    .max(300, 'must be a whole number from 0 to 300')
-    .default(30),
-  SHUTDOWN_GRACE_MS: z.coerce
-    .number({ error: 'must be a whole number of milliseconds from 0 to 600000' })
-    .int('must be a whole number of milliseconds from 0 to 600000')
-    .min(0, 'must be a whole number of milliseconds from 0 to 600000')
-    .max(600_000, 'must be a whole number of milliseconds from 0 to 600000')
-    .default(10_000),
+  HEAP_GROWTH_PERCENT: wholeNumber(0, 300).default(30),
+  SHUTDOWN_GRACE_MS: milliseconds(0, 600_000).default(10_000),
   RATE_LIMIT_ENABLED: boolean.default(true),
   RATE_LIMIT_FILE: z.string().min(1, 'must not be empty').optional(),
   RATE_LIMIT_PRINCIPAL: rateSchema.optional(),
@@ -209,12 +183,7 @@ const envSchema = z.object({
   RATE_LIMIT_ON_REDIS_DOWN: z.enum(['local', 'refuse'], { error: 'must be local or refuse' }).optional(),
   RATE_LIMIT_REPLICAS: positiveInt(1000).default(1),
   RATE_LIMIT_REDIS_TIMEOUT_MS: milliseconds(1, 10_000).default(100),
-  RATE_LIMIT_LEASE_PERCENT: z.coerce
-    .number({ error: 'must be a whole number from 0 to 10' })
-    .int('must be a whole number from 0 to 10')
-    .min(0, 'must be a whole number from 0 to 10')
-    .max(10, 'must be a whole number from 0 to 10')
-    .default(1),
+  RATE_LIMIT_LEASE_PERCENT: wholeNumber(0, 10).default(1),
 });
 
 export type RawEnv = z.input<typeof envSchema>;

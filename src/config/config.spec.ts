@@ -106,6 +106,22 @@ describe('loadConfig', () => {
     }
   });
 
+  it('reads numbers in decimal digits only: a blank, hexadecimal or an exponent is refused, not taken as 0 or converted', () => {
+    expect(loadConfig({ PORT: ' 8080 ' }).port).toBe(8080);
+    const cases: [string, string, string][] = [
+      ['PORT', ' ', 'must be a whole number from 0 to 65535'],
+      ['AUDIT_RETENTION_INTERVAL_MS', '  ', 'must be a whole number of milliseconds from 0 to 86400000'],
+      ['MAX_BODY_BYTES', '0x400', 'must be a whole number of bytes from 1024 to 104857600'],
+      ['SHUTDOWN_GRACE_MS', '1e4', 'must be a whole number of milliseconds from 0 to 600000'],
+      ['AUDIT_RETENTION_DAYS', '-0', 'must be a whole number of days from 0 to 36500'],
+      ['HEAP_GROWTH_PERCENT', '+30', 'must be a whole number from 0 to 300'],
+      ['RATE_LIMIT_LEASE_PERCENT', '1.0', 'must be a whole number from 0 to 10'],
+      ['AUDIT_QUEUE_CAPACITY', '10_000', 'must be a whole number from 1 to 1000000'],
+      ['AUDIT_ARGUMENTS_MAX_BYTES', '99999999999999999999', 'must be a whole number of bytes from 256 to 1048576'],
+    ];
+    for (const [key, value, rule] of cases) expect(problemsOf({ [key]: value })).toEqual([`${key}: ${rule}`]);
+  });
+
   it('takes AUDIT_SPOOL_MAX_BYTES as 0 (no limit) or 1 MiB to 1 TiB, 1 GiB by default', () => {
     expect(loadConfig({}).audit.spoolMaxBytes).toBe(1_073_741_824);
     expect(loadConfig({ AUDIT_SPOOL_MAX_BYTES: '0' }).audit.spoolMaxBytes).toBe(0);
