@@ -10,9 +10,11 @@ import { claimsChallengeOf, classifyUpstreamError } from '../upstream/upstream-e
 import { GATEWAY_VERSION } from '../version';
 import { Catalog, type CatalogEntry, type CatalogKind } from './catalog';
 import {
+  acceptableFor,
   endWith,
   endWithEvent,
   headerOf,
+  refuseUnlessEventStream,
   sendClaimsChallenge,
   sendJson,
   sendRpcError,
@@ -147,6 +149,7 @@ export class AggregateServer implements OnModuleDestroy {
   async get(req: McpRequest, res: ServerResponse): Promise<void> {
     if (this.stateless)
       return sendRpcError(res, 405, null, ErrorCodes.invalidRequest, 'No event stream in stateless mode');
+    if (refuseUnlessEventStream(req, res)) return;
     const session = await this.sessionFor(req, res, principalOf(req));
     if (!session) return;
     startSse(res);
@@ -274,7 +277,9 @@ export class AggregateServer implements OnModuleDestroy {
       const body = this.catalog.listBodyFor(call.principal, list.kind);
       call.exchanges.answered(request, resultResponse(request.id, {}));
       const head = `{"jsonrpc":"2.0","id":${JSON.stringify(request.id)},"result":{"${list.field}":`;
-      sendAround(res, 200, 'application/json', head, body, '}}');
+      if (acceptableFor(res.req).json) return sendAround(res, 200, 'application/json', head, body, '}}');
+      startSse(res);
+      endWithEvent(res, { data: `${head}${body.toString('utf8')}}}` });
       return;
     }
     if (request.method === 'tools/call' || request.method === 'prompts/get') return this.relayCall(res, request, call);
@@ -363,8 +368,10 @@ export class AggregateServer implements OnModuleDestroy {
         call.exchanges.settle(answer, reply.status);
         return sendJson(res, 200, answer);
       }
-      // Progress and log notifications travel with the call, as the upstream sends them.
-      startSse(res);
+      // Progress and log notifications travel with the call, as the upstream sends them, unless the client takes
+      // only JSON: it then gets the answer alone.
+      const stream = acceptableFor(res.req).eventStream;
+      if (stream) startSse(res);
       let answered = false;
       const events = reply.body.events[Symbol.asyncIterator]();
       for (let next = await events.next(); !next.done; next = await events.next()) {
@@ -373,14 +380,18 @@ export class AggregateServer implements OnModuleDestroy {
         if (isResponseTo(value, id)) {
           const answer = { ...(value as JsonRpcResponse), id: request.id };
           call.exchanges.settle(answer, reply.status);
-          endWithEvent(res, { data: JSON.stringify(answer) });
+          if (stream) endWithEvent(res, { data: JSON.stringify(answer) });
+          else sendJson(res, 200, answer);
           answered = true;
           readToTheEnd(events);
           break;
         }
-        if (value !== undefined && !isRequestMessage(value)) writeEvent(res, { data: event.data });
+        if (stream && value !== undefined && !isRequestMessage(value)) writeEvent(res, { data: event.data });
       }
-      if (!answered) endWithEvent(res, { data: JSON.stringify(this.noAnswer(request, target.server)) });
+      if (answered) return;
+      const none = this.noAnswer(request, target.server);
+      if (stream) endWithEvent(res, { data: JSON.stringify(none) });
+      else sendJson(res, 200, none);
     } catch (error) {
       this.recordFailure(call, request, cancellable.signal, error);
       const failure = this.failure(request, target.server, error);

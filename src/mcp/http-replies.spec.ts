@@ -1,6 +1,6 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { endWithEvent, startSse, writeEvent } from './http-replies';
+import { acceptableFor, endWithEvent, startSse, writeEvent } from './http-replies';
 
 /**
  * A server that answers every request with `handle`, and a GET to it; `onHeaders` runs when the client has the
@@ -89,5 +89,33 @@ describe('SSE answers', () => {
     expect(several.body).toBe('data: {"method":"notifications/progress"}\n\ndata: two\ndata: lines\n\n');
     expect(several.headers['content-length']).toBeUndefined();
     expect(several.headers['transfer-encoding']).toBe('chunked');
+  });
+});
+
+describe('acceptableFor', () => {
+  const of = (accept?: string) =>
+    acceptableFor({ headers: accept === undefined ? {} : { accept } } as http.IncomingMessage);
+
+  it('reads which of JSON and an event stream the Accept header allows', () => {
+    expect(of('application/json')).toEqual({ json: true, eventStream: false });
+    expect(of('TEXT/Event-Stream ; charset=utf-8')).toEqual({ json: false, eventStream: true });
+    expect(of('application/json, text/event-stream')).toEqual({ json: true, eventStream: true });
+    expect(of('text/*, application/json;q=0.000')).toEqual({ json: false, eventStream: true });
+    expect(of('application/json;q=0.5, text/event-stream;q=0.01')).toEqual({ json: true, eventStream: true });
+    expect(of('application/*')).toEqual({ json: true, eventStream: false });
+  });
+
+  it('leaves both to a header that allows neither, a wildcard, or no header', () => {
+    for (const accept of [undefined, '', '*/*', 'text/html', 'application/json;q=0', ',,;;']) {
+      expect([accept, of(accept)]).toEqual([accept, { json: true, eventStream: true }]);
+    }
+  });
+
+  it('reads each header anew, whichever came before it', () => {
+    expect(of('application/json')).toEqual({ json: true, eventStream: false });
+    expect(of('application/json')).toEqual({ json: true, eventStream: false });
+    expect(of('text/event-stream')).toEqual({ json: false, eventStream: true });
+    expect(of(undefined)).toEqual({ json: true, eventStream: true });
+    expect(of('text/event-stream')).toEqual({ json: false, eventStream: true });
   });
 });

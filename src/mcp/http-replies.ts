@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendChallenge } from '../auth/bearer-challenge';
 import type { ProtectedResource } from '../auth/protected-resource';
-import { errorResponse, type JsonRpcMessage, type RequestId } from './jsonrpc';
+import { ErrorCodes, errorResponse, type JsonRpcMessage, type RequestId } from './jsonrpc';
 import { formatSse, type SseEvent } from './sse';
 import { CallSignal } from '../common/call-signal';
 import { sendText } from '../common/send-text';
@@ -30,12 +30,64 @@ export function sendRpcError(
   sendJson(res, httpStatus, errorResponse(id, code, message, data));
 }
 
+/** Which of the Streamable HTTP transport's two kinds of answer a request takes. */
+export interface Acceptable {
+  json: boolean;
+  eventStream: boolean;
+}
+
+const EITHER: Acceptable = { json: true, eventStream: true };
+/** The last Accept header read, and what it allowed: clients send the same one with every request. */
+let lastAccept: string | undefined;
+let lastAcceptable = EITHER;
+
+/**
+ * What a request's Accept header lets its answer be. The MCP spec has clients list both `application/json` and
+ * `text/event-stream`, and most do; a client that lists only one (a plain JSON-RPC client, a proxy that wants only
+ * streams) gets that one. Wildcards count (any type, `application/*`, `text/*`), `q=0` excludes. A header that allows
+ * neither, or none at all, leaves both: the gateway answers as spec-following clients expect instead of refusing
+ * (the SDK's server answers 406).
+ */
+export function acceptableFor(req: IncomingMessage | undefined): Acceptable {
+  const header = req?.headers.accept;
+  if (header === undefined) return EITHER;
+  if (header === lastAccept) return lastAcceptable;
+  let json = false;
+  let eventStream = false;
+  for (const range of header.split(',')) {
+    const [type = '', ...params] = range.split(';').map((part) => part.trim().toLowerCase());
+    if (params.some((param) => /^q\s*=\s*0(\.0{0,3})?$/.test(param))) continue;
+    if (type === '*/*') json = eventStream = true;
+    else if (type === 'application/json' || type === 'application/*') json = true;
+    else if (type === 'text/event-stream' || type === 'text/*') eventStream = true;
+  }
+  lastAccept = header;
+  lastAcceptable = json || eventStream ? { json, eventStream } : EITHER;
+  return lastAcceptable;
+}
+
+/**
+ * A JSON-RPC message (or batch) as the whole answer; a 200 goes out as one event to a client that takes only event
+ * streams (`acceptableFor`).
+ */
 export function sendJson(res: ServerResponse, httpStatus: number, body: JsonRpcMessage | JsonRpcMessage[]): void {
   if (res.headersSent) {
     res.end();
     return;
   }
+  if (httpStatus === 200 && !acceptableFor(res.req).json) {
+    startSse(res);
+    endWithEvent(res, { data: JSON.stringify(body) });
+    return;
+  }
   sendText(res, httpStatus, 'application/json', JSON.stringify(body));
+}
+
+/** 406 to a GET for the event stream from a client that takes only JSON. */
+export function refuseUnlessEventStream(req: IncomingMessage, res: ServerResponse): boolean {
+  if (acceptableFor(req).eventStream) return false;
+  sendRpcError(res, 406, null, ErrorCodes.invalidRequest, 'Not Acceptable: this stream is text/event-stream');
+  return true;
 }
 
 /**

@@ -13,9 +13,11 @@ import { McpTraffic } from '../traffic/mcp-traffic';
 import { ExchangeRecorder, sendRateLimited } from './exchange-recorder';
 import {
   abortOnClose,
+  acceptableFor,
   endWith,
   endWithEvent,
   headerOf,
+  refuseUnlessEventStream,
   sendClaimsChallenge,
   sendJson,
   sendRpcError,
@@ -169,6 +171,7 @@ export class SlugRelay {
     const principal = principalOf(req);
     const server = await this.visibleServer(principal, slug);
     if (!server) return sendRpcError(res, 404, null, ErrorCodes.invalidRequest, `Unknown MCP server: ${slug}`);
+    if (refuseUnlessEventStream(req, res)) return;
     const session = await this.sessionFor(req, res, server, principal);
     if (!session) return;
     const abort = abortOnClose(res);
@@ -408,6 +411,9 @@ export class SlugRelay {
         return sendJson(res, 200, batch || all.length > 1 ? all : all[0]!);
       }
       case 'sse': {
+        if (!acceptableFor(res.req).eventStream) {
+          return this.relayAsJson(res, reply.body.events, filter, refused, batch, exchanges);
+        }
         startSse(res);
         for (const refusal of refused) writeEvent(res, { data: JSON.stringify(refusal) });
         for await (const event of reply.body.events) {
@@ -421,6 +427,37 @@ export class SlugRelay {
         return;
       }
     }
+  }
+
+  /**
+   * An upstream's event stream, answered as JSON to a client that takes no streams: the responses, sent once every
+   * request has one. What else the stream carries (progress, logs, the upstream's own requests) has no place in a
+   * JSON answer and is left out.
+   */
+  private async relayAsJson(
+    res: ServerResponse,
+    events: AsyncIterable<SseEvent>,
+    filter: (message: unknown) => unknown,
+    refused: JsonRpcResponse[],
+    batch: boolean,
+    exchanges: ExchangeRecorder,
+  ): Promise<void> {
+    const answers: JsonRpcMessage[] = [...refused];
+    const send = (): void => {
+      if (answers.length === 0) {
+        sendRpcError(res, 502, null, ErrorCodes.internalError, 'The upstream ended its stream without an answer');
+      } else sendJson(res, 200, batch || answers.length > 1 ? answers : answers[0]!);
+    };
+    for await (const event of events) {
+      // Once every request has its answer the client's response ends; the upstream's stream is only drained.
+      if (res.writableEnded) continue;
+      const value = safeJson(event.data);
+      for (const message of Array.isArray(value) ? value : [value]) {
+        if (isResponseShaped(message)) answers.push(filter(message) as JsonRpcMessage);
+      }
+      if (exchanges.answeredAll) send();
+    }
+    if (!res.writableEnded) send();
   }
 
   private filterToolList(
@@ -485,6 +522,11 @@ export class SlugRelay {
 function toolNameOf(request: JsonRpcRequest): string | undefined {
   const name = request.params?.name;
   return typeof name === 'string' ? name : undefined;
+}
+
+/** A JSON-RPC response as it arrives: an object with an id and no method. */
+function isResponseShaped(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && 'id' in value && !('method' in value);
 }
 
 function filterEvent(event: SseEvent, filter: (message: unknown) => unknown): SseEvent {

@@ -1,0 +1,187 @@
+import { randomUUID } from 'node:crypto';
+import request from 'supertest';
+import { ConformanceUpstream } from './support/conformance-upstream';
+import { entraEnv, LocalEntraIssuer } from './support/entra-issuer';
+import { eventually } from './support/eventually';
+import { startTestGateway, type TestGateway } from './support/gateway';
+
+const BOTH = 'application/json, text/event-stream';
+const JSON_ONLY = 'application/json';
+const STREAM_ONLY = 'text/event-stream';
+
+/** The data of each SSE event in a body read whole. */
+function eventData(body: string): unknown[] {
+  return body
+    .split('\n\n')
+    .filter((block) => block.includes('data:'))
+    .map((block): unknown =>
+      JSON.parse(
+        block
+          .split('\n')
+          .filter((line) => line.startsWith('data:'))
+          .map((line) => line.slice(5).trim())
+          .join('\n'),
+      ),
+    );
+}
+
+/**
+ * The Accept header decides the kind of answer: a client that lists only `application/json` (a plain JSON-RPC
+ * client) gets JSON even where the upstream streams, one that lists only `text/event-stream` gets events even where
+ * the gateway answers in one piece. The SDK client lists both and is tested everywhere else.
+ */
+describe('MCP answers by the Accept header', () => {
+  let issuer: LocalEntraIssuer;
+  let upstream: ConformanceUpstream;
+  let gw: TestGateway;
+  let token: string;
+  let serverId: string;
+  const slug = `acc-${randomUUID().slice(0, 8)}`;
+  const progressTool = { name: 'test_tool_with_progress', arguments: {}, _meta: { progressToken: 'p1' } };
+
+  beforeAll(async () => {
+    issuer = await LocalEntraIssuer.start();
+    upstream = await ConformanceUpstream.start();
+    gw = await startTestGateway('services', { ...entraEnv(issuer), UPSTREAM_ALLOWED_HOSTS: 'loopback' });
+    const created = await request(gw.url)
+      .post('/api/v1/servers')
+      .send({ name: `com.example.accept/${slug}`, slug, url: upstream.url })
+      .expect(201);
+    serverId = created.body.id as string;
+    token = await issuer.token({ roles: ['Gateway.Admin'] });
+  });
+
+  afterAll(async () => {
+    await request(gw.url).delete(`/api/v1/servers/${serverId}`);
+    await gw.close();
+    await upstream.stop();
+    await issuer.stop();
+  });
+
+  async function post(
+    path: string,
+    accept: string | undefined,
+    message: Record<string, unknown>,
+    session?: string,
+  ): Promise<Response> {
+    const headers: Record<string, string> = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    if (accept !== undefined) headers.accept = accept;
+    if (session) headers['mcp-session-id'] = session;
+    return fetch(`${gw.url}${path}`, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', ...message }) });
+  }
+
+  /** A session on `path`, opened and confirmed with `accept`; the initialize answer's type and body. */
+  async function open(path: string, accept: string | undefined) {
+    const params = {
+      protocolVersion: '2025-06-18',
+      capabilities: {},
+      clientInfo: { name: 'accept-test', version: '1' },
+    };
+    const answer = await post(path, accept, { id: 0, method: 'initialize', params });
+    expect(answer.status).toBe(200);
+    const session = answer.headers.get('mcp-session-id') ?? undefined;
+    expect(session).toBeDefined();
+    const type = answer.headers.get('content-type');
+    const body = await answer.text();
+    const initialized = await post(path, accept, { method: 'notifications/initialized' }, session);
+    expect(initialized.status).toBe(202);
+    return { session: session!, type, body };
+  }
+
+  it('answers a JSON-only client in JSON on /mcp/{slug}: the response alone, where the upstream streams progress', async () => {
+    const path = `/mcp/${slug}`;
+    const both = await open(path, BOTH);
+    const streamed = await post(path, BOTH, { id: 1, method: 'tools/call', params: progressTool }, both.session);
+    // The upstream streams: the usual client sees the progress, then the result.
+    expect(streamed.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const events = eventData(await streamed.text()) as { method?: string; id?: number }[];
+    expect(events.filter((event) => event.method === 'notifications/progress')).toHaveLength(3);
+    expect(events.at(-1)).toMatchObject({ id: 1, result: { content: [{ type: 'text' }] } });
+
+    const json = await open(path, JSON_ONLY);
+    expect(json.type).toMatch(/^application\/json/);
+    expect(JSON.parse(json.body)).toMatchObject({ id: 0, result: { serverInfo: expect.any(Object) as unknown } });
+    const call = await post(path, JSON_ONLY, { id: 'c1', method: 'tools/call', params: progressTool }, json.session);
+    expect(call.status).toBe(200);
+    expect(call.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(await call.json()).toEqual({
+      jsonrpc: '2.0',
+      id: 'c1',
+      result: { content: [{ type: 'text', text: 'Tool with progress executed successfully' }] },
+    });
+    // A batch: both answers in one JSON array.
+    const batch = await fetch(`${gw.url}${path}`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${token}`,
+        'content-type': 'application/json',
+        accept: JSON_ONLY,
+        'mcp-session-id': json.session,
+      },
+      body: JSON.stringify([
+        { jsonrpc: '2.0', id: 'b1', method: 'ping' },
+        { jsonrpc: '2.0', id: 'b2', method: 'tools/call', params: progressTool },
+      ]),
+    });
+    expect(batch.headers.get('content-type')).toMatch(/^application\/json/);
+    const answers = (await batch.json()) as { id: string }[];
+    expect(answers.map((answer) => answer.id).sort()).toEqual(['b1', 'b2']);
+  });
+
+  it('answers a JSON-only client in JSON on /mcp, and refuses it the event stream (406)', async () => {
+    const json = await open('/mcp', JSON_ONLY);
+    expect(json.type).toMatch(/^application\/json/);
+    const name = `${slug}__test_tool_with_progress`;
+    await eventually(async () => {
+      const list = await post('/mcp', JSON_ONLY, { id: 'l', method: 'tools/list' }, json.session);
+      expect(list.headers.get('content-type')).toMatch(/^application\/json/);
+      const { result } = (await list.json()) as { result: { tools: { name: string }[] } };
+      expect(result.tools.map((tool) => tool.name)).toContain(name);
+    });
+    const call = await post(
+      '/mcp',
+      JSON_ONLY,
+      { id: 7, method: 'tools/call', params: { ...progressTool, name } },
+      json.session,
+    );
+    expect(call.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(await call.json()).toMatchObject({ id: 7, result: { content: [{ type: 'text' }] } });
+
+    for (const path of ['/mcp', `/mcp/${slug}`]) {
+      const stream = await fetch(`${gw.url}${path}`, {
+        headers: { authorization: `Bearer ${token}`, accept: JSON_ONLY, 'mcp-session-id': json.session },
+      });
+      expect(stream.status).toBe(406);
+      expect(await stream.json()).toMatchObject({ error: { message: expect.stringContaining('Not Acceptable') } });
+    }
+  });
+
+  it('answers a client that takes only event streams with events, where the gateway answers in one piece', async () => {
+    for (const path of ['/mcp', `/mcp/${slug}`]) {
+      const events = await open(path, STREAM_ONLY);
+      expect(events.type).toMatch(/^text\/event-stream/);
+      expect(eventData(events.body)).toEqual([expect.objectContaining({ id: 0, result: expect.any(Object) })]);
+      const ping = await post(path, STREAM_ONLY, { id: 'p', method: 'ping' }, events.session);
+      expect(ping.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      expect(eventData(await ping.text())).toEqual([{ jsonrpc: '2.0', id: 'p', result: {} }]);
+    }
+    // The aggregate's tool list, written from the catalog's cached bytes.
+    const events = await open('/mcp', STREAM_ONLY);
+    const list = await post('/mcp', STREAM_ONLY, { id: 'l', method: 'tools/list' }, events.session);
+    expect(list.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const [answer] = eventData(await list.text()) as { id: string; result: { tools: unknown[] } }[];
+    expect(answer).toMatchObject({ id: 'l' });
+    expect(answer!.result.tools.length).toBeGreaterThan(0);
+  });
+
+  it('leaves both kinds to a client that names both, a wildcard, neither, or no Accept at all', async () => {
+    for (const accept of [BOTH, '*/*', 'application/*, text/*', 'text/html', undefined]) {
+      const json = await open('/mcp', accept);
+      // The gateway's own answer is JSON to all of them, as before.
+      expect([accept, json.type]).toEqual([accept, expect.stringMatching(/^application\/json/)]);
+    }
+    // `q=0` takes a type back.
+    const refusing = await open('/mcp', 'application/json;q=0, text/event-stream');
+    expect(refusing.type).toMatch(/^text\/event-stream/);
+  });
+});
