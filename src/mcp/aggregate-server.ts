@@ -14,6 +14,7 @@ import {
   endWith,
   endWithEvent,
   headerOf,
+  refuseUnknownProtocolVersion,
   refuseUnlessEventStream,
   sendClaimsChallenge,
   sendJson,
@@ -247,6 +248,7 @@ export class AggregateServer implements OnModuleDestroy {
   ): Promise<McpSession | undefined> {
     const id = headerOf(req, SESSION_HEADER);
     if (this.stateless) {
+      if (refuseUnknownProtocolVersion(req, res, LATEST_PROTOCOL_VERSION)) return undefined;
       // Every request stands alone; cancellations are matched per caller.
       const principalKey = principalKeyOf(principal);
       return {
@@ -267,6 +269,7 @@ export class AggregateServer implements OnModuleDestroy {
       sendRpcError(res, 404, null, ErrorCodes.requestTimeout, 'Session not found');
       return undefined;
     }
+    if (refuseUnknownProtocolVersion(req, res, session.protocolVersion)) return undefined;
     return session;
   }
 

@@ -1,6 +1,6 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { acceptableFor, endWithEvent, startSse, writeEvent } from './http-replies';
+import { acceptableFor, endWithEvent, refuseUnknownProtocolVersion, startSse, writeEvent } from './http-replies';
 
 /**
  * A server that answers every request with `handle`, and a GET to it; `onHeaders` runs when the client has the
@@ -117,5 +117,26 @@ describe('acceptableFor', () => {
     expect(of('text/event-stream')).toEqual({ json: false, eventStream: true });
     expect(of(undefined)).toEqual({ json: true, eventStream: true });
     expect(of('text/event-stream')).toEqual({ json: false, eventStream: true });
+  });
+});
+
+describe('refuseUnknownProtocolVersion', () => {
+  const asking = (version: string) =>
+    ({ headers: { 'mcp-protocol-version': version } }) as unknown as http.IncomingMessage;
+
+  it('takes the version the session agreed on though the gateway does not know it, and any it speaks', async () => {
+    let refused: boolean[] = [];
+    const { body } = await answer((res) => {
+      refused = ['2099-01-01', '2025-06-18', '2098-01-01'].map((version) =>
+        refuseUnknownProtocolVersion(asking(version), res, '2099-01-01'),
+      );
+    });
+    expect(refused).toEqual([false, false, true]);
+    expect(JSON.parse(body)).toMatchObject({
+      error: {
+        message: 'Bad Request: unsupported protocol version 2098-01-01',
+        data: { supported: expect.arrayContaining(['2099-01-01', '2025-11-25']) as unknown },
+      },
+    });
   });
 });

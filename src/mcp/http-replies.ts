@@ -1,8 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 import { sendChallenge } from '../auth/bearer-challenge';
 import type { ProtectedResource } from '../auth/protected-resource';
 import { ErrorCodes, errorResponse, type JsonRpcMessage, type RequestId } from './jsonrpc';
 import { formatSse, type SseEvent } from './sse';
+import { PROTOCOL_VERSION_HEADER } from './streamable-http-client';
 import { CallSignal } from '../common/call-signal';
 import { sendText } from '../common/send-text';
 
@@ -81,6 +83,21 @@ export function sendJson(res: ServerResponse, httpStatus: number, body: JsonRpcM
     return;
   }
   sendText(res, httpStatus, 'application/json', JSON.stringify(body));
+}
+
+/**
+ * 400 to a request whose `MCP-Protocol-Version` is neither a version the gateway speaks nor the one its session agreed
+ * on (an upstream behind `/mcp/{slug}` may speak a newer one): the spec's answer to an "invalid or unsupported"
+ * version. A request without the header is taken to be in the session's version.
+ */
+export function refuseUnknownProtocolVersion(req: IncomingMessage, res: ServerResponse, agreed: string): boolean {
+  const version = headerOf(req, PROTOCOL_VERSION_HEADER);
+  if (version === undefined || version === agreed || SUPPORTED_PROTOCOL_VERSIONS.includes(version)) return false;
+  const shown = version.length > 64 ? `${version.slice(0, 64)}…` : version;
+  sendRpcError(res, 400, null, ErrorCodes.invalidRequest, `Bad Request: unsupported protocol version ${shown}`, {
+    supported: [...new Set([agreed, ...SUPPORTED_PROTOCOL_VERSIONS])],
+  });
+  return true;
 }
 
 /** 406 to a GET for the event stream from a client that takes only JSON. */

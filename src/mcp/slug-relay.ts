@@ -17,6 +17,7 @@ import {
   endWith,
   endWithEvent,
   headerOf,
+  refuseUnknownProtocolVersion,
   refuseUnlessEventStream,
   sendClaimsChallenge,
   sendJson,
@@ -247,6 +248,7 @@ export class SlugRelay {
       sendRpcError(res, 404, null, ErrorCodes.requestTimeout, 'Session not found');
       return undefined;
     }
+    if (refuseUnknownProtocolVersion(req, res, session.protocolVersion)) return undefined;
     return session;
   }
 

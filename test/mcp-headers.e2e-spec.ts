@@ -26,11 +26,12 @@ function eventData(body: string): unknown[] {
 }
 
 /**
- * The Accept header decides the kind of answer: a client that lists only `application/json` (a plain JSON-RPC
- * client) gets JSON even where the upstream streams, one that lists only `text/event-stream` gets events even where
- * the gateway answers in one piece. The SDK client lists both and is tested everywhere else.
+ * The transport's request headers. Accept decides the kind of answer: a client that lists only `application/json`
+ * (a plain JSON-RPC client) gets JSON even where the upstream streams, one that lists only `text/event-stream` gets
+ * events even where the gateway answers in one piece; the SDK client lists both and is tested everywhere else.
+ * MCP-Protocol-Version must name a version the gateway speaks, or the one the session agreed on.
  */
-describe('MCP answers by the Accept header', () => {
+describe('MCP request headers: Accept and MCP-Protocol-Version', () => {
   let issuer: LocalEntraIssuer;
   let upstream: ConformanceUpstream;
   let gw: TestGateway;
@@ -63,8 +64,13 @@ describe('MCP answers by the Accept header', () => {
     accept: string | undefined,
     message: Record<string, unknown>,
     session?: string,
+    extra: Record<string, string> = {},
   ): Promise<Response> {
-    const headers: Record<string, string> = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${token}`,
+      'content-type': 'application/json',
+      ...extra,
+    };
     if (accept !== undefined) headers.accept = accept;
     if (session) headers['mcp-session-id'] = session;
     return fetch(`${gw.url}${path}`, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', ...message }) });
@@ -183,5 +189,37 @@ describe('MCP answers by the Accept header', () => {
     // `q=0` takes a type back.
     const refusing = await open('/mcp', 'application/json;q=0, text/event-stream');
     expect(refusing.type).toMatch(/^text\/event-stream/);
+  });
+
+  it('refuses a request naming a protocol version the gateway does not speak (400), on every method', async () => {
+    for (const path of ['/mcp', `/mcp/${slug}`]) {
+      const { session } = await open(path, BOTH);
+      const ping = (version?: string) =>
+        post(
+          path,
+          BOTH,
+          { id: 'v', method: 'ping' },
+          session,
+          version === undefined ? {} : { 'mcp-protocol-version': version },
+        );
+      for (const version of [undefined, '2025-11-25', '2025-06-18', '2025-03-26']) {
+        expect([path, version, (await ping(version)).status]).toEqual([path, version, 200]);
+      }
+      for (const version of ['1999-01-01', 'latest', '', 'x'.repeat(4000)]) {
+        const refused = await ping(version);
+        expect([path, version.length, refused.status]).toEqual([path, version.length, 400]);
+        const { error } = (await refused.json()) as { error: { message: string; data: { supported: string[] } } };
+        expect(error.message).toMatch(/^Bad Request: unsupported protocol version/);
+        expect(error.message.length).toBeLessThan(120);
+        expect(error.data.supported).toContain('2025-11-25');
+      }
+      const headers = { authorization: `Bearer ${token}`, 'mcp-session-id': session, 'mcp-protocol-version': '1.0' };
+      const stream = await fetch(`${gw.url}${path}`, { headers: { ...headers, accept: STREAM_ONLY } });
+      expect(stream.status).toBe(400);
+      await stream.body?.cancel();
+      expect((await fetch(`${gw.url}${path}`, { method: 'DELETE', headers })).status).toBe(400);
+      // The refused DELETE ended nothing.
+      expect((await ping()).status).toBe(200);
+    }
   });
 });
