@@ -132,6 +132,26 @@ describe('deploymentKey', () => {
   });
 });
 
+describe('MemoryStore', () => {
+  it('lets go of expired entries nobody reads again, and of none that live', async () => {
+    const store = new MemoryStore();
+    // Sessions their clients left (idle for a millisecond here), never read again.
+    for (let i = 0; i < 3_000; i++) await store.set(`left:${i}`, 'x', 1);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    for (let i = 0; i < 3_000; i++) await store.incrBy(`live:${i}`, 1, 60_000);
+    expect(store.size).toBe(3_000);
+    expect(await store.get('live:2999')).toBe('1');
+    // Without a ttl an entry stays, however many come after it.
+    await store.set('forever', 'kept');
+    for (let i = 0; i < 10_000; i++) await store.set(`brief:${i}`, 'x', 1);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    for (let i = 0; i < 10_000; i++) await store.set(`next:${i}`, 'x', 1);
+    expect(await store.get('forever')).toBe('kept');
+    expect(store.size).toBeLessThan(3_000 + 1 + 2 * 10_000);
+    await store.close();
+  });
+});
+
 describe('RedisStore at start', () => {
   it('fails with a clear message when Redis does not answer', async () => {
     await expect(RedisStore.connect('redis://127.0.0.1:1', logger)).rejects.toThrow(

@@ -5,18 +5,27 @@ interface Entry {
   expiresAt: number;
 }
 
+/** The fewest entries at which expired ones are swept (see `remember`). */
+const SWEEP_FLOOR = 1024;
+
 /** In-process stand-in for Redis: correct for one process, shared with nobody. */
 export class MemoryStore implements KeyValueStore {
   readonly kind = 'memory';
   private readonly entries = new Map<string, Entry>();
   private readonly channels = new Map<string, Set<MessageHandler>>();
+  private sweepAt = SWEEP_FLOOR;
+
+  /** Entries held, expired ones not yet let go of included. */
+  get size(): number {
+    return this.entries.size;
+  }
 
   get(key: string): Promise<string | null> {
     return Promise.resolve(this.live(key)?.value ?? null);
   }
 
   set(key: string, value: string, ttlMs?: number): Promise<void> {
-    this.entries.set(key, { value, expiresAt: ttlMs ? Date.now() + ttlMs : Infinity });
+    this.remember(key, { value, expiresAt: ttlMs ? Date.now() + ttlMs : Infinity });
     return Promise.resolve();
   }
 
@@ -41,7 +50,7 @@ export class MemoryStore implements KeyValueStore {
       entry.value = String(next);
       return Promise.resolve(next);
     }
-    this.entries.set(key, { value: String(by), expiresAt: ttlMs ? Date.now() + ttlMs : Infinity });
+    this.remember(key, { value: String(by), expiresAt: ttlMs ? Date.now() + ttlMs : Infinity });
     return Promise.resolve(by);
   }
 
@@ -75,6 +84,19 @@ export class MemoryStore implements KeyValueStore {
     this.entries.clear();
     this.channels.clear();
     return Promise.resolve();
+  }
+
+  /**
+   * Stores an entry and, once the entries have doubled since the last sweep, lets go of the expired ones. Reading
+   * an expired entry removes it, but most are never read again (a session its client left without DELETE, a rate
+   * limit's window): without the sweep they stayed, and a gateway without Redis grew by every session it ever had.
+   */
+  private remember(key: string, entry: Entry): void {
+    this.entries.set(key, entry);
+    if (this.entries.size < this.sweepAt) return;
+    const now = Date.now();
+    for (const [held, { expiresAt }] of this.entries) if (expiresAt <= now) this.entries.delete(held);
+    this.sweepAt = Math.max(SWEEP_FLOOR, this.entries.size * 2);
   }
 
   private live(key: string): Entry | undefined {
