@@ -134,6 +134,26 @@ describe('MCP request headers: Accept and MCP-Protocol-Version', () => {
     expect(answers.map((answer) => answer.id).sort()).toEqual(['b1', 'b2']);
   });
 
+  it('declines for a JSON-only client what the upstream asks it while it answers, instead of leaving the upstream waiting', async () => {
+    const path = `/mcp/${slug}`;
+    const json = await open(path, JSON_ONLY);
+    const call = await post(
+      path,
+      JSON_ONLY,
+      { id: 's', method: 'tools/call', params: { name: 'test_sampling', arguments: { prompt: 'hi' } } },
+      json.session,
+    );
+    expect(call.headers.get('content-type')).toMatch(/^application\/json/);
+    // The upstream's sampling request failed as a client without sampling would have it fail, and the tool said so.
+    expect(await call.json()).toMatchObject({
+      id: 's',
+      result: {
+        isError: true,
+        content: [{ type: 'text', text: expect.stringContaining('sampling/createMessage: it takes no event stream') }],
+      },
+    });
+  });
+
   it('answers a JSON-only client in JSON on /mcp, and refuses it the event stream (406)', async () => {
     const json = await open('/mcp', JSON_ONLY);
     expect(json.type).toMatch(/^application\/json/);

@@ -151,7 +151,20 @@ export class SlugRelay {
     try {
       exchanges.upstreamStarted();
       const reply = await this.send(server, session, callerOf(req), batch ? forward : forward[0]!, abort.signal);
-      await this.relay(res, reply, server, principal, listRequests, refused, batch, exchanges);
+      // What the upstream asks while it answers cannot reach a client that takes no event stream: declined for it.
+      const decline = (asked: JsonRpcRequest): void => {
+        const text = `The client cannot be asked ${asked.method}: it takes no event stream`;
+        this.send(
+          server,
+          session,
+          callerOf(req),
+          errorResponse(asked.id, ErrorCodes.methodNotFound, text),
+          abort.signal,
+        )
+          .then(discard)
+          .catch((error: unknown) => this.logFailure(server, error));
+      };
+      await this.relay(res, reply, server, principal, listRequests, refused, batch, exchanges, decline);
     } catch (error) {
       if (cancelled || clientClosed) {
         exchanges.cancelled({ clientClosed: !cancelled });
@@ -395,6 +408,7 @@ export class SlugRelay {
     refused: JsonRpcResponse[],
     batch: boolean,
     exchanges: ExchangeRecorder,
+    decline: (asked: JsonRpcRequest) => void,
   ): Promise<void> {
     const filter = (message: unknown): unknown => {
       exchanges.settle(message, reply.status);
@@ -414,7 +428,7 @@ export class SlugRelay {
       }
       case 'sse': {
         if (!acceptableFor(res.req).eventStream) {
-          return this.relayAsJson(res, reply.body.events, filter, refused, batch, exchanges);
+          return this.relayAsJson(res, reply.body.events, filter, refused, batch, exchanges, decline);
         }
         startSse(res);
         for (const refusal of refused) writeEvent(res, { data: JSON.stringify(refusal) });
@@ -433,8 +447,8 @@ export class SlugRelay {
 
   /**
    * An upstream's event stream, answered as JSON to a client that takes no streams: the responses, sent once every
-   * request has one. What else the stream carries (progress, logs, the upstream's own requests) has no place in a
-   * JSON answer and is left out.
+   * request has one. Notifications (progress, logs) have no place in a JSON answer and are left out; the upstream's
+   * own requests (sampling, elicitation, roots) are declined, so that it does not wait for an answer that cannot come.
    */
   private async relayAsJson(
     res: ServerResponse,
@@ -443,6 +457,7 @@ export class SlugRelay {
     refused: JsonRpcResponse[],
     batch: boolean,
     exchanges: ExchangeRecorder,
+    decline: (asked: JsonRpcRequest) => void,
   ): Promise<void> {
     const answers: JsonRpcMessage[] = [...refused];
     const send = (): void => {
@@ -455,7 +470,9 @@ export class SlugRelay {
       if (res.writableEnded) continue;
       const value = safeJson(event.data);
       for (const message of Array.isArray(value) ? value : [value]) {
-        if (isResponseShaped(message)) answers.push(filter(message) as JsonRpcMessage);
+        if (typeof message !== 'object' || message === null || !('id' in message)) continue;
+        if ('method' in message) decline(message as JsonRpcRequest);
+        else answers.push(filter(message) as JsonRpcMessage);
       }
       if (exchanges.answeredAll) send();
     }
@@ -524,11 +541,6 @@ export class SlugRelay {
 function toolNameOf(request: JsonRpcRequest): string | undefined {
   const name = request.params?.name;
   return typeof name === 'string' ? name : undefined;
-}
-
-/** A JSON-RPC response as it arrives: an object with an id and no method. */
-function isResponseShaped(value: unknown): boolean {
-  return typeof value === 'object' && value !== null && 'id' in value && !('method' in value);
 }
 
 function filterEvent(event: SseEvent, filter: (message: unknown) => unknown): SseEvent {
