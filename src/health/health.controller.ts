@@ -16,8 +16,11 @@ export class HealthController {
   }
 
   @Get('ready')
-  @ApiOkResponse({ description: 'The database (and Redis, when configured) answer.' })
-  @ApiServiceUnavailableResponse({ description: 'A dependency does not answer, or the process is draining.' })
+  @ApiOkResponse({ description: 'The database (and Redis, when configured) answer, and MCP requests are served.' })
+  @ApiServiceUnavailableResponse({
+    description:
+      'A dependency does not answer, the audit spool is full (MCP requests are refused), or the process is draining.',
+  })
   async ready(@Res({ passthrough: true }) res: Response): Promise<Readiness> {
     const readiness = await this.health.readiness();
     res.status(statusCodeOf(readiness));
