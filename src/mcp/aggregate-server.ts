@@ -43,7 +43,7 @@ import { McpTraffic } from '../traffic/mcp-traffic';
 import type { ServerRef } from '../traffic/mcp-exchange';
 import { ExchangeRecorder, sendRateLimited } from './exchange-recorder';
 import { type UpstreamCancel, UpstreamPool } from './upstream-pool';
-import { isResponseTo, readToTheEnd, responseTo, safeJson } from './upstream-exchange';
+import { isRequestMessage, isResponseTo, readToTheEnd, responseTo, safeJson } from './upstream-exchange';
 
 const LIST_METHODS: Record<string, { kind: CatalogKind; field: string }> = {
   'tools/list': { kind: 'tool', field: 'tools' },
@@ -357,7 +357,7 @@ export class AggregateServer implements OnModuleDestroy {
     call.exchanges.begin(request, target.server, target.params.name as string);
     call.exchanges.upstreamStarted(request.id);
     try {
-      const { reply, id } = await this.pool.request(
+      const { reply, id, decline } = await this.pool.request(
         target.server,
         call.caller,
         request.method,
@@ -366,7 +366,7 @@ export class AggregateServer implements OnModuleDestroy {
         cancellable.onDispatch,
       );
       if (reply.body.kind !== 'sse') {
-        const response = await responseTo(reply, id);
+        const response = await responseTo(reply, id, decline);
         const answer = response ? { ...response, id: request.id } : this.noAnswer(request, target.server);
         call.exchanges.settle(answer, reply.status);
         return sendJson(res, 200, answer);
@@ -389,7 +389,8 @@ export class AggregateServer implements OnModuleDestroy {
           readToTheEnd(events);
           break;
         }
-        if (stream && value !== undefined && !isRequestMessage(value)) writeEvent(res, { data: event.data });
+        if (isRequestMessage(value)) decline(value as JsonRpcRequest);
+        else if (stream && value !== undefined) writeEvent(res, { data: event.data });
       }
       if (answered) return;
       const none = this.noAnswer(request, target.server);
@@ -461,7 +462,7 @@ export class AggregateServer implements OnModuleDestroy {
     call.exchanges.begin(request, server, typeof target === 'string' ? target : undefined);
     call.exchanges.upstreamStarted(request.id);
     try {
-      const { reply, id } = await this.pool.request(
+      const { reply, id, decline } = await this.pool.request(
         server,
         call.caller,
         request.method,
@@ -469,7 +470,7 @@ export class AggregateServer implements OnModuleDestroy {
         cancellable.signal,
         cancellable.onDispatch,
       );
-      const response = await responseTo(reply, id);
+      const response = await responseTo(reply, id, decline);
       const answer = response ? { ...response, id: request.id } : this.noAnswer(request, server);
       call.exchanges.settle(answer, reply.status);
       return answer;
@@ -572,8 +573,4 @@ export class AggregateServer implements OnModuleDestroy {
       }
     }
   }
-}
-
-function isRequestMessage(value: unknown): boolean {
-  return typeof value === 'object' && value !== null && 'method' in value && 'id' in value;
 }

@@ -108,7 +108,7 @@ export class RestBridge {
       },
     });
     try {
-      const { reply, id } = await this.pool.request(
+      const { reply, id, decline } = await this.pool.request(
         server,
         callerOf(req),
         'tools/call',
@@ -116,7 +116,7 @@ export class RestBridge {
         abort.signal,
         (cancel) => (cancelUpstream = cancel),
       );
-      const response = await responseTo(reply, id);
+      const response = await responseTo(reply, id, decline);
       if (response) exchanges.settle({ ...response, id: request.id }, reply.status);
       if (!response) throw new DomainError('upstream_error', `upstream ${slug} sent no answer`);
       if ('error' in response) {

@@ -108,7 +108,15 @@ export async function sendInitialized(
 }
 
 /** The upstream's answer to `id`, from a JSON body or the SSE stream; undefined when there is none. */
-export async function responseTo(reply: UpstreamReply, id: string | number): Promise<JsonRpcResponse | undefined> {
+/**
+ * The response to `id` in an upstream's reply, JSON or a stream; `asked` hears each request the upstream sends back
+ * in the stream meanwhile.
+ */
+export async function responseTo(
+  reply: UpstreamReply,
+  id: string | number,
+  asked?: (request: JsonRpcRequest) => void,
+): Promise<JsonRpcResponse | undefined> {
   if (reply.status >= 400) {
     await discard(reply);
     return undefined;
@@ -125,9 +133,15 @@ export async function responseTo(reply: UpstreamReply, id: string | number): Pro
         readToTheEnd(events);
         return value as JsonRpcResponse;
       }
+      if (asked && isRequestMessage(value)) asked(value as JsonRpcRequest);
     }
   }
   return undefined;
+}
+
+/** A JSON-RPC request as it arrives: an object with a method and an id. */
+export function isRequestMessage(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && 'method' in value && 'id' in value;
 }
 
 export function isResponseTo(value: unknown, id: string | number): boolean {

@@ -5,7 +5,7 @@ import { type Abortable, CallSignal } from '../common/call-signal';
 import { UpstreamConnector } from '../upstream/upstream-connector';
 import { UpstreamError } from '../upstream/upstream-error';
 import { UrlGuard } from '../upstream/url-guard';
-import type { JsonRpcRequest } from './jsonrpc';
+import { ErrorCodes, errorResponse, type JsonRpcRequest } from './jsonrpc';
 import { principalKeyOf } from './principal-key';
 import type { GatewayServer } from './server-directory';
 import { StreamableHttpClient, type UpstreamReply } from './streamable-http-client';
@@ -13,6 +13,9 @@ import { discard, endUpstreamSession, openUpstreamSession, type UpstreamHandshak
 
 /** Sends `notifications/cancelled` for a dispatched request to its upstream. */
 export type UpstreamCancel = (reason?: string) => Promise<void>;
+
+/** Answers, on the session a request went out on, a request the upstream sent back while answering it. */
+export type UpstreamDecline = (asked: JsonRpcRequest) => void;
 
 /** Upstream sessions kept at most (one per on-behalf-of caller and server); the least recently used are ended. */
 const MAX_SESSIONS = 5_000;
@@ -78,7 +81,11 @@ export class UpstreamPool implements OnModuleDestroy {
     return open;
   }
 
-  /** Sends one request, bounded by `signal` and the server's request timeout; the reply (JSON or SSE) answers `id`. */
+  /**
+   * Sends one request, bounded by `signal` and the server's request timeout; the reply (JSON or SSE) answers `id`.
+   * `decline` answers what the upstream asks meanwhile (sampling, elicitation, roots): the gateway declared no
+   * capabilities, so a well-behaved upstream asks nothing, and one that does is told so rather than left waiting.
+   */
   async request(
     server: GatewayServer,
     caller: UpstreamCaller,
@@ -86,7 +93,7 @@ export class UpstreamPool implements OnModuleDestroy {
     params: Record<string, unknown> | undefined,
     signal?: Abortable,
     onDispatch?: (cancel: UpstreamCancel) => void,
-  ): Promise<{ reply: UpstreamReply; id: string }> {
+  ): Promise<{ reply: UpstreamReply; id: string; decline: UpstreamDecline }> {
     this.checkBreaker(server);
     const id = `mcp-gateway-${++this.nextId}`;
     const message: JsonRpcRequest = { jsonrpc: '2.0', id, method, ...(params ? { params } : {}) };
@@ -110,7 +117,9 @@ export class UpstreamPool implements OnModuleDestroy {
       }
       if (reply.status >= 500) throw new UpstreamError('http_status', `the upstream answered HTTP ${reply.status}`);
       this.succeeded(server);
-      return { reply, id };
+      const answeredOn = session;
+      const decline = (asked: JsonRpcRequest): void => void this.decline(server, answeredOn, headers, asked);
+      return { reply, id, decline };
     } catch (error) {
       if (!bounded.aborted || isTimeout(bounded)) this.failed(server);
       throw error;
@@ -138,6 +147,25 @@ export class UpstreamPool implements OnModuleDestroy {
       signal: AbortSignal.timeout(this.connector.connectTimeoutMs(server)),
     });
     await discard(reply);
+  }
+
+  private async decline(
+    server: GatewayServer,
+    session: UpstreamHandshake,
+    headers: Record<string, string>,
+    asked: JsonRpcRequest,
+  ): Promise<void> {
+    const text = `The gateway cannot be asked ${asked.method}: it declared no such capability`;
+    try {
+      const reply = await this.http.post(server.url, errorResponse(asked.id, ErrorCodes.methodNotFound, text), {
+        ...session,
+        headers,
+        signal: AbortSignal.timeout(this.connector.connectTimeoutMs(server)),
+      });
+      await discard(reply);
+    } catch (error) {
+      this.logger.debug({ err: error, url: server.url }, 'declining an upstream request failed');
+    }
   }
 
   /** Forgets the sessions of a server (deleted, or its registration changed). */

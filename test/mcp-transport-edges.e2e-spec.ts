@@ -26,12 +26,13 @@ function eventData(body: string): unknown[] {
 }
 
 /**
- * The transport's request headers. Accept decides the kind of answer: a client that lists only `application/json`
- * (a plain JSON-RPC client) gets JSON even where the upstream streams, one that lists only `text/event-stream` gets
- * events even where the gateway answers in one piece; the SDK client lists both and is tested everywhere else.
- * MCP-Protocol-Version must name a version the gateway speaks, or the one the session agreed on.
+ * What the SDK client, tested everywhere else, never does. Accept decides the kind of answer: a client that lists
+ * only `application/json` (a plain JSON-RPC client) gets JSON even where the upstream streams, one that lists only
+ * `text/event-stream` gets events even where the gateway answers in one piece. MCP-Protocol-Version must name a
+ * version the gateway speaks, or the one the session agreed on. And an upstream that asks back what it may not
+ * (sampling from the gateway's own session) is answered rather than left waiting.
  */
-describe('MCP request headers: Accept and MCP-Protocol-Version', () => {
+describe('MCP transport edges: Accept, MCP-Protocol-Version, requests an upstream sends back', () => {
   let issuer: LocalEntraIssuer;
   let upstream: ConformanceUpstream;
   let gw: TestGateway;
@@ -241,5 +242,52 @@ describe('MCP request headers: Accept and MCP-Protocol-Version', () => {
       // The refused DELETE ended nothing.
       expect((await ping()).status).toBe(200);
     }
+  });
+
+  it('declines what an upstream asks the gateway’s own sessions (/mcp, REST bridge), instead of leaving it waiting', async () => {
+    const { session } = await open('/mcp', BOTH);
+    const name = `${slug}__test_sampling`;
+    const sampling = { name, arguments: { prompt: 'hi' } };
+    await eventually(async () => {
+      const list = await post('/mcp', JSON_ONLY, { id: 'l', method: 'tools/list' }, session);
+      const { result } = (await list.json()) as { result: { tools: { name: string }[] } };
+      expect(result.tools.map((tool) => tool.name)).toContain(name);
+    });
+    const declined = expect.stringContaining('sampling/createMessage: it declared no such capability') as unknown;
+    for (const [id, accept] of [
+      ['streamed', BOTH],
+      ['json', JSON_ONLY],
+    ] as const) {
+      const call = await post('/mcp', accept, { id, method: 'tools/call', params: sampling }, session);
+      const text = await call.text();
+      const [answer] = call.headers.get('content-type')?.startsWith('text/event-stream')
+        ? eventData(text).slice(-1)
+        : [JSON.parse(text) as unknown];
+      expect(answer).toMatchObject({ id, result: { isError: true, content: [{ type: 'text', text: declined }] } });
+    }
+    // In a batch, answered in one piece.
+    const batch = await fetch(`${gw.url}/mcp`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${token}`,
+        'content-type': 'application/json',
+        accept: BOTH,
+        'mcp-session-id': session,
+      },
+      body: JSON.stringify([
+        { jsonrpc: '2.0', id: 'b1', method: 'ping' },
+        { jsonrpc: '2.0', id: 'b2', method: 'tools/call', params: sampling },
+      ]),
+    });
+    expect(await batch.json()).toEqual([
+      { jsonrpc: '2.0', id: 'b1', result: {} },
+      expect.objectContaining({ id: 'b2', result: { isError: true, content: [{ type: 'text', text: declined }] } }),
+    ]);
+    const bridged = await request(gw.url)
+      .post(`/mcp/${slug}/tools/test_sampling`)
+      .set('authorization', `Bearer ${token}`)
+      .send({ prompt: 'hi' });
+    expect(bridged.status).toBe(200);
+    expect(bridged.body).toMatchObject({ isError: true, content: [{ type: 'text', text: declined }] });
   });
 });
