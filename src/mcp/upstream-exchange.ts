@@ -107,10 +107,9 @@ export async function sendInitialized(
   await discard(reply);
 }
 
-/** The upstream's answer to `id`, from a JSON body or the SSE stream; undefined when there is none. */
 /**
- * The response to `id` in an upstream's reply, JSON or a stream; `asked` hears each request the upstream sends back
- * in the stream meanwhile.
+ * The upstream's answer to `id`, from a JSON body or the SSE stream; undefined when there is none. `asked` hears each
+ * request the upstream sends back in the stream meanwhile.
  */
 export async function responseTo(
   reply: UpstreamReply,
