@@ -1,5 +1,3 @@
-import { randomUUID } from 'node:crypto';
-import request from 'supertest';
 import { ConformanceUpstream } from './support/conformance-upstream';
 import {
   ACTIVE_SCENARIOS,
@@ -11,8 +9,8 @@ import {
   SCENARIO_TOOLS,
   SUITE_TIMEOUT_MS,
 } from './support/conformance';
-import { entraEnv, LocalEntraIssuer } from './support/entra-issuer';
-import { startTestGateway, type TestGateway } from './support/gateway';
+import type { TestGateway } from './support/gateway';
+import { type GuardedUpstream, guardUpstream } from './support/guarded-upstream';
 import { connectClient } from './support/mcp-client';
 import { TokenProxy } from './support/token-proxy';
 
@@ -22,33 +20,22 @@ import { TokenProxy } from './support/token-proxy';
  * a proxy adds one; every request still passes the gateway's full guard.
  */
 describe('conformance through /mcp/{slug}', () => {
-  let issuer: LocalEntraIssuer;
-  let upstream: ConformanceUpstream;
+  let deployment: GuardedUpstream<ConformanceUpstream>;
   let gw: TestGateway;
   let proxy: TokenProxy;
   let token: string;
-  let serverId: string;
-  const slug = `conf-${randomUUID().slice(0, 8)}`;
+  let slug: string;
 
   beforeAll(async () => {
-    issuer = await LocalEntraIssuer.start();
-    upstream = await ConformanceUpstream.start();
-    gw = await startTestGateway('services', { ...entraEnv(issuer), UPSTREAM_ALLOWED_HOSTS: 'loopback' });
-    const created = await request(gw.url)
-      .post('/api/v1/servers')
-      .send({ name: `com.example.conformance/${slug}`, slug, url: upstream.url })
-      .expect(201);
-    serverId = created.body.id as string;
-    token = await issuer.token({ roles: ['Gateway.Admin'] });
+    deployment = await guardUpstream(await ConformanceUpstream.start(), { slug: 'conf' });
+    ({ gw, slug } = deployment);
+    token = await deployment.issuer.token({ roles: ['Gateway.Admin'] });
     proxy = await TokenProxy.start(gw.url, token);
   });
 
   afterAll(async () => {
-    await request(gw.url).delete(`/api/v1/servers/${serverId}`);
-    await proxy.stop();
-    await gw.close();
-    await upstream.stop();
-    await issuer.stop();
+    await proxy?.stop();
+    await deployment?.stop();
   });
 
   it('offers every fixture the suite calls, through the gateway (no false passes)', async () => {

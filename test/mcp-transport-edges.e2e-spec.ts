@@ -1,9 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import { ConformanceUpstream } from './support/conformance-upstream';
-import { entraEnv, LocalEntraIssuer } from './support/entra-issuer';
 import { eventually } from './support/eventually';
-import { startTestGateway, type TestGateway } from './support/gateway';
+import type { TestGateway } from './support/gateway';
+import { type GuardedUpstream, guardUpstream } from './support/guarded-upstream';
 
 const BOTH = 'application/json, text/event-stream';
 const JSON_ONLY = 'application/json';
@@ -33,31 +32,20 @@ function eventData(body: string): unknown[] {
  * (sampling from the gateway's own session) is answered rather than left waiting.
  */
 describe('MCP transport edges: Accept, MCP-Protocol-Version, requests an upstream sends back', () => {
-  let issuer: LocalEntraIssuer;
-  let upstream: ConformanceUpstream;
+  let deployment: GuardedUpstream<ConformanceUpstream>;
   let gw: TestGateway;
   let token: string;
-  let serverId: string;
-  const slug = `acc-${randomUUID().slice(0, 8)}`;
+  let slug: string;
   const progressTool = { name: 'test_tool_with_progress', arguments: {}, _meta: { progressToken: 'p1' } };
 
   beforeAll(async () => {
-    issuer = await LocalEntraIssuer.start();
-    upstream = await ConformanceUpstream.start();
-    gw = await startTestGateway('services', { ...entraEnv(issuer), UPSTREAM_ALLOWED_HOSTS: 'loopback' });
-    const created = await request(gw.url)
-      .post('/api/v1/servers')
-      .send({ name: `com.example.accept/${slug}`, slug, url: upstream.url })
-      .expect(201);
-    serverId = created.body.id as string;
-    token = await issuer.token({ roles: ['Gateway.Admin'] });
+    deployment = await guardUpstream(await ConformanceUpstream.start(), { slug: 'edges' });
+    ({ gw, slug } = deployment);
+    token = await deployment.issuer.token({ roles: ['Gateway.Admin'] });
   });
 
   afterAll(async () => {
-    await request(gw.url).delete(`/api/v1/servers/${serverId}`);
-    await gw.close();
-    await upstream.stop();
-    await issuer.stop();
+    await deployment?.stop();
   });
 
   async function post(
