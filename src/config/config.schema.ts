@@ -25,19 +25,21 @@ export function isWorkersValue(value: string): boolean {
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
- * A whole number from `min` to `max` (of `unit`), in decimal digits; spaces around them are ignored. Not
- * `z.coerce.number()`, which also takes hexadecimal, exponents and a blank value, as 0: `PORT=" "` listened on a
+ * A whole number in decimal digits that `accepted` takes (spaces around the digits are ignored); `rule` is the error.
+ * Not `z.coerce.number()`, which also takes hexadecimal, exponents and a blank value, as 0: `PORT=" "` listened on a
  * random port, and a blank AUDIT_RETENTION_INTERVAL_MS turned retention off.
  */
-const wholeNumber = (min: number, max: number, unit?: string) => {
-  const rule = `must be a whole number${unit ? ` of ${unit}` : ''} from ${min} to ${max}`;
-  return z
+const decimal = (rule: string, accepted: (value: number) => boolean) =>
+  z
     .string()
     .trim()
     .regex(/^\d{1,16}$/, rule)
     .transform(Number)
-    .refine((value) => value >= min && value <= max, rule);
-};
+    .refine(accepted, rule);
+
+/** A whole number from `min` to `max` (of `unit`). */
+const wholeNumber = (min: number, max: number, unit?: string) =>
+  decimal(`must be a whole number${unit ? ` of ${unit}` : ''} from ${min} to ${max}`, (v) => v >= min && v <= max);
 
 const port = wholeNumber(0, 65535);
 const positiveInt = (max: number) => wholeNumber(1, max);
@@ -158,13 +160,10 @@ const envSchema = z.object({
   AUDIT_BATCH_SIZE: positiveInt(10_000).default(500),
   AUDIT_FLUSH_INTERVAL_MS: milliseconds(1, 60_000).default(200),
   AUDIT_WRITE_TIMEOUT_MS: milliseconds(100, 600_000).default(10_000),
-  AUDIT_SPOOL_MAX_BYTES: z
-    .string()
-    .trim()
-    .regex(/^\d{1,13}$/, SPOOL_RULE)
-    .transform(Number)
-    .refine((bytes) => bytes === 0 || (bytes >= 1_048_576 && bytes <= 1_099_511_627_776), SPOOL_RULE)
-    .default(1_073_741_824),
+  AUDIT_SPOOL_MAX_BYTES: decimal(
+    SPOOL_RULE,
+    (bytes) => bytes === 0 || (bytes >= 1_048_576 && bytes <= 1_099_511_627_776),
+  ).default(1_073_741_824),
   AUDIT_RETENTION_DAYS: wholeNumber(0, 36_500, 'days').default(90),
   AUDIT_RETENTION_INTERVAL_MS: milliseconds(0, 86_400_000).default(3_600_000),
   AUDIT_HMAC_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
