@@ -375,27 +375,23 @@ export class AggregateServer implements OnModuleDestroy {
       // only JSON: it then gets the answer alone.
       const stream = acceptableFor(res.req).eventStream;
       if (stream) startSse(res);
-      let answered = false;
+      let answer: JsonRpcResponse | undefined;
       const events = reply.body.events[Symbol.asyncIterator]();
       for (let next = await events.next(); !next.done; next = await events.next()) {
         const event = next.value;
         const value = safeJson(event.data);
         if (isResponseTo(value, id)) {
-          const answer = { ...(value as JsonRpcResponse), id: request.id };
+          answer = { ...(value as JsonRpcResponse), id: request.id };
           call.exchanges.settle(answer, reply.status);
-          if (stream) endWithEvent(res, { data: JSON.stringify(answer) });
-          else sendJson(res, 200, answer);
-          answered = true;
           readToTheEnd(events);
           break;
         }
         if (isRequestMessage(value)) decline(value as JsonRpcRequest);
         else if (stream && value !== undefined) writeEvent(res, { data: event.data });
       }
-      if (answered) return;
-      const none = this.noAnswer(request, target.server);
-      if (stream) endWithEvent(res, { data: JSON.stringify(none) });
-      else sendJson(res, 200, none);
+      answer ??= this.noAnswer(request, target.server);
+      if (stream) endWithEvent(res, { data: JSON.stringify(answer) });
+      else sendJson(res, 200, answer);
     } catch (error) {
       this.recordFailure(call, request, cancellable.signal, error);
       const failure = this.failure(request, target.server, error);
