@@ -17,6 +17,7 @@ import {
   refuseUnknownProtocolVersion,
   refuseUnlessEventStream,
   sendClaimsChallenge,
+  sendEvent,
   sendJson,
   sendRpcError,
   startSse,
@@ -281,9 +282,7 @@ export class AggregateServer implements OnModuleDestroy {
       call.exchanges.answered(request, resultResponse(request.id, {}));
       const head = `{"jsonrpc":"2.0","id":${JSON.stringify(request.id)},"result":{"${list.field}":`;
       if (acceptableFor(res.req).json) return sendAround(res, 200, 'application/json', head, body, '}}');
-      startSse(res);
-      endWithEvent(res, { data: `${head}${body.toString('utf8')}}}` });
-      return;
+      return sendEvent(res, `${head}${body.toString('utf8')}}}`);
     }
     if (request.method === 'tools/call' || request.method === 'prompts/get') return this.relayCall(res, request, call);
     const response = await this.respond(request, call);

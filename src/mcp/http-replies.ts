@@ -77,12 +77,14 @@ export function sendJson(res: ServerResponse, httpStatus: number, body: JsonRpcM
     res.end();
     return;
   }
-  if (httpStatus === 200 && !acceptableFor(res.req).json) {
-    startSse(res);
-    endWithEvent(res, { data: JSON.stringify(body) });
-    return;
-  }
+  if (httpStatus === 200 && !acceptableFor(res.req).json) return sendEvent(res, JSON.stringify(body));
   sendText(res, httpStatus, 'application/json', JSON.stringify(body));
+}
+
+/** A 200 whose whole answer is one event carrying `data`: to a client that takes only event streams. */
+export function sendEvent(res: ServerResponse, data: string): void {
+  startSse(res);
+  endWithEvent(res, { data });
 }
 
 /**
