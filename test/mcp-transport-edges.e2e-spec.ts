@@ -48,10 +48,11 @@ describe('MCP transport edges: Accept, MCP-Protocol-Version, requests an upstrea
     await deployment?.stop();
   });
 
+  /** POSTs one message, or a batch (an array), each stamped `jsonrpc: '2.0'`. */
   async function post(
     path: string,
     accept: string | undefined,
-    message: Record<string, unknown>,
+    message: Record<string, unknown> | Record<string, unknown>[],
     session?: string,
     extra: Record<string, string> = {},
   ): Promise<Response> {
@@ -62,7 +63,9 @@ describe('MCP transport edges: Accept, MCP-Protocol-Version, requests an upstrea
     };
     if (accept !== undefined) headers.accept = accept;
     if (session) headers['mcp-session-id'] = session;
-    return fetch(`${gw.url}${path}`, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', ...message }) });
+    const stamp = (one: Record<string, unknown>) => ({ jsonrpc: '2.0', ...one });
+    const body = JSON.stringify(Array.isArray(message) ? message.map(stamp) : stamp(message));
+    return fetch(`${gw.url}${path}`, { method: 'POST', headers, body });
   }
 
   /** A session on `path`, opened and confirmed with `accept`; the initialize answer's type and body. */
@@ -105,19 +108,15 @@ describe('MCP transport edges: Accept, MCP-Protocol-Version, requests an upstrea
       result: { content: [{ type: 'text', text: 'Tool with progress executed successfully' }] },
     });
     // A batch: both answers in one JSON array.
-    const batch = await fetch(`${gw.url}${path}`, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${token}`,
-        'content-type': 'application/json',
-        accept: JSON_ONLY,
-        'mcp-session-id': json.session,
-      },
-      body: JSON.stringify([
-        { jsonrpc: '2.0', id: 'b1', method: 'ping' },
-        { jsonrpc: '2.0', id: 'b2', method: 'tools/call', params: progressTool },
-      ]),
-    });
+    const batch = await post(
+      path,
+      JSON_ONLY,
+      [
+        { id: 'b1', method: 'ping' },
+        { id: 'b2', method: 'tools/call', params: progressTool },
+      ],
+      json.session,
+    );
     expect(batch.headers.get('content-type')).toMatch(/^application\/json/);
     const answers = (await batch.json()) as { id: string }[];
     expect(answers.map((answer) => answer.id).sort()).toEqual(['b1', 'b2']);
@@ -254,19 +253,15 @@ describe('MCP transport edges: Accept, MCP-Protocol-Version, requests an upstrea
       expect(answer).toMatchObject({ id, result: { isError: true, content: [{ type: 'text', text: declined }] } });
     }
     // In a batch, answered in one piece.
-    const batch = await fetch(`${gw.url}/mcp`, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${token}`,
-        'content-type': 'application/json',
-        accept: BOTH,
-        'mcp-session-id': session,
-      },
-      body: JSON.stringify([
-        { jsonrpc: '2.0', id: 'b1', method: 'ping' },
-        { jsonrpc: '2.0', id: 'b2', method: 'tools/call', params: sampling },
-      ]),
-    });
+    const batch = await post(
+      '/mcp',
+      BOTH,
+      [
+        { id: 'b1', method: 'ping' },
+        { id: 'b2', method: 'tools/call', params: sampling },
+      ],
+      session,
+    );
     expect(await batch.json()).toEqual([
       { jsonrpc: '2.0', id: 'b1', result: {} },
       expect.objectContaining({ id: 'b2', result: { isError: true, content: [{ type: 'text', text: declined }] } }),
