@@ -256,6 +256,8 @@ describe('the Kubernetes manifests', () => {
   const podSpec = podSpecOfWorkload(deployment);
   const gateway = firstContainer(deployment);
   const migrator = firstContainer(job);
+  /** The gateway container's literal `env` values, as name → value. */
+  const literals = Object.fromEntries((gateway.env ?? []).flatMap((v) => (v.value ? [[v.name, v.value]] : [])));
   const podLabels = deployment.spec?.template.metadata?.labels ?? {};
   const containerPort = (name: string): number | undefined =>
     gateway.ports?.find((port) => port.name === name)?.containerPort;
@@ -417,7 +419,6 @@ describe('the Kubernetes manifests', () => {
   });
 
   it('give DATA_DIR room for the audit spool at its limit, and for a full audit queue spooled past it', () => {
-    const literals = Object.fromEntries((gateway.env ?? []).flatMap((v) => (v.value ? [[v.name, v.value]] : [])));
     const { audit } = loadConfig({ ...settings, ...secretExample.stringData, ...literals });
     const mount = gateway.volumeMounts?.find((volumeMount) => volumeMount.mountPath === literals.DATA_DIR);
     const sizeLimit = podSpec.volumes?.find((volume) => volume.name === mount?.name)?.emptyDir?.sizeLimit;
@@ -436,7 +437,6 @@ describe('the Kubernetes manifests', () => {
     expect(Object.keys(data).sort()).toEqual([...secretKeys].sort());
     for (const value of Object.values(data)) expect(value).toContain('CHANGE-ME');
     expect(secretExample.metadata?.name).toBe('mcp-gateway');
-    const literals = Object.fromEntries((gateway.env ?? []).flatMap((v) => (v.value ? [[v.name, v.value]] : [])));
     expect(() => loadConfig({ ...settings, ...data, ...literals })).not.toThrow();
   });
 
