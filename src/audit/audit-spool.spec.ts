@@ -90,4 +90,19 @@ describe('AuditSpool', () => {
     expect([first.files, first.records, first.bytes]).toEqual([0, 0, 0]);
     expect(fs.readdirSync(dir)).toEqual([`${damaged.name}.corrupt`]);
   });
+
+  it('surveys every batch in the directory, whichever process sharing it wrote or removed it', () => {
+    const mine = new AuditSpool(dir);
+    const theirs = new AuditSpool(dir);
+    mine.write(rows(new ChainHead(STREAM), 3));
+    theirs.write(rows(new ChainHead('00000000-0000-4000-8000-0000000000bb'), 2));
+    fs.writeFileSync(path.join(dir, `${STREAM}-0000000000000009.ndjson.${process.pid}.tmp`), 'partial');
+    fs.writeFileSync(path.join(dir, `${STREAM}-0000000000000008.ndjson.corrupt`), '{not json\n');
+    const both = { files: 2, records: 5, bytes: mine.bytes + theirs.bytes };
+    expect([mine.files, mine.records]).toEqual([1, 3]);
+    expect(mine.survey()).toEqual(both);
+    expect(theirs.survey()).toEqual(both);
+    theirs.remove(theirs.first!);
+    expect(mine.survey()).toEqual({ files: 1, records: 3, bytes: mine.bytes });
+  });
 });

@@ -24,6 +24,8 @@ export class AuditSpool {
   private readonly pending: SpoolFile[] = [];
   private pendingRecords = 0;
   private pendingBytes = 0;
+  /** Every batch the last survey found, by name: a spooled file never changes, so each is read at most once. */
+  private surveyed = new Map<string, SpoolFile>();
 
   constructor(readonly directory: string) {
     fs.mkdirSync(directory, { recursive: true });
@@ -34,9 +36,10 @@ export class AuditSpool {
         // A write that never finished, by a process now gone (`--workers` share DATA_DIR: a live one may be mid-write).
         if (!isProcessAlive(Number(writer[1]))) fs.rmSync(full, { force: true });
       } else if (NAME.test(name)) {
-        const text = fs.readFileSync(full, 'utf8');
-        const file = { name, records: countLines(text), bytes: Buffer.byteLength(text) };
+        const file = this.read(name);
+        if (!file) continue;
         this.pending.push(file);
+        this.surveyed.set(name, file);
         this.pendingRecords += file.records;
         this.pendingBytes += file.bytes;
       }
@@ -67,9 +70,32 @@ export class AuditSpool {
       fs.closeSync(fd);
     }
     fs.renameSync(tmp, full);
-    this.insertSorted({ name, records: rows.length, bytes: Buffer.byteLength(text) });
-    this.pendingRecords += rows.length;
-    this.pendingBytes += Buffer.byteLength(text);
+    const file = { name, records: rows.length, bytes: Buffer.byteLength(text) };
+    this.insertSorted(file);
+    this.surveyed.set(name, file);
+    this.pendingRecords += file.records;
+    this.pendingBytes += file.bytes;
+  }
+
+  /**
+   * Every batch in the directory now, whoever spooled it: `--workers` share
+   * DATA_DIR, and each knows only the batches it wrote or found at start.
+   * For the gauges, read at scrape time; a file is read only the first time it is seen.
+   */
+  survey(): { files: number; records: number; bytes: number } {
+    const found = new Map<string, SpoolFile>();
+    let records = 0;
+    let bytes = 0;
+    for (const name of fs.readdirSync(this.directory)) {
+      if (!NAME.test(name)) continue;
+      const file = this.surveyed.get(name) ?? this.read(name);
+      if (!file) continue;
+      found.set(name, file);
+      records += file.records;
+      bytes += file.bytes;
+    }
+    this.surveyed = found;
+    return { files: found.size, records, bytes };
   }
 
   get bytes(): number {
@@ -120,6 +146,17 @@ export class AuditSpool {
       this.pending.splice(index, 1);
       this.pendingRecords -= file.records;
       this.pendingBytes -= file.bytes;
+    }
+  }
+
+  /** A batch another process spooled, or undefined if it was replayed and removed meanwhile. */
+  private read(name: string): SpoolFile | undefined {
+    try {
+      const text = fs.readFileSync(path.join(this.directory, name), 'utf8');
+      return { name, records: countLines(text), bytes: Buffer.byteLength(text) };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
     }
   }
 

@@ -30,7 +30,10 @@ export interface AuditStats {
   overflowed: number;
   /** Spooled records replayed into the database, since start; also counted in `stored`. */
   replayed: number;
-  /** Batches waiting in the spool now, their records and their size on disk (including those left by an earlier run). */
+  /**
+   * Batches waiting in the spool now, their records and their size on disk: every batch in the directory, including
+   * those left by an earlier run and those of other workers sharing DATA_DIR.
+   */
   spoolFiles: number;
   spoolRecords: number;
   spoolBytes: number;
@@ -184,13 +187,14 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   stats(): AuditStats {
+    const spooled = this.spool.survey();
     return {
       ...this.counts,
       queueDepth: this.queue.length,
       queueCapacity: this.config.audit.queueCapacity,
-      spoolFiles: this.spool.files,
-      spoolRecords: this.spool.records,
-      spoolBytes: this.spool.bytes,
+      spoolFiles: spooled.files,
+      spoolRecords: spooled.records,
+      spoolBytes: spooled.bytes,
       spoolCapacityBytes: this.spoolCapacity,
       spoolFull: this.spoolFull,
     };
@@ -229,12 +233,12 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
       this.closed = true;
       if (this.queue.length > 0) this.spoolNow(this.queue.splice(0, this.queue.length));
     }
-    const { stored, spoolRecords } = this.stats();
-    this.logger.info({ stored, spooled: spoolRecords }, 'audit trail flushed');
-    if (spoolRecords > 0) {
+    const { records } = this.spool;
+    this.logger.info({ stored: this.counts.stored, spooled: records }, 'audit trail flushed');
+    if (records > 0) {
       // On an ephemeral volume (a Kubernetes emptyDir) these go with the pod.
       this.logger.warn(
-        { records: spoolRecords, directory: this.spool.directory },
+        { records, directory: this.spool.directory },
         'audit records remain spooled: a gateway started on this DATA_DIR replays them',
       );
     }

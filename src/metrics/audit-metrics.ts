@@ -58,7 +58,7 @@ export class AuditMetrics {
     });
     this.spoolRecords = new Gauge({
       name: `${prefix}audit_spool_records`,
-      // Workers share DATA_DIR, and each counts the whole spool: the cluster's figure is the largest, not the sum.
+      // Workers share DATA_DIR, and each surveys the whole directory: the cluster's figure is the largest, not the sum.
       aggregator: 'max',
       help: 'Audit records spooled to DATA_DIR while the database is unavailable, not yet replayed',
       registers,
@@ -68,7 +68,7 @@ export class AuditMetrics {
     });
     this.spoolBytes = new Gauge({
       name: `${prefix}audit_spool_bytes`,
-      // Workers share DATA_DIR, and each counts the whole spool: the cluster's figure is the largest, not the sum.
+      // Workers share DATA_DIR, and each surveys the whole directory: the cluster's figure is the largest, not the sum.
       aggregator: 'max',
       help: 'Size of the audit spool in DATA_DIR',
       registers,
@@ -78,6 +78,7 @@ export class AuditMetrics {
     });
     this.spoolFull = new Gauge({
       name: `${prefix}audit_spool_full`,
+      // Each worker halts at its own share of the limit: 1 while any of them refuses.
       aggregator: 'max',
       help: 'Whether the audit spool is at its limit (AUDIT_SPOOL_MAX_BYTES), so that MCP requests are refused (1) or not (0)',
       registers,
