@@ -120,6 +120,35 @@ describe('/mcp/{slug}: one upstream, transparent', () => {
     }
   });
 
+  it("answers a second event stream on a session 409, as the upstream does, rather than as the gateway's failure", async () => {
+    const token = await issuer.token({ roles: [role] });
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${token}`,
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+    };
+    const params = { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'streams', version: '1' } };
+    const initialized = await fetch(endpoint(), {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params }),
+    });
+    headers['mcp-session-id'] = initialized.headers.get('mcp-session-id')!;
+    await initialized.text();
+    const note = JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    expect((await fetch(endpoint(), { method: 'POST', headers, body: note })).status).toBe(202);
+    const open = new AbortController();
+    try {
+      const get = (signal?: AbortSignal) =>
+        fetch(endpoint(), { headers: { ...headers, accept: 'text/event-stream' }, signal });
+      expect((await get(open.signal)).status).toBe(200);
+      expect((await get()).status).toBe(409);
+    } finally {
+      open.abort();
+      await fetch(endpoint(), { method: 'DELETE', headers });
+    }
+  });
+
   it('fails a call to a stopped upstream with a JSON-RPC error naming the server and reason', async () => {
     const { client } = await connectClient(endpoint(), await issuer.token({ roles: [role] }));
     await upstream.stop();

@@ -196,7 +196,8 @@ export class SlugRelay {
       const reply = await this.withLiveUpstreamSession(server, session, caller, abort.signal, open);
       if (reply.body.kind !== 'sse') {
         await discard(reply);
-        const status = reply.status === 405 ? 405 : 502;
+        // 405: no stream offered; 409: one is open already on this session (the client's, through us). Else ours failed.
+        const status = reply.status === 405 || reply.status === 409 ? reply.status : 502;
         endWith(res, status);
         return;
       }
