@@ -127,6 +127,39 @@ describe('cancellation and upstream time bounds', () => {
     }
   });
 
+  it('answers a request the client cancelled on /mcp with nothing: its event stream ends empty', async () => {
+    const token = await issuer.token({ roles: [role] });
+    const { client, transport } = await connectClient(`${gw.url}/mcp`, token);
+    try {
+      const post = (message: Record<string, unknown>) =>
+        fetch(`${gw.url}/mcp`, {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${token}`,
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+            'mcp-session-id': transport.sessionId!,
+          },
+          body: JSON.stringify({ jsonrpc: '2.0', ...message }),
+        });
+      const label = `cancel-${randomUUID().slice(0, 8)}`;
+      const call = post({
+        id: 'c1',
+        method: 'tools/call',
+        params: { name: `${slowSlug}__slow`, arguments: { label } },
+      });
+      await waitUntil(() => upstream.call(label) !== undefined, `the upstream started ${label}`);
+      const cancel = await post({ method: 'notifications/cancelled', params: { requestId: 'c1', reason: 'enough' } });
+      expect(cancel.status).toBe(202);
+      const answered = await call;
+      expect([answered.status, answered.headers.get('content-type')]).toEqual([200, 'text/event-stream']);
+      expect(await answered.text()).not.toContain('"id":"c1"');
+      await waitUntil(() => upstream.call(label)?.abortedAt !== undefined, `the upstream aborted ${label}`, 10_000);
+    } finally {
+      await client.close();
+    }
+  });
+
   /** POSTs `body` (JSON) to `path`, and closes the connection once the upstream has started the call `label`. */
   async function postAndHangUp(
     path: string,

@@ -1,5 +1,9 @@
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
-import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
+import {
+  LATEST_PROTOCOL_VERSION,
+  LoggingLevelSchema,
+  SUPPORTED_PROTOCOL_VERSIONS,
+} from '@modelcontextprotocol/sdk/types.js';
 import type { ServerResponse } from 'node:http';
 import { PinoLogger } from 'nestjs-pino';
 import { callerOf, type McpRequest, principalOf, type Principal, type UpstreamCaller } from '../auth/principal';
@@ -8,6 +12,7 @@ import { APP_CONFIG } from '../config/config.module';
 import { ProtectedResource } from '../auth/protected-resource';
 import { claimsChallengeOf, classifyUpstreamError } from '../upstream/upstream-error';
 import { GATEWAY_VERSION } from '../version';
+import { gatewayResourceUri } from '../discovery/gateway-names';
 import { Catalog, type CatalogEntry, type CatalogKind } from './catalog';
 import {
   acceptableFor,
@@ -58,8 +63,11 @@ const LIST_CHANGED = [
   'notifications/resources/list_changed',
 ];
 const KEEPALIVE_MS = 25_000;
+/** `logging/setLevel`'s levels, least severe first. */
+const LOG_LEVELS: readonly string[] = LoggingLevelSchema.options;
 
 interface Call {
+  session: McpSession;
   sessionId: string;
   principal: Principal;
   caller: UpstreamCaller;
@@ -133,7 +141,7 @@ export class AggregateServer implements OnModuleDestroy {
     res.on('close', () => {
       if (!res.writableFinished) signal.abort(new Error('the client closed the connection'));
     });
-    const call: Call = { sessionId: session.id, principal, caller: callerOf(req), signal, exchanges };
+    const call: Call = { session, sessionId: session.id, principal, caller: callerOf(req), signal, exchanges };
     if (!batch && requests.length === 1) {
       const request = requests[0]!;
       const limited = await exchanges.admit(request, this.route(request, principal));
@@ -215,6 +223,7 @@ export class AggregateServer implements OnModuleDestroy {
         prompts: { listChanged: true },
         resources: { listChanged: true },
         completions: {},
+        logging: {},
       },
       serverInfo: { name: 'mcp-gateway', title: 'MCP Gateway', version: GATEWAY_VERSION },
       instructions:
@@ -277,7 +286,7 @@ export class AggregateServer implements OnModuleDestroy {
   /** Answers one request on its own HTTP response: lists straight from the catalog's cache, calls possibly as a stream. */
   private async answer(res: ServerResponse, request: JsonRpcRequest, call: Call): Promise<void> {
     const list = LIST_METHODS[request.method];
-    if (list) {
+    if (list && request.params?.cursor === undefined) {
       const body = this.catalog.listBodyFor(call.principal, list.kind);
       call.exchanges.answered(request, resultResponse(request.id, {}));
       const head = `{"jsonrpc":"2.0","id":${JSON.stringify(request.id)},"result":{"${list.field}":`;
@@ -301,10 +310,12 @@ export class AggregateServer implements OnModuleDestroy {
       case 'prompts/get': {
         const target = this.target(request, call);
         if ('error' in target) return target;
-        return this.forward(request, target.server, target.params, call);
+        return resourcesHere(await this.forward(request, target.server, target.params, call), target.server.slug);
       }
       case 'resources/read':
         return this.readResource(request, call);
+      case 'logging/setLevel':
+        return this.setLevel(request, call);
       default:
         return this.complete(request, call);
     }
@@ -313,15 +324,20 @@ export class AggregateServer implements OnModuleDestroy {
   /** The answer to a request no upstream is asked about, or undefined when one is. */
   private localAnswer(request: JsonRpcRequest, call: Call): JsonRpcResponse | undefined {
     const list = LIST_METHODS[request.method];
-    if (list) return resultResponse(request.id, { [list.field]: this.catalog.listFor(call.principal, list.kind) });
+    if (list) {
+      // Everything is on the first page: no cursor was ever handed out.
+      if (request.params?.cursor !== undefined)
+        return errorResponse(request.id, ErrorCodes.invalidParams, 'Invalid cursor: /mcp lists everything at once');
+      return resultResponse(request.id, { [list.field]: this.catalog.listFor(call.principal, list.kind) });
+    }
     switch (request.method) {
       case 'ping':
-      case 'logging/setLevel':
         return resultResponse(request.id, {});
       case 'tools/call':
       case 'prompts/get':
       case 'resources/read':
       case 'completion/complete':
+      case 'logging/setLevel':
         return undefined;
       default:
         return errorResponse(request.id, ErrorCodes.methodNotFound, `Method not found: ${request.method}`);
@@ -346,7 +362,10 @@ export class AggregateServer implements OnModuleDestroy {
         `${kind === 'tool' ? 'Tool' : 'Prompt'} ${String(name)} not found`,
       );
     }
-    return { server: entry.server, params: { ...request.params, name: entry.name } };
+    // `/mcp` declares no tasks: a task-augmented call is served as an ordinary one (the spec's rule), so the
+    // upstream must not see the augmentation either.
+    const { task: _task, ...params } = request.params ?? {};
+    return { server: entry.server, params: { ...params, name: entry.name } };
   }
 
   private async relayCall(res: ServerResponse, request: JsonRpcRequest, call: Call): Promise<void> {
@@ -366,7 +385,9 @@ export class AggregateServer implements OnModuleDestroy {
       );
       if (reply.body.kind !== 'sse') {
         const response = await responseTo(reply, id, decline);
-        const answer = response ? { ...response, id: request.id } : this.noAnswer(request, target.server);
+        const answer = response
+          ? resourcesHere({ ...response, id: request.id }, target.server.slug)
+          : this.noAnswer(request, target.server);
         call.exchanges.settle(answer, reply.status);
         return sendJson(res, 200, answer);
       }
@@ -380,19 +401,27 @@ export class AggregateServer implements OnModuleDestroy {
         const event = next.value;
         const value = safeJson(event.data);
         if (isResponseTo(value, id)) {
-          answer = { ...(value as JsonRpcResponse), id: request.id };
+          answer = resourcesHere({ ...(value as JsonRpcResponse), id: request.id }, target.server.slug);
           call.exchanges.settle(answer, reply.status);
           readToTheEnd(events);
           break;
         }
         if (isRequestMessage(value)) decline(value as JsonRpcRequest);
-        else if (stream && value !== undefined) writeEvent(res, { data: event.data });
+        else if (stream && value !== undefined && !belowLevel(value, call.session.logLevel))
+          writeEvent(res, { data: event.data });
       }
       answer ??= this.noAnswer(request, target.server);
       if (stream) endWithEvent(res, { data: JSON.stringify(answer) });
       else sendJson(res, 200, answer);
     } catch (error) {
       this.recordFailure(call, request, cancellable.signal, error);
+      if (cancellable.signal.aborted && !call.signal.aborted && acceptableFor(res.req).eventStream) {
+        // Cancelled by the client's notifications/cancelled: a cancelled request is not answered. The stream
+        // ends empty (a client taking only JSON still gets the error: its POST must be answered).
+        if (!res.headersSent) startSse(res);
+        res.end();
+        return;
+      }
       const failure = this.failure(request, target.server, error);
       const claims = claimsChallengeOf(error);
       if (claims && !res.headersSent) {
@@ -514,7 +543,10 @@ export class AggregateServer implements OnModuleDestroy {
           request,
         );
       }
-      return this.forward(request, entry.server, { ...request.params, ref: { ...ref, name: entry.name } }, call);
+      return noCompletionUnlessSupported(
+        request,
+        await this.forward(request, entry.server, { ...request.params, ref: { ...ref, name: entry.name } }, call),
+      );
     }
     if (ref?.type === 'ref/resource' && typeof ref.uri === 'string') {
       const resolved = this.catalog.resolveResourceUri(ref.uri);
@@ -528,13 +560,36 @@ export class AggregateServer implements OnModuleDestroy {
           request,
         );
       }
-      return this.forward(request, resolved.server, { ...request.params, ref: { ...ref, uri: resolved.uri } }, call);
+      return noCompletionUnlessSupported(
+        request,
+        await this.forward(request, resolved.server, { ...request.params, ref: { ...ref, uri: resolved.uri } }, call),
+      );
     }
     return this.unanswerable(
       call,
       errorResponse(request.id, ErrorCodes.invalidParams, 'completion/complete needs a ref/prompt or ref/resource'),
       request,
     );
+  }
+
+  /**
+   * `logging/setLevel`: upstream log messages below `level` are no longer relayed to this session (upstreams keep
+   * their own levels: their sessions are the gateway's, shared between clients).
+   */
+  private async setLevel(request: JsonRpcRequest, call: Call): Promise<JsonRpcResponse> {
+    const level = request.params?.level;
+    if (typeof level !== 'string' || !LOG_LEVELS.includes(level)) {
+      const levels = LOG_LEVELS.join(', ');
+      return this.unanswerable(
+        call,
+        errorResponse(request.id, ErrorCodes.invalidParams, `Invalid log level: expected one of ${levels}`),
+        request,
+      );
+    }
+    if (!this.stateless) await this.sessions.save({ ...call.session, logLevel: level });
+    const response = resultResponse(request.id, {});
+    call.exchanges.answered(request, response);
+    return response;
   }
 
   /** An error the gateway answers itself, recorded as such. */
@@ -561,11 +616,65 @@ export class AggregateServer implements OnModuleDestroy {
     });
   }
 
+  /** Each session hears it once, on its newest event stream: a message goes on one stream only, never on all. */
   private announceListChanged(): void {
     for (const streams of this.streams.values()) {
-      for (const res of streams) {
-        for (const method of LIST_CHANGED) writeEvent(res, { data: JSON.stringify({ jsonrpc: '2.0', method }) });
-      }
+      let newest: ServerResponse | undefined;
+      for (const res of streams) newest = res;
+      if (!newest) continue;
+      for (const method of LIST_CHANGED) writeEvent(newest, { data: JSON.stringify({ jsonrpc: '2.0', method }) });
     }
   }
+}
+
+/** A log message (`notifications/message`) less severe than the level the session asked for, which it is not sent. */
+function belowLevel(message: unknown, level: string | undefined): boolean {
+  if (level === undefined || (message as { method?: unknown }).method !== 'notifications/message') return false;
+  const messageLevel = (message as { params?: { level?: unknown } }).params?.level;
+  return LOG_LEVELS.indexOf(messageLevel as string) < LOG_LEVELS.indexOf(level);
+}
+
+/** A content block, resource links and embedded resources under the gateway's URI for them. */
+type ContentBlock = { type?: unknown; uri?: unknown; resource?: { uri?: unknown } };
+
+function namesResource(block: ContentBlock | undefined): boolean {
+  return (
+    (block?.type === 'resource_link' && typeof block.uri === 'string') ||
+    (block?.type === 'resource' && typeof block.resource?.uri === 'string')
+  );
+}
+
+function blockHere(block: ContentBlock, slug: string): ContentBlock {
+  if (!namesResource(block)) return block;
+  return block.type === 'resource_link'
+    ? { ...block, uri: gatewayResourceUri(slug, block.uri as string) }
+    : { ...block, resource: { ...block.resource, uri: gatewayResourceUri(slug, block.resource!.uri as string) } };
+}
+
+/**
+ * A tool's or prompt's answer with the resources its content names (`resource_link`, embedded `resource`) under
+ * `mcpgw://{slug}/{uri}`: the only URIs a client of `/mcp` can read or subscribe to.
+ */
+function resourcesHere(response: JsonRpcResponse, slug: string): JsonRpcResponse {
+  if (!('result' in response)) return response;
+  const { content, messages } = response.result as { content?: unknown; messages?: unknown };
+  if (Array.isArray(content) && content.some(namesResource)) {
+    const blocks = (content as ContentBlock[]).map((block) => blockHere(block, slug));
+    return { ...response, result: { ...response.result, content: blocks } };
+  }
+  const prompt = messages as { content?: ContentBlock }[] | undefined;
+  if (Array.isArray(prompt) && prompt.some((message) => namesResource(message?.content))) {
+    const rewritten = prompt.map((message) =>
+      namesResource(message?.content) ? { ...message, content: blockHere(message.content!, slug) } : message,
+    );
+    return { ...response, result: { ...response.result, messages: rewritten } };
+  }
+  return response;
+}
+
+/** An upstream without completions has none to offer (`/mcp` declares completions for all of them). */
+function noCompletionUnlessSupported(request: JsonRpcRequest, response: JsonRpcResponse): JsonRpcResponse {
+  if ('error' in response && response.error.code === ErrorCodes.methodNotFound)
+    return resultResponse(request.id, { completion: { values: [], hasMore: false } });
+  return response;
 }

@@ -303,7 +303,7 @@ function groupByServer(rows: CatalogItemRow[], serverIds: Iterable<string>): Map
 function entriesOf(server: GatewayServer, rows: CatalogItemRow[]): Pick<ServerShare, 'entries' | 'digest'> {
   const items = rows.flatMap((row) => {
     const kind = kindOf(row.kind);
-    return kind ? [{ ...row, kind }] : [];
+    return kind && !(kind === 'tool' && needsTasks(row.definition)) ? [{ ...row, kind }] : [];
   });
   const texts = items.map((row) =>
     JSON.stringify(renamedDefinition(row.kind, row.definition, row.gatewayName, server, row.name)),
@@ -374,6 +374,22 @@ function sameMarker(a: CatalogMarker, b: CatalogMarker): boolean {
   );
 }
 
+/**
+ * A tool that may only be called as a task (`execution.taskSupport: required`): the gateway declares no tasks, so
+ * neither `/mcp` nor the REST bridge can call it, and they do not offer it.
+ */
+function needsTasks(definition: Record<string, unknown>): boolean {
+  return (definition.execution as { taskSupport?: unknown } | undefined)?.taskSupport === 'required';
+}
+
+/** A tool's `execution` without `taskSupport`: calls through the gateway are never tasks. */
+function withoutTasks(definition: Record<string, unknown>): Record<string, unknown> {
+  const execution = definition.execution as Record<string, unknown> | undefined;
+  if (execution?.taskSupport === undefined) return definition;
+  const { taskSupport: _taskSupport, ...rest } = execution;
+  return { ...definition, execution: rest };
+}
+
 /** The upstream's definition under the gateway's name, with where it came from under our `_meta` key. */
 function renamedDefinition(
   kind: CatalogKind,
@@ -388,6 +404,7 @@ function renamedDefinition(
   };
   switch (kind) {
     case 'tool':
+      return { ...withoutTasks(definition), name: gatewayName, _meta: meta };
     case 'prompt':
       return { ...definition, name: gatewayName, _meta: meta };
     case 'resource':

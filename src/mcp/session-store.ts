@@ -13,6 +13,8 @@ export interface McpSession {
   initializeParams: Record<string, unknown>;
   /** Upstream session ids by server id. */
   upstreamSessions: Record<string, string>;
+  /** The least severe upstream log message the client wants (`logging/setLevel` on `/mcp`); all when unset. */
+  logLevel?: string;
   createdAt: number;
 }
 
