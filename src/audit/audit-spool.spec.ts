@@ -104,5 +104,7 @@ describe('AuditSpool', () => {
     expect(theirs.survey()).toEqual(both);
     theirs.remove(theirs.first!);
     expect(mine.survey()).toEqual({ files: 1, records: 3, bytes: mine.bytes });
+    fs.rmSync(dir, { recursive: true });
+    expect(mine.survey()).toEqual({ files: 0, records: 0, bytes: 0 });
   });
 });

@@ -86,7 +86,7 @@ export class AuditSpool {
     const found = new Map<string, SpoolFile>();
     let records = 0;
     let bytes = 0;
-    for (const name of fs.readdirSync(this.directory)) {
+    for (const name of this.names()) {
       if (!NAME.test(name)) continue;
       const file = this.surveyed.get(name) ?? this.read(name);
       if (!file) continue;
@@ -146,6 +146,16 @@ export class AuditSpool {
       this.pending.splice(index, 1);
       this.pendingRecords -= file.records;
       this.pendingBytes -= file.bytes;
+    }
+  }
+
+  /** What the directory holds now; nothing if it was removed under the gateway, rather than a failed scrape. */
+  private names(): string[] {
+    try {
+      return fs.readdirSync(this.directory);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
     }
   }
 
