@@ -209,6 +209,8 @@ describe('audit trail on PostgreSQL', () => {
     ['a principal with three parts', { principal: 'a:b:c' }, 'principal'],
     ['a bad server slug', { server: '../../etc/passwd' }, 'server'],
     ['an oversized tool', { tool: 'x'.repeat(1_025) }, 'tool'],
+    ['a NUL in the tool', { tool: 'a\u0000b' }, 'tool'],
+    ['a control character in the tool', { tool: 'x\u001b[31m' }, 'tool'],
     ['an unknown filter', { sort: 'asc' }, 'sort'],
   ])('answers 400 problem+json for %s', async (_name, query, field) => {
     for (const path of ['/api/v1/audit', '/api/v1/audit/export']) {

@@ -456,6 +456,7 @@ describe('official MCP Registry read API (v0.1)', () => {
       '?updated_since=2025-01-01T24:00:00Z',
       '?include_deleted=maybe',
       '?search=%00',
+      '?search=a%07b',
       `?search=${'x'.repeat(300)}`,
       '?version=%00',
       `?version=${'9'.repeat(300)}`,

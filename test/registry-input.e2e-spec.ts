@@ -6,6 +6,35 @@ const SERVERS = '/api/v1/servers';
 
 type Body = Record<string, unknown>;
 
+/** Text PostgreSQL cannot store (NUL; an unpaired surrogate in jsonb), and controls no field has a use for. */
+const HOSTILE_TEXT: [string, string][] = [
+  ['a NUL', 'a\u0000b'],
+  ['an unpaired surrogate', 'a\ud800b'],
+  ['a bell', 'a\u0007b'],
+  ['a C1 control', 'a\u0085b'],
+];
+
+/** Where a registration holds free text: [the field the error names, a body with the text there]. */
+const TEXT_FIELDS: [string, (name: string, text: string) => Body][] = [
+  ['title', (name, text) => ({ name, url: PUBLIC_URL, title: text })],
+  ['description', (name, text) => ({ name, url: PUBLIC_URL, description: text })],
+  ['statusMessage', (name, text) => ({ name, url: PUBLIC_URL, status: 'deprecated', statusMessage: text })],
+  ['url', (name, text) => ({ name, url: `${PUBLIC_URL}/${text}` })],
+  ['auth.scope', (name, text) => ({ name, url: PUBLIC_URL, auth: { type: 'entra-obo', scope: `api://${text}` } })],
+  ['toolRules.allow.0', (name, text) => ({ name, url: PUBLIC_URL, toolRules: { allow: [`read_${text}`] } })],
+  ['toolRules.deny.0', (name, text) => ({ name, url: PUBLIC_URL, toolRules: { deny: [`${text}*`] } })],
+];
+
+function textFieldBodies(): [string, (name: string) => Body, string][] {
+  return TEXT_FIELDS.flatMap(([field, bodyOf]) =>
+    HOSTILE_TEXT.map(([what, text]): [string, (name: string) => Body, string] => [
+      `${what} in ${field}`,
+      (name) => bodyOf(name, text),
+      field,
+    ]),
+  );
+}
+
 /** Bad input on every registry route: a 4xx problem+json each time, and nothing stored. */
 describe('registry input validation', () => {
   let gw: TestGateway;
@@ -93,6 +122,7 @@ describe('registry input validation', () => {
     ['a gopher URL', (name) => ({ name, url: 'gopher://203.0.113.10/' }), 'url'],
     ['credentials in the URL', (name) => ({ name, url: 'http://user:pw@203.0.113.10/mcp' }), 'url'],
     ['text that is not a URL', (name) => ({ name, url: 'not a url' }), 'url'],
+    ...textFieldBodies(),
   ];
 
   it.each(badBodies)('refuses to register a server with %s, storing nothing', async (_what, bodyOf, field) => {
@@ -115,6 +145,27 @@ describe('registry input validation', () => {
     ['text', 'text/plain', 'name=io.x/y'],
     ['a form', 'application/x-www-form-urlencoded', 'name=io.x%2Fy&url=https%3A%2F%2F203.0.113.10'],
   ];
+
+  it.each([
+    ['title', 'two\nlines'],
+    ['title', 'a\ttab'],
+    ['url', `${PUBLIC_URL}\n`],
+    ['toolRules.allow.0', 'read\r\n'],
+  ])('refuses a line break or tab in the one-line field %s', async (field, text) => {
+    const entry = TEXT_FIELDS.find(([name]) => name === field);
+    const body = entry![1](uniqueName(), text);
+    expectProblem(await api().post(SERVERS).send(body), 400, field);
+    expect(await storedRows(body.name as string)).toEqual({ servers: 0, versions: 0 });
+  });
+
+  it('keeps tabs and line breaks in a description and a status message', async () => {
+    const text = 'line one\r\nline two\n\tindented';
+    const res = await api()
+      .post(SERVERS)
+      .send(serverBody({ description: text, status: 'deprecated', statusMessage: text }))
+      .expect(201);
+    expect(res.body).toMatchObject({ description: text, statusMessage: text });
+  });
 
   it.each(badRaw)('refuses %s as a registration', async (_what, type, raw) => {
     const res = await api().post(SERVERS).set('Content-Type', type).send(raw);
@@ -163,6 +214,13 @@ describe('registry input validation', () => {
       ['credentials in the URL', { url: 'https://a:b@203.0.113.10/' }, 'url'],
       ['an array', '[{"title":"x"}]', undefined],
       ['JSON that does not parse', '{"title":', undefined],
+      ['a NUL in the title', { title: 'a\u0000b' }, 'title'],
+      ['a NUL in the description', { description: 'a\u0000b' }, 'description'],
+      ['a NUL in the status message', { statusMessage: '\u0000' }, 'statusMessage'],
+      ['a NUL in the url', { url: `${PUBLIC_URL}\u0000` }, 'url'],
+      ['a NUL in the scope', { auth: { type: 'entra-obo', scope: 'api://x\u0000' } }, 'auth.scope'],
+      ['a NUL in a tool rule', { toolRules: { deny: ['ok', 'a\u0000'] } }, 'toolRules.deny.1'],
+      ['an unpaired surrogate in a tool rule', { toolRules: { allow: ['\udc00'] } }, 'toolRules.allow.0'],
     ];
 
     it.each(badPatches)('refuses a PATCH with %s and changes nothing', async (_what, body, field) => {
@@ -181,6 +239,7 @@ describe('registry input validation', () => {
         (current) => ({ name: current.name, url: PUBLIC_URL, description: 'd'.repeat(101) }),
         'description',
       ],
+      ['a NUL in the title', (current) => ({ name: current.name, url: PUBLIC_URL, title: 'x\u0000' }), 'title'],
     ];
 
     it.each(badPuts)('refuses a PUT with %s and changes nothing', async (_what, bodyOf, field) => {
@@ -254,6 +313,8 @@ describe('registry input validation', () => {
     ['a bad tag', { tag: 'Bad Tag' }, 'tag'],
     ['an unknown status', { status: 'gone' }, 'status'],
     ['q over 200 characters', { q: 'q'.repeat(201) }, 'q'],
+    ['a NUL in q', { q: 'a\u0000' }, 'q'],
+    ['an escape character in q', { q: '\u001b[2J' }, 'q'],
     ['an unknown parameter', { sort: 'name' }, '(body)'],
   ];
 

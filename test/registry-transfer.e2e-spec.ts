@@ -111,6 +111,28 @@ describe('registry import and export', () => {
     expect(events).toEqual([{ type: 'created', serverId: created.body.id, slug: created.body.slug }]);
   });
 
+  it('reports a document with text the database cannot store as failed and imports the ones after it', async () => {
+    const [first, hostile, last] = [serverJson(), serverJson({ title: 'x\u0000' }), serverJson()];
+    const withRules = serverJson({ _meta: { [GATEWAY_META_KEY]: { toolRules: { allow: ['a\u0000'] } } } });
+    const res = await api().post(`${SERVERS}/import`).send([first, hostile, withRules, last]).expect(200);
+
+    expect(res.body).toMatchObject({ created: 2, updated: 0, unchanged: 0, failed: 2 });
+    expect(res.body.results.map((result: { result: string }) => result.result)).toEqual([
+      'created',
+      'failed',
+      'failed',
+      'created',
+    ]);
+    expect(res.body.results[1].errors).toEqual([{ field: 'title', message: expect.any(String) }]);
+    expect(res.body.results[2].errors).toEqual([
+      { field: `_meta.${GATEWAY_META_KEY}.toolRules.allow.0`, message: expect.any(String) },
+    ]);
+    for (const document of [hostile, withRules]) {
+      expect(await storedRows(document.name as string)).toEqual({ servers: 0, versions: 0 });
+    }
+    expect(await storedRows(last.name as string)).toEqual({ servers: 1, versions: 1 });
+  });
+
   it('updates by name, keeping gateway settings the document does not carry, and records the new version', async () => {
     const existing = await api()
       .post(SERVERS)

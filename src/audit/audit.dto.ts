@@ -1,5 +1,6 @@
 import { createZodDto } from 'nestjs-zod';
 import { z } from 'zod';
+import { singleLine } from '../common/plain-text';
 import { SERVER_SLUG } from '../registry/server.schema';
 import type { ExchangeDecision, ExchangeOutcome, McpSurface } from '../traffic/mcp-exchange';
 
@@ -46,10 +47,7 @@ const auditFilterShape = {
     .optional()
     .describe('Only this caller: `{tid}:{oid}` (as the rate limiter names callers) or just the `oid`'),
   server: z.string().regex(SERVER_SLUG, 'must be a server slug').optional().describe('Only this server (slug)'),
-  tool: z
-    .string()
-    .min(1)
-    .max(1024)
+  tool: singleLine(z.string().min(1).max(1024))
     .optional()
     .describe('Only this tool or prompt name, or resource URI, as the upstream names it'),
   method: z

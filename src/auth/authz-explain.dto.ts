@@ -1,5 +1,6 @@
 import { createZodDto } from 'nestjs-zod';
 import { z } from 'zod';
+import { singleLine } from '../common/plain-text';
 
 const nameList = (what: string) =>
   z
@@ -11,7 +12,7 @@ const nameList = (what: string) =>
 export const explainQuerySchema = z
   .object({
     server: z.string().min(1).max(300).describe('Server id (uuid), slug or name'),
-    tool: z.string().min(1).max(200).optional().describe('Tool name, as the upstream names it'),
+    tool: singleLine(z.string().min(1).max(200)).optional().describe('Tool name, as the upstream names it'),
     roles: nameList('role').optional().describe('App roles of the caller, comma-separated'),
     scopes: nameList('scope')
       .optional()

@@ -3,10 +3,11 @@ import { createLogger } from '../logging/logger';
 import { ProblemDetailsFilter } from './problem-details.filter';
 
 /** A Prisma known-request error as the client throws it, recognised by shape. */
-function prismaError(code: string): Error {
+function prismaError(code: string, sqlState?: string): Error {
   const error = new Error(`prisma ${code}`);
   error.name = 'PrismaClientKnownRequestError';
-  Object.assign(error, { code });
+  const cause = { originalCode: sqlState, kind: 'postgres', code: sqlState, message: 'invalid byte sequence' };
+  Object.assign(error, { code, meta: sqlState ? { driverAdapterError: { name: 'DriverAdapterError', cause } } : {} });
   return error;
 }
 
@@ -25,6 +26,22 @@ describe('ProblemDetailsFilter and Prisma errors', () => {
     expect(problem).toMatchObject({ status, code: problemCode, instance: '/api/v1/servers' });
     expect(problem.detail).not.toContain('prisma');
     expect(problem).not.toHaveProperty('errorId');
+  });
+
+  it.each([
+    ['P2039', '22021'],
+    ['P2010', '22021'],
+    ['P2010', '22P05'],
+  ])('maps %s with SQLSTATE %s (text the database cannot store) to 400', (code, sqlState) => {
+    const problem = filter.toProblem(prismaError(code, sqlState), request);
+    expect(problem).toMatchObject({ status: 400, code: 'validation_error' });
+    expect(problem.detail).not.toMatch(/prisma|byte sequence/);
+    expect(problem).not.toHaveProperty('errorId');
+  });
+
+  it('keeps another SQLSTATE under P2010 an opaque 500', () => {
+    const problem = filter.toProblem(prismaError('P2010', '42P01'), request);
+    expect(problem).toMatchObject({ status: 500, code: 'server_error' });
   });
 
   it('keeps any other Prisma error an opaque 500 with an error id', () => {

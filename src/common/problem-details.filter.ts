@@ -3,6 +3,7 @@ import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, HttpSta
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ZodValidationException } from 'nestjs-zod';
 import type { Logger } from 'pino';
+import { databaseProblemOf } from './database-errors';
 import { DomainError, type ErrorCode, type FieldError } from './domain-error';
 import { requestPathOf } from './request-path';
 import { sendText } from './send-text';
@@ -34,16 +35,6 @@ const CODE_OF_STATUS: Partial<Record<number, ErrorCode>> = {
   502: 'upstream_error',
   504: 'upstream_timeout',
   503: 'service_unavailable',
-};
-
-// Prisma errors are recognised by shape so this filter does not depend on the generated client.
-const PRISMA_CODES: Record<string, { code: ErrorCode; detail: string }> = {
-  P2002: { code: 'conflict', detail: 'a record with the same unique value already exists' },
-  P2025: { code: 'not_found', detail: 'the record does not exist' },
-  P2003: { code: 'validation_error', detail: 'a referenced record does not exist' },
-  // The database is saturated (no pooled connection, or a transaction could not start in time): retry later.
-  P2024: { code: 'service_unavailable', detail: 'the database is busy; try again shortly' },
-  P2028: { code: 'service_unavailable', detail: 'the database is busy; try again shortly' },
 };
 
 /** Turns every error that reaches HTTP into RFC 9457 problem+json. */
@@ -78,7 +69,7 @@ export class ProblemDetailsFilter implements ExceptionFilter {
       const errors = fieldErrorsOf(exception.getZodError());
       return problem('validation_error', 400, 'the request is not valid', instance, errors);
     }
-    const prisma = prismaErrorOf(exception);
+    const prisma = databaseProblemOf(exception);
     if (prisma) return problem(prisma.code, DomainError.statusOf(prisma.code), prisma.detail, instance);
     const status = statusOf(exception);
     if (status !== undefined && status < 500) {
@@ -145,11 +136,4 @@ function fieldErrorsOf(error: unknown): FieldError[] {
     field: issue.path.map(String).join('.') || '(body)',
     message: issue.message,
   }));
-}
-
-function prismaErrorOf(exception: unknown): { code: ErrorCode; detail: string } | undefined {
-  if (typeof exception !== 'object' || exception === null) return undefined;
-  const { name, code } = exception as { name?: unknown; code?: unknown };
-  if (name !== 'PrismaClientKnownRequestError' || typeof code !== 'string') return undefined;
-  return PRISMA_CODES[code];
 }

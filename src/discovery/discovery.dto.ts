@@ -1,5 +1,6 @@
 import { createZodDto } from 'nestjs-zod';
 import { z } from 'zod';
+import { singleLine } from '../common/plain-text';
 import { SERVER_SLUG } from '../registry/server.schema';
 import { ITEM_KINDS } from './fingerprint';
 
@@ -7,15 +8,9 @@ export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 export const SEARCH_LIMIT_DEFAULT = 30;
 export const SEARCH_LIMIT_MAX = 100;
 
-const noControlCharacters = (text: string): boolean => !/\p{Cc}/u.test(text);
-
 const searchQuerySchema = z
   .object({
-    q: z
-      .string()
-      .trim()
-      .max(200)
-      .refine(noControlCharacters, 'must not contain control characters')
+    q: singleLine(z.string().trim().max(200))
       .optional()
       .describe('Case-insensitive substring of the name (URI), title or description; `%` and `_` match literally'),
     server: z
@@ -23,13 +18,7 @@ const searchQuerySchema = z
       .refine((text) => UUID.test(text) || SERVER_SLUG.test(text), 'must be a server id or slug')
       .optional()
       .describe('Only this server, by id or slug'),
-    tag: z
-      .string()
-      .min(1)
-      .max(100)
-      .refine(noControlCharacters, 'must not contain control characters')
-      .optional()
-      .describe('Only servers with this tag'),
+    tag: singleLine(z.string().min(1).max(100)).optional().describe('Only servers with this tag'),
     cursor: z.string().min(1).optional().describe('`nextCursor` of the previous page'),
     limit: z.coerce
       .number()

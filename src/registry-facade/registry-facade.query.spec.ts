@@ -79,6 +79,8 @@ describe('listServersQuerySchema', () => {
     { cursor: 'nope' },
     { search: 'x'.repeat(201) },
     { search: 'a\u0000b' },
+    { search: 'a\u0007b' },
+    { version: '1.0\u0000' },
     { version: 'v'.repeat(256) },
     { include_deleted: 'yes' },
     { updated_since: '2025-01-01' },

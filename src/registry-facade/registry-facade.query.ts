@@ -1,5 +1,6 @@
 import { createZodDto } from 'nestjs-zod';
 import { z } from 'zod';
+import { singleLine } from '../common/plain-text';
 import { decodeListCursor } from './facade-cursor';
 import { MAX_PAGE_SIZE } from './official-registry.types';
 
@@ -43,7 +44,6 @@ export function parseRfc3339(text: string): Date | undefined {
 }
 
 const absent = (text: string): boolean => text === '';
-const hasNul = (text: string): boolean => text.includes('\u0000');
 
 const limitParam = z
   .string()
@@ -73,10 +73,7 @@ const cursorParam = z
   .optional()
   .describe('`metadata.nextCursor` of the previous page, verbatim');
 
-const searchParam = z
-  .string()
-  .max(200, 'must be at most 200 characters')
-  .refine((text) => !hasNul(text), 'must not contain NUL')
+const searchParam = singleLine(z.string().max(200, 'must be at most 200 characters'))
   .transform((text) => (absent(text) ? undefined : text))
   .optional()
   .describe('Case-insensitive substring of the server name');
@@ -96,10 +93,7 @@ const updatedSinceParam = z
   .optional()
   .describe('Only entries updated after this RFC 3339 date-time; includes deleted entries');
 
-const versionParam = z
-  .string()
-  .max(255, 'must be at most 255 characters')
-  .refine((text) => !hasNul(text), 'must not contain NUL')
+const versionParam = singleLine(z.string().max(255, 'must be at most 255 characters'))
   .transform((text) => (absent(text) ? undefined : text))
   .optional()
   .describe("`latest` for each server's latest version, or an exact version such as 1.2.3");

@@ -17,10 +17,10 @@ import {
   GATEWAY_META_KEY,
   serverStatusSchema,
   timeoutsSchema,
-  toolRulesSchema,
+  toolRulesInputSchema,
   transportSchema,
   type UpstreamTransport,
-  upstreamAuthSchema,
+  upstreamAuthInputSchema,
 } from './server.schema';
 
 /** The official server.json schema version that export writes and import reads. */
@@ -30,13 +30,13 @@ export const SERVER_JSON_SCHEMA_URL = 'https://static.modelcontextprotocol.io/sc
 export const gatewaySettingsSchema = z
   .object({
     slug: serverSlugSchema.optional(),
-    auth: upstreamAuthSchema.optional(),
+    auth: upstreamAuthInputSchema.optional(),
     tags: tagsSchema.optional(),
     status: serverStatusSchema.optional(),
     statusMessage: statusMessageSchema.nullish(),
     allowedRoles: allowedRolesSchema.optional(),
     timeouts: timeoutsSchema.optional(),
-    toolRules: toolRulesSchema.optional(),
+    toolRules: toolRulesInputSchema.optional(),
   })
   .strict();
 export type GatewaySettings = z.output<typeof gatewaySettingsSchema>;

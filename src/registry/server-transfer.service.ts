@@ -1,5 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
+import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
 import type { z } from 'zod';
+import { databaseProblemOf } from '../common/database-errors';
 import { DomainError, type FieldError } from '../common/domain-error';
 import { RegistryService } from './registry.service';
 import type { ServerFields } from './server-record';
@@ -19,13 +22,27 @@ const EXPORT_PAGE = 100;
 /** server.json in and out: import matches by name (create or update), export writes every server. */
 @Injectable()
 export class ServerTransferService {
-  constructor(private readonly registry: RegistryService) {}
+  constructor(
+    private readonly registry: RegistryService,
+    @InjectPinoLogger(ServerTransferService.name) private readonly logger: PinoLogger,
+  ) {}
 
-  /** Documents are imported one by one, each in its own transaction; a failed one writes nothing. */
+  /**
+   * Documents are imported one by one, each in its own transaction; a failed one writes nothing. Whatever
+   * goes wrong with one document fails that document only, except a database too busy to take the write:
+   * every document after it would wait out the same timeout, so those are reported failed without a try.
+   */
   async import(body: unknown): Promise<ImportReport> {
     const results: ImportResult[] = [];
+    let busy: string | undefined;
     for (const [index, document] of documentsOf(body).entries()) {
-      results.push(await this.importOne(index, document));
+      if (busy !== undefined) {
+        results.push({ index, name: nameOf(document), result: 'failed', errors: [notTried(busy)] });
+        continue;
+      }
+      const outcome = await this.importOne(index, document);
+      results.push(outcome.result);
+      busy = outcome.busy;
     }
     const count = (result: ImportResult['result']) => results.filter((item) => item.result === result).length;
     return {
@@ -48,34 +65,50 @@ export class ServerTransferService {
     return { servers };
   }
 
-  private async importOne(index: number, document: unknown): Promise<ImportResult> {
+  /** One document's result; `busy` says the database could not take the write, so the import stops. */
+  private async importOne(index: number, document: unknown): Promise<{ result: ImportResult; busy?: string }> {
     const name = nameOf(document);
+    const failed = (errors: FieldError[]) => ({ result: { index, name, result: 'failed' as const, errors } });
+    try {
+      return { result: await this.write(index, name, document) };
+    } catch (error) {
+      if (error instanceof DomainError) {
+        return failed(
+          error.fieldErrors?.length
+            ? error.fieldErrors.map((item) => ({ field: serverJsonFieldOf(item.field), message: item.message }))
+            : [{ field: '(document)', message: error.detail }],
+        );
+      }
+      const problem = databaseProblemOf(error);
+      if (problem) {
+        const outcome = failed([{ field: '(document)', message: problem.detail }]);
+        return problem.code === 'service_unavailable' ? { ...outcome, busy: problem.detail } : outcome;
+      }
+      const errorId = randomUUID();
+      this.logger.error({ err: error, errorId, index }, 'importing a server.json document failed');
+      return failed([{ field: '(document)', message: `an internal error occurred (error id ${errorId})` }]);
+    }
+  }
+
+  private async write(index: number, name: string | null, document: unknown): Promise<ImportResult> {
     const parsed = serverJsonSchema.safeParse(document);
     if (!parsed.success) return { index, name, result: 'failed', errors: fieldErrorsOf(parsed.error) };
     const mapped = fromServerJson(parsed.data);
     if (!mapped.ok) return { index, name, result: 'failed', errors: mapped.errors };
     const server = mapped.server;
-    try {
-      const existing = await this.registry.findByName(server.name);
-      if (!existing) {
-        const input = serverInputSchema.safeParse({ ...server.settings, ...withoutSettings(server) });
-        if (!input.success) {
-          return { index, name, result: 'failed', errors: fieldErrorsOf(input.error, serverJsonFieldOf) };
-        }
-        const created = await this.registry.create(input.data);
-        return { index, name, result: 'created', id: created.id };
+    const existing = await this.registry.findByName(server.name);
+    if (!existing) {
+      const input = serverInputSchema.safeParse({ ...server.settings, ...withoutSettings(server) });
+      if (!input.success) {
+        return { index, name, result: 'failed', errors: fieldErrorsOf(input.error, serverJsonFieldOf) };
       }
-      const { server: updated, changed } = await this.registry.update(existing.id, server.url, undefined, (current) =>
-        merged(current, server),
-      );
-      return { index, name, result: changed ? 'updated' : 'unchanged', id: updated.id };
-    } catch (error) {
-      if (!(error instanceof DomainError)) throw error;
-      const errors = error.fieldErrors?.length
-        ? error.fieldErrors.map((item) => ({ field: serverJsonFieldOf(item.field), message: item.message }))
-        : [{ field: '(document)', message: error.detail }];
-      return { index, name, result: 'failed', errors };
+      const created = await this.registry.create(input.data);
+      return { index, name, result: 'created', id: created.id };
     }
+    const { server: updated, changed } = await this.registry.update(existing.id, server.url, undefined, (current) =>
+      merged(current, server),
+    );
+    return { index, name, result: changed ? 'updated' : 'unchanged', id: updated.id };
   }
 }
 
@@ -102,6 +135,10 @@ function checkedCount(documents: unknown[], field: string): unknown[] {
     throw invalidImport(field, `must hold 1 to ${MAX_IMPORT_DOCUMENTS} server.json documents`);
   }
   return documents;
+}
+
+function notTried(reason: string): FieldError {
+  return { field: '(document)', message: `not imported: the import stopped at an earlier document (${reason})` };
 }
 
 function invalidImport(field: string, message: string): DomainError {

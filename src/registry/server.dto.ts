@@ -1,13 +1,16 @@
 import { createZodDto } from 'nestjs-zod';
 import { z } from 'zod';
+import { multiLine, singleLine } from '../common/plain-text';
 import { RESERVED_SLUGS } from './slug';
 import { REGISTERED_NAME } from './server-ref';
 import {
   SERVER_SLUG,
   serverStatusSchema,
   timeoutsSchema,
+  toolRulesInputSchema,
   toolRulesSchema,
   transportSchema,
+  upstreamAuthInputSchema,
   upstreamAuthSchema,
 } from './server.schema';
 
@@ -38,10 +41,12 @@ export const serverVersionSchema = z
   .regex(SERVER_VERSION, 'must be a version such as 1.0.2 (no ranges)')
   .refine((version) => version.toLowerCase() !== 'latest', 'must be a specific version, not "latest"');
 
-export const titleSchema = z.string().min(1).max(100);
-export const descriptionSchema = z.string().min(1).max(100);
-export const statusMessageSchema = z.string().min(1).max(500);
-export const upstreamUrlSchema = z.string().min(1).max(2048).describe('Upstream MCP endpoint (http or https)');
+export const titleSchema = singleLine(z.string().min(1).max(100));
+export const descriptionSchema = multiLine(z.string().min(1).max(100));
+export const statusMessageSchema = multiLine(z.string().min(1).max(500));
+export const upstreamUrlSchema = singleLine(z.string().min(1).max(2048)).describe(
+  'Upstream MCP endpoint (http or https)',
+);
 
 const unique = <T>(items: T[]): T[] => [...new Set(items)];
 export const tagsSchema = z
@@ -64,13 +69,13 @@ export const serverInputSchema = z
     version: serverVersionSchema.default(DEFAULT_VERSION),
     url: upstreamUrlSchema,
     transport: transportSchema.default('streamable-http'),
-    auth: upstreamAuthSchema.default({ type: 'none' }),
+    auth: upstreamAuthInputSchema.default({ type: 'none' }),
     tags: tagsSchema.default([]),
     status: serverStatusSchema.default('active'),
     statusMessage: statusMessageSchema.nullish(),
     allowedRoles: allowedRolesSchema.default([]),
     timeouts: timeoutsSchema.default({}),
-    toolRules: toolRulesSchema.default({}),
+    toolRules: toolRulesInputSchema.default({}),
   })
   .strict();
 export type ServerInput = z.output<typeof serverInputSchema>;
@@ -86,13 +91,13 @@ export const serverPatchSchema = z
     version: serverVersionSchema.optional(),
     url: upstreamUrlSchema.optional(),
     transport: transportSchema.optional(),
-    auth: upstreamAuthSchema.optional(),
+    auth: upstreamAuthInputSchema.optional(),
     tags: tagsSchema.optional(),
     status: serverStatusSchema.optional(),
     statusMessage: statusMessageSchema.nullish(),
     allowedRoles: allowedRolesSchema.optional(),
     timeouts: timeoutsSchema.optional(),
-    toolRules: toolRulesSchema.optional(),
+    toolRules: toolRulesInputSchema.optional(),
   })
   .strict();
 export type ServerPatch = z.output<typeof serverPatchSchema>;
@@ -140,7 +145,7 @@ export const listServersQuerySchema = z
     cursor: z.string().max(200).optional().describe('`nextCursor` of the previous page'),
     tag: z.string().regex(TAG, 'must be a tag').optional().describe('Only servers with this tag'),
     status: serverStatusSchema.optional(),
-    q: z.string().max(200).optional().describe('Case-insensitive substring of name, title or description'),
+    q: singleLine(z.string().max(200)).optional().describe('Case-insensitive substring of name, title or description'),
   })
   .strict();
 export class ListServersQueryDto extends createZodDto(listServersQuerySchema) {}

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { singleLine } from '../common/plain-text';
 
 /** Shapes of a registered server shared by the registry, discovery, the prober and the MCP gateway. */
 
@@ -30,33 +31,45 @@ export const serverStatusSchema = z.enum(['active', 'deprecated', 'disabled']);
 export type ServerStatus = z.infer<typeof serverStatusSchema>;
 
 /**
+ * How a write's free text is checked (src/common/plain-text.ts). What is read back from the database is
+ * parsed as it was allowed to be stored, so that a rule made stricter later never turns a stored server
+ * into one that cannot be read.
+ */
+type TextRule = (schema: z.ZodString) => z.ZodString;
+const asStored: TextRule = (schema) => schema;
+
+/**
  * How the gateway authenticates to the upstream. Static header values are
  * never stored: each names the environment variable holding it.
  */
-export const upstreamAuthSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('none') }).strict(),
-  z
-    .object({
-      type: z.literal('headers'),
-      headers: z
-        .record(
-          z
-            .string()
-            .regex(HEADER_NAME, 'must be a valid header name')
-            .refine((name) => !RESERVED_HEADERS.has(name.toLowerCase()), 'is set by the gateway itself'),
-          z.object({ env: z.string().regex(ENV_NAME, 'must be an environment variable name') }).strict(),
-        )
-        .refine((headers) => Object.keys(headers).length > 0, 'must name at least one header')
-        .refine((headers) => Object.keys(headers).length <= 20, 'must name at most 20 headers'),
-    })
-    .strict(),
-  z
-    .object({
-      type: z.enum(['entra-obo', 'entra-client-credentials']),
-      scope: z.string().min(1).max(500),
-    })
-    .strict(),
-]);
+const upstreamAuthOf = (text: TextRule) =>
+  z.discriminatedUnion('type', [
+    z.object({ type: z.literal('none') }).strict(),
+    z
+      .object({
+        type: z.literal('headers'),
+        headers: z
+          .record(
+            z
+              .string()
+              .regex(HEADER_NAME, 'must be a valid header name')
+              .refine((name) => !RESERVED_HEADERS.has(name.toLowerCase()), 'is set by the gateway itself'),
+            z.object({ env: z.string().regex(ENV_NAME, 'must be an environment variable name') }).strict(),
+          )
+          .refine((headers) => Object.keys(headers).length > 0, 'must name at least one header')
+          .refine((headers) => Object.keys(headers).length <= 20, 'must name at most 20 headers'),
+      })
+      .strict(),
+    z
+      .object({
+        type: z.enum(['entra-obo', 'entra-client-credentials']),
+        scope: text(z.string().min(1).max(500)),
+      })
+      .strict(),
+  ]);
+export const upstreamAuthSchema = upstreamAuthOf(asStored);
+/** What a write may set as `auth`. */
+export const upstreamAuthInputSchema = upstreamAuthOf(singleLine);
 export type UpstreamAuth = z.infer<typeof upstreamAuthSchema>;
 
 export const timeoutsSchema = z
@@ -81,12 +94,22 @@ export interface UpstreamTarget {
 export const GATEWAY_META_KEY = 'io.mcp-gateway/server';
 
 /** Glob lists on tool names (`*` any run of characters, `?` one); deny wins over allow; an empty allow list allows all. */
-export const toolRulesSchema = z
-  .object({
-    allow: z.array(z.string().min(1).max(200)).max(100).optional(),
-    deny: z.array(z.string().min(1).max(200)).max(100).optional(),
-  })
-  .strict();
+const toolRulesOf = (text: TextRule) =>
+  z
+    .object({
+      allow: z
+        .array(text(z.string().min(1).max(200)))
+        .max(100)
+        .optional(),
+      deny: z
+        .array(text(z.string().min(1).max(200)))
+        .max(100)
+        .optional(),
+    })
+    .strict();
+export const toolRulesSchema = toolRulesOf(asStored);
+/** What a write may set as `toolRules`. */
+export const toolRulesInputSchema = toolRulesOf(singleLine);
 export type ToolRules = z.infer<typeof toolRulesSchema>;
 
 /** A stored server row's upstream settings, still as unparsed JSON. */
