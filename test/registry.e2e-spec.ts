@@ -1,7 +1,7 @@
 import request from 'supertest';
 import { type RegistryEvent, RegistryEvents } from '../src/registry/registry-events';
 import { type Profile, startTestGateway, type TestGateway } from './support/gateway';
-import { PROBLEM_JSON, serverBody, storedRows, token, uniqueName } from './support/registry';
+import { PROBLEM_JSON, PUBLIC_URL, serverBody, storedRows, token, uniqueName } from './support/registry';
 
 const SERVERS = '/api/v1/servers';
 
@@ -351,16 +351,43 @@ describe('registry /api/v1/servers (services)', () => {
       const latest = await api().get(`${url}/versions/1.1.0`).expect(200);
       expect(latest.body).toMatchObject({ isLatest: true, record: { title: 'v1.1', version: '1.1.0', revision: 3 } });
       await api().get(`${url}/versions/9.9.9`).expect(404);
+    });
 
-      // Back to an earlier version: its row becomes the latest again, listed first.
-      await api().patch(url).send({ version: '1.0.0' }).expect(200);
-      versions = await api().get(`${url}/versions`).expect(200);
-      expect(
-        versions.body.versions.map((v: { version: string; isLatest: boolean }) => [v.version, v.isLatest]),
-      ).toEqual([
-        ['1.0.0', true],
-        ['1.1.0', false],
+    it('refuses to move a server back to a version in its history (409), rewriting nothing', async () => {
+      const created = await create({ version: '1.0.0', title: 'Acme', url: 'https://203.0.113.10/t' });
+      const url = `${SERVERS}/${created.body.id}`;
+      await api().patch(url).send({ version: '1.1.0' }).expect(200);
+      const current = await api().patch(url).send({ version: '2.0.0+build.5', title: 'Two' }).expect(200);
+      const history = await api().get(`${url}/versions`).expect(200);
+      const first = await api().get(`${url}/versions/1.0.0`).expect(200);
+      events = [];
+
+      const attempts = [
+        api().patch(url).send({ version: '1.0.0', title: 'Rewritten', url: 'https://203.0.113.10/other' }),
+        api().patch(url).send({ version: '1.1.0' }),
+        api().put(url).send({ name: created.body.name, url: 'https://203.0.113.10/other', version: '1.0.0' }),
+      ];
+      for (const res of await Promise.all(attempts)) {
+        expect(res.status).toBe(409);
+        expect(res.body).toMatchObject({ code: 'conflict', errors: [{ field: 'version' }] });
+      }
+      const imported = await api()
+        .post(`${SERVERS}/import`)
+        .send({ name: created.body.name, version: '1.1.0', remotes: [{ type: 'streamable-http', url: PUBLIC_URL }] })
+        .expect(200);
+      expect(imported.body.results).toEqual([
+        expect.objectContaining({ result: 'failed', errors: [{ field: 'version', message: expect.any(String) }] }),
       ]);
+
+      expect((await api().get(url).expect(200)).body).toEqual(current.body);
+      expect((await api().get(`${url}/versions`).expect(200)).body).toEqual(history.body);
+      expect((await api().get(`${url}/versions/1.0.0`).expect(200)).body).toEqual(first.body);
+      expect(first.body.record).toMatchObject({ title: 'Acme', url: 'https://203.0.113.10/t' });
+      expect(events).toEqual([]);
+
+      // The current version may still change in place, and a new version is still welcome.
+      await api().patch(url).send({ version: '2.0.0+build.5', title: 'Two, again' }).expect(200);
+      await api().patch(url).send({ version: '2.0.0+BUILD.5' }).expect(200);
     });
 
     it('keeps history readable after delete, and lets the name be registered again', async () => {

@@ -8,6 +8,14 @@ export class DuplicateServerError extends Error {
   }
 }
 
+/** Raised by the repository when a write would change `version` to one already in the history. */
+export class PublishedVersionError extends Error {
+  constructor(readonly version: string) {
+    super(`version ${version} is already published`);
+    this.name = 'PublishedVersionError';
+  }
+}
+
 export const RegistryErrors = {
   notFound: (ref: string): DomainError =>
     new DomainError('not_found', `no server ${JSON.stringify(ref)} is registered`),
@@ -26,6 +34,12 @@ export const RegistryErrors = {
       'conflict',
       `a server with ${value ? `${field} ${JSON.stringify(value)}` : `this ${field}`} already exists`,
       [{ field, message: 'is already taken by another server' }],
+    ),
+  versionPublished: (version: string): DomainError =>
+    new DomainError(
+      'conflict',
+      `version ${JSON.stringify(version)} is already in the server's history; a published version never changes`,
+      [{ field: 'version', message: 'is already published; give the change a new version' }],
     ),
   nameChange: (): DomainError =>
     new DomainError('validation_error', 'the name of a server cannot change', [

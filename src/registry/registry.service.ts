@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import { UrlGuard } from '../upstream/url-guard';
 import { decodeCursor, encodeCursor, type ListPosition } from './cursor';
 import { etagOf, ifMatchHolds } from './etag';
-import { DuplicateServerError, RegistryErrors } from './registry.errors';
+import { DuplicateServerError, PublishedVersionError, RegistryErrors } from './registry.errors';
 import { RegistryEvents } from './registry-events';
 import {
   fieldsOf,
@@ -142,6 +142,7 @@ export class RegistryService {
       });
     } catch (error) {
       if (error instanceof DuplicateServerError) throw RegistryErrors.duplicate(error.field);
+      if (error instanceof PublishedVersionError) throw RegistryErrors.versionPublished(error.version);
       throw error;
     }
     if (!outcome) throw RegistryErrors.notFound(ref);

@@ -3,7 +3,7 @@ import { Injectable } from '@nestjs/common';
 import { PrismaService } from '../database/prisma.service';
 import { Prisma, type Server as ServerRow, type ServerVersion as ServerVersionRow } from '../generated/prisma/client';
 import type { ListPosition } from './cursor';
-import { DuplicateServerError } from './registry.errors';
+import { DuplicateServerError, PublishedVersionError } from './registry.errors';
 import {
   type ServerFields,
   type ServerRecord,
@@ -102,6 +102,8 @@ export class ServerRepository {
   /**
    * Applies `change` to the current fields under a row lock. `change` may
    * throw (a failed precondition); returning equal fields writes nothing.
+   * A change of version to one already in the history throws
+   * PublishedVersionError: a published version's record never changes.
    */
   async update(id: string, change: (current: ServerRecord) => ServerFields): Promise<UpdateOutcome | undefined> {
     return this.writing(() =>
@@ -110,6 +112,9 @@ export class ServerRepository {
         if (!current) return undefined;
         const next = change(current);
         if (sameFields(next, fieldsOf(current))) return { changed: false, server: current };
+        if (next.version !== current.version && (await publishedVersion(tx, current.name, next.version))) {
+          throw new PublishedVersionError(next.version);
+        }
         const row = await tx.server.update({
           where: { id },
           data: { ...next, revision: { increment: 1 } },
@@ -177,9 +182,15 @@ async function lockedServer(tx: Tx, id: string): Promise<ServerRecord | undefine
   return row ? toRecord(row) : undefined;
 }
 
+async function publishedVersion(tx: Tx, name: string, version: string): Promise<boolean> {
+  const row = await tx.serverVersion.findUnique({ where: { name_version: { name, version } }, select: { id: true } });
+  return row !== null;
+}
+
 /**
  * Records the server as the latest version of its name: a new version
- * demotes the previous latest row; the same version rewrites its row. A name
+ * demotes the previous latest row; the same version rewrites its row (an
+ * update never moves to a version already in the history). A name
  * re-registered after deletion takes its old (name, version) row over.
  */
 async function writeVersion(tx: Tx, server: ServerRecord): Promise<void> {
