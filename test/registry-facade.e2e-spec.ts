@@ -3,6 +3,7 @@ import { PrismaService } from '../src/database/prisma.service';
 import { startTestGateway, type TestGateway } from './support/gateway';
 import { assertValid, officialSchemas } from './support/official-registry-schemas';
 import { type SeededServer, ServerVersionFactory } from './support/server-version-factory';
+import { PUBLIC_URL as UPSTREAM_URL } from './support/registry';
 
 const PUBLIC_URL = 'https://gw.example.com';
 const BASE = '/api/v1/registry/v0.1';
@@ -288,6 +289,40 @@ describe('official MCP Registry read API (v0.1)', () => {
       await failing(`${BASE}/servers/${encoded(name)}/versions/latest`, 404);
       await failing(`${BASE}/servers/${encoded(name)}/versions/1.0.0?include_deleted=true`, 404);
     }
+  });
+
+  it('shows every version with the server status of now: a version published while disabled or deprecated too', async () => {
+    const registry = `${gw.url}/api/v1/servers`;
+    const register = async (last: string) => {
+      const name = `${seed.namespace}/${last}`;
+      const res = await request(registry).post('').send({ name, url: UPSTREAM_URL, version: '1.0.0' }).expect(201);
+      return { name, ref: `/${res.body.id as string}` };
+    };
+    const patch = (ref: string, body: Record<string, unknown>) => request(registry).patch(ref).send(body).expect(200);
+    const revived = await register('revived-disabled');
+    const undeprecated = await register('revived-deprecated');
+    for (const [{ ref }, status] of [
+      [revived, 'disabled'],
+      [undeprecated, 'deprecated'],
+    ] as const) {
+      await patch(ref, { status });
+      await patch(ref, { version: '2.0.0' });
+      await patch(ref, { status: 'active' });
+    }
+
+    for (const { name } of [revived, undeprecated]) {
+      const versions = await list(`${BASE}/servers/${encoded(name)}/versions`);
+      expect(versions.servers.map((entry) => [entry.server.version, entry._meta[OFFICIAL].status])).toEqual([
+        ['2.0.0', 'active'],
+        ['1.0.0', 'active'],
+      ]);
+      expect((await one(`${BASE}/servers/${encoded(name)}/versions/1.0.0`))._meta[OFFICIAL].status).toBe('active');
+    }
+    await patch(revived.ref, { status: 'deprecated' });
+    const deprecated = await list(`${BASE}/servers/${encoded(revived.name)}/versions`);
+    expect(deprecated.servers.map((entry) => entry._meta[OFFICIAL].status)).toEqual(['deprecated', 'deprecated']);
+    await request(registry).delete(revived.ref).expect(204);
+    await request(registry).delete(undeprecated.ref).expect(204);
   });
 
   it('maps a deprecated server to the official deprecated status with its message', async () => {

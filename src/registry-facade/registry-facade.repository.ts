@@ -59,17 +59,17 @@ interface RawRow {
 }
 
 /**
- * A version's status as clients see it. The row's own status is the
- * server's status while that version was latest; the server's current state
- * overrides it: a deleted server (its row gone) deletes every version, a
- * disabled one hides every version, a deprecated one deprecates them. An
- * unknown status hides the row rather than show it as active.
+ * A version's status as clients see it: the server's current status, whatever
+ * it was while that version was latest (the row's own status, which
+ * /api/v1's history shows), except that a row marked `deleted` and every row
+ * of a deleted server (its row gone) are deleted. A disabled server hides
+ * every version. An unknown status hides the row rather than show it as active.
  */
 const EFFECTIVE_STATUS = Prisma.sql`
   CASE
     WHEN s.id IS NULL OR v.status = 'deleted' THEN 'deleted'
-    WHEN v.status = 'active' AND s.status = 'active' THEN 'active'
-    WHEN v.status IN ('active', 'deprecated') AND s.status IN ('active', 'deprecated') THEN 'deprecated'
+    WHEN s.status = 'active' THEN 'active'
+    WHEN s.status = 'deprecated' THEN 'deprecated'
     ELSE 'disabled'
   END`;
 
@@ -78,7 +78,7 @@ const EFFECTIVE_STATUS = Prisma.sql`
  * a CASE it guesses that few rows pass, and then joins and sorts the whole
  * table instead of walking the (name, version) index up to the LIMIT.
  */
-const SHOWN = Prisma.sql`(s.id IS NOT NULL AND v.status IN ('active', 'deprecated') AND s.status IN ('active', 'deprecated'))`;
+const SHOWN = Prisma.sql`(s.id IS NOT NULL AND v.status <> 'deleted' AND s.status IN ('active', 'deprecated'))`;
 const DELETED = Prisma.sql`(s.id IS NULL OR v.status = 'deleted')`;
 
 /**
