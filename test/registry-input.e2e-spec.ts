@@ -111,6 +111,15 @@ describe('registry input validation', () => {
       (name) => ({ name, url: PUBLIC_URL, auth: { type: 'headers', headers: { 'X-Key': { env: '1-BAD' } } } }),
       'auth.headers.X-Key.env',
     ],
+    [
+      'a header named __proto__',
+      (name) => ({
+        name,
+        url: PUBLIC_URL,
+        auth: { type: 'headers', headers: JSON.parse('{"X-Key":{"env":"K"},"__proto__":{"env":"SECRET"}}') },
+      }),
+      'auth.headers.__proto__',
+    ],
     ['no headers', (name) => ({ name, url: PUBLIC_URL, auth: { type: 'headers', headers: {} } }), 'auth.headers'],
     ['an Entra auth without scope', (name) => ({ name, url: PUBLIC_URL, auth: { type: 'entra-obo' } }), 'auth.scope'],
     ['a negative timeout', (name) => ({ name, url: PUBLIC_URL, timeouts: { connectMs: -1 } }), 'timeouts.connectMs'],

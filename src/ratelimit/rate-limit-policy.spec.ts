@@ -143,4 +143,18 @@ describe('rate-limit policy', () => {
       expect.stringMatching(/^RATE_LIMIT_FILE: \(root\): /),
     ]);
   });
+
+  it('refuses a __proto__ key in any of its maps instead of dropping it', () => {
+    const text =
+      '{"roles":{"__proto__":"1/s"},"methodCosts":{"__proto__":5},' +
+      '"servers":{"ok":{"tools":{"__proto__":{"cost":2}}}}}';
+    expect(problemsOf({ RATE_LIMIT_FILE: file(text) }).sort()).toEqual([
+      'RATE_LIMIT_FILE: methodCosts.__proto__: is not a name this field can hold',
+      'RATE_LIMIT_FILE: roles.__proto__: is not a name this field can hold',
+      'RATE_LIMIT_FILE: servers.ok.tools.__proto__: is not a name this field can hold',
+    ]);
+    expect(problemsOf({ RATE_LIMIT_FILE: file('{"servers":{"__proto__":{}}}') })).toEqual([
+      'RATE_LIMIT_FILE: servers.__proto__: is not a name this field can hold',
+    ]);
+  });
 });

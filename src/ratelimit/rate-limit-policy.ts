@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { clientKeyed } from '../common/record-keys';
 
 /** `count` units per `windowSeconds`, replenished continuously (GCRA: a token bucket holding `count`). */
 export interface Rate {
@@ -117,23 +118,23 @@ const fileSchema = z
     principal: limitSchema.optional(),
     tenant: limitSchema.optional(),
     ip: z.union([rateSchema, z.literal('off')]).optional(),
-    roles: z.record(nameSchema, limitSchema).optional(),
-    servers: z
-      .record(
+    roles: clientKeyed(z.record(nameSchema, limitSchema)).optional(),
+    servers: clientKeyed(
+      z.record(
         z.union([z.literal('*'), z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a server slug or *')]),
         z
           .object({
             rate: rateSchema.optional(),
             onRedisDown: onRedisDownSchema.optional(),
             scope: z.enum(['principal', 'all'], { error: 'must be principal or all' }).optional(),
-            tools: z
-              .record(nameSchema, z.object({ rate: rateSchema.optional(), cost: costSchema.optional() }).strict())
-              .optional(),
+            tools: clientKeyed(
+              z.record(nameSchema, z.object({ rate: rateSchema.optional(), cost: costSchema.optional() }).strict()),
+            ).optional(),
           })
           .strict(),
-      )
-      .optional(),
-    methodCosts: z.record(nameSchema, costSchema).optional(),
+      ),
+    ).optional(),
+    methodCosts: clientKeyed(z.record(nameSchema, costSchema)).optional(),
     onRedisDown: onRedisDownSchema.optional(),
   })
   .strict();

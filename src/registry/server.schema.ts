@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { singleLine } from '../common/plain-text';
+import { clientKeyed } from '../common/record-keys';
 
 /** Shapes of a registered server shared by the registry, discovery, the prober and the MCP gateway. */
 
@@ -48,16 +49,18 @@ const upstreamAuthOf = (text: TextRule) =>
     z
       .object({
         type: z.literal('headers'),
-        headers: z
-          .record(
-            z
-              .string()
-              .regex(HEADER_NAME, 'must be a valid header name')
-              .refine((name) => !RESERVED_HEADERS.has(name.toLowerCase()), 'is set by the gateway itself'),
-            z.object({ env: z.string().regex(ENV_NAME, 'must be an environment variable name') }).strict(),
-          )
-          .refine((headers) => Object.keys(headers).length > 0, 'must name at least one header')
-          .refine((headers) => Object.keys(headers).length <= 20, 'must name at most 20 headers'),
+        headers: clientKeyed(
+          z
+            .record(
+              z
+                .string()
+                .regex(HEADER_NAME, 'must be a valid header name')
+                .refine((name) => !RESERVED_HEADERS.has(name.toLowerCase()), 'is set by the gateway itself'),
+              z.object({ env: z.string().regex(ENV_NAME, 'must be an environment variable name') }).strict(),
+            )
+            .refine((headers) => Object.keys(headers).length > 0, 'must name at least one header')
+            .refine((headers) => Object.keys(headers).length <= 20, 'must name at most 20 headers'),
+        ),
       })
       .strict(),
     z
