@@ -175,6 +175,45 @@ describe('rate limits on the MCP endpoints (Redis)', () => {
     }
   });
 
+  it('refuses a batch that uses one request id twice, so that a refused call cannot go out under a ping', async () => {
+    const { token } = await caller();
+    const init = await post(token, `/mcp/${slug}`, INITIALIZE);
+    expect(init.status).toBe(200);
+    const session = String(init.headers['mcp-session-id']);
+    const onSlug = (body: unknown) => post(token, `/mcp/${slug}`, body).set('mcp-session-id', session);
+    const call = (id: number | string, name = 'echoHai') => ({
+      jsonrpc: '2.0',
+      id,
+      method: 'tools/call',
+      params: { name, arguments: { userName: 'Mallory' } },
+    });
+    const ping = (id: number | string) => ({ jsonrpc: '2.0', id, method: 'ping' });
+    expect((await onSlug(call(8))).status).toBe(200); // 1 + 3 units: the budget is spent
+    expectRefusal(await onSlug(call(9)), 'principal');
+
+    for (const batch of [
+      [call(9), ping(9)],
+      [ping(9), call(9)],
+      [call(9), ping('9')],
+      [call('x'), { jsonrpc: '2.0', method: 'notifications/progress', params: {} }, ping('x')],
+    ]) {
+      const res = await onSlug(batch);
+      expect([res.status, res.body.error?.code]).toEqual([400, -32600]);
+      expect(res.body.error.message).toMatch(/id .* is used twice/);
+    }
+    const aggregate = await post(token, '/mcp', [call(9, `${slug}__echoHai`), ping(9)]);
+    expect([aggregate.status, aggregate.body.error?.code]).toEqual([400, -32600]);
+
+    // Distinct ids, and an answer to the upstream sharing a request's id, are a batch as before: the call is refused.
+    const fine = await onSlug([call(10), ping(11), { jsonrpc: '2.0', id: 10, result: {} }]).set(
+      'accept',
+      'application/json',
+    );
+    expect(fine.status).toBe(200);
+    const answers = fine.body as { id: number; error?: { code: number } }[];
+    expect(answers.find((answer) => answer.id === 10)?.error?.code).toBe(-32029);
+  });
+
   it('lets ping and notifications through without spending budget', async () => {
     const { token } = await caller();
     for (let i = 0; i < 6; i++) {

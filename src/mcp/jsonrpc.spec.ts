@@ -1,4 +1,4 @@
-import { isRepeatable } from './jsonrpc';
+import { parseBody, isRepeatable } from './jsonrpc';
 
 describe('isRepeatable', () => {
   const request = (method: string, id: number | string = 1) => ({ jsonrpc: '2.0', id, method });
@@ -31,5 +31,27 @@ describe('isRepeatable', () => {
     expect(isRepeatable(null)).toBe(false);
     expect(isRepeatable('tools/list')).toBe(false);
     expect(isRepeatable([request('ping'), 42])).toBe(false);
+  });
+});
+
+describe('parseBody', () => {
+  const request = (id: number | string, method = 'ping') => ({ jsonrpc: '2.0', id, method });
+
+  it('refuses a batch in which two requests share an id, 1 and "1" included', () => {
+    for (const body of [
+      [request(9, 'tools/call'), request(9)],
+      [request('a'), request(2), request('a', 'tools/call')],
+      [request(1), request('1')],
+    ]) {
+      expect(parseBody(body)).toEqual({ problem: expect.stringMatching(/is used twice$/), code: -32600 });
+    }
+  });
+
+  it('takes distinct ids, notifications, and answers to the upstream that share a request id', () => {
+    const answer = { jsonrpc: '2.0', id: 1, result: {} };
+    const notification = { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 1 } };
+    expect(parseBody([request(1), request(2), answer, notification, notification])).toMatchObject({ batch: true });
+    expect(parseBody([answer, answer])).toMatchObject({ batch: true });
+    expect(parseBody(request(1))).toMatchObject({ batch: false });
   });
 });

@@ -164,5 +164,28 @@ export function parseBody(body: unknown): ParsedBody {
     if ('problem' in parsed) return { problem: `Invalid Request: ${parsed.problem}`, code: ErrorCodes.invalidRequest };
     messages.push(parsed.message);
   }
+  const repeated = messages.length > 1 ? repeatedRequestId(messages) : undefined;
+  if (repeated !== undefined) {
+    return {
+      problem: `Invalid Request: id ${JSON.stringify(repeated)} is used twice`,
+      code: ErrorCodes.invalidRequest,
+    };
+  }
   return { messages, batch };
+}
+
+/**
+ * The first request id a batch uses twice. Every answer, refusal and audit record is matched to its request by id,
+ * so two requests with one id could take each other's verdict (a refused call forwarded under a ping's allowance).
+ * 1 and "1" count as one id: some upstreams compare ids as numbers, others as strings.
+ */
+function repeatedRequestId(messages: JsonRpcMessage[]): RequestId | undefined {
+  const seen = new Set<string>();
+  for (const message of messages) {
+    if (!isRequest(message)) continue;
+    const key = String(message.id);
+    if (seen.has(key)) return message.id;
+    seen.add(key);
+  }
+  return undefined;
 }

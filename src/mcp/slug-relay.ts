@@ -113,7 +113,7 @@ export class SlugRelay {
         exchanges.admit(request, request.method === 'tools/call' ? { tool: toolNameOf(request) } : {}),
       ),
     );
-    const limited = new Map(requests.map((request, index) => [request.id, limits[index]]));
+    const limited = new Map(requests.map((request, index) => [request, limits[index]]));
     const lone = limits.length === 1 && messages.length === 1 && !batch ? limits[0] : undefined;
     if (lone) return sendRateLimited(res, lone);
 
@@ -122,7 +122,7 @@ export class SlugRelay {
     const listRequests = new Set<string | number>();
     for (const message of messages) {
       const refusal = isRequest(message)
-        ? (limited.get(message.id)?.refusal ?? this.refusal(principal, server, message, exchanges))
+        ? (limited.get(message)?.refusal ?? this.refusal(principal, server, message, exchanges))
         : undefined;
       if (refusal) refused.push(refusal);
       else forward.push(message);
