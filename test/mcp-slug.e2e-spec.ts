@@ -191,6 +191,60 @@ describe('/mcp/{slug}: one upstream, transparent', () => {
     await request(gw.url).post(`/mcp/${slug}`).set('host', 'gateway.test').send(initialize).expect(401);
   });
 
+  it('serves no spelling of an MCP path that would skip the Host and Origin check', async () => {
+    const token = await issuer.token({ roles: [role] });
+    const initialize = {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'edge-test', version: '1' } },
+    };
+    const paths = [
+      '/MCP',
+      '/Mcp',
+      '/mcP/',
+      `/MCP/${slug}`,
+      `/Mcp/${slug}/`,
+      `/MCP/${slug}/tools`,
+      `/mcp/${slug}/TOOLS`,
+      `/MCP/${slug}/openapi.json`,
+      '//mcp',
+      `//mcp/${slug}`,
+      '/%6Dcp',
+      `/%6dcp/${slug}`,
+      `/mcp/./${slug}`,
+      `/mcp/%2e/${slug}`,
+      `/mcp/${slug}/./tools`,
+      `/mcp%2F${slug}`,
+      '/mcp?x=1',
+    ];
+    for (const path of paths) {
+      for (const [header, value] of [
+        ['host', 'evil.example.com'],
+        ['origin', 'https://evil.example.com'],
+      ] as const) {
+        const post = await request(gw.url)
+          .post(path)
+          .set('authorization', `Bearer ${token}`)
+          .set('accept', 'application/json, text/event-stream')
+          .set(header, value)
+          .send(initialize);
+        const get = await request(gw.url).get(path).set('authorization', `Bearer ${token}`).set(header, value);
+        // Refused at the edge (421, 403), or not a path the gateway serves at all (404).
+        const refused = (status: number) => ([421, 403, 404].includes(status) ? 'refused' : status);
+        expect([path, header, refused(post.status), refused(get.status)]).toEqual([path, header, 'refused', 'refused']);
+      }
+    }
+    // The same requests from this gateway's own host and origin are served: the check is what refused them.
+    await request(gw.url)
+      .post('/mcp')
+      .set('authorization', `Bearer ${token}`)
+      .set('accept', 'application/json, text/event-stream')
+      .send(initialize)
+      .expect(200);
+    await request(gw.url).get(`/mcp/${slug}/tools`).set('authorization', `Bearer ${token}`).expect(200);
+  });
+
   it('answers browser preflights without a token and exposes the MCP headers', async () => {
     const res = await request(gw.url)
       .options(`/mcp/${slug}`)

@@ -41,6 +41,21 @@ describe('GatewayExpressAdapter', () => {
     expect(await response.json()).toEqual({ ip: '127.0.0.1', path: '/who', query: { tag: 'a' } });
   });
 
+  it('matches paths as written, case included', async () => {
+    const app = adapter.getInstance<Express>();
+    app.get('/mcp', (_req, res) => {
+      res.status(200).end();
+    });
+    app.use('/guarded', (_req, res) => {
+      res.status(204).end();
+    });
+    const { port } = server.address() as AddressInfo;
+    const status = async (path: string) => (await fetch(`http://127.0.0.1:${port}${path}`)).status;
+    expect([await status('/mcp'), await status('/guarded/x')]).toEqual([200, 204]);
+    for (const path of ['/MCP', '/Mcp', '/Guarded/x', '/GUARDED'])
+      expect([path, await status(path)]).toEqual([path, 404]);
+  });
+
   it('refuses the Nest options it does not serve', () => {
     const other = new GatewayExpressAdapter();
     expect(() => other.initHttpServer({ httpsOptions: {} })).toThrow('plain HTTP');

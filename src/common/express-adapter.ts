@@ -20,6 +20,17 @@ import type { Express } from 'express';
  * and changes nothing.
  */
 export class GatewayExpressAdapter extends ExpressAdapter {
+  constructor() {
+    super();
+    // Paths are matched as written, as RFC 3986 compares them. Express folds case by default, while the checks that
+    // go by path (Host and Origin ahead of MCP_PREFIX, the POST lane, the metadata paths) compare it exactly: `/MCP`
+    // was served as `/mcp` without the DNS-rebinding check. Set on the router itself, which Nest's adapter made
+    // before the setting could be read; the setting says the same to anything that reads it later.
+    const app = this.getInstance<Express>();
+    app.set('case sensitive routing', true);
+    (app.router as unknown as { caseSensitive: boolean }).caseSensitive = true;
+  }
+
   override initHttpServer(options: NestApplicationOptions): void {
     if (options.httpsOptions !== undefined || options.forceCloseConnections) {
       throw new Error('the gateway serves plain HTTP and closes its connections itself');
