@@ -51,30 +51,44 @@ describe('OAuth protected resource metadata (RFC 9728)', () => {
     expect(res.headers['access-control-allow-origin']).toBe('*');
   });
 
-  it('answers 404 for a slug that is not registered, a disabled server and other paths', async () => {
+  it('answers every slug-shaped path alike, with or without a token: no reader learns which servers exist', async () => {
+    const user = await issuer.token({ roles: ['Gateway.User'] });
+    const admin = await issuer.token({ roles: ['Gateway.Admin'] });
+    // Forged: a kid the tenant never published, no valid signature.
+    const forged = await issuer.token({ roles: ['Gateway.User'] }, { key: await issuer.unpublishedKey() });
+    const fetches = issuer.jwksFetches(HOME_TENANT);
+    for (const slug of [open.slug, readersOnly.slug, disabled.slug, 'no-such-server']) {
+      for (const authorization of [
+        undefined,
+        `Bearer ${user}`,
+        `Bearer ${admin}`,
+        `Bearer ${forged}`,
+        'Bearer x.y.z',
+      ]) {
+        const get = request(gw.url).get(`${WELL_KNOWN}/mcp/${slug}`);
+        const res = await (authorization ? get.set('authorization', authorization) : get);
+        expect({ slug, authorization, status: res.status }).toEqual({ slug, authorization, status: 200 });
+        expect(res.body).toEqual(document(`${BASE}/mcp/${slug}`));
+        expect(res.body.resource_name).toBe(`mcp-gateway: ${slug}`);
+        expect(res.headers.vary ?? '').not.toMatch(/authorization/i);
+      }
+    }
+    // Reading metadata never looks at the token: no key is fetched for it.
+    expect(issuer.jwksFetches(HOME_TENANT)).toBe(fetches);
+  });
+
+  it('answers 404 for paths that name no resource', async () => {
     for (const path of [
-      `${WELL_KNOWN}/mcp/no-such-server`,
-      `${WELL_KNOWN}/mcp/${disabled.slug}`,
       `${WELL_KNOWN}/mcp/${open.slug}/deeper`,
       `${WELL_KNOWN}/api/v1`,
       `${WELL_KNOWN}/mcp/Not_A_Slug`,
+      `${WELL_KNOWN}/mcp/`,
     ]) {
       const res = await request(gw.url).get(path);
       expect({ path, status: res.status }).toEqual({ path, status: 404 });
       expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
       expect(res.headers['access-control-allow-origin']).toBe('*');
     }
-  });
-
-  it('does not show a caller with a valid token a server it may not see', async () => {
-    const user = await issuer.token({ roles: ['Gateway.User'] });
-    await request(gw.url).get(`${WELL_KNOWN}/mcp/${open.slug}`).set('authorization', `Bearer ${user}`).expect(200);
-    await request(gw.url)
-      .get(`${WELL_KNOWN}/mcp/${readersOnly.slug}`)
-      .set('authorization', `Bearer ${user}`)
-      .expect(404);
-    // Metadata is public: an invalid token is an anonymous reader, not an error.
-    await request(gw.url).get(`${WELL_KNOWN}/mcp/${readersOnly.slug}`).set('authorization', 'Bearer x.y.z').expect(200);
   });
 
   it('answers a CORS preflight', async () => {

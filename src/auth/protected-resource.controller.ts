@@ -1,4 +1,4 @@
-import { Controller, Get, Headers, HttpCode, Options, Req, Res } from '@nestjs/common';
+import { Controller, Get, HttpCode, Options, Req, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { WELL_KNOWN_PRM, type ProtectedResourceDocument } from './protected-resource';
@@ -14,14 +14,10 @@ export class ProtectedResourceController {
   constructor(private readonly metadata: ResourceMetadataService) {}
 
   @Get(['', '*rest'])
-  document(
-    @Req() req: Request,
-    @Res({ passthrough: true }) res: Response,
-    @Headers('authorization') authorization?: string,
-  ): Promise<ProtectedResourceDocument> {
+  document(@Req() req: Request, @Res({ passthrough: true }) res: Response): ProtectedResourceDocument {
     openCors(res);
-    res.setHeader('cache-control', 'public, max-age=300').setHeader('vary', 'authorization');
-    return this.metadata.documentFor(req.path.slice(WELL_KNOWN_PRM.length), authorization);
+    res.setHeader('cache-control', 'public, max-age=300');
+    return this.metadata.documentFor(req.path.slice(WELL_KNOWN_PRM.length));
   }
 
   @Options(['', '*rest'])
