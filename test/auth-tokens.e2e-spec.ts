@@ -383,7 +383,7 @@ describe('signing keys', () => {
   let issuer: LocalEntraIssuer;
   let gw: TestGateway;
   // Fresh tenants per test: each starts with nothing cached.
-  const tenants = Array.from({ length: 6 }, () => randomUUID());
+  const tenants = Array.from({ length: 8 }, () => randomUUID());
 
   beforeAll(async () => {
     issuer = await LocalEntraIssuer.start();
@@ -434,19 +434,31 @@ describe('signing keys', () => {
     expect(issuer.jwksFetches(tid)).toBe(2);
   });
 
-  it('answers 503, not 401, when the keys of a tenant cannot be fetched at all', async () => {
+  it('answers 503, not 401, when the keys of a tenant cannot be fetched at all, and fetches them once per cooldown', async () => {
     const tid = tenants[3]!;
     issuer.jwksDown = true;
     try {
-      const res = await request(gw.url)
-        .get(PROBE_PATH)
-        .set('authorization', `Bearer ${await issuer.token({}, { tid })}`);
-      expect(res.status).toBe(503);
-      expect(res.body.error).toBe('temporarily_unavailable');
+      const valid = await issuer.token({}, { tid });
+      // What anyone can make: RS256 in the header, a made-up kid, an allowed tid, and no valid signature.
+      const forged = await issuer.token({}, { tid, key: await issuer.unpublishedKey() });
+      for (let i = 0; i < 10; i++) {
+        for (const token of [valid, forged]) {
+          const res = await request(gw.url).get(PROBE_PATH).set('authorization', `Bearer ${token}`);
+          expect([res.status, res.body.error, res.headers['retry-after']]).toEqual([
+            503,
+            'temporarily_unavailable',
+            '30',
+          ]);
+        }
+      }
+      expect(issuer.jwksFetches(tid)).toBe(1);
     } finally {
       issuer.jwksDown = false;
     }
-    expect(await call(await issuer.token({}, { tid }))).toBe(200);
+    // Back up, but within the cooldown of the failed fetch: still 503 at once, no fetch (src/auth/signing-key-cache.spec.ts
+    // moves the clock past it).
+    expect(await call(await issuer.token({}, { tid }))).toBe(503);
+    expect(issuer.jwksFetches(tid)).toBe(1);
   });
 
   it('remembers verified tokens until they expire: a repeated token is not verified again', async () => {

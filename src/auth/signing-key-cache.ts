@@ -4,7 +4,10 @@ import { VerificationUnavailable } from './auth-errors';
 export interface SigningKeyCacheOptions {
   /** Keys older than this are fetched again before use; while that fails, they keep serving. */
   maxAgeMs: number;
-  /** Least time between two refetches caused by an unknown `kid` (and between retries of a failing fetch). */
+  /**
+   * Least time between two refetches caused by an unknown `kid`, and between retries of a failing fetch (the first
+   * one included: while a JWKS that has never been fetched cools down, verification is unavailable at once).
+   */
   cooldownMs?: number;
   /** Bound on one JWKS fetch. */
   timeoutMs?: number;
@@ -20,16 +23,18 @@ export class UnknownSigningKey extends Error {
 }
 
 interface KeySet {
-  keys: Map<string, CryptoKey>;
+  /** Undefined until a fetch has succeeded. */
+  keys?: Map<string, CryptoKey>;
   fetchedAt: number;
-  /** When a refetch was last started for an unknown kid or for age. */
+  /** When a fetch was last started for an unknown kid, for age, or after a failed one. */
   lastForcedAt: number;
 }
 
 /**
  * RS256 verification keys of JWKS documents, by URL and `kid`. Concurrent
  * callers share one fetch; an unknown `kid` refetches at most once per
- * cooldown (key rotation) instead of on every request (a cheap DoS otherwise);
+ * cooldown (key rotation) instead of on every request (a cheap DoS otherwise),
+ * and so does a JWKS whose fetch failed, whether or not it was ever fetched;
  * keys already held keep serving while their JWKS cannot be fetched.
  */
 export class SigningKeyCache {
@@ -45,15 +50,18 @@ export class SigningKeyCache {
     this.timeoutMs = options.timeoutMs ?? 5_000;
   }
 
-  /** The key for `kid` at `url`; `UnknownSigningKey` or `VerificationUnavailable` otherwise. */
+  /**
+   * The key for `kid` at `url`. `UnknownSigningKey` when the JWKS holds no such key; `VerificationUnavailable` when it
+   * has never been fetched (or its failed first fetch is cooling down).
+   */
   async keyFor(url: string, kid: string): Promise<CryptoKey> {
     const set = this.sets.get(url);
-    if (!set) {
-      try {
-        await this.refresh(url);
-      } catch {
-        throw new VerificationUnavailable('the signing keys could not be fetched');
-      }
+    if (!set?.keys) {
+      // Never fetched, or every fetch so far failed: one attempt per cooldown, for all callers together.
+      if (set && !this.inFlight.has(url) && !this.mayForce(set)) throw unavailable();
+      await this.refresh(url).catch(() => {
+        throw unavailable();
+      });
       return found(this.sets.get(url), kid);
     }
     if (Date.now() - set.fetchedAt > this.options.maxAgeMs && this.mayForce(set)) {
@@ -80,6 +88,7 @@ export class SigningKeyCache {
     let pending = this.inFlight.get(url);
     if (!pending) {
       this.stats.fetches += 1;
+      const startedAt = Date.now();
       pending = this.fetchKeys(url)
         .then(
           (keys) => {
@@ -93,6 +102,8 @@ export class SigningKeyCache {
           },
           (error: unknown) => {
             this.stats.fetchFailures += 1;
+            // A first fetch that failed starts the cooldown too (negative caching).
+            if (!this.sets.has(url)) this.sets.set(url, { fetchedAt: 0, lastForcedAt: startedAt });
             this.options.onFetchError?.(url, error);
             throw error;
           },
@@ -126,8 +137,12 @@ export class SigningKeyCache {
   }
 }
 
+function unavailable(): VerificationUnavailable {
+  return new VerificationUnavailable('the signing keys could not be fetched');
+}
+
 function found(set: KeySet | undefined, kid: string): CryptoKey {
-  const key = set?.keys.get(kid);
+  const key = set?.keys?.get(kid);
   if (!key) throw new UnknownSigningKey(kid);
   return key;
 }

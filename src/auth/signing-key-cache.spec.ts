@@ -1,0 +1,77 @@
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import { VerificationUnavailable } from './auth-errors';
+import { SigningKeyCache } from './signing-key-cache';
+
+/** A JWKS endpoint on a loopback port that counts its fetches and can be taken down. */
+class JwksEndpoint {
+  readonly keys: JWK[] = [];
+  down = false;
+  fetches = 0;
+  private readonly server = http.createServer((_req, res) => {
+    this.fetches += 1;
+    if (this.down) res.writeHead(503).end();
+    else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: this.keys }));
+  });
+
+  async start(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/keys`;
+  }
+
+  async publish(kid: string): Promise<void> {
+    const { publicKey } = await generateKeyPair('RS256', { extractable: true });
+    this.keys.push({ ...(await exportJWK(publicKey)), kid, use: 'sig', alg: 'RS256' });
+  }
+
+  async stop(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+describe('SigningKeyCache', () => {
+  const cooldownMs = 30_000;
+  let endpoint: JwksEndpoint;
+  let now: number;
+
+  beforeEach(async () => {
+    endpoint = new JwksEndpoint();
+    await endpoint.start();
+    await endpoint.publish('first');
+    // The cache's clock, moved by hand: cooldowns are passed without waiting.
+    now = 1_000_000;
+    jest.spyOn(Date, 'now').mockImplementation(() => now);
+  });
+
+  afterEach(async () => {
+    jest.restoreAllMocks();
+    await endpoint.stop();
+  });
+
+  const cacheOf = () => new SigningKeyCache({ maxAgeMs: 3_600_000, cooldownMs });
+
+  it('fetches a JWKS that failed its first fetch at most once per cooldown, refusing at once meanwhile', async () => {
+    const cache = cacheOf();
+    endpoint.down = true;
+    const attempts = await Promise.allSettled(Array.from({ length: 10 }, () => cache.keyFor(endpoint.url, 'first')));
+    for (let i = 0; i < 10; i++) {
+      await expect(cache.keyFor(endpoint.url, `forged-${i}`)).rejects.toBeInstanceOf(VerificationUnavailable);
+    }
+    expect(attempts.map((attempt) => attempt.status)).toEqual(attempts.map(() => 'rejected'));
+    expect(attempts.every((a) => a.status === 'rejected' && a.reason instanceof VerificationUnavailable)).toBe(true);
+    expect(endpoint.fetches).toBe(1);
+
+    endpoint.down = false;
+    now += cooldownMs - 1;
+    await expect(cache.keyFor(endpoint.url, 'first')).rejects.toBeInstanceOf(VerificationUnavailable);
+    expect(endpoint.fetches).toBe(1);
+    now += 1;
+    await expect(cache.keyFor(endpoint.url, 'first')).resolves.toBeDefined();
+    expect(endpoint.fetches).toBe(2);
+  });
+});
