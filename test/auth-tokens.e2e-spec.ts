@@ -461,6 +461,31 @@ describe('signing keys', () => {
     expect(issuer.jwksFetches(tid)).toBe(1);
   });
 
+  it('answers a token of a freshly rotated key 503, not 401, while the JWKS is down', async () => {
+    const tid = tenants[5]!;
+    const first = await issuer.currentKey(tid);
+    expect(await call(await issuer.token({}, { tid }))).toBe(200);
+    const rotated = await issuer.rotate(tid);
+    issuer.jwksDown = true;
+    try {
+      for (let i = 0; i < 3; i++) {
+        const res = await request(gw.url)
+          .get(PROBE_PATH)
+          .set('authorization', `Bearer ${await issuer.token({}, { tid, key: rotated })}`);
+        expect([res.status, res.body.error, res.headers['retry-after']]).toEqual([
+          503,
+          'temporarily_unavailable',
+          '30',
+        ]);
+      }
+      // The keys held keep serving, and the failed refetch is not tried again within its cooldown.
+      expect(await call(await issuer.token({}, { tid, key: first }))).toBe(200);
+      expect(issuer.jwksFetches(tid)).toBe(2);
+    } finally {
+      issuer.jwksDown = false;
+    }
+  });
+
   it('remembers verified tokens until they expire: a repeated token is not verified again', async () => {
     const verifier = gw.gateway.app.get(TokenVerifier);
     const token = await issuer.token({}, { tid: tenants[4]! });

@@ -2,7 +2,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { VerificationUnavailable } from './auth-errors';
-import { SigningKeyCache } from './signing-key-cache';
+import { SigningKeyCache, UnknownSigningKey } from './signing-key-cache';
 
 /** A JWKS endpoint on a loopback port that counts its fetches and can be taken down. */
 class JwksEndpoint {
@@ -73,5 +73,27 @@ describe('SigningKeyCache', () => {
     now += 1;
     await expect(cache.keyFor(endpoint.url, 'first')).resolves.toBeDefined();
     expect(endpoint.fetches).toBe(2);
+  });
+
+  it('answers a kid it does not hold as unavailable, not unknown, while the JWKS cannot be read', async () => {
+    const cache = cacheOf();
+    await expect(cache.keyFor(endpoint.url, 'first')).resolves.toBeDefined();
+    await endpoint.publish('rotated');
+    endpoint.down = true;
+    await expect(cache.keyFor(endpoint.url, 'rotated')).rejects.toBeInstanceOf(VerificationUnavailable);
+    expect(endpoint.fetches).toBe(2);
+    // Cooling down after that failure: still unavailable, without another fetch; the keys held still serve.
+    await expect(cache.keyFor(endpoint.url, 'rotated')).rejects.toBeInstanceOf(VerificationUnavailable);
+    await expect(cache.keyFor(endpoint.url, 'forged')).rejects.toBeInstanceOf(VerificationUnavailable);
+    await expect(cache.keyFor(endpoint.url, 'first')).resolves.toBeDefined();
+    expect(endpoint.fetches).toBe(2);
+
+    endpoint.down = false;
+    now += cooldownMs;
+    await expect(cache.keyFor(endpoint.url, 'rotated')).resolves.toBeDefined();
+    expect(endpoint.fetches).toBe(3);
+    // Read a moment ago and without that kid: a key the tenant never published.
+    await expect(cache.keyFor(endpoint.url, 'forged')).rejects.toBeInstanceOf(UnknownSigningKey);
+    expect(endpoint.fetches).toBe(3);
   });
 });

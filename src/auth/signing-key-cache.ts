@@ -28,6 +28,8 @@ interface KeySet {
   fetchedAt: number;
   /** When a fetch was last started for an unknown kid, for age, or after a failed one. */
   lastForcedAt: number;
+  /** Whether the last fetch failed: a kid not among the keys held may then be one that could not be seen. */
+  failing: boolean;
 }
 
 /**
@@ -51,8 +53,8 @@ export class SigningKeyCache {
   }
 
   /**
-   * The key for `kid` at `url`. `UnknownSigningKey` when the JWKS holds no such key; `VerificationUnavailable` when it
-   * has never been fetched (or its failed first fetch is cooling down).
+   * The key for `kid` at `url`. `UnknownSigningKey` when the JWKS, as fetched, has no such key;
+   * `VerificationUnavailable` when it could not be fetched (or a failed fetch is cooling down) and holds no such key.
    */
   async keyFor(url: string, kid: string): Promise<CryptoKey> {
     const set = this.sets.get(url);
@@ -69,10 +71,16 @@ export class SigningKeyCache {
       this.refresh(url).catch(() => undefined);
     }
     if (set.keys.has(kid)) return found(set, kid);
-    // An unknown kid: a rotation this process has not seen yet, or a forged header.
-    const pending = this.inFlight.get(url);
-    if (pending) await pending.catch(() => undefined);
-    else if (this.mayForce(set)) await this.refresh(url).catch(() => undefined);
+    // An unknown kid: a rotation this process has not seen yet, or a forged header. When the JWKS cannot be read
+    // now, which it is cannot be told: unavailable (503), so that a client does not discard a valid token.
+    const pending = this.inFlight.get(url) ?? (this.mayForce(set) ? this.refresh(url) : undefined);
+    if (pending) {
+      await pending.catch(() => {
+        throw unavailable();
+      });
+    } else if (set.failing) {
+      throw unavailable();
+    }
     return found(set, kid);
   }
 
@@ -96,14 +104,17 @@ export class SigningKeyCache {
             if (set) {
               set.keys = keys;
               set.fetchedAt = Date.now();
+              set.failing = false;
             } else {
-              this.sets.set(url, { keys, fetchedAt: Date.now(), lastForcedAt: 0 });
+              this.sets.set(url, { keys, fetchedAt: Date.now(), lastForcedAt: 0, failing: false });
             }
           },
           (error: unknown) => {
             this.stats.fetchFailures += 1;
+            const set = this.sets.get(url);
+            if (set) set.failing = true;
             // A first fetch that failed starts the cooldown too (negative caching).
-            if (!this.sets.has(url)) this.sets.set(url, { fetchedAt: 0, lastForcedAt: startedAt });
+            else this.sets.set(url, { fetchedAt: 0, lastForcedAt: startedAt, failing: true });
             this.options.onFetchError?.(url, error);
             throw error;
           },
