@@ -13,6 +13,7 @@ import {
   LocalEntraIssuer,
   tamper,
 } from './support/entra-issuer';
+import { eventually } from './support/eventually';
 import type { TestGateway } from './support/gateway';
 
 const PRM = 'https://gateway.test/.well-known/oauth-protected-resource/mcp';
@@ -303,6 +304,42 @@ describe('Entra ID tokens on MCP_PREFIX', () => {
       expect(text).toContain('the token audience is not this gateway');
       expect(text).not.toContain(token.split('.')[2]);
     });
+  });
+
+  it('never logs a token sent in the query string, on any path', async () => {
+    const token = await issuer.token();
+    const [header, payload, signature] = token.split('.') as [string, string, string];
+    const sent: { id: string; send: () => request.Test }[] = [
+      `/mcp/up/tools?access_token=${token}`,
+      `/mcp?limit=1&ACCESS_TOKEN=${token}`,
+      `/.well-known/oauth-protected-resource/mcp?access_token=${token}`,
+      `/api/v1/servers?acc%65ss_token=${token}&code=${signature}&id_token=${payload}`,
+    ].flatMap((path) => {
+      const id = randomUUID();
+      return [
+        { id: `${id}-get`, send: () => request(gw.url).get(path).set('x-request-id', `${id}-get`) },
+        {
+          id: `${id}-post`,
+          send: () =>
+            request(gw.url)
+              .post(path)
+              .set('x-request-id', `${id}-post`)
+              .set('content-type', 'application/json')
+              .send({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+        },
+      ];
+    });
+    for (const { send } of sent) await send();
+    const completed = (id: string) =>
+      gw.logs.lines.find(
+        (line) => line.msg === 'request completed' && (line.req as { id?: string } | undefined)?.id === id,
+      );
+    await eventually(() => {
+      for (const { id } of sent) expect(completed(id)).toBeDefined();
+    });
+    for (const { id } of sent) expect((completed(id)!.req as { url: string }).url).toContain('=[redacted]');
+    const text = JSON.stringify(gw.logs.lines);
+    for (const part of [header, payload, signature]) expect(text).not.toContain(part);
   });
 
   describe('on one kept-alive connection', () => {

@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { type AccessEntry, accessLogWriter, createLogger } from './logger';
+import { type AccessEntry, accessLogWriter, censorUrl, createLogger } from './logger';
 
 function capture(): { lines: Record<string, unknown>[]; stream: Writable } {
   const lines: Record<string, unknown>[] = [];
@@ -126,6 +126,63 @@ describe('accessLogWriter', () => {
       await new Promise((resolve) => setImmediate(resolve));
       expect(direct.lines).toHaveLength(logLevel === 'info' ? entries.length : 3);
       expect(direct.lines).toEqual(viaPino.lines);
+    }
+  });
+
+  it('censors credentials in the query of the URL it logs', async () => {
+    const { lines, stream } = capture();
+    const write = accessLogWriter(createLogger({ logLevel: 'info' }, stream));
+    write({
+      id: 'r-6',
+      method: 'POST',
+      url: '/mcp?access_token=eyJ.x.y',
+      statusCode: 401,
+      responseTime: 1,
+      completed: true,
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines[0]).toMatchObject({ req: { url: '/mcp?access_token=[redacted]' } });
+  });
+});
+
+describe('censorUrl', () => {
+  it('censors the values of credential query parameters however their names are written', () => {
+    expect(censorUrl('/mcp/up/tools?access_token=eyJ.a.b')).toBe('/mcp/up/tools?access_token=[redacted]');
+    expect(
+      censorUrl(
+        '/cb?state=s1&code=c1&id_token=i1&refresh_token=r1&client_secret=cs&client_assertion=ca&token=t&password=p&api_key=k',
+      ),
+    ).toBe(
+      '/cb?state=s1&code=[redacted]&id_token=[redacted]&refresh_token=[redacted]&client_secret=[redacted]' +
+        '&client_assertion=[redacted]&token=[redacted]&password=[redacted]&api_key=[redacted]',
+    );
+    for (const name of [
+      'ACCESS_TOKEN',
+      'Access_Token',
+      'access%5Ftoken',
+      'acc%65ss_token',
+      'access_token[]',
+      'access_token[0]',
+    ]) {
+      expect(censorUrl(`/api/v1/servers?limit=5&${name}=secret-value&q=x`)).toBe(
+        `/api/v1/servers?limit=5&${name}=[redacted]&q=x`,
+      );
+    }
+    // Twice, empty, without a value, after a malformed escape.
+    expect(censorUrl('/x?access_token=a&access_token=b')).toBe('/x?access_token=[redacted]&access_token=[redacted]');
+    expect(censorUrl('/x?access_token=&access_token')).toBe('/x?access_token=[redacted]&access_token=[redacted]');
+    expect(censorUrl('/x?%E0%A4%A=1&code=c')).toBe('/x?%E0%A4%A=1&code=[redacted]');
+  });
+
+  it('leaves other URLs as they are, the same string', () => {
+    for (const url of [
+      '/mcp',
+      '/mcp/up?cursor=abc&limit=5',
+      '/x?',
+      '/x?tokens=1&codes=2&my_access_token=3',
+      '/x?q=access_token',
+    ]) {
+      expect(censorUrl(url)).toBe(url);
     }
   });
 });

@@ -69,6 +69,57 @@ function withoutCredentialHeaders<T>(message: T, names: readonly string[]): T {
   return censored === headers ? message : { ...message, headers: censored };
 }
 
+/**
+ * Query parameters whose value is a credential: RFC 6750's `access_token` (which some clients send although the
+ * gateway refuses it there), OAuth's codes, tokens, assertions and client secrets, and the usual API-key names.
+ * Compared as a server would read them: percent-decoded, in any case, without a `[...]` suffix.
+ */
+const CREDENTIAL_QUERY_PARAMETERS = new Set([
+  'access_token',
+  'id_token',
+  'refresh_token',
+  'token',
+  'code',
+  'client_secret',
+  'client_assertion',
+  'assertion',
+  'password',
+  'api_key',
+  'apikey',
+]);
+
+/**
+ * `url` (a request target as logged) with the values of credential query parameters censored; the same string when
+ * it has none. Both writers of access log lines (pino-http's serializer and `accessLogWriter`) go through here.
+ */
+export function censorUrl(url: string): string {
+  const queryAt = url.indexOf('?');
+  if (queryAt === -1) return url;
+  const parameters = url.slice(queryAt + 1).split('&');
+  let censored = false;
+  for (let i = 0; i < parameters.length; i++) {
+    const parameter = parameters[i]!;
+    const equals = parameter.indexOf('=');
+    const name = equals === -1 ? parameter : parameter.slice(0, equals);
+    if (!CREDENTIAL_QUERY_PARAMETERS.has(parameterName(name))) continue;
+    parameters[i] = `${name}=${CENSOR}`;
+    censored = true;
+  }
+  return censored ? `${url.slice(0, queryAt + 1)}${parameters.join('&')}` : url;
+}
+
+/** A query parameter's name as a server reads it, lowercased and without a `[...]` suffix. */
+function parameterName(raw: string): string {
+  let name = raw.replace(/\+/g, ' ');
+  try {
+    name = decodeURIComponent(name);
+  } catch {
+    // Malformed escapes: the name as it is.
+  }
+  const bracket = name.indexOf('[');
+  return (bracket === -1 ? name : name.slice(0, bracket)).trim().toLowerCase();
+}
+
 const censorRequest = <T>(req: T): T => withoutCredentialHeaders(req, CREDENTIAL_REQUEST_HEADERS);
 const censorResponse = <T>(res: T): T => withoutCredentialHeaders(res, CREDENTIAL_RESPONSE_HEADERS);
 
@@ -183,16 +234,17 @@ export function accessLogWriter(logger: Logger): (entry: AccessEntry) => void {
     const level = accessLevelOf(statusCode);
     if (!logger.isLevelEnabled(level)) return;
     const message = completed ? 'request completed' : 'request aborted';
+    const url = censorUrl(entry.url);
     const stream = internals[streamSym] as DestinationStream & Record<symbol, unknown>;
     if (stream[needsMetadataGsym] === true) {
-      const req = { id: entry.id, method: entry.method, url: entry.url };
+      const req = { id: entry.id, method: entry.method, url };
       logger[level]({ req, res: { statusCode }, responseTime }, message);
       return;
     }
     const time = (internals[timeSym] as () => string)();
     stream.write(
       `{"level":${logger.levels.values[level]}${time}${internals[chindingsSym] as string}` +
-        `,"req":{"id":${JSON.stringify(entry.id)},"method":${JSON.stringify(entry.method)},"url":${JSON.stringify(entry.url)}}` +
+        `,"req":{"id":${JSON.stringify(entry.id)},"method":${JSON.stringify(entry.method)},"url":${JSON.stringify(url)}}` +
         `,"res":{"statusCode":${statusCode}},"responseTime":${responseTime},"msg":"${message}"}\n`,
     );
   };
@@ -222,7 +274,7 @@ export function httpLoggerOptions(logger: Logger): PinoHttpOptions {
     // They replace the root logger's for pino-http's lines, so they censor too.
     serializers: {
       req: (req: { id: string; method: string; url: string; headers: Record<string, unknown> }) =>
-        censorRequest({ id: req.id, method: req.method, url: req.url, headers: req.headers }),
+        censorRequest({ id: req.id, method: req.method, url: censorUrl(req.url), headers: req.headers }),
       res: (res: { statusCode: number; headers: Record<string, unknown> }) =>
         censorResponse({ statusCode: res.statusCode, headers: res.headers }),
     },
