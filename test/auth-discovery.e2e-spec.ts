@@ -145,6 +145,64 @@ describe('OAuth protected resource metadata (RFC 9728)', () => {
   });
 });
 
+describe('protected resource metadata behind a proxy that serves the gateway under a path', () => {
+  const PUBLIC = 'https://gw.example.com/base';
+  let issuer: LocalEntraIssuer;
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    issuer = await LocalEntraIssuer.start();
+    gw = await startTestGateway('services', { ...entraEnv(issuer), PUBLIC_URL: `${PUBLIC}/` });
+  });
+
+  afterAll(async () => {
+    await gw?.close();
+    await issuer?.stop();
+  });
+
+  /** What the gateway receives for `url`: the proxy routes the well-known path to it as it is. */
+  const pathOf = (url: string): string => new URL(url).pathname;
+
+  it('serves the metadata every 401 points at, naming the resource its URL was made from (RFC 9728 §3.1, §3.3)', async () => {
+    for (const [endpoint, resource] of [
+      ['/mcp', `${PUBLIC}/mcp`],
+      ['/mcp/up', `${PUBLIC}/mcp/up`],
+      ['/mcp/no-such-server/tools', `${PUBLIC}/mcp/no-such-server`],
+    ] as const) {
+      // The proxy strips /base before the gateway: the endpoint is what the gateway sees of $PUBLIC_URL/mcp/….
+      const refused = await request(gw.url).post(endpoint).expect(401);
+      const metadataUrl = /resource_metadata="([^"]+)"/.exec(refused.headers['www-authenticate'] ?? '')?.[1] ?? '';
+      expect(metadataUrl).toBe(`https://gw.example.com${WELL_KNOWN}${new URL(resource).pathname}`);
+      const res = await request(gw.url).get(pathOf(metadataUrl));
+      expect({ endpoint, status: res.status, resource: res.body.resource }).toEqual({
+        endpoint,
+        status: 200,
+        resource,
+      });
+    }
+  });
+
+  it('serves the same documents to a proxy that strips the path there too, and nothing for look-alike paths', async () => {
+    for (const [path, resource] of [
+      [`${WELL_KNOWN}/mcp/up`, `${PUBLIC}/mcp/up`],
+      [`${WELL_KNOWN}/mcp`, `${PUBLIC}/mcp`],
+    ] as const) {
+      const res = await request(gw.url).get(path);
+      expect({ path, status: res.status, resource: res.body.resource }).toEqual({ path, status: 200, resource });
+    }
+    for (const path of [
+      `${WELL_KNOWN}/basement/mcp/up`,
+      `${WELL_KNOWN}/base/base/mcp/up`,
+      `${WELL_KNOWN}/Base/mcp/up`,
+      `${WELL_KNOWN}/base/mcp/up/deeper`,
+      `${WELL_KNOWN}/base/api/v1`,
+    ]) {
+      const res = await request(gw.url).get(path);
+      expect({ path, status: res.status }).toEqual({ path, status: 404 });
+    }
+  });
+});
+
 describe('AUTH_MODE=entra without a tenant or client', () => {
   let gw: TestGateway;
 

@@ -23,6 +23,8 @@ export interface ProtectedResourceDocument {
 @Injectable()
 export class ProtectedResource {
   private readonly publicUrl: URL;
+  /** PUBLIC_URL's path without its trailing slashes: '' at the origin's root, `/base` behind a path-routing proxy. */
+  private readonly basePath: string;
   private readonly mcpPrefix: string;
   /** Fully qualified scopes (`api://<client id>/<name>`), as a client must request them from Entra. */
   readonly scopes: string[];
@@ -30,6 +32,7 @@ export class ProtectedResource {
 
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
     this.publicUrl = new URL(config.publicUrl);
+    this.basePath = this.publicUrl.pathname.replace(/\/+$/, '');
     this.mcpPrefix = config.mcpPrefix;
     const { auth } = config;
     const scopeBase = auth.mode === 'dev' ? DEV_AUDIENCE : `api://${auth.clientId ?? '<AZURE_CLIENT_ID>'}`;
@@ -40,24 +43,12 @@ export class ProtectedResource {
 
   /** The resource identifier: the aggregate endpoint, or one upstream's. */
   resourceUrl(slug?: string): string {
-    const base = this.publicUrl.href.replace(/\/+$/, '');
-    return `${base}${this.mcpPrefix}${slug ? `/${slug}` : ''}`;
+    return `${this.publicUrl.origin}${this.basePath}${this.mcpPrefix}${slug ? `/${slug}` : ''}`;
   }
 
   /** Where the metadata of that resource lives: the well-known suffix inserted between host and path (RFC 9728 §3.1). */
   metadataUrl(slug?: string): string {
-    const path = this.publicUrl.pathname.replace(/\/+$/, '');
-    return `${this.publicUrl.origin}${WELL_KNOWN_PRM}${path}${this.mcpPrefix}${slug ? `/${slug}` : ''}`;
-  }
-
-  document(slug?: string): ProtectedResourceDocument {
-    return {
-      resource: this.resourceUrl(slug),
-      ...(this.authorizationServers.length ? { authorization_servers: this.authorizationServers } : {}),
-      scopes_supported: this.scopes,
-      bearer_methods_supported: ['header'],
-      resource_name: slug ? `mcp-gateway: ${slug}` : 'mcp-gateway',
-    };
+    return `${this.publicUrl.origin}${WELL_KNOWN_PRM}${this.basePath}${this.mcpPrefix}${slug ? `/${slug}` : ''}`;
   }
 
   /**
@@ -72,14 +63,31 @@ export class ProtectedResource {
   }
 
   /**
-   * The resource a metadata path names (the part after the well-known prefix):
-   * `{ slug: undefined }` for the root and the aggregate, `{ slug }` for one
-   * upstream, undefined for anything else.
+   * The document for the part of a metadata path after the well-known prefix, or undefined when it names no
+   * resource: the root and the aggregate endpoint, or one upstream's endpoint for any slug-shaped name (shape only,
+   * no lookup).
+   *
+   * Behind a proxy that serves the gateway under a path (PUBLIC_URL `https://host/base`), the metadata URL puts that
+   * path after the well-known prefix (`/.well-known/oauth-protected-resource/base/mcp/up`): outside `/base`, so a
+   * proxy routing it to the gateway passes it on as it is, and the gateway serves it so. One that strips `/base`
+   * there too is served alike.
    */
-  resourceOfMetadataPath(rest: string): { slug?: string } | undefined {
-    if (rest === '' || rest === '/' || rest === this.mcpPrefix) return {};
-    if (!rest.startsWith(`${this.mcpPrefix}/`)) return undefined;
-    const slug = rest.slice(this.mcpPrefix.length + 1);
-    return SERVER_SLUG.test(slug) ? { slug } : undefined;
+  documentAt(rest: string): ProtectedResourceDocument | undefined {
+    const base = this.basePath;
+    const path = base !== '' && (rest === base || rest.startsWith(`${base}/`)) ? rest.slice(base.length) : rest;
+    if (path === '' || path === '/' || path === this.mcpPrefix) return this.document(this.resourceUrl(), 'mcp-gateway');
+    if (!path.startsWith(`${this.mcpPrefix}/`)) return undefined;
+    const slug = path.slice(this.mcpPrefix.length + 1);
+    return SERVER_SLUG.test(slug) ? this.document(this.resourceUrl(slug), `mcp-gateway: ${slug}`) : undefined;
+  }
+
+  private document(resource: string, name: string): ProtectedResourceDocument {
+    return {
+      resource,
+      ...(this.authorizationServers.length ? { authorization_servers: this.authorizationServers } : {}),
+      scopes_supported: this.scopes,
+      bearer_methods_supported: ['header'],
+      resource_name: name,
+    };
   }
 }

@@ -20,8 +20,8 @@ export class ResourceMetadataService {
   documentFor(rest: string): ProtectedResourceDocument {
     const unavailable = this.verifier.unavailableReason;
     if (unavailable) throw new DomainError('service_unavailable', unavailable);
-    const target = this.resource.resourceOfMetadataPath(rest);
-    if (!target) throw new DomainError('not_found', 'no protected resource at this path');
-    return this.resource.document(target.slug);
+    const document = this.resource.documentAt(rest);
+    if (!document) throw new DomainError('not_found', 'no protected resource at this path');
+    return document;
   }
 }
