@@ -1,3 +1,4 @@
+import { checkResourceAllowed } from '@modelcontextprotocol/sdk/shared/auth-utils.js';
 import request from 'supertest';
 import { startProbeGateway } from './support/auth-gateway';
 import { entraEnv, GATEWAY_CLIENT_ID, HOME_TENANT, LocalEntraIssuer } from './support/entra-issuer';
@@ -35,15 +36,21 @@ describe('OAuth protected resource metadata (RFC 9728)', () => {
     resource_name: expect.any(String),
   });
 
-  it.each([WELL_KNOWN, `${WELL_KNOWN}/mcp`])(
-    'serves %s for the aggregate endpoint, open to any origin',
-    async (path) => {
-      const res = await request(gw.url).get(path).set('origin', 'https://inspector.example').expect(200);
-      expect(res.body).toEqual(document(`${BASE}/mcp`));
-      expect(res.headers['access-control-allow-origin']).toBe('*');
-      expect(res.headers['content-type']).toMatch(/^application\/json/);
-    },
-  );
+  it.each([
+    [`${WELL_KNOWN}/mcp`, `${BASE}/mcp`],
+    // The root names the identifier its URL was made from, the origin (RFC 9728 §3.3); MCP clients fall back to it
+    // for any endpoint of the gateway, which lies under it.
+    [WELL_KNOWN, BASE],
+    [`${WELL_KNOWN}/`, BASE],
+  ])('serves %s for %s, open to any origin', async (path, resource) => {
+    const res = await request(gw.url).get(path).set('origin', 'https://inspector.example').expect(200);
+    expect(res.body).toEqual(document(resource));
+    expect(res.headers['access-control-allow-origin']).toBe('*');
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+    for (const endpoint of [`${BASE}/mcp`, `${BASE}/mcp/up`]) {
+      expect(checkResourceAllowed({ requestedResource: endpoint, configuredResource: res.body.resource })).toBe(true);
+    }
+  });
 
   it('serves one document per registered server', async () => {
     const res = await request(gw.url).get(`${WELL_KNOWN}/mcp/${open.slug}`).expect(200);
@@ -184,6 +191,8 @@ describe('protected resource metadata behind a proxy that serves the gateway und
 
   it('serves the same documents to a proxy that strips the path there too, and nothing for look-alike paths', async () => {
     for (const [path, resource] of [
+      [`${WELL_KNOWN}/base`, PUBLIC],
+      [WELL_KNOWN, PUBLIC],
       [`${WELL_KNOWN}/mcp/up`, `${PUBLIC}/mcp/up`],
       [`${WELL_KNOWN}/mcp`, `${PUBLIC}/mcp`],
     ] as const) {

@@ -18,7 +18,8 @@ export interface ProtectedResourceDocument {
 /**
  * The gateway's resources as OAuth sees them: `$PUBLIC_URL$MCP_PREFIX` (the
  * aggregate endpoint) and `$PUBLIC_URL$MCP_PREFIX/{slug}` (one upstream), each
- * with its metadata URL, the Entra authorization server and the scopes to ask for.
+ * with its metadata URL, the Entra authorization server and the scopes to ask for;
+ * and `$PUBLIC_URL` itself, whose metadata is the root document clients fall back to.
  */
 @Injectable()
 export class ProtectedResource {
@@ -64,8 +65,8 @@ export class ProtectedResource {
 
   /**
    * The document for the part of a metadata path after the well-known prefix, or undefined when it names no
-   * resource: the root and the aggregate endpoint, or one upstream's endpoint for any slug-shaped name (shape only,
-   * no lookup).
+   * resource. Its `resource` is the identifier the well-known suffix was inserted into (RFC 9728 §3.3): PUBLIC_URL
+   * for the root, the aggregate endpoint, or one upstream's endpoint for any slug-shaped name (shape only, no lookup).
    *
    * Behind a proxy that serves the gateway under a path (PUBLIC_URL `https://host/base`), the metadata URL puts that
    * path after the well-known prefix (`/.well-known/oauth-protected-resource/base/mcp/up`): outside `/base`, so a
@@ -75,7 +76,8 @@ export class ProtectedResource {
   documentAt(rest: string): ProtectedResourceDocument | undefined {
     const base = this.basePath;
     const path = base !== '' && (rest === base || rest.startsWith(`${base}/`)) ? rest.slice(base.length) : rest;
-    if (path === '' || path === '/' || path === this.mcpPrefix) return this.document(this.resourceUrl(), 'mcp-gateway');
+    if (path === '' || path === '/') return this.document(`${this.publicUrl.origin}${base}`, 'mcp-gateway');
+    if (path === this.mcpPrefix) return this.document(this.resourceUrl(), 'mcp-gateway');
     if (!path.startsWith(`${this.mcpPrefix}/`)) return undefined;
     const slug = path.slice(this.mcpPrefix.length + 1);
     return SERVER_SLUG.test(slug) ? this.document(this.resourceUrl(slug), `mcp-gateway: ${slug}`) : undefined;
