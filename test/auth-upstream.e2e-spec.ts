@@ -19,6 +19,7 @@ import {
   entraError,
   GATEWAY_CLIENT_ID,
   GATEWAY_SECRET,
+  GUEST_TENANT,
   HOME_TENANT,
   LocalEntraIssuer,
 } from './support/entra-issuer';
@@ -72,8 +73,8 @@ describe('upstream identity (msal-node against a local Entra authority)', () => 
   });
 
   /** A caller as the MCP_PREFIX guard leaves it: verified by the gateway itself. */
-  async function caller(claims: Record<string, unknown> = {}): Promise<UpstreamCaller> {
-    const verified = await gw.gateway.app.get(TokenVerifier).verify(await issuer.token(claims));
+  async function caller(claims: Record<string, unknown> = {}, tid = HOME_TENANT): Promise<UpstreamCaller> {
+    const verified = await gw.gateway.app.get(TokenVerifier).verify(await issuer.token(claims, { tid }));
     return { principal: verified.principal, token: verified.token, expiresAt: verified.expiresAt };
   }
 
@@ -109,6 +110,26 @@ describe('upstream identity (msal-node against a local Entra authority)', () => 
     expect(JSON.stringify(proxy.requests)).not.toContain(user.token);
   });
 
+  it('asks the caller’s own tenant for an on-behalf-of token, and keeps it in a partition of that tenant', async () => {
+    const oboTarget = target(upstreamUrl, { type: 'entra-obo', scope: OBO_SCOPE });
+    const guest = await caller({}, GUEST_TENANT);
+    const home = await caller();
+    const before = issuer.tokenRequests.length;
+    const guests = await connector.headersFor(oboTarget, guest);
+    const homes = await connector.headersFor(oboTarget, home);
+    expect(requestsSince(before).map((grant) => [grant.tid, grant.params.assertion])).toEqual([
+      [GUEST_TENANT, guest.token],
+      [HOME_TENANT, home.token],
+    ]);
+    expect(guests).not.toEqual(homes);
+    // Each served again from its own tenant's partition.
+    expect(await connector.headersFor(oboTarget, guest)).toEqual(guests);
+    expect(requestsSince(before)).toHaveLength(2);
+    const store = gw.gateway.app.get<KeyValueStore>(KEY_VALUE_STORE);
+    const hash = createHash('sha256').update(guest.token).digest('base64url');
+    expect(await store.get(`mcp-gateway:msal:obo:${GUEST_TENANT}:${hash}`)).toMatch(/^v1\./);
+  });
+
   it('serves a user’s later calls from the cache in Redis, encrypted, one partition per caller token', async () => {
     const user = await caller();
     const oboTarget = target(upstreamUrl, { type: 'entra-obo', scope: OBO_SCOPE });
@@ -120,7 +141,7 @@ describe('upstream identity (msal-node against a local Entra authority)', () => 
 
     const store = gw.gateway.app.get<KeyValueStore>(KEY_VALUE_STORE);
     expect(store.kind).toBe('redis');
-    const partition = `mcp-gateway:msal:obo:${createHash('sha256').update(user.token).digest('base64url')}`;
+    const partition = `mcp-gateway:msal:obo:${HOME_TENANT}:${createHash('sha256').update(user.token).digest('base64url')}`;
     const stored = await store.get(partition);
     expect(stored).toMatch(/^v1\./);
     expect(stored).not.toContain('obo-token');
@@ -178,6 +199,8 @@ describe('upstream identity (msal-node against a local Entra authority)', () => 
     await session.close();
     const [grant, ...others] = requestsSince(before);
     expect(others).toEqual([]);
+    // The gateway's own token, from its home tenant.
+    expect(grant?.tid).toBe(HOME_TENANT);
     expect(grant?.params).toMatchObject({
       grant_type: 'client_credentials',
       client_id: GATEWAY_CLIENT_ID,

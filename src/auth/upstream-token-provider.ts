@@ -14,6 +14,8 @@ import type { UpstreamCaller } from './principal';
 
 const CACHE_PREFIX = 'mcp-gateway:msal:';
 const APP_CACHE_TTL_MS = 24 * 3600_000;
+/** A tenant as an authority names it: the GUID of a verified token's `tid`. */
+const TENANT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 type Credential = Pick<NonNullable<Configuration['auth']>, 'clientSecret' | 'clientCertificate'>;
 type Msal = typeof MsalNode;
@@ -29,7 +31,7 @@ function loadMsal(): Promise<Msal> {
  * Tokens the gateway presents to Entra-protected upstreams: on behalf of the
  * calling user (`entra-obo`, with the caller's own token as the assertion) or
  * as itself (`entra-client-credentials`). msal's cache lives in the key-value
- * store, one partition per caller token (OBO) or per app (client credentials),
+ * store, one partition per caller tenant and token (OBO) or per app (client credentials),
  * so instances share it; msal renews a cached token five minutes before it
  * expires. The caller's token itself never leaves the gateway except as the
  * OBO assertion to Entra.
@@ -72,18 +74,28 @@ export class UpstreamTokenProvider {
       if (this.auth.mode !== 'entra') {
         throw new UpstreamError('auth', `server ${target.slug} needs an Entra ID caller token (AUTH_MODE=entra)`);
       }
-      const partition = `${CACHE_PREFIX}obo:${createHash('sha256').update(caller.token).digest('base64url')}`;
+      // Asked of the caller's own tenant, as Entra requires of a multi-tenant app: the home tenant's authority refuses
+      // a guest tenant's user, or answers for another account of that name (Microsoft's guidance: the tid of the
+      // assertion is the authority of the on-behalf-of request).
+      const tenant = caller.principal.tid.toLowerCase();
+      if (!TENANT_ID.test(tenant))
+        throw new UpstreamError('auth', `the caller's tenant is not one Entra ID can be asked of`);
+      const hash = createHash('sha256').update(caller.token).digest('base64url');
+      const partition = `${CACHE_PREFIX}obo:${tenant}:${hash}`;
       // msal finds OBO tokens by the assertion's hash: the partition is of use while the caller's token lives.
       const ttlMs = Math.max(60_000, (caller.expiresAt ?? 0) * 1000 - Date.now());
       return this.once(`${partition} ${auth.scope}`, () =>
-        this.acquire(target, partition, ttlMs, (app) =>
+        this.acquire(target, tenant, partition, ttlMs, (app) =>
           app.acquireTokenOnBehalfOf({ oboAssertion: caller.token, scopes }),
         ),
       );
     }
-    const partition = `${CACHE_PREFIX}app:${this.auth.tenantId ?? '-'}:${this.auth.clientId ?? '-'}`;
+    const tenant = this.auth.tenantId;
+    const partition = `${CACHE_PREFIX}app:${tenant ?? '-'}:${this.auth.clientId ?? '-'}`;
     return this.once(`${partition} ${auth.scope}`, () =>
-      this.acquire(target, partition, APP_CACHE_TTL_MS, (app) => app.acquireTokenByClientCredential({ scopes })),
+      this.acquire(target, tenant, partition, APP_CACHE_TTL_MS, (app) =>
+        app.acquireTokenByClientCredential({ scopes }),
+      ),
     );
   }
 
@@ -98,12 +110,13 @@ export class UpstreamTokenProvider {
 
   private async acquire(
     target: UpstreamTarget,
+    tenant: string | undefined,
     partition: string,
     ttlMs: number,
     request: (app: ConfidentialClientApplication) => Promise<{ accessToken: string } | null>,
   ): Promise<string> {
     const msal = await loadMsal();
-    const { app, cache } = this.application(msal, partition, ttlMs);
+    const { app, cache } = this.application(msal, tenant, partition, ttlMs);
     let result;
     try {
       await cache.loadInto(app.getTokenCache());
@@ -116,17 +129,18 @@ export class UpstreamTokenProvider {
   }
 
   /**
-   * A client application bound to one cache partition (Microsoft's pattern for
+   * A client application of `tenantId`'s authority, bound to one cache partition (Microsoft's pattern for
    * a distributed cache). It never calls discovery: the authority's metadata is
    * built from AZURE_AUTHORITY_HOST, and its endpoints are what msal calls.
    */
   private application(
     { ConfidentialClientApplication, LogLevel }: Msal,
+    tenantId: string | undefined,
     partition: string,
     ttlMs: number,
   ): { app: ConfidentialClientApplication; cache: PartitionedTokenCache } {
-    const { tenantId, clientId, authorityHost } = this.auth;
-    if (!tenantId || !clientId) {
+    const { clientId, authorityHost } = this.auth;
+    if (!this.auth.tenantId || !tenantId || !clientId) {
       throw new UpstreamError('auth', 'Entra ID upstream auth needs AZURE_TENANT_ID and AZURE_CLIENT_ID');
     }
     const credential = this.loadCredential();
