@@ -274,3 +274,102 @@ describe('MCP transport edges: Accept, MCP-Protocol-Version, requests an upstrea
     expect(bridged.body).toMatchObject({ isError: true, content: [{ type: 'text', text: declined }] });
   });
 });
+
+/** An upstream whose streams resume (its SDK transport keeps an event store) replays what it sent, to whoever asks. */
+describe('MCP transport edges: a resumed event stream on /mcp/{slug}', () => {
+  const role = `Replayers.${Math.random().toString(16).slice(2, 10)}`;
+  let deployment: GuardedUpstream<ConformanceUpstream>;
+
+  beforeAll(async () => {
+    deployment = await guardUpstream(await ConformanceUpstream.start(), {
+      slug: 'replay',
+      registration: { allowedRoles: [role], toolRules: { deny: ['test_simple_text'] } },
+    });
+  });
+
+  afterAll(async () => {
+    await deployment?.stop();
+  });
+
+  /** Each SSE event of a body (read whole, or up to `until`), with its id. */
+  async function events(response: Response, until?: (data: string) => boolean) {
+    const found: { id?: string; data: string }[] = [];
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return found;
+        buffer += value;
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const lines = buffer.slice(0, end).split('\n');
+          buffer = buffer.slice(end + 2);
+          const id = lines
+            .find((line) => line.startsWith('id:'))
+            ?.slice(3)
+            .trim();
+          const data = lines
+            .filter((line) => line.startsWith('data:'))
+            .map((line) => line.slice(5).trim())
+            .join('\n');
+          found.push({ id, data });
+          if (until?.(data)) return found;
+        }
+      }
+    } finally {
+      await reader.cancel().catch(() => undefined);
+    }
+  }
+
+  it('replays a tools/list answer without the tools the caller may not use, as POST answered it', async () => {
+    const { gw, slug, issuer } = deployment;
+    const headers = {
+      authorization: `Bearer ${await issuer.token({ roles: [role] })}`,
+      'content-type': 'application/json',
+      accept: BOTH,
+    };
+    const endpoint = `${gw.url}/mcp/${slug}`;
+    const params = { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'replay', version: '1' } };
+    const init = await fetch(endpoint, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params }),
+    });
+    expect(init.status).toBe(200);
+    await init.text();
+    const session = { ...headers, 'mcp-session-id': init.headers.get('mcp-session-id') ?? '' };
+    const initialized = await fetch(endpoint, {
+      method: 'POST',
+      headers: session,
+      body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+    });
+    expect(initialized.status).toBe(202);
+
+    const listed = await fetch(endpoint, {
+      method: 'POST',
+      headers: session,
+      body: JSON.stringify({ jsonrpc: '2.0', id: 'list-1', method: 'tools/list' }),
+    });
+    expect(listed.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const posted = await events(listed);
+    const answer = posted.find((event) => event.data.includes('"list-1"'));
+    const names = (data: string) =>
+      (JSON.parse(data) as { result: { tools: { name: string }[] } }).result.tools.map((t) => t.name);
+    expect(names(answer!.data)).toContain('test_image_content');
+    expect(names(answer!.data)).not.toContain('test_simple_text');
+    // The event before the answer (the upstream's priming event) is where a resumption starts from.
+    const before = posted[posted.indexOf(answer!) - 1];
+    expect(before?.id).toEqual(expect.any(String));
+
+    const resumed = await fetch(endpoint, {
+      headers: { ...session, accept: 'text/event-stream', 'last-event-id': before!.id! },
+    });
+    expect(resumed.status).toBe(200);
+    const replayed = (await events(resumed, (data) => data.includes('"list-1"'))).find((event) =>
+      event.data.includes('"list-1"'),
+    );
+    expect(replayed).toBeDefined();
+    expect(names(replayed!.data)).toEqual(names(answer!.data));
+  });
+});

@@ -202,7 +202,14 @@ export class SlugRelay {
         return;
       }
       startSse(res);
-      for await (const event of reply.body.events) writeEvent(res, event);
+      // A resumed stream (Last-Event-ID) replays earlier answers, a tools/list result among them: narrowed as on POST.
+      const narrow = (value: unknown): unknown =>
+        Array.isArray(value)
+          ? value.map((message) => this.filterToolList(message, server, principal))
+          : this.filterToolList(value, server, principal);
+      for await (const event of reply.body.events) {
+        writeEvent(res, TOOLS_OR_ESCAPE.test(event.data) ? filterEvent(event, narrow) : event);
+      }
       res.end();
     } catch (error) {
       if (!abort.signal.aborted) this.logFailure(server, error);
@@ -480,14 +487,16 @@ export class SlugRelay {
     if (!res.writableEnded) send();
   }
 
+  /** `message` without the tools the caller may not use when it answers a tools/list (one of `ids`, when given). */
   private filterToolList(
     message: unknown,
     server: GatewayServer,
     principal: Principal,
-    ids: Set<string | number>,
+    ids?: Set<string | number>,
   ): unknown {
-    const candidate = message as { id?: string | number; result?: { tools?: unknown } };
-    if (candidate.id === undefined || !ids.has(candidate.id) || !Array.isArray(candidate.result?.tools)) return message;
+    const candidate = message as { id?: string | number; result?: { tools?: unknown } } | null;
+    if (typeof candidate !== 'object' || candidate === null || candidate.id === undefined) return message;
+    if ((ids && !ids.has(candidate.id)) || !Array.isArray(candidate.result?.tools)) return message;
     const tools = (candidate.result.tools as { name?: unknown }[]).filter(
       (tool) => typeof tool.name === 'string' && this.policy.canUseTool(principal, server, tool.name).allowed,
     );
@@ -538,6 +547,9 @@ export class SlugRelay {
     this.logger.warn({ server: server.slug, kind, reason: message }, 'upstream request failed');
   }
 }
+
+/** Event data that may hold a tool list: the word, or a JSON escape that could spell it. Others pass unparsed. */
+const TOOLS_OR_ESCAPE = /tools|\\u/;
 
 function toolNameOf(request: JsonRpcRequest): string | undefined {
   const name = request.params?.name;
