@@ -161,7 +161,7 @@ describe('Entra ID tokens on MCP_PREFIX', () => {
         request(gw.url).get(`${PROBE_PATH}?x=1&access_token=${token}`).set('authorization', `Bearer ${token}`),
       ]) {
         const res = await req;
-        expect(res.status).toBe(401);
+        expect(res.status).toBe(400);
         expect(challengeOf(res.headers['www-authenticate'])).toMatchObject({
           error: 'invalid_request',
           error_description: 'access tokens are accepted in the Authorization header only',
@@ -171,14 +171,14 @@ describe('Entra ID tokens on MCP_PREFIX', () => {
     });
 
     it.each([
-      ['another scheme', 'Basic dXNlcjpwYXNz'],
       ['no token', 'Bearer'],
+      ['no token, a space', 'Bearer '],
       ['two tokens', 'Bearer a.b.c d.e.f'],
       ['characters outside b64token', 'Bearer a.b.c;drop'],
-      ['a bare token', 'eyJhbGciOiJSUzI1NiJ9.e30.sig'],
-    ])('answers a malformed Authorization header (%s) with 401 invalid_request', async (_case, header) => {
+      ['the scheme in capitals', 'BEARER a.b.c;drop'],
+    ])('answers a malformed Bearer header (%s) with 400 invalid_request (RFC 6750 §3.1)', async (_case, header) => {
       const res = await request(gw.url).get(PROBE_PATH).set('authorization', header);
-      expect(res.status).toBe(401);
+      expect(res.status).toBe(400);
       expect(challengeOf(res.headers['www-authenticate'])).toMatchObject({
         error: 'invalid_request',
         error_description: 'the Authorization header must be: Bearer <token>',
@@ -186,14 +186,28 @@ describe('Entra ID tokens on MCP_PREFIX', () => {
       });
     });
 
+    it.each([
+      ['Basic', 'Basic dXNlcjpwYXNz'],
+      ['a bare token', 'eyJhbGciOiJSUzI1NiJ9.e30.sig'],
+      ['a scheme that starts like Bearer', 'Bearerx a.b.c'],
+      ['DPoP', 'DPoP a.b.c'],
+    ])(
+      'answers another scheme (%s) as no credentials: 401 without an error code (RFC 6750 §3)',
+      async (_case, header) => {
+        const res = await request(gw.url).get(PROBE_PATH).set('authorization', header);
+        expect(res.status).toBe(401);
+        expect(challengeOf(res.headers['www-authenticate'])).toEqual({ resource_metadata: PRM, scope: SCOPE });
+      },
+    );
+
     it('answers a token that is not a JWT with 401 invalid_token', async () => {
       await expectRefused('not-a-jwt', /not a JWT/);
       await expectRefused('a.b.c', /malformed/);
     });
 
-    it('answers a huge Authorization header with 401, and one beyond the HTTP limit with 431, never a 5xx', async () => {
+    it('answers a huge Authorization header with 400, and one beyond the HTTP limit with 431, never a 5xx', async () => {
       const huge = await probe(`${'a'.repeat(12_000)}.${'b'.repeat(1_000)}.c`);
-      expect(huge.status).toBe(401);
+      expect(huge.status).toBe(400);
       expect(challengeOf(huge.headers['www-authenticate'])).toMatchObject({
         error: 'invalid_request',
         error_description: 'the access token is too large',
@@ -382,7 +396,7 @@ describe('Entra ID tokens on MCP_PREFIX', () => {
       expect(other.body.principal.oid).not.toBe(ada.oid);
       expect((await send(tamper(first, { ...decodePayload(first), oid: randomUUID() }))).status).toBe(401);
       expect((await send(await issuer.token({ ...ada, scp: 'Files.Read' }))).status).toBe(403);
-      expect((await send(first, `${PROBE_PATH}?access_token=${first}`)).status).toBe(401);
+      expect((await send(first, `${PROBE_PATH}?access_token=${first}`)).status).toBe(400);
       expect((await send(first)).body.principal.oid).toBe(ada.oid);
       expect(verifier.stats.validations - before.validations).toBe(3);
       expect(sockets.size).toBe(1);

@@ -58,12 +58,12 @@ describe('GET /metrics as MCP traffic flows (services)', () => {
       .post('/mcp')
       .set('authorization', `Bearer ${'a'.repeat(MAX_TOKEN_LENGTH + 2)}`)
       .send({})
-      .expect(401);
+      .expect(400);
     await request(gw.url)
       .post('/mcp')
       .set('authorization', `Bearer ${'a'.repeat(13_000)}`)
       .send({})
-      .expect(401);
+      .expect(400);
     await request(gw.url).post('/mcp').send({}).expect(401);
     const token = await issuer.token({ roles: [role] });
     const { client } = await connectClient(`${gw.url}/mcp/${slug}`, token);
@@ -80,7 +80,10 @@ describe('GET /metrics as MCP traffic flows (services)', () => {
     expect(valueOf(after, 'mcp_gateway_jwks_fetches_total', { result: 'failed' })).toBe(0);
     expect(
       valueOf(after, 'mcp_gateway_http_requests_total', { method: 'POST', route: '/mcp/*', status: '401' }),
-    ).toBeGreaterThanOrEqual(4);
+    ).toBeGreaterThanOrEqual(2);
+    expect(
+      valueOf(after, 'mcp_gateway_http_requests_total', { method: 'POST', route: '/mcp/*', status: '400' }),
+    ).toBeGreaterThanOrEqual(2);
     expect(sumOf(after, 'mcp_gateway_mcp_requests_total', { decision: 'unauthenticated' })).toBeGreaterThanOrEqual(
       sumOf(before, 'mcp_gateway_mcp_requests_total', { decision: 'unauthenticated' }) + 4,
     );

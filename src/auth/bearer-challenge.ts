@@ -31,8 +31,16 @@ export function bearerChallenge(challenge: Challenge): string {
   return `Bearer ${params.map(([name, value]) => `${name}="${quoted(value)}"`).join(', ')}`;
 }
 
-/** A 401 or 403 with its challenge and a short OAuth-style JSON body. */
-export function sendChallenge(res: ServerResponse, status: 401 | 403, challenge: Challenge): void {
+/**
+ * Whether `header` uses the Bearer scheme at all (RFC 6750 §3: a request made with another scheme carries no bearer
+ * credentials, and its refusal no error code).
+ */
+export function usesBearerScheme(header: string): boolean {
+  return /^bearer(?: |$)/i.test(header);
+}
+
+/** A 400 (`invalid_request`), 401 or 403 with its challenge and a short OAuth-style JSON body (RFC 6750 §3.1). */
+export function sendChallenge(res: ServerResponse, status: 400 | 401 | 403, challenge: Challenge): void {
   res.setHeader('www-authenticate', bearerChallenge(challenge));
   res.setHeader('cache-control', 'no-store');
   sendText(

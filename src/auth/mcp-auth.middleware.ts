@@ -8,7 +8,7 @@ import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
 import { McpTraffic } from '../traffic/mcp-traffic';
 import { AccessPolicy } from './access-policy';
 import { type BearerErrorCode, TokenRejection, VerificationUnavailable } from './auth-errors';
-import { bearerTokenOf, sendChallenge } from './bearer-challenge';
+import { bearerTokenOf, sendChallenge, usesBearerScheme } from './bearer-challenge';
 import { type McpRequest, toAuthInfo, type VerifiedToken } from './principal';
 import { ProtectedResource } from './protected-resource';
 import { MAX_TOKEN_LENGTH, TokenVerifier } from './token-verifier';
@@ -58,11 +58,11 @@ export class McpAuthMiddleware implements NestMiddleware {
     const arrived = Date.now();
     const url = originalUrlOf(req);
     const queryAt = url.indexOf('?');
-    const refuse = (
-      status: 401 | 403,
-      rejection?: { error: BearerErrorCode; description: string; reason?: string },
-    ): void => {
+    // RFC 6750 §3.1: invalid_request is a 400, invalid_token a 401, insufficient_scope a 403; no error code, a 401.
+    const refuse = (rejection?: { error?: BearerErrorCode; description?: string; reason?: string }): void => {
       const slug = this.resource.slugOfRequestPath(queryAt === -1 ? url : url.slice(0, queryAt));
+      const error = rejection?.error;
+      const status = error === 'invalid_request' ? 400 : error === 'insufficient_scope' ? 403 : 401;
       sendChallenge(res, status, {
         error: rejection?.error,
         description: rejection?.description,
@@ -74,7 +74,7 @@ export class McpAuthMiddleware implements NestMiddleware {
 
     if (queryAt !== -1 && new URLSearchParams(url.slice(queryAt + 1)).has('access_token')) {
       this.logger.info({ reason: 'token in query string' }, 'MCP request refused');
-      refuse(401, {
+      refuse({
         error: 'invalid_request',
         description: 'access tokens are accepted in the Authorization header only',
       });
@@ -82,7 +82,7 @@ export class McpAuthMiddleware implements NestMiddleware {
     }
     const header = req.headers.authorization;
     if (header === undefined || header === '') {
-      refuse(401);
+      refuse();
       return false;
     }
     // The connection's previous request carried this header, and it was let in.
@@ -90,12 +90,18 @@ export class McpAuthMiddleware implements NestMiddleware {
     if (remembered) return this.admitted(req, remembered);
     const token = header.length <= MAX_TOKEN_LENGTH + 16 ? bearerTokenOf(header) : undefined;
     if (!token) {
+      if (!usesBearerScheme(header)) {
+        // Another scheme (Basic, a bare token): no bearer credentials were sent, so the answer is that of none.
+        this.logger.info({ reason: 'Authorization header of another scheme' }, 'MCP request refused');
+        refuse({ reason: 'Authorization header of another scheme' });
+        return false;
+      }
       const tooLarge = header.length > MAX_TOKEN_LENGTH + 16;
       this.logger.info(
         { reason: tooLarge ? 'oversized Authorization header' : 'malformed Authorization header' },
         'MCP request refused',
       );
-      refuse(401, {
+      refuse({
         error: 'invalid_request',
         description: tooLarge ? 'the access token is too large' : 'the Authorization header must be: Bearer <token>',
       });
@@ -108,7 +114,7 @@ export class McpAuthMiddleware implements NestMiddleware {
     } catch (error) {
       if (error instanceof TokenRejection) {
         this.logger.warn({ reason: error.reason }, 'access token refused');
-        refuse(401, { error: error.error, description: error.description, reason: error.reason });
+        refuse({ error: error.error, description: error.description, reason: error.reason });
         return false;
       }
       if (error instanceof VerificationUnavailable) {
@@ -125,7 +131,7 @@ export class McpAuthMiddleware implements NestMiddleware {
         { reason: `missing scopes ${missing.join(' ')}`, oid: verified.principal.oid },
         'MCP request refused',
       );
-      refuse(403, {
+      refuse({
         error: 'insufficient_scope',
         description: 'the token lacks a scope this gateway requires',
         reason: `missing scopes ${missing.join(' ')}`,
