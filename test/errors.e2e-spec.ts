@@ -1,7 +1,7 @@
 import { Body, Controller, Get, Post } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import type { INestApplication } from '@nestjs/common';
-import { createZodDto } from 'nestjs-zod';
+import { createZodDto } from '../src/common/zod-dto';
 import request from 'supertest';
 import { z } from 'zod';
 import { AppModule } from '../src/app.module';

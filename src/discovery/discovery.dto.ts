@@ -1,4 +1,4 @@
-import { createZodDto } from 'nestjs-zod';
+import { createZodDto } from '../common/zod-dto';
 import { z } from 'zod';
 import { singleLine } from '../common/plain-text';
 import { SERVER_SLUG } from '../registry/server.schema';

@@ -1,4 +1,4 @@
-import { createZodDto } from 'nestjs-zod';
+import { createZodDto } from '../common/zod-dto';
 import { z } from 'zod';
 
 /** `tid:oid`, or `tid:app:clientId` for app-only callers (as `principalKeyOf` makes them). */

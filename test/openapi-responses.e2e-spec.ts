@@ -1,0 +1,232 @@
+import { randomUUID } from 'node:crypto';
+import Ajv, { type ValidateFunction } from 'ajv';
+import addFormats from 'ajv-formats';
+import request from 'supertest';
+import { createZodDto } from '../src/common/zod-dto';
+import { z } from 'zod';
+import { auditOf, exchangeFactory } from './support/audit';
+import { startTestGateway, type TestGateway } from './support/gateway';
+import { serverBody } from './support/registry';
+import { GREET_TOOLS, TestUpstream } from './support/upstream';
+
+interface OpenApiOperation {
+  responses: Record<string, { content?: Record<string, { schema: object }> }>;
+}
+interface OpenApiDocument {
+  paths: Record<string, Record<string, OpenApiOperation>>;
+  components: { schemas: Record<string, object> };
+}
+
+const DOC_ID = 'https://mcp-gateway.invalid/docs-json';
+
+/**
+ * Validators of responses against what `/docs-json` says of them. Ajv 8 knows OpenAPI 3.0's `nullable`; the
+ * formats (`uuid`, `date-time`, `uri`) checked too; other keywords (`example`) are annotations.
+ */
+class DocumentedResponses {
+  private readonly ajv = new Ajv({ strict: false, allErrors: true, validateSchema: false });
+
+  constructor(private readonly doc: OpenApiDocument) {
+    addFormats(this.ajv);
+    this.ajv.addSchema({ $id: DOC_ID, components: doc.components });
+  }
+
+  /** Throws, naming the path and Ajv's explanation, unless `res` is what the document says `method path` answers. */
+  check(method: string, path: string, res: request.Response): void {
+    const response = this.doc.paths[path]?.[method]?.responses[String(res.status)];
+    const schema = response?.content?.['application/json']?.schema;
+    if (!schema) throw new Error(`/docs-json describes no JSON ${res.status} body for ${method.toUpperCase()} ${path}`);
+    const validate: ValidateFunction = this.ajv.compile(withRefsInto(schema));
+    if (!validate(res.body)) {
+      throw new Error(
+        `${method.toUpperCase()} ${path} answered ${JSON.stringify(res.body)}, which /docs-json does not describe: ` +
+          this.ajv.errorsText(validate.errors),
+      );
+    }
+  }
+}
+
+/** The schema with its local `$ref`s pointing into the document added to Ajv. */
+function withRefsInto(schema: object): object {
+  return JSON.parse(JSON.stringify(schema).replaceAll('"#/components/', `"${DOC_ID}#/components/`)) as object;
+}
+
+describe('responses match their description in /docs-json', () => {
+  let gw: TestGateway;
+  let upstream: TestUpstream;
+  let documented: DocumentedResponses;
+  const tag = `oas-${randomUUID().slice(0, 8)}`;
+  const slug = `oas-${randomUUID().slice(0, 8)}`;
+  const api = () => request(gw.url);
+
+  beforeAll(async () => {
+    upstream = await TestUpstream.start('greet', GREET_TOOLS);
+    gw = await startTestGateway('services', { UPSTREAM_ALLOWED_HOSTS: 'loopback' });
+    const doc = await api().get('/docs-json').expect(200);
+    documented = new DocumentedResponses(doc.body as OpenApiDocument);
+  });
+
+  afterAll(async () => {
+    await gw?.close();
+    await upstream?.stop();
+  });
+
+  it('registry: a server with and without its nullable fields, a page with and without a next cursor', async () => {
+    // No title, description or status message: each answered as null.
+    const bare = await api()
+      .post('/api/v1/servers')
+      .send(serverBody({ tags: [tag] }))
+      .expect(201);
+    documented.check('post', '/api/v1/servers', bare);
+    expect(bare.body).toMatchObject({ title: null, description: null, statusMessage: null });
+    const full = await api()
+      .post('/api/v1/servers')
+      .send(
+        serverBody({
+          tags: [tag],
+          title: 'Weather',
+          description: 'Forecasts',
+          status: 'deprecated',
+          statusMessage: 'use v2',
+        }),
+      )
+      .expect(201);
+    documented.check('get', '/api/v1/servers/{ref}', await api().get(`/api/v1/servers/${bare.body.id}`).expect(200));
+    documented.check('get', '/api/v1/servers/{ref}', await api().get(`/api/v1/servers/${full.body.id}`).expect(200));
+
+    const first = await api().get('/api/v1/servers').query({ tag, limit: 1 }).expect(200);
+    expect(first.body.nextCursor).toEqual(expect.any(String));
+    documented.check('get', '/api/v1/servers', first);
+    const last = await api().get('/api/v1/servers').query({ tag, cursor: first.body.nextCursor }).expect(200);
+    expect(last.body.nextCursor).toBeNull();
+    documented.check('get', '/api/v1/servers', last);
+  });
+
+  it('discovery: capabilities before and after a sync, and the search pages', async () => {
+    const server = await api()
+      .post('/api/v1/servers')
+      .send(serverBody({ tags: [tag], url: upstream.url }))
+      .expect(201);
+    const never = await api()
+      .post('/api/v1/servers')
+      .send(serverBody({ tags: [tag] }))
+      .expect(201);
+    const unsynced = await api().get(`/api/v1/servers/${never.body.id}/capabilities`).expect(200);
+    expect(unsynced.body).toMatchObject({ protocolVersion: null, syncedAt: null });
+    documented.check('get', '/api/v1/servers/{id}/capabilities', unsynced);
+
+    await api().post(`/api/v1/servers/${server.body.id}/refresh`).expect(200);
+    const synced = await api().get(`/api/v1/servers/${server.body.id}/capabilities`).expect(200);
+    expect(synced.body.syncedAt).toEqual(expect.any(String));
+    documented.check('get', '/api/v1/servers/{id}/capabilities', synced);
+
+    const tools = await api().get('/api/v1/discovery/tools').query({ tag }).expect(200);
+    expect(tools.body.items.length).toBeGreaterThan(0);
+    documented.check('get', '/api/v1/discovery/tools', tools);
+    documented.check('get', '/api/v1/discovery/prompts', await api().get('/api/v1/discovery/prompts').query({ tag }));
+    documented.check(
+      'get',
+      '/api/v1/discovery/resources',
+      await api().get('/api/v1/discovery/resources').query({ tag }).expect(200),
+    );
+  });
+
+  it('upstream health: never probed (every latency null) and probed', async () => {
+    const unprobed = await api()
+      .post('/api/v1/servers')
+      .send(serverBody({ tags: [tag] }))
+      .expect(201);
+    const detail = await api().get(`/api/v1/health/servers/${unprobed.body.id}`).expect(200);
+    expect(detail.body).toMatchObject({ lastError: null, latencyP50Ms: null, latencyP95Ms: null });
+    documented.check('get', '/api/v1/health/servers/{id}', detail);
+
+    const reachable = await api()
+      .post('/api/v1/servers')
+      .send(serverBody({ tags: [tag], url: upstream.url }))
+      .expect(201);
+    documented.check(
+      'post',
+      '/api/v1/health/servers/{id}/probe',
+      await api().post(`/api/v1/health/servers/${reachable.body.id}/probe`).expect(200),
+    );
+    documented.check(
+      'get',
+      '/api/v1/health/servers/{id}',
+      await api().get(`/api/v1/health/servers/${reachable.body.id}`).expect(200),
+    );
+    documented.check('get', '/api/v1/health/servers', await api().get('/api/v1/health/servers').expect(200));
+  });
+
+  it('audit: records with and without their nullable fields, string and number JSON-RPC ids', async () => {
+    const audit = auditOf(gw.gateway.app);
+    const server = { id: randomUUID(), slug };
+    // A millisecond apart, oldest first, so the newest-first order is known.
+    const at = (n: number) => new Date(Date.now() - 10 + n);
+    audit.traffic.record(exchangeFactory({ at: at(0), server, rpcId: 7 }));
+    audit.traffic.record(
+      exchangeFactory({ at: at(1), server, rpcId: 'req-8', upstreamMs: undefined, errorKind: 'timeout' }),
+    );
+    // A refused token: no principal, session, id or target.
+    audit.traffic.record(
+      exchangeFactory({
+        at: at(2),
+        server,
+        ip: undefined,
+        principal: undefined,
+        sessionId: undefined,
+        rpcId: undefined,
+        target: undefined,
+        rule: undefined,
+        decision: 'unauthenticated',
+        outcome: 'refused',
+        upstreamMs: undefined,
+        upstreamStatus: undefined,
+      }),
+    );
+    await audit.trail.flush();
+    const first = await api().get('/api/v1/audit').query({ server: slug, limit: 2 }).expect(200);
+    expect(first.body.nextCursor).toEqual(expect.any(String));
+    expect(first.body.records[0]).toMatchObject({ ip: null, principal: null, rpcId: null, target: null });
+    documented.check('get', '/api/v1/audit', first);
+    const last = await api().get('/api/v1/audit').query({ server: slug, cursor: first.body.nextCursor }).expect(200);
+    expect(last.body.nextCursor).toBeNull();
+    expect(last.body.records[0]).toMatchObject({ rpcId: 7 });
+    documented.check('get', '/api/v1/audit', last);
+  });
+
+  it('authz: an explanation without a tool', async () => {
+    const server = await api()
+      .post('/api/v1/servers')
+      .send(serverBody({ tags: [tag] }))
+      .expect(201);
+    const res = await api().get('/api/v1/authz/explain').query({ server: server.body.id }).expect(200);
+    expect(res.body).toMatchObject({ tool: null, call: null });
+    documented.check('get', '/api/v1/authz/explain', res);
+  });
+});
+
+describe('createZodDto describes nullable fields as OpenAPI 3.0 does', () => {
+  const schema = z.object({
+    bare: z.string().nullable(),
+    either: z.union([z.string(), z.number()]).nullable(),
+    nested: z.object({ inner: z.number().nullable() }),
+    list: z.array(z.boolean().nullable()),
+    constrained: z.string().max(10).nullable(),
+  });
+  class ProbeDto extends createZodDto(schema) {}
+
+  it.each([
+    ['input', () => ProbeDto._OPENAPI_METADATA_FACTORY()],
+    ['output', () => ProbeDto.Output._OPENAPI_METADATA_FACTORY()],
+  ])('%s: no type arrays anywhere, nullable beside the real type', (_io, describe) => {
+    const properties = describe() as Record<string, Record<string, unknown>>;
+    expect(JSON.stringify(properties)).not.toMatch(/"type":\[/);
+    expect(properties.bare).toMatchObject({ type: 'string', nullable: true });
+    expect(properties.either?.anyOf).toEqual([
+      { type: 'string', nullable: true },
+      { type: 'number', nullable: true },
+    ]);
+    expect(properties.nested?.properties).toEqual({ inner: { type: 'number', nullable: true } });
+    expect(properties.list?.items).toEqual({ type: 'boolean', nullable: true });
+  });
+});
