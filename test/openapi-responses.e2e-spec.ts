@@ -1,55 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import Ajv, { type ValidateFunction } from 'ajv';
-import addFormats from 'ajv-formats';
 import request from 'supertest';
 import { createZodDto } from '../src/common/zod-dto';
 import { z } from 'zod';
 import { auditOf, exchangeFactory } from './support/audit';
+import { DocumentedResponses } from './support/documented-responses';
 import { startTestGateway, type TestGateway } from './support/gateway';
 import { serverBody } from './support/registry';
 import { GREET_TOOLS, TestUpstream } from './support/upstream';
-
-interface OpenApiOperation {
-  responses: Record<string, { content?: Record<string, { schema: object }> }>;
-}
-interface OpenApiDocument {
-  paths: Record<string, Record<string, OpenApiOperation>>;
-  components: { schemas: Record<string, object> };
-}
-
-const DOC_ID = 'https://mcp-gateway.invalid/docs-json';
-
-/**
- * Validators of responses against what `/docs-json` says of them. Ajv 8 knows OpenAPI 3.0's `nullable`; the
- * formats (`uuid`, `date-time`, `uri`) checked too; other keywords (`example`) are annotations.
- */
-class DocumentedResponses {
-  private readonly ajv = new Ajv({ strict: false, allErrors: true, validateSchema: false });
-
-  constructor(private readonly doc: OpenApiDocument) {
-    addFormats(this.ajv);
-    this.ajv.addSchema({ $id: DOC_ID, components: doc.components });
-  }
-
-  /** Throws, naming the path and Ajv's explanation, unless `res` is what the document says `method path` answers. */
-  check(method: string, path: string, res: request.Response): void {
-    const response = this.doc.paths[path]?.[method]?.responses[String(res.status)];
-    const schema = response?.content?.['application/json']?.schema;
-    if (!schema) throw new Error(`/docs-json describes no JSON ${res.status} body for ${method.toUpperCase()} ${path}`);
-    const validate: ValidateFunction = this.ajv.compile(withRefsInto(schema));
-    if (!validate(res.body)) {
-      throw new Error(
-        `${method.toUpperCase()} ${path} answered ${JSON.stringify(res.body)}, which /docs-json does not describe: ` +
-          this.ajv.errorsText(validate.errors),
-      );
-    }
-  }
-}
-
-/** The schema with its local `$ref`s pointing into the document added to Ajv. */
-function withRefsInto(schema: object): object {
-  return JSON.parse(JSON.stringify(schema).replaceAll('"#/components/', `"${DOC_ID}#/components/`)) as object;
-}
 
 describe('responses match their description in /docs-json', () => {
   let gw: TestGateway;
@@ -62,8 +19,7 @@ describe('responses match their description in /docs-json', () => {
   beforeAll(async () => {
     upstream = await TestUpstream.start('greet', GREET_TOOLS);
     gw = await startTestGateway('services', { UPSTREAM_ALLOWED_HOSTS: 'loopback' });
-    const doc = await api().get('/docs-json').expect(200);
-    documented = new DocumentedResponses(doc.body as OpenApiDocument);
+    documented = await DocumentedResponses.of(gw.url);
   });
 
   afterAll(async () => {
@@ -100,6 +56,17 @@ describe('responses match their description in /docs-json', () => {
     const last = await api().get('/api/v1/servers').query({ tag, cursor: first.body.nextCursor }).expect(200);
     expect(last.body.nextCursor).toBeNull();
     documented.check('get', '/api/v1/servers', last);
+  });
+
+  it('registry: errors as problem+json, a body in a charset other than UTF-8 included', async () => {
+    const latin1 = await api()
+      .post('/api/v1/servers')
+      .set('content-type', 'application/json; charset=latin1')
+      .send(JSON.stringify(serverBody()))
+      .expect(415);
+    documented.check('post', '/api/v1/servers', latin1);
+    documented.check('get', '/api/v1/servers/{ref}', await api().get('/api/v1/servers/no-such-server').expect(404));
+    documented.check('get', '/api/v1/servers', await api().get('/api/v1/servers?limit=0').expect(400));
   });
 
   it('discovery: capabilities before and after a sync, and the search pages', async () => {

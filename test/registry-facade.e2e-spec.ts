@@ -1,5 +1,6 @@
 import request, { type Response } from 'supertest';
 import { PrismaService } from '../src/database/prisma.service';
+import { DocumentedResponses } from './support/documented-responses';
 import { startTestGateway, type TestGateway } from './support/gateway';
 import { assertValid, officialSchemas } from './support/official-registry-schemas';
 import { type SeededServer, ServerVersionFactory } from './support/server-version-factory';
@@ -527,19 +528,51 @@ describe('official MCP Registry read API (v0.1)', () => {
     await request(gw.url).get('/health/live').expect(200);
   });
 
-  it('is described in the OpenAPI document', async () => {
-    const doc = await request(gw.url).get('/docs-json').expect(200);
-    expect(Object.keys(doc.body.paths)).toEqual(
-      expect.arrayContaining([
-        `${BASE}/servers`,
-        `${BASE}/servers/{serverName}/versions`,
-        `${BASE}/servers/{serverName}/versions/{version}`,
-      ]),
-    );
-    const parameters = (doc.body.paths[`${BASE}/servers`].get.parameters as { name: string }[]).map((p) => p.name);
-    expect(parameters).toEqual(
-      expect.arrayContaining(['cursor', 'limit', 'search', 'updated_since', 'version', 'include_deleted']),
-    );
+  it('is described in the OpenAPI document: parameters by their type, every answer by its schema', async () => {
+    const documented = await DocumentedResponses.of(gw.url);
+    const LIST = `${BASE}/servers`;
+    const VERSIONS = `${BASE}/servers/{serverName}/versions`;
+    const VERSION = `${BASE}/servers/{serverName}/versions/{version}`;
+    const typeOf = (path: string, name: string) =>
+      documented.operation('get', path).parameters?.find((parameter) => parameter.name === name)?.schema?.type;
+    expect(
+      ['cursor', 'limit', 'search', 'updated_since', 'version', 'include_deleted'].map((name) => typeOf(LIST, name)),
+    ).toEqual(['string', 'integer', 'string', 'string', 'string', 'boolean']);
+    expect([typeOf(VERSIONS, 'include_deleted'), typeOf(VERSION, 'include_deleted')]).toEqual(['boolean', 'boolean']);
+    expect(typeOf('/api/v1/servers', 'limit')).toBe('integer');
+
+    const named = await server({
+      last: 'documented',
+      title: 'Documented',
+      status: 'deprecated',
+      statusMessage: 'use v2',
+      tools: 1,
+      health: 'healthy',
+      versions: [{ version: '1.0.0' }, { version: '2.0.0' }],
+    });
+    await server({ last: 'documented-gone', deleted: true });
+    const encoded = encodeURIComponent(named.name);
+    const search = encodeURIComponent(`${seed.namespace}/documented`);
+    const answers: [string, string][] = [
+      [LIST, `${LIST}?search=${search}&include_deleted=true&limit=1`],
+      [LIST, `${LIST}?search=${search}&include_deleted=true`],
+      [LIST, `${LIST}?limit=0`],
+      [LIST, `${LIST}?cursor=not-a-cursor`],
+      [VERSIONS, `${BASE}/servers/${encoded}/versions`],
+      [VERSIONS, `${BASE}/servers/${encoded}/versions?include_deleted=x`],
+      [VERSIONS, `${BASE}/servers/${encodeURIComponent(`${seed.namespace}/nobody`)}/versions`],
+      [VERSION, `${BASE}/servers/${encoded}/versions/latest`],
+      [VERSION, `${BASE}/servers/${encoded}/versions/1.0.0`],
+      [VERSION, `${BASE}/servers/${encoded}/versions/latest?include_deleted=x`],
+      [VERSION, `${BASE}/servers/${encoded}/versions/9.9.9`],
+    ];
+    const statuses: number[] = [];
+    for (const [path, url] of answers) {
+      const res = await get(url);
+      statuses.push(res.status);
+      documented.check('get', path, res);
+    }
+    expect(statuses).toEqual([200, 200, 400, 400, 200, 400, 404, 200, 200, 400, 404]);
   });
 
   it('never carries an upstream address, its auth or its settings in any answer', () => {

@@ -29,7 +29,8 @@ const DESCRIPTIONS: Record<number, string> = {
   404: 'No such resource (`not_found`)',
   409: 'A unique field is taken (`conflict`)',
   412: 'If-Match does not match the current ETag (`precondition_failed`)',
-  413: 'The body is larger than 1 MB',
+  413: 'The body is larger than MAX_BODY_BYTES (1 MiB)',
+  415: 'The body is not JSON in UTF-8 (`validation_error`)',
   429: 'A rate limit is met (`rate_limited`); `Retry-After` says when to try again',
 };
 

@@ -2,7 +2,7 @@ import { createZodDto } from '../common/zod-dto';
 import { z } from 'zod';
 import { singleLine } from '../common/plain-text';
 import { decodeListCursor } from './facade-cursor';
-import { MAX_PAGE_SIZE } from './official-registry.types';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from './official-registry.types';
 
 /**
  * Query parameters of the official read API. An empty value counts as
@@ -57,7 +57,14 @@ const limitParam = z
     return limit;
   })
   .optional()
-  .describe(`Page size, 1 to ${MAX_PAGE_SIZE} (default 30)`);
+  // Read as text (an empty value counts as absent), described as what it holds.
+  .meta({
+    type: 'integer',
+    minimum: 1,
+    maximum: MAX_PAGE_SIZE,
+    default: DEFAULT_PAGE_SIZE,
+    description: `Page size, 1 to ${MAX_PAGE_SIZE}`,
+  });
 
 const cursorParam = z
   .string()
@@ -109,7 +116,7 @@ const includeDeletedParam = z
     return z.NEVER;
   })
   .optional()
-  .describe('Include deleted servers (default false)');
+  .meta({ type: 'boolean', default: false, description: 'Include deleted servers (`true`, `false`, `1` or `0`)' });
 
 export const listServersQuerySchema = z.object({
   cursor: cursorParam,

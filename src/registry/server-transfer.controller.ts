@@ -33,7 +33,7 @@ export class ServerTransferController {
     },
   })
   @ApiOkResponse({ type: ImportReportDto.Output, description: 'One result per document; failed ones wrote nothing' })
-  @ApiProblemResponses(400, 413)
+  @ApiProblemResponses(400, 413, 415)
   import(@Body() body: unknown): Promise<ImportReportDto> {
     return this.transfer.import(body);
   }

@@ -21,6 +21,7 @@ import {
   ApiOkResponse,
   ApiOperation,
   ApiParam,
+  ApiQuery,
   ApiTags,
 } from '@nestjs/swagger';
 import type { Response } from 'express';
@@ -64,7 +65,7 @@ export class ServersController {
     type: ServerDto.Output,
     headers: { Location: { description: 'URL of the new server', schema: { type: 'string' } }, ...ETAG_HEADER },
   })
-  @ApiProblemResponses(400, 409, 413)
+  @ApiProblemResponses(400, 409, 413, 415)
   async create(@Body() body: ServerInputDto, @Res({ passthrough: true }) res: Response): Promise<ServerView> {
     const server = await this.registry.create(body);
     res.location(`${this.config.apiPrefix}/servers/${server.id}`).setHeader('ETag', etagOf(server.id, server.revision));
@@ -73,6 +74,13 @@ export class ServersController {
 
   @Get()
   @ApiOperation({ summary: 'List servers, oldest first, a page at a time' })
+  // Read from text by ListServersQueryDto, which would describe it as a string.
+  @ApiQuery({
+    name: 'limit',
+    required: false,
+    description: 'Page size, 1-100',
+    schema: { type: 'integer', minimum: 1, maximum: 100, default: 30 },
+  })
   @ApiOkResponse({ type: ServerListDto.Output })
   @ApiProblemResponses(400)
   list(@Query() query: ListServersQueryDto): Promise<ServerListDto> {
@@ -103,7 +111,7 @@ export class ServersController {
   @ApiParam(REF_PARAM)
   @ApiHeader(IF_MATCH)
   @ApiOkResponse({ type: ServerDto.Output, headers: ETAG_HEADER })
-  @ApiProblemResponses(400, 404, 409, 412, 413)
+  @ApiProblemResponses(400, 404, 409, 412, 413, 415)
   async replace(
     @Param('ref') ref: string,
     @Body() body: ServerInputDto,
@@ -118,7 +126,7 @@ export class ServersController {
   @ApiParam(REF_PARAM)
   @ApiHeader(IF_MATCH)
   @ApiOkResponse({ type: ServerDto.Output, headers: ETAG_HEADER })
-  @ApiProblemResponses(400, 404, 409, 412, 413)
+  @ApiProblemResponses(400, 404, 409, 412, 413, 415)
   async patch(
     @Param('ref') ref: string,
     @Body() body: ServerPatchDto,
