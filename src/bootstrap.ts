@@ -31,6 +31,8 @@ import { applyMigrations, MIGRATIONS_DIR } from './database/migrator';
 import { DrainState } from './health/drain-state';
 import { openStore } from './redis/open-store';
 import { GATEWAY_VERSION } from './version';
+import { FACADE_PATH } from './registry-facade/registry-facade.controller';
+import { sendRegistryError } from './registry-facade/registry-facade-error.filter';
 import { httpLoggerOptions } from './logging/logger';
 
 export { MIGRATIONS_DIR };
@@ -46,10 +48,12 @@ export function configureApp(app: INestApplication, logger: Logger): void {
   const express = app as NestExpressApplication;
   express.disable('x-powered-by');
   express.useLogger(app.get(NestPinoLogger));
-  const problems = new ProblemDetailsFilter(logger);
+  const config = app.get<AppConfig>(APP_CONFIG);
+  const problems = new ProblemDetailsFilter(logger, [
+    { prefix: `${config.apiPrefix}/${FACADE_PATH}`, send: sendRegistryError },
+  ]);
   express.useGlobalFilters(problems);
   express.useGlobalPipes(new ZodValidationPipe());
-  const config = app.get<AppConfig>(APP_CONFIG);
   // `req.ip` is the client behind trusted proxies (X-Forwarded-For), else the TCP peer.
   if (config.trustProxy !== undefined) express.set('trust proxy', config.trustProxy);
   const metrics = app.get(GatewayMetrics);

@@ -520,12 +520,42 @@ describe('official MCP Registry read API (v0.1)', () => {
     for (const path of notFound) await failing(path, 404);
     await failing(`${at}?include_deleted=perhaps`, 400);
 
-    // Malformed percent-encoding never reaches the facade: the router refuses it, still not with a 5xx.
-    for (const path of [`${BASE}/servers/%E0%A4%A/versions`, `${at}/%ZZ`]) {
-      expect((await get(path)).status).toBe(400);
+    // Malformed percent-encoding never reaches the facade: the router refuses it, in the facade's shape.
+    for (const path of [`${BASE}/servers/%E0%A4%A/versions`, `${at}/%ZZ`, `${BASE}/servers/%ff/versions`]) {
+      await failing(path, 400);
     }
 
     await request(gw.url).get('/health/live').expect(200);
+  });
+
+  it("answers the router's errors under its prefix in its own shape, with CORS, never problem+json", async () => {
+    const routerErrors: [string, string, number][] = [
+      ['GET', `${BASE}/servers/io.github.acme/tools/versions`, 404],
+      ['GET', `${BASE}/servers/io.github.acme/tools/versions/latest`, 404],
+      ['GET', BASE, 404],
+      ['GET', `${BASE}/`, 404],
+      ['GET', `${BASE}/nothing-here`, 404],
+      ['GET', `${BASE}/servers/%ff/versions/latest`, 400],
+      ['POST', `${BASE}/servers`, 404],
+      ['DELETE', `${BASE}/servers/x/versions/1.0.0`, 404],
+    ];
+    for (const [method, path, status] of routerErrors) {
+      const res = await request(gw.url)[method === 'GET' ? 'get' : method === 'POST' ? 'post' : 'delete'](path);
+      answered.push(res.text);
+      expect({ method, path, status: res.status, type: res.headers['content-type'] }).toEqual({
+        method,
+        path,
+        status,
+        type: 'application/json; charset=utf-8',
+      });
+      assertValid(officialSchemas.errorBody, res.body, `${method} ${path}`);
+      expect(res.body).toMatchObject({ error: expect.any(String), status });
+      expect(res.body).not.toHaveProperty('code');
+      expect(res.headers['access-control-allow-origin']).toBe('*');
+    }
+    // Beside the prefix, problem+json as before.
+    const beside = await request(gw.url).get(`${BASE}0/servers`).expect(404);
+    expect(beside.headers['content-type']).toMatch(/^application\/problem\+json/);
   });
 
   it('is described in the OpenAPI document: parameters by their type, every answer by its schema', async () => {

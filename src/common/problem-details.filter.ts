@@ -37,10 +37,23 @@ const CODE_OF_STATUS: Partial<Record<number, ErrorCode>> = {
   503: 'service_unavailable',
 };
 
-/** Turns every error that reaches HTTP into RFC 9457 problem+json. */
+/** Paths whose errors are answered in a shape of their own, and how (the official registry API's `{ error }`). */
+export interface ErrorShape {
+  /** A path prefix: the path itself and every path below it. */
+  prefix: string;
+  send(problem: ProblemDetails, response: ServerResponse): void;
+}
+
+/**
+ * Turns every error that reaches HTTP into RFC 9457 problem+json, or into the shape of the path's `ErrorShape`:
+ * route errors, and the router's (no route, an undecodable path) too, which reach no controller's filters.
+ */
 @Catch()
 export class ProblemDetailsFilter implements ExceptionFilter {
-  constructor(private readonly logger: Logger) {}
+  constructor(
+    private readonly logger: Logger,
+    private readonly shapes: readonly ErrorShape[] = [],
+  ) {}
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const http = host.switchToHttp();
@@ -57,7 +70,10 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     if (exception instanceof DomainError && exception.headers) {
       for (const [name, value] of Object.entries(exception.headers)) response.setHeader(name, value);
     }
-    sendText(response, problem.status, PROBLEM_CONTENT_TYPE, JSON.stringify(problem));
+    const path = requestPathOf(request);
+    const shape = this.shapes.find(({ prefix }) => path === prefix || path.startsWith(`${prefix}/`));
+    if (shape) shape.send(problem, response);
+    else sendText(response, problem.status, PROBLEM_CONTENT_TYPE, JSON.stringify(problem));
   }
 
   toProblem(exception: unknown, request: IncomingMessage): ProblemDetails {

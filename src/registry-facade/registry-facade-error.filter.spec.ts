@@ -1,33 +1,34 @@
-import type { ArgumentsHost } from '@nestjs/common';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { NotFoundException } from '@nestjs/common';
-import type { PinoLogger } from 'nestjs-pino';
+import type { Logger } from 'pino';
 import { DomainError } from '../common/domain-error';
-import { RegistryFacadeErrorFilter } from './registry-facade-error.filter';
+import { ProblemDetailsFilter } from '../common/problem-details.filter';
+import { sendRegistryError } from './registry-facade-error.filter';
 
-function run(exception: unknown) {
+function run(exception: unknown, url = '/api/v1/registry/v0.1/servers?limit=0') {
   const error = jest.fn();
-  const logger = { logger: { error } } as unknown as PinoLogger;
-  const sent: { status?: number; body?: unknown } = {};
+  const logger = { error } as unknown as Logger;
+  const sent: { status?: number; type?: string; body?: unknown } = {};
+  const headers: Record<string, unknown> = {};
   const response = {
     headersSent: false,
-    status(code: number) {
-      sent.status = code;
-      return this;
+    statusCode: 200,
+    setHeader(name: string, value: unknown) {
+      headers[name.toLowerCase()] = value;
     },
-    json(body: unknown) {
-      sent.body = body;
-      return this;
+    end(text: string) {
+      sent.status = response.statusCode;
+      sent.type = String(headers['content-type']);
+      sent.body = JSON.parse(text);
     },
-  };
-  const request = { originalUrl: '/api/v1/registry/v0.1/servers?limit=0', id: 'req-1' };
-  const host = {
-    switchToHttp: () => ({ getRequest: () => request, getResponse: () => response }),
-  } as unknown as ArgumentsHost;
-  new RegistryFacadeErrorFilter(logger).catch(exception, host);
+  } as unknown as ServerResponse;
+  const request = { originalUrl: url, id: 'req-1' } as unknown as IncomingMessage;
+  const filter = new ProblemDetailsFilter(logger, [{ prefix: '/api/v1/registry/v0.1', send: sendRegistryError }]);
+  filter.respond(exception, request, response);
   return { ...sent, error };
 }
 
-describe('RegistryFacadeErrorFilter', () => {
+describe('sendRegistryError, as the global filter uses it under the facade prefix', () => {
   it('answers a not-found in the spec shape', () => {
     expect(run(new DomainError('not_found', 'Server not found'))).toMatchObject({
       status: 404,
@@ -51,6 +52,17 @@ describe('RegistryFacadeErrorFilter', () => {
 
   it('keeps framework 4xx as they are', () => {
     expect(run(new NotFoundException()).status).toBe(404);
+  });
+
+  it('answers application/json under the prefix only, problem+json beside it', () => {
+    const notFound = new DomainError('not_found', 'Server not found');
+    expect(run(notFound, '/api/v1/registry/v0.1').type).toMatch(/^application\/json/);
+    expect(run(notFound, '/api/v1/registry/v0.1/servers/x/versions').type).toMatch(/^application\/json/);
+    expect(run(notFound, '/api/v1/registry/v0.10/servers')).toMatchObject({
+      type: expect.stringMatching(/^application\/problem\+json/),
+      body: { code: 'not_found' },
+    });
+    expect(run(notFound, '/api/v1/servers').type).toMatch(/^application\/problem\+json/);
   });
 
   it('answers an unexpected fault with an opaque 500 whose id is in the log', () => {

@@ -1,4 +1,4 @@
-import { Controller, Get, Param, Query, UseFilters } from '@nestjs/common';
+import { Controller, Get, Param, Query } from '@nestjs/common';
 import {
   ApiExtraModels,
   ApiOkResponse,
@@ -10,7 +10,6 @@ import {
 } from '@nestjs/swagger';
 import type { ServerList, ServerResponse } from './official-registry.types';
 import * as documented from './registry-facade.dto';
-import { RegistryFacadeErrorFilter } from './registry-facade-error.filter';
 import { ListServersQueryDto, VersionsQueryDto } from './registry-facade.query';
 import { RegistryFacadeService } from './registry-facade.service';
 
@@ -22,7 +21,7 @@ const SERVER_NAME_PARAM = {
   description: 'URL-encoded server name, one path segment (e.g. `com.example%2Fmy-server`)',
 };
 
-/** An error answer of these routes: `{ error }` (application/json), as the spec gives it. */
+/** An error answer of these routes: `{ error }` (application/json), as the spec gives it (sendRegistryError). */
 function ApiRegistryError(status: number, description: string): MethodDecorator {
   return ApiResponse({ status, description, type: documented.RegistryError });
 }
@@ -32,7 +31,6 @@ const INTERNAL_ERROR = 'An internal error: `{ error }` with the `errorId` of the
 @ApiTags('registry (MCP Registry API v0.1)')
 @ApiExtraModels(documented.ServerList, documented.ServerResponse, documented.RegistryError)
 @Controller(`${FACADE_PATH}/servers`)
-@UseFilters(RegistryFacadeErrorFilter)
 export class RegistryFacadeController {
   constructor(private readonly facade: RegistryFacadeService) {}
 
