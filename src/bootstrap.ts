@@ -6,13 +6,14 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { Application } from 'express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger as NestPinoLogger } from 'nestjs-pino';
-import { cleanupOpenApiDoc, ZodValidationPipe } from 'nestjs-zod';
+import { cleanupOpenApiDoc } from 'nestjs-zod';
 import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import { type AppDependencies, AppModule } from './app.module';
 import { GatewayExpressAdapter } from './common/express-adapter';
 import { useJsonBody } from './common/json-body';
 import { ProblemDetailsFilter } from './common/problem-details.filter';
+import { RequestValidationPipe } from './common/request-validation.pipe';
 import type { AppConfig } from './config/config';
 import { APP_CONFIG } from './config/config.module';
 import { AggregateServer } from './mcp/aggregate-server';
@@ -53,7 +54,7 @@ export function configureApp(app: INestApplication, logger: Logger): void {
     { prefix: `${config.apiPrefix}/${FACADE_PATH}`, send: sendRegistryError },
   ]);
   express.useGlobalFilters(problems);
-  express.useGlobalPipes(new ZodValidationPipe());
+  express.useGlobalPipes(new RequestValidationPipe());
   // `req.ip` is the client behind trusted proxies (X-Forwarded-For), else the TCP peer.
   if (config.trustProxy !== undefined) express.set('trust proxy', config.trustProxy);
   const metrics = app.get(GatewayMetrics);
@@ -69,13 +70,17 @@ export function configureApp(app: INestApplication, logger: Logger): void {
   express.use(pinoHttp(httpLoggerOptions(logger)));
   // Ahead of body parsing and of the token check: a wrong Host or a preflight needs neither.
   express.use(mcpEdge(edgeOptions));
+  const underMcpPrefix = (path: string): boolean =>
+    path === config.mcpPrefix || path.startsWith(`${config.mcpPrefix}/`);
   useJsonBody(app, {
     maxBytes: config.maxBodyBytes,
     // The MCP endpoints themselves, not the REST bridge beside them (which answers problem+json).
-    isJsonRpc: (req) =>
-      (req.path === config.mcpPrefix || req.path.startsWith(`${config.mcpPrefix}/`)) &&
-      !isRestBridgePath(req.path.slice(config.mcpPrefix.length)),
+    isJsonRpc: (req) => underMcpPrefix(req.path) && !isRestBridgePath(req.path.slice(config.mcpPrefix.length)),
+    takesJsonOnly: (req) => !underMcpPrefix(req.path),
   });
+  // The MCP paths answer an unknown method by their own rules.
+  const adapter = express.getHttpAdapter();
+  if (adapter instanceof GatewayExpressAdapter) adapter.answerWrongMethods(underMcpPrefix);
 
   // POSTs to the MCP endpoints and the REST bridge's tool calls go around Express (see McpPostLane), through
   // the same steps.

@@ -87,9 +87,10 @@ describe.each(PROFILES)('gateway edges (%s)', (profile) => {
     });
   });
 
-  it('answers an unsupported method with problem+json, never a 5xx', async () => {
+  it('answers an unsupported method with 405, Allow and problem+json, never a 5xx', async () => {
     const res = await request(gw.url).delete('/health/live');
-    expect(res.status).toBe(404);
+    expect(res.status).toBe(405);
+    expect(res.headers.allow).toBe('GET, HEAD, OPTIONS');
     expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
   });
 

@@ -460,8 +460,11 @@ describe('official MCP Registry read API (v0.1)', () => {
       .options('/api/v1')
       .set('origin', origin)
       .set('access-control-request-method', 'GET');
-    expect(apiPreflight.status).toBe(404);
+    // Answered as any OPTIONS on a known path (204, Allow), with no CORS header.
+    expect(apiPreflight.status).toBe(204);
+    expect(apiPreflight.headers.allow).toBe('GET, HEAD, OPTIONS');
     expect(apiPreflight.headers['access-control-allow-origin']).toBeUndefined();
+    expect(apiPreflight.headers['access-control-allow-methods']).toBeUndefined();
     const lookalike = await request(gw.url).get('/api/v1/registry/v0.10/servers').set('origin', origin);
     expect(lookalike.status).toBe(404);
     expect(lookalike.headers['access-control-allow-origin']).toBeUndefined();
@@ -536,8 +539,8 @@ describe('official MCP Registry read API (v0.1)', () => {
       ['GET', `${BASE}/`, 404],
       ['GET', `${BASE}/nothing-here`, 404],
       ['GET', `${BASE}/servers/%ff/versions/latest`, 400],
-      ['POST', `${BASE}/servers`, 404],
-      ['DELETE', `${BASE}/servers/x/versions/1.0.0`, 404],
+      ['POST', `${BASE}/servers`, 405],
+      ['DELETE', `${BASE}/servers/x/versions/1.0.0`, 405],
     ];
     for (const [method, path, status] of routerErrors) {
       const res = await request(gw.url)[method === 'GET' ? 'get' : method === 'POST' ? 'post' : 'delete'](path);

@@ -79,12 +79,8 @@ describe('registry input validation', () => {
     ['a version over 255', (name) => ({ name, url: PUBLIC_URL, version: `1.${'0'.repeat(255)}` }), 'version'],
     ['a version range', (name) => ({ name, url: PUBLIC_URL, version: '^1.2.3' }), 'version'],
     ['the version "latest"', (name) => ({ name, url: PUBLIC_URL, version: 'latest' }), 'version'],
-    ['an unknown field', (name) => ({ name, url: PUBLIC_URL, owner: 'me' }), '(body)'],
-    [
-      'an id (not writable)',
-      (name) => ({ name, url: PUBLIC_URL, id: '00000000-0000-4000-8000-000000000000' }),
-      '(body)',
-    ],
+    ['an unknown field', (name) => ({ name, url: PUBLIC_URL, owner: 'me' }), 'owner'],
+    ['an id (not writable)', (name) => ({ name, url: PUBLIC_URL, id: '00000000-0000-4000-8000-000000000000' }), 'id'],
     ['tags that are not an array', (name) => ({ name, url: PUBLIC_URL, tags: 'a' }), 'tags'],
     ['21 tags', (name) => ({ name, url: PUBLIC_URL, tags: Array.from({ length: 21 }, (_, i) => `t${i}`) }), 'tags'],
     ['a tag with a space', (name) => ({ name, url: PUBLIC_URL, tags: ['Bad Tag'] }), 'tags.0'],
@@ -123,7 +119,7 @@ describe('registry input validation', () => {
     ['no headers', (name) => ({ name, url: PUBLIC_URL, auth: { type: 'headers', headers: {} } }), 'auth.headers'],
     ['an Entra auth without scope', (name) => ({ name, url: PUBLIC_URL, auth: { type: 'entra-obo' } }), 'auth.scope'],
     ['a negative timeout', (name) => ({ name, url: PUBLIC_URL, timeouts: { connectMs: -1 } }), 'timeouts.connectMs'],
-    ['an unknown timeout', (name) => ({ name, url: PUBLIC_URL, timeouts: { idleMs: 5 } }), 'timeouts'],
+    ['an unknown timeout', (name) => ({ name, url: PUBLIC_URL, timeouts: { idleMs: 5 } }), 'timeouts.idleMs'],
     ['the metadata address', (name) => ({ name, url: 'http://169.254.169.254/latest/meta-data' }), 'url'],
     ['a metadata host name', (name) => ({ name, url: 'http://metadata.google.internal/' }), 'url'],
     ['the unspecified address', (name) => ({ name, url: 'http://0.0.0.0:8000/mcp' }), 'url'],
@@ -144,15 +140,15 @@ describe('registry input validation', () => {
     expect(await storedRows(stored)).toEqual({ servers: 0, versions: 0 });
   });
 
-  /** [what, content type, raw body] */
-  const badRaw: [string, string, string][] = [
-    ['JSON that does not parse', 'application/json', '{"name": "io.x/y",'],
-    ['an array', 'application/json', '[]'],
-    ['a string', 'application/json', '"io.x/y"'],
-    ['null', 'application/json', 'null'],
-    ['an empty body', 'application/json', ''],
-    ['text', 'text/plain', 'name=io.x/y'],
-    ['a form', 'application/x-www-form-urlencoded', 'name=io.x%2Fy&url=https%3A%2F%2F203.0.113.10'],
+  /** [what, content type, raw body, status] */
+  const badRaw: [string, string, string, number][] = [
+    ['JSON that does not parse', 'application/json', '{"name": "io.x/y",', 400],
+    ['an array', 'application/json', '[]', 400],
+    ['a string', 'application/json', '"io.x/y"', 400],
+    ['null', 'application/json', 'null', 400],
+    ['an empty body', 'application/json', '', 400],
+    ['text', 'text/plain', 'name=io.x/y', 415],
+    ['a form', 'application/x-www-form-urlencoded', 'name=io.x%2Fy&url=https%3A%2F%2F203.0.113.10', 415],
   ];
 
   it.each([
@@ -176,9 +172,9 @@ describe('registry input validation', () => {
     expect(res.body).toMatchObject({ description: text, statusMessage: text });
   });
 
-  it.each(badRaw)('refuses %s as a registration', async (_what, type, raw) => {
+  it.each(badRaw)('refuses %s as a registration', async (_what, type, raw, status) => {
     const res = await api().post(SERVERS).set('Content-Type', type).send(raw);
-    expectProblem(res, 400);
+    expectProblem(res, status);
   });
 
   it('refuses a body over 1 MB with 413', async () => {
@@ -209,7 +205,7 @@ describe('registry input validation', () => {
     });
 
     const badPatches: [string, Body | string, string | undefined][] = [
-      ['an unknown field', { owner: 'me' }, '(body)'],
+      ['an unknown field', { owner: 'me' }, 'owner'],
       ['a title of the wrong type', { title: 5 }, 'title'],
       ['a title over 100', { title: 't'.repeat(101) }, 'title'],
       ['a null slug', { slug: null }, 'slug'],
@@ -218,7 +214,7 @@ describe('registry input validation', () => {
       ['the version "latest"', { version: 'latest' }, 'version'],
       ['a name of the wrong type', { name: 5 }, 'name'],
       ['an unknown status', { status: 'deleted' }, 'status'],
-      ['a read-only field', { revision: 9 }, '(body)'],
+      ['a read-only field', { revision: 9 }, 'revision'],
       ['the metadata address', { url: 'http://169.254.169.254/' }, 'url'],
       ['credentials in the URL', { url: 'https://a:b@203.0.113.10/' }, 'url'],
       ['an array', '[{"title":"x"}]', undefined],
@@ -241,7 +237,7 @@ describe('registry input validation', () => {
     const badPuts: [string, (current: typeof server) => Body, string][] = [
       ['no url', (current) => ({ name: current.name }), 'url'],
       ['no name', () => ({ url: PUBLIC_URL }), 'name'],
-      ['read-only fields', (current) => ({ ...current }), '(body)'],
+      ['read-only fields', (current) => ({ ...current }), 'revision'],
       ['a file URL', (current) => ({ name: current.name, url: 'file:///etc/passwd' }), 'url'],
       [
         'a description over 100',
@@ -324,7 +320,7 @@ describe('registry input validation', () => {
     ['q over 200 characters', { q: 'q'.repeat(201) }, 'q'],
     ['a NUL in q', { q: 'a\u0000' }, 'q'],
     ['an escape character in q', { q: '\u001b[2J' }, 'q'],
-    ['an unknown parameter', { sort: 'name' }, '(body)'],
+    ['an unknown parameter', { sort: 'name' }, 'sort'],
   ];
 
   it.each(badQueries)('refuses a list with %s', async (_what, query, field) => {

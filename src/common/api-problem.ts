@@ -30,7 +30,7 @@ const DESCRIPTIONS: Record<number, string> = {
   409: 'A unique field is taken (`conflict`)',
   412: 'If-Match does not match the current ETag (`precondition_failed`)',
   413: 'The body is larger than MAX_BODY_BYTES (1 MiB)',
-  415: 'The body is not JSON in UTF-8 (`validation_error`)',
+  415: 'The body is not `application/json` in UTF-8 (`validation_error`); a PATCH answers `Accept-Patch`',
   429: 'A rate limit is met (`rate_limited`); `Retry-After` says when to try again',
 };
 

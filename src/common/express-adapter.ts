@@ -1,7 +1,7 @@
 import { createServer, IncomingMessage, ServerResponse } from 'node:http';
-import type { NestApplicationOptions } from '@nestjs/common';
+import { HttpException, HttpStatus, type NestApplicationOptions } from '@nestjs/common';
 import { ExpressAdapter } from '@nestjs/platform-express';
-import type { Express } from 'express';
+import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
 
 /**
  * Nest's Express adapter, with an HTTP server whose requests and responses are born with the prototypes Express
@@ -31,6 +31,57 @@ export class GatewayExpressAdapter extends ExpressAdapter {
     (app.router as unknown as { caseSensitive: boolean }).caseSensitive = true;
   }
 
+  /** Paths a request for which no route matched is answered 404 whatever its method (see `answerWrongMethods`). */
+  private keepsNotFound?: (path: string) => boolean;
+
+  /**
+   * A request no route takes, to a path that routes take with other methods, is answered 405 with `Allow`
+   * (RFC 9110), or 204 with `Allow` when it is OPTIONS, instead of 404; except on the paths `keepsNotFound` names.
+   */
+  answerWrongMethods(keepsNotFound: (path: string) => boolean): void {
+    this.keepsNotFound = keepsNotFound;
+  }
+
+  override setNotFoundHandler(handler: RequestHandler, prefix?: string): unknown {
+    const notFound = (req: Request, res: Response, next: NextFunction): void => {
+      const allowed = this.keepsNotFound && !this.keepsNotFound(req.path) ? this.methodsAt(req.path) : [];
+      if (allowed.length === 0) {
+        void handler(req, res, next);
+        return;
+      }
+      res.setHeader('Allow', allowed.join(', '));
+      if (req.method === 'OPTIONS') {
+        res.status(HttpStatus.NO_CONTENT).end();
+        return;
+      }
+      // Through Nest's error handler to the exception filters, as the 404 it replaces.
+      next(new HttpException(`${req.method} is not allowed here; allowed: ${allowed.join(', ')}`, 405));
+    };
+    return super.setNotFoundHandler(notFound, prefix);
+  }
+
+  /** The methods of the routes whose path matches `path`, with HEAD beside GET (Express answers it) and OPTIONS. */
+  private methodsAt(path: string): string[] {
+    const router = (this.getInstance<Express>() as unknown as { router?: { stack?: RouterLayer[] } }).router;
+    const methods = new Set<string>();
+    for (const layer of router?.stack ?? []) {
+      if (!layer.route) continue;
+      let matches: unknown;
+      try {
+        matches = layer.match(path);
+      } catch {
+        continue;
+      }
+      if (!matches) continue;
+      for (const [method, handled] of Object.entries(layer.route.methods)) {
+        if (handled && method !== '_all') methods.add(method.toUpperCase());
+      }
+    }
+    if (methods.size === 0) return [];
+    if (methods.has('GET')) methods.add('HEAD');
+    methods.add('OPTIONS');
+    return [...methods];
+  }
   override initHttpServer(options: NestApplicationOptions): void {
     if (options.httpsOptions !== undefined || options.forceCloseConnections) {
       throw new Error('the gateway serves plain HTTP and closes its connections itself');
@@ -44,4 +95,10 @@ export class GatewayExpressAdapter extends ExpressAdapter {
     app.response = ExpressResponse.prototype as unknown as Express['response'];
     this.setHttpServer(createServer({ IncomingMessage: ExpressRequest, ServerResponse: ExpressResponse }, app));
   }
+}
+
+/** What `methodsAt` reads of a layer of Express's router (`router` 2): a route's path matcher and its methods. */
+interface RouterLayer {
+  route?: { methods: Record<string, boolean | undefined> };
+  match(path: string): unknown;
 }

@@ -9,6 +9,23 @@ export interface JsonBodyOptions {
    * there is a JSON-RPC error (`-32700` for bad JSON), not problem+json.
    */
   isJsonRpc: (req: Request) => boolean;
+  /**
+   * Paths that take JSON bodies only: a body of another media type (or of none) gets 415 there. Elsewhere (the
+   * MCP paths, which answer such bodies themselves) the parser leaves it unread.
+   */
+  takesJsonOnly: (req: Request) => boolean;
+}
+
+/** Whether the request carries a body: some bytes, or a chunked one. */
+function hasBody(req: Request): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/** Whether the `content-type` names JSON (`application/json`, with any parameters). */
+function isJson(req: Request): boolean {
+  const type = req.headers['content-type'];
+  return type !== undefined && type.split(';', 1)[0]?.trim().toLowerCase() === 'application/json';
 }
 
 const PARSE_ERROR = -32700;
@@ -27,6 +44,15 @@ export function useJsonBody(app: INestApplication, options: JsonBodyOptions): vo
     'request.aborted': 'the request was aborted',
     'request.size.invalid': 'the request body is shorter or longer than its content-length',
   };
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    if (!hasBody(req) || isJson(req) || !options.takesJsonOnly(req)) {
+      next();
+      return;
+    }
+    // PATCH takes the fields to change as plain JSON; it is not a JSON Merge Patch (nested objects are replaced).
+    if (req.method === 'PATCH') res.setHeader('Accept-Patch', 'application/json');
+    next(new HttpException('the request body must be application/json', 415));
+  });
   app.use(json({ limit: options.maxBytes }));
   app.use((error: unknown, req: Request, res: Response, next: NextFunction) => {
     const { type, status } = error as { type?: unknown; status?: unknown };

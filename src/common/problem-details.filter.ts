@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { databaseProblemOf } from './database-errors';
 import { DomainError, type ErrorCode, type FieldError } from './domain-error';
 import { requestPathOf } from './request-path';
+import { fieldErrorsOf } from './request-validation.pipe';
 import { sendText } from './send-text';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -82,7 +83,7 @@ export class ProblemDetailsFilter implements ExceptionFilter {
       return problem(exception.code, exception.status, exception.detail, instance, exception.fieldErrors);
     }
     if (exception instanceof ZodValidationException) {
-      const errors = fieldErrorsOf(exception.getZodError());
+      const errors = fieldErrorsOf(exception.getZodError(), 'body');
       return problem('validation_error', 400, 'the request is not valid', instance, errors);
     }
     const prisma = databaseProblemOf(exception);
@@ -146,10 +147,3 @@ function clientMessageOf(exception: unknown, status: number): string {
   return (HttpStatus[status] ?? 'error').replace(/_/g, ' ').toLowerCase();
 }
 
-function fieldErrorsOf(error: unknown): FieldError[] {
-  const issues = (error as { issues?: { path: PropertyKey[]; message: string }[] }).issues ?? [];
-  return issues.map((issue) => ({
-    field: issue.path.map(String).join('.') || '(body)',
-    message: issue.message,
-  }));
-}
