@@ -69,6 +69,12 @@ describe('responses match their description in /docs-json', () => {
     documented.check('get', '/api/v1/servers', await api().get('/api/v1/servers?limit=0').expect(400));
   });
 
+  it("names upstream_timeout where the REST bridge's 504 is described, and among the stable codes", () => {
+    const gatewayTimeout = documented.operation('post', '/mcp/{slug}/tools/{tool}').responses['504'];
+    expect(JSON.stringify(gatewayTimeout)).toContain('`upstream_timeout`');
+    expect(JSON.stringify(documented.doc.components.schemas.ProblemDetailsDto)).toContain('upstream_timeout');
+  });
+
   it('discovery: capabilities before and after a sync, and the search pages', async () => {
     const server = await api()
       .post('/api/v1/servers')

@@ -31,6 +31,9 @@ const STATUS_OF: Record<ErrorCode, number> = {
   service_unavailable: 503,
 };
 
+/** Every stable code, in the order of their statuses. */
+export const ERROR_CODES = (Object.keys(STATUS_OF) as ErrorCode[]).sort((a, b) => STATUS_OF[a] - STATUS_OF[b]);
+
 /**
  * An error a service throws on purpose. It crosses the wire as problem+json
  * with its code and detail; anything else thrown becomes an opaque 500.
