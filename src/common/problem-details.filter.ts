@@ -146,4 +146,3 @@ function clientMessageOf(exception: unknown, status: number): string {
   }
   return (HttpStatus[status] ?? 'error').replace(/_/g, ' ').toLowerCase();
 }
-
