@@ -266,7 +266,7 @@ describe('official MCP Registry read API (v0.1)', () => {
     expect(latest._meta[OFFICIAL]).toMatchObject({ status: 'deleted', isLatest: true });
   });
 
-  it('never shows a disabled server, in any list or lookup', async () => {
+  it('never shows a disabled server, in any list or lookup, but to a sync, as deleted', async () => {
     const off = await server({
       last: 'disabled-one',
       status: 'disabled',
@@ -282,7 +282,18 @@ describe('official MCP Registry read API (v0.1)', () => {
 
     expect((await list(path)).servers).toEqual([]);
     expect((await list(`${path}&include_deleted=true`)).servers).toEqual([]);
-    expect((await list(`${path}&updated_since=2000-01-01T00:00:00Z`)).servers).toEqual([]);
+    // A mirror that copied the server while it was enabled learns to drop it.
+    const synced = await list(`${path}&updated_since=2000-01-01T00:00:00Z`);
+    expect(entries(synced)).toEqual([
+      `${laterOff.name}@1.0.0`,
+      `${laterOff.name}@2.0.0`,
+      `${off.name}@1.0.0`,
+      `${off.name}@2.0.0`,
+    ]);
+    for (const entry of synced.servers) {
+      expect(entry._meta[OFFICIAL].status).toBe('deleted');
+      expect(entry._meta[GATEWAY]).toMatchObject({ health: 'unknown', toolCount: 0 });
+    }
     for (const { name } of [off, laterOff]) {
       expect(await failing(`${BASE}/servers/${encoded(name)}/versions`, 404)).toMatchObject({
         error: 'Server not found',
@@ -324,6 +335,96 @@ describe('official MCP Registry read API (v0.1)', () => {
     expect(deprecated.servers.map((entry) => entry._meta[OFFICIAL].status)).toEqual(['deprecated', 'deprecated']);
     await request(registry).delete(revived.ref).expect(204);
     await request(registry).delete(undeprecated.ref).expect(204);
+  });
+
+  it('tells a sync with updated_since of every version a deletion, disabling or change of status reaches', async () => {
+    const registry = `${gw.url}/api/v1/servers`;
+    const patch = (ref: string, body: Record<string, unknown>) => request(registry).patch(ref).send(body).expect(200);
+    const publishTwice = async (last: string) => {
+      const name = `${seed.namespace}/${last}`;
+      const res = await request(registry).post('').send({ name, url: UPSTREAM_URL, version: '1.0.0' }).expect(201);
+      const ref = `/${res.body.id as string}`;
+      await patch(ref, { version: '2.0.0' });
+      return ref;
+    };
+    const a = await publishTwice('sync-a');
+    const b = await publishTwice('sync-b');
+    const c = await publishTwice('sync-c');
+    const where = search(`${seed.namespace}/sync-`);
+    const path = `${where}&limit=100`;
+    const synced = (since: string) => list(`${path}&updated_since=${encodeURIComponent(since)}`);
+    const seen = (body: EntryList) =>
+      body.servers.map(
+        (entry) => `${entry.server.name.split('/')[1]}@${entry.server.version}:${entry._meta[OFFICIAL].status}`,
+      );
+    /** What a mirror keeps for its next sync: the newest updatedAt it has seen. */
+    const newest = (body: EntryList) =>
+      body.servers.map((entry) => entry._meta[OFFICIAL].updatedAt).reduce((a, b) => (a > b ? a : b));
+    const settle = () => new Promise((resolve) => setTimeout(resolve, 5));
+
+    const t0 = newest(await list(path));
+    expect((await synced(t0)).servers).toEqual([]);
+    await settle();
+    await request(registry).delete(a).expect(204);
+    await patch(b, { status: 'disabled' });
+    await patch(c, { status: 'deprecated', statusMessage: 'Use sync-a' });
+
+    const changed = await synced(t0);
+    expect(seen(changed)).toEqual([
+      'sync-a@1.0.0:deleted',
+      'sync-a@2.0.0:deleted',
+      'sync-b@1.0.0:deleted',
+      'sync-b@2.0.0:deleted',
+      'sync-c@1.0.0:deprecated',
+      'sync-c@2.0.0:deprecated',
+    ]);
+    for (const entry of changed.servers) expect(entry._meta[OFFICIAL].updatedAt > t0).toBe(true);
+    expect(changed.servers.slice(4).map((entry) => entry._meta[OFFICIAL].statusMessage)).toEqual([
+      'Use sync-a',
+      'Use sync-a',
+    ]);
+    // The same answer a page at a time: the cursor is a (name, version) position, whatever the updatedAt.
+    const pages: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await list(
+        `${where}&limit=4&updated_since=${encodeURIComponent(t0)}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+      );
+      pages.push(...seen(page));
+      cursor = page.metadata.nextCursor;
+    } while (cursor);
+    expect(pages).toEqual(seen(changed));
+
+    const t1 = newest(changed);
+    await settle();
+    await patch(b, { status: 'active' });
+    await patch(c, { allowedRoles: ['mcp.sync'] });
+    const later = await synced(t1);
+    expect(seen(later)).toEqual([
+      'sync-b@1.0.0:active',
+      'sync-b@2.0.0:active',
+      'sync-c@1.0.0:deprecated',
+      'sync-c@2.0.0:deprecated',
+    ]);
+    expect(later.servers.map((entry) => entry._meta[GATEWAY].requiredRoles)).toEqual([
+      [],
+      [],
+      ['mcp.sync'],
+      ['mcp.sync'],
+    ]);
+    expect(seen(await list(path))).toEqual([
+      'sync-b@1.0.0:active',
+      'sync-b@2.0.0:active',
+      'sync-c@1.0.0:deprecated',
+      'sync-c@2.0.0:deprecated',
+    ]);
+    // A change the official API does not show on older versions touches only the latest.
+    const t2 = newest(later);
+    await settle();
+    await patch(b, { title: 'Sync B' });
+    expect(seen(await synced(t2))).toEqual(['sync-b@2.0.0:active']);
+    await request(registry).delete(b).expect(204);
+    await request(registry).delete(c).expect(204);
   });
 
   it('maps a deprecated server to the official deprecated status with its message', async () => {

@@ -35,6 +35,7 @@ export interface FacadeListFilter {
   /** Rows to fetch (the service asks for one more than a page, to know whether another follows). */
   take: number;
   search?: string;
+  /** A sync: every version updated after it, deleted or not shown (includeDeleted aside). */
   updatedSince?: Date;
   latestOnly: boolean;
   version?: string;
@@ -62,15 +63,18 @@ interface RawRow {
  * A version's status as clients see it: the server's current status, whatever
  * it was while that version was latest (the row's own status, which
  * /api/v1's history shows), except that a row marked `deleted` and every row
- * of a deleted server (its row gone) are deleted. A disabled server hides
- * every version. An unknown status hides the row rather than show it as active.
+ * of a deleted server (its row gone) are deleted. A disabled server (or an
+ * unknown status) hides every version; only a sync with `updated_since` sees
+ * them, as deleted, so that a mirror drops what it copied while they showed.
+ * The registry touches every version of a server whose status, message,
+ * slug or roles change (server.repository.ts), so such a sync finds them.
  */
 const EFFECTIVE_STATUS = Prisma.sql`
   CASE
     WHEN s.id IS NULL OR v.status = 'deleted' THEN 'deleted'
     WHEN s.status = 'active' THEN 'active'
     WHEN s.status = 'deprecated' THEN 'deprecated'
-    ELSE 'disabled'
+    ELSE 'deleted'
   END`;
 
 /**
@@ -111,11 +115,13 @@ export class RegistryFacadeRepository {
    * the size of the registry (filters aside).
    */
   async list(filter: FacadeListFilter): Promise<FacadeVersionRow[]> {
-    const conditions = [visibleSql(filter.includeDeleted)];
+    // A sync sees every row updated since: a disabled server's as deleted (EFFECTIVE_STATUS).
+    const conditions = filter.updatedSince
+      ? [Prisma.sql`v.updated_at > ${filter.updatedSince}`]
+      : [visibleSql(filter.includeDeleted)];
     if (filter.latestOnly) conditions.push(Prisma.sql`v.is_latest`);
     if (filter.version !== undefined) conditions.push(Prisma.sql`v.version = ${filter.version}`);
     if (filter.search !== undefined) conditions.push(nameContainsSql(filter.search));
-    if (filter.updatedSince) conditions.push(Prisma.sql`v.updated_at > ${filter.updatedSince}`);
     if (filter.after) {
       conditions.push(Prisma.sql`(v.name, v.version) > (${filter.after.name}, ${filter.after.version})`);
     }
@@ -160,7 +166,9 @@ export class RegistryFacadeRepository {
 
   /** Tool counts of the servers on a page, in one query. */
   private async withToolCounts(rows: RawRow[]): Promise<FacadeVersionRow[]> {
-    const ids = [...new Set(rows.filter((row) => row.server_exists).map((row) => row.server_id))];
+    const ids = [
+      ...new Set(rows.filter((row) => row.server_exists && row.status !== 'deleted').map((row) => row.server_id)),
+    ];
     const counts = new Map<string, number>();
     if (ids.length > 0) {
       const tools = await this.prisma.$queryRaw<{ server_id: string; tools: number }[]>`
@@ -185,7 +193,8 @@ export class RegistryFacadeRepository {
         ? row.allowed_roles.filter((role): role is string => typeof role === 'string')
         : [],
       statusMessage: row.status_message,
-      health: row.server_exists ? row.health : null,
+      // A version shown deleted (a disabled server's, in a sync) says nothing of the upstream behind it.
+      health: row.server_exists && row.status !== 'deleted' ? row.health : null,
       toolCount: counts.get(row.server_id) ?? 0,
     }));
   }

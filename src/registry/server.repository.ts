@@ -121,12 +121,16 @@ export class ServerRepository {
         });
         const server = toRecord(row);
         await writeVersion(tx, server);
+        if (showsDifferently(current, server)) await touchVersions(tx, id, new Date());
         return { changed: true, server };
       }),
     );
   }
 
-  /** Deletes the server; its latest version stays, marked `deleted`. */
+  /**
+   * Deletes the server; its latest version stays, marked `deleted`. Every
+   * version of it reads as deleted from now on, so every one is touched.
+   */
   async delete(id: string, check: (current: ServerRecord) => void): Promise<ServerRecord | undefined> {
     return this.prisma.$transaction(async (tx) => {
       const current = await lockedServer(tx, id);
@@ -137,6 +141,7 @@ export class ServerRepository {
         where: { name: current.name, isLatest: true },
         data: { status: 'deleted' },
       });
+      await touchVersions(tx, id, new Date());
       return current;
     });
   }
@@ -211,6 +216,31 @@ async function writeVersion(tx: Tx, server: ServerRecord): Promise<void> {
     },
     update: { serverId: server.id, record, status: server.status, isLatest: true },
   });
+}
+
+/**
+ * Whether the official registry API (registry-facade.repository.ts) shows
+ * the server differently on its versions: it takes the status, the message
+ * of a deprecation, the slug (the remote's URL) and the roles from the
+ * server as it is now, on every version, not from the version's record.
+ */
+function showsDifferently(before: ServerRecord, after: ServerRecord): boolean {
+  return (
+    before.status !== after.status ||
+    before.statusMessage !== after.statusMessage ||
+    before.slug !== after.slug ||
+    before.allowedRoles.length !== after.allowedRoles.length ||
+    before.allowedRoles.some((role, i) => role !== after.allowedRoles[i])
+  );
+}
+
+/**
+ * Marks every version of a server as updated at `now`, so that a registry
+ * client syncing with `updated_since` learns of a change shown on versions
+ * other than the latest (the latest one's row is rewritten anyway).
+ */
+async function touchVersions(tx: Tx, serverId: string, now: Date): Promise<void> {
+  await tx.serverVersion.updateMany({ where: { serverId }, data: { updatedAt: now } });
 }
 
 function toRecord(row: ServerRow): ServerRecord {
