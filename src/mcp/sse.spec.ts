@@ -1,5 +1,5 @@
 import { PassThrough, Readable } from 'node:stream';
-import { formatSse, parseSse, type SseEvent } from './sse';
+import { type ByteStream, formatSse, parseSse, type SseEvent, type SseReconnect } from './sse';
 
 /** The text as a byte stream cut every `size` bytes, as a network would deliver it. */
 function chunksOf(text: string, size: number): Readable {
@@ -8,6 +8,30 @@ function chunksOf(text: string, size: number): Readable {
   for (let i = 0; i < bytes.length; i += size) chunks.push(bytes.subarray(i, i + size));
   // One chunk per read, as cut (object mode keeps them apart).
   return Readable.from(chunks);
+}
+
+/** The text as a `ByteStream` that ends once read, as a reconnection gives it. */
+function bytes(text: string): ByteStream {
+  return {
+    read(reader) {
+      reader.data(Buffer.from(text));
+      reader.end();
+    },
+    pause: () => undefined,
+    resume: () => undefined,
+    destroy: () => undefined,
+  };
+}
+
+/** A reconnection that gives `rests` in turn (then nothing), recording what it was asked. */
+function reconnectWith(...rests: string[]): SseReconnect & { asked: [string, number | undefined][] } {
+  const asked: [string, number | undefined][] = [];
+  const reconnect = (lastEventId: string, retryMs: number | undefined): Promise<ByteStream | undefined> => {
+    asked.push([lastEventId, retryMs]);
+    const rest = rests.shift();
+    return Promise.resolve(rest === undefined ? undefined : bytes(rest));
+  };
+  return Object.assign(reconnect, { asked });
 }
 
 async function collect(text: string, size = 3): Promise<SseEvent[]> {
@@ -109,5 +133,71 @@ describe('parseSse', () => {
     expect((await all.next()).value).toMatchObject({ data: 'a' });
     expect(await all.next()).toEqual({ value: undefined, done: true });
     expect(await all.return!()).toEqual({ value: undefined, done: true });
+  });
+
+  describe('resumption', () => {
+    it('goes on over new connections from the last event id, after the retry asked for, until nothing more comes', async () => {
+      const reconnect = reconnectWith('id: b1\ndata: two\n\n', 'data: three\n\n');
+      const events = parseSse(
+        Readable.from([Buffer.from('id: a1\nretry: 25\ndata:\n\nid: a2\ndata: one\n\nid: a3\ndata: cut')]),
+      );
+      events.resumeWith(reconnect);
+      const data: string[] = [];
+      for await (const event of events) data.push(event.data);
+      expect(data).toEqual(['', 'one', 'two', 'three']);
+      // The event cut short by the first connection's end names no id; an event without an id keeps the last one.
+      expect(reconnect.asked).toEqual([
+        ['a2', 25],
+        ['b1', 25],
+        ['b1', 25],
+      ]);
+    });
+
+    it('resumes for a reader already waiting when the stream ends', async () => {
+      const body = new PassThrough();
+      const events = parseSse(body);
+      const reconnect = reconnectWith('id: 2\ndata: answer\n\n');
+      events.resumeWith(reconnect);
+      body.write('id: 1\ndata: first\n\n');
+      expect((await events.next()).value).toMatchObject({ data: 'first' });
+      const waiting = events.next();
+      body.end();
+      expect((await waiting).value).toMatchObject({ id: '2', data: 'answer' });
+      events.answered();
+      expect(await events.next()).toEqual({ value: undefined, done: true });
+      expect(reconnect.asked).toEqual([['1', undefined]]);
+    });
+
+    it('ends as before without an event id, once answered, or when left', async () => {
+      const withoutId = reconnectWith('data: never\n\n');
+      const plain = parseSse(Readable.from([Buffer.from('data: one\n\n')]));
+      plain.resumeWith(withoutId);
+      expect((await plain.next()).value).toMatchObject({ data: 'one' });
+      expect(await plain.next()).toEqual({ value: undefined, done: true });
+      expect(withoutId.asked).toEqual([]);
+
+      const afterAnswer = reconnectWith('data: never\n\n');
+      const answered = parseSse(Readable.from([Buffer.from('id: 1\ndata: answer\n\n')]));
+      answered.resumeWith(afterAnswer);
+      expect((await answered.next()).value).toMatchObject({ data: 'answer' });
+      answered.answered();
+      expect(await answered.next()).toEqual({ value: undefined, done: true });
+      expect(afterAnswer.asked).toEqual([]);
+
+      const leaving = reconnectWith('data: never\n\n');
+      const left = parseSse(Readable.from([Buffer.from('id: 1\ndata: one\n\n')]));
+      left.resumeWith(leaving);
+      for await (const _event of left) break;
+      expect(await left.next()).toEqual({ value: undefined, done: true });
+      expect(leaving.asked).toEqual([]);
+    });
+
+    it('fails the read waiting with the reason the reconnection failed', async () => {
+      const events = parseSse(Readable.from([Buffer.from('id: 1\ndata: one\n\n')]));
+      const reason = new Error('the upstream did not answer in time');
+      events.resumeWith(() => Promise.reject(reason));
+      expect((await events.next()).value).toMatchObject({ data: 'one' });
+      await expect(events.next()).rejects.toBe(reason);
+    });
   });
 });

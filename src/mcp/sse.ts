@@ -26,12 +26,32 @@ export interface ByteStream {
 }
 
 /**
+ * Opens the rest of a stream the upstream closed early, from the event after `lastEventId`, once `retryMs` (the
+ * stream's `retry` field, if it sent one) has passed; undefined when there is no rest to be had.
+ */
+export type SseReconnect = (lastEventId: string, retryMs: number | undefined) => Promise<ByteStream | undefined>;
+
+/** Parsed events of one logical stream, which may go on over new connections (see `resumeWith`). */
+export interface SseEventStream extends AsyncIterableIterator<SseEvent> {
+  [Symbol.asyncIterator](): SseEventStream;
+  /**
+   * Should the stream end, once every event read, after an event with an id, it is not over yet: `reconnect` opens
+   * the rest, whose events follow as if the stream had never been cut (the 2025-11-25 transport's "SSE polling", where
+   * a server closes a request's stream and the client resumes it by GET with Last-Event-ID), again each time a
+   * resumed stream also ends so. Until `answered()`. Only a stream that ended is resumed, not one that failed.
+   */
+  resumeWith(reconnect: SseReconnect): void;
+  /** What the reader waited for has come: the stream ends with its connection. */
+  answered(): void;
+}
+
+/**
  * Parses an SSE byte stream into events (WHATWG rules: fields per line, blank
  * line ends an event, `data:` lines joined with newlines, comments ignored),
  * handed out as they arrive. Leaving early (`break`, `return()`) destroys the
  * stream; an error of the stream rejects the read waiting for it with that error.
  */
-export function parseSse(body: ByteStream | Readable): AsyncIterableIterator<SseEvent> {
+export function parseSse(body: ByteStream | Readable): SseEventStream {
   return new SseEvents(body instanceof Readable ? bytesOf(body) : body);
 }
 
@@ -64,7 +84,7 @@ function bytesOf(body: Readable): ByteStream {
  * relayed call's one-event answer cost a chain of promises and closures per chunk (about a tenth of an upstream's
  * CPU per call in `npm run bench`'s harness, session 9).
  */
-class SseEvents implements AsyncIterableIterator<SseEvent>, ByteConsumer {
+class SseEvents implements SseEventStream, ByteConsumer {
   private readonly lines = new SseLines();
   private readonly ready: SseEvent[] = [];
   private readonly waiting: { resolve: (result: IteratorResult<SseEvent>) => void; reject: (error: Error) => void }[] =
@@ -72,13 +92,27 @@ class SseEvents implements AsyncIterableIterator<SseEvent>, ByteConsumer {
   private ended = false;
   private paused = false;
   private failure?: { error: Error };
+  private reconnect?: SseReconnect;
+  /** Read from a connection of its own, not the one the stream began on. */
+  private resumed = false;
 
-  constructor(private readonly body: ByteStream) {
+  constructor(private body: ByteStream) {
     body.read(this);
   }
 
-  [Symbol.asyncIterator](): AsyncIterableIterator<SseEvent> {
+  [Symbol.asyncIterator](): SseEventStream {
     return this;
+  }
+
+  resumeWith(reconnect: SseReconnect): void {
+    this.reconnect = reconnect;
+  }
+
+  answered(): void {
+    this.reconnect = undefined;
+    // A resumed stream may stay open once it has replayed the answer (the SDK's server keeps it until the session
+    // ends): it is left rather than read to an end that may not come.
+    if (this.resumed) void this.return();
   }
 
   next(): Promise<IteratorResult<SseEvent>> {
@@ -91,13 +125,19 @@ class SseEvents implements AsyncIterableIterator<SseEvent>, ByteConsumer {
       return Promise.resolve({ value: event, done: false });
     }
     if (this.failure) return Promise.reject(this.failure.error);
-    if (this.ended) return Promise.resolve({ value: undefined, done: true });
+    if (this.ended) {
+      if (!this.resumable()) return Promise.resolve({ value: undefined, done: true });
+      const read = new Promise<IteratorResult<SseEvent>>((resolve, reject) => this.waiting.push({ resolve, reject }));
+      this.resume();
+      return read;
+    }
     return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
   }
 
   return(): Promise<IteratorResult<SseEvent>> {
     const unfinished = !this.ended && !this.failure;
     this.ended = true;
+    this.reconnect = undefined;
     this.ready.length = 0;
     this.settle();
     if (unfinished) this.body.destroy();
@@ -118,7 +158,9 @@ class SseEvents implements AsyncIterableIterator<SseEvent>, ByteConsumer {
 
   end(): void {
     this.ended = true;
-    this.settle();
+    // A reader waiting has read every event: whether the stream goes on is decided now, else at its next read.
+    if (this.waiting.length > 0 && this.resumable()) this.resume();
+    else this.settle();
   }
 
   error(error: Error): void {
@@ -126,6 +168,37 @@ class SseEvents implements AsyncIterableIterator<SseEvent>, ByteConsumer {
     if (this.ended) return;
     this.failure ??= { error };
     this.settle();
+  }
+
+  /** The stream ended early, a reconnection is offered, and there is an event id to resume after. */
+  private resumable(): boolean {
+    return this.reconnect !== undefined && !this.failure && this.lines.lastEventId !== undefined;
+  }
+
+  /**
+   * Reads the rest of the stream from a new connection, the reads waiting meanwhile as for more of this one; a
+   * failure to reconnect (a timeout, a cancelled call) fails them, no rest ends the stream as it ended.
+   */
+  private resume(): void {
+    const reconnect = this.reconnect!;
+    this.ended = false;
+    reconnect(this.lines.lastEventId!, this.lines.retryMs).then(
+      (body) => {
+        if (body && this.reconnect !== undefined) {
+          this.body = body;
+          this.resumed = true;
+          this.paused = false;
+          this.lines.restart();
+          body.read(this);
+          return;
+        }
+        // No rest, or the reader left meanwhile and the rest has nobody to go to.
+        body?.destroy();
+        this.reconnect = undefined;
+        this.end();
+      },
+      (error: unknown) => this.error(error instanceof Error ? error : new Error(String(error))),
+    );
   }
 
   /** Answers the reads still waiting, once nothing more will come. */
@@ -158,6 +231,24 @@ class SseLines {
   /** The last line ended with CR: an LF right after it belongs to that line end. */
   private afterCr = false;
   private started = false;
+
+  /** The id of the last event that named one, for Last-Event-ID (none once an event sets an empty one). */
+  get lastEventId(): string | undefined {
+    return this.parser.lastId || undefined;
+  }
+
+  /** The reconnection time the stream asked for (`retry`), if it did. */
+  get retryMs(): number | undefined {
+    return this.parser.retryMs;
+  }
+
+  /** A new connection of the same stream: its bytes start afresh; an event cut short by the old one is dropped. */
+  restart(): void {
+    this.partial = undefined;
+    this.afterCr = false;
+    this.started = false;
+    this.parser.drop();
+  }
 
   push(chunk: Uint8Array, events: SseEvent[]): void {
     let bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
@@ -204,6 +295,9 @@ class SseLines {
 
 /** The field-by-field state of the event being read. */
 class SseLineParser {
+  /** Kept from event to event, as EventSource keeps its last event ID and reconnection time. */
+  lastId?: string;
+  retryMs?: number;
   private id?: string;
   private event?: string;
   private data: string[] = [];
@@ -212,14 +306,12 @@ class SseLineParser {
   /** Takes one line; returns the event a blank line completes. */
   line(line: string): SseEvent | undefined {
     if (line === '') {
+      if (this.id !== undefined) this.lastId = this.id;
       const complete =
         this.data.length > 0 || this.id !== undefined
           ? { id: this.id, event: this.event, data: this.data.join('\n'), retry: this.retry }
           : undefined;
-      this.id = undefined;
-      this.event = undefined;
-      this.data = [];
-      this.retry = undefined;
+      this.drop();
       return complete;
     }
     if (line.startsWith(':')) return undefined;
@@ -230,8 +322,16 @@ class SseLineParser {
     if (field === 'data') this.data.push(value);
     else if (field === 'id' && !value.includes('\0')) this.id = value;
     else if (field === 'event') this.event = value;
-    else if (field === 'retry' && /^\d+$/.test(value)) this.retry = Number(value);
+    else if (field === 'retry' && /^\d+$/.test(value)) this.retry = this.retryMs = Number(value);
     return undefined;
+  }
+
+  /** Forgets the event being read (complete, or cut short by the end of its connection). */
+  drop(): void {
+    this.id = undefined;
+    this.event = undefined;
+    this.data = [];
+    this.retry = undefined;
   }
 }
 
