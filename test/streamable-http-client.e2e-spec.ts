@@ -4,6 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { CallSignal } from '../src/common/call-signal';
 import { DroppedBeforeAnswer, StreamableHttpClient, UnexpectedRedirect } from '../src/mcp/streamable-http-client';
 import type { SseEvent } from '../src/mcp/sse';
+import { pingUpstream } from '../src/mcp/upstream-exchange';
 
 /**
  * The relay's upstream client against a real HTTP server on a socket: what it sends, how it reads each kind of
@@ -346,5 +347,35 @@ describe('StreamableHttpClient against a real HTTP server', () => {
     });
     expect(await client.delete(upstream.url, { sessionId: 's-1', headers: {} })).toBe(204);
     expect(upstream.seen[0]).toMatchObject({ method: 'DELETE', headers: { 'mcp-session-id': 's-1' } });
+  });
+
+  it("resumes a ping's stream closed before its answer by GET with Last-Event-ID, and gives up on a refused GET", async () => {
+    upstream.handle((req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      if (req.method === 'POST') return void res.end('id: s-1\nretry: 5\ndata:\n\n');
+      res.end(`id: s-2\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: 'p-1', result: {} })}\n\n`);
+    });
+    const session = { sessionId: 's-1', protocolVersion: '2025-11-25' };
+    const signal = AbortSignal.timeout(10_000);
+    expect(await pingUpstream(client, upstream.url, session, {}, 'p-1', signal)).toEqual({
+      jsonrpc: '2.0',
+      id: 'p-1',
+      result: {},
+    });
+    expect(upstream.seen.map((request) => [request.method, request.headers['last-event-id']])).toEqual([
+      ['POST', undefined],
+      ['GET', 's-1'],
+    ]);
+    expect(upstream.seen[1]?.headers).toMatchObject({ 'mcp-session-id': 's-1', accept: 'text/event-stream' });
+
+    upstream.handle((req, _body, res) => {
+      if (req.method === 'GET') return void res.writeHead(405).end();
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end('id: s-3\nretry: 5\ndata:\n\n');
+    });
+    await expect(pingUpstream(client, upstream.url, session, {}, 'p-2', signal)).rejects.toThrow(
+      'the ping got no answer',
+    );
+    expect(upstream.seen.slice(2).map((request) => request.method)).toEqual(['POST', 'GET']);
   });
 });

@@ -79,6 +79,24 @@ export function onAbort(signal: Abortable, listener: () => void): () => void {
   return () => signal.removeEventListener('abort', listener);
 }
 
+/** Resolves after `ms`, or rejects with `signal`'s reason once it aborts, whichever comes first; no timer is left. */
+export function delay(ms: number, signal?: Abortable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
+    let unlisten = (): void => undefined;
+    const timer = setTimeout(() => {
+      unlisten();
+      resolve();
+    }, ms);
+    if (signal) {
+      unlisten = onAbort(signal, () => {
+        clearTimeout(timer);
+        reject(signal.reason as Error);
+      });
+    }
+  });
+}
+
 /** The reason a call's time ran out: named as `AbortSignal.timeout` names its own, so one check tells both. */
 export function timeoutError(): Error {
   const error = new Error('the upstream did not answer in time');

@@ -1,7 +1,7 @@
 import { Agent, type Dispatcher } from 'undici';
-import type { Abortable } from '../common/call-signal';
+import { type Abortable, delay } from '../common/call-signal';
 import { UpstreamError } from '../upstream/upstream-error';
-import { parseSse, type SseEvent } from './sse';
+import { type ByteStream, parseSse, type SseEventStream } from './sse';
 import { isRepeatable } from './jsonrpc';
 import { UpstreamAnswer } from './upstream-answer';
 
@@ -20,7 +20,7 @@ export interface UpstreamRequestOptions {
 }
 
 export type UpstreamBody =
-  { kind: 'json'; value: unknown } | { kind: 'sse'; events: AsyncIterable<SseEvent> } | { kind: 'none' };
+  { kind: 'json'; value: unknown } | { kind: 'sse'; events: SseEventStream } | { kind: 'none' };
 
 export interface UpstreamReply {
   status: number;
@@ -32,6 +32,8 @@ export interface UpstreamReply {
 }
 
 const MAX_ERROR_TEXT = 2_000;
+/** How long to wait before resuming a stream that named no reconnection time (`retry`), as the SDK's client does. */
+const DEFAULT_RETRY_MS = 1_000;
 
 /**
  * Keep-alive connection pools, one per upstream origin, shared by every client in the process. No limit per
@@ -67,23 +69,38 @@ export class StreamableHttpClient {
   }
 
   async get(url: string, options: UpstreamRequestOptions & { lastEventId?: string }): Promise<UpstreamReply> {
-    const answer = await this.request(
-      url,
-      'GET',
-      {
-        ...this.headersOf(options),
-        accept: 'text/event-stream',
-        ...(options.lastEventId ? { [LAST_EVENT_ID_HEADER]: options.lastEventId } : {}),
-      },
-      options.signal,
-    );
-    return this.reply(answer);
+    return this.reply(await this.openStream(url, options));
+  }
+
+  /**
+   * The rest of a request's event stream, which the upstream closed before its answer (`SseEventStream.resumeWith`):
+   * after `retryMs` (or a second), a GET with Last-Event-ID. Undefined when the upstream has no such stream to give
+   * (an error status, or no event stream).
+   */
+  async resume(
+    url: string,
+    options: UpstreamRequestOptions,
+    lastEventId: string,
+    retryMs = DEFAULT_RETRY_MS,
+  ): Promise<ByteStream | undefined> {
+    await delay(retryMs, options.signal);
+    const answer = await this.openStream(url, { ...options, lastEventId });
+    if (answer.statusCode === 200 && answer.contentType.startsWith('text/event-stream')) return answer;
+    await answer.dump();
+    return undefined;
   }
 
   async delete(url: string, options: UpstreamRequestOptions): Promise<number> {
     const answer = await this.request(url, 'DELETE', this.headersOf(options), options.signal);
     await answer.dump();
     return answer.statusCode;
+  }
+
+  private openStream(url: string, options: UpstreamRequestOptions & { lastEventId?: string }): Promise<UpstreamAnswer> {
+    const headers = this.headersOf(options);
+    headers.accept = 'text/event-stream';
+    if (options.lastEventId) headers[LAST_EVENT_ID_HEADER] = options.lastEventId;
+    return this.request(url, 'GET', headers, options.signal);
   }
 
   /** The gateway's credentials and the session's headers, in a new object the caller may add to. */

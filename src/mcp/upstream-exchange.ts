@@ -4,6 +4,7 @@ import { UpstreamError } from '../upstream/upstream-error';
 import type { UrlGuard } from '../upstream/url-guard';
 import { GATEWAY_VERSION } from '../version';
 import { isResponse, type JsonRpcRequest, type JsonRpcResponse, parseMessage } from './jsonrpc';
+import type { SseEventStream } from './sse';
 import type { StreamableHttpClient, UpstreamReply } from './streamable-http-client';
 
 /** Exchanges with an upstream shared by the per-server relay and the aggregate endpoint's pool. */
@@ -64,7 +65,10 @@ export async function openUpstreamSession(
   return { sessionId, protocolVersion };
 }
 
-/** The upstream's answer to a `ping` under `id` (an error answer included); rejects when none comes. */
+/**
+ * The upstream's answer to a `ping` under `id` (an error answer included), its event stream resumed if the upstream
+ * closes it early; rejects when none comes.
+ */
 export async function pingUpstream(
   http: StreamableHttpClient,
   url: string,
@@ -73,7 +77,11 @@ export async function pingUpstream(
   id: string,
   signal: Abortable,
 ): Promise<JsonRpcResponse> {
-  const reply = await http.post(url, { jsonrpc: '2.0', id, method: 'ping' }, { ...session, headers, signal });
+  const options = { ...session, headers, signal };
+  const reply = await http.post(url, { jsonrpc: '2.0', id, method: 'ping' }, options);
+  if (reply.body.kind === 'sse') {
+    reply.body.events.resumeWith((lastEventId, retryMs) => http.resume(url, options, lastEventId, retryMs));
+  }
   const response = await responseTo(reply, id);
   if (response) return response;
   throw reply.status >= 400 ? statusFailure(reply) : new UpstreamError('protocol', 'the ping got no answer');
@@ -173,9 +181,10 @@ export function statusFailure(reply: UpstreamReply): UpstreamError {
  * upstream ends a request's stream once it has answered; read to that end, the connection goes back to the
  * keep-alive pool. Leaving the stream early (`break` in `for await`) destroys it: a new TCP connection for every
  * call, which doubled the upstream's CPU per call through the REST bridge (`npm run bench`). A stream the
- * upstream keeps open ends when the request's signal does.
+ * upstream keeps open ends when the request's signal does; it is not resumed once it ends.
  */
-export function readToTheEnd(events: AsyncIterator<unknown>): void {
+export function readToTheEnd(events: SseEventStream): void {
+  events.answered();
   const next = (): void => {
     events.next().then(
       (result) => {

@@ -1,14 +1,15 @@
 import { Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
 import type { UpstreamCaller } from '../auth/principal';
-import { type Abortable, CallSignal } from '../common/call-signal';
+import { type Abortable, CallSignal, timeoutError } from '../common/call-signal';
 import { UpstreamConnector } from '../upstream/upstream-connector';
 import { UpstreamError } from '../upstream/upstream-error';
 import { UrlGuard } from '../upstream/url-guard';
 import { ErrorCodes, errorResponse, type JsonRpcRequest } from './jsonrpc';
 import { principalKeyOf } from './principal-key';
 import type { GatewayServer } from './server-directory';
-import { StreamableHttpClient, type UpstreamReply } from './streamable-http-client';
+import type { ByteStream } from './sse';
+import { StreamableHttpClient, type UpstreamReply, type UpstreamRequestOptions } from './streamable-http-client';
 import { discard, endUpstreamSession, openUpstreamSession, type UpstreamHandshake } from './upstream-exchange';
 
 /** Sends `notifications/cancelled` for a dispatched request to its upstream. */
@@ -85,6 +86,7 @@ export class UpstreamPool implements OnModuleDestroy {
    * Sends one request, bounded by `signal` and the server's request timeout; the reply (JSON or SSE) answers `id`.
    * `decline` answers what the upstream asks meanwhile (sampling, elicitation, roots): the gateway declared no
    * capabilities, so a well-behaved upstream asks nothing, and one that does is told so rather than left waiting.
+   * An event stream the upstream closes before its answer is resumed (GET with Last-Event-ID) within the same bounds.
    */
   async request(
     server: GatewayServer,
@@ -98,8 +100,10 @@ export class UpstreamPool implements OnModuleDestroy {
     const id = `mcp-gateway-${++this.nextId}`;
     const message: JsonRpcRequest = { jsonrpc: '2.0', id, method, ...(params ? { params } : {}) };
     // `timeouts.requestMs` bounds the whole exchange: the reply's event stream is read under this signal too, after
-    // `dispose()` below (which releases it only once that read lets go).
-    const bounded = new CallSignal(signal, this.connector.requestTimeoutMs(server));
+    // `dispose()` below (which releases it only once that read lets go), and its resumptions until `deadline`.
+    const timeoutMs = this.connector.requestTimeoutMs(server);
+    const deadline = Date.now() + timeoutMs;
+    const bounded = new CallSignal(signal, timeoutMs);
     try {
       const headers = await this.connector.headersFor(server, caller);
       const key = this.keyOf(server, caller);
@@ -119,10 +123,36 @@ export class UpstreamPool implements OnModuleDestroy {
       this.succeeded(server);
       const answeredOn = session;
       const decline = (asked: JsonRpcRequest): void => void this.decline(server, answeredOn, headers, asked);
+      if (reply.body.kind === 'sse') {
+        reply.body.events.resumeWith((lastEventId, retryMs) =>
+          this.resume(server.url, { ...answeredOn, headers, signal }, deadline, lastEventId, retryMs),
+        );
+      }
       return { reply, id, decline };
     } catch (error) {
       if (!bounded.aborted || isTimeout(bounded)) this.failed(server);
       throw error;
+    } finally {
+      bounded.dispose();
+    }
+  }
+
+  /**
+   * The rest of a reply's event stream, which the upstream closed before its answer, under the caller's signal and
+   * what is left of the request's time (the first signal has let go once the first stream ended).
+   */
+  private async resume(
+    url: string,
+    options: UpstreamRequestOptions,
+    deadline: number,
+    lastEventId: string,
+    retryMs: number | undefined,
+  ): Promise<ByteStream | undefined> {
+    const left = deadline - Date.now();
+    if (left <= 0) throw timeoutError();
+    const bounded = new CallSignal(options.signal, left);
+    try {
+      return await this.http.resume(url, { ...options, signal: bounded }, lastEventId, retryMs);
     } finally {
       bounded.dispose();
     }

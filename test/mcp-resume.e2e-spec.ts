@@ -1,0 +1,177 @@
+import { randomUUID } from 'node:crypto';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { CallToolResultSchema, type Progress } from '@modelcontextprotocol/sdk/types.js';
+import request from 'supertest';
+import type { McpExchange } from '../src/traffic/mcp-exchange';
+import { McpTraffic } from '../src/traffic/mcp-traffic';
+import { entraEnv, LocalEntraIssuer } from './support/entra-issuer';
+import { eventually, waitUntil } from './support/eventually';
+import { startTestGateway, type TestGateway } from './support/gateway';
+import { connectClient } from './support/mcp-client';
+import { PollingUpstream } from './support/polling-upstream';
+
+/**
+ * Upstreams that close a call's event stream before answering ("SSE polling", 2025-11-25): where the gateway is the
+ * upstream's client (`/mcp` and the REST bridge, through its pooled sessions), it resumes the stream by GET with
+ * Last-Event-ID and answers from there, within the call's time bound and cancellable as ever.
+ */
+describe('resuming an upstream event stream closed before its answer', () => {
+  let issuer: LocalEntraIssuer;
+  let upstream: PollingUpstream;
+  let gw: TestGateway;
+  const run = randomUUID().slice(0, 8);
+  const slug = `poll-${run}`;
+  /** The same upstream again, its calls bounded to 1 s. */
+  const boundSlug = `bound-${run}`;
+  const role = `Poller.${run}`;
+  const ids: string[] = [];
+  const REQUEST_MS = 1_000;
+
+  async function register(name: string, extra: Record<string, unknown> = {}): Promise<void> {
+    const res = await request(gw.url)
+      .post('/api/v1/servers')
+      .send({ name: `com.example.resume/${name}`, slug: name, url: upstream.url, allowedRoles: [role], ...extra })
+      .expect(201);
+    ids.push(res.body.id as string);
+  }
+
+  const connect = async (): Promise<Client> =>
+    (await connectClient(`${gw.url}/mcp`, await issuer.token({ roles: [role] }))).client;
+  const bearer = async (): Promise<string> => `Bearer ${await issuer.token({ roles: [role] })}`;
+
+  beforeAll(async () => {
+    issuer = await LocalEntraIssuer.start();
+    upstream = await PollingUpstream.start();
+    gw = await startTestGateway('services', { ...entraEnv(issuer), UPSTREAM_ALLOWED_HOSTS: 'loopback' });
+    await register(slug);
+    await register(boundSlug, { timeouts: { requestMs: REQUEST_MS } });
+    const client = await connect();
+    try {
+      await eventually(async () => {
+        const names = (await client.listTools()).tools.map((tool) => tool.name);
+        expect(names).toEqual(expect.arrayContaining([`${slug}__poll`, `${boundSlug}__pollForever`]));
+      });
+    } finally {
+      await client.close();
+    }
+  });
+
+  afterAll(async () => {
+    for (const id of ids) await request(gw.url).delete(`/api/v1/servers/${id}`);
+    await gw.close();
+    await upstream.stop();
+    await issuer.stop();
+  });
+
+  it('answers a call through /mcp from the resumed stream, with the progress of both streams', async () => {
+    const client = await connect();
+    try {
+      const before = upstream.resumptions;
+      const progress: Progress[] = [];
+      const label = `mcp-${randomUUID().slice(0, 8)}`;
+      const result = await client.callTool({ name: `${slug}__poll`, arguments: { label } }, CallToolResultSchema, {
+        onprogress: (update) => progress.push(update),
+      });
+      expect(result.content).toEqual([{ type: 'text', text: `polled ${label}` }]);
+      // The first before the upstream closed the stream, the second replayed on the resumed one.
+      expect(progress).toEqual([
+        { progress: 1, total: 2 },
+        { progress: 2, total: 2 },
+      ]);
+      expect(upstream.resumptions).toBeGreaterThan(before);
+      // The SDK's upstream keeps a resumed stream open once it has replayed the answer: the gateway leaves it.
+      await waitUntil(() => upstream.openResumptions === 0, 'the gateway closed the resumed stream');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('answers a call through the REST bridge from the resumed stream', async () => {
+    const label = `rest-${randomUUID().slice(0, 8)}`;
+    const res = await request(gw.url)
+      .post(`/mcp/${slug}/tools/poll`)
+      .set('authorization', await bearer())
+      .send({ label })
+      .expect(200);
+    expect(res.body.content).toEqual([{ type: 'text', text: `polled ${label}` }]);
+    await waitUntil(() => upstream.openResumptions === 0, 'the gateway closed the resumed stream');
+  });
+
+  it('ends a call whose resumed stream never answers at its time bound, on /mcp and the REST bridge', async () => {
+    const client = await connect();
+    try {
+      const error = await client
+        .callTool({ name: `${boundSlug}__pollForever`, arguments: { label: `forever-${run}` } }, CallToolResultSchema, {
+          timeout: 8 * REQUEST_MS,
+        })
+        .then(
+          () => new Error('the call answered'),
+          (failure: unknown) => failure,
+        );
+      expect((error as Error).message).toContain(`Upstream ${boundSlug} failed: the upstream did not answer in time`);
+    } finally {
+      await client.close();
+    }
+    const res = await request(gw.url)
+      .post(`/mcp/${boundSlug}/tools/pollForever`)
+      .set('authorization', await bearer())
+      .send({ label: `forever-rest-${run}` })
+      .expect(504);
+    expect(res.body).toMatchObject({
+      code: 'upstream_timeout',
+      detail: `upstream ${boundSlug} did not answer in time`,
+    });
+    // The resumed streams were let go with their calls.
+    await waitUntil(() => upstream.openResumptions === 0, 'the gateway closed its resumed streams');
+  });
+
+  it('passes notifications/cancelled to the upstream while waiting on a resumed stream, and stops waiting', async () => {
+    const client = await connect();
+    const records: McpExchange[] = [];
+    const stop = gw.gateway.app.get(McpTraffic).onRecord((exchange) => records.push(exchange));
+    try {
+      const label = `cancel-${randomUUID().slice(0, 8)}`;
+      const reason = `the test cancels ${label}`;
+      const before = upstream.resumptions;
+      const controller = new AbortController();
+      const call = client.callTool({ name: `${slug}__pollForever`, arguments: { label } }, CallToolResultSchema, {
+        signal: controller.signal,
+        timeout: 30_000,
+      });
+      await waitUntil(() => upstream.resumptions > before, 'the gateway resumed the stream');
+      controller.abort(reason);
+      await expect(call).rejects.toThrow(reason);
+      await waitUntil(() => upstream.call(label)?.abortReason !== undefined, `the upstream aborted ${label}`);
+      expect(upstream.call(label)?.abortReason).toBe(reason);
+      const recorded = (): McpExchange | undefined =>
+        records.find((exchange) => (exchange.arguments as { label?: string } | undefined)?.label === label);
+      await waitUntil(() => recorded() !== undefined, 'the gateway recorded the call');
+      expect(recorded()).toMatchObject({ surface: 'aggregate', outcome: 'cancelled' });
+      await waitUntil(() => upstream.openResumptions === 0, 'the gateway closed the resumed stream');
+    } finally {
+      stop();
+      await client.close();
+    }
+  });
+
+  it('does not resume a stream that ended early without an event id: no answer, as before', async () => {
+    const before = upstream.resumptions;
+    const client = await connect();
+    try {
+      const error = await client.callTool({ name: `${slug}__cutShort`, arguments: {} }).then(
+        () => new Error('the call answered'),
+        (failure: unknown) => failure,
+      );
+      expect((error as Error).message).toContain(`Upstream ${slug} failed: it sent no answer`);
+    } finally {
+      await client.close();
+    }
+    const res = await request(gw.url)
+      .post(`/mcp/${slug}/tools/cutShort`)
+      .set('authorization', await bearer())
+      .send({})
+      .expect(502);
+    expect(res.body).toMatchObject({ code: 'upstream_error', detail: `upstream ${slug} sent no answer` });
+    expect(upstream.resumptions).toBe(before);
+  });
+});

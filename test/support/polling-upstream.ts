@@ -1,0 +1,171 @@
+import { randomUUID } from 'node:crypto';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { type EventStore, StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
+import { readJson } from './read-json';
+
+/** What the upstream saw of one call of `poll` or `pollForever`. */
+export interface PollCall {
+  label: string;
+  /** The handler's AbortSignal fired (the upstream heard `notifications/cancelled`), with this reason. */
+  abortReason?: string;
+}
+
+/** Every event of every stream, in the order stored; replayed after the id a client resumes from. */
+class MemoryEventStore implements EventStore {
+  private readonly events: { id: string; streamId: string; message: JSONRPCMessage }[] = [];
+
+  storeEvent(streamId: string, message: JSONRPCMessage): Promise<string> {
+    const id = `${streamId}.${this.events.length}`;
+    this.events.push({ id, streamId, message });
+    return Promise.resolve(id);
+  }
+
+  async replayEventsAfter(
+    lastEventId: string,
+    { send }: { send: (eventId: string, message: JSONRPCMessage) => Promise<void> },
+  ): Promise<string> {
+    const at = this.events.findIndex((event) => event.id === lastEventId);
+    if (at < 0) throw new Error(`no event ${lastEventId}`);
+    const { streamId } = this.events[at]!;
+    for (const event of this.events.slice(at + 1)) {
+      if (event.streamId === streamId) await send(event.id, event.message);
+    }
+    return streamId;
+  }
+}
+
+/**
+ * A real MCP server (SDK `McpServer` over Streamable HTTP, with an event store) that answers long work the
+ * 2025-11-25 way, "SSE polling": it closes a call's event stream early (`closeSSEStream`) and expects the client to
+ * resume it by GET with Last-Event-ID, after the `retry` it names. `poll` sends a progress notification (when asked
+ * for progress), closes the stream, sends another and answers; `pollForever` closes the stream and answers only once
+ * cancelled; `cutShort` is answered by the fixture itself with a stream that ends early without any event id.
+ */
+export class PollingUpstream {
+  readonly calls: PollCall[] = [];
+  /** GETs that asked to resume a stream (`Last-Event-ID`; not discovery's listening stream), and those still open. */
+  resumptions = 0;
+  openResumptions = 0;
+  private readonly sessions = new Map<string, StreamableHTTPServerTransport>();
+  private readonly server = http.createServer((req, res) => {
+    this.handle(req, res).catch(() => {
+      if (!res.headersSent) res.writeHead(500).end();
+    });
+  });
+
+  private constructor(private readonly retryMs: number) {}
+
+  static async start(retryMs = 10): Promise<PollingUpstream> {
+    const upstream = new PollingUpstream(retryMs);
+    await new Promise<void>((resolve) => upstream.server.listen(0, '127.0.0.1', resolve));
+    return upstream;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/mcp`;
+  }
+
+  call(label: string): PollCall | undefined {
+    return this.calls.find((call) => call.label === label);
+  }
+
+  async stop(): Promise<void> {
+    for (const transport of this.sessions.values()) await transport.close().catch(() => undefined);
+    this.sessions.clear();
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (req.method === 'GET' && req.headers['last-event-id'] !== undefined) {
+      this.resumptions++;
+      this.openResumptions++;
+      res.once('close', () => this.openResumptions--);
+    }
+    const body = req.method === 'POST' ? await readJson(req) : undefined;
+    if (isCallOf(body, 'cutShort')) return cutShort(res, body);
+    const sessionId = req.headers['mcp-session-id'];
+    const existing = typeof sessionId === 'string' ? this.sessions.get(sessionId) : undefined;
+    if (existing) return existing.handleRequest(req, res, body);
+    if (typeof sessionId === 'string') {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null }));
+      return;
+    }
+    const transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => void this.sessions.set(id, transport),
+      eventStore: new MemoryEventStore(),
+      retryInterval: this.retryMs,
+    });
+    transport.onclose = () => {
+      if (transport.sessionId) this.sessions.delete(transport.sessionId);
+    };
+    await this.newServer().connect(transport);
+    await transport.handleRequest(req, res, body);
+  }
+
+  private newServer(): McpServer {
+    const server = new McpServer({ name: 'polling', version: '1.0.0' }, { capabilities: { tools: {} } });
+    const label = { label: z.string().describe('Names the call, so the test can find it') };
+    server.registerTool(
+      'poll',
+      { description: 'Answers on a resumed stream', inputSchema: label },
+      async (args, extra) => {
+        this.calls.push({ label: args.label });
+        const token = extra._meta?.progressToken;
+        const progress = async (done: number): Promise<void> => {
+          if (token === undefined) return;
+          await extra.sendNotification({
+            method: 'notifications/progress',
+            params: { progressToken: token, progress: done, total: 2 },
+          });
+        };
+        await progress(1);
+        extra.closeSSEStream?.();
+        await progress(2);
+        return { content: [{ type: 'text', text: `polled ${args.label}` }] };
+      },
+    );
+    server.registerTool(
+      'pollForever',
+      { description: 'Closes its stream and answers only once cancelled', inputSchema: label },
+      async (args, extra) => {
+        const call: PollCall = { label: args.label };
+        this.calls.push(call);
+        extra.closeSSEStream?.();
+        await new Promise<void>((resolve) => {
+          extra.signal.addEventListener(
+            'abort',
+            () => {
+              call.abortReason = String(extra.signal.reason);
+              resolve();
+            },
+            { once: true },
+          );
+        });
+        return { content: [{ type: 'text', text: `cancelled ${args.label}` }] };
+      },
+    );
+    server.registerTool('cutShort', { description: 'Ends its stream early, naming no event id' }, () => ({
+      content: [],
+    }));
+    return server;
+  }
+}
+
+function isCallOf(body: unknown, tool: string): body is { id: string | number } {
+  const message = body as { method?: unknown; params?: { name?: unknown } } | undefined;
+  return message?.method === 'tools/call' && message.params?.name === tool;
+}
+
+/** A notification without an id, then the end of the stream: nothing to resume from. */
+function cutShort(res: http.ServerResponse, body: { id: string | number }): void {
+  res.writeHead(200, { 'content-type': 'text/event-stream' });
+  const notification = { jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: body.id } };
+  res.end(`event: message\ndata: ${JSON.stringify(notification)}\n\n`);
+}
