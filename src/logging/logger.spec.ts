@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import Redis from 'ioredis';
 import { type AccessEntry, accessLogWriter, censorUrl, createLogger } from './logger';
 
 function capture(): { lines: Record<string, unknown>[]; stream: Writable } {
@@ -19,6 +20,35 @@ class TokenError extends Error {
 }
 
 describe('createLogger redaction', () => {
+  it("censors the arguments of a failed Redis command (AUTH's are the password), and keeps them out of a wrapping error's line", async () => {
+    // The local Redis has no such user: AUTH fails with WRONGPASS, and ioredis attaches the command it sent.
+    const redis = new Redis('redis://bob:RedisS3cret@127.0.0.1:6379', {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
+    const refused = await new Promise<Error & { command?: unknown }>((resolve) => {
+      redis.on('error', (error: Error & { command?: unknown }) => {
+        if (error.command !== undefined) resolve(error);
+      });
+      redis.connect().catch(() => undefined);
+    });
+    redis.disconnect();
+    expect(refused.command).toMatchObject({ name: 'auth', args: ['bob', 'RedisS3cret'] });
+    const { lines, stream } = capture();
+    const logger = createLogger({ logLevel: 'info' }, stream);
+    logger.warn({ err: refused }, 'Redis connection lost');
+    logger.error({ err: new Error('could not start', { cause: refused }) }, 'start failed');
+    await new Promise((resolve) => setImmediate(resolve));
+    const written = JSON.stringify(lines);
+    expect(written).not.toContain('RedisS3cret');
+    expect(lines[0]).toMatchObject({
+      err: { message: expect.stringContaining('WRONGPASS'), command: { name: 'auth' } },
+    });
+    expect(lines[0]).toMatchObject({ err: { command: { args: '[redacted]' } } });
+    expect(lines[1]).toMatchObject({ err: { message: expect.stringContaining('WRONGPASS') } });
+  });
+
   it('censors secret-named fields one level down, in lines and in child bindings, without touching the originals', () => {
     const { lines, stream } = capture();
     const logger = createLogger({ logLevel: 'info' }, stream);

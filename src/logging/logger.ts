@@ -120,6 +120,18 @@ function parameterName(raw: string): string {
   return (bracket === -1 ? name : name.slice(0, bracket)).trim().toLowerCase();
 }
 
+/**
+ * An error as pino serializes it, without the arguments of the command it carries: ioredis attaches the failed
+ * command (`command: { name, args }`), and `AUTH`'s arguments are the Redis password. (A cause is serialized into
+ * the message and stack only, its fields left out.)
+ */
+export function censorError(error: unknown): unknown {
+  const serialized = pino.stdSerializers.err(error as Error) as unknown;
+  const command = (serialized as { command?: unknown } | null)?.command;
+  if (command === null || typeof command !== 'object' || !('args' in command)) return serialized;
+  return { ...(serialized as object), command: { ...command, args: CENSOR } };
+}
+
 const censorRequest = <T>(req: T): T => withoutCredentialHeaders(req, CREDENTIAL_REQUEST_HEADERS);
 const censorResponse = <T>(res: T): T => withoutCredentialHeaders(res, CREDENTIAL_RESPONSE_HEADERS);
 
@@ -127,7 +139,7 @@ export function createLogger(config: Pick<AppConfig, 'logLevel'>, destination?: 
   const logger = pino(
     {
       level: config.logLevel,
-      serializers: { req: censorRequest, res: censorResponse },
+      serializers: { req: censorRequest, res: censorResponse, err: censorError },
       formatters: { log: censorSecrets, bindings: censorSecrets },
       base: { pid: process.pid },
       // pino's `stdTimeFunctions.isoTime`, formatted faster.
@@ -277,6 +289,7 @@ export function httpLoggerOptions(logger: Logger): PinoHttpOptions {
         censorRequest({ id: req.id, method: req.method, url: censorUrl(req.url), headers: req.headers }),
       res: (res: { statusCode: number; headers: Record<string, unknown> }) =>
         censorResponse({ statusCode: res.statusCode, headers: res.headers }),
+      err: censorError,
     },
   };
 }
