@@ -292,7 +292,7 @@ describe('the Kubernetes manifests', () => {
       expect.stringMatching(/^Deployment mcp-gateway: .*readinessProbes/),
     ]);
 
-    const test = { op: 'test', path: '/spec/replicas', value: 2 };
+    const test = { op: 'test', path: '/spec/revisionHistoryLimit', value: 2 };
     expect(() => applyOperation(structuredClone(deployment), test, 'here')).toThrow(/test failed/);
   });
 
@@ -308,8 +308,9 @@ describe('the Kubernetes manifests', () => {
     expect(JSON.stringify([...base.manifests, ...baseMigrate.manifests])).toContain('192.0.2.');
   });
 
-  it('run 3 replicas, rolled with none unavailable, spread over nodes and zones', () => {
-    expect(deployment.spec?.replicas).toBe(3);
+  it('leave the replica count to the HPA, rolled with none unavailable, spread over nodes and zones', () => {
+    // A count in the Deployment would reset the HPA's on every apply.
+    expect(deployment.spec).not.toHaveProperty('replicas');
     expect(deployment.spec?.strategy).toEqual({
       type: 'RollingUpdate',
       rollingUpdate: { maxUnavailable: 0, maxSurge: 1 },
@@ -377,8 +378,11 @@ describe('the Kubernetes manifests', () => {
     expect(podLabels).toMatchObject(pdb.spec?.selector?.matchLabels ?? { missing: true });
     const hpa = one<IHorizontalPodAutoscaler>(app.manifests, 'HorizontalPodAutoscaler');
     expect(hpa.spec?.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'mcp-gateway' });
-    expect(hpa.spec?.minReplicas).toBe(deployment.spec?.replicas);
+    expect(hpa.spec?.minReplicas).toBe(3);
     expect(hpa.spec?.maxReplicas).toBeGreaterThan(hpa.spec?.minReplicas ?? Infinity);
+    // While Redis is down each replica allows 1/RATE_LIMIT_REPLICAS of a budget: however far the HPA scaled, the
+    // replicas together stay within it.
+    expect(settings.RATE_LIMIT_REPLICAS).toBe(String(hpa.spec?.maxReplicas));
     // A node drain never takes the gateway below two replicas.
     expect((hpa.spec?.minReplicas ?? 0) - Number(pdb.spec?.maxUnavailable)).toBeGreaterThanOrEqual(2);
     expect(podLabels).toMatchObject(policy.spec?.podSelector?.matchLabels ?? { missing: true });
