@@ -245,6 +245,17 @@ describe('mcp-gateway audit verify', () => {
     expect(result.code).toBe(0);
   });
 
+  it('says when AUDIT_HMAC_KEY is set for records hashed without one, rather than that a field was changed', async () => {
+    const keyed = await runCli(['audit', 'verify'], {
+      DATABASE_URL: scratch.url,
+      LOG_LEVEL: 'error',
+      AUDIT_HMAC_KEY: 'a-key-the-gateway-never-had',
+    });
+    expect(keyed.code).toBe(1);
+    expect(keyed.stdout).toContain(`stream ${streamId}, record ${(await rowAt(1)).id} (seq 1)`);
+    expect(keyed.stdout).toMatch(/hashed without a key though AUDIT_HMAC_KEY is set/);
+  });
+
   it('fails on an edited row, naming it (exit 1), and passes again once the edit is undone', async () => {
     const row = await rowAt(7);
     await sql(scratch.url, "UPDATE audit_records SET decision = 'allowed', target = 'other' WHERE id = $1", [row.id]);

@@ -93,7 +93,7 @@ describe('audit hash chain', () => {
   it('finds a record re-hashed without the key when the chain is keyed', () => {
     const rows = chain(2, 'a-key-of-sixteen-chars');
     const forged = chain(2);
-    expect(walk(forged, bounds(forged), 'a-key-of-sixteen-chars')?.reason).toMatch(/hash to its/);
+    expect(walk(forged, bounds(forged), 'a-key-of-sixteen-chars')?.reason).toMatch(/hashed without a key .* or forged/);
     expect(walk(rows, bounds(rows), 'a-key-of-sixteen-chars')).toBeUndefined();
   });
 

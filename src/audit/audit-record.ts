@@ -182,6 +182,21 @@ export class ChainWalker {
     return this.count;
   }
 
+  /**
+   * Why a record's hash is not its stored one. A key other than the writer's fails every stream at its first record,
+   * which tampering cannot be told from; a record hashed without a key can be recognized as such.
+   */
+  private hashMismatch(row: AuditRow): string {
+    if (this.key !== undefined && hashRecord(row, undefined) === row.hash) {
+      // Never a reason to verify without the key: a chain forged by someone without the key looks just like this.
+      return 'the record was hashed without a key though AUDIT_HMAC_KEY is set: written by a gateway without the key, or forged without it';
+    }
+    if (this.count === 0) {
+      return 'the record does not hash to its stored hash: a field was changed, or AUDIT_HMAC_KEY is not the key the gateway wrote it with';
+    }
+    return 'the record does not hash to its stored hash (a field was changed)';
+  }
+
   /** The first broken link among `rows`, or undefined when they all hold. */
   feed(rows: AuditRow[]): BrokenLink | undefined {
     for (const row of rows) {
@@ -198,9 +213,7 @@ export class ChainWalker {
       if (row.prevHash !== this.prevHash) {
         return { ...at, reason: 'prev_hash does not match the hash of the record before it' };
       }
-      if (hashRecord(row, this.key) !== row.hash) {
-        return { ...at, reason: 'the record does not hash to its stored hash (a field was changed)' };
-      }
+      if (hashRecord(row, this.key) !== row.hash) return { ...at, reason: this.hashMismatch(row) };
       this.prevHash = row.hash;
       this.expectedSeq += 1;
       this.count += 1;
