@@ -61,7 +61,31 @@ describe('mcp-gateway CLI', () => {
       REDIS_URL: 'redis://127.0.0.1:1',
     });
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/^mcp-gateway: could not start: Redis at redis:\/\/127\.0\.0\.1:1 did not answer/);
+    expect(result.stderr).toMatch(
+      /^mcp-gateway: could not start: Redis at redis:\/\/127\.0\.0\.1:1 did not answer: connect ECONNREFUSED 127\.0\.0\.1:1\n/,
+    );
+    expect(result.stdout).not.toContain('retrying');
+  });
+
+  it("exits 1 when Redis has no database of the URL's number, rather than serve on db 0", async () => {
+    const url = new URL(REDIS_URL);
+    url.pathname = '/99';
+    const serve = new ServeProcess(['--port', '0', '--host', '127.0.0.1'], {
+      DATA_DIR: dataDir,
+      DATABASE_URL: POSTGRES_URL,
+      REDIS_URL: url.toString(),
+    });
+    const served = await serve.ready().then(
+      () => true,
+      () => false,
+    );
+    if (served) serve.signal('SIGTERM');
+    expect(served).toBe(false);
+    expect(await serve.exited).toBe(1);
+    expect(serve.stderr).toBe(
+      `mcp-gateway: could not start: Redis at ${url.protocol}//${url.host} refused the connection: ERR DB index is out of range\n`,
+    );
+    expect(serve.stdout).not.toContain('retrying');
   });
 
   it('exits 1 when the port is taken, closing what it opened', async () => {

@@ -3,7 +3,11 @@ import { MemoryStore } from '../src/redis/memory-store';
 import { deploymentKey, PeriodClaim } from '../src/redis/period-claim';
 import { RedisStore } from '../src/redis/redis-store';
 import { createLogger } from '../src/logging/logger';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import * as net from 'node:net';
+import { Writable } from 'node:stream';
+import type { Logger } from 'pino';
 import { REDIS_URL } from './support/services';
 
 const logger = createLogger({ logLevel: 'silent' });
@@ -153,12 +157,133 @@ describe('MemoryStore', () => {
 });
 
 describe('RedisStore at start', () => {
-  it('fails with a clear message when Redis does not answer', async () => {
-    await expect(RedisStore.connect('redis://127.0.0.1:1', logger)).rejects.toThrow(
-      /^Redis at redis:\/\/127\.0\.0\.1:1 did not answer/,
+  const logs: string[] = [];
+  const capturingLogger = createLogger(
+    { logLevel: 'info' },
+    new Writable({
+      write: (chunk: Buffer, _encoding, done) => {
+        logs.push(chunk.toString('utf8'));
+        done();
+      },
+    }),
+  );
+  const withPath = (path: string): string => {
+    const url = new URL(REDIS_URL);
+    url.pathname = path;
+    return url.toString();
+  };
+
+  beforeEach(() => {
+    logs.length = 0;
+  });
+
+  it('fails naming the refused connection when Redis does not answer, and logs no retry', async () => {
+    await expect(RedisStore.connect('redis://127.0.0.1:1', capturingLogger)).rejects.toThrow(
+      /^Redis at redis:\/\/127\.0\.0\.1:1 did not answer: connect ECONNREFUSED 127\.0\.0\.1:1$/,
     );
+    expect(logs.join('')).not.toContain('retrying');
+  });
+
+  it('fails on a database number Redis does not have, instead of using db 0', async () => {
+    const url = withPath('/99');
+    const error = await startError(url, capturingLogger);
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toBe(
+      `Redis at ${new URL(url).protocol}//${new URL(url).host} refused the connection: ERR DB index is out of range`,
+    );
+    expect(logs.join('')).not.toContain('retrying');
+  });
+
+  it("keeps the client and its subscriber on the URL's database", async () => {
+    // ioredis takes options from the query: a name to find this store's connections by.
+    const name = `kv-${randomUUID()}`;
+    const store = await RedisStore.connect(`${withPath('/13')}?connectionName=${name}`, logger);
+    try {
+      await store.subscribe(`test:${name}`, () => undefined);
+      const list = (await store.client.client('LIST')) as string;
+      const ours = list.split('\n').filter((line) => line.includes(` name=${name} `));
+      expect(ours).toHaveLength(2);
+      for (const line of ours) expect(line).toContain(' db=13 ');
+    } finally {
+      await store.close();
+    }
+  });
+
+  describe('against a Redis with a password', () => {
+    const password = `pw-${randomUUID()}`;
+    let server: ChildProcess;
+    let port: number;
+
+    beforeAll(async () => {
+      port = await freePort();
+      server = spawn(
+        'redis-server',
+        ['--port', String(port), '--bind', '127.0.0.1', '--requirepass', password, '--save', '', '--appendonly', 'no'],
+        {
+          stdio: 'ignore',
+        },
+      );
+      await waitForPort(port);
+    });
+
+    afterAll(async () => {
+      const exited = new Promise((resolve) => server.once('exit', resolve));
+      server.kill('SIGTERM');
+      await exited;
+    });
+
+    it('fails naming the refused password, and never the password', async () => {
+      const wrong = `wrong-${randomUUID()}`;
+      const error = await startError(`redis://:${wrong}@127.0.0.1:${port}`, capturingLogger);
+      expect(error).toBeInstanceOf(Error);
+      expect((error as Error).message).toMatch(
+        new RegExp(`^Redis at redis://127\\.0\\.0\\.1:${port} refused the connection: WRONGPASS `),
+      );
+      expect((error as Error).message).not.toContain(wrong);
+      expect(logs.join('')).not.toContain(wrong);
+      expect(logs.join('')).not.toContain('retrying');
+    });
+
+    it('connects with the right one', async () => {
+      const store = await RedisStore.connect(`redis://:${password}@127.0.0.1:${port}`, logger);
+      await expect(store.ping()).resolves.toBeUndefined();
+      await store.close();
+    });
   });
 });
+
+/** What RedisStore.connect fails with; a store that connects all the same is closed, and there is no error. */
+async function startError(url: string, logger: Logger): Promise<unknown> {
+  try {
+    await (await RedisStore.connect(url, logger)).close();
+    return undefined;
+  } catch (error) {
+    return error;
+  }
+}
+
+async function freePort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+async function waitForPort(port: number): Promise<void> {
+  for (;;) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (open) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
 
 async function waitFor(condition: () => boolean, timeoutMs = 2_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -1,4 +1,4 @@
-import Redis from 'ioredis';
+import Redis, { ReplyError, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { KeyValueStore, MessageHandler } from './key-value-store';
 
@@ -22,19 +22,14 @@ export class RedisStore implements KeyValueStore {
   private constructor(
     readonly client: Redis,
     private readonly logger: Logger,
+    private readonly url: string,
   ) {}
 
-  /** Connects, failing with a clear message (and no retry loop left behind) if Redis does not answer. */
+  /** Connects, failing with a clear message (and no retry loop left behind) if Redis does not answer or refuses. */
   static async connect(url: string, logger: Logger): Promise<RedisStore> {
-    const client = createClient(url, logger);
-    try {
-      await client.connect();
-      await client.ping();
-    } catch (error) {
-      client.disconnect();
-      throw new Error(`Redis at ${redactUrl(url)} did not answer: ${(error as Error).message}`);
-    }
-    return new RedisStore(client, logger);
+    const client = createConnection((options) => new Redis(url, { ...CLIENT_OPTIONS, ...options }), logger);
+    await open(client, url);
+    return new RedisStore(client, logger, url);
   }
 
   get(key: string): Promise<string | null> {
@@ -104,43 +99,72 @@ export class RedisStore implements KeyValueStore {
   }
 
   private async startSubscriber(): Promise<Redis> {
-    // A connection in subscriber mode can run no other command, hence its own.
-    const subscriber = this.client.duplicate();
-    watchErrors(subscriber, this.logger);
+    // A connection in subscriber mode can run no other command, hence its own: the client's
+    // options (the URL's db and credentials among them), its own retries.
+    const subscriber = createConnection((options) => this.client.duplicate(options), this.logger);
     subscriber.on('message', (channel: string, message: string) => {
       for (const handler of this.handlers.get(channel) ?? []) handler(message);
     });
-    await subscriber.connect();
+    await open(subscriber, this.url);
     return subscriber;
   }
 }
 
-function createClient(url: string, logger: Logger): Redis {
-  let connectedOnce = false;
-  const client = new Redis(url, {
-    lazyConnect: true,
-    connectTimeout: CONNECT_TIMEOUT_MS,
-    // Commands fail at once while disconnected instead of queueing: health
-    // checks and rate limits need an answer, not a wait.
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    // Reconnect forever after a first success; before it, give up so start-up fails cleanly.
-    retryStrategy: (attempt) => (connectedOnce ? Math.min(attempt * 200, 2_000) : null),
-  });
-  client.once('ready', () => (connectedOnce = true));
-  watchErrors(client, logger);
-  return client;
+const CLIENT_OPTIONS: RedisOptions = {
+  lazyConnect: true,
+  connectTimeout: CONNECT_TIMEOUT_MS,
+  // Commands fail at once while disconnected instead of queueing: health
+  // checks and rate limits need an answer, not a wait.
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 1,
+};
+
+/** A connection that reconnects forever once it has been ready; before that, `open` decides. */
+function createConnection(create: (options: RedisOptions) => Redis, logger: Logger): Redis {
+  let readyOnce = false;
+  const connection = create({ retryStrategy: (attempt) => (readyOnce ? Math.min(attempt * 200, 2_000) : null) });
+  connection.once('ready', () => (readyOnce = true));
+  watchErrors(connection, logger);
+  return connection;
 }
 
-/** Logs connection trouble once per outage rather than once per retry. */
-function watchErrors(client: Redis, logger: Logger): void {
+/**
+ * Connects and pings. ioredis reports a failed AUTH, SELECT or TLS handshake only as an `error`
+ * event (a SELECT that fails even leaves the connection ready, on db 0), and its connect() then
+ * rejects with "Connection is closed." at best: the first error seen fails the start, by its message
+ * alone (the command's arguments may hold the password), and the connection is closed for good.
+ */
+async function open(connection: Redis, url: string): Promise<void> {
+  let failure: Error | undefined;
+  const keep = (error: Error): void => {
+    failure ??= error;
+  };
+  connection.on('error', keep);
+  try {
+    await connection.connect();
+    await connection.ping();
+  } catch (error) {
+    failure ??= error instanceof Error ? error : new Error(String(error));
+  } finally {
+    connection.off('error', keep);
+  }
+  if (!failure) return;
+  connection.disconnect();
+  const what = failure instanceof ReplyError ? 'refused the connection' : 'did not answer';
+  throw new Error(`Redis at ${redactUrl(url)} ${what}: ${failure.message}`);
+}
+
+/** Logs connection trouble once per outage rather than once per retry; errors before the first ready are `open`'s. */
+function watchErrors(connection: Redis, logger: Logger): void {
+  let readyOnce = false;
   let down = false;
-  client.on('error', (error: Error) => {
-    if (down) return;
+  connection.on('error', (error: Error) => {
+    if (!readyOnce || down) return;
     down = true;
     logger.warn({ err: error }, 'Redis connection lost; retrying');
   });
-  client.on('ready', () => {
+  connection.on('ready', () => {
+    readyOnce = true;
     if (!down) return;
     down = false;
     logger.info('Redis connection restored');
