@@ -27,8 +27,8 @@ import { McpAuthMiddleware } from './auth/mcp-auth.middleware';
 import { IpRateLimitMiddleware } from './ratelimit/ip-rate-limit.middleware';
 import { GatewayMetrics } from './metrics/gateway-metrics';
 import { httpMetricsMiddleware, httpRequestMeter } from './metrics/http-metrics';
-import { openDatabase } from './database/database';
-import { applyMigrations, MIGRATIONS_DIR } from './database/migrator';
+import { type DatabaseConnection, openDatabase } from './database/database';
+import { applyMigrations, MIGRATIONS_DIR, migrationStatus } from './database/migrator';
 import { DrainState } from './health/drain-state';
 import { openStore } from './redis/open-store';
 import { GATEWAY_VERSION } from './version';
@@ -231,6 +231,8 @@ export async function startGateway(config: AppConfig, options: StartOptions): Pr
     if (options.migrate !== false) {
       const { applied } = await applyMigrations(database.adapterFactory, MIGRATIONS_DIR);
       logger.info({ applied }, applied.length ? 'migrations applied' : 'database schema is up to date');
+    } else {
+      await requireMigrated(database, logger);
     }
     store = await openStore(config.redisUrl, logger);
     const deps: AppDependencies = { config, logger, database, store };
@@ -249,4 +251,27 @@ export async function startGateway(config: AppConfig, options: StartOptions): Pr
     await database.close().catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * `serve --no-migrate` leaves the schema to `mcp-gateway migrate` (a Kubernetes Job): a database that lacks a
+ * migration of this release would pass readiness and then fail every request, so the start stops instead.
+ * Migrations this release does not know are a newer release's, applied before its rollout (they only add what
+ * this release can ignore, the rule of the deployment docs): the previous release keeps serving during that
+ * rollout, and a replica of it restarted then must start too.
+ */
+async function requireMigrated(database: DatabaseConnection, logger: Logger): Promise<void> {
+  const { pending, unfinished, unknown } = await migrationStatus(database.adapterFactory, MIGRATIONS_DIR);
+  const problems = [
+    ...(pending.length ? [`lacks ${pending.length} migration(s) of this release: ${pending.join(', ')}`] : []),
+    ...(unfinished.length ? [`records as failed or in progress: ${unfinished.join(', ')}`] : []),
+  ];
+  if (problems.length) {
+    throw new Error(
+      `the database at ${database.description} ${problems.join('; and ')}. Run \`mcp-gateway migrate\` ` +
+        '(serve --no-migrate applies none)',
+    );
+  }
+  if (unknown.length) logger.info({ newer: unknown }, 'the database has migrations of a newer release');
+  else logger.info('database schema is up to date');
 }

@@ -124,14 +124,24 @@ describe('mcp-gateway CLI', () => {
       await scratch.drop();
     });
 
-    it('leaves the schema alone with serve --no-migrate', async () => {
+    it('refuses to serve --no-migrate on a database that lacks migrations, naming them, exit 1', async () => {
       const serve = new ServeProcess(['--port', '0', '--host', '127.0.0.1', '--no-migrate'], {
         DATABASE_URL: scratch.url,
       });
-      const url = await serve.ready();
-      await request(url).get('/health/ready').expect(200);
-      serve.signal('SIGTERM');
-      expect(await serve.exited).toBe(0);
+      // Without the check it would serve (and answer 500): stop it then, so the test fails instead of hanging.
+      const served = serve.ready().then(
+        () => true,
+        () => false,
+      );
+      if (await Promise.race([served, serve.exited.then(() => false)])) serve.signal('SIGKILL');
+      const result = { code: await serve.exited, stderr: serve.stderr };
+      expect(result.code).toBe(1);
+      expect(result.stderr).toBe(
+        `mcp-gateway: could not start: the database at ${displayed(scratch.url)} lacks ${COMMITTED.length} ` +
+          `migration(s) of this release: ${COMMITTED.join(', ')}. Run \`mcp-gateway migrate\` ` +
+          '(serve --no-migrate applies none)\n',
+      );
+      // The schema is left alone.
       expect(await tableExists(scratch.url, '_prisma_migrations')).toBe(false);
     });
 
@@ -152,6 +162,52 @@ describe('mcp-gateway CLI', () => {
         expect(rows.rows.length).toBeGreaterThan(0);
         expect(rows.rows.every((row) => row.finished_at !== null)).toBe(true);
         expect(new Set(rows.rows.map((row) => row.migration_name)).size).toBe(rows.rows.length);
+      } finally {
+        await client.end();
+      }
+    });
+
+    it('serves --no-migrate on a migrated database, and on one a newer release migrated further', async () => {
+      const serve = new ServeProcess(['--port', '0', '--host', '127.0.0.1', '--no-migrate'], {
+        DATABASE_URL: scratch.url,
+      });
+      const url = await serve.ready();
+      await request(url).get('/health/ready').expect(200);
+      serve.signal('SIGTERM');
+      expect(await serve.exited).toBe(0);
+      expect(serve.logLines().some((line) => line.msg === 'database schema is up to date')).toBe(true);
+
+      // A rolling upgrade: the migrate Job of the next release ran, and a replica of this one (re)starts.
+      const newer = '29990101000000_next_release';
+      const client = new Client({ connectionString: scratch.url });
+      await client.connect();
+      try {
+        await client.query(
+          `INSERT INTO _prisma_migrations (id, checksum, migration_name, finished_at, applied_steps_count)
+           VALUES (gen_random_uuid()::text, 'x', $1, now(), 1)`,
+          [newer],
+        );
+        const again = new ServeProcess(['--port', '0', '--host', '127.0.0.1', '--no-migrate'], {
+          DATABASE_URL: scratch.url,
+        });
+        await request(await again.ready())
+          .get('/health/ready')
+          .expect(200);
+        again.signal('SIGTERM');
+        expect(await again.exited).toBe(0);
+        expect(again.logLines().find((line) => line.msg === 'the database has migrations of a newer release')).toEqual(
+          expect.objectContaining({ newer: [newer] }),
+        );
+
+        // A failed migration (recorded, never finished) stops the start as a pending one does.
+        await client.query('UPDATE _prisma_migrations SET finished_at = NULL WHERE migration_name = $1', [
+          COMMITTED.at(-1),
+        ]);
+        const failed = await runCli(['serve', '--port', '0', '--no-migrate'], { DATABASE_URL: scratch.url });
+        expect(failed.code).toBe(1);
+        expect(failed.stderr).toContain(
+          `records as failed or in progress: ${COMMITTED.at(-1)}. Run \`mcp-gateway migrate\``,
+        );
       } finally {
         await client.end();
       }
@@ -234,6 +290,17 @@ describe('mcp-gateway CLI', () => {
     expect(await serve.exited).toBe(0);
   });
 });
+
+const COMMITTED = readdirSync(MIGRATIONS_DIR, { withFileTypes: true })
+  .filter((entry) => entry.isDirectory())
+  .map((entry) => entry.name)
+  .sort();
+
+/** A database URL as the gateway shows it: without credentials or parameters. */
+function displayed(url: string): string {
+  const { protocol, host, pathname } = new URL(url);
+  return `${protocol}//${host}${pathname}`;
+}
 
 async function tableExists(url: string, table: string): Promise<boolean> {
   const client = new Client({ connectionString: url });

@@ -177,6 +177,50 @@ async function recordsAllApplied(
   return wanted.size === 0;
 }
 
+export interface MigrationStatus {
+  /** Committed migrations the database does not record, oldest first. */
+  pending: string[];
+  /** Migrations the database records as started and not finished: failed, or being applied right now. */
+  unfinished: string[];
+  /** Migrations the database records as applied that `migrationsDir` does not hold: a newer release applied them. */
+  unknown: string[];
+}
+
+/**
+ * Compares the migrations of `migrationsDir` with those `_prisma_migrations` records, in one query and without
+ * the engine: what `serve --no-migrate` checks before serving. A database without the table has every migration
+ * pending. Only names count: a checksum that differs from the file is `migrate`'s to report, as it does.
+ */
+export async function migrationStatus(
+  adapterFactory: SqlMigrationAwareDriverAdapterFactory,
+  migrationsDir: string,
+): Promise<MigrationStatus> {
+  const committed = (await readMigrations(migrationsDir)).migrationDirectories.map(({ path: name }) => name);
+  let rows: unknown[][] = [];
+  const adapter = await adapterFactory.connect();
+  try {
+    ({ rows } = await adapter.queryRaw({
+      sql: 'SELECT migration_name, finished_at IS NOT NULL FROM _prisma_migrations WHERE rolled_back_at IS NULL',
+      args: [],
+      argTypes: [],
+    }));
+  } catch (error) {
+    // 42P01: no such table, a database never migrated. Anything else (the database is down) is an error.
+    if ((error as { cause?: { originalCode?: string } }).cause?.originalCode !== '42P01') throw error;
+  } finally {
+    await adapter.dispose();
+  }
+  const applied = new Set<string>();
+  const started = new Set<string>();
+  for (const [name, finished] of rows) (finished === true ? applied : started).add(name as string);
+  const known = new Set(committed);
+  return {
+    pending: committed.filter((name) => !applied.has(name) && !started.has(name)),
+    unfinished: [...started].filter((name) => !applied.has(name)).sort(),
+    unknown: [...applied].filter((name) => !known.has(name)).sort(),
+  };
+}
+
 /** Same text as the Prisma CLI writes. */
 function lockfileContent(provider: string): string {
   return [
