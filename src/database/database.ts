@@ -1,12 +1,11 @@
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { PGlite as EmbeddedDatabase } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import type { SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils';
 import { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { type DatabaseConfig, describeDatabase } from '../config/config';
-import { isProcessAlive } from '../common/process-alive';
+import { lockDirectory } from './directory-lock';
 
 const CONNECT_TIMEOUT_MS = 5_000;
 
@@ -26,7 +25,7 @@ export async function openDatabase(config: DatabaseConfig, logger: Logger): Prom
     // Loaded here: a gateway on PostgreSQL never needs the embedded database's code.
     const { PGlite, PrismaPGlite, PGLITE_EXTENSIONS } = await import('./pglite.js');
     fs.mkdirSync(config.directory, { recursive: true });
-    const releaseLock = lockDirectory(config.directory);
+    const releaseLock = lockDirectory(config.directory, logger);
     let pglite: EmbeddedDatabase;
     try {
       pglite = await PGlite.create(config.directory, { extensions: PGLITE_EXTENSIONS });
@@ -66,27 +65,4 @@ export async function openDatabase(config: DatabaseConfig, logger: Logger): Prom
     adapterFactory: new PrismaPg(pool),
     close: () => pool.end(),
   };
-}
-
-/**
- * PGlite has no lock of its own: two processes opening one directory would
- * corrupt it. A pid file refuses the second one; a stale file (its process
- * gone) is taken over.
- */
-function lockDirectory(directory: string): () => void {
-  const lockPath = path.join(directory, '..', `${path.basename(directory)}.lock`);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      fs.writeFileSync(lockPath, String(process.pid), { flag: 'wx' });
-      return () => fs.rmSync(lockPath, { force: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const holder = Number(fs.readFileSync(lockPath, 'utf8'));
-      if (isProcessAlive(holder) && holder !== process.pid) {
-        throw new Error(`the embedded database in ${directory} is in use by another process (pid ${holder})`);
-      }
-      fs.rmSync(lockPath, { force: true });
-    }
-  }
-  throw new Error(`could not lock the embedded database in ${directory}`);
 }
