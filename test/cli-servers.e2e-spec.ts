@@ -202,6 +202,63 @@ describe('mcp-gateway servers', () => {
     expect(result).toMatchObject({ code: 2, stderr: expect.stringContaining('must be an http(s) URL') });
   });
 
+  it('refuses a gateway URL holding a user name or password, exit 2, never printing it', async () => {
+    const withPassword = `http://admin:TopS3cret@127.0.0.1:${await closedPort()}`;
+    for (const result of [
+      await cli('list', '--url', withPassword),
+      await cli('show', 'x', '--url', 'http://admin@127.0.0.1:9'),
+      await runCli(['servers', 'list'], { MCP_GATEWAY_URL: withPassword }),
+    ]) {
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain('must be an http(s) URL without a user name or password');
+      expect(result.stderr + result.stdout).not.toMatch(/TopS3cret|admin@/);
+    }
+  });
+
+  it.each([['--url'], ['--api-prefix']])('refuses an empty %s, exit 2', async (flag) => {
+    const result = await cli('list', flag, '');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/must be an http\(s\) URL|must start with \//);
+  });
+
+  describe('a gateway serving its admin API under another API_PREFIX', () => {
+    let admin: TestGateway;
+
+    beforeAll(async () => {
+      admin = await startTestGateway('services', { DATABASE_URL: scratch.url, API_PREFIX: '/admin' });
+    });
+
+    afterAll(async () => {
+      await admin?.close();
+    });
+
+    it('is reached with API_PREFIX from the environment, or --api-prefix over it', async () => {
+      const name = uniqueName();
+      const added = await runCli(['servers', 'add', '--name', name, '--server-url', PUBLIC_URL], {
+        MCP_GATEWAY_URL: admin.url,
+        API_PREFIX: '/admin',
+      });
+      expect(added).toMatchObject({ code: 0, stderr: '' });
+      await request(admin.url)
+        .get(`/admin/servers/${encodeURIComponent(name)}`)
+        .expect(200);
+      const shown = await runCli(['servers', 'show', name, '--json', '--api-prefix', '/admin'], {
+        MCP_GATEWAY_URL: admin.url,
+        API_PREFIX: '/api/v1',
+      });
+      expect(shown.code).toBe(0);
+      expect(JSON.parse(shown.stdout)).toMatchObject({ name });
+    });
+
+    it('names a bad API_PREFIX, exit 2', async () => {
+      const result = await runCli(['servers', 'list'], { MCP_GATEWAY_URL: admin.url, API_PREFIX: 'admin/' });
+      expect(result).toMatchObject({
+        code: 2,
+        stderr: 'mcp-gateway: invalid configuration\n  API_PREFIX: must start with / and not end with /\n',
+      });
+    });
+  });
+
   it('prints help for every subcommand', async () => {
     for (const sub of ['add', 'list', 'show', 'rm', 'import', 'export']) {
       const result = await cli(sub, '--help');

@@ -14,6 +14,17 @@ import { addTokenCommand } from './token';
 /** Exit codes: part of the CLI contract. */
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 
+/**
+ * A flag value refused without quoting it, as commander's own message would (`--url` may hold a password):
+ * the message is printed as it is, and the exit code is 2.
+ */
+export class RefusedArgument extends CommanderError {
+  constructor(message: string) {
+    super(EXIT.usage, 'mcp-gateway.refusedArgument', message);
+    this.name = 'RefusedArgument';
+  }
+}
+
 export interface CliIo {
   env: EnvSource;
   stdout: (text: string) => void;
@@ -90,6 +101,7 @@ export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<num
     await program.parseAsync(argv);
   } catch (error) {
     if (error instanceof CommanderError) {
+      if (error instanceof RefusedArgument) io.stderr(`error: ${error.message}\n`);
       return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
     throw error;

@@ -24,11 +24,14 @@ export class GatewayUnreachableError extends Error {
   }
 }
 
-/** A small JSON client of the admin API (`/api/v1`) of a running gateway. */
+/** A small JSON client of the admin API (`API_PREFIX`, `/api/v1` by default) of a running gateway. */
 export class GatewayClient {
   readonly baseUrl: string;
 
-  constructor(baseUrl: string) {
+  constructor(
+    baseUrl: string,
+    private readonly apiPrefix: string,
+  ) {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
   }
 
@@ -50,7 +53,7 @@ export class GatewayClient {
   private async send(method: string, path: string, body?: unknown): Promise<{ status: number; text: string }> {
     let response: Response;
     try {
-      response = await fetch(`${this.baseUrl}/api/v1${path}`, {
+      response = await fetch(`${this.baseUrl}${this.apiPrefix}${path}`, {
         method,
         headers: { accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         body: body === undefined ? undefined : JSON.stringify(body),

@@ -2,14 +2,15 @@ import { readFile } from 'node:fs/promises';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { ServerListDto, ServerView } from '../registry/server.dto';
 import type { ImportReport } from '../registry/server-transfer.dto';
-import { type CliIo, EXIT } from './cli';
+import { ConfigError, loadGatewayClientConfig } from '../config/config';
+import { envSchema, GATEWAY_URL_RULE, isGatewayUrl } from '../config/config.schema';
+import { type CliIo, EXIT, RefusedArgument } from './cli';
 import { GatewayApiError, GatewayClient, GatewayUnreachableError } from './gateway-client';
 import { importLines, problemLines, serverDetails, serverTable } from './servers-output';
 
-export const DEFAULT_GATEWAY_URL = 'http://localhost:8000';
-
 interface GatewayOptions {
   url?: string;
+  apiPrefix?: string;
   json?: boolean;
 }
 
@@ -40,7 +41,7 @@ type Action = (client: GatewayClient) => Promise<number>;
 export function registerServersCommands(program: Command, io: CliIo, setExit: (code: number) => void): void {
   const servers = program
     .command('servers')
-    .description('manage the upstream servers registered with a running gateway (its /api/v1)');
+    .description('manage the upstream servers registered with a running gateway (its admin API, API_PREFIX)');
   const run = (options: GatewayOptions, action: Action): Promise<void> =>
     runAgainstGateway(io, options, action).then(setExit);
 
@@ -57,6 +58,7 @@ export function registerServersCommands(program: Command, io: CliIo, setExit: (c
     .option('--tag <tag>', 'a tag (repeatable)', collect, [])
     .option('--allowed-role <role>', 'a role that may reach it through /mcp (repeatable)', collect, [])
     .addOption(gatewayUrlOption())
+    .addOption(apiPrefixOption())
     .addOption(jsonOption())
     .action((options: AddOptions) =>
       run(options, async (client) => {
@@ -75,6 +77,7 @@ export function registerServersCommands(program: Command, io: CliIo, setExit: (c
     )
     .option('--q <text>', 'only servers whose name, title or description contains this')
     .addOption(gatewayUrlOption())
+    .addOption(apiPrefixOption())
     .addOption(jsonOption())
     .action((options: ListOptions) =>
       run(options, async (client) => {
@@ -89,6 +92,7 @@ export function registerServersCommands(program: Command, io: CliIo, setExit: (c
     .description('show one server')
     .argument('<ref>', 'id, slug or name')
     .addOption(gatewayUrlOption())
+    .addOption(apiPrefixOption())
     .addOption(jsonOption())
     .action((ref: string, options: GatewayOptions) =>
       run(options, async (client) => {
@@ -103,6 +107,7 @@ export function registerServersCommands(program: Command, io: CliIo, setExit: (c
     .description('remove a server (its version history stays)')
     .argument('<ref>', 'id, slug or name')
     .addOption(gatewayUrlOption())
+    .addOption(apiPrefixOption())
     .addOption(jsonOption())
     .action((ref: string, options: GatewayOptions) =>
       run(options, async (client) => {
@@ -117,6 +122,7 @@ export function registerServersCommands(program: Command, io: CliIo, setExit: (c
     .description('import server.json documents: one, an array, or { "servers": [...] }')
     .argument('<file>', 'a JSON file')
     .addOption(gatewayUrlOption())
+    .addOption(apiPrefixOption())
     .addOption(jsonOption())
     .action((file: string, options: GatewayOptions) =>
       run(options, async (client) => {
@@ -132,6 +138,7 @@ export function registerServersCommands(program: Command, io: CliIo, setExit: (c
     .command('export')
     .description('print every server as server.json ({ "servers": [...] }), ready for import')
     .addOption(gatewayUrlOption())
+    .addOption(apiPrefixOption())
     .action((options: GatewayOptions) =>
       run(options, async (client) => {
         io.stdout(`${JSON.stringify(await client.request('GET', '/servers/export'), null, 2)}\n`);
@@ -141,13 +148,20 @@ export function registerServersCommands(program: Command, io: CliIo, setExit: (c
 }
 
 async function runAgainstGateway(io: CliIo, options: GatewayOptions, action: Action): Promise<number> {
-  const baseUrl = options.url ?? io.env.MCP_GATEWAY_URL ?? DEFAULT_GATEWAY_URL;
-  if (!isHttpUrl(baseUrl)) {
-    io.stderr(`mcp-gateway: the gateway URL must be an http(s) URL (--url or MCP_GATEWAY_URL)\n`);
+  let gatewayUrl: string;
+  let apiPrefix: string;
+  try {
+    ({ gatewayUrl, apiPrefix } = loadGatewayClientConfig(io.env, {
+      MCP_GATEWAY_URL: options.url,
+      API_PREFIX: options.apiPrefix,
+    }));
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    io.stderr(`mcp-gateway: invalid configuration\n${error.problems.map((line) => `  ${line}\n`).join('')}`);
     return EXIT.usage;
   }
   try {
-    return await action(new GatewayClient(baseUrl));
+    return await action(new GatewayClient(gatewayUrl, apiPrefix));
   } catch (error) {
     if (error instanceof GatewayApiError) {
       io.stderr(problemLines(error.problem));
@@ -214,25 +228,29 @@ function print<T>(io: CliIo, options: GatewayOptions, value: T, human: (value: T
 }
 
 function gatewayUrlOption(): Option {
+  const flags = '--url <gateway>';
+  return new Option(flags, 'gateway base URL (env MCP_GATEWAY_URL, default http://localhost:8000)').argParser(
+    (value) => {
+      // Never quoted back: the value may hold a password.
+      if (!isGatewayUrl(value)) throw new RefusedArgument(`option '${flags}' ${GATEWAY_URL_RULE}`);
+      return value;
+    },
+  );
+}
+
+function apiPrefixOption(): Option {
   return new Option(
-    '--url <gateway>',
-    `gateway base URL (env MCP_GATEWAY_URL, default ${DEFAULT_GATEWAY_URL})`,
+    '--api-prefix <path>',
+    "path prefix of the gateway's admin API (env API_PREFIX, default /api/v1)",
   ).argParser((value) => {
-    if (!isHttpUrl(value)) throw new InvalidArgumentError('must be an http(s) URL');
+    const parsed = envSchema.shape.API_PREFIX.safeParse(value);
+    if (!parsed.success) throw new InvalidArgumentError(parsed.error.issues[0]?.message ?? 'is not valid');
     return value;
   });
 }
 
 function jsonOption(): Option {
   return new Option('--json', 'print the API response as JSON');
-}
-
-function isHttpUrl(value: string): boolean {
-  try {
-    return /^https?:$/.test(new URL(value).protocol);
-  } catch {
-    return false;
-  }
 }
 
 function collect(value: string, previous: string[]): string[] {

@@ -53,6 +53,15 @@ const httpUrl = z
   .string()
   .refine((value) => /^https?:$/.test(safeUrl(value)?.protocol ?? ''), 'must be an http(s) URL');
 
+/** What the `servers …` commands reach: a gateway's admin API takes no credentials, and a URL holding some would echo them. */
+export const GATEWAY_URL_RULE = 'must be an http(s) URL without a user name or password';
+
+/** An http(s) URL without `user:password@`. */
+export function isGatewayUrl(value: string): boolean {
+  const url = safeUrl(value);
+  return /^https?:$/.test(url?.protocol ?? '') && url?.username === '' && url.password === '';
+}
+
 const boolean = z
   .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
   .transform((value) => value === 'true' || value === '1');
@@ -98,6 +107,7 @@ const envSchema = z.object({
   PUBLIC_URL: httpUrl.optional(),
   API_PREFIX: pathPrefix.default('/api/v1'),
   MCP_PREFIX: pathPrefix.default('/mcp'),
+  MCP_GATEWAY_URL: z.string().refine(isGatewayUrl, GATEWAY_URL_RULE).default('http://localhost:8000'),
   DATABASE_URL: z
     .string()
     .refine((value) => /^postgres(ql)?:$/.test(safeUrl(value)?.protocol ?? ''), 'must be a postgresql:// URL')
@@ -200,6 +210,13 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   },
   { key: 'API_PREFIX', defaultText: '`/api/v1`', secret: false, description: 'path prefix of the admin API' },
   { key: 'MCP_PREFIX', defaultText: '`/mcp`', secret: false, description: 'path prefix of the MCP endpoints' },
+  {
+    key: 'MCP_GATEWAY_URL',
+    defaultText: '`http://localhost:8000`',
+    secret: false,
+    description:
+      'base URL of the running gateway the `servers …` commands talk to (they add `API_PREFIX`); `--url` wins; without a user name or password',
+  },
   {
     key: 'DATABASE_URL',
     defaultText: 'unset → embedded PGlite in `$DATA_DIR`',

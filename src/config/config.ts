@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
+import type { z } from 'zod';
 import { envSchema, MAX_WORKERS, type ParsedEnv } from './config.schema';
 import { buildRateLimitPolicy, type RateLimitPolicy, RateLimitFileError } from '../ratelimit/rate-limit-policy';
 
@@ -117,18 +118,8 @@ export type EnvSource = Readonly<Record<string, string | undefined>>;
  * Empty strings count as unset, as Kubernetes often renders them.
  */
 export function loadConfig(env: EnvSource, overrides: EnvSource = {}): AppConfig {
-  const merged: Record<string, string> = {};
-  for (const source of [env, overrides]) {
-    for (const [key, value] of Object.entries(source)) {
-      if (value !== undefined && value !== '') merged[key] = value;
-    }
-  }
-  const result = envSchema.safeParse(merged);
-  if (!result.success) {
-    // The issue path names the key; the message is the rule. Values are never echoed.
-    const problems = result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
-    throw new ConfigError([...new Set(problems)]);
-  }
+  const result = envSchema.safeParse(merge(env, overrides));
+  if (!result.success) throw configError(result.error);
   if (result.data.AUTH_MODE === 'dev' && result.data.NODE_ENV === 'production') {
     // Tokens anyone with DATA_DIR can mint must never guard a production gateway.
     throw new ConfigError(['AUTH_MODE: dev is refused when NODE_ENV is production']);
@@ -141,6 +132,40 @@ export function loadConfig(env: EnvSource, overrides: EnvSource = {}): AppConfig
     throw new ConfigError(error.problems.map((problem) => `RATE_LIMIT_FILE: ${problem}`));
   }
   return toAppConfig(result.data, { ...env }, rateLimit);
+}
+
+/** What the `servers …` commands need to reach a running gateway's admin API. */
+export interface GatewayClientConfig {
+  /** The gateway's base URL, without a trailing slash. */
+  gatewayUrl: string;
+  apiPrefix: string;
+}
+
+/**
+ * The two keys the `servers …` commands read, parsed by the same rules as `serve` does: a client
+ * need not satisfy the rest of the gateway's configuration (its rate-limit file, say).
+ */
+export function loadGatewayClientConfig(env: EnvSource, overrides: EnvSource = {}): GatewayClientConfig {
+  const result = envSchema.pick({ MCP_GATEWAY_URL: true, API_PREFIX: true }).safeParse(merge(env, overrides));
+  if (!result.success) throw configError(result.error);
+  return { gatewayUrl: result.data.MCP_GATEWAY_URL.replace(/\/+$/, ''), apiPrefix: result.data.API_PREFIX };
+}
+
+/** `overrides` over `env`; empty strings count as unset. */
+function merge(env: EnvSource, overrides: EnvSource): Record<string, string> {
+  const merged: Record<string, string> = {};
+  for (const source of [env, overrides]) {
+    for (const [key, value] of Object.entries(source)) {
+      if (value !== undefined && value !== '') merged[key] = value;
+    }
+  }
+  return merged;
+}
+
+/** The issue path names the key; the message is the rule. Values are never echoed. */
+function configError(error: z.ZodError): ConfigError {
+  const problems = error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+  return new ConfigError([...new Set(problems)]);
 }
 
 function toAppConfig(env: ParsedEnv, secretSource: EnvSource, rateLimit: RateLimitPolicy): AppConfig {
