@@ -30,6 +30,7 @@ import { httpMetricsMiddleware, httpRequestMeter } from './metrics/http-metrics'
 import { type DatabaseConnection, openDatabase } from './database/database';
 import { applyMigrations, MIGRATIONS_DIR, migrationStatus } from './database/migrator';
 import { DrainState } from './health/drain-state';
+import { AuditTrail } from './audit/audit-trail';
 import { openStore } from './redis/open-store';
 import { GATEWAY_VERSION } from './version';
 import { FACADE_PATH } from './registry-facade/registry-facade.controller';
@@ -185,6 +186,14 @@ export class RunningGateway {
   close(): Promise<void> {
     this.closing ??= this.shutdown();
     return this.closing;
+  }
+
+  /**
+   * For a process about to exit without draining: what the audit trail holds in memory is written to the spool,
+   * synchronously, so that nothing is lost. Nothing else is closed.
+   */
+  abandon(): void {
+    this.app.get(AuditTrail).spoolQueuedNow();
   }
 
   private async shutdown(): Promise<void> {

@@ -1,6 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import request from 'supertest';
 import type { AuditRecordView } from '../src/audit/audit.dto';
+import { AuditRepository } from '../src/audit/audit.repository';
 import { auditOf, exchangeFactory, sql } from './support/audit';
 import { waitUntil } from './support/eventually';
 import { startTestGateway, type TestGateway } from './support/gateway';
@@ -335,6 +339,57 @@ describe('audit trail: shutdown', () => {
     );
     expect(rows).toEqual([{ n: '1000', max: '1000' }]);
     expect(audit.trail.stats()).toMatchObject({ stored: 1_000, spooled: 0 });
+  });
+
+  it('spoolQueuedNow: the batch being written and everything queued go to the spool, replayed at the next start', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'mcp-gateway-audit-forced-'));
+    const env = {
+      DATABASE_URL: scratch.url,
+      DATA_DIR: dataDir,
+      AUDIT_FLUSH_INTERVAL_MS: '60000',
+      AUDIT_BATCH_SIZE: '60',
+      AUDIT_WRITE_TIMEOUT_MS: '600000',
+    };
+    const gw = await startTestGateway('services', env);
+    const audit = auditOf(gw.gateway.app);
+    const streamId = audit.trail.streamId;
+    // The first batch's insert hangs until the process would be gone.
+    let release = (): void => undefined;
+    const insert = jest
+      .spyOn(gw.gateway.app.get(AuditRepository), 'insert')
+      .mockImplementation(() => new Promise((resolve) => (release = () => resolve(0))));
+    try {
+      for (let i = 0; i < 100; i++) audit.traffic.record(exchangeFactory({ requestId: `forced-${i}` }));
+      const flushed = audit.trail.flush();
+      await waitUntil(() => insert.mock.calls.length === 1, 'the first batch is being written');
+      audit.trail.spoolQueuedNow();
+      audit.traffic.record(exchangeFactory({ requestId: 'forced-100' }));
+      expect(audit.trail.stats()).toMatchObject({ queueDepth: 0, spoolRecords: 101, stored: 0 });
+      release();
+      await flushed;
+      expect(insert).toHaveBeenCalledTimes(1);
+    } finally {
+      release();
+      insert.mockRestore();
+      await gw.close();
+    }
+    // The next gateway on this DATA_DIR replays them, in order, one chain.
+    const next = await startTestGateway('services', env);
+    try {
+      const audit = auditOf(next.gateway.app);
+      await audit.trail.flush();
+      const rows = await sql<{ request_id: string; seq: string }>(
+        scratch.url,
+        'SELECT request_id, seq FROM audit_records WHERE stream_id = $1 ORDER BY seq',
+        [streamId],
+      );
+      expect(rows.map((row) => row.request_id)).toEqual(Array.from({ length: 101 }, (_, i) => `forced-${i}`));
+      expect(rows.map((row) => Number(row.seq))).toEqual(Array.from({ length: 101 }, (_, i) => i + 1));
+      await expect(audit.verify()).resolves.not.toHaveProperty('broken');
+    } finally {
+      await next.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('spools, never drops, when the queue is full', async () => {

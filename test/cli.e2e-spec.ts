@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -6,6 +6,7 @@ import { Client } from 'pg';
 import request from 'supertest';
 import { MIGRATIONS_DIR } from '../src/database/migrator';
 import { runCli, ServeProcess } from './support/cli';
+import { waitUntil } from './support/eventually';
 import { createScratchDatabase, POSTGRES_URL, REDIS_URL } from './support/services';
 
 describe('mcp-gateway CLI', () => {
@@ -273,6 +274,63 @@ describe('mcp-gateway CLI', () => {
     expect(second.logLines().some((line) => line.msg === 'database schema is up to date')).toBe(true);
     second.signal('SIGINT');
     expect(await second.exited).toBe(0);
+  });
+
+  it('spools the queued audit records when a second signal cuts the drain short, exit 1', async () => {
+    const ownDir = mkdtempSync(path.join(tmpdir(), 'mcp-gateway-cli-forced-'));
+    // Nothing is written before the signals: no flush tick, no full batch. The drain waits for the held request.
+    const serve = new ServeProcess(['--port', '0', '--host', '127.0.0.1'], {
+      DATA_DIR: ownDir,
+      AUTH_MODE: 'dev',
+      AUDIT_FLUSH_INTERVAL_MS: '60000',
+      AUDIT_BATCH_SIZE: '10000',
+      SHUTDOWN_GRACE_MS: '600000',
+    });
+    const held = new net.Socket();
+    try {
+      const url = await serve.ready();
+      const requestIds = Array.from({ length: 25 }, (_, i) => `forced-${i}-${Date.now()}`);
+      for (const [i, requestId] of requestIds.entries()) {
+        await request(url)
+          .post('/mcp')
+          .set('x-request-id', requestId)
+          .send({ jsonrpc: '2.0', id: i, method: 'tools/list' })
+          .expect(401);
+      }
+      // A request whose body never comes: "100 Continue" says the gateway is answering it, so draining waits.
+      const { port } = new URL(url);
+      await new Promise<void>((resolve, reject) => {
+        held.once('error', reject);
+        held.on('data', (chunk: Buffer) => {
+          if (chunk.toString().startsWith('HTTP/1.1 100')) resolve();
+        });
+        held.connect(Number(port), '127.0.0.1', () =>
+          held.write(
+            'POST /api/v1/servers HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n' +
+              'Content-Length: 100\r\nExpect: 100-continue\r\n\r\n',
+          ),
+        );
+      });
+      serve.signal('SIGTERM');
+      await waitUntil(
+        () => serve.logLines().some((line) => line.msg === 'shutting down: draining requests'),
+        'the gateway drains',
+      );
+      serve.signal('SIGTERM');
+      expect(await serve.exited).toBe(1);
+
+      const spoolDir = path.join(ownDir, 'audit-spool');
+      const spooled = readdirSync(spoolDir)
+        .filter((name) => name.endsWith('.ndjson'))
+        .flatMap((name) => readFileSync(path.join(spoolDir, name), 'utf8').trim().split('\n'))
+        .map((line) => (JSON.parse(line) as { requestId: string }).requestId);
+      expect(spooled).toEqual(requestIds);
+    } finally {
+      held.destroy();
+      serve.signal('SIGKILL');
+      await serve.exited;
+      rmSync(ownDir, { recursive: true, force: true });
+    }
   });
 
   it('serves on PostgreSQL and Redis when configured, flags over environment', async () => {

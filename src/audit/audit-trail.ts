@@ -110,6 +110,8 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
   private halting = false;
   /** After shutdown the database is gone: late records go straight to the spool. */
   private closed = false;
+  /** The batch taken from the queue and neither stored nor spooled yet: its rows linked so far, and the rest. */
+  private inFlight?: { rows: AuditRow[]; unlinked: McpExchange[] };
 
   constructor(
     private readonly traffic: McpTraffic,
@@ -244,6 +246,23 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
     }
   }
 
+  /**
+   * For a process about to exit without draining (a second signal): the batch being written and everything queued
+   * go to the spool, synchronously, and a gateway started on this DATA_DIR replays them. A batch the database took
+   * meanwhile is replayed without being stored twice (rows keep their stream and seq). Later records are spooled
+   * as they come, as after shutdown.
+   */
+  spoolQueuedNow(): void {
+    this.closed = true;
+    const flight = this.inFlight;
+    this.inFlight = undefined;
+    const rows = flight?.rows ?? [];
+    for (const exchange of [...(flight?.unlinked ?? []), ...this.queue.splice(0, this.queue.length)]) {
+      rows.push(this.chain.link(toUnchainedRow(exchange, this.policy)));
+    }
+    if (rows.length > 0) this.spoolRows(rows);
+  }
+
   private wake(): void {
     if (!this.pumping) {
       this.pump().catch((error: unknown) => this.logger.error({ err: error }, 'the audit writer failed; it retries'));
@@ -275,14 +294,20 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
         this.checkSpool();
         continue;
       }
-      if (this.queue.length === 0) return;
+      if (this.queue.length === 0 || this.closed) return;
       const { rows, text } = await this.take();
+      // Spooled meanwhile by spoolQueuedNow(): the process is exiting.
+      if (this.inFlight?.rows !== rows) return;
       if (this.spool.files > 0) {
         // Older records are still spooled: keep the order, spool these behind them.
+        this.inFlight = undefined;
         this.spoolRows(rows);
         continue;
       }
-      if (!(await this.write(rows, 'queue', text))) {
+      const stored = await this.write(rows, 'queue', text);
+      if (this.inFlight?.rows !== rows) return;
+      this.inFlight = undefined;
+      if (!stored) {
         this.spoolRows(rows);
         // The database just failed: do not wait on it again in this pass.
         replayBlocked = true;
@@ -299,16 +324,18 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
    * piece, a batch of 300 (a tick at 1,500 calls a second) held the event loop for about a millisecond.
    */
   private async take(): Promise<{ rows: AuditRow[]; text: string }> {
-    const batch = this.queue.splice(0, this.config.audit.batchSize);
-    const rows: AuditRow[] = [];
+    // Kept where spoolQueuedNow() finds it, whole at every turn, until it is stored or spooled.
+    const flight = { rows: [] as AuditRow[], unlinked: this.queue.splice(0, this.config.audit.batchSize) };
+    this.inFlight = flight;
     const texts: string[] = [];
-    for (let start = 0; start < batch.length; start += LINK_SLICE) {
-      if (start > 0) await nextTurn();
-      for (const exchange of batch.slice(start, start + LINK_SLICE)) {
-        rows.push(this.chain.link(toUnchainedRow(exchange, this.policy), texts));
+    while (flight.unlinked.length > 0) {
+      if (flight.rows.length > 0) await nextTurn();
+      if (this.inFlight !== flight) break;
+      for (const exchange of flight.unlinked.splice(0, LINK_SLICE)) {
+        flight.rows.push(this.chain.link(toUnchainedRow(exchange, this.policy), texts));
       }
     }
-    return { rows, text: `[${texts.join(',')}]` };
+    return { rows: flight.rows, text: `[${texts.join(',')}]` };
   }
 
   private get spoolFull(): boolean {

@@ -198,10 +198,14 @@ async function serveOne(
   const signal = await signalled;
   stopTrimming();
   logger.info({ signal }, 'signal received');
-  // A second signal while draining means "now".
+  // A second signal while draining means "now", but the audit records held in memory go to the spool first.
   const forced = (): void => {
-    logger.warn('second signal: exiting without draining');
-    process.exit(EXIT.failure);
+    logger.warn('second signal: exiting without draining; queued audit records are spooled');
+    try {
+      running.abandon();
+    } finally {
+      process.exit(EXIT.failure);
+    }
   };
   for (const each of options.signals) process.once(each, forced);
   try {
