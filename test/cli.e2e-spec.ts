@@ -38,6 +38,21 @@ describe('mcp-gateway CLI', () => {
     expect(badPort.stderr).toContain('must be a whole number from 0 to 65535');
   });
 
+  it.each([
+    [['serve', '--host', ''], 'must not be empty'],
+    [['serve', '--host', ' '], 'must not be empty'],
+    [['serve', '--port', ''], 'must be a whole number from 0 to 65535'],
+    [['serve', '--workers', ''], 'must be a whole number from 1 to 128, or auto'],
+    [['token', '--roles', ''], 'must not be empty'],
+    [['token', '--scopes', ''], 'must not be empty'],
+    [['token', '--name', ''], 'must not be empty'],
+    [['token', '--ttl', ''], 'must be a duration'],
+  ])('refuses an empty flag value rather than taking it as unset: %j, exit 2', async (args, message) => {
+    const result = await runCli(args, { DATA_DIR: dataDir, AUTH_MODE: 'dev' });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(message);
+  });
+
   it('stops on bad configuration with one line per key, never the secret value, exit 2', async () => {
     const result = await runCli(['serve'], {
       PORT: 'abc',

@@ -50,7 +50,7 @@ export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<num
   program
     .command('serve')
     .description('serve the registry API, the MCP gateway, health and docs on one port')
-    .addOption(new Option('--host <address>', 'listen address (env HOST)'))
+    .addOption(new Option('--host <address>', 'listen address (env HOST)').argParser(nonEmptyArg))
     .addOption(new Option('--port <port>', 'listen port (env PORT)').argParser(portArg))
     .addOption(
       new Option(
@@ -107,6 +107,15 @@ export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<num
     throw error;
   }
   return exitCode;
+}
+
+/**
+ * A flag given with an empty value is a mistake, not "unset" (an empty environment variable is unset: Kubernetes
+ * renders them): `--host ''` listened on every interface.
+ */
+export function nonEmptyArg(value: string): string {
+  if (value.trim() === '') throw new InvalidArgumentError('must not be empty');
+  return value;
 }
 
 function workersArg(value: string): string {

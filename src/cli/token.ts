@@ -2,7 +2,7 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { shortScopeName } from '../auth/access-policy';
 import { issueDevToken, loadOrCreateDevKey } from '../auth/dev-signing-key';
 import type { AppConfig } from '../config/config';
-import type { CliIo, EXIT } from './cli';
+import { type CliIo, type EXIT, nonEmptyArg } from './cli';
 
 export type Outcome = keyof typeof EXIT;
 
@@ -42,7 +42,11 @@ export function addTokenCommand(
       new Option('--ttl <duration>', 'lifetime: 90s, 15m, 1h, 7d (at most 30d)').default(3600, '1h').argParser(ttlArg),
     )
     .option('--app-only', 'a token an application got for itself: roles, no scopes, no user')
-    .option('--name <name>', 'display name of the developer (the same name gives the same oid)')
+    .addOption(
+      new Option('--name <name>', 'display name of the developer (the same name gives the same oid)').argParser(
+        nonEmptyArg,
+      ),
+    )
     .action(async (options: TokenOptions) => done(await printToken(io, config, options)));
 }
 
@@ -72,6 +76,8 @@ async function printToken(io: CliIo, config: () => AppConfig | undefined, option
 
 function listArg(value: string): string[] {
   const items = value.split(/[\s,]+/).filter((item) => item.length > 0);
+  // An empty value is a mistake, as for every flag (no roles: leave --roles out).
+  if (items.length === 0) throw new InvalidArgumentError('must not be empty');
   if (!items.every((item) => /^[\x21-\x7e]{1,200}$/.test(item))) {
     throw new InvalidArgumentError('must be names without spaces, comma-separated');
   }
