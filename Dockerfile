@@ -76,8 +76,9 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8000) + '/health/live', { signal: AbortSignal.timeout(4000) }).then((res) => process.exit(res.ok ? 0 : 1), () => process.exit(1))"]
 # No init process (tini) and no entrypoint shim: the gateway is PID 1, and the kernel gives PID 1 no
 # default signal actions. It relies on the gateway's own SIGTERM/SIGINT handlers (drain, exit 0; a
-# second signal exits at once); they exist once it serves, so a stop during start-up ends with the
-# runtime's SIGKILL. Its child processes, if any, are its own workers, which Node reaps. tini would
+# second signal spools the audit queue and exits 1). They are installed before start-up, so a stop
+# during start-up finishes starting, then drains and exits 0 (start-up must end within the runtime's
+# grace period). Its child processes, if any, are its own workers, which Node reaps. tini would
 # need Debian's package archive at build time; `docker run --init` adds one where wanted.
 ENTRYPOINT []
 CMD ["mcp-gateway", "serve"]
