@@ -119,12 +119,25 @@ const CLIENT_OPTIONS: RedisOptions = {
   maxRetriesPerRequest: 1,
 };
 
-/** A connection that reconnects forever once it has been ready; before that, `open` decides. */
+/**
+ * A connection that reconnects forever once it has been ready; before that, `open` decides. Once ready, trouble is
+ * logged once per outage rather than once per retry (errors before the first ready are `open`'s).
+ */
 function createConnection(create: (options: RedisOptions) => Redis, logger: Logger): Redis {
   let readyOnce = false;
+  let down = false;
   const connection = create({ retryStrategy: (attempt) => (readyOnce ? Math.min(attempt * 200, 2_000) : null) });
-  connection.once('ready', () => (readyOnce = true));
-  watchErrors(connection, logger);
+  connection.on('error', (error: Error) => {
+    if (!readyOnce || down) return;
+    down = true;
+    logger.warn({ err: error }, 'Redis connection lost; retrying');
+  });
+  connection.on('ready', () => {
+    readyOnce = true;
+    if (!down) return;
+    down = false;
+    logger.info('Redis connection restored');
+  });
   return connection;
 }
 
@@ -152,23 +165,6 @@ async function open(connection: Redis, url: string): Promise<void> {
   connection.disconnect();
   const what = failure instanceof ReplyError ? 'refused the connection' : 'did not answer';
   throw new Error(`Redis at ${redactUrl(url)} ${what}: ${failure.message}`);
-}
-
-/** Logs connection trouble once per outage rather than once per retry; errors before the first ready are `open`'s. */
-function watchErrors(connection: Redis, logger: Logger): void {
-  let readyOnce = false;
-  let down = false;
-  connection.on('error', (error: Error) => {
-    if (!readyOnce || down) return;
-    down = true;
-    logger.warn({ err: error }, 'Redis connection lost; retrying');
-  });
-  connection.on('ready', () => {
-    readyOnce = true;
-    if (!down) return;
-    down = false;
-    logger.info('Redis connection restored');
-  });
 }
 
 async function quit(client: Redis): Promise<void> {
