@@ -68,7 +68,6 @@ const LOG_LEVELS: readonly string[] = LoggingLevelSchema.options;
 
 interface Call {
   session: McpSession;
-  sessionId: string;
   principal: Principal;
   caller: UpstreamCaller;
   signal: CallSignal;
@@ -141,7 +140,7 @@ export class AggregateServer implements OnModuleDestroy {
     res.on('close', () => {
       if (!res.writableFinished) signal.abort(new Error('the client closed the connection'));
     });
-    const call: Call = { session, sessionId: session.id, principal, caller: callerOf(req), signal, exchanges };
+    const call: Call = { session, principal, caller: callerOf(req), signal, exchanges };
     if (!batch && requests.length === 1) {
       const request = requests[0]!;
       const limited = await exchanges.admit(request, this.route(request, principal));
@@ -461,7 +460,7 @@ export class AggregateServer implements OnModuleDestroy {
       signal,
       onDispatch: (cancelUpstream) => {
         untrack();
-        untrack = this.inFlight.track(call.sessionId, request.id, (reason) => {
+        untrack = this.inFlight.track(call.session.id, request.id, (reason) => {
           cancelUpstream(reason).catch((error: unknown) =>
             this.logger.warn({ err: error }, 'cancelling upstream failed'),
           );
