@@ -157,24 +157,41 @@ async function recordsAllApplied(
     if (migrationFile.content.tag !== 'ok') return false;
     wanted.set(name, createHash('sha256').update(migrationFile.content.value).digest('hex'));
   }
-  let rows: unknown[][];
+  const recorded = await recordedMigrations(adapterFactory);
+  if ('failed' in recorded) return false;
+  for (const { name, checksum, finished } of recorded) {
+    if (!finished) return false; // failed, or being applied by another instance right now
+    if (wanted.get(name) === checksum) wanted.delete(name);
+  }
+  return wanted.size === 0;
+}
+
+interface RecordedMigration {
+  name: string;
+  checksum: unknown;
+  finished: boolean;
+}
+
+/**
+ * The migrations `_prisma_migrations` records (rolled back ones aside), or the error its query failed with (no such
+ * table, in a database never migrated); failing to connect rejects.
+ */
+async function recordedMigrations(
+  adapterFactory: SqlMigrationAwareDriverAdapterFactory,
+): Promise<RecordedMigration[] | { failed: unknown }> {
   const adapter = await adapterFactory.connect();
   try {
-    ({ rows } = await adapter.queryRaw({
+    const { rows } = await adapter.queryRaw({
       sql: 'SELECT migration_name, checksum, finished_at IS NOT NULL FROM _prisma_migrations WHERE rolled_back_at IS NULL',
       args: [],
       argTypes: [],
-    }));
-  } catch {
-    return false;
+    });
+    return rows.map(([name, checksum, finished]) => ({ name: name as string, checksum, finished: finished === true }));
+  } catch (error) {
+    return { failed: error };
   } finally {
     await adapter.dispose(); // PrismaPg: detaches from the caller's pool, which stays open
   }
-  for (const [name, checksum, finished] of rows) {
-    if (finished !== true) return false; // failed, or being applied by another instance right now
-    if (wanted.get(name as string) === checksum) wanted.delete(name as string);
-  }
-  return wanted.size === 0;
 }
 
 export interface MigrationStatus {
@@ -196,23 +213,17 @@ export async function migrationStatus(
   migrationsDir: string,
 ): Promise<MigrationStatus> {
   const committed = (await readMigrations(migrationsDir)).migrationDirectories.map(({ path: name }) => name);
-  let rows: unknown[][] = [];
-  const adapter = await adapterFactory.connect();
-  try {
-    ({ rows } = await adapter.queryRaw({
-      sql: 'SELECT migration_name, finished_at IS NOT NULL FROM _prisma_migrations WHERE rolled_back_at IS NULL',
-      args: [],
-      argTypes: [],
-    }));
-  } catch (error) {
+  let recorded = await recordedMigrations(adapterFactory);
+  if ('failed' in recorded) {
     // 42P01: no such table, a database never migrated. Anything else (the database is down) is an error.
-    if ((error as { cause?: { originalCode?: string } }).cause?.originalCode !== '42P01') throw error;
-  } finally {
-    await adapter.dispose();
+    if ((recorded.failed as { cause?: { originalCode?: string } }).cause?.originalCode !== '42P01') {
+      throw recorded.failed;
+    }
+    recorded = [];
   }
   const applied = new Set<string>();
   const started = new Set<string>();
-  for (const [name, finished] of rows) (finished === true ? applied : started).add(name as string);
+  for (const { name, finished } of recorded) (finished ? applied : started).add(name);
   const known = new Set(committed);
   return {
     pending: committed.filter((name) => !applied.has(name) && !started.has(name)),
