@@ -154,11 +154,14 @@ describe('Entra ID tokens on MCP_PREFIX', () => {
       await request(gw.url).get('/mcpx').expect(404);
     });
 
-    it('refuses a token in the query string, even next to a valid header', async () => {
+    it('refuses a token in the query string, even next to a valid header, its parameter named in any case', async () => {
       const token = await issuer.token();
       for (const req of [
         request(gw.url).get(`${PROBE_PATH}?access_token=${token}`),
         request(gw.url).get(`${PROBE_PATH}?x=1&access_token=${token}`).set('authorization', `Bearer ${token}`),
+        request(gw.url).get(`${PROBE_PATH}?ACCESS_TOKEN=${token}`),
+        request(gw.url).get(`${PROBE_PATH}?Access_Token=${token}`).set('authorization', `Bearer ${token}`),
+        request(gw.url).post(`/mcp?acc%45ss_tok%65n=${token}`).set('authorization', `Bearer ${token}`),
       ]) {
         const res = await req;
         expect(res.status).toBe(400);

@@ -72,7 +72,7 @@ export class McpAuthMiddleware implements NestMiddleware {
       this.recordRefusal(req, slug, arrived, rejection?.reason ?? rejection?.description ?? 'no access token');
     };
 
-    if (queryAt !== -1 && new URLSearchParams(url.slice(queryAt + 1)).has('access_token')) {
+    if (queryAt !== -1 && namesAccessToken(url.slice(queryAt + 1))) {
       this.logger.info({ reason: 'token in query string' }, 'MCP request refused');
       refuse({
         error: 'invalid_request',
@@ -162,6 +162,15 @@ export class McpAuthMiddleware implements NestMiddleware {
       latencyMs: Date.now() - arrived,
     });
   }
+}
+
+/**
+ * Whether a query string carries RFC 6750's `access_token` parameter (§2.3), its name in any case: a client that
+ * sends `ACCESS_TOKEN` means the same, and is told where its token belongs as one that spells it exactly.
+ */
+function namesAccessToken(query: string): boolean {
+  for (const name of new URLSearchParams(query).keys()) if (name.toLowerCase() === 'access_token') return true;
+  return false;
 }
 
 /** The JSON-RPC method of a refused request, when its body was read and is a single request. */
