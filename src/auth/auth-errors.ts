@@ -17,9 +17,15 @@ export class TokenRejection extends Error {
   }
 }
 
-/** The gateway cannot verify tokens right now (signing keys unreachable, Entra not configured): 503, not 401. */
+/**
+ * The gateway cannot verify tokens right now (signing keys unreachable): 503, not 401. `retryAfterSeconds` is how
+ * long until it tries again (the `Retry-After` to send), whole seconds, at least 1.
+ */
 export class VerificationUnavailable extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
     super(message);
     this.name = 'VerificationUnavailable';
   }

@@ -119,7 +119,7 @@ export class McpAuthMiddleware implements NestMiddleware {
       }
       if (error instanceof VerificationUnavailable) {
         this.logger.warn({ err: error }, 'access token could not be verified');
-        unavailable(res, 'the access token could not be checked right now; try again');
+        unavailable(res, 'the access token could not be checked right now; try again', error.retryAfterSeconds);
         return false;
       }
       throw error;
@@ -179,8 +179,9 @@ function methodOf(body: unknown): string {
   return typeof method === 'string' && method.length <= 100 ? method : 'http';
 }
 
-function unavailable(res: ServerResponse, description: string): void {
-  res.setHeader('retry-after', '30');
+/** 503 `temporarily_unavailable`; `retryAfterSeconds` when it is known when to try again. */
+function unavailable(res: ServerResponse, description: string, retryAfterSeconds = 30): void {
+  res.setHeader('retry-after', String(retryAfterSeconds));
   res.setHeader('cache-control', 'no-store');
   sendText(
     res,

@@ -75,6 +75,37 @@ describe('SigningKeyCache', () => {
     expect(endpoint.fetches).toBe(2);
   });
 
+  it('says how long until a failing JWKS is fetched again: the cooldown left, in whole seconds rounded up', async () => {
+    const cache = cacheOf();
+    endpoint.down = true;
+    const retryAfter = async (kid: string) => {
+      const error = await cache.keyFor(endpoint.url, kid).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(VerificationUnavailable);
+      return (error as VerificationUnavailable).retryAfterSeconds;
+    };
+    expect(await retryAfter('first')).toBe(30);
+    now += 10_500;
+    expect(await retryAfter('first')).toBe(20);
+    now += cooldownMs - 10_500 - 1;
+    expect(await retryAfter('forged')).toBe(1);
+    expect(endpoint.fetches).toBe(1);
+    // The next fetch fails too: a new cooldown from then.
+    now += 1;
+    expect(await retryAfter('first')).toBe(30);
+    expect(endpoint.fetches).toBe(2);
+
+    // Keys held, a kid unknown while the JWKS is down: the same, from the failed refetch.
+    endpoint.down = false;
+    now += cooldownMs;
+    await expect(cache.keyFor(endpoint.url, 'first')).resolves.toBeDefined();
+    now += cooldownMs;
+    endpoint.down = true;
+    expect(await retryAfter('rotated')).toBe(30);
+    now += 29_000;
+    expect(await retryAfter('rotated')).toBe(1);
+    expect(endpoint.fetches).toBe(4);
+  });
+
   it('answers a kid it does not hold as unavailable, not unknown, while the JWKS cannot be read', async () => {
     const cache = cacheOf();
     await expect(cache.keyFor(endpoint.url, 'first')).resolves.toBeDefined();

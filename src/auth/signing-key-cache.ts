@@ -14,6 +14,9 @@ export interface SigningKeyCacheOptions {
   onFetchError?: (url: string, error: unknown) => void;
 }
 
+/** The default `cooldownMs`: at most one fetch of a JWKS per 30 s while it fails or lacks a kid asked for. */
+export const DEFAULT_JWKS_COOLDOWN_MS = 30_000;
+
 /** Why no key was returned although the key set is available. */
 export class UnknownSigningKey extends Error {
   constructor(readonly kid: string) {
@@ -48,7 +51,7 @@ export class SigningKeyCache {
   readonly stats = { fetches: 0, fetchFailures: 0 };
 
   constructor(private readonly options: SigningKeyCacheOptions) {
-    this.cooldownMs = options.cooldownMs ?? 30_000;
+    this.cooldownMs = options.cooldownMs ?? DEFAULT_JWKS_COOLDOWN_MS;
     this.timeoutMs = options.timeoutMs ?? 5_000;
   }
 
@@ -60,9 +63,9 @@ export class SigningKeyCache {
     const set = this.sets.get(url);
     if (!set?.keys) {
       // Never fetched, or every fetch so far failed: one attempt per cooldown, for all callers together.
-      if (set && !this.inFlight.has(url) && !this.mayForce(set)) throw unavailable();
+      if (set && !this.inFlight.has(url) && !this.mayForce(set)) throw this.unavailable(url);
       await this.refresh(url).catch(() => {
-        throw unavailable();
+        throw this.unavailable(url);
       });
       return found(this.sets.get(url), kid);
     }
@@ -76,12 +79,22 @@ export class SigningKeyCache {
     const pending = this.inFlight.get(url) ?? (this.mayForce(set) ? this.refresh(url) : undefined);
     if (pending) {
       await pending.catch(() => {
-        throw unavailable();
+        throw this.unavailable(url);
       });
     } else if (set.failing) {
-      throw unavailable();
+      throw this.unavailable(url);
     }
     return found(set, kid);
+  }
+
+  /** Why `url` gave no key, with the time left until its failed fetch's cooldown lets it be fetched again. */
+  private unavailable(url: string): VerificationUnavailable {
+    const now = Date.now();
+    const retryAt = (this.sets.get(url)?.lastForcedAt ?? now) + this.cooldownMs;
+    return new VerificationUnavailable(
+      'the signing keys could not be fetched',
+      Math.max(1, Math.ceil((retryAt - now) / 1000)),
+    );
   }
 
   private mayForce(set: KeySet): boolean {
@@ -146,10 +159,6 @@ export class SigningKeyCache {
     if (keys.size === 0) throw new Error('JWKS document has no usable RSA signing key');
     return keys;
   }
-}
-
-function unavailable(): VerificationUnavailable {
-  return new VerificationUnavailable('the signing keys could not be fetched');
 }
 
 function found(set: KeySet | undefined, kid: string): CryptoKey {
