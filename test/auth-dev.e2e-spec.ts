@@ -95,10 +95,16 @@ describe('dev mode and mcp-gateway token', () => {
     }
   });
 
-  it('publishes metadata without an authorization server (tokens come from the CLI)', async () => {
-    const res = await request(url).get('/.well-known/oauth-protected-resource/mcp').expect(200);
-    expect(res.body.authorization_servers).toBeUndefined();
-    expect(res.body.scopes_supported).toEqual([DEV_SCOPE]);
+  it('publishes metadata without an authorization server: none issues its tokens, whose issuer is no URL', async () => {
+    for (const path of ['/.well-known/oauth-protected-resource/mcp', '/.well-known/oauth-protected-resource']) {
+      const res = await request(url).get(path).expect(200);
+      expect(res.body.authorization_servers).toBeUndefined();
+      expect(res.body.scopes_supported).toEqual([DEV_SCOPE]);
+    }
+    // What the metadata could name: the tokens' issuer, a URN (not an https issuer identifier, RFC 8414 §2), and
+    // the gateway serves no authorization server metadata of its own.
+    expect(decodeJwt(await token([])).iss).toBe('urn:mcp-gateway:dev');
+    await request(url).get('/.well-known/oauth-authorization-server').expect(404);
   });
 
   it('rejects bad flags with exit 2 and documents itself', async () => {

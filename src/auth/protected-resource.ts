@@ -38,6 +38,12 @@ export class ProtectedResource {
     const { auth } = config;
     const scopeBase = auth.mode === 'dev' ? DEV_AUDIENCE : `api://${auth.clientId ?? '<AZURE_CLIENT_ID>'}`;
     this.scopes = auth.requiredScopes.map((scope) => (scope.includes('/') ? scope : `${scopeBase}/${scope}`));
+    // An authorization server is named by its issuer identifier, an https URL under which a client finds the
+    // server's metadata and gets its tokens (RFC 9728 §2, RFC 8414 §2). Dev mode has none to name, so its documents
+    // carry no `authorization_servers`, although the MCP authorization spec (2025-11-25) asks for at least one: its
+    // tokens are printed by `mcp-gateway token`, signed with the key in DATA_DIR, and name the issuer DEV_ISSUER
+    // (`urn:mcp-gateway:dev`), a URN no client can fetch metadata from; no endpoint issues them. A dev client is
+    // given its token, never sent to get one.
     this.authorizationServers =
       auth.mode === 'entra' && auth.tenantId ? [`${auth.authorityHost}/${auth.tenantId}/v2.0`] : [];
   }
