@@ -4,6 +4,7 @@ import type { ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import { originalUrlOf, requestPathOf } from '../common/request-path';
 import { sendText } from '../common/send-text';
+import { queryParameterNames } from '../common/query-parameter';
 import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
 import { McpTraffic } from '../traffic/mcp-traffic';
 import { AccessPolicy } from './access-policy';
@@ -72,7 +73,7 @@ export class McpAuthMiddleware implements NestMiddleware {
       this.recordRefusal(req, slug, arrived, rejection?.reason ?? rejection?.description ?? 'no access token');
     };
 
-    if (queryAt !== -1 && namesAccessToken(url.slice(queryAt + 1))) {
+    if (queryAt !== -1 && queryParameterNames(url.slice(queryAt + 1)).includes('access_token')) {
       this.logger.info({ reason: 'token in query string' }, 'MCP request refused');
       refuse({
         error: 'invalid_request',
@@ -162,15 +163,6 @@ export class McpAuthMiddleware implements NestMiddleware {
       latencyMs: Date.now() - arrived,
     });
   }
-}
-
-/**
- * Whether a query string carries RFC 6750's `access_token` parameter (§2.3), its name in any case: a client that
- * sends `ACCESS_TOKEN` means the same, and is told where its token belongs as one that spells it exactly.
- */
-function namesAccessToken(query: string): boolean {
-  for (const name of new URLSearchParams(query).keys()) if (name.toLowerCase() === 'access_token') return true;
-  return false;
 }
 
 /** The JSON-RPC method of a refused request, when its body was read and is a single request. */

@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import pino, { type Bindings, type DestinationStream, type Logger } from 'pino';
 import type { Options as PinoHttpOptions } from 'pino-http';
 import { isoTime } from '../common/iso-time';
+import { queryParameterName } from '../common/query-parameter';
 import type { AppConfig } from '../config/config';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -72,7 +73,7 @@ function withoutCredentialHeaders<T>(message: T, names: readonly string[]): T {
 /**
  * Query parameters whose value is a credential: RFC 6750's `access_token` (which some clients send although the
  * gateway refuses it there), OAuth's codes, tokens, assertions and client secrets, and the usual API-key names.
- * Compared as a server would read them: percent-decoded, in any case, without a `[...]` suffix.
+ * Compared as a server would read them (`queryParameterName`): percent-decoded, in any case, without a `[...]` suffix.
  */
 const CREDENTIAL_QUERY_PARAMETERS = new Set([
   'access_token',
@@ -101,23 +102,11 @@ export function censorUrl(url: string): string {
     const parameter = parameters[i]!;
     const equals = parameter.indexOf('=');
     const name = equals === -1 ? parameter : parameter.slice(0, equals);
-    if (!CREDENTIAL_QUERY_PARAMETERS.has(parameterName(name))) continue;
+    if (!CREDENTIAL_QUERY_PARAMETERS.has(queryParameterName(name))) continue;
     parameters[i] = `${name}=${CENSOR}`;
     censored = true;
   }
   return censored ? `${url.slice(0, queryAt + 1)}${parameters.join('&')}` : url;
-}
-
-/** A query parameter's name as a server reads it, lowercased and without a `[...]` suffix. */
-function parameterName(raw: string): string {
-  let name = raw.replace(/\+/g, ' ');
-  try {
-    name = decodeURIComponent(name);
-  } catch {
-    // Malformed escapes: the name as it is.
-  }
-  const bracket = name.indexOf('[');
-  return (bracket === -1 ? name : name.slice(0, bracket)).trim().toLowerCase();
 }
 
 /**
