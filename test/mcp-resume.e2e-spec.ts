@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { CallToolResultSchema, type Progress } from '@modelcontextprotocol/sdk/types.js';
 import request from 'supertest';
+import { MAX_FRUITLESS_RESUMPTIONS, MIN_RETRY_MS } from '../src/mcp/streamable-http-client';
 import type { McpExchange } from '../src/traffic/mcp-exchange';
 import { McpTraffic } from '../src/traffic/mcp-traffic';
 import { entraEnv, LocalEntraIssuer } from './support/entra-issuer';
@@ -49,7 +50,14 @@ describe('resuming an upstream event stream closed before its answer', () => {
     try {
       await eventually(async () => {
         const names = (await client.listTools()).tools.map((tool) => tool.name);
-        expect(names).toEqual(expect.arrayContaining([`${slug}__poll`, `${boundSlug}__pollForever`]));
+        expect(names).toEqual(
+          expect.arrayContaining([
+            `${slug}__poll`,
+            `${slug}__stall`,
+            `${boundSlug}__pollForever`,
+            `${boundSlug}__stall`,
+          ]),
+        );
       });
     } finally {
       await client.close();
@@ -152,6 +160,58 @@ describe('resuming an upstream event stream closed before its answer', () => {
       stop();
       await client.close();
     }
+  });
+
+  it('gives up on a stream resumed again and again without a new event, after as many GETs as the cap', async () => {
+    const gave = `Upstream ${slug} failed: the upstream's event stream, resumed ${MAX_FRUITLESS_RESUMPTIONS} times in a row, ended each time without a new event`;
+    const client = await connect();
+    try {
+      // retry: 0 as well: the cap, not time, ends it, and the GETs are counted, not timed.
+      for (const retry of [10, 0]) {
+        const label = `stall-${retry}-${randomUUID().slice(0, 8)}`;
+        const error = await client.callTool({ name: `${slug}__stall`, arguments: { label, retry, fresh: false } }).then(
+          () => new Error('the call answered'),
+          (failure: unknown) => failure,
+        );
+        expect((error as Error).message).toContain(gave);
+        expect(upstream.stallResumptions.get(label)).toBe(MAX_FRUITLESS_RESUMPTIONS);
+      }
+    } finally {
+      await client.close();
+    }
+    const label = `stall-rest-${randomUUID().slice(0, 8)}`;
+    const res = await request(gw.url)
+      .post(`/mcp/${slug}/tools/stall`)
+      .set('authorization', await bearer())
+      .send({ label, retry: 0, fresh: false })
+      .expect(502);
+    expect(res.body).toMatchObject({
+      code: 'upstream_error',
+      detail: gave.replace(`Upstream ${slug}`, `upstream ${slug}`),
+    });
+    expect(upstream.stallResumptions.get(label)).toBe(MAX_FRUITLESS_RESUMPTIONS);
+  });
+
+  it('waits at least MIN_RETRY_MS before each resumption, though the upstream asks for retry: 0', async () => {
+    const client = await connect();
+    const label = `fresh-${randomUUID().slice(0, 8)}`;
+    try {
+      // Each resumed stream brings a new priming event: never given up on, the call ends at its time bound.
+      const error = await client
+        .callTool({ name: `${boundSlug}__stall`, arguments: { label, retry: 0, fresh: true } }, CallToolResultSchema, {
+          timeout: 8 * REQUEST_MS,
+        })
+        .then(
+          () => new Error('the call answered'),
+          (failure: unknown) => failure,
+        );
+      expect((error as Error).message).toContain(`Upstream ${boundSlug} failed: the upstream did not answer in time`);
+    } finally {
+      await client.close();
+    }
+    const gets = upstream.stallResumptions.get(label) ?? 0;
+    expect(gets).toBeGreaterThanOrEqual(2);
+    expect(gets).toBeLessThanOrEqual(REQUEST_MS / MIN_RETRY_MS);
   });
 
   it('does not resume a stream that ended early without an event id: no answer, as before', async () => {

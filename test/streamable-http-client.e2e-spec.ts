@@ -2,7 +2,12 @@ import { once } from 'node:events';
 import * as http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { CallSignal } from '../src/common/call-signal';
-import { DroppedBeforeAnswer, StreamableHttpClient, UnexpectedRedirect } from '../src/mcp/streamable-http-client';
+import {
+  DroppedBeforeAnswer,
+  MAX_FRUITLESS_RESUMPTIONS,
+  StreamableHttpClient,
+  UnexpectedRedirect,
+} from '../src/mcp/streamable-http-client';
 import type { SseEvent } from '../src/mcp/sse';
 import { pingUpstream } from '../src/mcp/upstream-exchange';
 
@@ -377,5 +382,21 @@ describe('StreamableHttpClient against a real HTTP server', () => {
       'the ping got no answer',
     );
     expect(upstream.seen.slice(2).map((request) => request.method)).toEqual(['POST', 'GET']);
+  });
+
+  it("gives up on a ping's stream resumed the most times in a row without a new event, under retry: 0 too", async () => {
+    upstream.handle((req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      if (req.method === 'POST') return void res.end('id: s-1\nretry: 0\ndata:\n\n');
+      res.end(': nothing yet\n\n');
+    });
+    const session = { sessionId: 's-1', protocolVersion: '2025-11-25' };
+    await expect(pingUpstream(client, upstream.url, session, {}, 'p-1', AbortSignal.timeout(10_000))).rejects.toThrow(
+      `the upstream's event stream, resumed ${MAX_FRUITLESS_RESUMPTIONS} times in a row, ended each time without a new event`,
+    );
+    expect(upstream.seen.map((request) => [request.method, request.headers['last-event-id']])).toEqual([
+      ['POST', undefined],
+      ...Array.from({ length: MAX_FRUITLESS_RESUMPTIONS }, () => ['GET', 's-1']),
+    ]);
   });
 });

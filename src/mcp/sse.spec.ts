@@ -24,10 +24,10 @@ function bytes(text: string): ByteStream {
 }
 
 /** A reconnection that gives `rests` in turn (then nothing), recording what it was asked. */
-function reconnectWith(...rests: string[]): SseReconnect & { asked: [string, number | undefined][] } {
-  const asked: [string, number | undefined][] = [];
-  const reconnect = (lastEventId: string, retryMs: number | undefined): Promise<ByteStream | undefined> => {
-    asked.push([lastEventId, retryMs]);
+function reconnectWith(...rests: string[]): SseReconnect & { asked: [string, number | undefined, number][] } {
+  const asked: [string, number | undefined, number][] = [];
+  const reconnect: SseReconnect = (lastEventId, retryMs, fruitless) => {
+    asked.push([lastEventId, retryMs, fruitless]);
     const rest = rests.shift();
     return Promise.resolve(rest === undefined ? undefined : bytes(rest));
   };
@@ -147,9 +147,9 @@ describe('parseSse', () => {
       expect(data).toEqual(['', 'one', 'two', 'three']);
       // The event cut short by the first connection's end names no id; an event without an id keeps the last one.
       expect(reconnect.asked).toEqual([
-        ['a2', 25],
-        ['b1', 25],
-        ['b1', 25],
+        ['a2', 25, 0],
+        ['b1', 25, 0],
+        ['b1', 25, 1],
       ]);
     });
 
@@ -165,7 +165,7 @@ describe('parseSse', () => {
       expect((await waiting).value).toMatchObject({ id: '2', data: 'answer' });
       events.answered();
       expect(await events.next()).toEqual({ value: undefined, done: true });
-      expect(reconnect.asked).toEqual([['1', undefined]]);
+      expect(reconnect.asked).toEqual([['1', undefined, 0]]);
     });
 
     it('ends as before without an event id, once answered, or when left', async () => {
@@ -190,6 +190,24 @@ describe('parseSse', () => {
       for await (const _event of left) break;
       expect(await left.next()).toEqual({ value: undefined, done: true });
       expect(leaving.asked).toEqual([]);
+    });
+
+    it('tells the reconnection how many resumptions in a row brought no event with a new id', async () => {
+      // Nothing; a comment; a new id; data without an id (the same id once more); nothing; then no rest at all.
+      const reconnect = reconnectWith('', ': still working\n\n', 'id: b\ndata:\n\n', 'data: no id\n\n', '');
+      const events = parseSse(Readable.from([Buffer.from('id: a\nretry: 0\ndata:\n\n')]));
+      events.resumeWith(reconnect);
+      const data: string[] = [];
+      for await (const event of events) data.push(event.data);
+      expect(data).toEqual(['', '', 'no id']);
+      expect(reconnect.asked).toEqual([
+        ['a', 0, 0],
+        ['a', 0, 1],
+        ['a', 0, 2],
+        ['b', 0, 0],
+        ['b', 0, 1],
+        ['b', 0, 2],
+      ]);
     });
 
     it('fails the read waiting with the reason the reconnection failed', async () => {

@@ -27,9 +27,15 @@ export interface ByteStream {
 
 /**
  * Opens the rest of a stream the upstream closed early, from the event after `lastEventId`, once `retryMs` (the
- * stream's `retry` field, if it sent one) has passed; undefined when there is no rest to be had.
+ * stream's `retry` field, if it sent one) has passed; undefined when there is no rest to be had. `fruitless` counts
+ * the resumptions just before, in a row, that brought no event with a new id (0 for the first); the reconnection
+ * may refuse to go on (it rejects, and the stream fails with its reason), as it must once its call is over.
  */
-export type SseReconnect = (lastEventId: string, retryMs: number | undefined) => Promise<ByteStream | undefined>;
+export type SseReconnect = (
+  lastEventId: string,
+  retryMs: number | undefined,
+  fruitless: number,
+) => Promise<ByteStream | undefined>;
 
 /** Parsed events of one logical stream, which may go on over new connections (see `resumeWith`). */
 export interface SseEventStream extends AsyncIterableIterator<SseEvent> {
@@ -95,6 +101,9 @@ class SseEvents implements SseEventStream, ByteConsumer {
   private reconnect?: SseReconnect;
   /** Read from a connection of its own, not the one the stream began on. */
   private resumed = false;
+  /** The event id the last resumption asked to resume after, and how many resumptions in a row stayed there. */
+  private resumedFrom?: string;
+  private fruitless = 0;
 
   constructor(private body: ByteStream) {
     body.read(this);
@@ -177,12 +186,17 @@ class SseEvents implements SseEventStream, ByteConsumer {
 
   /**
    * Reads the rest of the stream from a new connection, the reads waiting meanwhile as for more of this one; a
-   * failure to reconnect (a timeout, a cancelled call) fails them, no rest ends the stream as it ended.
+   * failure to reconnect (a timeout, a cancelled call, an upstream given up on) fails them, no rest ends the stream
+   * as it ended.
    */
   private resume(): void {
     const reconnect = this.reconnect!;
+    const from = this.lines.lastEventId!;
+    // The connection just ended was a resumption too, and brought no event with a new id: one more in a row.
+    this.fruitless = this.resumedFrom === from ? this.fruitless + 1 : 0;
+    this.resumedFrom = from;
     this.ended = false;
-    reconnect(this.lines.lastEventId!, this.lines.retryMs).then(
+    reconnect(from, this.lines.retryMs, this.fruitless).then(
       (body) => {
         if (body && this.reconnect !== undefined) {
           this.body = body;

@@ -34,6 +34,21 @@ export interface UpstreamReply {
 const MAX_ERROR_TEXT = 2_000;
 /** How long to wait before resuming a stream that named no reconnection time (`retry`), as the SDK's client does. */
 const DEFAULT_RETRY_MS = 1_000;
+/**
+ * The least wait before resuming a stream, whatever `retry` it named: a `retry: 0` upstream that closes its streams
+ * at once would otherwise have each call it holds reconnect in a loop, as fast as the network allows. An upstream
+ * closes a call's stream because the answer is not near, so the quarter second costs an answer next to nothing, and
+ * a call resumes at most four times a second.
+ */
+export const MIN_RETRY_MS = 250;
+/**
+ * Resumptions in a row that bring no event with a new id, after which the call fails (an upstream error) instead of
+ * resuming again: an upstream that keeps ending the stream without a priming event, progress or answer is getting
+ * nowhere. Ten leave room for one that closes a quiet stream now and then while it works (the SDK's server sends
+ * nothing on a resumed stream until it has something to say), and give up on one that ends every stream at once
+ * after ten GETs: 2.5 s at the least wait, 10 s at the default one, well within a call's default bound of 60 s.
+ */
+export const MAX_FRUITLESS_RESUMPTIONS = 10;
 
 /**
  * Keep-alive connection pools, one per upstream origin, shared by every client in the process. No limit per
@@ -74,16 +89,24 @@ export class StreamableHttpClient {
 
   /**
    * The rest of a request's event stream, which the upstream closed before its answer (`SseEventStream.resumeWith`):
-   * after `retryMs` (or a second), a GET with Last-Event-ID. Undefined when the upstream has no such stream to give
-   * (an error status, or no event stream).
+   * after `retryMs` (or a second; MIN_RETRY_MS at the least), a GET with Last-Event-ID. Undefined when the upstream
+   * has no such stream to give (an error status, or no event stream). Fails, as an upstream that breaks the protocol,
+   * once MAX_FRUITLESS_RESUMPTIONS in a row brought nothing new.
    */
   async resume(
     url: string,
     options: UpstreamRequestOptions,
     lastEventId: string,
     retryMs = DEFAULT_RETRY_MS,
+    fruitless = 0,
   ): Promise<ByteStream | undefined> {
-    await delay(retryMs, options.signal);
+    if (fruitless >= MAX_FRUITLESS_RESUMPTIONS) {
+      throw new UpstreamError(
+        'protocol',
+        `the upstream's event stream, resumed ${fruitless} times in a row, ended each time without a new event`,
+      );
+    }
+    await delay(Math.max(retryMs, MIN_RETRY_MS), options.signal);
     const answer = await this.openStream(url, { ...options, lastEventId });
     if (answer.statusCode === 200 && answer.contentType.startsWith('text/event-stream')) return answer;
     await answer.dump();

@@ -80,7 +80,9 @@ export async function pingUpstream(
   const options = { ...session, headers, signal };
   const reply = await http.post(url, { jsonrpc: '2.0', id, method: 'ping' }, options);
   if (reply.body.kind === 'sse') {
-    reply.body.events.resumeWith((lastEventId, retryMs) => http.resume(url, options, lastEventId, retryMs));
+    reply.body.events.resumeWith((lastEventId, retryMs, fruitless) =>
+      http.resume(url, options, lastEventId, retryMs, fruitless),
+    );
   }
   const response = await responseTo(reply, id);
   if (response) return response;

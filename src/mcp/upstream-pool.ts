@@ -124,8 +124,8 @@ export class UpstreamPool implements OnModuleDestroy {
       const answeredOn = session;
       const decline = (asked: JsonRpcRequest): void => void this.decline(server, answeredOn, headers, asked);
       if (reply.body.kind === 'sse') {
-        reply.body.events.resumeWith((lastEventId, retryMs) =>
-          this.resume(server.url, { ...answeredOn, headers, signal }, deadline, lastEventId, retryMs),
+        reply.body.events.resumeWith((lastEventId, retryMs, fruitless) =>
+          this.resume(server.url, { ...answeredOn, headers, signal }, deadline, lastEventId, retryMs, fruitless),
         );
       }
       return { reply, id, decline };
@@ -147,12 +147,13 @@ export class UpstreamPool implements OnModuleDestroy {
     deadline: number,
     lastEventId: string,
     retryMs: number | undefined,
+    fruitless: number,
   ): Promise<ByteStream | undefined> {
     const left = deadline - Date.now();
     if (left <= 0) throw timeoutError();
     const bounded = new CallSignal(options.signal, left);
     try {
-      return await this.http.resume(url, { ...options, signal: bounded }, lastEventId, retryMs);
+      return await this.http.resume(url, { ...options, signal: bounded }, lastEventId, retryMs, fruitless);
     } finally {
       bounded.dispose();
     }

@@ -44,12 +44,17 @@ class MemoryEventStore implements EventStore {
  * resume it by GET with Last-Event-ID, after the `retry` it names. `poll` sends a progress notification (when asked
  * for progress), closes the stream, sends another and answers; `pollForever` closes the stream and answers only once
  * cancelled; `cutShort` is answered by the fixture itself with a stream that ends early without any event id.
+ * `stall` too is the fixture's own: its stream, and every stream resumed from it, ends at once and never answers,
+ * each with no event at all, or (`fresh`) with a new priming event, under the `retry` the call names.
  */
 export class PollingUpstream {
   readonly calls: PollCall[] = [];
   /** GETs that asked to resume a stream (`Last-Event-ID`; not discovery's listening stream), and those still open. */
   resumptions = 0;
   openResumptions = 0;
+  /** The GETs that resumed each `stall` call, by its label. */
+  readonly stallResumptions = new Map<string, number>();
+  private readonly stalls = new Map<string, Stall>();
   private readonly sessions = new Map<string, StreamableHTTPServerTransport>();
   private readonly server = http.createServer((req, res) => {
     this.handle(req, res).catch(() => {
@@ -88,6 +93,17 @@ export class PollingUpstream {
     }
     const body = req.method === 'POST' ? await readJson(req) : undefined;
     if (isCallOf(body, 'cutShort')) return cutShort(res, body);
+    if (isCallOf(body, 'stall')) {
+      const call = body.params.arguments as Stall;
+      this.stalls.set(call.label, call);
+      return stall(res, call);
+    }
+    const resumedStall = this.stallResumedBy(req);
+    if (resumedStall) {
+      const gets = (this.stallResumptions.get(resumedStall.label) ?? 0) + 1;
+      this.stallResumptions.set(resumedStall.label, gets);
+      return stall(res, resumedStall, gets);
+    }
     const sessionId = req.headers['mcp-session-id'];
     const existing = typeof sessionId === 'string' ? this.sessions.get(sessionId) : undefined;
     if (existing) return existing.handleRequest(req, res, body);
@@ -107,6 +123,13 @@ export class PollingUpstream {
     };
     await this.newServer().connect(transport);
     await transport.handleRequest(req, res, body);
+  }
+
+  /** The `stall` call a GET resumes, from the event id it names (`stall.{label}.{n}`). */
+  private stallResumedBy(req: http.IncomingMessage): Stall | undefined {
+    const lastEventId = req.headers['last-event-id'];
+    if (req.method !== 'GET' || typeof lastEventId !== 'string' || !lastEventId.startsWith('stall.')) return undefined;
+    return this.stalls.get(lastEventId.split('.')[1] ?? '');
   }
 
   private newServer(): McpServer {
@@ -154,13 +177,37 @@ export class PollingUpstream {
     server.registerTool('cutShort', { description: 'Ends its stream early, naming no event id' }, () => ({
       content: [],
     }));
+    server.registerTool(
+      'stall',
+      {
+        description: 'Ends its stream, and each resumed one, at once, never answering',
+        inputSchema: { ...label, retry: z.number().int().min(0), fresh: z.boolean() },
+      },
+      () => ({ content: [] }),
+    );
     return server;
   }
 }
 
-function isCallOf(body: unknown, tool: string): body is { id: string | number } {
+function isCallOf(body: unknown, tool: string): body is { id: string | number; params: { arguments?: unknown } } {
   const message = body as { method?: unknown; params?: { name?: unknown } } | undefined;
   return message?.method === 'tools/call' && message.params?.name === tool;
+}
+
+interface Stall {
+  label: string;
+  retry: number;
+  fresh: boolean;
+}
+
+/**
+ * A `stall` stream: its first (`resumption` 0) primes with an id and the call's retry, then ends; a resumed one ends
+ * with no event at all, or, `fresh`, after a priming event of its own (a new id each time).
+ */
+function stall(res: http.ServerResponse, call: Stall, resumption = 0): void {
+  res.writeHead(200, { 'content-type': 'text/event-stream' });
+  if (resumption > 0 && !call.fresh) return void res.end(': nothing yet\n\n');
+  res.end(`id: stall.${call.label}.${resumption}\nretry: ${call.retry}\ndata:\n\n`);
 }
 
 /** A notification without an id, then the end of the stream: nothing to resume from. */
