@@ -174,7 +174,7 @@ describe('resuming an upstream event stream closed before its answer', () => {
           (failure: unknown) => failure,
         );
         expect((error as Error).message).toContain(gave);
-        expect(upstream.stallResumptions.get(label)).toBe(MAX_FRUITLESS_RESUMPTIONS);
+        expect(upstream.resumptionsOf.get(label)).toBe(MAX_FRUITLESS_RESUMPTIONS);
       }
     } finally {
       await client.close();
@@ -189,7 +189,7 @@ describe('resuming an upstream event stream closed before its answer', () => {
       code: 'upstream_error',
       detail: gave.replace(`Upstream ${slug}`, `upstream ${slug}`),
     });
-    expect(upstream.stallResumptions.get(label)).toBe(MAX_FRUITLESS_RESUMPTIONS);
+    expect(upstream.resumptionsOf.get(label)).toBe(MAX_FRUITLESS_RESUMPTIONS);
   });
 
   it('waits at least MIN_RETRY_MS before each resumption, though the upstream asks for retry: 0', async () => {
@@ -209,9 +209,53 @@ describe('resuming an upstream event stream closed before its answer', () => {
     } finally {
       await client.close();
     }
-    const gets = upstream.stallResumptions.get(label) ?? 0;
+    const gets = upstream.resumptionsOf.get(label) ?? 0;
     expect(gets).toBeGreaterThanOrEqual(2);
     expect(gets).toBeLessThanOrEqual(REQUEST_MS / MIN_RETRY_MS);
+  });
+
+  it('resumes a stream that broke after an event with an id: the answer reaches /mcp/{slug}, /mcp and REST', async () => {
+    // Through /mcp/{slug} the client resumes the stream itself, by GET with Last-Event-ID through the gateway.
+    const direct = (await connectClient(`${gw.url}/mcp/${slug}`, await issuer.token({ roles: [role] }))).client;
+    try {
+      const label = `break-slug-${randomUUID().slice(0, 8)}`;
+      const result = await direct.callTool({ name: 'breakOff', arguments: { label, early: false } });
+      expect(result.content).toEqual([{ type: 'text', text: `resumed ${label}` }]);
+      expect(upstream.resumptionsOf.get(label)).toBe(1);
+    } finally {
+      await direct.close();
+    }
+    const client = await connect();
+    try {
+      const label = `break-mcp-${randomUUID().slice(0, 8)}`;
+      const result = await client.callTool({ name: `${slug}__breakOff`, arguments: { label, early: false } });
+      expect(result.content).toEqual([{ type: 'text', text: `resumed ${label}` }]);
+      expect(upstream.resumptionsOf.get(label)).toBe(1);
+    } finally {
+      await client.close();
+    }
+    const label = `break-rest-${randomUUID().slice(0, 8)}`;
+    const res = await request(gw.url)
+      .post(`/mcp/${slug}/tools/breakOff`)
+      .set('authorization', await bearer())
+      .send({ label, early: false })
+      .expect(200);
+    expect(res.body.content).toEqual([{ type: 'text', text: `resumed ${label}` }]);
+  });
+
+  it('fails a call whose stream broke before any event id, as before', async () => {
+    const label = `break-early-${randomUUID().slice(0, 8)}`;
+    const client = await connect();
+    try {
+      const error = await client.callTool({ name: `${slug}__breakOff`, arguments: { label, early: true } }).then(
+        () => new Error('the call answered'),
+        (failure: unknown) => failure,
+      );
+      expect((error as Error).message).toContain(`Upstream ${slug} failed: connection reset by the upstream`);
+    } finally {
+      await client.close();
+    }
+    expect(upstream.resumptionsOf.get(label)).toBeUndefined();
   });
 
   it('does not resume a stream that ended early without an event id: no answer, as before', async () => {

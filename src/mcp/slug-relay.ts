@@ -148,9 +148,10 @@ export class SlugRelay {
             abort.signal.abort(new Error('cancelled by the client'));
           })
         : undefined;
+    let reply: UpstreamReply | undefined;
     try {
       exchanges.upstreamStarted();
-      const reply = await this.send(server, session, callerOf(req), batch ? forward : forward[0]!, abort.signal);
+      reply = await this.send(server, session, callerOf(req), batch ? forward : forward[0]!, abort.signal);
       // What the upstream asks while it answers cannot reach a client that takes no event stream: declined for it.
       const decline = (asked: JsonRpcRequest): void => {
         const text = `The client cannot be asked ${asked.method}: it takes no event stream`;
@@ -170,6 +171,13 @@ export class SlugRelay {
         exchanges.cancelled({ clientClosed: !cancelled });
         if (!res.headersSent) res.statusCode = 202;
         res.end();
+      } else if (!abort.signal.aborted && brokeAfterEventId(reply, res)) {
+        // The upstream's event stream broke after an event with an id, which the client has: the client's breaks too,
+        // so that it resumes it by GET with Last-Event-ID, through the gateway, as it would the upstream's. An error
+        // event instead would answer the request it can still get.
+        exchanges.fail(error);
+        this.logFailure(server, error);
+        res.destroy();
       } else {
         exchanges.fail(error);
         this.answerFailure(res, server, forwardedRequests[0]?.id ?? null, error);
@@ -546,6 +554,17 @@ export class SlugRelay {
     const { kind, message } = classifyUpstreamError(error);
     this.logger.warn({ server: server.slug, kind, reason: message }, 'upstream request failed');
   }
+}
+
+/** The upstream's event stream, relayed as one, failed after an event with an id, the client's still open. */
+function brokeAfterEventId(reply: UpstreamReply | undefined, res: ServerResponse): boolean {
+  return (
+    reply?.body.kind === 'sse' &&
+    reply.body.events.lastEventId !== undefined &&
+    res.headersSent &&
+    !res.writableEnded &&
+    acceptableFor(res.req).eventStream
+  );
 }
 
 /** Event data that may hold a tool list: the word, or a JSON escape that could spell it. Others pass unparsed. */

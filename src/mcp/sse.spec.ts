@@ -210,12 +210,51 @@ describe('parseSse', () => {
       ]);
     });
 
+    it('resumes a connection that broke after an event with an id, and fails one that broke before any', async () => {
+      const broken = new PassThrough();
+      const events = parseSse(broken);
+      const reconnect = reconnectWith('id: 2\ndata: answer\n\n');
+      events.resumeWith(reconnect);
+      broken.write('id: 1\ndata: first\n\ndata: cut');
+      expect((await events.next()).value).toMatchObject({ data: 'first' });
+      const waiting = events.next();
+      broken.destroy(Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }));
+      expect((await waiting).value).toMatchObject({ id: '2', data: 'answer' });
+      expect(reconnect.asked).toEqual([['1', undefined, 0]]);
+
+      const early = new PassThrough();
+      const withoutId = parseSse(early);
+      const never = reconnectWith('data: never\n\n');
+      withoutId.resumeWith(never);
+      early.write('data: first\n\n');
+      expect((await withoutId.next()).value).toMatchObject({ data: 'first' });
+      const reason = new Error('other side closed');
+      early.destroy(reason);
+      await expect(withoutId.next()).rejects.toBe(reason);
+      expect(never.asked).toEqual([]);
+    });
+
     it('fails the read waiting with the reason the reconnection failed', async () => {
       const events = parseSse(Readable.from([Buffer.from('id: 1\ndata: one\n\n')]));
       const reason = new Error('the upstream did not answer in time');
       events.resumeWith(() => Promise.reject(reason));
       expect((await events.next()).value).toMatchObject({ data: 'one' });
       await expect(events.next()).rejects.toBe(reason);
+
+      // Broken, then refused a reconnection (the call is over): the refusal is the stream's end, not one more break.
+      const broken = new PassThrough();
+      const refused = parseSse(broken);
+      let asked = 0;
+      refused.resumeWith(() => {
+        asked++;
+        return Promise.reject(reason);
+      });
+      broken.write('id: 1\ndata: one\n\n');
+      expect((await refused.next()).value).toMatchObject({ data: 'one' });
+      const waiting = refused.next();
+      broken.destroy(new Error('other side closed'));
+      await expect(waiting).rejects.toBe(reason);
+      expect(asked).toBe(1);
     });
   });
 });

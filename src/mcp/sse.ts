@@ -44,11 +44,15 @@ export interface SseEventStream extends AsyncIterableIterator<SseEvent> {
    * Should the stream end, once every event read, after an event with an id, it is not over yet: `reconnect` opens
    * the rest, whose events follow as if the stream had never been cut (the 2025-11-25 transport's "SSE polling", where
    * a server closes a request's stream and the client resumes it by GET with Last-Event-ID), again each time a
-   * resumed stream also ends so. Until `answered()`. Only a stream that ended is resumed, not one that failed.
+   * resumed stream also ends so. A connection that breaks after such an event (a reset, closed mid-chunk) is resumed
+   * the same way, as the transport lets a client resume a broken stream; one that breaks before any fails the stream.
+   * Until `answered()`.
    */
   resumeWith(reconnect: SseReconnect): void;
   /** What the reader waited for has come: the stream ends with its connection. */
   answered(): void;
+  /** The id of the last event read that named one: where whoever received the events would resume from. */
+  readonly lastEventId: string | undefined;
 }
 
 /**
@@ -117,6 +121,10 @@ class SseEvents implements SseEventStream, ByteConsumer {
     this.reconnect = reconnect;
   }
 
+  get lastEventId(): string | undefined {
+    return this.lines.lastEventId;
+  }
+
   answered(): void {
     this.reconnect = undefined;
     // A resumed stream may stay open once it has replayed the answer (the SDK's server keeps it until the session
@@ -175,6 +183,13 @@ class SseEvents implements SseEventStream, ByteConsumer {
   error(error: Error): void {
     // Once ended (or left), what befalls the stream is nobody's concern.
     if (this.ended) return;
+    // Broken after an event with an id (a reset, a connection closed mid-chunk): resumed as if it had ended. Should
+    // the break be the call's own end (its time bound, a cancellation), the reconnection fails at once with its reason.
+    if (this.resumable()) this.end();
+    else this.fail(error);
+  }
+
+  private fail(error: Error): void {
     this.failure ??= { error };
     this.settle();
   }
@@ -211,7 +226,7 @@ class SseEvents implements SseEventStream, ByteConsumer {
         this.reconnect = undefined;
         this.end();
       },
-      (error: unknown) => this.error(error instanceof Error ? error : new Error(String(error))),
+      (error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))),
     );
   }
 

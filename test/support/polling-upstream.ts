@@ -44,17 +44,19 @@ class MemoryEventStore implements EventStore {
  * resume it by GET with Last-Event-ID, after the `retry` it names. `poll` sends a progress notification (when asked
  * for progress), closes the stream, sends another and answers; `pollForever` closes the stream and answers only once
  * cancelled; `cutShort` is answered by the fixture itself with a stream that ends early without any event id.
- * `stall` too is the fixture's own: its stream, and every stream resumed from it, ends at once and never answers,
- * each with no event at all, or (`fresh`) with a new priming event, under the `retry` the call names.
+ * `stall` and `breakOff` are the fixture's own too. A `stall` stream, and every stream resumed from it, ends at once
+ * and never answers, each with no event at all, or (`fresh`) with a new priming event, under the `retry` the call
+ * names. `breakOff` destroys its connection after a priming event (or, `early`, after a notification without an id)
+ * and answers on the stream resumed from it.
  */
 export class PollingUpstream {
   readonly calls: PollCall[] = [];
   /** GETs that asked to resume a stream (`Last-Event-ID`; not discovery's listening stream), and those still open. */
   resumptions = 0;
   openResumptions = 0;
-  /** The GETs that resumed each `stall` call, by its label. */
-  readonly stallResumptions = new Map<string, number>();
-  private readonly stalls = new Map<string, Stall>();
+  /** The GETs that resumed each `stall` or `breakOff` call, by its label. */
+  readonly resumptionsOf = new Map<string, number>();
+  private readonly ownCalls = new Map<string, OwnCall>();
   private readonly sessions = new Map<string, StreamableHTTPServerTransport>();
   private readonly server = http.createServer((req, res) => {
     this.handle(req, res).catch(() => {
@@ -93,16 +95,17 @@ export class PollingUpstream {
     }
     const body = req.method === 'POST' ? await readJson(req) : undefined;
     if (isCallOf(body, 'cutShort')) return cutShort(res, body);
-    if (isCallOf(body, 'stall')) {
-      const call = body.params.arguments as Stall;
-      this.stalls.set(call.label, call);
-      return stall(res, call);
+    for (const tool of ['stall', 'breakOff'] as const) {
+      if (!isCallOf(body, tool)) continue;
+      const call: OwnCall = { tool, id: body.id, ...(body.params.arguments as OwnCallArguments) };
+      this.ownCalls.set(call.label, call);
+      return answerOwnCall(res, call, 0);
     }
-    const resumedStall = this.stallResumedBy(req);
-    if (resumedStall) {
-      const gets = (this.stallResumptions.get(resumedStall.label) ?? 0) + 1;
-      this.stallResumptions.set(resumedStall.label, gets);
-      return stall(res, resumedStall, gets);
+    const resumed = this.ownCallResumedBy(req);
+    if (resumed) {
+      const gets = (this.resumptionsOf.get(resumed.label) ?? 0) + 1;
+      this.resumptionsOf.set(resumed.label, gets);
+      return answerOwnCall(res, resumed, gets);
     }
     const sessionId = req.headers['mcp-session-id'];
     const existing = typeof sessionId === 'string' ? this.sessions.get(sessionId) : undefined;
@@ -125,11 +128,11 @@ export class PollingUpstream {
     await transport.handleRequest(req, res, body);
   }
 
-  /** The `stall` call a GET resumes, from the event id it names (`stall.{label}.{n}`). */
-  private stallResumedBy(req: http.IncomingMessage): Stall | undefined {
+  /** The `stall` or `breakOff` call a GET resumes, from the event id it names (`own.{label}.{n}`). */
+  private ownCallResumedBy(req: http.IncomingMessage): OwnCall | undefined {
     const lastEventId = req.headers['last-event-id'];
-    if (req.method !== 'GET' || typeof lastEventId !== 'string' || !lastEventId.startsWith('stall.')) return undefined;
-    return this.stalls.get(lastEventId.split('.')[1] ?? '');
+    if (req.method !== 'GET' || typeof lastEventId !== 'string' || !lastEventId.startsWith('own.')) return undefined;
+    return this.ownCalls.get(lastEventId.split('.')[1] ?? '');
   }
 
   private newServer(): McpServer {
@@ -185,6 +188,14 @@ export class PollingUpstream {
       },
       () => ({ content: [] }),
     );
+    server.registerTool(
+      'breakOff',
+      {
+        description: 'Breaks its connection after a priming event, and answers on the resumed stream',
+        inputSchema: { ...label, early: z.boolean() },
+      },
+      () => ({ content: [] }),
+    );
     return server;
   }
 }
@@ -194,20 +205,42 @@ function isCallOf(body: unknown, tool: string): body is { id: string | number; p
   return message?.method === 'tools/call' && message.params?.name === tool;
 }
 
-interface Stall {
+/** What a `stall` or `breakOff` call is given. */
+interface OwnCallArguments {
   label: string;
-  retry: number;
-  fresh: boolean;
+  retry?: number;
+  fresh?: boolean;
+  early?: boolean;
+}
+
+/** A call of `stall` or `breakOff`, which the fixture answers itself. */
+interface OwnCall extends OwnCallArguments {
+  tool: 'stall' | 'breakOff';
+  id: string | number;
 }
 
 /**
- * A `stall` stream: its first (`resumption` 0) primes with an id and the call's retry, then ends; a resumed one ends
- * with no event at all, or, `fresh`, after a priming event of its own (a new id each time).
+ * The stream of a `stall` or `breakOff` call (`resumption` 0) or of a GET that resumes it. `stall`: the first primes
+ * with an id and the call's retry, then ends; a resumed one ends with no event at all, or, `fresh`, after a priming
+ * event of its own (a new id each time). `breakOff`: the first primes (or, `early`, sends a notification without an
+ * id), then its connection is destroyed; a resumed one answers.
  */
-function stall(res: http.ServerResponse, call: Stall, resumption = 0): void {
+function answerOwnCall(res: http.ServerResponse, call: OwnCall, resumption: number): void {
   res.writeHead(200, { 'content-type': 'text/event-stream' });
-  if (resumption > 0 && !call.fresh) return void res.end(': nothing yet\n\n');
-  res.end(`id: stall.${call.label}.${resumption}\nretry: ${call.retry}\ndata:\n\n`);
+  const priming = `id: own.${call.label}.${resumption}\nretry: ${call.retry ?? 10}\ndata:\n\n`;
+  if (call.tool === 'stall') return void res.end(resumption > 0 && !call.fresh ? ': nothing yet\n\n' : priming);
+  if (resumption > 0) {
+    const answer = {
+      jsonrpc: '2.0',
+      id: call.id,
+      result: { content: [{ type: 'text', text: `resumed ${call.label}` }] },
+    };
+    return void res.end(`id: own.${call.label}.${resumption}\ndata: ${JSON.stringify(answer)}\n\n`);
+  }
+  const notification = { jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: call.label } };
+  const first = call.early ? `data: ${JSON.stringify(notification)}\n\n` : priming;
+  // Once the event is out, the connection goes without the end of the chunked body: a broken stream, not an ended one.
+  res.write(first, () => res.socket?.destroy());
 }
 
 /** A notification without an id, then the end of the stream: nothing to resume from. */
