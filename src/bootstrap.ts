@@ -138,6 +138,8 @@ export interface StartOptions {
   logger: Logger;
   /** Apply pending migrations before serving (the default); `serve --no-migrate` turns it off. */
   migrate?: boolean;
+  /** Another process took over the embedded database's lock: see `OpenOptions.onLockLost`. */
+  onLockLost?: (owner: string) => void;
 }
 
 /** The response a connection is answering now, kept on its socket. */
@@ -233,7 +235,7 @@ export class RunningGateway {
  */
 export async function startGateway(config: AppConfig, options: StartOptions): Promise<RunningGateway> {
   const { logger } = options;
-  const database = await openDatabase(config.database, logger);
+  const database = await openDatabase(config.database, logger, { onLockLost: options.onLockLost });
   let store: AppDependencies['store'] | undefined;
   let app: INestApplication | undefined;
   try {

@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { CLI, childEnv, runCli } from './support/cli';
+import { CLI, ServeProcess, childEnv, runCli } from './support/cli';
 
 /**
  * The lock of the embedded database (`DATA_DIR/pgdata.lock`) between real processes. `migrate` opens the database
@@ -81,6 +81,44 @@ describe('the embedded database lock', () => {
     expect(existsSync(lockPath)).toBe(false);
     expect(taken.stdout).toContain('took over the stale lock of the embedded database');
   });
+
+  it('stops a serving gateway whose lock another process took over, and makes a deleted lock again', async () => {
+    const gateway = new ServeProcess(['--port', '0', '--host', '127.0.0.1'], { DATA_DIR: dataDir, LOG_LEVEL: 'info' });
+    try {
+      await gateway.ready();
+      const own = readFileSync(lockPath, 'utf8');
+      // Deleted under it (by hand, say): the next heartbeat (every 10 s) makes it again, so a second process is
+      // still refused.
+      rmSync(lockPath);
+      const deadline = Date.now() + 15_000;
+      while (!existsSync(lockPath) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(readFileSync(lockPath, 'utf8')).toBe(own);
+
+      // Another container judged it stale and opened the directory: this one must stop writing to it, promptly.
+      const other = JSON.stringify({ ...here(), pid: 1, pidNamespace: 'pid:[4026599999]' });
+      writeFileSync(lockPath, other);
+      const code = await Promise.race([
+        gateway.exited,
+        new Promise((resolve) => setTimeout(() => resolve('still running'), 15_000)),
+      ]);
+      expect(code).toBe(1);
+      const fatal = gateway.logLines().find((line) => line.level === 60);
+      expect(fatal).toEqual(
+        expect.objectContaining({
+          lock: lockPath,
+          owner: expect.stringContaining(`pid 1 on host ${hostname()}`) as unknown,
+          msg: expect.stringContaining('taken over by another process') as unknown,
+        }),
+      );
+      expect(gateway.stderr).toContain(`taken over by another process (pid 1 on host ${hostname()}`);
+      expect(gateway.stdout).not.toContain('shutting down');
+      // The new owner's lock stays.
+      expect(readFileSync(lockPath, 'utf8')).toBe(other);
+    } finally {
+      gateway.signal('SIGKILL');
+      await gateway.exited;
+    }
+  }, 60_000);
 
   // Two containers on one volume: each gateway is PID 1 of its own pid namespace (unshare needs root, as here).
   const inNamespace = (args: string[]) =>

@@ -1,6 +1,7 @@
 import cluster from 'node:cluster';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { Logger } from 'pino';
+import type { RunningGateway } from '../bootstrap';
 import { WORKER_SLOT_FLAG, WorkerPool, workersRefusal } from '../cluster/worker-pool';
 import { collectGarbage, trimWhenIdle, tuneGarbageCollection } from './gc-tuning';
 import { type AppConfig, ConfigError, type EnvSource, loadConfig } from '../config/config';
@@ -188,11 +189,22 @@ async function serveOne(
   // Listening before start-up: a pod deleted while starting must not wait for its whole grace period.
   const signalled = firstOf(options.signals);
   tuneGarbageCollection(config.heapGrowthPercent);
-  let gateway;
+  let gateway: RunningGateway | undefined;
+  // Another process opened the embedded database: draining would go on writing to it (requests, the audit
+  // trail's last batch, PGlite's close), which corrupts it. What the audit trail holds goes to the spool (files
+  // beside the database, which any gateway on DATA_DIR replays), and the process exits at once.
+  const lockLost = (owner: string): void => {
+    io.stderr(`mcp-gateway: the embedded database was taken over by another process (${owner}): exiting\n`);
+    try {
+      gateway?.abandon();
+    } finally {
+      process.exit(EXIT.failure);
+    }
+  };
   try {
     // Loaded here, not at the top: commands that talk to a running gateway start without Nest and Prisma.
     const { startGateway } = await import('../bootstrap.js');
-    gateway = await startGateway(config, { logger, migrate: options.migrate });
+    gateway = await startGateway(config, { logger, migrate: options.migrate, onLockLost: lockLost });
   } catch (error) {
     return fail(io, logger, 'could not start', error);
   }

@@ -19,13 +19,25 @@ export interface DatabaseConnection {
   close(): Promise<void>;
 }
 
-export async function openDatabase(config: DatabaseConfig, logger: Logger): Promise<DatabaseConnection> {
+export interface OpenOptions {
+  /**
+   * Called when another process has taken over the embedded database's lock, after the fatal log line naming it:
+   * must end this process at once, without touching the database (no drain, no close). By default it exits 1.
+   */
+  onLockLost?: (owner: string) => void;
+}
+
+export async function openDatabase(
+  config: DatabaseConfig,
+  logger: Logger,
+  options: OpenOptions = {},
+): Promise<DatabaseConnection> {
   const description = describeDatabase(config);
   if (config.kind === 'embedded') {
     // Loaded here: a gateway on PostgreSQL never needs the embedded database's code.
     const { PGlite, PrismaPGlite, PGLITE_EXTENSIONS } = await import('./pglite.js');
     fs.mkdirSync(config.directory, { recursive: true });
-    const releaseLock = lockDirectory(config.directory, logger);
+    const releaseLock = lockDirectory(config.directory, logger, options.onLockLost ?? (() => process.exit(1)));
     let pglite: EmbeddedDatabase;
     try {
       pglite = await PGlite.create(config.directory, { extensions: PGLITE_EXTENSIONS });

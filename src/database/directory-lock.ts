@@ -42,14 +42,15 @@ const heldHere = new Set<string>();
  *   writer was PID 1 of another one, or of a crashed one: it cannot be told), as does a file it cannot read.
  *
  * Refusals name the lock file and when deleting it is safe. Returns the release, which deletes the file only
- * while it is still this lock.
+ * while it is still this lock. `onLost` is called with the new owner when another process has taken the lock over: it
+ * must stop this process without touching the directory again.
  */
-export function lockDirectory(directory: string, logger: Logger): () => void {
+export function lockDirectory(directory: string, logger: Logger, onLost: (owner: string) => void): () => void {
   const lockPath = path.join(directory, '..', `${path.basename(directory)}.lock`);
   const me = ownIdentity();
   const text = JSON.stringify(me);
   for (let attempt = 0; attempt < 3; attempt++) {
-    if (createWith(lockPath, text, me.nonce)) return holdLock(lockPath, me.nonce, logger);
+    if (createWith(lockPath, text, me.nonce)) return holdLock(lockPath, text, me.nonce, logger, onLost);
     let found: string;
     let touchedMs: number;
     try {
@@ -103,20 +104,55 @@ function createWith(lockPath: string, text: string, nonce: string): boolean {
   }
 }
 
-function holdLock(lockPath: string, nonce: string, logger: Logger): () => void {
+/**
+ * Touches the lock every 10 s while it is this process's. Once another process has taken it over (it judged the
+ * lock stale: this process was frozen, or its heartbeat could not reach the file for a minute), that process has
+ * the directory open, and this one writing to it too would corrupt it: the loss is logged as fatal, naming the
+ * new owner, and `onLost` must stop the process at once. A lock file deleted under the owner is made again, so
+ * that a second process is still refused.
+ */
+function holdLock(
+  lockPath: string,
+  text: string,
+  nonce: string,
+  logger: Logger,
+  onLost: (owner: string) => void,
+): () => void {
   heldHere.add(nonce);
   const heartbeat = setInterval(() => {
+    let found: string;
     try {
-      if (nonceOf(fs.readFileSync(lockPath, 'utf8')) !== nonce) {
-        logger.error({ lock: lockPath }, 'the lock of the embedded database is no longer this process’s');
-        clearInterval(heartbeat);
+      found = fs.readFileSync(lockPath, 'utf8');
+      if (nonceOf(found) === nonce) {
+        const now = new Date();
+        fs.utimesSync(lockPath, now, now);
         return;
       }
-      const now = new Date();
-      fs.utimesSync(lockPath, now, now);
     } catch (error) {
-      logger.warn({ err: error, lock: lockPath }, 'could not refresh the lock of the embedded database');
+      let failure = error;
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        try {
+          // When another process made one first, the next beat finds it.
+          if (createWith(lockPath, text, nonce)) {
+            logger.warn({ lock: lockPath }, 'the lock of the embedded database was deleted: made again');
+          }
+          return;
+        } catch (creating) {
+          failure = creating;
+        }
+      }
+      logger.warn({ err: failure, lock: lockPath }, 'could not refresh the lock of the embedded database');
+      return;
     }
+    clearInterval(heartbeat);
+    heldHere.delete(nonce);
+    const owner = describeOwner(found);
+    logger.fatal(
+      { lock: lockPath, owner },
+      'the lock of the embedded database was taken over by another process: stopping at once, without touching ' +
+        'the database again',
+    );
+    onLost(owner);
   }, HEARTBEAT_MS);
   heartbeat.unref();
   return () => {
@@ -128,6 +164,14 @@ function holdLock(lockPath: string, nonce: string, logger: Logger): () => void {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     }
   };
+}
+
+/** Who holds a lock, for a log line: pid and host (and start), or the file's text when it names no owner. */
+function describeOwner(found: string): string {
+  const text = found.trim();
+  const owner = parseOwner(text);
+  if (!owner) return /^\d+$/.test(text) ? `pid ${text}` : `an unreadable lock: ${JSON.stringify(text.slice(0, 200))}`;
+  return `pid ${owner.pid} on host ${owner.host}${owner.startedAt ? `, started ${owner.startedAt}` : ''}`;
 }
 
 /** Why the lock in `found` must be respected, or undefined when it is stale. */
