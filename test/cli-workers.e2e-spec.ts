@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { runCli, ServeProcess } from './support/cli';
@@ -68,6 +69,93 @@ describe('mcp-gateway serve --workers', () => {
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
+
+  it(
+    'passes a second signal on to the workers, which spool their queued audit records and exit, exit 1',
+    async () => {
+      const database = await createScratchDatabase();
+      const dataDir = mkdtempSync(path.join(tmpdir(), 'mcp-gateway-workers-forced-'));
+      // Nothing is written before the signals: no flush tick, no full batch. The drain waits for the held requests.
+      const serve = new ServeProcess(['--workers', '2', '--port', '0', '--host', '127.0.0.1'], {
+        AUTH_MODE: 'dev',
+        DATA_DIR: dataDir,
+        DATABASE_URL: database.url,
+        REDIS_URL,
+        AUDIT_FLUSH_INTERVAL_MS: '60000',
+        AUDIT_BATCH_SIZE: '10000',
+        SHUTDOWN_GRACE_MS: '600000',
+      });
+      const held = [new net.Socket(), new net.Socket()];
+      try {
+        const url = await primaryServing(serve);
+        const requestIds = Array.from({ length: 20 }, (_, i) => `forced-${i}-${randomUUID()}`);
+        const servedBy = new Set<unknown>();
+        for (const [i, requestId] of requestIds.entries()) {
+          const answer = await freshRequest(`${url}/mcp`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', 'x-request-id': requestId },
+            body: JSON.stringify({ jsonrpc: '2.0', id: i, method: 'tools/list' }),
+          });
+          expect(answer.status).toBe(401);
+        }
+        await eventually(() => {
+          for (const line of serve.logLines()) {
+            const id = (line.req as { id?: string } | undefined)?.id;
+            if (id !== undefined && requestIds.includes(id)) servedBy.add(line.worker);
+          }
+          expect([...servedBy].sort()).toEqual([1, 2]);
+        });
+        // A request whose body never comes, on each worker (the cluster hands connections out in turn): "100
+        // Continue" says a worker is answering it, so its drain waits.
+        const { port } = new URL(url);
+        for (const socket of held) {
+          await new Promise<void>((resolve, reject) => {
+            socket.once('error', reject);
+            socket.on('data', (chunk: Buffer) => {
+              if (chunk.toString().startsWith('HTTP/1.1 100')) resolve();
+            });
+            socket.connect(Number(port), '127.0.0.1', () =>
+              socket.write(
+                'POST /api/v1/servers HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n' +
+                  'Content-Length: 100\r\nExpect: 100-continue\r\n\r\n',
+              ),
+            );
+          });
+        }
+        serve.signal('SIGTERM');
+        await waitUntil(
+          () => serve.logLines().filter((line) => line.msg === 'shutting down: draining requests').length === 2,
+          'both workers drain',
+        );
+        serve.signal('SIGTERM');
+        expect(await serve.exited).toBe(1);
+
+        const lines = serve.logLines();
+        expect(lines.filter((line) => String(line.msg).startsWith('second signal: exiting without draining'))).toEqual([
+          expect.objectContaining({ worker: expect.any(Number) as unknown }),
+          expect.objectContaining({ worker: expect.any(Number) as unknown }),
+        ]);
+        const stops = lines.filter((line) => line.msg === 'worker stopped');
+        expect(stops.map((line) => [line.worker, line.code, line.signal]).sort()).toEqual([
+          [1, 1, null],
+          [2, 1, null],
+        ]);
+        const spoolDir = path.join(dataDir, 'audit-spool');
+        const spooled = readdirSync(spoolDir)
+          .filter((name) => name.endsWith('.ndjson'))
+          .flatMap((name) => readFileSync(path.join(spoolDir, name), 'utf8').trim().split('\n'))
+          .map((line) => (JSON.parse(line) as { requestId: string }).requestId);
+        expect(spooled.sort()).toEqual([...requestIds].sort());
+      } finally {
+        for (const socket of held) socket.destroy();
+        serve.signal('SIGKILL');
+        await serve.exited;
+        await database.drop();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    },
+    STARTUP_MS,
+  );
 
   describe('two workers on PostgreSQL and Redis', () => {
     let database: { url: string; drop: () => Promise<void> };

@@ -237,6 +237,9 @@ async function serveOne(
   return EXIT.ok;
 }
 
+/** How long the primary waits, after a second signal, for its workers to spool their audit records and exit. */
+const ABANDON_BOUND_MS = 5_000;
+
 /**
  * The primary of `serve --workers N`: migrates once, forks the workers, keeps
  * them running, and on SIGTERM or SIGINT has every one of them drain. It
@@ -268,14 +271,24 @@ async function servePrimary(io: CliIo, config: AppConfig, options: ServeOptions)
   }
   const signal = await signalled;
   logger.info({ signal }, 'signal received: the workers drain');
+  // A second signal is passed on, so that each worker spools its queued audit records and exits (killing them lost
+  // those records); a third one, or a worker that takes longer than ABANDON_BOUND_MS, is killed.
+  let abandoning = false;
   const forced = (): void => {
-    logger.warn('second signal: stopping the workers without draining');
-    pool.kill();
-    process.exit(EXIT.failure);
+    if (abandoning) {
+      logger.warn('third signal: killing the workers');
+      pool.kill();
+      process.exit(EXIT.failure);
+    }
+    abandoning = true;
+    logger.warn('second signal: the workers exit without draining, once their queued audit records are spooled');
+    void pool.abandon(ABANDON_BOUND_MS).finally(() => process.exit(EXIT.failure));
   };
-  process.once('SIGTERM', forced);
-  process.once('SIGINT', forced);
+  process.on('SIGTERM', forced);
+  process.on('SIGINT', forced);
   const drained = await pool.stop();
+  // Exiting: the workers did not drain, as asked.
+  if (abandoning) return EXIT.failure;
   if (!drained) {
     io.stderr('mcp-gateway: shutdown failed: a worker did not drain cleanly\n');
     return EXIT.failure;

@@ -103,7 +103,23 @@ export class WorkerPool {
     return this.cleanStop;
   }
 
-  /** SIGKILL to every worker: a second signal does not wait for draining. */
+  /**
+   * A second signal, after `stop()`: SIGTERM again to every worker, which (draining already) then writes the audit
+   * records it holds in memory to the spool and exits 1, as a single process does; SIGKILL to any still running
+   * after `boundMs`. Resolves once every worker has exited or been killed.
+   */
+  async abandon(boundMs: number): Promise<void> {
+    for (const slot of this.slots) slot.worker?.process.kill('SIGTERM');
+    let bound: NodeJS.Timeout | undefined;
+    await Promise.race([this.stopped.promise, new Promise((resolve) => (bound = setTimeout(resolve, boundMs)))]);
+    clearTimeout(bound);
+    const running = this.slots.filter((slot) => slot.worker !== undefined).map((slot) => slot.number);
+    if (running.length === 0) return;
+    this.options.logger.warn({ workers: running, boundMs }, 'workers still running after the second signal: killed');
+    this.kill();
+  }
+
+  /** SIGKILL to every worker: a third signal waits for nothing. */
   kill(): void {
     for (const slot of this.slots) slot.worker?.process.kill('SIGKILL');
   }
