@@ -8,6 +8,8 @@ import { randomUUID } from 'node:crypto';
 import * as net from 'node:net';
 import { Writable } from 'node:stream';
 import type { Logger } from 'pino';
+import Redis from 'ioredis';
+import { eventually, sleep } from './support/eventually';
 import { REDIS_URL } from './support/services';
 
 const logger = createLogger({ logLevel: 'silent' });
@@ -250,6 +252,102 @@ describe('RedisStore at start', () => {
       await store.close();
     });
   });
+});
+
+describe('RedisStore after a reconnect', () => {
+  const logs: Record<string, unknown>[] = [];
+  const capturingLogger = createLogger(
+    { logLevel: 'info' },
+    new Writable({
+      write: (chunk: Buffer, _encoding, done) => {
+        logs.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
+        done();
+      },
+    }),
+  );
+  let port: number;
+  let server: ChildProcess | undefined;
+
+  /** A Redis of its own on `port`, with `databases` databases and nothing kept across restarts. */
+  async function startRedis(databases: number): Promise<void> {
+    server = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--databases',
+        String(databases),
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+      ],
+      { stdio: 'ignore' },
+    );
+    await waitForPort(port);
+  }
+
+  async function stopRedis(): Promise<void> {
+    const running = server;
+    server = undefined;
+    if (!running || running.exitCode !== null) return;
+    const exited = new Promise((resolve) => running.once('exit', resolve));
+    running.kill('SIGTERM');
+    await exited;
+  }
+
+  beforeAll(async () => {
+    port = await freePort();
+    await startRedis(16);
+  });
+
+  afterAll(stopRedis);
+
+  it("does not go on on db 0 when Redis, restarted with fewer databases, refuses the URL's: it counts as down, says why once, and comes back", async () => {
+    const store = await RedisStore.connect(`redis://127.0.0.1:${port}/13`, capturingLogger);
+    const db0 = new Redis(`redis://127.0.0.1:${port}/0`, { lazyConnect: true, retryStrategy: () => 200 });
+    try {
+      const received: string[] = [];
+      await store.subscribe('test:select', (message) => received.push(message));
+      await store.set('test:before', '1');
+
+      await stopRedis();
+      await startRedis(4);
+      await db0.connect();
+      const refusals = (): Record<string, unknown>[] =>
+        logs.filter(
+          (line) =>
+            line.msg === "Redis refused the URL's database: not using the connection (it would be on db 0); retrying",
+        );
+      // The client and its subscriber each say it once, however often they retry.
+      await eventually(() => expect(refusals()).toHaveLength(2));
+      for (let attempt = 0; attempt < 10; attempt++) {
+        await expect(store.ping()).rejects.toThrow();
+        await expect(store.set(`test:during-${attempt}`, '1')).rejects.toThrow();
+        await sleep(200);
+      }
+      expect(refusals()).toHaveLength(2);
+      expect(refusals()[0]).toMatchObject({ db: 13, err: { message: 'ERR DB index is out of range' } });
+      expect(await db0.dbsize()).toBe(0);
+
+      await stopRedis();
+      await startRedis(16);
+      await eventually(() => store.ping());
+      await store.set('test:after', '1');
+      await db0.select(13);
+      expect(await db0.get('test:after')).toBe('1');
+      await eventually(async () => {
+        await store.publish('test:select', 'back');
+        expect(received).toContain('back');
+      });
+      expect(logs.some((line) => line.msg === 'Redis connection restored')).toBe(true);
+    } finally {
+      db0.disconnect();
+      await store.close();
+    }
+  }, 60_000);
 });
 
 /** What RedisStore.connect fails with; a store that connects all the same is closed, and there is no error. */

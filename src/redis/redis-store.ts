@@ -122,18 +122,39 @@ const CLIENT_OPTIONS: RedisOptions = {
 /**
  * A connection that reconnects forever once it has been ready; before that, `open` decides. Once ready, trouble is
  * logged once per outage rather than once per retry (errors before the first ready are `open`'s).
+ *
+ * ioredis selects the URL's database on every connection, and when that SELECT fails (a Redis restarted with
+ * fewer `databases`) goes on, ready, on db 0, among another deployment's keys. Such a connection is closed at the
+ * failed SELECT instead, before it is ready, and retried like a lost one: meanwhile commands fail at once and
+ * Redis counts as down (readiness, rate limits), and the reason is logged once, as an error, until it is ready.
  */
 function createConnection(create: (options: RedisOptions) => Redis, logger: Logger): Redis {
   let readyOnce = false;
   let down = false;
-  const connection = create({ retryStrategy: (attempt) => (readyOnce ? Math.min(attempt * 200, 2_000) : null) });
+  let selectRefused = false;
+  const connection = create({
+    retryStrategy: (attempt) => (readyOnce ? Math.min(attempt * 200, 2_000) : null),
+    reconnectOnError: isRefusedSelect,
+  });
   connection.on('error', (error: Error) => {
-    if (!readyOnce || down) return;
+    if (!readyOnce) return;
+    if (isRefusedSelect(error)) {
+      if (selectRefused) return;
+      selectRefused = true;
+      down = true;
+      logger.error(
+        { err: error, db: connection.options.db },
+        "Redis refused the URL's database: not using the connection (it would be on db 0); retrying",
+      );
+      return;
+    }
+    if (down) return;
     down = true;
     logger.warn({ err: error }, 'Redis connection lost; retrying');
   });
   connection.on('ready', () => {
     readyOnce = true;
+    selectRefused = false;
     if (!down) return;
     down = false;
     logger.info('Redis connection restored');
@@ -141,9 +162,14 @@ function createConnection(create: (options: RedisOptions) => Redis, logger: Logg
   return connection;
 }
 
+/** The error of the SELECT ioredis sends on connecting, with the URL's database number: `ERR DB index is out of range`. */
+function isRefusedSelect(error: Error): boolean {
+  return error instanceof ReplyError && (error as Error & { command?: { name?: string } }).command?.name === 'select';
+}
+
 /**
  * Connects and pings. ioredis reports a failed AUTH, SELECT or TLS handshake only as an `error`
- * event (a SELECT that fails even leaves the connection ready, on db 0), and its connect() then
+ * event (a SELECT that fails would even leave the connection ready, on db 0), and its connect() then
  * rejects with "Connection is closed." at best: the first error seen fails the start, by its message
  * alone (the command's arguments may hold the password), and the connection is closed for good.
  */
