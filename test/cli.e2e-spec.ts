@@ -348,6 +348,29 @@ describe('mcp-gateway CLI', () => {
     }
   });
 
+  it('leaves MCP_GATEWAY_URL to the servers commands: serve starts with a malformed one, servers list exits 2 naming it', async () => {
+    const serve = new ServeProcess(['--port', '0', '--host', '127.0.0.1'], {
+      DATABASE_URL: POSTGRES_URL,
+      MCP_GATEWAY_URL: 'garbage',
+      SHUTDOWN_GRACE_MS: '2000',
+    });
+    try {
+      const url = await serve.ready();
+      await request(url).get('/health/ready').expect(200);
+      const listed = await runCli(['servers', 'list'], { MCP_GATEWAY_URL: 'garbage' });
+      expect(listed).toMatchObject({
+        code: 2,
+        stderr:
+          'mcp-gateway: invalid configuration\n  MCP_GATEWAY_URL: must be an http(s) URL without a user name or password\n',
+      });
+      serve.signal('SIGTERM');
+      expect(await serve.exited).toBe(0);
+    } finally {
+      serve.signal('SIGKILL');
+      await serve.exited;
+    }
+  });
+
   it('serves on PostgreSQL and Redis when configured, flags over environment', async () => {
     const serve = new ServeProcess(['--port', '0', '--host', '127.0.0.1'], {
       PORT: '1',

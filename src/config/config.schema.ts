@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { rateSchema } from '../ratelimit/rate-limit-policy';
 
 /**
- * Every environment variable the gateway reads, declared once. The README's
+ * Every environment variable the CLI reads (`envSchema` and `clientEnvSchema`), declared once. The README's
  * configuration table is checked against this list by a test.
  */
 export interface ConfigVariable {
@@ -101,13 +101,15 @@ function toTrustProxy(value: string): number | string[] {
   return /^\d+$/.test(value) ? Number(value) : splitList(value);
 }
 
+const apiPrefix = pathPrefix.default('/api/v1');
+
+/** What the gateway's own commands (`serve`, `migrate`, `token`, `audit verify`) read. */
 const envSchema = z.object({
   HOST: z.string().min(1, 'must not be empty').default('0.0.0.0'),
   PORT: port.default(8000),
   PUBLIC_URL: httpUrl.optional(),
-  API_PREFIX: pathPrefix.default('/api/v1'),
+  API_PREFIX: apiPrefix,
   MCP_PREFIX: pathPrefix.default('/mcp'),
-  MCP_GATEWAY_URL: z.string().refine(isGatewayUrl, GATEWAY_URL_RULE).default('http://localhost:8000'),
   DATABASE_URL: z
     .string()
     .refine((value) => /^postgres(ql)?:$/.test(safeUrl(value)?.protocol ?? ''), 'must be a postgresql:// URL')
@@ -195,9 +197,18 @@ const envSchema = z.object({
   RATE_LIMIT_LEASE_PERCENT: wholeNumber(0, 10).default(1),
 });
 
+/**
+ * What the `servers …` commands read to reach a running gateway, apart from `envSchema`: `serve` never uses
+ * MCP_GATEWAY_URL, and a malformed one (set for those commands, in a shared environment) must not stop it.
+ */
+const clientEnvSchema = z.object({
+  MCP_GATEWAY_URL: z.string().refine(isGatewayUrl, GATEWAY_URL_RULE).default('http://localhost:8000'),
+  API_PREFIX: apiPrefix,
+});
+
 export type RawEnv = z.input<typeof envSchema>;
 export type ParsedEnv = z.output<typeof envSchema>;
-export { envSchema };
+export { clientEnvSchema, envSchema };
 
 export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { key: 'HOST', defaultText: '`0.0.0.0`', secret: false, description: 'listen address' },
@@ -215,7 +226,7 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     defaultText: '`http://localhost:8000`',
     secret: false,
     description:
-      'base URL of the running gateway the `servers …` commands talk to (they add `API_PREFIX`); `--url` wins; without a user name or password',
+      'base URL of the running gateway the `servers …` commands talk to (they add `API_PREFIX`); `--url` wins; without a user name or password; read and checked by those commands only (`serve` ignores it)',
   },
   {
     key: 'DATABASE_URL',

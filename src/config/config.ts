@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import type { z } from 'zod';
-import { envSchema, MAX_WORKERS, type ParsedEnv } from './config.schema';
+import { clientEnvSchema, envSchema, MAX_WORKERS, type ParsedEnv } from './config.schema';
 import { buildRateLimitPolicy, type RateLimitPolicy, RateLimitFileError } from '../ratelimit/rate-limit-policy';
 
 export type DatabaseConfig =
@@ -142,11 +142,11 @@ export interface GatewayClientConfig {
 }
 
 /**
- * The two keys the `servers …` commands read, parsed by the same rules as `serve` does: a client
- * need not satisfy the rest of the gateway's configuration (its rate-limit file, say).
+ * The two keys the `servers …` commands read (API_PREFIX by the same rule as `serve`): a client need not satisfy
+ * the gateway's configuration (its rate-limit file, say), nor the gateway MCP_GATEWAY_URL, which only they read.
  */
 export function loadGatewayClientConfig(env: EnvSource, overrides: EnvSource = {}): GatewayClientConfig {
-  const result = envSchema.pick({ MCP_GATEWAY_URL: true, API_PREFIX: true }).safeParse(merge(env, overrides));
+  const result = clientEnvSchema.safeParse(merge(env, overrides));
   if (!result.success) throw configError(result.error);
   return { gatewayUrl: result.data.MCP_GATEWAY_URL.replace(/\/+$/, ''), apiPrefix: result.data.API_PREFIX };
 }
