@@ -624,10 +624,41 @@ describe('official MCP Registry read API (v0.1)', () => {
     for (const path of notFound) await failing(path, 404);
     await failing(`${at}?include_deleted=perhaps`, 400);
 
-    // Malformed percent-encoding never reaches the facade: the router refuses it, in the facade's shape.
+    // Malformed percent-encoding never reaches the facade: the router refuses it, in the facade's shape, naming the
+    // parameter and never quoting the segment.
     for (const path of [`${BASE}/servers/%E0%A4%A/versions`, `${at}/%ZZ`, `${BASE}/servers/%ff/versions`]) {
       await failing(path, 400);
     }
+    const hostile = [
+      `%ff${'A'.repeat(4000)}`,
+      '%ZZ<script>alert(1)<%2Fscript>',
+      '%ZZ%0A%0D%1B[31m%00',
+      '<img src=x onerror=alert(1)>%E0%A4%A',
+    ];
+    for (const segment of hostile) {
+      const paths: [path: string, parameter: string][] = [
+        [`${BASE}/servers/${segment}/versions`, 'serverName'],
+        [`${BASE}/servers/${segment}/versions/latest`, 'serverName'],
+        [`${at}/${segment}`, 'version'],
+      ];
+      for (const [path, name] of paths) {
+        const res = await get(path);
+        expect({ path, status: res.status }).toEqual({ path, status: 400 });
+        assertValid(officialSchemas.errorBody, res.body, `GET ${path}`);
+        expect(res.body).toMatchObject({
+          error: `path parameter ${name} is not valid percent-encoding`,
+          detail: `path parameter ${name} is not valid percent-encoding`,
+        });
+        for (const echoed of ['AAAA', 'script', 'onerror', '%ZZ', '%ff', '%E0', '%0A', '\n', '\u001b', '[31m']) {
+          expect([path, res.text.includes(echoed)]).toEqual([path, false]);
+        }
+      }
+    }
+    const both = await get(`${BASE}/servers/%ZZ/versions/%ff`);
+    expect(both.body).toMatchObject({
+      status: 400,
+      error: 'path parameters serverName, version are not valid percent-encoding',
+    });
 
     await request(gw.url).get('/health/live').expect(200);
   });

@@ -1,7 +1,7 @@
 import { createServer, IncomingMessage, ServerResponse } from 'node:http';
-import { HttpException, HttpStatus, type NestApplicationOptions } from '@nestjs/common';
+import { BadRequestException, HttpException, HttpStatus, type NestApplicationOptions } from '@nestjs/common';
 import { ExpressAdapter } from '@nestjs/platform-express';
-import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
+import type { ErrorRequestHandler, Express, NextFunction, Request, RequestHandler, Response } from 'express';
 
 /**
  * Nest's Express adapter, with an HTTP server whose requests and responses are born with the prototypes Express
@@ -60,11 +60,57 @@ export class GatewayExpressAdapter extends ExpressAdapter {
     return super.setNotFoundHandler(notFound, prefix);
   }
 
+  /**
+   * A path whose route parameter is not valid percent-encoding is answered 400 naming the parameter and the rule.
+   * The router's own error quotes the raw segment (`Failed to decode param '%ZZ<script>…'`), and Nest answers it as
+   * it is: text of the client's choosing, of any length, markup and control characters included, in the body.
+   */
+  override setErrorHandler(handler: ErrorRequestHandler, prefix?: string): unknown {
+    const withoutEcho = (error: unknown, req: Request, res: Response, next: NextFunction): void => {
+      void handler(isUndecodableParam(error) ? this.undecodablePathError(req.path) : error, req, res, next);
+    };
+    return super.setErrorHandler(withoutEcho, prefix);
+  }
+
+  private undecodablePathError(path: string): BadRequestException {
+    const names = this.undecodableParamsOf(path);
+    if (names.length === 0) return new BadRequestException('a path segment is not valid percent-encoding');
+    return new BadRequestException(
+      names.length === 1
+        ? `path parameter ${names[0]} is not valid percent-encoding`
+        : `path parameters ${names.join(', ')} are not valid percent-encoding`,
+    );
+  }
+
+  /**
+   * The names of the route parameters that take the segments of `path` that cannot be decoded, as the router
+   * matches it: each such segment is replaced by a mark that decodes, and the first route to match names the
+   * parameters holding a mark.
+   */
+  private undecodableParamsOf(path: string): string[] {
+    const marked = path
+      .split('/')
+      .map((segment) => (decodes(segment) ? segment : UNDECODABLE_MARK))
+      .join('/');
+    for (const layer of this.routerLayers()) {
+      if (!layer.route) continue;
+      const matched = layer.match(marked);
+      if (!matched) continue;
+      return Object.entries(matched.params)
+        .filter(([, value]) => typeof value === 'string' && value.includes(UNDECODABLE_MARK))
+        .map(([name]) => name);
+    }
+    return [];
+  }
+
+  private routerLayers(): RouterLayer[] {
+    return (this.getInstance<Express>() as unknown as { router?: { stack?: RouterLayer[] } }).router?.stack ?? [];
+  }
+
   /** The methods of the routes whose path matches `path`, with HEAD beside GET (Express answers it) and OPTIONS. */
   private methodsAt(path: string): string[] {
-    const router = (this.getInstance<Express>() as unknown as { router?: { stack?: RouterLayer[] } }).router;
     const methods = new Set<string>();
-    for (const layer of router?.stack ?? []) {
+    for (const layer of this.routerLayers()) {
       if (!layer.route) continue;
       let matches: unknown;
       try {
@@ -97,8 +143,26 @@ export class GatewayExpressAdapter extends ExpressAdapter {
   }
 }
 
-/** What `methodsAt` reads of a layer of Express's router (`router` 2): a route's path matcher and its methods. */
+/** What the adapter reads of a layer of Express's router (`router` 2): a route's path matcher and its methods. */
 interface RouterLayer {
   route?: { methods: Record<string, boolean | undefined> };
-  match(path: string): unknown;
+  /** Throws the router's URIError when a parameter's segment cannot be decoded. */
+  match(path: string): false | { params: Record<string, unknown> };
+}
+
+/** Stands in for an undecodable segment; `~` and letters decode as themselves. */
+const UNDECODABLE_MARK = '~undecodable~';
+
+/** The router's error for a parameter it cannot decode (`router` 2's `decodeParam`; Nest maps it to a 400). */
+function isUndecodableParam(error: unknown): boolean {
+  return error instanceof URIError && (error as { status?: unknown }).status === HttpStatus.BAD_REQUEST;
+}
+
+function decodes(segment: string): boolean {
+  try {
+    decodeURIComponent(segment);
+    return true;
+  } catch {
+    return false;
+  }
 }
