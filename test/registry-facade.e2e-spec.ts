@@ -705,6 +705,11 @@ describe('official MCP Registry read API (v0.1)', () => {
     ).toEqual(['string', 'integer', 'string', 'string', 'string', 'boolean']);
     expect([typeOf(VERSIONS, 'include_deleted'), typeOf(VERSION, 'include_deleted')]).toEqual(['boolean', 'boolean']);
     expect(typeOf('/api/v1/servers', 'limit')).toBe('integer');
+    // Read from text, described with what they hold: their defaults too.
+    const defaultOf = (path: string, name: string) =>
+      documented.operation('get', path).parameters?.find((parameter) => parameter.name === name)?.schema?.default;
+    expect([LIST, VERSIONS, VERSION].map((path) => defaultOf(path, 'include_deleted'))).toEqual([false, false, false]);
+    expect(defaultOf(LIST, 'limit')).toBe(30);
 
     const named = await server({
       last: 'documented',

@@ -1,54 +1,75 @@
 import { createZodDto as createNestZodDto, type ZodDto } from 'nestjs-zod';
+import { z } from 'zod';
 
 type UnknownSchema = Parameters<typeof createNestZodDto>[0];
 type JsonSchema = Record<string, unknown>;
 
 /**
  * A DTO class over a zod schema, as nestjs-zod's `createZodDto` makes it (its `Output` too), whose OpenAPI
- * description spells a nullable field as OpenAPI 3.0 does.
+ * description spells a nullable field as OpenAPI 3.0 does and keeps the defaults its properties are given.
  *
  * Since zod 4.5, `toJSONSchema` writes a bare nullable field (`z.string().nullable()`) with the JSON Schema
  * shorthand `type: ["string", "null"]`. nestjs-zod 5.5 hands that to @nestjs/swagger unchanged, which reads an
  * array-valued `type` as "an array of the first type": `/docs-json` described such a field as
  * `{ type: "array", items: { type: "string" } }` (and dropped `number` from `["string", "number", "null"]`). The
  * description is corrected before swagger reads it, since afterwards the field cannot be told from a real array.
+ *
+ * nestjs-zod describes a DTO as its input, and zod leaves `default` out of the input description of a schema that
+ * transforms, a default being a value of its output. A query parameter is text read into what it holds (a page
+ * size is `z.string()` piped into a number), so each of them lost its default: `limit` of the registry read API
+ * showed none, though its `.meta()` gives 30. A property keeps the default given by its `.default(value)` or
+ * `.meta({ default })` (the parameter's own, or that of an optional or nullable it wraps).
  */
 export function createZodDto<TSchema extends UnknownSchema, TCodec extends boolean = false>(
   schema: TSchema,
   options?: { codec: TCodec },
 ): ZodDto<TSchema, TCodec> {
   const dto = createNestZodDto(schema, options);
-  withOpenApi30Nullables(dto);
+  withOpenApi30Description(dto);
   const output = Object.getOwnPropertyDescriptor(dto, 'Output');
   if (output?.get) {
     Object.defineProperty(dto, 'Output', {
       configurable: true,
       get(this: unknown) {
-        return withOpenApi30Nullables(output.get?.call(this) as ZodDto);
+        return withOpenApi30Description(output.get?.call(this) as ZodDto);
       },
     });
   }
   return dto;
 }
 
-function withOpenApi30Nullables<T extends ZodDto>(dto: T): T {
+function withOpenApi30Description<T extends ZodDto>(dto: T): T {
   const describe = Object.getOwnPropertyDescriptor(dto, '_OPENAPI_METADATA_FACTORY')?.value as
     ((this: unknown) => unknown) | undefined;
   if (!describe) return dto;
+  const shape = dto.schema instanceof z.ZodObject ? (dto.schema.shape as Record<string, z.ZodType>) : {};
   Object.defineProperty(dto, '_OPENAPI_METADATA_FACTORY', {
     configurable: true,
     writable: true,
     value(this: unknown) {
       const properties = describe.call(this) as Record<string, JsonSchema>;
-      for (const property of Object.values(properties)) {
+      for (const [name, property] of Object.entries(properties)) {
         withoutTypeArrays(property);
         // As nestjs-zod leaves a property without a single type, for its cleanupOpenApiDoc to remove.
         property.type ??= '';
+        const given = shape[name] && defaultOf(shape[name]);
+        if (given && !('default' in property)) property.default = given.value;
       }
       return properties;
     },
   });
   return dto;
+}
+
+/** The default `schema` is given, by `.meta({ default })` or `.default(value)`, through optional and nullable. */
+function defaultOf(schema: z.ZodType): { value: unknown } | undefined {
+  for (let at: z.ZodType | undefined = schema; at;) {
+    const meta = z.globalRegistry.get(at);
+    if (meta && 'default' in meta) return { value: meta.default };
+    if (at instanceof z.ZodDefault) return { value: at.def.defaultValue };
+    at = at instanceof z.ZodOptional || at instanceof z.ZodNullable ? (at.unwrap() as z.ZodType) : undefined;
+  }
+  return undefined;
 }
 
 /** Keywords whose value is one schema, a list of schemas, or a map of schemas. */
