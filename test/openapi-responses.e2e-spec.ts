@@ -75,6 +75,26 @@ describe('responses match their description in /docs-json', () => {
     expect(JSON.stringify(documented.doc.components.schemas.ProblemDetailsDto)).toContain('upstream_timeout');
   });
 
+  it('describes a page size read from text as the integer it holds, with its bounds and default', () => {
+    const limitOf = (path: string) =>
+      documented.operation('get', path).parameters?.find((parameter) => parameter.name === 'limit');
+    // As the README's API table gives them: `limit` 1–500 (50) and 1–100 (30).
+    expect(limitOf('/api/v1/audit')).toEqual({
+      name: 'limit',
+      in: 'query',
+      required: false,
+      description: 'Page size, 1-500',
+      schema: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
+    });
+    expect(limitOf('/api/v1/servers')).toEqual({
+      name: 'limit',
+      in: 'query',
+      required: false,
+      description: 'Page size, 1-100',
+      schema: { type: 'integer', minimum: 1, maximum: 100, default: 30 },
+    });
+  });
+
   it('discovery: capabilities before and after a sync, and the search pages', async () => {
     const server = await api()
       .post('/api/v1/servers')

@@ -5,7 +5,6 @@ import { decodeTimeIdCursor, encodeTimeIdCursor } from '../common/time-id-cursor
 import type { AuditExportQuery, AuditList, AuditListQuery, AuditRecordView } from './audit.dto';
 import { type AuditFilter, type AuditPosition, AuditRepository } from './audit.repository';
 
-const DEFAULT_LIMIT = 50;
 const EXPORT_PAGE = 1_000;
 
 /** Reads the audit trail for `/api/v1/audit`. */
@@ -23,7 +22,7 @@ export class AuditQueryService {
         ]);
       }
     }
-    const limit = query.limit ?? DEFAULT_LIMIT;
+    const { limit } = query;
     // One more than asked tells whether another page exists.
     const rows = await this.repository.list(filterOf(query), after, limit + 1);
     const page = rows.slice(0, limit);

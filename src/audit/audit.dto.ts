@@ -1,5 +1,6 @@
 import { createZodDto } from '../common/zod-dto';
 import { z } from 'zod';
+import { pageSizeParam } from '../common/page-size';
 import { singleLine } from '../common/plain-text';
 import { SERVER_SLUG } from '../registry/server.schema';
 import type { ExchangeDecision, ExchangeOutcome, McpSurface } from '../traffic/mcp-exchange';
@@ -68,13 +69,7 @@ function checkRange(query: { from?: Date; to?: Date }, ctx: z.RefinementCtx): vo
 export const auditListQuerySchema = z
   .object({
     ...auditFilterShape,
-    limit: z
-      .string()
-      .regex(/^\d{1,3}$/, 'must be a whole number from 1 to 500')
-      .transform(Number)
-      .pipe(z.number().int().min(1, 'must be at least 1').max(500, 'must be at most 500'))
-      .optional()
-      .describe('Page size, 1-500 (default 50)'),
+    limit: pageSizeParam(500, 50),
     cursor: z.string().max(200).optional().describe('`nextCursor` of the previous page'),
   })
   .strict()

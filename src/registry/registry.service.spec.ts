@@ -157,7 +157,7 @@ describe('RegistryService', () => {
     });
 
     it('refuses a cursor it did not issue', async () => {
-      await expect(service.list({ cursor: 'bm9wZQ' })).rejects.toMatchObject({
+      await expect(service.list({ limit: 30, cursor: 'bm9wZQ' })).rejects.toMatchObject({
         code: 'validation_error',
         fieldErrors: [{ field: 'cursor' }],
       });

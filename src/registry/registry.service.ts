@@ -25,7 +25,6 @@ import {
 } from './server.dto';
 import { deriveSlug, firstFreeSlug } from './slug';
 
-export const DEFAULT_PAGE_SIZE = 30;
 const DERIVED_SLUG_ATTEMPTS = 5;
 
 export type ListServersQuery = z.output<typeof listServersQuerySchema>;
@@ -67,7 +66,7 @@ export class RegistryService {
       after = decodeCursor(query.cursor);
       if (!after) throw RegistryErrors.badCursor();
     }
-    const limit = query.limit ?? DEFAULT_PAGE_SIZE;
+    const { limit } = query;
     const rows = await this.servers.list({
       after,
       limit: limit + 1,

@@ -1,5 +1,6 @@
 import { createZodDto } from '../common/zod-dto';
 import { z } from 'zod';
+import { pageSizeParam } from '../common/page-size';
 import { multiLine, singleLine } from '../common/plain-text';
 import { RESERVED_SLUGS } from './slug';
 import { REGISTERED_NAME } from './server-ref';
@@ -135,13 +136,7 @@ export class ServerListDto extends createZodDto(serverListSchema) {}
 
 export const listServersQuerySchema = z
   .object({
-    limit: z
-      .string()
-      .regex(/^\d{1,3}$/, 'must be a whole number from 1 to 100')
-      .transform(Number)
-      .pipe(z.number().int().min(1, 'must be at least 1').max(100, 'must be at most 100'))
-      .optional()
-      .describe('Page size, 1-100 (default 30)'),
+    limit: pageSizeParam(100, 30),
     cursor: z.string().max(200).optional().describe('`nextCursor` of the previous page'),
     tag: z.string().regex(TAG, 'must be a tag').optional().describe('Only servers with this tag'),
     status: serverStatusSchema.optional(),

@@ -21,7 +21,6 @@ import {
   ApiOkResponse,
   ApiOperation,
   ApiParam,
-  ApiQuery,
   ApiTags,
 } from '@nestjs/swagger';
 import type { Response } from 'express';
@@ -74,13 +73,6 @@ export class ServersController {
 
   @Get()
   @ApiOperation({ summary: 'List servers, oldest first, a page at a time' })
-  // Read from text by ListServersQueryDto, which would describe it as a string.
-  @ApiQuery({
-    name: 'limit',
-    required: false,
-    description: 'Page size, 1-100',
-    schema: { type: 'integer', minimum: 1, maximum: 100, default: 30 },
-  })
   @ApiOkResponse({ type: ServerListDto.Output })
   @ApiProblemResponses(400)
   list(@Query() query: ListServersQueryDto): Promise<ServerListDto> {
