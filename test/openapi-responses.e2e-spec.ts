@@ -95,6 +95,16 @@ describe('responses match their description in /docs-json', () => {
     });
   });
 
+  it('describes a list by a $ref to the schema of its items, not a copy of it', () => {
+    const { schemas } = documented.doc.components;
+    expect(schemas.ServerListDto_Output).toMatchObject({
+      properties: { servers: { type: 'array', items: { $ref: '#/components/schemas/ServerDto_Output' } } },
+    });
+    expect(schemas.AuditListDto_Output).toMatchObject({
+      properties: { records: { type: 'array', items: { $ref: '#/components/schemas/AuditRecordDto_Output' } } },
+    });
+  });
+
   it('discovery: capabilities before and after a sync, and the search pages', async () => {
     const server = await api()
       .post('/api/v1/servers')

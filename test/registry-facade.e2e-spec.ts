@@ -743,6 +743,10 @@ describe('official MCP Registry read API (v0.1)', () => {
       documented.check('get', path, res);
     }
     expect(statuses).toEqual([200, 200, 400, 400, 200, 400, 404, 200, 200, 400, 404]);
+    // A page refers to the schema of its entries instead of repeating it.
+    expect(documented.doc.components.schemas.ServerList).toMatchObject({
+      properties: { servers: { type: 'array', items: { $ref: '#/components/schemas/ServerResponse' } } },
+    });
   });
 
   it('never carries an upstream address, its auth or its settings in any answer', () => {

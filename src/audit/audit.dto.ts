@@ -1,4 +1,4 @@
-import { createZodDto } from '../common/zod-dto';
+import { createZodDto, refTo } from '../common/zod-dto';
 import { z } from 'zod';
 import { pageSizeParam } from '../common/page-size';
 import { singleLine } from '../common/plain-text';
@@ -122,7 +122,7 @@ export type AuditRecordView = z.infer<typeof auditRecordViewSchema>;
 export class AuditRecordDto extends createZodDto(auditRecordViewSchema) {}
 
 export const auditListSchema = z.object({
-  records: z.array(auditRecordViewSchema).describe('Newest first'),
+  records: z.array(refTo(AuditRecordDto)).describe('Newest first'),
   nextCursor: z.string().nullable().describe('Pass as `cursor` for the next (older) page; null on the last page'),
 });
 export type AuditList = z.infer<typeof auditListSchema>;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { createZodDto } from './zod-dto';
+import { createZodDto, refTo } from './zod-dto';
 
 /** The properties nestjs-zod gives @nestjs/swagger for `dto`. */
 function describedProperties(dto: object): Record<string, Record<string, unknown>> {
@@ -39,5 +39,21 @@ describe('createZodDto', () => {
       type: 'object',
       default: { type: 'none', checked: true },
     });
+  });
+
+  it("refers a list's items to their DTO's component, under the class's name, Output included", () => {
+    class ItemDto extends createZodDto(z.object({ name: z.string() })) {}
+    class PageDto extends createZodDto(z.object({ items: z.array(refTo(ItemDto)) })) {}
+    class OtherPageDto extends createZodDto(z.object({ items: z.array(refTo(ItemDto)) })) {}
+
+    expect(refTo(ItemDto)).toBe(refTo(ItemDto));
+    expect(describedProperties(PageDto).items).toMatchObject({
+      type: 'array',
+      items: { $ref: '#/$defs/ItemDto' },
+      'x-nestjs_zod-$defs': { ItemDto: { type: 'object', properties: { name: { type: 'string' } } } },
+    });
+    expect(describedProperties(OtherPageDto.Output).items).toMatchObject({ items: { $ref: '#/$defs/ItemDto_Output' } });
+    // The item's own description stays inline: it is the component the references name.
+    expect(describedProperties(ItemDto)).toMatchObject({ name: { type: 'string' } });
   });
 });

@@ -61,6 +61,27 @@ function withOpenApi30Description<T extends ZodDto>(dto: T): T {
   return dto;
 }
 
+const referenced = new WeakMap<object, z.ZodType>();
+
+/**
+ * `dto`'s schema, for another DTO's schema to hold (the items of a list), which /docs-json then describes as a
+ * `$ref` to `dto`'s own component instead of repeating it inline.
+ *
+ * A zod schema with an `id` is written once under that id and referenced wherever it is held. The id cannot be on
+ * `dto`'s own schema: since zod 4.5 a root schema with an id is described as a `$ref` into its own `$defs`, which
+ * nestjs-zod 5.5 registers as a second component of the same name and refuses (nestjs-zod #475). So the id, the
+ * class's name (nestjs-zod adds `_Output` to both in an `Output`), is on a copy, made once per class. The copy
+ * and the class are described alike, as nestjs-zod checks: it refuses two different schemas under one name.
+ */
+export function refTo<TSchema extends z.ZodType>(dto: { name: string; schema: TSchema }): TSchema {
+  let schema = referenced.get(dto) as TSchema | undefined;
+  if (!schema) {
+    schema = dto.schema.meta({ id: dto.name });
+    referenced.set(dto, schema);
+  }
+  return schema;
+}
+
 /** The default `schema` is given, by `.meta({ default })` or `.default(value)`, through optional and nullable. */
 function defaultOf(schema: z.ZodType): { value: unknown } | undefined {
   for (let at: z.ZodType | undefined = schema; at;) {

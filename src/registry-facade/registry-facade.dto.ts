@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { createZodDto } from '../common/zod-dto';
+import { createZodDto, refTo } from '../common/zod-dto';
 import { GATEWAY_META_KEY } from '../registry/server.schema';
 import { HEALTH_STATUSES } from '../upstream-health/health-state';
 import {
@@ -58,7 +58,7 @@ export class ServerResponse extends createZodDto(serverResponseSchema) {}
 
 const serverListSchema = z
   .object({
-    servers: z.array(serverResponseSchema),
+    servers: z.array(refTo(ServerResponse)),
     metadata: z.object({
       nextCursor: z.string().optional().describe('Absent on the last page'),
       count: z.int().min(0).describe('Entries on this page'),

@@ -1,4 +1,4 @@
-import { createZodDto } from '../common/zod-dto';
+import { createZodDto, refTo } from '../common/zod-dto';
 import { z } from 'zod';
 import { pageSizeParam } from '../common/page-size';
 import { multiLine, singleLine } from '../common/plain-text';
@@ -129,7 +129,7 @@ export type ServerView = z.infer<typeof serverViewSchema>;
 export class ServerDto extends createZodDto(serverViewSchema) {}
 
 export const serverListSchema = z.object({
-  servers: z.array(serverViewSchema),
+  servers: z.array(refTo(ServerDto)),
   nextCursor: z.string().nullable().describe('Pass as `cursor` for the next page; null on the last page'),
 });
 export class ServerListDto extends createZodDto(serverListSchema) {}
