@@ -37,7 +37,11 @@ describe('/api/v1 edges: methods, media types, unknown query keys', () => {
       for (const method of ['get', 'put', 'options'] as const) {
         const res = await api()[method]('/api/v1/servers/weather/nothing/below').expect(404);
         expect(res.headers.allow).toBeUndefined();
-        expect(res.body).toMatchObject({ status: 404, code: 'not_found' });
+        expect(res.body).toMatchObject({
+          status: 404,
+          code: 'not_found',
+          detail: 'no resource is served at this path',
+        });
       }
       // A path that only looks like a route's: encoded slashes, a dot segment, a NUL.
       for (const path of ['/api/v1/servers%2Fweather/x', '/api/v1/servers/a/b/c/d', '/api/v1/audit/%00/x']) {

@@ -654,6 +654,15 @@ describe('official MCP Registry read API (v0.1)', () => {
         }
       }
     }
+    // A path no route takes: 404, its text not quoted either (the router's own message quotes the whole target).
+    for (const path of [`${BASE}/nothing/<script>alert(1)<%2Fscript>`, `${BASE}/servers/a/tools/${'A'.repeat(4000)}`]) {
+      const res = await get(path);
+      expect({ path, status: res.status }).toEqual({ path, status: 404 });
+      assertValid(officialSchemas.errorBody, res.body, `GET ${path}`);
+      expect(res.body).toMatchObject({ error: 'no resource is served at this path' });
+      for (const echoed of ['AAAA', 'script', 'nothing'])
+        expect([path, res.text.includes(echoed)]).toEqual([path, false]);
+    }
     const both = await get(`${BASE}/servers/%ZZ/versions/%ff`);
     expect(both.body).toMatchObject({
       status: 400,

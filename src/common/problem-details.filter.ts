@@ -1,5 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, HttpStatus } from '@nestjs/common';
+import {
+  type ArgumentsHost,
+  Catch,
+  type ExceptionFilter,
+  HttpException,
+  HttpStatus,
+  NotFoundException,
+} from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ZodValidationException } from 'nestjs-zod';
 import type { Logger } from 'pino';
@@ -91,7 +98,8 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     const status = statusOf(exception);
     if (status !== undefined && status < 500) {
       const code = CODE_OF_STATUS[status] ?? 'validation_error';
-      return problem(code, status, clientMessageOf(exception, status), instance);
+      const detail = isNoRoute(exception, request) ? NO_ROUTE : clientMessageOf(exception, status);
+      return problem(code, status, detail, instance);
     }
     const errorId = randomUUID();
     this.logger.error({ err: exception, errorId, reqId: request.id }, 'unhandled error');
@@ -122,6 +130,21 @@ function problem(
     ...(instance ? { instance } : {}),
     ...(errors?.length ? { errors } : {}),
   };
+}
+
+/** The detail of a 404 for a path no route takes, which says nothing of the path (the problem's `instance` does). */
+const NO_ROUTE = 'no resource is served at this path';
+
+/**
+ * Whether `exception` is Nest's answer to a request no route takes (`Cannot GET /path…`): its message quotes the
+ * whole request target, text of the client's choosing at any length, which the facade's `{ error }` (with no
+ * `instance`) would carry back as it is.
+ */
+function isNoRoute(exception: unknown, request: IncomingMessage): boolean {
+  return (
+    exception instanceof NotFoundException &&
+    exception.message === `Cannot ${request.method} ${(request as { originalUrl?: string }).originalUrl ?? request.url}`
+  );
 }
 
 /** Status of an HttpException or of an error raised by Express middleware that sets `status`. */
