@@ -1,14 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import request from 'supertest';
-import { entraEnv, LocalEntraIssuer } from './support/entra-issuer';
+import { entraEnv, type LocalEntraIssuer } from './support/entra-issuer';
 import { startTestGateway, type TestGateway } from './support/gateway';
+import { type GuardedUpstreams, guardUpstreams } from './support/guarded-upstream';
 import { connectClient } from './support/mcp-client';
 import { BYE_TOOLS, type FixtureTool, GREET_TOOLS, TestUpstream } from './support/upstream';
 
 const SHOUT: FixtureTool = { name: 'shout', description: 'Shouts a name', reply: (u) => `${u.toUpperCase()}!` };
 
 describe('/mcp: one MCP server over every upstream the caller may use', () => {
+  let deployment: GuardedUpstreams<TestUpstream> | undefined;
   let issuer: LocalEntraIssuer;
   let greet: TestUpstream;
   let bye: TestUpstream;
@@ -18,15 +20,6 @@ describe('/mcp: one MCP server over every upstream the caller may use', () => {
   const byeSlug = `bye-${run}`;
   const greeter = `Greeter.${run}`;
   const parter = `Parter.${run}`;
-  const ids: string[] = [];
-
-  async function register(slug: string, url: string, role: string): Promise<void> {
-    const res = await request(gw.url)
-      .post('/api/v1/servers')
-      .send({ name: `com.example.agg/${slug}`, slug, url, allowedRoles: [role] })
-      .expect(201);
-    ids.push(res.body.id as string);
-  }
 
   async function toolNames(roles: string[]): Promise<string[]> {
     const { client } = await connectClient(`${gw.url}/mcp`, await issuer.token({ roles }));
@@ -50,12 +43,13 @@ describe('/mcp: one MCP server over every upstream the caller may use', () => {
   }
 
   beforeAll(async () => {
-    issuer = await LocalEntraIssuer.start();
     greet = await TestUpstream.start('greet', GREET_TOOLS);
     bye = await TestUpstream.start('bye', BYE_TOOLS);
-    gw = await startTestGateway('services', { ...entraEnv(issuer), UPSTREAM_ALLOWED_HOSTS: 'loopback' });
-    await register(greetSlug, greet.url, greeter);
-    await register(byeSlug, bye.url, parter);
+    deployment = await guardUpstreams([
+      { upstream: greet, slug: greetSlug, registration: { allowedRoles: [greeter] } },
+      { upstream: bye, slug: byeSlug, registration: { allowedRoles: [parter] } },
+    ]);
+    ({ issuer, gw } = deployment);
     // Registration triggers discovery; the catalog follows within its poll interval.
     await eventually(async () => {
       expect(await toolNames([greeter, parter])).toHaveLength(2);
@@ -63,11 +57,7 @@ describe('/mcp: one MCP server over every upstream the caller may use', () => {
   });
 
   afterAll(async () => {
-    for (const id of ids) await request(gw.url).delete(`/api/v1/servers/${id}`);
-    await gw.close();
-    await greet.stop();
-    await bye.stop();
-    await issuer.stop();
+    await deployment?.stop();
   });
 
   it('offers every reachable upstream tool as {slug}__{tool}, with its origin in _meta, and calls it', async () => {

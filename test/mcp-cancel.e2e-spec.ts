@@ -2,12 +2,12 @@ import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
-import request from 'supertest';
 import type { McpExchange } from '../src/traffic/mcp-exchange';
 import { McpTraffic } from '../src/traffic/mcp-traffic';
-import { entraEnv, LocalEntraIssuer } from './support/entra-issuer';
+import type { LocalEntraIssuer } from './support/entra-issuer';
 import { eventually, waitUntil } from './support/eventually';
-import { startTestGateway, type TestGateway } from './support/gateway';
+import type { TestGateway } from './support/gateway';
+import { type GuardedUpstreams, guardUpstreams } from './support/guarded-upstream';
 import { connectClient } from './support/mcp-client';
 import { SlowUpstream } from './support/slow-upstream';
 
@@ -18,6 +18,7 @@ import { SlowUpstream } from './support/slow-upstream';
  * goes on serving everyone else.
  */
 describe('cancellation and upstream time bounds', () => {
+  let deployment: GuardedUpstreams<SlowUpstream> | undefined;
   let issuer: LocalEntraIssuer;
   let upstream: SlowUpstream;
   let gw: TestGateway;
@@ -26,26 +27,18 @@ describe('cancellation and upstream time bounds', () => {
   const slowSlug = `slow-${run}`;
   const hangSlug = `hang-${run}`;
   const role = `Waiter.${run}`;
-  const ids: string[] = [];
   const REQUEST_MS = 1_000;
-
-  async function register(slug: string, extra: Record<string, unknown> = {}): Promise<void> {
-    const res = await request(gw.url)
-      .post('/api/v1/servers')
-      .send({ name: `com.example.cancel/${slug}`, slug, url: upstream.url, allowedRoles: [role], ...extra })
-      .expect(201);
-    ids.push(res.body.id as string);
-  }
 
   const connect = async (path: string): Promise<Client> =>
     (await connectClient(`${gw.url}${path}`, await issuer.token({ roles: [role] }))).client;
 
   beforeAll(async () => {
-    issuer = await LocalEntraIssuer.start();
     upstream = await SlowUpstream.start();
-    gw = await startTestGateway('services', { ...entraEnv(issuer), UPSTREAM_ALLOWED_HOSTS: 'loopback' });
-    await register(slowSlug);
-    await register(hangSlug, { timeouts: { requestMs: REQUEST_MS } });
+    deployment = await guardUpstreams([
+      { upstream, slug: slowSlug, registration: { allowedRoles: [role] } },
+      { upstream, slug: hangSlug, registration: { allowedRoles: [role], timeouts: { requestMs: REQUEST_MS } } },
+    ]);
+    ({ issuer, gw } = deployment);
     // Registration triggers discovery; the aggregate catalog follows.
     const client = await connect('/mcp');
     try {
@@ -59,10 +52,7 @@ describe('cancellation and upstream time bounds', () => {
   });
 
   afterAll(async () => {
-    for (const id of ids) await request(gw.url).delete(`/api/v1/servers/${id}`);
-    await gw.close();
-    await upstream.stop();
-    await issuer.stop();
+    await deployment?.stop();
   });
 
   /** Calls `tool` with an AbortSignal, aborts once the upstream runs it, and returns what the upstream saw. */

@@ -5,9 +5,10 @@ import request from 'supertest';
 import { MAX_FRUITLESS_RESUMPTIONS, MIN_RETRY_MS } from '../src/mcp/streamable-http-client';
 import type { McpExchange } from '../src/traffic/mcp-exchange';
 import { McpTraffic } from '../src/traffic/mcp-traffic';
-import { entraEnv, LocalEntraIssuer } from './support/entra-issuer';
+import type { LocalEntraIssuer } from './support/entra-issuer';
 import { eventually, waitUntil } from './support/eventually';
-import { startTestGateway, type TestGateway } from './support/gateway';
+import type { TestGateway } from './support/gateway';
+import { type GuardedUpstreams, guardUpstreams } from './support/guarded-upstream';
 import { connectClient } from './support/mcp-client';
 import { PollingUpstream } from './support/polling-upstream';
 
@@ -17,6 +18,7 @@ import { PollingUpstream } from './support/polling-upstream';
  * Last-Event-ID and answers from there, within the call's time bound and cancellable as ever.
  */
 describe('resuming an upstream event stream closed before its answer', () => {
+  let deployment: GuardedUpstreams<PollingUpstream> | undefined;
   let issuer: LocalEntraIssuer;
   let upstream: PollingUpstream;
   let gw: TestGateway;
@@ -25,27 +27,19 @@ describe('resuming an upstream event stream closed before its answer', () => {
   /** The same upstream again, its calls bounded to 1 s. */
   const boundSlug = `bound-${run}`;
   const role = `Poller.${run}`;
-  const ids: string[] = [];
   const REQUEST_MS = 1_000;
-
-  async function register(name: string, extra: Record<string, unknown> = {}): Promise<void> {
-    const res = await request(gw.url)
-      .post('/api/v1/servers')
-      .send({ name: `com.example.resume/${name}`, slug: name, url: upstream.url, allowedRoles: [role], ...extra })
-      .expect(201);
-    ids.push(res.body.id as string);
-  }
 
   const connect = async (): Promise<Client> =>
     (await connectClient(`${gw.url}/mcp`, await issuer.token({ roles: [role] }))).client;
   const bearer = async (): Promise<string> => `Bearer ${await issuer.token({ roles: [role] })}`;
 
   beforeAll(async () => {
-    issuer = await LocalEntraIssuer.start();
     upstream = await PollingUpstream.start();
-    gw = await startTestGateway('services', { ...entraEnv(issuer), UPSTREAM_ALLOWED_HOSTS: 'loopback' });
-    await register(slug);
-    await register(boundSlug, { timeouts: { requestMs: REQUEST_MS } });
+    deployment = await guardUpstreams([
+      { upstream, slug, registration: { allowedRoles: [role] } },
+      { upstream, slug: boundSlug, registration: { allowedRoles: [role], timeouts: { requestMs: REQUEST_MS } } },
+    ]);
+    ({ issuer, gw } = deployment);
     const client = await connect();
     try {
       await eventually(async () => {
@@ -65,10 +59,7 @@ describe('resuming an upstream event stream closed before its answer', () => {
   });
 
   afterAll(async () => {
-    for (const id of ids) await request(gw.url).delete(`/api/v1/servers/${id}`);
-    await gw.close();
-    await upstream.stop();
-    await issuer.stop();
+    await deployment?.stop();
   });
 
   it('answers a call through /mcp from the resumed stream, with the progress of both streams', async () => {

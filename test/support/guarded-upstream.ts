@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import { entraEnv, LocalEntraIssuer } from './entra-issuer';
 import { startTestGateway, type TestGateway } from './gateway';
@@ -35,6 +36,31 @@ export interface GuardedUpstreamOptions extends GuardOptions {
   tools: FixtureTool[];
 }
 
+/** One registration of an upstream behind the gateway; an upstream may stand in several, under other slugs. */
+export interface UpstreamRegistration<U extends RunningUpstream> {
+  upstream: U;
+  /** The slug as given: unique to the test (its name is `com.example.test/{slug}`). */
+  slug: string;
+  /** More registration fields: `allowedRoles`, `timeouts`, `toolRules`, ... */
+  registration?: Record<string, unknown>;
+}
+
+/** A registration made: its upstream, slug and id. */
+export interface RegisteredServer<U extends RunningUpstream> {
+  upstream: U;
+  slug: string;
+  serverId: string;
+}
+
+/** An Entra-guarded gateway with several registrations of real upstreams behind it, in the order they were given. */
+export interface GuardedUpstreams<U extends RunningUpstream> {
+  issuer: LocalEntraIssuer;
+  gw: TestGateway;
+  servers: RegisteredServer<U>[];
+  /** Deletes the registrations and stops everything, each upstream once. */
+  stop(): Promise<void>;
+}
+
 /** A TestUpstream with `tools`, behind a gateway, reached by callers holding `role`. */
 export async function startGuardedUpstream(options: GuardedUpstreamOptions): Promise<GuardedUpstream> {
   const upstream = await TestUpstream.start('greet', options.tools);
@@ -49,29 +75,52 @@ export async function guardUpstream<U extends RunningUpstream>(
   upstream: U,
   options: GuardOptions,
 ): Promise<GuardedUpstream<U>> {
-  const issuer = await LocalEntraIssuer.start();
-  const gw = await startTestGateway('services', {
-    ...entraEnv(issuer),
-    UPSTREAM_ALLOWED_HOSTS: 'loopback',
-    ...options.env,
-  });
-  const slug = `${options.slug}-${Math.random().toString(16).slice(2, 10)}`;
-  const created = await request(gw.url)
-    .post('/api/v1/servers')
-    .send({ name: `com.example.test/${slug}`, slug, url: upstream.url, ...options.registration })
-    .expect(201);
-  const serverId = created.body.id as string;
-  return {
-    issuer,
-    upstream,
-    gw,
-    slug,
-    serverId,
-    stop: async () => {
-      await request(gw.url).delete(`/api/v1/servers/${serverId}`);
+  const slug = `${options.slug}-${randomUUID().slice(0, 8)}`;
+  const { issuer, gw, servers, stop } = await guardUpstreams(
+    [{ upstream, slug, registration: options.registration }],
+    options.env,
+  );
+  const [server] = servers;
+  if (!server) throw new Error('guardUpstreams made no registration');
+  return { issuer, upstream, gw, slug, serverId: server.serverId, stop };
+}
+
+/**
+ * Puts a gateway (and a local Entra issuer) in front of upstreams already running, with `env` added to the gateway's
+ * environment, and makes the registrations; the stop it returns, or its own failure, stops the upstreams too.
+ */
+export async function guardUpstreams<U extends RunningUpstream>(
+  registrations: readonly UpstreamRegistration<U>[],
+  env: Record<string, string> = {},
+): Promise<GuardedUpstreams<U>> {
+  const servers: RegisteredServer<U>[] = [];
+  let issuer: LocalEntraIssuer | undefined;
+  let gw: TestGateway | undefined;
+  const stop = async (): Promise<void> => {
+    if (gw) {
+      for (const { serverId } of servers) await request(gw.url).delete(`/api/v1/servers/${serverId}`);
       await gw.close();
-      await upstream.stop();
-      await issuer.stop();
-    },
+    }
+    for (const upstream of new Set(registrations.map((entry) => entry.upstream))) await upstream.stop();
+    await issuer?.stop();
   };
+  try {
+    issuer = await LocalEntraIssuer.start();
+    gw = await startTestGateway('services', {
+      ...entraEnv(issuer),
+      UPSTREAM_ALLOWED_HOSTS: 'loopback',
+      ...env,
+    });
+    for (const { upstream, slug, registration } of registrations) {
+      const created = await request(gw.url)
+        .post('/api/v1/servers')
+        .send({ name: `com.example.test/${slug}`, slug, url: upstream.url, ...registration })
+        .expect(201);
+      servers.push({ upstream, slug, serverId: created.body.id as string });
+    }
+    return { issuer, gw, servers, stop };
+  } catch (error) {
+    await stop().catch(() => undefined);
+    throw error;
+  }
 }
