@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import request from 'supertest';
 import { entraEnv, type LocalEntraIssuer } from './support/entra-issuer';
+import { eventually } from './support/eventually';
 import { startTestGateway, type TestGateway } from './support/gateway';
 import { type GuardedUpstreams, guardUpstreams } from './support/guarded-upstream';
 import { connectClient } from './support/mcp-client';
@@ -27,18 +28,6 @@ describe('/mcp: one MCP server over every upstream the caller may use', () => {
       return (await client.listTools()).tools.map((tool) => tool.name).filter((name) => name.includes(run));
     } finally {
       await client.close();
-    }
-  }
-
-  async function eventually(check: () => Promise<void>, timeoutMs = 15_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      try {
-        return await check();
-      } catch (error) {
-        if (Date.now() > deadline) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
     }
   }
 
