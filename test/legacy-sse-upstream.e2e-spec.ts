@@ -1,5 +1,4 @@
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { z } from 'zod';
@@ -10,6 +9,7 @@ import { UpstreamConnector } from '../src/upstream/upstream-connector';
 import { UrlGuard } from '../src/upstream/url-guard';
 import { UpstreamProbe } from '../src/upstream-health/upstream-probe';
 import { sleep, waitUntil } from './support/eventually';
+import { listenOnLoopback, type LoopbackListener } from './support/loopback';
 import { upstreamTarget } from './support/upstream-target';
 
 /** An upstream on the deprecated HTTP+SSE transport (GET /sse for the stream, POST /messages): one server per stream. */
@@ -17,16 +17,16 @@ class LegacySseUpstream {
   readonly servers: McpServer[] = [];
   private readonly transports = new Map<string, SSEServerTransport>();
   private readonly http = http.createServer((req, res) => void this.serve(req, res));
+  private listener?: LoopbackListener;
 
   async start(): Promise<string> {
-    await new Promise<void>((resolve) => this.http.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.http.address() as AddressInfo).port}/sse`;
+    this.listener = await listenOnLoopback(this.http);
+    return `${this.listener.url}/sse`;
   }
 
   async stop(): Promise<void> {
     await Promise.all(this.servers.map((server) => server.close()));
-    this.http.closeAllConnections();
-    await new Promise((resolve) => this.http.close(resolve));
+    await this.listener?.stop();
   }
 
   private async serve(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

@@ -1,5 +1,4 @@
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import {
@@ -15,6 +14,7 @@ import {
 import request from 'supertest';
 import { eventually, sleep, waitUntil } from './support/eventually';
 import { type GuardedUpstream, guardUpstream } from './support/guarded-upstream';
+import { listenOnLoopback, type LoopbackListener } from './support/loopback';
 import { connectClient } from './support/mcp-client';
 import { readJson } from './support/read-json';
 
@@ -44,6 +44,7 @@ const TOOLS: Tool[] = [
  */
 class ProtocolUpstream {
   tools: Tool[] = TOOLS;
+  private listener!: LoopbackListener;
 
   private constructor(private readonly server: http.Server) {}
 
@@ -65,17 +66,16 @@ class ProtocolUpstream {
           });
       }),
     );
-    await new Promise<void>((resolve) => upstream.server.listen(0, '127.0.0.1', resolve));
+    upstream.listener = await listenOnLoopback(upstream.server);
     return upstream;
   }
 
   get url(): string {
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/mcp`;
+    return `${this.listener.url}/mcp`;
   }
 
   async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.listener.stop();
   }
 
   private serverFor(): Server {

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import request from 'supertest';
 import type { LocalEntraIssuer } from './support/entra-issuer';
 import type { TestGateway } from './support/gateway';
 import { type GuardedUpstream, startGuardedUpstream } from './support/guarded-upstream';
+import { listenOnLoopback } from './support/loopback';
 import { connectClient } from './support/mcp-client';
 import { BYE_TOOLS, GREET_TOOLS, type TestUpstream } from './support/upstream';
 
@@ -312,14 +312,14 @@ describe('/mcp/{slug}: one upstream, transparent', () => {
         relay.end(body);
       });
     });
-    await new Promise<void>((resolve) => dropping.listen(0, '127.0.0.1', resolve));
+    const listener = await listenOnLoopback(dropping);
     const dropSlug = `drop-${randomUUID().slice(0, 8)}`;
     const created = await request(gw.url)
       .post('/api/v1/servers')
       .send({
         name: `com.example.test/${dropSlug}`,
         slug: dropSlug,
-        url: `http://127.0.0.1:${(dropping.address() as AddressInfo).port}/mcp`,
+        url: `${listener.url}/mcp`,
         allowedRoles: [role],
       })
       .expect(201);
@@ -337,8 +337,7 @@ describe('/mcp/{slug}: one upstream, transparent', () => {
       expect(JSON.parse(toolCalls[0]!)).toMatchObject({ method: 'tools/call', params: { name: 'echoHai' } });
     } finally {
       await request(gw.url).delete(`/api/v1/servers/${created.body.id as string}`);
-      dropping.closeAllConnections();
-      await new Promise((resolve) => dropping.close(resolve));
+      await listener.stop();
     }
   });
 });

@@ -1,28 +1,15 @@
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type * as http from 'node:http';
 import { loadConfig } from '../src/config/config';
 import { UpstreamConnector } from '../src/upstream/upstream-connector';
 import { classifyUpstreamError } from '../src/upstream/upstream-error';
 import { UrlGuard } from '../src/upstream/url-guard';
+import { startRawHttpServer as brokenServer } from './support/raw-http';
 import { GREET_TOOLS, TestUpstream } from './support/upstream';
 import { upstreamTarget as target } from './support/upstream-target';
 
 function connectorWith(env: Record<string, string>): UpstreamConnector {
   const config = loadConfig({ UPSTREAM_ALLOWED_HOSTS: 'loopback', ...env });
   return new UpstreamConnector(config, new UrlGuard(config.upstream));
-}
-
-/** A plain HTTP server answering every request with `handler`, to play a broken upstream. */
-async function brokenServer(handler: http.RequestListener): Promise<{ url: string; close: () => Promise<void> }> {
-  const server = http.createServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`,
-    close: () => {
-      server.closeAllConnections();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
 }
 
 async function failureOf(promise: Promise<unknown>): Promise<ReturnType<typeof classifyUpstreamError>> {

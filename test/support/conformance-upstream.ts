@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import {
   StreamableHTTPServerTransport,
@@ -39,6 +38,7 @@ import {
   type ServerRequest,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
+import { listenOnLoopback, type LoopbackListener } from './loopback';
 
 /*
  * The fixture the MCP conformance suite (@modelcontextprotocol/conformance 0.1.16, active server
@@ -616,27 +616,24 @@ export class ConformanceUpstream {
       if (!res.headersSent) res.writeHead(500).end();
     });
   });
+  private listener!: LoopbackListener;
 
   private constructor() {}
 
   static async start(): Promise<ConformanceUpstream> {
     const upstream = new ConformanceUpstream();
-    await new Promise<void>((resolve, reject) => {
-      upstream.server.once('error', reject);
-      upstream.server.listen(0, '127.0.0.1', () => resolve());
-    });
+    upstream.listener = await listenOnLoopback(upstream.server);
     return upstream;
   }
 
   get url(): string {
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/mcp`;
+    return `${this.listener.url}/mcp`;
   }
 
   async stop(): Promise<void> {
     for (const session of this.sessions.values()) await session.transport.close().catch(() => undefined);
     this.sessions.clear();
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.listener.stop();
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

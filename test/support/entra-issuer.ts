@@ -1,7 +1,7 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { type CryptoKey, exportJWK, exportSPKI, generateKeyPair, importJWK, type JWK, SignJWT } from 'jose';
+import { listenOnLoopback, type LoopbackListener } from './loopback';
 
 /** The gateway's app registration in tests, and a client app calling it. */
 export const GATEWAY_CLIENT_ID = 'aaaaaaaa-0000-4000-8000-00000000a0a0';
@@ -42,7 +42,7 @@ export interface TokenReply {
  * records every grant it receives.
  */
 export class LocalEntraIssuer {
-  private server?: http.Server;
+  private listener?: LoopbackListener;
   private readonly keys = new Map<string, SigningKey[]>();
   private readonly hits = new Map<string, number>();
   readonly tokenRequests: TokenRequest[] = [];
@@ -57,21 +57,18 @@ export class LocalEntraIssuer {
 
   static async start(): Promise<LocalEntraIssuer> {
     const issuer = new LocalEntraIssuer();
-    issuer.server = http.createServer((req, res) => issuer.handle(req, res));
-    await new Promise<void>((resolve) => issuer.server?.listen(0, '127.0.0.1', resolve));
+    issuer.listener = await listenOnLoopback(http.createServer((req, res) => issuer.handle(req, res)));
     return issuer;
   }
 
   /** AZURE_AUTHORITY_HOST for a gateway trusting this issuer. */
   get url(): string {
-    return `http://127.0.0.1:${(this.server?.address() as AddressInfo).port}`;
+    if (!this.listener) throw new Error('the issuer has not started');
+    return this.listener.url;
   }
 
   async stop(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await this.listener?.stop();
   }
 
   /** How many times the JWKS of `tid` (of token version `version`) was fetched. */

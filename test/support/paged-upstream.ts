@@ -1,5 +1,4 @@
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import {
@@ -11,6 +10,7 @@ import {
   McpError,
   type ServerCapabilities,
 } from '@modelcontextprotocol/sdk/types.js';
+import { listenOnLoopback, type LoopbackListener } from './loopback';
 import { readJson } from './read-json';
 
 type Entry = Record<string, unknown>;
@@ -96,7 +96,7 @@ export function createPagedServer(name: string, catalog: () => PagedCatalog, req
 /** `createPagedServer` over stateless Streamable HTTP on a loopback port. */
 export class PagedUpstream {
   private constructor(
-    private readonly server: http.Server,
+    private readonly listener: LoopbackListener,
     readonly name: string,
     /** Every list request answered, as `method cursor?`. */
     readonly requests: string[],
@@ -120,16 +120,14 @@ export class PagedUpstream {
           if (!res.headersSent) res.writeHead(500).end();
         });
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    return new PagedUpstream(server, name, requests);
+    return new PagedUpstream(await listenOnLoopback(server), name, requests);
   }
 
   get url(): string {
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/mcp`;
+    return `${this.listener.url}/mcp`;
   }
 
   async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.listener.stop();
   }
 }

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { type EventStore, StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
+import { listenOnLoopback, type LoopbackListener } from './loopback';
 import { readJson } from './read-json';
 
 /** What the upstream saw of one call of `poll` or `pollForever`. */
@@ -63,17 +63,18 @@ export class PollingUpstream {
       if (!res.headersSent) res.writeHead(500).end();
     });
   });
+  private listener!: LoopbackListener;
 
   private constructor(private readonly retryMs: number) {}
 
   static async start(retryMs = 10): Promise<PollingUpstream> {
     const upstream = new PollingUpstream(retryMs);
-    await new Promise<void>((resolve) => upstream.server.listen(0, '127.0.0.1', resolve));
+    upstream.listener = await listenOnLoopback(upstream.server);
     return upstream;
   }
 
   get url(): string {
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/mcp`;
+    return `${this.listener.url}/mcp`;
   }
 
   call(label: string): PollCall | undefined {
@@ -83,8 +84,7 @@ export class PollingUpstream {
   async stop(): Promise<void> {
     for (const transport of this.sessions.values()) await transport.close().catch(() => undefined);
     this.sessions.clear();
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.listener.stop();
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

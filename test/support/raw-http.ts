@@ -1,5 +1,5 @@
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenOnLoopback } from './loopback';
 
 export interface RawHttpServer {
   /** The server's URL with path `/mcp`. */
@@ -14,13 +14,6 @@ export interface RawHttpServer {
  */
 export async function startRawHttpServer(handler: http.RequestListener): Promise<RawHttpServer> {
   const server = http.createServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`,
-    server,
-    close: () => {
-      server.closeAllConnections();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
+  const { url, stop } = await listenOnLoopback(server);
+  return { url: `${url}/mcp`, server, close: stop };
 }

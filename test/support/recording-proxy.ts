@@ -1,10 +1,11 @@
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenOnLoopback, type LoopbackListener } from './loopback';
 
 /** An HTTP relay in front of an upstream that remembers the headers of every request it passed on. */
 export class RecordingProxy {
   readonly requests: http.IncomingHttpHeaders[] = [];
   private readonly server: http.Server;
+  private listener!: LoopbackListener;
 
   private constructor(target: URL) {
     this.server = http.createServer((req, res) => {
@@ -23,14 +24,14 @@ export class RecordingProxy {
 
   static async start(target: string): Promise<RecordingProxy> {
     const proxy = new RecordingProxy(new URL(target));
-    await new Promise<void>((resolve) => proxy.server.listen(0, '127.0.0.1', resolve));
+    proxy.listener = await listenOnLoopback(proxy.server);
     return proxy;
   }
 
   /** The same path as the target, through this relay. */
   urlFor(target: string): string {
     const url = new URL(target);
-    url.port = String((this.server.address() as AddressInfo).port);
+    url.port = String(this.listener.port);
     return url.toString();
   }
 
@@ -40,7 +41,6 @@ export class RecordingProxy {
   }
 
   async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.listener.stop();
   }
 }

@@ -1,5 +1,5 @@
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenOnLoopback, type LoopbackListener } from './loopback';
 
 /** One request the balancer passed on, and where. */
 export interface BalancedRequest {
@@ -31,6 +31,7 @@ export class RoundRobinProxy {
   readonly requests: BalancedRequest[] = [];
   private readonly streams = new Set<OpenStream>();
   private readonly server = http.createServer((req, res) => this.relay(req, res));
+  private listener!: LoopbackListener;
   private readonly agent = new http.Agent({ keepAlive: true });
   private readonly targets: URL[];
   private next = 0;
@@ -42,13 +43,13 @@ export class RoundRobinProxy {
   static async start(targets: string[]): Promise<RoundRobinProxy> {
     if (targets.length === 0) throw new Error('a balancer needs at least one target');
     const proxy = new RoundRobinProxy(targets);
-    await new Promise<void>((resolve) => proxy.server.listen(0, '127.0.0.1', resolve));
+    proxy.listener = await listenOnLoopback(proxy.server);
     return proxy;
   }
 
   /** The balancer's URL for `path` (`/mcp`, `/mcp/{slug}`). */
   url(path: string): string {
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}${path}`;
+    return `${this.listener.url}${path}`;
   }
 
   /** Requests each replica got that match `filter`, by replica index. */
@@ -64,8 +65,7 @@ export class RoundRobinProxy {
   }
 
   async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.listener.stop();
     this.agent.destroy();
   }
 

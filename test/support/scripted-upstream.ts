@@ -1,5 +1,5 @@
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenOnLoopback, type LoopbackListener } from './loopback';
 
 /** The session id the scripted upstream gives every initialize. */
 export const SCRIPTED_SESSION = 'scripted-session-1';
@@ -15,15 +15,15 @@ export class ScriptedUpstream {
   getStatus = 200;
   pingAnswer: 'result' | 'method-not-found' | 'error' | 'none' = 'result';
   private readonly server = http.createServer((req, res) => this.serve(req, res));
+  private listener?: LoopbackListener;
 
   async start(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/mcp`;
+    this.listener = await listenOnLoopback(this.server);
+    return `${this.listener.url}/mcp`;
   }
 
   async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise((resolve) => this.server.close(resolve));
+    await this.listener?.stop();
   }
 
   /** Writes one SSE event to every open stream. */

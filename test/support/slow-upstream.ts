@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { z } from 'zod';
+import { listenOnLoopback, type LoopbackListener } from './loopback';
 import { readJson } from './read-json';
 
 /** What the upstream saw of one call of `slow` or `hang`. */
@@ -43,17 +43,18 @@ export class SlowUpstream {
       if (!res.headersSent) res.writeHead(500).end();
     });
   });
+  private listener!: LoopbackListener;
 
   private constructor() {}
 
   static async start(): Promise<SlowUpstream> {
     const upstream = new SlowUpstream();
-    await new Promise<void>((resolve) => upstream.server.listen(0, '127.0.0.1', resolve));
+    upstream.listener = await listenOnLoopback(upstream.server);
     return upstream;
   }
 
   get url(): string {
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/mcp`;
+    return `${this.listener.url}/mcp`;
   }
 
   /** The call of `label`, once the upstream has started it. */
@@ -76,8 +77,7 @@ export class SlowUpstream {
   async stop(): Promise<void> {
     this.releaseAll();
     await this.forgetSessions();
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.listener.stop();
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

@@ -1,5 +1,5 @@
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenOnLoopback, type LoopbackListener } from './loopback';
 
 /**
  * An HTTP relay in front of an MCP upstream that counts the server-to-client
@@ -9,18 +9,19 @@ import type { AddressInfo } from 'node:net';
 export class SseProxy {
   private openStreamCount = 0;
   private readonly server = http.createServer((req, res) => this.relay(req, res));
+  private listener!: LoopbackListener;
 
   private constructor(private readonly target: URL) {}
 
   static async start(targetUrl: string): Promise<SseProxy> {
     const proxy = new SseProxy(new URL(targetUrl));
-    await new Promise<void>((resolve) => proxy.server.listen(0, '127.0.0.1', resolve));
+    proxy.listener = await listenOnLoopback(proxy.server);
     return proxy;
   }
 
   /** The proxy's URL, with the upstream's path. */
   get url(): string {
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}${this.target.pathname}`;
+    return `${this.listener.url}${this.target.pathname}`;
   }
 
   get openStreams(): number {
@@ -28,8 +29,7 @@ export class SseProxy {
   }
 
   async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.listener.stop();
   }
 
   private relay(req: http.IncomingMessage, res: http.ServerResponse): void {

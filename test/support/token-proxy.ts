@@ -1,5 +1,5 @@
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenOnLoopback, type LoopbackListener } from './loopback';
 
 /**
  * A loopback HTTP proxy that adds `Authorization` to every request it passes
@@ -8,10 +8,11 @@ import type { AddressInfo } from 'node:net';
  * responses stream back unbuffered.
  */
 export class TokenProxy {
-  private constructor(
-    private readonly server: http.Server,
-    readonly port: number,
-  ) {}
+  private constructor(private readonly listener: LoopbackListener) {}
+
+  get port(): number {
+    return this.listener.port;
+  }
 
   static async start(target: string, token: string): Promise<TokenProxy> {
     const upstream = new URL(target);
@@ -33,12 +34,10 @@ export class TokenProxy {
       res.on('close', () => forwarded.destroy());
       req.pipe(forwarded);
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    return new TokenProxy(server, (server.address() as AddressInfo).port);
+    return new TokenProxy(await listenOnLoopback(server));
   }
 
   async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise((resolve) => this.server.close(resolve));
+    await this.listener.stop();
   }
 }
