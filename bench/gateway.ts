@@ -50,6 +50,7 @@ import { chartSvg } from './chart';
 import { type LoadResult, type LoadSpec, runLoad } from './mcp-load';
 import { freePort, waitUntilReady } from './gateway-child';
 import { cpuMsBetween, cpuMsOf, cpuMsOfCommand, rssMbOf, samplePeakRss } from './process-stats';
+import { withoutCredentials } from './report';
 
 const REPO_ROOT = path.resolve(__dirname, '..');
 const SWC_REGISTER = path.join(__dirname, 'swc-register.cjs');
@@ -820,18 +821,6 @@ function loadAverage(): string {
     .loadavg()
     .map((l) => l.toFixed(2))
     .join(', ');
-}
-
-function withoutCredentials(url: string | undefined): string | undefined {
-  if (url === undefined) return undefined;
-  try {
-    const parsed = new URL(url);
-    parsed.username = parsed.username ? '…' : '';
-    parsed.password = '';
-    return parsed.toString();
-  } catch {
-    return '(not a URL)';
-  }
 }
 
 // ---------------------------------------------------------------------------

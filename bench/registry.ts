@@ -37,6 +37,7 @@ import { createScratchDatabase, REDIS_URL } from '../test/support/services';
 import { parseCommandLine, runScript, UsageError, wholeNumber } from './command-line';
 import { freePort, waitUntilReady } from './gateway-child';
 import { cpuMsOf } from './process-stats';
+import { withoutCredentials } from './report';
 
 const REPO_ROOT = path.resolve(__dirname, '..');
 const SWC_REGISTER = path.join(__dirname, 'swc-register.cjs');
@@ -672,18 +673,6 @@ function table(results: readonly Measurement[]): string {
     column < 2 ? `:${'-'.repeat(width + 1)}` : `${'-'.repeat(width + 1)}:`;
   const rule = `|${widths.map(dashes).join('|')}|`;
   return [line(header), rule, ...rows.map(line)].join('\n');
-}
-
-function withoutCredentials(url: string | undefined): string | undefined {
-  if (url === undefined) return undefined;
-  try {
-    const parsed = new URL(url);
-    parsed.username = '';
-    parsed.password = '';
-    return parsed.toString();
-  } catch {
-    return '(not a URL)';
-  }
 }
 
 function say(text: string): void {
