@@ -1,16 +1,6 @@
 import * as http from 'node:http';
-import * as net from 'node:net';
 
 /** What the benches share about a gateway they run as a child process. */
-
-/** A port free on loopback right now, for a child to listen on. */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** Polls `/health/ready` every `pollMs` until it answers 200; fails once the child exits or `timeoutMs` passes. */
 export async function waitUntilReady(

@@ -43,12 +43,13 @@ import { createInterface } from 'node:readline';
 import { namesLoopback } from '../src/mcp/mcp-edge';
 import { imageEnvironment } from '../test/support/dockerfile';
 import { entraEnv, LocalEntraIssuer } from '../test/support/entra-issuer';
+import { freeLoopbackPort } from '../test/support/loopback';
 import { createScratchDatabase, REDIS_URL } from '../test/support/services';
 import { Callgrind, type InstructionsPerCall } from './callgrind';
 import { parseCommandLine, runScript, UsageError, wholeNumber } from './command-line';
 import { chartSvg } from './chart';
 import { type LoadResult, type LoadSpec, runLoad } from './mcp-load';
-import { freePort, waitUntilReady } from './gateway-child';
+import { waitUntilReady } from './gateway-child';
 import { cpuMsBetween, cpuMsOf, cpuMsOfCommand, rssMbOf, samplePeakRss } from './process-stats';
 import { withoutCredentials } from './report';
 
@@ -868,7 +869,7 @@ async function measureEmbedded(
   try {
     const figures: { readyMs: number; idleRssMb: number | null }[] = [];
     for (let start = 0; start < 2; start++) {
-      const env = gatewayEnvironment({ port: await freePort(), issuer, dataDir, overrides });
+      const env = gatewayEnvironment({ port: await freeLoopbackPort(), issuer, dataDir, overrides });
       const gateway = await startGateway(env);
       try {
         figures.push({ readyMs: gateway.readyMs, idleRssMb: (await idleRss(gateway.process.pid, settleMs)).settling });
@@ -931,7 +932,7 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
       return Promise.resolve();
     });
     const env = gatewayEnvironment({
-      port: await freePort(),
+      port: await freeLoopbackPort(),
       issuer,
       dataDir,
       databaseUrl,

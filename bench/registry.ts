@@ -33,9 +33,10 @@ import { createLogger } from '../src/logging/logger';
 import { encodeCursor } from '../src/registry/cursor';
 import { type ServerRecord, toServerView } from '../src/registry/server-record';
 import type { ServerStatus } from '../src/registry/server.schema';
+import { freeLoopbackPort } from '../test/support/loopback';
 import { createScratchDatabase, REDIS_URL } from '../test/support/services';
 import { parseCommandLine, runScript, UsageError, wholeNumber } from './command-line';
-import { freePort, waitUntilReady } from './gateway-child';
+import { waitUntilReady } from './gateway-child';
 import { cpuMsOf } from './process-stats';
 import { withoutCredentials } from './report';
 
@@ -413,7 +414,7 @@ interface Gateway {
 }
 
 async function startGateway(databaseUrl: string, options: Options, dataDir: string): Promise<Gateway> {
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   const entry = options.gateway === 'dist' ? ['dist/main.js'] : ['-r', SWC_REGISTER, 'src/main.ts'];
   const child = spawn(process.execPath, [...entry, 'serve', '--no-migrate'], {
     cwd: REPO_ROOT,

@@ -1,10 +1,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import request from 'supertest';
 import { runCli } from './support/cli';
 import { startTestGateway, type TestGateway } from './support/gateway';
+import { freeLoopbackPort } from './support/loopback';
 import { PUBLIC_URL, token, uniqueName } from './support/registry';
 import { createScratchDatabase } from './support/services';
 
@@ -166,7 +166,7 @@ describe('mcp-gateway servers', () => {
   });
 
   it('exits 1 when the gateway cannot be reached, --url over MCP_GATEWAY_URL', async () => {
-    const port = await closedPort();
+    const port = await freeLoopbackPort();
     const result = await cli('list', '--url', `http://127.0.0.1:${port}`);
     expect(result.code).toBe(1);
     expect(result.stderr).toBe(
@@ -203,7 +203,7 @@ describe('mcp-gateway servers', () => {
   });
 
   it('refuses a gateway URL holding a user name or password, exit 2, never printing it', async () => {
-    const withPassword = `http://admin:TopS3cret@127.0.0.1:${await closedPort()}`;
+    const withPassword = `http://admin:TopS3cret@127.0.0.1:${await freeLoopbackPort()}`;
     for (const result of [
       await cli('list', '--url', withPassword),
       await cli('show', 'x', '--url', 'http://admin@127.0.0.1:9'),
@@ -267,12 +267,3 @@ describe('mcp-gateway servers', () => {
     }
   });
 });
-
-/** A loopback port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}

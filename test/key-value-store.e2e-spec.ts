@@ -10,6 +10,7 @@ import { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import Redis from 'ioredis';
 import { eventually, sleep } from './support/eventually';
+import { freeLoopbackPort } from './support/loopback';
 import { REDIS_URL } from './support/services';
 
 const logger = createLogger({ logLevel: 'silent' });
@@ -217,7 +218,7 @@ describe('RedisStore at start', () => {
     let port: number;
 
     beforeAll(async () => {
-      port = await freePort();
+      port = await freeLoopbackPort();
       server = spawn(
         'redis-server',
         ['--port', String(port), '--bind', '127.0.0.1', '--requirepass', password, '--save', '', '--appendonly', 'no'],
@@ -299,7 +300,7 @@ describe('RedisStore after a reconnect', () => {
   }
 
   beforeAll(async () => {
-    port = await freePort();
+    port = await freeLoopbackPort();
     await startRedis(16);
   });
 
@@ -358,14 +359,6 @@ async function startError(url: string, logger: Logger): Promise<unknown> {
   } catch (error) {
     return error;
   }
-}
-
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
 }
 
 async function waitForPort(port: number): Promise<void> {

@@ -1,5 +1,5 @@
 import type * as http from 'node:http';
-import type * as net from 'node:net';
+import * as net from 'node:net';
 
 /** A server listening on a loopback port the system chose. */
 export interface LoopbackListener {
@@ -28,4 +28,13 @@ export async function listenOnLoopback(server: http.Server): Promise<LoopbackLis
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** A loopback port that was free a moment ago and that nothing listens on now. */
+export async function freeLoopbackPort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
 }
