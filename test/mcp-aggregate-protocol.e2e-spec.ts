@@ -1,6 +1,5 @@
 import * as http from 'node:http';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import {
   CallToolRequestSchema,
   GetPromptRequestSchema,
@@ -16,7 +15,7 @@ import { eventually, sleep, waitUntil } from './support/eventually';
 import { type GuardedUpstream, guardUpstream } from './support/guarded-upstream';
 import { listenOnLoopback, type LoopbackListener } from './support/loopback';
 import { connectClient } from './support/mcp-client';
-import { readJson } from './support/read-json';
+import { statelessMcpListener } from './support/stateless-mcp';
 
 const DOC = 'test://doc/1';
 const NO_ARGUMENTS = { type: 'object' as const, properties: {} };
@@ -50,21 +49,7 @@ class ProtocolUpstream {
 
   static async start(): Promise<ProtocolUpstream> {
     const upstream: ProtocolUpstream = new ProtocolUpstream(
-      http.createServer((req, res) => {
-        const mcp = upstream.serverFor();
-        const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
-        res.on('close', () => {
-          void transport.close();
-          void mcp.close();
-        });
-        mcp
-          .connect(transport)
-          .then(() => (req.method === 'POST' ? readJson(req) : Promise.resolve(undefined)))
-          .then((body) => transport.handleRequest(req, res, body))
-          .catch(() => {
-            if (!res.headersSent) res.writeHead(500).end();
-          });
-      }),
+      http.createServer(statelessMcpListener(() => upstream.serverFor())),
     );
     upstream.listener = await listenOnLoopback(upstream.server);
     return upstream;

@@ -1,6 +1,5 @@
 import * as http from 'node:http';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import {
   ErrorCode,
   ListPromptsRequestSchema,
@@ -11,7 +10,7 @@ import {
   type ServerCapabilities,
 } from '@modelcontextprotocol/sdk/types.js';
 import { listenOnLoopback, type LoopbackListener } from './loopback';
-import { readJson } from './read-json';
+import { statelessMcpListener } from './stateless-mcp';
 
 type Entry = Record<string, unknown>;
 
@@ -104,22 +103,9 @@ export class PagedUpstream {
 
   static async start(name: string, catalog: PagedCatalog): Promise<PagedUpstream> {
     const requests: string[] = [];
-    const server = http.createServer((req, res) => {
-      const mcp = createPagedServer(name, () => catalog, requests);
-      // Stateless: one server and transport per request, as the SDK's stateless example does.
-      const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
-      res.on('close', () => {
-        void transport.close();
-        void mcp.close();
-      });
-      mcp
-        .connect(transport)
-        .then(() => (req.method === 'POST' ? readJson(req) : Promise.resolve(undefined)))
-        .then((body) => transport.handleRequest(req, res, body))
-        .catch(() => {
-          if (!res.headersSent) res.writeHead(500).end();
-        });
-    });
+    const server = http.createServer(
+      statelessMcpListener(() => createPagedServer(name, () => catalog, requests), { enableJsonResponse: true }),
+    );
     return new PagedUpstream(await listenOnLoopback(server), name, requests);
   }
 
