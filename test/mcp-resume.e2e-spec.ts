@@ -99,15 +99,13 @@ describe('resuming an upstream event stream closed before its answer', () => {
   it('ends a call whose resumed stream never answers at its time bound, on /mcp and the REST bridge', async () => {
     const client = await connect();
     try {
-      const error = await client
-        .callTool({ name: `${boundSlug}__pollForever`, arguments: { label: `forever-${run}` } }, CallToolResultSchema, {
-          timeout: 8 * REQUEST_MS,
-        })
-        .then(
-          () => new Error('the call answered'),
-          (failure: unknown) => failure,
-        );
-      expect((error as Error).message).toContain(`Upstream ${boundSlug} failed: the upstream did not answer in time`);
+      expect(
+        await failureOf(
+          client,
+          { name: `${boundSlug}__pollForever`, arguments: { label: `forever-${run}` } },
+          { timeout: 8 * REQUEST_MS },
+        ),
+      ).toContain(`Upstream ${boundSlug} failed: the upstream did not answer in time`);
     } finally {
       await client.close();
     }
@@ -160,11 +158,9 @@ describe('resuming an upstream event stream closed before its answer', () => {
       // retry: 0 as well: the cap, not time, ends it, and the GETs are counted, not timed.
       for (const retry of [10, 0]) {
         const label = `stall-${retry}-${randomUUID().slice(0, 8)}`;
-        const error = await client.callTool({ name: `${slug}__stall`, arguments: { label, retry, fresh: false } }).then(
-          () => new Error('the call answered'),
-          (failure: unknown) => failure,
-        );
-        expect((error as Error).message).toContain(gave);
+        expect(
+          await failureOf(client, { name: `${slug}__stall`, arguments: { label, retry, fresh: false } }),
+        ).toContain(gave);
         expect(upstream.resumptionsOf.get(label)).toBe(MAX_FRUITLESS_RESUMPTIONS);
       }
     } finally {
@@ -188,15 +184,13 @@ describe('resuming an upstream event stream closed before its answer', () => {
     const label = `fresh-${randomUUID().slice(0, 8)}`;
     try {
       // Each resumed stream brings a new priming event: never given up on, the call ends at its time bound.
-      const error = await client
-        .callTool({ name: `${boundSlug}__stall`, arguments: { label, retry: 0, fresh: true } }, CallToolResultSchema, {
-          timeout: 8 * REQUEST_MS,
-        })
-        .then(
-          () => new Error('the call answered'),
-          (failure: unknown) => failure,
-        );
-      expect((error as Error).message).toContain(`Upstream ${boundSlug} failed: the upstream did not answer in time`);
+      expect(
+        await failureOf(
+          client,
+          { name: `${boundSlug}__stall`, arguments: { label, retry: 0, fresh: true } },
+          { timeout: 8 * REQUEST_MS },
+        ),
+      ).toContain(`Upstream ${boundSlug} failed: the upstream did not answer in time`);
     } finally {
       await client.close();
     }
@@ -238,11 +232,9 @@ describe('resuming an upstream event stream closed before its answer', () => {
     const label = `break-early-${randomUUID().slice(0, 8)}`;
     const client = await connect();
     try {
-      const error = await client.callTool({ name: `${slug}__breakOff`, arguments: { label, early: true } }).then(
-        () => new Error('the call answered'),
-        (failure: unknown) => failure,
+      expect(await failureOf(client, { name: `${slug}__breakOff`, arguments: { label, early: true } })).toContain(
+        `Upstream ${slug} failed: connection reset by the upstream`,
       );
-      expect((error as Error).message).toContain(`Upstream ${slug} failed: connection reset by the upstream`);
     } finally {
       await client.close();
     }
@@ -253,11 +245,9 @@ describe('resuming an upstream event stream closed before its answer', () => {
     const before = upstream.resumptions;
     const client = await connect();
     try {
-      const error = await client.callTool({ name: `${slug}__cutShort`, arguments: {} }).then(
-        () => new Error('the call answered'),
-        (failure: unknown) => failure,
+      expect(await failureOf(client, { name: `${slug}__cutShort`, arguments: {} })).toContain(
+        `Upstream ${slug} failed: it sent no answer`,
       );
-      expect((error as Error).message).toContain(`Upstream ${slug} failed: it sent no answer`);
     } finally {
       await client.close();
     }
@@ -270,3 +260,16 @@ describe('resuming an upstream event stream closed before its answer', () => {
     expect(upstream.resumptions).toBe(before);
   });
 });
+
+/** The message of the error a tool call through `client` fails with; the test fails if it answers instead. */
+async function failureOf(
+  client: Client,
+  params: { name: string; arguments: Record<string, unknown> },
+  options?: { timeout: number },
+): Promise<string> {
+  const failure = await client.callTool(params, CallToolResultSchema, options).then(
+    () => new Error('the call answered'),
+    (error: unknown) => error as Error,
+  );
+  return failure.message;
+}
