@@ -334,10 +334,13 @@ function assemble(version: string, servers: GatewayServer[], shares: Map<string,
   const toolsByServer = new Map<string, Map<string, CatalogEntry>>();
   for (const share of shares.values()) for (const entry of share.entries) entries[entry.kind].push(entry);
   for (const list of Object.values(entries)) list.sort(byGatewayNameThenServer);
+  // The REST bridge calls a tool by its upstream name, which is never ambiguous: it keeps every tool.
+  const tools = entries.tool;
   for (const kind of ['tool', 'prompt'] as const) {
+    entries[kind] = withoutSharedNames(entries[kind]);
     for (const entry of entries[kind]) byGatewayName[kind].set(entry.gatewayName, entry);
   }
-  for (const entry of entries.tool) {
+  for (const entry of tools) {
     let tools = toolsByServer.get(entry.server.id);
     if (!tools) {
       tools = new Map<string, CatalogEntry>();
@@ -346,6 +349,19 @@ function assemble(version: string, servers: GatewayServer[], shares: Map<string,
     tools.set(entry.name, entry);
   }
   return { version, servers, entries, byGatewayName, toolsByServer };
+}
+
+/**
+ * The entries but those whose gateway name another entry has too: an upstream may name a tool exactly as another of
+ * its tools is named once made provider-safe (`a_b_{hash}` beside `a.b`, gateway-names.ts). `/mcp` offers neither:
+ * a list naming a tool twice breaks the clients that refuse duplicate names, and a call by that name could reach
+ * either. Sorted by gateway name (slugs keep servers apart), so the entries sharing one are neighbours.
+ */
+function withoutSharedNames(sorted: CatalogEntry[]): CatalogEntry[] {
+  const shared = (index: number): boolean =>
+    sorted[index - 1]?.gatewayName === sorted[index]!.gatewayName ||
+    sorted[index + 1]?.gatewayName === sorted[index]!.gatewayName;
+  return sorted.some((_, index) => shared(index)) ? sorted.filter((_, index) => !shared(index)) : sorted;
 }
 
 /**

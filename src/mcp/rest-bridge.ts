@@ -208,9 +208,8 @@ export class RestBridge {
 
   private usableTools(req: McpRequest, server: GatewayServer): CatalogEntry[] {
     const principal = principalOf(req);
-    return this.catalog
-      .current()
-      .entries.tool.filter((entry) => entry.server.id === server.id && this.catalog.allows(principal, entry));
+    const tools = this.catalog.current().toolsByServer.get(server.id)?.values() ?? [];
+    return [...tools].filter((entry) => this.catalog.allows(principal, entry));
   }
 
   private upstreamDefinition(entry: CatalogEntry): Record<string, unknown> {
