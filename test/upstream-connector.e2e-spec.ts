@@ -1,9 +1,10 @@
 import type * as http from 'node:http';
 import { loadConfig } from '../src/config/config';
-import { UpstreamConnector } from '../src/upstream/upstream-connector';
+import { readCatalog } from '../src/discovery/upstream-catalog';
+import { MAX_SESSION_READ_BYTES, UpstreamConnector } from '../src/upstream/upstream-connector';
 import { classifyUpstreamError } from '../src/upstream/upstream-error';
 import { UrlGuard } from '../src/upstream/url-guard';
-import { startRawHttpServer as brokenServer } from './support/raw-http';
+import { type RawHttpServer, startRawHttpServer as brokenServer } from './support/raw-http';
 import { GREET_TOOLS, TestUpstream } from './support/upstream';
 import { upstreamTarget as target } from './support/upstream-target';
 
@@ -130,5 +131,79 @@ describe('UpstreamConnector', () => {
       kind: 'refused_url',
       message: 'the upstream URL address 127.0.0.1 is loopback; allow it with UPSTREAM_ALLOWED_HOSTS',
     });
+  });
+
+  describe('an upstream that answers a list without end', () => {
+    /**
+     * Initializes as a tools server, then answers `tools/list` with a list that goes on past MAX_SESSION_READ_BYTES
+     * and never ends (the connection stays open), as JSON or as an event stream.
+     */
+    function endlessLister(contentType: 'application/json' | 'text/event-stream'): Promise<RawHttpServer> {
+      return brokenServer((req, res) => {
+        let text = '';
+        req.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+        req.on('end', () => {
+          if (req.method !== 'POST') {
+            res.writeHead(405).end();
+            return;
+          }
+          const message = JSON.parse(text) as { id?: number; method: string };
+          if (message.id === undefined) {
+            res.writeHead(202).end();
+            return;
+          }
+          if (message.method === 'initialize') {
+            res.writeHead(200, { 'content-type': 'application/json' });
+            res.end(
+              JSON.stringify({
+                jsonrpc: '2.0',
+                id: message.id,
+                result: {
+                  protocolVersion: '2025-06-18',
+                  capabilities: { tools: {} },
+                  serverInfo: { name: 'endless', version: '1' },
+                },
+              }),
+            );
+            return;
+          }
+          res.writeHead(200, { 'content-type': contentType });
+          const start = `{"jsonrpc":"2.0","id":${message.id},"result":{"tools":[`;
+          res.write(contentType === 'text/event-stream' ? `data: ${start}` : start);
+          const tool = Buffer.from('{"name":"t","inputSchema":{"type":"object"}},'.repeat(20_000));
+          let sent = 0;
+          const pump = (): void => {
+            while (sent <= MAX_SESSION_READ_BYTES && !res.destroyed) {
+              sent += tool.length;
+              if (!res.write(tool)) return;
+            }
+          };
+          res.on('drain', pump);
+          pump();
+        });
+      });
+    }
+
+    it.each(['application/json', 'text/event-stream'] as const)(
+      'fails the read as a protocol error once the upstream sent more than the gateway reads (%s)',
+      async (contentType) => {
+        const endless = await endlessLister(contentType);
+        try {
+          const session = await connector.connect(target(endless.url));
+          try {
+            // Well within the 60 s request bound: the read stops at the limit, not when the upstream stops.
+            expect(await failureOf(readCatalog(session, { timeoutMs: 60_000 }))).toEqual({
+              kind: 'protocol',
+              message: 'the upstream sent more than 64 MiB in one session, more than the gateway reads',
+              httpStatus: undefined,
+            });
+          } finally {
+            await session.close();
+          }
+        } finally {
+          await endless.close();
+        }
+      },
+    );
   });
 });

@@ -32,6 +32,7 @@ async function inMemorySession(catalog: PagedCatalog): Promise<UpstreamSession &
   const session = {
     client,
     protocolVersion: '2025-11-25',
+    tooLarge: new AbortController().signal,
     closed: false,
     close: async () => {
       session.closed = true;

@@ -175,7 +175,7 @@ function sdkListenSession(session: UpstreamSession, handlers: ListenHandlers): L
   };
   return {
     ping: async (timeoutMs) => {
-      await session.client.ping({ timeout: timeoutMs });
+      await session.client.ping({ timeout: timeoutMs, signal: session.tooLarge });
     },
     close: async () => {
       closed = true;

@@ -13,6 +13,7 @@ async function sessionWith(catalog: PagedCatalog, requests: string[] = []): Prom
   return {
     client,
     protocolVersion: '2025-11-25',
+    tooLarge: new AbortController().signal,
     close: async () => {
       await client.close();
       await server.close();

@@ -90,7 +90,8 @@ export async function readCatalog(session: UpstreamSession, options: ReadOptions
     truncated: [],
     skipped: [],
   };
-  const signals = new RequestSignals(options.signal);
+  const stop = options.signal ? AbortSignal.any([options.signal, session.tooLarge]) : session.tooLarge;
+  const signals = new RequestSignals(stop);
   try {
     for (const kind of ITEM_KINDS) {
       if (!capabilities[LISTS[kind].capability]) continue;
@@ -99,6 +100,9 @@ export async function readCatalog(session: UpstreamSession, options: ReadOptions
       if (listed.truncated) catalog.truncated.push(kind);
       catalog.skipped.push(...listed.skipped);
     }
+  } catch (error) {
+    // The SDK reports a request whose signal aborted as timed out, whatever the reason.
+    throw session.tooLarge.aborted ? session.tooLarge.reason : error;
   } finally {
     signals.dispose();
   }
@@ -112,20 +116,20 @@ export async function readCatalog(session: UpstreamSession, options: ReadOptions
  */
 class RequestSignals {
   private current?: AbortController;
-  private readonly abort = (): void => this.current?.abort(this.parent?.reason);
+  private readonly abort = (): void => this.current?.abort(this.parent.reason);
 
-  constructor(private readonly parent: AbortSignal | undefined) {
-    parent?.addEventListener('abort', this.abort);
+  constructor(private readonly parent: AbortSignal) {
+    parent.addEventListener('abort', this.abort);
   }
 
   next(): AbortSignal {
     this.current = new AbortController();
-    if (this.parent?.aborted) this.current.abort(this.parent.reason);
+    if (this.parent.aborted) this.current.abort(this.parent.reason);
     return this.current.signal;
   }
 
   dispose(): void {
-    this.parent?.removeEventListener('abort', this.abort);
+    this.parent.removeEventListener('abort', this.abort);
   }
 }
 

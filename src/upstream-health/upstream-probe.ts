@@ -129,8 +129,9 @@ export class UpstreamProbe {
       deadline.throwIfOver();
       const remaining = Math.max(1, timeoutMs - (performance.now() - started));
       try {
-        await session.client.ping({ timeout: remaining, signal: deadline.signal });
+        await session.client.ping({ timeout: remaining, signal: AbortSignal.any([deadline.signal, session.tooLarge]) });
       } catch (error) {
+        if (session.tooLarge.aborted) throw session.tooLarge.reason;
         if (!(error instanceof McpError && error.code === (ErrorCode.MethodNotFound as number))) throw error;
       }
       return round(performance.now() - started);

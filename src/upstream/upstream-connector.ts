@@ -2,7 +2,7 @@ import { Inject, Injectable, Optional } from '@nestjs/common';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { FetchLike, Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { ClientCapabilities } from '@modelcontextprotocol/sdk/types.js';
 import type { UpstreamCaller } from '../auth/principal';
 import { UpstreamTokenProvider } from '../auth/upstream-token-provider';
@@ -27,8 +27,22 @@ export interface UpstreamSession {
   readonly client: Client;
   /** The protocol version negotiated at initialize. */
   readonly protocolVersion?: string;
+  /**
+   * Aborted, with an UpstreamError as its reason, once the upstream has sent more than MAX_SESSION_READ_BYTES:
+   * requests should pass it (or a signal it aborts) as their `signal`, since a streamed answer cut short never
+   * settles on its own.
+   */
+  readonly tooLarge: AbortSignal;
   close(): Promise<void>;
 }
+
+/**
+ * Most the SDK sessions this connector opens (discovery, watchers and probes of SSE servers) read from their
+ * upstream, every answer together: the SDK keeps a JSON answer, or an event, whole in memory however long it is, so
+ * an upstream answering `tools/list` with an endless body grew the gateway's memory by some 100 MB a second until
+ * the process was killed. Discovery keeps at most 10,000 items of each kind, which fit well within it.
+ */
+export const MAX_SESSION_READ_BYTES = 64 * 1024 * 1024;
 
 /**
  * Opens MCP client sessions to upstreams with the gateway's own identity:
@@ -58,21 +72,27 @@ export class UpstreamConnector {
   async connect(target: UpstreamTarget, options: ConnectOptions = {}): Promise<UpstreamSession> {
     const verdict = await this.urlGuard.check(target.url);
     if (!verdict.allowed) throw new UpstreamError('refused_url', `the upstream URL ${verdict.reason}`);
-    const transport = this.transportFor(target, await this.headersFor(target, options.caller));
+    const tooLarge = new AbortController();
+    const fetch = readingAtMost(MAX_SESSION_READ_BYTES, tooLarge);
+    const transport = this.transportFor(target, await this.headersFor(target, options.caller), fetch);
     const client = new Client(
       { name: 'mcp-gateway', version: GATEWAY_VERSION },
       { capabilities: options.capabilities ?? {} },
     );
     try {
-      await client.connect(transport, { timeout: options.timeoutMs ?? this.connectTimeoutMs(target) });
+      await client.connect(transport, {
+        timeout: options.timeoutMs ?? this.connectTimeoutMs(target),
+        signal: tooLarge.signal,
+      });
     } catch (error) {
       await client.close().catch(() => undefined);
-      throw error;
+      throw tooLarge.signal.aborted ? tooLarge.signal.reason : error;
     }
     const protocolVersion = (transport as { protocolVersion?: string }).protocolVersion;
     return {
       client,
       protocolVersion,
+      tooLarge: tooLarge.signal,
       close: async () => {
         // Ends the upstream's session too (HTTP DELETE) instead of leaving it to expire there.
         if (transport instanceof StreamableHTTPClientTransport)
@@ -108,12 +128,49 @@ export class UpstreamConnector {
     }
   }
 
-  private transportFor(target: UpstreamTarget, headers: Record<string, string>): Transport {
+  private transportFor(target: UpstreamTarget, headers: Record<string, string>, fetch: FetchLike): Transport {
     const url = new URL(target.url);
     if (target.transport === 'sse') {
-      return new SSEClientTransport(url, { requestInit: { headers } });
+      return new SSEClientTransport(url, { requestInit: { headers }, fetch });
     }
     // Redirects stay on the upstream's origin: a redirect must not become a way around the URL policy.
-    return new StreamableHTTPClientTransport(url, { requestInit: { headers }, redirectPolicy: 'same-origin' });
+    return new StreamableHTTPClientTransport(url, { requestInit: { headers }, redirectPolicy: 'same-origin', fetch });
   }
+}
+
+/** Responses with no body by definition: `new Response` refuses one for them. */
+const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
+
+/**
+ * `fetch`, whose responses' bodies, all together, end in an error once they have brought more than `limit` bytes;
+ * `tooLarge` is aborted then, with that error as its reason.
+ */
+function readingAtMost(limit: number, tooLarge: AbortController): FetchLike {
+  let read = 0;
+  return async (url, init) => {
+    const response = await fetch(url, init);
+    if (!response.body || NULL_BODY_STATUSES.has(response.status)) return response;
+    const counted = response.body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          read += chunk.byteLength;
+          if (read <= limit) {
+            controller.enqueue(chunk);
+            return;
+          }
+          const error = new UpstreamError(
+            'protocol',
+            `the upstream sent more than ${limit / (1024 * 1024)} MiB in one session, more than the gateway reads`,
+          );
+          tooLarge.abort(error);
+          controller.error(error);
+        },
+      }),
+    );
+    return new Response(counted, {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    });
+  };
 }
