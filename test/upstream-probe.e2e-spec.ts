@@ -53,6 +53,16 @@ describe('a health probe, against a scripted upstream', () => {
     await waitUntil(() => upstream.received.some((entry) => entry.method === 'DELETE'), 'the session was ended');
   });
 
+  it('fails as a protocol error once the ping answer is longer than the gateway reads', async () => {
+    upstream.pingAnswer = 'endless';
+    // Well within the bound: the probe stops at the limit, not when the upstream stops.
+    expect(await probe.run(target, { timeoutMs: 60_000 })).toMatchObject({
+      ok: false,
+      kind: 'protocol',
+      message: 'the upstream answered with more than 64 MiB, more than the gateway reads',
+    });
+  });
+
   it('gives up at once when the prober stops', async () => {
     upstream.pingAnswer = 'none';
     const stopping = new AbortController();

@@ -1,9 +1,16 @@
 import type { Dispatcher } from 'undici';
 import { type Abortable, onAbort } from '../common/call-signal';
+import { UpstreamError } from '../upstream/upstream-error';
 import type { ByteConsumer, ByteStream } from './sse';
 
 /** Bytes of an unwanted body read (to keep the connection) before the connection is given up instead. */
 const DISCARD_LIMIT = 128 * 1024;
+/**
+ * Most of an answer read whole (JSON) the gateway keeps: an upstream answering with a body without end (a ping, a
+ * list, a call) grew the gateway's memory until the process was killed, or for as long as the call's time bound.
+ */
+export const MAX_TEXT_BYTES = 64 * 1024 * 1024;
+const TOO_LONG = `the upstream answered with more than ${MAX_TEXT_BYTES / (1024 * 1024)} MiB, more than the gateway reads`;
 /** Bytes held for a reader that has not come yet before the socket is paused for it. */
 const EARLY_LIMIT = 64 * 1024;
 
@@ -127,12 +134,17 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler, ByteStream {
     else this.abortedEarly = error;
   }
 
-  /** The whole body as UTF-8 text. */
+  /** The whole body as UTF-8 text; one longer than MAX_TEXT_BYTES ends the request and fails. */
   text(): Promise<string> {
     return new Promise((resolve, reject) => {
       const chunks: Uint8Array[] = [];
+      let length = 0;
       this.read({
-        data: (chunk) => chunks.push(chunk),
+        data: (chunk) => {
+          length += chunk.length;
+          if (length <= MAX_TEXT_BYTES) chunks.push(chunk);
+          else this.destroy(new UpstreamError('protocol', TOO_LONG));
+        },
         end: () => resolve(Buffer.concat(chunks).toString('utf8')),
         error: reject,
       });

@@ -1,3 +1,4 @@
+import { MAX_TEXT_BYTES } from '../../src/mcp/upstream-answer';
 import * as http from 'node:http';
 import { listenOnLoopback, type LoopbackListener } from './loopback';
 
@@ -13,7 +14,8 @@ export class ScriptedUpstream {
   readonly received: { method: string; headers: http.IncomingHttpHeaders; body?: Record<string, unknown> }[] = [];
   readonly streams: http.ServerResponse[] = [];
   getStatus = 200;
-  pingAnswer: 'result' | 'method-not-found' | 'error' | 'none' = 'result';
+  /** `endless`: a JSON answer that goes on past the gateway's limit and never ends. */
+  pingAnswer: 'result' | 'method-not-found' | 'error' | 'none' | 'endless' = 'result';
   private readonly server = http.createServer((req, res) => this.serve(req, res));
   private listener?: LoopbackListener;
 
@@ -69,6 +71,7 @@ export class ScriptedUpstream {
         );
       } else if (body.method === 'ping') {
         if (this.pingAnswer === 'none') return;
+        if (this.pingAnswer === 'endless') return endlessJson(res, body.id);
         const answer =
           this.pingAnswer === 'result'
             ? { result: {} }
@@ -85,4 +88,20 @@ export class ScriptedUpstream {
       }
     });
   }
+}
+
+/** A JSON answer to request `id` that goes on past MAX_TEXT_BYTES and then stalls, never ending. */
+function endlessJson(res: http.ServerResponse, id: unknown): void {
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.write(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":{"padding":"`);
+  const padding = Buffer.alloc(1024 * 1024, 'x');
+  let sent = 0;
+  const pump = (): void => {
+    while (sent <= MAX_TEXT_BYTES && !res.destroyed) {
+      sent += padding.length;
+      if (!res.write(padding)) return;
+    }
+  };
+  res.on('drain', pump);
+  pump();
 }
