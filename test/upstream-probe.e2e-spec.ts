@@ -63,6 +63,15 @@ describe('a health probe, against a scripted upstream', () => {
     });
   });
 
+  it('fails as a protocol error once an event of the ping answer is longer than the gateway reads', async () => {
+    upstream.pingAnswer = 'endless-event';
+    expect(await probe.run(target, { timeoutMs: 60_000 })).toMatchObject({
+      ok: false,
+      kind: 'protocol',
+      message: 'the upstream sent an event of more than 64 MiB, more than the gateway reads',
+    });
+  });
+
   it('gives up at once when the prober stops', async () => {
     upstream.pingAnswer = 'none';
     const stopping = new AbortController();

@@ -1,6 +1,7 @@
 /** Server-Sent Events: parsing what upstreams stream, and writing what clients read. */
 
 import { Readable } from 'node:stream';
+import { UpstreamError } from '../upstream/upstream-error';
 
 export interface SseEvent {
   /** The event's `id:` field, passed through so clients can resume with Last-Event-ID. */
@@ -162,7 +163,14 @@ class SseEvents implements SseEventStream, ByteConsumer {
   }
 
   data(chunk: Uint8Array): void {
+    if (this.failure) return;
     this.lines.push(chunk, this.ready);
+    if (this.lines.pendingBytes > MAX_EVENT_BYTES) {
+      const error = new UpstreamError('protocol', EVENT_TOO_LONG);
+      this.fail(error);
+      this.body.destroy(error);
+      return;
+    }
     while (this.ready.length > 0 && this.waiting.length > 0) {
       this.waiting.shift()!.resolve({ value: this.ready.shift()!, done: false });
     }
@@ -244,6 +252,12 @@ function prematureClose(): Error {
   return Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
 }
 
+/**
+ * Most one event may hold: an upstream sending an event (or a line) without end grew the gateway's memory, for as
+ * long as the stream lasted (a watcher's, for good), and joined the line's pieces again at every chunk.
+ */
+export const MAX_EVENT_BYTES = 64 * 1024 * 1024;
+const EVENT_TOO_LONG = `the upstream sent an event of more than ${MAX_EVENT_BYTES / (1024 * 1024)} MiB, more than the gateway reads`;
 const LF = 0x0a;
 const CR = 0x0d;
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
@@ -255,8 +269,11 @@ const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
  */
 class SseLines {
   private readonly parser = new SseLineParser();
-  /** The start of a line that has not ended yet. */
-  private partial?: Buffer;
+  /** The start of a line that has not ended yet, in the pieces it came in (joined once, when the line ends). */
+  private pieces?: Buffer[];
+  private pieceBytes = 0;
+  /** The stream's first bytes, while they may be the start of a byte-order mark. */
+  private opening?: Buffer;
   /** The last line ended with CR: an LF right after it belongs to that line end. */
   private afterCr = false;
   private started = false;
@@ -271,9 +288,16 @@ class SseLines {
     return this.parser.retryMs;
   }
 
+  /** Bytes of the event being read: its `data` so far and the line not ended yet. */
+  get pendingBytes(): number {
+    return this.pieceBytes + this.parser.dataLength;
+  }
+
   /** A new connection of the same stream: its bytes start afresh; an event cut short by the old one is dropped. */
   restart(): void {
-    this.partial = undefined;
+    this.pieces = undefined;
+    this.pieceBytes = 0;
+    this.opening = undefined;
     this.afterCr = false;
     this.started = false;
     this.parser.drop();
@@ -282,11 +306,11 @@ class SseLines {
   push(chunk: Uint8Array, events: SseEvent[]): void {
     let bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     if (!this.started) {
-      bytes = this.partial ? Buffer.concat([this.partial, bytes]) : bytes;
-      this.partial = undefined;
+      bytes = this.opening ? Buffer.concat([this.opening, bytes]) : bytes;
+      this.opening = undefined;
       if (bytes.length < BOM.length && BOM.subarray(0, bytes.length).equals(bytes)) {
         // Maybe the start of a byte-order mark: kept, copied as a line's start is below.
-        this.partial = Buffer.from(bytes);
+        this.opening = Buffer.from(bytes);
         return;
       }
       this.started = true;
@@ -301,10 +325,15 @@ class SseLines {
     for (let at = from; at < bytes.length; at++) {
       const byte = bytes[at];
       if (byte !== LF && byte !== CR) continue;
-      const line = this.partial
-        ? Buffer.concat([this.partial, bytes.subarray(from, at)]).toString('utf8')
-        : bytes.toString('utf8', from, at);
-      this.partial = undefined;
+      let line: string;
+      // Most lines come whole in one chunk: no pieces (not even an empty list of them) on each reply.
+      if (this.pieces === undefined) line = bytes.toString('utf8', from, at);
+      else {
+        this.pieces.push(bytes.subarray(from, at));
+        line = Buffer.concat(this.pieces).toString('utf8');
+        this.pieces = undefined;
+        this.pieceBytes = 0;
+      }
       const event = this.parser.line(line);
       if (event) events.push(event);
       if (byte === CR) {
@@ -315,9 +344,10 @@ class SseLines {
       from = at + 1;
     }
     if (from < bytes.length) {
-      const rest = bytes.subarray(from);
       // Copied: the chunk's memory may be reused once this returns.
-      this.partial = this.partial ? Buffer.concat([this.partial, rest]) : Buffer.from(rest);
+      const rest = Buffer.from(bytes.subarray(from));
+      (this.pieces ??= []).push(rest);
+      this.pieceBytes += rest.length;
     }
   }
 }
@@ -330,6 +360,8 @@ class SseLineParser {
   private id?: string;
   private event?: string;
   private data: string[] = [];
+  /** The characters of `data`, which bound an event's size. */
+  dataLength = 0;
   private retry?: number;
 
   /** Takes one line; returns the event a blank line completes. */
@@ -348,8 +380,10 @@ class SseLineParser {
     const field = colon < 0 ? line : line.slice(0, colon);
     let value = colon < 0 ? '' : line.slice(colon + 1);
     if (value.startsWith(' ')) value = value.slice(1);
-    if (field === 'data') this.data.push(value);
-    else if (field === 'id' && !value.includes('\0')) this.id = value;
+    if (field === 'data') {
+      this.data.push(value);
+      this.dataLength += value.length;
+    } else if (field === 'id' && !value.includes('\0')) this.id = value;
     else if (field === 'event') this.event = value;
     else if (field === 'retry' && /^\d+$/.test(value)) this.retry = this.retryMs = Number(value);
     return undefined;
@@ -360,6 +394,7 @@ class SseLineParser {
     this.id = undefined;
     this.event = undefined;
     this.data = [];
+    this.dataLength = 0;
     this.retry = undefined;
   }
 }

@@ -1,3 +1,4 @@
+import { MAX_EVENT_BYTES } from '../../src/mcp/sse';
 import { MAX_TEXT_BYTES } from '../../src/mcp/upstream-answer';
 import * as http from 'node:http';
 import { listenOnLoopback, type LoopbackListener } from './loopback';
@@ -14,8 +15,8 @@ export class ScriptedUpstream {
   readonly received: { method: string; headers: http.IncomingHttpHeaders; body?: Record<string, unknown> }[] = [];
   readonly streams: http.ServerResponse[] = [];
   getStatus = 200;
-  /** `endless`: a JSON answer that goes on past the gateway's limit and never ends. */
-  pingAnswer: 'result' | 'method-not-found' | 'error' | 'none' | 'endless' = 'result';
+  /** `endless`, `endless-event`: a JSON answer, or an event, that goes on past the gateway's limit and never ends. */
+  pingAnswer: 'result' | 'method-not-found' | 'error' | 'none' | 'endless' | 'endless-event' = 'result';
   private readonly server = http.createServer((req, res) => this.serve(req, res));
   private listener?: LoopbackListener;
 
@@ -71,7 +72,8 @@ export class ScriptedUpstream {
         );
       } else if (body.method === 'ping') {
         if (this.pingAnswer === 'none') return;
-        if (this.pingAnswer === 'endless') return endlessJson(res, body.id);
+        if (this.pingAnswer === 'endless') return endlessAnswer(res, 'application/json', body.id);
+        if (this.pingAnswer === 'endless-event') return endlessAnswer(res, 'text/event-stream', body.id);
         const answer =
           this.pingAnswer === 'result'
             ? { result: {} }
@@ -90,14 +92,17 @@ export class ScriptedUpstream {
   }
 }
 
-/** A JSON answer to request `id` that goes on past MAX_TEXT_BYTES and then stalls, never ending. */
-function endlessJson(res: http.ServerResponse, id: unknown): void {
-  res.writeHead(200, { 'content-type': 'application/json' });
-  res.write(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":{"padding":"`);
+const LIMIT = Math.max(MAX_TEXT_BYTES, MAX_EVENT_BYTES);
+
+/** An answer to request `id`, as JSON or as one event, that goes on past 64 MiB and then stalls, never ending. */
+function endlessAnswer(res: http.ServerResponse, type: 'application/json' | 'text/event-stream', id: unknown): void {
+  res.writeHead(200, { 'content-type': type });
+  const start = `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":{"padding":"`;
+  res.write(type === 'text/event-stream' ? `event: message\ndata: ${start}` : start);
   const padding = Buffer.alloc(1024 * 1024, 'x');
   let sent = 0;
   const pump = (): void => {
-    while (sent <= MAX_TEXT_BYTES && !res.destroyed) {
+    while (sent <= LIMIT && !res.destroyed) {
       sent += padding.length;
       if (!res.write(padding)) return;
     }
