@@ -172,6 +172,49 @@ describe('audit trail: database outage', () => {
     }
   });
 
+  it('holds records neither the database nor the spool takes, refusing MCP requests, until one of them takes them', async () => {
+    const gw = await startTestGateway('services', {
+      DATABASE_URL: withHostPort(scratch.url, relay.port),
+      AUDIT_FLUSH_INTERVAL_MS: '50',
+      AUDIT_BATCH_SIZE: '100',
+    });
+    const spoolDir = path.join(gw.dataDir, 'audit-spool');
+    try {
+      const audit = auditOf(gw.gateway.app);
+      const streamId = audit.trail.streamId;
+      for (let i = 0; i < 50; i++) audit.traffic.record(exchangeFactory());
+      await audit.trail.flush();
+
+      // PostgreSQL down and DATA_DIR unwritable: a file where the spool's directory was.
+      await relay.stop();
+      fs.rmSync(spoolDir, { recursive: true });
+      fs.writeFileSync(spoolDir, '');
+      for (let i = 0; i < 150; i++) audit.traffic.record(exchangeFactory());
+      await audit.trail.flush();
+      expect(audit.traffic.haltedReason).toMatch(/can neither store nor spool/);
+      const ready = await request(gw.url).get('/health/ready').expect(503);
+      expect(ready.body.failing).toContain('audit');
+      // Records of requests already admitted keep coming: held behind the others.
+      for (let i = 0; i < 20; i++) audit.traffic.record(exchangeFactory());
+      await audit.trail.flush();
+      expect(audit.traffic.haltedReason).toBeDefined();
+
+      // The disk first: the held records go to the spool, then to the database once it is back.
+      fs.rmSync(spoolDir);
+      await audit.trail.flush();
+      expect(audit.traffic.haltedReason).toBeUndefined();
+      expect(audit.trail.stats()).toMatchObject({ spoolRecords: 170 });
+      await relay.start();
+      await waitUntil(() => audit.trail.stats().spoolFiles === 0, 'the spool is replayed');
+      await expect(streamCounts(scratch.url, streamId)).resolves.toEqual({ n: '220', seqs: '220', max: '220' });
+      await expect(audit.verify()).resolves.not.toHaveProperty('broken');
+      await request(gw.url).get('/health/ready').expect(200);
+    } finally {
+      await relay.start().catch(() => undefined);
+      await gw.close();
+    }
+  });
+
   it('spools what is queued at shutdown when the database is down, and a later start stores it', async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-down-'));
     try {

@@ -62,7 +62,7 @@ export class AuditSpool {
     const full = path.join(this.directory, name);
     const tmp = `${full}.${process.pid}.tmp`;
     const text = rows.map((row) => JSON.stringify(row)).join('\n') + '\n';
-    const fd = fs.openSync(tmp, 'w');
+    const fd = this.create(tmp);
     try {
       fs.writeSync(fd, text);
       fs.fsyncSync(fd);
@@ -146,6 +146,17 @@ export class AuditSpool {
       this.pending.splice(index, 1);
       this.pendingRecords -= file.records;
       this.pendingBytes -= file.bytes;
+    }
+  }
+
+  /** Opens a new file, making the directory again if it was removed under the gateway. */
+  private create(file: string): number {
+    try {
+      return fs.openSync(file, 'w');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      fs.mkdirSync(this.directory, { recursive: true });
+      return fs.openSync(file, 'w');
     }
   }
 

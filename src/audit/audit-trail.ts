@@ -19,7 +19,7 @@ import { toUnchainedRow } from './exchange-row';
 export interface AuditStats {
   /** Records handed to the trail since start. */
   recorded: number;
-  /** Records waiting in memory now, and the most there may be. */
+  /** Records waiting in memory now (queued, or held because neither the database nor the spool takes them), and the most the queue may hold. */
   queueDepth: number;
   queueCapacity: number;
   /** Records inserted into the database (directly or replayed), since start. */
@@ -65,6 +65,9 @@ export type AuditSpoolListener = (event: AuditSpoolEvent) => void;
 
 /** What a client refused because the spool is full is told, and readiness says; the log says more. */
 const SPOOL_FULL = 'the audit spool is full: no request can be audited until the database takes the spooled records';
+/** The same, while records are held in memory because neither the database nor the spool takes them. */
+const UNKEPT =
+  'the audit trail can neither store nor spool records: no request can be audited until the database or the spool takes them';
 
 /** Records linked between two turns of the event loop (see `take`). */
 const LINK_SLICE = 32;
@@ -106,8 +109,13 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
   private timer?: NodeJS.Timeout;
   private pumping?: Promise<void>;
   private wakeScheduled = false;
-  /** Whether this trail halted McpTraffic because the spool is full. */
-  private halting = false;
+  /** Why this trail halted McpTraffic (the spool is full, or records could not be kept), or undefined. */
+  private halting?: string;
+  /**
+   * Batches neither the database nor the spool took (the database down and DATA_DIR unwritable): held here, oldest
+   * first, and MCP requests refused, until a pass stores or spools them.
+   */
+  private readonly unkept: AuditRow[][] = [];
   /** After shutdown the database is gone: late records go straight to the spool. */
   private closed = false;
   /** The batch taken from the queue and neither stored nor spooled yet: its rows linked so far, and the rest. */
@@ -192,7 +200,7 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
     const spooled = this.spool.survey();
     return {
       ...this.counts,
-      queueDepth: this.queue.length,
+      queueDepth: this.queue.length + this.unkept.reduce((sum, rows) => sum + rows.length, 0),
       queueCapacity: this.config.audit.queueCapacity,
       spoolFiles: spooled.files,
       spoolRecords: spooled.records,
@@ -233,6 +241,7 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
       await this.flush();
     } finally {
       this.closed = true;
+      for (const batch of this.unkept.splice(0, this.unkept.length)) this.spoolRows(batch);
       if (this.queue.length > 0) this.spoolNow(this.queue.splice(0, this.queue.length));
     }
     const { records } = this.spool;
@@ -256,6 +265,7 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
     this.closed = true;
     const flight = this.inFlight;
     this.inFlight = undefined;
+    for (const batch of this.unkept.splice(0, this.unkept.length)) this.spoolRows(batch);
     const rows = flight?.rows ?? [];
     for (const exchange of [...(flight?.unlinked ?? []), ...this.queue.splice(0, this.queue.length)]) {
       rows.push(this.chain.link(toUnchainedRow(exchange, this.policy)));
@@ -288,7 +298,13 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
    */
   private async pass(drain: boolean): Promise<void> {
     let replayBlocked = false;
+    let keepBlocked = false;
     for (;;) {
+      if (this.unkept.length > 0 && !keepBlocked) {
+        keepBlocked = !(await this.keepOldestUnkept(replayBlocked));
+        if (keepBlocked) replayBlocked = true;
+        continue;
+      }
       if (this.spool.files > 0 && !replayBlocked) {
         replayBlocked = !(await this.replayOldest());
         this.checkSpool();
@@ -298,8 +314,8 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
       const { rows, text } = await this.take();
       // Spooled meanwhile by spoolQueuedNow(): the process is exiting.
       if (this.inFlight?.rows !== rows) return;
-      if (this.spool.files > 0) {
-        // Older records are still spooled: keep the order, spool these behind them.
+      if (this.spool.files > 0 || this.unkept.length > 0) {
+        // Older records are still spooled or held: keep the order, spool (or hold) these behind them.
         this.inFlight = undefined;
         this.spoolRows(rows);
         continue;
@@ -347,11 +363,18 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
    * Records of requests already admitted are still spooled past the limit: the limit leaves room for them.
    */
   private checkSpool(): void {
-    const full = this.spoolFull;
-    if (full === this.halting) return;
-    this.halting = full;
+    const reason = this.unkept.length > 0 ? UNKEPT : this.spoolFull ? SPOOL_FULL : undefined;
+    if (reason === this.halting) return;
+    const was = this.halting;
+    this.halting = reason;
     const { bytes, files } = this.spool;
-    if (full) {
+    if (reason === UNKEPT) {
+      this.traffic.halt(UNKEPT);
+      this.logger.error(
+        { directory: this.spool.directory },
+        'audit records can be neither stored nor spooled: MCP requests are refused until the database or the spool takes them',
+      );
+    } else if (reason === SPOOL_FULL) {
       this.traffic.halt(SPOOL_FULL);
       this.logger.error(
         { bytes, files, limit: this.spoolCapacity, directory: this.spool.directory },
@@ -361,7 +384,9 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
       this.traffic.resume();
       this.logger.info(
         { bytes, files, limit: this.spoolCapacity },
-        'audit spool below its limit: MCP requests served again',
+        was === UNKEPT
+          ? 'audit records held in memory are kept again: MCP requests served again'
+          : 'audit spool below its limit: MCP requests served again',
       );
     }
   }
@@ -374,21 +399,53 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   private spoolRows(rows: AuditRow[], overflow = false): void {
+    if (!this.trySpool(rows, overflow)) {
+      if (this.closed) {
+        // The process is stopping and the disk refused too: the records can only be logged now, which keeps them.
+        this.logger.error({ records: rows }, 'audit records could not be spooled');
+        return;
+      }
+      // Kept in memory, and no new request admitted, until the database or the spool takes them (see `pass`).
+      this.unkept.push(rows);
+      this.checkSpool();
+    }
+  }
+
+  /** Writes rows to the spool; false (logged) when the disk refuses them. */
+  private trySpool(rows: AuditRow[], overflow = false): boolean {
     try {
       this.spool.write(rows);
-      this.counts.spooled += rows.length;
-      this.checkSpool();
-      for (const listener of this.spoolListeners) {
-        try {
-          listener({ records: rows.length, overflow });
-        } catch (error) {
-          this.logger.error({ err: error }, 'an audit spool listener failed');
-        }
-      }
     } catch (error) {
-      // The disk refused too: the records can only be logged now, which at least keeps them.
-      this.logger.error({ err: error, records: rows }, 'audit records could not be spooled');
+      this.logger.error(
+        { err: error, records: rows.length, directory: this.spool.directory },
+        'audit records could not be spooled',
+      );
+      return false;
     }
+    this.counts.spooled += rows.length;
+    this.checkSpool();
+    for (const listener of this.spoolListeners) {
+      try {
+        listener({ records: rows.length, overflow });
+      } catch (error) {
+        this.logger.error({ err: error }, 'an audit spool listener failed');
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Stores the oldest batch held in memory, or spools it: straight to the database unless it failed in this pass or
+   * older records are spooled (they go first), else behind them. False when neither took it.
+   */
+  private async keepOldestUnkept(databaseBlocked: boolean): Promise<boolean> {
+    const rows = this.unkept[0]!;
+    const kept =
+      (!databaseBlocked && this.spool.files === 0 && (await this.write(rows, 'queue'))) || this.trySpool(rows);
+    if (!kept) return false;
+    if (this.unkept[0] === rows) this.unkept.shift();
+    this.checkSpool();
+    return true;
   }
 
   private async replayOldest(): Promise<boolean> {
