@@ -45,6 +45,16 @@ describe('applyArgumentPolicy', () => {
     expect(a).not.toContain('hunter2');
   });
 
+  it('keeps a `__proto__` key and its value like any other, in the record and in the hash', () => {
+    const args = JSON.parse('{"__proto__":{"command":"rm -rf /","password":"p"},"city":"Paris"}') as unknown;
+    expect(applyArgumentPolicy(args, policy())).toBe(
+      '{"__proto__":{"command":"rm -rf /","password":"[redacted]"},"city":"Paris"}',
+    );
+    expect(applyArgumentPolicy(args, policy({ mode: 'hash' }))).not.toBe(
+      applyArgumentPolicy({ city: 'Paris' }, policy({ mode: 'hash' })),
+    );
+  });
+
   it('replaces arguments larger than the limit by their size and hash', () => {
     const stored = JSON.parse(applyArgumentPolicy({ text: 'x'.repeat(10_000) }, policy({ maxBytes: 1024 }))!);
     expect(stored).toEqual({ truncated: true, bytes: 10_011, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });

@@ -52,7 +52,9 @@ function normalize(value: unknown, redact: RegExp | undefined, depth: number, se
   seen.add(value);
   try {
     if (Array.isArray(value)) return value.map((item: unknown) => normalize(item, redact, depth + 1, seen));
-    const out: Record<string, unknown> = {};
+    // No prototype: a key named `__proto__` (an own key of a parsed body) is then an entry like any other, where on a
+    // plain object the assignment would set the prototype and drop the key and its value from the record and hash.
+    const out = Object.create(null) as Record<string, unknown>;
     for (const key of Object.keys(value).sort()) {
       const item = (value as Record<string, unknown>)[key];
       if (item === undefined) continue;
