@@ -266,7 +266,16 @@ describe('audit trail on PostgreSQL', () => {
   });
 
   it('never stores the token, whatever the key is called', async () => {
-    await record({ server, arguments: { note: `Bearer ${JWT}`, headers: { Authorization: 'Bearer abc' }, x: JWT } });
+    await record({
+      server,
+      arguments: {
+        note: `Bearer ${JWT}`,
+        headers: { Authorization: 'Bearer abc' },
+        x: JWT,
+        url: `https://example.com/?t=${JWT}`,
+        command: `curl -H "Authorization: Bearer ${JWT}" https://example.com`,
+      },
+    });
     const rows = await sql<{ arguments: string }>(
       scratch.url,
       "SELECT arguments FROM audit_records WHERE arguments LIKE '%Bearer%' OR arguments LIKE '%eyJ%'",

@@ -34,6 +34,22 @@ describe('applyArgumentPolicy', () => {
     });
   });
 
+  it('redacts tokens within longer strings, where they stand, and leaves prose alone', () => {
+    const jwt = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln';
+    const args = {
+      url: `https://api.example.com/v1?access_token=${jwt}&page=2`,
+      command: `curl -H 'Authorization: Bearer ghp_16C7e42F292c6912E7710c838347Ae178B4a' https://api.github.com`,
+      note: `my token is ${jwt}, keep it`,
+      prose: 'the bearer of this letter',
+    };
+    expect(JSON.parse(applyArgumentPolicy(args, policy())!)).toEqual({
+      url: 'https://api.example.com/v1?access_token=[redacted]&page=2',
+      command: `curl -H 'Authorization: [redacted]' https://api.github.com`,
+      note: 'my token is [redacted], keep it',
+      prose: 'the bearer of this letter',
+    });
+  });
+
   it('stores nothing when off, and a stable hash that hides the values when hashing', () => {
     expect(applyArgumentPolicy({ password: 'x' }, policy({ mode: 'off' }))).toBeNull();
     const a = applyArgumentPolicy({ b: 1, password: 'hunter2' }, policy({ mode: 'hash' }));

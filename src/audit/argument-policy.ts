@@ -16,6 +16,10 @@ const MAX_DEPTH = 32;
 /** A compact JWS (three base64url parts, the first a JSON header): a token wherever it appears, whatever its key. */
 const JWT = /^eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 const BEARER = /^bearer\s+\S+/i;
+/** The same inside a longer string (a URL's query, a command line, a header written out, prose). */
+const JWT_WITHIN = /eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g;
+/** `Bearer` and a credential within a string; one of letters only (`bearer of`) is prose, not a token. */
+const BEARER_WITHIN = /\bbearer\s+(?=[A-Za-z]*[0-9._~+/-])[A-Za-z0-9._~+/-]+=*/gi;
 
 /**
  * Applies the policy and returns canonical JSON text (object keys sorted,
@@ -44,7 +48,7 @@ export function canonicalJson(value: unknown, redact: RegExp | undefined): strin
 function normalize(value: unknown, redact: RegExp | undefined, depth: number, seen: Set<object>): unknown {
   if (value === null || typeof value === 'boolean') return value;
   if (typeof value === 'number') return Number.isFinite(value) ? value : String(value);
-  if (typeof value === 'string') return redact && (JWT.test(value) || BEARER.test(value)) ? REDACTED : value;
+  if (typeof value === 'string') return redact ? withoutTokens(value) : value;
   if (typeof value === 'bigint') return value.toString();
   if (typeof value !== 'object') return `[${typeof value}]`;
   if (depth >= MAX_DEPTH) return '[too deep]';
@@ -64,6 +68,12 @@ function normalize(value: unknown, redact: RegExp | undefined, depth: number, se
   } finally {
     seen.delete(value);
   }
+}
+
+/** A string that is a token is replaced whole; tokens within a longer one are replaced where they stand. */
+function withoutTokens(value: string): string {
+  if (JWT.test(value) || BEARER.test(value)) return REDACTED;
+  return value.replace(BEARER_WITHIN, REDACTED).replace(JWT_WITHIN, REDACTED);
 }
 
 function sha256(text: string): string {

@@ -456,7 +456,7 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     defaultText: '`redacted`',
     secret: false,
     description:
-      'what the audit trail keeps of MCP request arguments: `off` (nothing), `redacted` (values under keys matching `AUDIT_REDACT_KEYS`, and token-shaped strings, replaced at any depth) or `hash` (a sha256 of the canonical JSON)',
+      'what the audit trail keeps of MCP request arguments: `off` (nothing), `redacted` (values under keys matching `AUDIT_REDACT_KEYS`, and tokens, whole or within a string, replaced at any depth) or `hash` (a sha256 of the canonical JSON)',
   },
   {
     key: 'AUDIT_REDACT_KEYS',
