@@ -194,6 +194,10 @@ describe('audit trail: database outage', () => {
       expect(audit.traffic.haltedReason).toMatch(/can neither store nor spool/);
       const ready = await request(gw.url).get('/health/ready').expect(503);
       expect(ready.body.failing).toContain('audit');
+      // Metrics still answer, the spool's gauges from what this process knows; the held records count as queued.
+      const metrics = await request(gw.url).get('/metrics').expect(200);
+      expect(metrics.text).toMatch(/^mcp_gateway_audit_queue_depth 150$/m);
+      expect(metrics.text).toMatch(/^mcp_gateway_audit_spool_records 0$/m);
       // Records of requests already admitted keep coming: held behind the others.
       for (let i = 0; i < 20; i++) audit.traffic.record(exchangeFactory());
       await audit.trail.flush();

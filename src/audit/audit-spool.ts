@@ -83,10 +83,13 @@ export class AuditSpool {
    * For the gauges, read at scrape time; a file is read only the first time it is seen.
    */
   survey(): { files: number; records: number; bytes: number } {
+    const names = this.names();
+    // Unreadable (DATA_DIR's permissions changed, a file where the directory was): what this process knows of it.
+    if (!names) return { files: this.pending.length, records: this.pendingRecords, bytes: this.pendingBytes };
     const found = new Map<string, SpoolFile>();
     let records = 0;
     let bytes = 0;
-    for (const name of this.names()) {
+    for (const name of names) {
       if (!NAME.test(name)) continue;
       const file = this.surveyed.get(name) ?? this.read(name);
       if (!file) continue;
@@ -160,13 +163,15 @@ export class AuditSpool {
     }
   }
 
-  /** What the directory holds now; nothing if it was removed under the gateway, rather than a failed scrape. */
-  private names(): string[] {
+  /**
+   * What the directory holds now: nothing if it was removed under the gateway, undefined if it cannot be read, rather
+   * than a failed scrape.
+   */
+  private names(): string[] | undefined {
     try {
       return fs.readdirSync(this.directory);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw error;
+      return (error as NodeJS.ErrnoException).code === 'ENOENT' ? [] : undefined;
     }
   }
 
