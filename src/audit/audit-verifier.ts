@@ -1,4 +1,4 @@
-import { type BrokenLink, ChainWalker } from './audit-record';
+import { type BrokenLink, ChainWalker, type StreamBounds } from './audit-record';
 import type { AuditRepository } from './audit.repository';
 
 const PAGE = 2_000;
@@ -27,26 +27,42 @@ export async function verifyAuditTrail(repository: AuditRepository, key?: string
     };
     return report;
   }
-  for (const stream of await repository.streams()) {
-    const walker = new ChainWalker(stream, key);
-    let afterSeq = stream.anchorSeq;
-    for (;;) {
-      const rows = await repository.chainPage(stream.streamId, afterSeq, stream.lastSeq, PAGE);
-      const broken = walker.feed(rows);
-      if (broken) {
-        report.broken = broken;
-        break;
-      }
-      if (rows.length < PAGE) {
-        const end = walker.finish();
-        if (end) report.broken = end;
-        break;
-      }
-      afterSeq = rows[rows.length - 1]!.seq;
+  for (const listed of await repository.streams()) {
+    let stream = listed;
+    let walk = await walkStream(repository, stream, key);
+    // Retention may have cut the stream while it was walked: what it removed then looks missing. Walked again from
+    // the anchor it left (to the head the stream has now), the chain holds; a break that stays is the chain's own.
+    for (let retry = 0; walk.broken && retry < RETENTION_RETRIES; retry++) {
+      const now = await repository.streamBounds(stream.streamId);
+      if (!now || now.anchorSeq === stream.anchorSeq) break;
+      stream = now;
+      walk = await walkStream(repository, stream, key);
     }
     report.streams += 1;
-    report.records += walker.verified;
-    if (report.broken) return report;
+    report.records += walk.verified;
+    if (walk.broken) {
+      report.broken = walk.broken;
+      return report;
+    }
   }
   return report;
+}
+
+/** Walks re-tried for a stream whose anchor retention moved meanwhile (it runs every AUDIT_RETENTION_INTERVAL_MS). */
+const RETENTION_RETRIES = 3;
+
+async function walkStream(
+  repository: AuditRepository,
+  stream: StreamBounds,
+  key: string | undefined,
+): Promise<{ verified: number; broken?: BrokenLink }> {
+  const walker = new ChainWalker(stream, key);
+  let afterSeq = stream.anchorSeq;
+  for (;;) {
+    const rows = await repository.chainPage(stream.streamId, afterSeq, stream.lastSeq, PAGE);
+    const broken = walker.feed(rows) ?? (rows.length < PAGE ? walker.finish() : undefined);
+    if (broken) return { verified: walker.verified, broken };
+    if (rows.length < PAGE) return { verified: walker.verified };
+    afterSeq = rows[rows.length - 1]!.seq;
+  }
 }

@@ -1,6 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import { PrismaService } from '../database/prisma.service';
-import { Prisma, type AuditRecord as AuditRecordRow } from '../generated/prisma/client';
+import {
+  Prisma,
+  type AuditRecord as AuditRecordRow,
+  type AuditStream as AuditStreamRow,
+} from '../generated/prisma/client';
 import type { ExchangeDecision, ExchangeOutcome, McpSurface } from '../traffic/mcp-exchange';
 import { type AuditRow, GENESIS_HASH, type StreamBounds, storedText } from './audit-record';
 
@@ -118,13 +122,13 @@ export class AuditRepository {
 
   async streams(): Promise<StreamBounds[]> {
     const rows = await this.prisma.auditStream.findMany({ orderBy: { startedAt: 'asc' } });
-    return rows.map((row) => ({
-      streamId: row.id,
-      anchorSeq: Number(row.anchorSeq),
-      anchorHash: row.anchorHash,
-      lastSeq: Number(row.lastSeq),
-      lastHash: row.lastHash,
-    }));
+    return rows.map(toBounds);
+  }
+
+  /** One stream's bounds now, or undefined when its row is gone. */
+  async streamBounds(streamId: string): Promise<StreamBounds | undefined> {
+    const row = await this.prisma.auditStream.findUnique({ where: { id: streamId } });
+    return row ? toBounds(row) : undefined;
   }
 
   /** Stream ids that records name but no stream row describes (a deleted stream row). */
@@ -200,6 +204,16 @@ function whereOf(filter: AuditFilter): Prisma.AuditRecordWhereInput {
   if (filter.decision) where.decision = filter.decision;
   if (filter.outcome) where.outcome = filter.outcome;
   return where;
+}
+
+function toBounds(row: AuditStreamRow): StreamBounds {
+  return {
+    streamId: row.id,
+    anchorSeq: Number(row.anchorSeq),
+    anchorHash: row.anchorHash,
+    lastSeq: Number(row.lastSeq),
+    lastHash: row.lastHash,
+  };
 }
 
 function toRow(row: AuditRecordRow): AuditRow {
