@@ -206,6 +206,14 @@ describe('audit trail on PostgreSQL', () => {
     ],
     ['an oversized cursor', { cursor: 'A'.repeat(5_000) }, 'cursor'],
     ['a bad time', { from: 'yesterday' }, 'from'],
+    // PostgreSQL has no year 0: such a time reached it and failed the query, a 500.
+    ['a time in year 0', { from: '0000-06-01T00:00:00Z' }, 'from'],
+    ['a time that is year 0 in UTC', { to: '0001-01-01T00:30:00+01:00' }, 'to'],
+    [
+      'a cursor in year 0',
+      { cursor: Buffer.from('0000-01-01T00:00:00.000Z|0b9a3c1e-6f1d-4c84-9d4b-2f8a1e7c5d90').toString('base64url') },
+      'cursor',
+    ],
     ['from after to', { from: '2026-02-01T00:00:00Z', to: '2026-01-01T00:00:00Z' }, 'from'],
     ['an unknown decision', { decision: 'maybe' }, 'decision'],
     ['an unknown outcome', { outcome: "ok' OR '1'='1" }, 'outcome'],

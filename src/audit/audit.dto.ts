@@ -32,7 +32,9 @@ const PRINCIPAL_PART = /^[A-Za-z0-9._-]{1,100}$/;
 
 const timestamp = z.iso
   .datetime({ offset: true, error: 'must be an ISO 8601 date-time such as 2026-11-21T08:00:00Z' })
-  .transform((value) => new Date(value));
+  .transform((value) => new Date(value))
+  // PostgreSQL has no year 0 (1 BC): such a time would fail the query.
+  .refine((date) => date.getUTCFullYear() >= 1, 'must be in year 1 or later (UTC)');
 
 /** The filters both the list and the export take. */
 const auditFilterShape = {

@@ -19,6 +19,7 @@ export function decodeTimeIdCursor(cursor: string): TimeIdPosition | undefined {
   const [time, id, ...rest] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
   if (rest.length > 0 || !time || !id || !ISO_MS.test(time) || !UUID.test(id)) return undefined;
   const at = new Date(time);
-  if (Number.isNaN(at.getTime()) || at.toISOString() !== time) return undefined;
+  // Year 0 is a valid ISO 8601 year but no PostgreSQL one: the query would fail.
+  if (Number.isNaN(at.getTime()) || at.toISOString() !== time || at.getUTCFullYear() < 1) return undefined;
   return { at, id };
 }

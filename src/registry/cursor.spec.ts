@@ -16,6 +16,10 @@ describe('list cursors', () => {
     ['no id', Buffer.from('2026-01-02T03:04:05.678Z|').toString('base64url')],
     ['a bad id', Buffer.from('2026-01-02T03:04:05.678Z|nope').toString('base64url')],
     ['an impossible date', Buffer.from(`2026-02-31T00:00:00.000Z|${position.id}`).toString('base64url')],
+    [
+      'a date in year 0, which PostgreSQL has not',
+      Buffer.from(`0000-01-01T00:00:00.000Z|${position.id}`).toString('base64url'),
+    ],
     ['a date without milliseconds', Buffer.from(`2026-01-02T03:04:05Z|${position.id}`).toString('base64url')],
     ['extra parts', Buffer.from(`2026-01-02T03:04:05.678Z|${position.id}|x`).toString('base64url')],
     ['too long', 'a'.repeat(201)],
