@@ -5,6 +5,7 @@ import request from 'supertest';
 import { AuditRetention } from '../src/audit/audit-retention';
 import { AuditRepository } from '../src/audit/audit.repository';
 import { verifyAuditTrail } from '../src/audit/audit-verifier';
+import { PrismaService } from '../src/database/prisma.service';
 import { auditOf, exchangeFactory, sql } from './support/audit';
 import { runCli } from './support/cli';
 import { entraEnv, LocalEntraIssuer } from './support/entra-issuer';
@@ -441,6 +442,55 @@ describe('audit retention', () => {
       // A record really missing is still reported, by its seq.
       await sql(scratch.url, 'DELETE FROM audit_records WHERE stream_id = $1 AND seq = 12', [audit.trail.streamId]);
       await expect(verifyAuditTrail(repository)).resolves.toMatchObject({ broken: { seq: 12 } });
+    } finally {
+      await gw.close();
+      await scratch.drop();
+    }
+  });
+
+  it('a spooled batch replayed while retention runs keeps its records younger than the cutoff', async () => {
+    const scratch = await createScratchDatabase();
+    const gw = await startTestGateway('services', { DATABASE_URL: scratch.url, AUDIT_RETENTION_DAYS: '30' });
+    try {
+      const audit = auditOf(gw.gateway.app);
+      const streamId = audit.trail.streamId;
+      const old = Date.now() - 40 * 86_400_000;
+      for (let i = 0; i < 4; i++) audit.traffic.record(exchangeFactory({ at: new Date(old + i) }));
+      for (let i = 0; i < 6; i++) audit.traffic.record(exchangeFactory());
+      await audit.trail.flush();
+      const repository = gw.gateway.app.get(AuditRepository);
+      // Seq 5..7, young, are still spooled somewhere: not in the database when retention looks.
+      const spooled = (await repository.list({}, undefined, 100)).filter((row) => row.seq >= 5 && row.seq <= 7);
+      await sql(scratch.url, 'DELETE FROM audit_records WHERE stream_id = $1 AND seq BETWEEN 5 AND 7', [streamId]);
+      // The replay lands after retention chose its streams, before it cuts.
+      const prisma = gw.gateway.app.get(PrismaService);
+      let replayed = false;
+      const racing = new Proxy(prisma, {
+        get(target, property) {
+          const value = Reflect.get(target, property, target) as unknown;
+          if (property === '$transaction' && typeof value === 'function') {
+            return async (...args: unknown[]) => {
+              if (!replayed) {
+                replayed = true;
+                await expect(repository.insert(spooled)).resolves.toBe(3);
+              }
+              return (value as (...a: unknown[]) => unknown).apply(target, args);
+            };
+          }
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      await expect(new AuditRepository(racing).expire(new Date(Date.now() - 30 * 86_400_000))).resolves.toEqual({
+        streams: 1,
+        removed: 4,
+      });
+      const left = await sql<{ seq: number }>(
+        scratch.url,
+        'SELECT seq::int AS seq FROM audit_records WHERE stream_id = $1 ORDER BY seq',
+        [streamId],
+      );
+      expect(left.map((row) => row.seq)).toEqual([5, 6, 7, 8, 9, 10]);
+      await expect(audit.verify()).resolves.toEqual({ streams: 1, records: 6 });
     } finally {
       await gw.close();
       await scratch.drop();

@@ -157,21 +157,25 @@ export class AuditRepository {
    */
   async expire(cutoff: Date): Promise<ExpiryResult> {
     // Only streams with expired records; the (at) index reads just those rows, which are about to go anyway.
-    const candidates = await this.prisma.$queryRaw<{ stream_id: string; upto: bigint }[]>`
-      SELECT s.stream_id::text AS stream_id,
-             COALESCE(
-               (SELECT MIN(r.seq) - 1 FROM audit_records r WHERE r.stream_id = s.stream_id AND r.at >= ${cutoff}),
-               (SELECT MAX(r.seq) FROM audit_records r WHERE r.stream_id = s.stream_id)
-             ) AS upto
-      FROM (SELECT DISTINCT stream_id FROM audit_records WHERE at < ${cutoff}) s`;
+    const candidates = await this.prisma.$queryRaw<{ stream_id: string }[]>`
+      SELECT DISTINCT stream_id::text AS stream_id FROM audit_records WHERE at < ${cutoff}`;
     let streams = 0;
     let removed = 0;
-    for (const { stream_id: streamId, upto } of candidates) {
+    for (const { stream_id: streamId } of candidates) {
       const count = await this.prisma.$transaction(async (tx) => {
-        // Serializes concurrent retention passes (replicas) on one stream.
+        // Serializes concurrent retention passes (replicas) on one stream, and inserts into it (their upsert of the
+        // stream row waits for this lock): where the cut goes is read under it, so a spooled batch replayed meanwhile
+        // is seen, and none of its records younger than the cutoff goes with the older ones.
         const [stream] = await tx.$queryRaw<{ anchor_seq: bigint }[]>`
           SELECT anchor_seq FROM audit_streams WHERE id = ${streamId}::uuid FOR UPDATE`;
-        if (!stream || upto <= stream.anchor_seq) return 0;
+        if (!stream) return 0;
+        const [cut] = await tx.$queryRaw<{ upto: bigint | null }[]>`
+          SELECT COALESCE(
+            (SELECT MIN(seq) - 1 FROM audit_records WHERE stream_id = ${streamId}::uuid AND at >= ${cutoff}),
+            (SELECT MAX(seq) FROM audit_records WHERE stream_id = ${streamId}::uuid)
+          ) AS upto`;
+        const upto = cut?.upto;
+        if (upto === null || upto === undefined || upto <= stream.anchor_seq) return 0;
         const [last] = await tx.$queryRaw<{ hash: string }[]>`
           SELECT hash FROM audit_records WHERE stream_id = ${streamId}::uuid AND seq = ${upto}`;
         // A gap at the cut (records still spooled elsewhere): cut below it next time.
