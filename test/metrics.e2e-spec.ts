@@ -10,6 +10,9 @@ import { startTestGateway, type TestGateway } from './support/gateway';
 import { eventually } from './support/eventually';
 import { type MetricFamily, parsePrometheusText, samplesOf, sumOf, valueOf } from './support/prometheus-text';
 import { deleteServers, insertServer, type ServerRow } from './support/server-rows';
+import { POSTGRES_URL } from './support/services';
+import { StallableProxy } from './support/stallable-proxy';
+import { hostPortOf, withHostPort } from './support/tcp-proxy';
 import { GREET_TOOLS, TestUpstream } from './support/upstream';
 
 const PREFIX = 'mtr';
@@ -334,5 +337,52 @@ describe('GET /metrics (services)', () => {
     const res = await request(gw.url).get('/docs-json').expect(200);
     const paths = res.body.paths as Record<string, Record<string, { responses: Record<string, unknown> }>>;
     expect(paths['/metrics']?.get?.responses['200']).toBeDefined();
+  });
+});
+
+describe('GET /metrics while PostgreSQL does not answer', () => {
+  const relay = new StallableProxy(hostPortOf(POSTGRES_URL).host, hostPortOf(POSTGRES_URL).port);
+  let gw: TestGateway;
+  let prisma: PrismaService;
+  const rows: ServerRow[] = [];
+
+  beforeAll(async () => {
+    await relay.start();
+    gw = await startTestGateway('services', {
+      DATABASE_URL: withHostPort(POSTGRES_URL, relay.port),
+      UPSTREAM_ALLOWED_HOSTS: 'loopback',
+    });
+    prisma = gw.gateway.app.get(PrismaService);
+  });
+
+  afterAll(async () => {
+    relay.resume();
+    if (prisma) await deleteServers(prisma, rows);
+    await gw?.close();
+    await relay.stop();
+  });
+
+  it('still answers, within a scrape timeout, keeping the upstream health it read last', async () => {
+    const upstream = await TestUpstream.start('greet', GREET_TOOLS);
+    try {
+      const row = await insertServer(prisma, PREFIX, { url: upstream.url });
+      rows.push(row);
+      await request(gw.url).post(`/api/v1/health/servers/${row.id}/probe`).expect(200);
+      const before = await scrape(gw);
+      expect(sumOf(before, 'mcp_gateway_upstream_health_status', { server: row.slug })).toBe(1);
+
+      // Connections stay open and take the queries; no answer comes back.
+      relay.stall();
+      // Prometheus gives up on a scrape after 10 s by default; the stored health is read at scrape time.
+      for (let i = 0; i < 2; i++) {
+        const res = await request(gw.url).get('/metrics').timeout(10_000).expect(200);
+        const families = parsePrometheusText(res.text);
+        expect(sumOf(families, 'mcp_gateway_upstream_health_status', { server: row.slug })).toBe(1);
+        expect(valueOf(families, 'mcp_gateway_audit_spool_full')).toBe(0);
+      }
+    } finally {
+      relay.resume();
+      await upstream.stop();
+    }
   });
 });

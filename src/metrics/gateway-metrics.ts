@@ -14,6 +14,16 @@ export const REQUEST_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 /** What the gateway adds: it aims below a millisecond, so the buckets are fine there. */
 export const OVERHEAD_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
 
+/**
+ * Longest wait for the stored upstream health at scrape time. A stalled database (a connection that takes the
+ * query and never answers) must not hold the scrape past Prometheus' timeout (10 s by default), nor a worker's
+ * report past the primary's 5 s under `--workers`: every other metric would be lost with it, the audit spool's
+ * among them, when they matter most. The readiness checks wait as long.
+ */
+const HEALTH_READ_TIMEOUT_MS = 2_000;
+
+type UpstreamHealthRows = { server: string; status: string }[];
+
 /** Numbers the gateway holds elsewhere and the registry reads at scrape time (no cost per request). */
 export interface ScrapeSources {
   sessionsOpen?: () => number;
@@ -22,7 +32,7 @@ export interface ScrapeSources {
   tokenValidations?: () => TokenValidationCounts;
   jwksFetches?: () => { ok: number; failed: number };
   /** Each probed upstream's label and stored health status (the prober of any replica may have made it). */
-  upstreamHealth?: () => Promise<{ server: string; status: string }[]>;
+  upstreamHealth?: () => Promise<UpstreamHealthRows>;
 }
 
 /** Running totals of the token verifier, by result. */
@@ -44,6 +54,8 @@ export class GatewayMetrics {
   readonly rateLimits: RateLimitMetrics;
   readonly audit: AuditMetrics;
   private sources: ScrapeSources = {};
+  /** The read of the stored upstream health under way: scrapes during a stalled database share it, never queue more. */
+  private upstreamHealthRead?: Promise<UpstreamHealthRows>;
   /** In a worker of `serve --workers N`: asks the primary for every worker's metrics (src/cluster/cluster-metrics.ts). */
   private readonly clusterScrape = cluster.isWorker ? clusterScrape(this.registry) : undefined;
 
@@ -125,13 +137,9 @@ export class GatewayMetrics {
       async collect() {
         const read = self.sources.upstreamHealth;
         if (!read) return;
-        let rows: { server: string; status: string }[];
-        try {
-          rows = await read();
-        } catch {
-          // The database is away: the figures last read stay.
-          return;
-        }
+        const rows = await self.readUpstreamHealth(read);
+        // The database is away or does not answer in time: the figures last read stay.
+        if (!rows) return;
         this.reset();
         for (const { server, status } of rows) {
           for (const each of HEALTH_STATUSES) this.set({ server, status: each }, each === status ? 1 : 0);
@@ -217,6 +225,22 @@ export class GatewayMetrics {
   /** Where the numbers read at scrape time come from; later calls add to or replace earlier ones. */
   readFrom(sources: ScrapeSources): void {
     this.sources = { ...this.sources, ...sources };
+  }
+
+  /** The stored upstream health, or undefined when the read fails or takes longer than HEALTH_READ_TIMEOUT_MS. */
+  private async readUpstreamHealth(read: () => Promise<UpstreamHealthRows>): Promise<UpstreamHealthRows | undefined> {
+    const pending = (this.upstreamHealthRead ??= read().finally(() => {
+      this.upstreamHealthRead = undefined;
+    }));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<undefined>((resolve) => {
+      timer = setTimeout(resolve, HEALTH_READ_TIMEOUT_MS, undefined);
+    });
+    try {
+      return await Promise.race([pending.catch(() => undefined), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** The text exposition and its content type: under `serve --workers N`, every worker's metrics, summed. */
