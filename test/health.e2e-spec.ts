@@ -110,14 +110,23 @@ describe.each(PROFILES)('gateway edges (%s)', (profile) => {
       .set('x-request-id', 'log-probe-1')
       .set('authorization', 'Bearer super-secret-token')
       .set('cookie', 'session=cookie-secret')
+      // Credentials the gateway never reads, which clients and the proxies in front of it send.
+      .set('x-api-key', 'api-key-secret')
+      .set('ocp-apim-subscription-key', 'apim-key-secret')
+      .set('x-ms-token-aad-access-token', 'easy-auth-token-secret')
+      .set('x-auth-token', 'auth-token-secret')
+      .set('user-agent', 'log-probe-agent')
       .expect(404);
     await new Promise((resolve) => setTimeout(resolve, 50));
     const line = gw.logs.lines.find((entry) => (entry.req as { id?: string } | undefined)?.id === 'log-probe-1');
     expect(line).toBeDefined();
-    expect(line).toMatchObject({ res: { statusCode: 404 } });
+    expect(line).toMatchObject({
+      res: { statusCode: 404 },
+      req: { headers: { 'user-agent': 'log-probe-agent', 'x-api-key': '[redacted]' } },
+    });
     const text = JSON.stringify(gw.logs.lines);
-    expect(text).not.toContain('super-secret-token');
-    expect(text).not.toContain('cookie-secret');
+    const secrets = ['super-secret-token', 'cookie-secret', 'api-key-secret', 'apim-key-secret', 'auth-token-secret'];
+    for (const secret of secrets) expect(text).not.toContain(secret);
     expect(text).toContain('[redacted]');
   });
 

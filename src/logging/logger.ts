@@ -19,6 +19,14 @@ const CREDENTIAL_REQUEST_HEADERS = ['authorization', 'proxy-authorization', 'coo
 const CREDENTIAL_RESPONSE_HEADERS = ['set-cookie'];
 
 /**
+ * Further request headers that carry a credential by their name, which the gateway never reads but clients and the
+ * proxies in front of it send: `x-api-key`, `api-key`, Azure API Management's `ocp-apim-subscription-key`, App
+ * Service authentication's `x-ms-token-aad-access-token` and `x-ms-token-aad-id-token`, `x-auth-token`,
+ * `x-client-secret`. (Node gives header names in lower case.)
+ */
+const CREDENTIAL_HEADER_NAME = /token|secret|passw(or)?d|credential|api[-_]?key|(^|[-_])key$/;
+
+/**
  * Fields censored one level down in anything logged (`{ upstream: { token } }`), as pino's `*.token` redaction
  * paths would. Done here instead: pino runs every wildcard path over every object-valued key of every line,
  * which made redaction about half the cost of the access log line written for each request (`npm run bench`).
@@ -62,11 +70,20 @@ function withoutFields(value: object, fields: readonly string[]): object {
   return copy ?? value;
 }
 
-/** `message` (a logged request or response) with the named headers censored; the same object when it has none. */
-function withoutCredentialHeaders<T>(message: T, names: readonly string[]): T {
+/**
+ * `message` (a logged request or response) with the named headers, and those `pattern` matches, censored; the same
+ * object when it has none.
+ */
+function withoutCredentialHeaders<T>(message: T, names: readonly string[], pattern?: RegExp): T {
   const headers = (message as { headers?: unknown } | null | undefined)?.headers;
   if (headers === null || typeof headers !== 'object') return message;
-  const censored = withoutFields(headers, names);
+  let fields = names;
+  if (pattern) {
+    for (const name in headers) {
+      if (pattern.test(name) && !names.includes(name)) fields = [...fields, name];
+    }
+  }
+  const censored = withoutFields(headers, fields);
   return censored === headers ? message : { ...message, headers: censored };
 }
 
@@ -121,7 +138,8 @@ export function censorError(error: unknown): unknown {
   return { ...(serialized as object), command: { ...command, args: CENSOR } };
 }
 
-const censorRequest = <T>(req: T): T => withoutCredentialHeaders(req, CREDENTIAL_REQUEST_HEADERS);
+const censorRequest = <T>(req: T): T =>
+  withoutCredentialHeaders(req, CREDENTIAL_REQUEST_HEADERS, CREDENTIAL_HEADER_NAME);
 const censorResponse = <T>(res: T): T => withoutCredentialHeaders(res, CREDENTIAL_RESPONSE_HEADERS);
 
 export function createLogger(config: Pick<AppConfig, 'logLevel'>, destination?: DestinationStream): Logger {
