@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { __resetOutOfContextForTests } from 'nestjs-pino/PinoLogger';
 import request from 'supertest';
 import { AuditRetention } from '../src/audit/audit-retention';
 import { AuditRepository } from '../src/audit/audit.repository';
@@ -99,6 +100,37 @@ describe('audit trail: database outage', () => {
       await again.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
       fs.rmSync(saved, { recursive: true, force: true });
+    }
+  });
+
+  it('logs an outage once, not at every retry, and once more when the database takes records again', async () => {
+    // nestjs-pino keeps the logger of the first app in the process for its injected loggers: this gateway's own.
+    __resetOutOfContextForTests();
+    const gw = await startTestGateway('services', {
+      DATABASE_URL: withHostPort(scratch.url, relay.port),
+      AUDIT_FLUSH_INTERVAL_MS: '20',
+    });
+    const refused = 'audit records not stored: spooled for replay, retried until the database takes them';
+    const linesOf = (msg: string) => gw.logs.lines.filter((line) => line.msg === msg);
+    try {
+      const audit = auditOf(gw.gateway.app);
+      await relay.stop();
+      for (let round = 0; round < 3; round++) {
+        for (let i = 0; i < 5; i++) audit.traffic.record(exchangeFactory());
+        await audit.trail.flush();
+      }
+      // New records and replays of the spooled ones, retried every AUDIT_FLUSH_INTERVAL_MS, all failing.
+      await waitUntil(() => audit.trail.stats().writeFailures >= 20, 'replay has been retried');
+      expect(linesOf(refused)).toHaveLength(1);
+      expect(linesOf(refused)[0]).toMatchObject({ level: 40, err: { message: expect.any(String) } });
+
+      await relay.start();
+      await waitUntil(() => audit.trail.stats().spoolFiles === 0, 'the spool is replayed');
+      expect(linesOf('the database takes audit records again; spooled ones are replayed')).toHaveLength(1);
+      expect(linesOf(refused)).toHaveLength(1);
+    } finally {
+      await relay.start().catch(() => undefined);
+      await gw.close();
     }
   });
 

@@ -118,6 +118,12 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly unkept: AuditRow[][] = [];
   /** After shutdown the database is gone: late records go straight to the spool. */
   private closed = false;
+  /**
+   * Since the last write the database refused: its first failure is logged, the retries every AUDIT_FLUSH_INTERVAL_MS
+   * are not (they would be five lines a second, each with its stack, for as long as the outage lasts; the metrics
+   * count them), and the first write it takes again is.
+   */
+  private writesFailing = false;
   /** The batch taken from the queue and neither stored nor spooled yet: its rows linked so far, and the rest. */
   private inFlight?: { rows: AuditRow[]; unlinked: McpExchange[] };
 
@@ -490,11 +496,24 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
       ]);
       this.counts.stored += rows.length;
       this.emit({ records: rows.length, durationMs: performance.now() - started, ok: true, source });
+      if (this.writesFailing) {
+        this.writesFailing = false;
+        this.logger.info(
+          { spooled: this.spool.records },
+          'the database takes audit records again; spooled ones are replayed',
+        );
+      }
       return true;
     } catch (error) {
       this.counts.writeFailures += 1;
       this.emit({ records: rows.length, durationMs: performance.now() - started, ok: false, source });
-      this.logger.warn({ err: error, records: rows.length, source }, 'audit records not stored: spooled for replay');
+      if (!this.writesFailing) {
+        this.writesFailing = true;
+        this.logger.warn(
+          { err: error, records: rows.length, source },
+          'audit records not stored: spooled for replay, retried until the database takes them',
+        );
+      }
       return false;
     } finally {
       clearTimeout(timeout);
