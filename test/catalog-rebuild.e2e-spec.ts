@@ -39,8 +39,10 @@ describe('Catalog rebuilds read only the servers that changed', () => {
   const policy = new AccessPolicy(loadConfig({ NODE_ENV: 'test' }));
   let clock = Date.UTC(2026, 0, 1);
 
-  function newCatalog(from: CatalogRepository): Catalog {
-    const logger = { setContext: jest.fn(), warn: jest.fn(), info: jest.fn(), debug: jest.fn(), error: jest.fn() };
+  function newCatalog(
+    from: CatalogRepository,
+    logger = { setContext: jest.fn(), warn: jest.fn(), info: jest.fn(), debug: jest.fn(), error: jest.fn() },
+  ): Catalog {
     const made = new Catalog(
       from,
       policy,
@@ -216,6 +218,36 @@ describe('Catalog rebuilds read only the servers that changed', () => {
     expect(repository.reads).toEqual([[], [beta]]);
     expect(names(catalog.current())).toContain('alpha-2__tool_1');
     await expectSameAsFresh();
+  });
+
+  it('logs the first of a run of failed reads and the read that succeeds after them, not every retry', async () => {
+    const logger = { setContext: jest.fn(), warn: jest.fn(), info: jest.fn(), debug: jest.fn(), error: jest.fn() };
+    let down = false;
+    // The database away, as the repository meets it: every query fails.
+    const failing = new (class extends CatalogRepository {
+      override async marker(): ReturnType<CatalogRepository['marker']> {
+        if (down) throw new Error("Can't reach database server");
+        return super.marker();
+      }
+    })(prisma);
+    const made = newCatalog(failing, logger);
+    await made.refresh();
+    down = true;
+    for (let i = 0; i < 5; i++) await made.refresh();
+    expect(logger.warn).toHaveBeenCalledTimes(1);
+    expect(logger.warn).toHaveBeenCalledWith(
+      { err: expect.any(Error) },
+      expect.stringContaining('catalog rebuild failed'),
+    );
+    expect(logger.info).not.toHaveBeenCalled();
+    down = false;
+    await made.refresh();
+    await made.refresh();
+    expect(logger.info).toHaveBeenCalledTimes(1);
+    expect(logger.info).toHaveBeenCalledWith('catalog read again');
+    down = true;
+    await made.refresh();
+    expect(logger.warn).toHaveBeenCalledTimes(2);
   });
 
   it('drops a deleted server without reading anything', async () => {

@@ -84,6 +84,8 @@ export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
   /** The rebuild that starts when the running one ends, shared by everyone who asked meanwhile. */
   private queued?: Promise<void>;
   private debounce?: NodeJS.Timeout;
+  /** Since a read of the catalog failed, until one succeeds: only the first failure is logged. */
+  private failing = false;
   private stopSignals?: () => Promise<void>;
   private readonly listeners = new Set<(snapshot: CatalogSnapshot) => void>();
   private readonly bodyByRoles = new Map<string, Buffer>();
@@ -222,11 +224,27 @@ export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
   private async poll(): Promise<void> {
     try {
       const marker = await this.repository.marker();
-      if (this.marker && sameMarker(marker, this.marker)) return;
+      if (this.marker && sameMarker(marker, this.marker)) return this.readAgain();
       await this.refresh();
     } catch (error) {
-      this.logger.warn({ err: error }, 'catalog poll failed');
+      this.readFailed(error, 'catalog poll failed');
     }
+  }
+
+  /**
+   * Logs the first of a run of failed reads, not each retry: while the database is away the poll fails every
+   * POLL_MS, which was a warning with its stack every two seconds for as long as the outage lasted.
+   */
+  private readFailed(error: unknown, message: string): void {
+    if (this.failing) return;
+    this.failing = true;
+    this.logger.warn({ err: error }, `${message}; retried quietly until the catalog is read again`);
+  }
+
+  private readAgain(): void {
+    if (!this.failing) return;
+    this.failing = false;
+    this.logger.info('catalog read again');
   }
 
   private async rebuild(): Promise<void> {
@@ -254,6 +272,7 @@ export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
       const unchanged = stale.size === 0 && shares.size === this.shares.size;
       this.shares = shares;
       this.marker = marker;
+      this.readAgain();
       if (unchanged) return;
 
       const hash = createHash('sha256');
@@ -271,7 +290,7 @@ export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
       if (!changed) return;
       for (const listener of this.listeners) listener(this.snapshot);
     } catch (error) {
-      this.logger.warn({ err: error }, 'catalog rebuild failed; keeping the previous one');
+      this.readFailed(error, 'catalog rebuild failed; keeping the previous one');
     }
   }
 }
