@@ -75,6 +75,22 @@ describe('createLogger redaction', () => {
     expect(upstream.token).toBe('tok-1');
   });
 
+  it("censors the credential query parameters of a logged `url` (an upstream's), at any level", () => {
+    const { lines, stream } = capture();
+    const logger = createLogger({ logLevel: 'trace' }, stream);
+    logger.debug(
+      { url: 'https://mcp.example.test/mcp?api_key=upstream-key-1&region=eu' },
+      'ending an upstream session failed',
+    );
+    logger.child({ url: 'https://mcp.example.test/mcp?apiKey=upstream-key-2' }).trace('bound');
+    logger.info({ url: 'https://mcp.example.test/mcp?region=eu' }, 'plain');
+    expect(lines.map((line) => line.url)).toEqual([
+      'https://mcp.example.test/mcp?api_key=[redacted]&region=eu',
+      'https://mcp.example.test/mcp?apiKey=[redacted]',
+      'https://mcp.example.test/mcp?region=eu',
+    ]);
+  });
+
   it('censors a secret field of a logged error and keeps its message and stack', () => {
     const { lines, stream } = capture();
     const logger = createLogger({ logLevel: 'info' }, stream);

@@ -44,12 +44,20 @@ const SECRET_FIELDS = [
 ];
 const CENSOR = '[redacted]';
 
-/** `object` with its secret-named fields one level down censored; the same object when there are none. */
+/**
+ * `object` with its secret-named fields one level down censored, and the credential query parameters of a `url`
+ * field (an upstream's, which may carry an API key in its query); the same object when there are none.
+ */
 export function censorSecrets(object: Record<string, unknown>): Record<string, unknown> {
   let censored: Record<string, unknown> | undefined;
   for (const key in object) {
     if (!Object.prototype.hasOwnProperty.call(object, key)) continue;
     const value = object[key];
+    if (key === 'url' && typeof value === 'string') {
+      const safe = censorUrl(value);
+      if (safe !== value) (censored ??= { ...object })[key] = safe;
+      continue;
+    }
     if (value === null || typeof value !== 'object') continue;
     const safe = withoutFields(value, SECRET_FIELDS);
     if (safe !== value) (censored ??= { ...object })[key] = safe;
