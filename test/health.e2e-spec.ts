@@ -191,6 +191,12 @@ describe('readiness follows the dependencies (PostgreSQL and Redis behind relays
     const down = await request(gw.url).get('/health/ready').expect(503);
     expect(down.body).toMatchObject({ failing: ['database'], checks: { database: { status: 'down' } } });
     await request(gw.url).get('/health/live').expect(200);
+    // An outage, not a fault of the request: 503, and no error line for each request.
+    const logged = gw.logs.lines.length;
+    const refused = await request(gw.url).get('/api/v1/servers').expect(503);
+    expect(refused.body).toMatchObject({ code: 'service_unavailable', detail: expect.stringContaining('database') });
+    expect(refused.body).not.toHaveProperty('errorId');
+    expect(gw.logs.lines.slice(logged).filter((line) => line.msg === 'unhandled error')).toEqual([]);
     await pgRelay.start();
     await eventually(async () => {
       await request(gw.url).get('/health/ready').expect(200);

@@ -7,6 +7,10 @@ export interface DatabaseProblem {
 }
 
 const BUSY: DatabaseProblem = { code: 'service_unavailable', detail: 'the database is busy; try again shortly' };
+const UNREACHABLE: DatabaseProblem = {
+  code: 'service_unavailable',
+  detail: 'the database does not answer; try again shortly',
+};
 
 // Prisma errors are recognised by shape so that nothing here depends on the generated client.
 const PRISMA_CODES: Record<string, DatabaseProblem> = {
@@ -16,6 +20,11 @@ const PRISMA_CODES: Record<string, DatabaseProblem> = {
   // The database is saturated (no pooled connection, or a transaction could not start in time): retry later.
   P2024: BUSY,
   P2028: BUSY,
+  // The database is away (not reachable, timed out, or it closed the connection): an outage, which readiness
+  // reports, not a fault of this request; a 500 and an error line with its stack for each request said otherwise.
+  P1001: UNREACHABLE,
+  P1002: UNREACHABLE,
+  P1017: UNREACHABLE,
 };
 
 /**
