@@ -104,6 +104,23 @@ describe('RateLimitPlanner', () => {
     expect(list.budgets.map((budget) => budget.policy)).toEqual(['principal', 'tenant', 'server.github']);
   });
 
+  it('charges a tool without a cost of its own what tools/call costs in methodCosts', () => {
+    const file = path.join(dir, 'tools-call-cost.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        servers: { github: { tools: { search: { rate: '30/m' }, heavy: { cost: 7 } } } },
+        methodCosts: { 'tools/call': 4 },
+      }),
+    );
+    const costly = new RateLimitPlanner(loadConfig({ RATE_LIMIT_FILE: file }).rateLimit);
+    const costOf = (tool: string) =>
+      costly.plan({ principal: principal(), surface: 'server', server: github, method: 'tools/call', tool })?.cost;
+    expect(costOf('search')).toBe(4);
+    expect(costOf('unlisted')).toBe(4);
+    expect(costOf('heavy')).toBe(7);
+  });
+
   it('applies the * server policy per caller to servers without their own', () => {
     const plan = planner.plan({
       principal: principal(),

@@ -26,7 +26,9 @@ export class RateLimitPlanner {
   plan(request: RateLimitRequest): Charge | undefined {
     const server = request.server ? this.serverPolicy(request.server.slug) : undefined;
     const tool = server && request.tool !== undefined ? server.tools.get(request.tool) : undefined;
-    const cost = request.method === 'tools/call' && tool ? tool.cost : this.methodCost(request.method);
+    // A tool without a cost of its own costs what `tools/call` does (`methodCosts`, else 1).
+    const cost =
+      tool?.cost !== undefined && request.method === 'tools/call' ? tool.cost : this.methodCost(request.method);
     if (cost === 0) return undefined;
 
     const { principal } = request;

@@ -19,8 +19,8 @@ export interface LimitPolicy {
 export interface ToolPolicy {
   /** Budget of this tool; absent: only its cost weighs on the other budgets. */
   limit?: LimitPolicy;
-  /** Units one call spends, on every budget it is counted against (default 1). */
-  cost: number;
+  /** Units one call spends, on every budget it is counted against; absent: what `tools/call` costs. */
+  cost?: number;
 }
 
 export interface ServerPolicy {
@@ -172,7 +172,7 @@ export function buildRateLimitPolicy(env: RateLimitEnv, adminRole: string): Rate
     for (const [tool, entry] of Object.entries(server.tools ?? {})) {
       tools.set(tool, {
         limit: entry.rate ? { rate: entry.rate, onRedisDown: server.onRedisDown ?? defaultMode } : undefined,
-        cost: entry.cost ?? 1,
+        cost: entry.cost,
       });
     }
     servers.set(slug, {
