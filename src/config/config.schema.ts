@@ -601,7 +601,7 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     defaultText: '`1200/60s`',
     secret: false,
     description:
-      'HTTP requests per client address under `MCP_PREFIX`, counted before the token is checked, in each replica; `off` turns it off',
+      'HTTP requests per client address under `MCP_PREFIX`, counted before the token is checked, in each replica (each worker under `--workers`); `off` turns it off',
   },
   {
     key: 'RATE_LIMIT_ON_REDIS_DOWN',
@@ -614,7 +614,8 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     key: 'RATE_LIMIT_REPLICAS',
     defaultText: '`1`',
     secret: false,
-    description: 'replicas sharing the budgets; while Redis is down each one allows its share of every budget',
+    description:
+      'replicas sharing the budgets; while Redis is down each one allows its share of every budget, split again among its `--workers`',
   },
   {
     key: 'RATE_LIMIT_REDIS_TIMEOUT_MS',

@@ -1,10 +1,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import Redis from 'ioredis';
 import { PinoLogger } from 'nestjs-pino';
 import type { Principal } from '../auth/principal';
 import { loadConfig } from '../config/config';
 import { createLogger } from '../logging/logger';
+import type { KeyValueStore } from '../redis/key-value-store';
 import { MemoryStore } from '../redis/memory-store';
 import { GatewayRateLimiter } from './gateway-rate-limiter';
 import { RateLimitStats } from './rate-limit-stats';
@@ -69,5 +71,37 @@ describe('GatewayRateLimiter (no REDIS_URL)', () => {
       throw new Error('metrics bug');
     });
     expect((await limiter.consume({ principal, surface: 'aggregate', method: 'initialize' })).allowed).toBe(true);
+  });
+});
+
+describe('GatewayRateLimiter while Redis is down', () => {
+  // A client that never connects: every decision falls to the insurance limiter.
+  const client = new Redis({ lazyConnect: true, enableOfflineQueue: false });
+  const store = { client } as KeyValueStore;
+  afterAll(() => client.disconnect());
+
+  function limiter(env: Record<string, string>): GatewayRateLimiter {
+    const logger = new PinoLogger({ pinoHttp: { logger: createLogger({ logLevel: 'silent' }) } });
+    return new GatewayRateLimiter(
+      loadConfig({ RATE_LIMIT_PRINCIPAL: '12/1h', ...env }),
+      store,
+      new RateLimitStats(),
+      logger,
+    );
+  }
+
+  async function allowedOf(insurance: GatewayRateLimiter): Promise<number> {
+    let allowed = 0;
+    while ((await insurance.consume({ principal, surface: 'aggregate', method: 'tools/list' })).allowed) allowed += 1;
+    return allowed;
+  }
+
+  it("allows each replica its share of a budget: RATE_LIMIT_REPLICAS' share", async () => {
+    expect(await allowedOf(limiter({ RATE_LIMIT_REPLICAS: '3' }))).toBe(4);
+  });
+
+  it("allows each worker of serve --workers N its share of its replica's share, so that the workers together keep to it", async () => {
+    expect(await allowedOf(limiter({ RATE_LIMIT_REPLICAS: '3', WORKERS: '2' }))).toBe(2);
+    expect(await allowedOf(limiter({ WORKERS: '4' }))).toBe(3);
   });
 });

@@ -43,6 +43,11 @@ export class GatewayRateLimiter implements RateLimiter, OnModuleDestroy {
   /** Set when Redis timed out: decisions skip it until the probe gets an answer (a hung Redis must not slow every request). */
   private suspect = false;
   private closed = false;
+  /**
+   * Processes sharing the budgets, each allowed its share of every budget while Redis is down: the replicas, and in
+   * each the workers of `serve --workers N` (each its own insurance limiter).
+   */
+  private readonly processes: number;
 
   constructor(
     @Inject(APP_CONFIG) config: AppConfig,
@@ -51,6 +56,7 @@ export class GatewayRateLimiter implements RateLimiter, OnModuleDestroy {
     @InjectPinoLogger(GatewayRateLimiter.name) private readonly logger: PinoLogger,
   ) {
     this.policy = config.rateLimit;
+    this.processes = this.policy.replicas * Math.max(1, config.workers);
     this.planner = new RateLimitPlanner(this.policy);
     this.leases = new BudgetLeases(this.policy.leasePercent);
     if (store.client) this.redis = new RedisBuckets(store.client);
@@ -166,10 +172,10 @@ export class GatewayRateLimiter implements RateLimiter, OnModuleDestroy {
         headers: rateLimitHeaders([report]),
       };
     }
-    const replicas = this.policy.replicas;
+    const processes = this.processes;
     const share: Charge = {
       cost: charge.cost,
-      budgets: charge.budgets.map((budget) => ({ ...budget, count: Math.max(1, Math.ceil(budget.count / replicas)) })),
+      budgets: charge.budgets.map((budget) => ({ ...budget, count: Math.max(1, Math.ceil(budget.count / processes)) })),
     };
     return this.verdict(share, this.local.charge(share), 'insurance');
   }
