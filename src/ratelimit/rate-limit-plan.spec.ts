@@ -33,7 +33,7 @@ describe('RateLimitPlanner', () => {
       JSON.stringify({
         roles: { Reader: '60/m', Writer: '120/m', Slow: '1000/1h' },
         servers: {
-          github: { rate: '30/m', scope: 'all', tools: { search: { rate: '3/m', cost: 5 }, free: { cost: 0 } } },
+          github: { rate: '30/m', scope: 'all', tools: { search: { rate: '6/m', cost: 5 }, free: { cost: 0 } } },
           '*': { rate: '40/m' },
         },
         methodCosts: { 'tools/list': 0 },
@@ -96,7 +96,7 @@ describe('RateLimitPlanner', () => {
       ['principal', `rl:${TID}:user-1:principal`, 600],
       ['tenant', `rl:tenant:${TID}`, 10_000],
       ['server.github', 'rl:server.github', 30],
-      ['tool.github.search', 'rl:tool.github.search', 3],
+      ['tool.github.search', 'rl:tool.github.search', 6],
     ]);
     // Other methods on that server cost 1 and meet no tool budget.
     const list = planner.plan({ principal: principal(), surface: 'server', server: github, method: 'resources/read' })!;

@@ -69,7 +69,7 @@ describe('rate-limit policy', () => {
           rate: '30/m',
           scope: 'all',
           onRedisDown: 'refuse',
-          tools: { search: { rate: '3/m', cost: 5 }, cheap: { cost: 0 } },
+          tools: { search: { rate: '6/m', cost: 5 }, cheap: { cost: 0 } },
         },
         '*': { rate: '40/m' },
       },
@@ -87,7 +87,7 @@ describe('rate-limit policy', () => {
       limit: { rate: { count: 30, windowSeconds: 60 }, onRedisDown: 'refuse' },
     });
     expect(github.tools.get('search')).toEqual({
-      limit: { rate: { count: 3, windowSeconds: 60 }, onRedisDown: 'refuse' },
+      limit: { rate: { count: 6, windowSeconds: 60 }, onRedisDown: 'refuse' },
       cost: 5,
     });
     expect(github.tools.get('cheap')).toEqual({ limit: undefined, cost: 0 });
@@ -142,6 +142,30 @@ describe('rate-limit policy', () => {
     expect(problemsOf({ RATE_LIMIT_FILE: file([1, 2]) })).toEqual([
       expect.stringMatching(/^RATE_LIMIT_FILE: \(root\): /),
     ]);
+  });
+
+  it('refuses a cost more than a budget it is charged to holds, since such a request would always be refused', () => {
+    const problems = problemsOf({
+      RATE_LIMIT_FILE: file({
+        roles: { Reader: '4/m' }, // below search's cost, but search's own budget is smaller still
+        servers: {
+          github: { rate: '100/m', tools: { search: { rate: '3/m', cost: 5 }, fine: { cost: 4 } } },
+          tight: { rate: '2/m', tools: { listed: { rate: '50/m' } } },
+        },
+        methodCosts: { 'resources/read': 6, 'tools/call': 3, 'notifications/initialized': 9, 'tools/list': 0 },
+      }),
+    });
+    expect(problems.sort()).toEqual([
+      'RATE_LIMIT_FILE: methodCosts.resources/read: is more than the server tight budget holds, so such a request would always be refused',
+      'RATE_LIMIT_FILE: methodCosts.tools/call: is more than the server tight budget holds, so such a request would always be refused',
+      'RATE_LIMIT_FILE: servers.github.tools.search.cost: is more than the tool github.search budget holds, so such a request would always be refused',
+    ]);
+    // The variables count too: they win over the file.
+    const small = file({ methodCosts: { 'resources/read': 3 } });
+    expect(problemsOf({ RATE_LIMIT_FILE: small, RATE_LIMIT_PRINCIPAL: '2/1s' })).toEqual([
+      'RATE_LIMIT_FILE: methodCosts.resources/read: is more than the principal budget holds, so such a request would always be refused',
+    ]);
+    expect(loadConfig({ RATE_LIMIT_FILE: small, RATE_LIMIT_PRINCIPAL: '3/1s' }).rateLimit.principal.rate.count).toBe(3);
   });
 
   it('refuses a __proto__ key in any of its maps instead of dropping it', () => {

@@ -183,7 +183,7 @@ export function buildRateLimitPolicy(env: RateLimitEnv, adminRole: string): Rate
   }
 
   const ip = env.RATE_LIMIT_IP ?? file.ip ?? DEFAULT_RATES.ip;
-  return {
+  const policy: RateLimitPolicy = {
     enabled: env.RATE_LIMIT_ENABLED,
     principal: limit(env.RATE_LIMIT_PRINCIPAL, file.principal, DEFAULT_RATES.principal),
     roles,
@@ -195,6 +195,52 @@ export function buildRateLimitPolicy(env: RateLimitEnv, adminRole: string): Rate
     redisTimeoutMs: env.RATE_LIMIT_REDIS_TIMEOUT_MS,
     leasePercent: env.RATE_LIMIT_LEASE_PERCENT,
   };
+  const problems = costsBeyondBudgets(policy);
+  if (problems.length > 0) throw new RateLimitFileError(problems);
+  return policy;
+}
+
+/**
+ * A cost larger than a budget it is charged to could never be allowed: such a request would be refused for good,
+ * with a Retry-After that promises otherwise. Each cost is held against every budget it may meet: the caller's (any
+ * role tier, since a caller may hold only that one), the tenant's, its server's and its tool's.
+ */
+function costsBeyondBudgets(policy: RateLimitPolicy): string[] {
+  const problems: string[] = [];
+  const callers: Array<[string, LimitPolicy]> = [
+    ['principal', policy.principal],
+    ['tenant', policy.tenant],
+    ...[...policy.roles].map(([role, tier]): [string, LimitPolicy] => [`role ${role}`, tier]),
+  ];
+  const check = (place: string, cost: number, budgets: Array<[string, LimitPolicy | undefined]>): void => {
+    // The smallest of the budgets it does not fit in is named: the one to change first.
+    let over: [string, LimitPolicy] | undefined;
+    for (const [name, budget] of budgets) {
+      if (budget && cost > budget.rate.count && (!over || budget.rate.count < over[1].rate.count))
+        over = [name, budget];
+    }
+    if (over)
+      problems.push(`${place}: is more than the ${over[0]} budget holds, so such a request would always be refused`);
+  };
+  const toolsCallCost = policy.methodCosts.get('tools/call') ?? 1;
+  const servers = [...policy.servers].map(([slug, server]): [string, LimitPolicy | undefined] => [
+    `server ${slug}`,
+    server.limit,
+  ]);
+  for (const [method, cost] of policy.methodCosts) {
+    // Notifications are never charged (src/ratelimit/rate-limit-plan.ts asks for requests only).
+    if (cost === 0 || method.startsWith('notifications/')) continue;
+    check(`methodCosts.${method}`, cost, [...callers, ...servers]);
+  }
+  for (const [slug, server] of policy.servers) {
+    for (const [tool, entry] of server.tools) {
+      const cost = entry.cost ?? toolsCallCost;
+      if (cost === 0) continue;
+      const place = entry.cost === undefined ? `methodCosts.tools/call` : `servers.${slug}.tools.${tool}.cost`;
+      check(place, cost, [...callers, [`server ${slug}`, server.limit], [`tool ${slug}.${tool}`, entry.limit]]);
+    }
+  }
+  return [...new Set(problems)];
 }
 
 function readPolicyFile(file: string): z.output<typeof fileSchema> {
