@@ -99,6 +99,30 @@ describe('per-IP rate limit behind trusted proxies (embedded, no Redis)', () => 
     }
   });
 
+  it('counts a client whose proxy forwards its address with a port (Azure Application Gateway) under the address alone', async () => {
+    const gw = await startTestGateway('embedded', { AUTH_MODE: 'dev', RATE_LIMIT_IP: '2/1d', TRUST_PROXY: '1' });
+    try {
+      const statuses: number[] = [];
+      // Each request from a new connection, so from a new source port.
+      for (const port of [50001, 50002, 50003]) {
+        const res = await request(gw.url).post('/mcp').set('x-forwarded-for', `198.51.100.7:${port}`).send({});
+        statuses.push(res.status);
+      }
+      expect(statuses).toEqual([401, 401, 429]);
+      // The same address forwarded without a port shares that budget; IPv6 in brackets counts per /64 as without.
+      expect(await refusedAfterTwo(gw, '198.51.100.7')).toEqual([429, 429, 429]);
+      expect(
+        (await request(gw.url).post('/mcp').set('x-forwarded-for', '[2001:db8:1:2::7]:50004').send({})).status,
+      ).toBe(401);
+      expect(
+        (await request(gw.url).post('/mcp').set('x-forwarded-for', '[2001:db8:1:2::8]:50005').send({})).status,
+      ).toBe(401);
+      expect((await request(gw.url).post('/mcp').set('x-forwarded-for', '2001:db8:1:2::9').send({})).status).toBe(429);
+    } finally {
+      await gw.close();
+    }
+  });
+
   it('ignores X-Forwarded-For from a peer nobody said to trust', async () => {
     const gw = await startTestGateway('embedded', { AUTH_MODE: 'dev', RATE_LIMIT_IP: '2/1d' });
     try {
