@@ -29,6 +29,8 @@ describe('rate limits on the MCP endpoints (Redis)', () => {
   const tenant = randomUUID();
   const run = randomUUID().slice(0, 8);
   const slug = `rl-greet-${run}`;
+  /** A server whose echoHai only admins may call, with one budget of that tool shared by every caller. */
+  const deniedSlug = `rl-deny-${run}`;
   const role = `RateLimited.${run}`;
   const strictRole = `Strict.${run}`;
   let issuer: LocalEntraIssuer;
@@ -50,7 +52,10 @@ describe('rate limits on the MCP endpoints (Redis)', () => {
       policyFile,
       JSON.stringify({
         roles: { [strictRole]: { rate: '4/1d', onRedisDown: 'refuse' } },
-        servers: { [slug]: { tools: { echoHai: { cost: 3 } } } },
+        servers: {
+          [slug]: { tools: { echoHai: { cost: 3 } } },
+          [deniedSlug]: { scope: 'all', tools: { echoHai: { rate: '2/1d' } } },
+        },
       }),
     );
     gw = await startTestGateway('services', {
@@ -155,6 +160,49 @@ describe('rate limits on the MCP endpoints (Redis)', () => {
     expectRefusal(refused, 'principal');
     expect(refused.headers['content-type']).toContain('application/problem+json');
     expect(refused.body).toMatchObject({ status: 429, code: 'rate_limited' });
+  });
+
+  it('spends no budget of a tool on calls of callers the access policy refuses it, so they cannot drain a shared one', async () => {
+    const created = await request(gw.url)
+      .post('/api/v1/servers')
+      .send({
+        name: `com.example.ratelimit/${deniedSlug}`,
+        slug: deniedSlug,
+        url: upstream.url,
+        allowedRoles: [role],
+        toolRules: { deny: ['echoHai'] },
+      })
+      .expect(201);
+    try {
+      await eventually(async () => {
+        const caps = await request(gw.url).get(`/api/v1/servers/${created.body.id}/capabilities`).expect(200);
+        expect(JSON.stringify(caps.body)).toContain('echoHai');
+      });
+      const denied = await caller();
+      const restCall = (token: string) =>
+        request(gw.url)
+          .post(`/mcp/${deniedSlug}/tools/echoHai`)
+          .set('authorization', `Bearer ${token}`)
+          .send({ userName: 'Mallory' });
+      for (let i = 0; i < 2; i++) expect((await restCall(denied.token)).status).toBe(404);
+      const init = await post(denied.token, `/mcp/${deniedSlug}`, INITIALIZE).expect(200);
+      const onSlug = await post(denied.token, `/mcp/${deniedSlug}`, {
+        jsonrpc: '2.0',
+        id: 2,
+        method: 'tools/call',
+        params: { name: 'echoHai', arguments: { userName: 'Mallory' } },
+      }).set('mcp-session-id', String(init.headers['mcp-session-id']));
+      expect(onSlug.status).toBe(200);
+      expect(onSlug.body.error).toMatchObject({ code: -32602, message: 'Tool echoHai not found' });
+
+      // The tool's shared budget is whole for the callers it is meant for.
+      const admin = await caller(['Gateway.Admin']);
+      const allowed = await restCall(admin.token);
+      expect(allowed.status).toBe(200);
+      expect(allowed.headers.ratelimit).toContain(`"tool.${deniedSlug}.echoHai";r=1;`);
+    } finally {
+      await request(gw.url).delete(`/api/v1/servers/${created.body.id}`);
+    }
   });
 
   it('answers the requests of a batch past the budget with JSON-RPC errors carrying data.retryAfter', async () => {

@@ -66,12 +66,14 @@ export class RestBridge {
     const principal = principalOf(req);
     const exchanges = new ExchangeRecorder(this.traffic, req, res, 'rest', principal, server);
     const request = restRequest('tools/call', { name: tool, arguments: args });
-    await this.admit(exchanges, request, tool);
+    const entry = this.usableTool(principal, server, tool);
+    // A tool the caller may not use (or that is not there) spends no budget of its own: callers refused it could
+    // otherwise drain it for everyone (a `scope: all` one).
+    await this.admit(exchanges, request, entry ? tool : undefined);
     const refuse = (error: DomainError): DomainError => {
       exchanges.answered(request, errorResponse(request.id, ErrorCodes.invalidParams, error.detail));
       return error;
     };
-    const entry = this.usableTool(principal, server, tool);
     if (!entry) {
       const decision = this.policy.canUseTool(principal, server, tool);
       const notFound = new DomainError('not_found', `server ${slug} has no tool ${tool}`);

@@ -108,10 +108,17 @@ export class SlugRelay {
     await this.inFlight.cancelNamedIn(session.id, messages);
 
     const requests = messages.filter(isRequest);
+    // The rule of each tool call the access policy refuses: such a call spends no budget of its tool, which callers
+    // refused it could otherwise drain for everyone (a `scope: all` one), and is answered as a tool that is not there.
+    let deniedTools: Map<JsonRpcRequest, string> | undefined;
     const limits = await Promise.all(
-      requests.map((request) =>
-        exchanges.admit(request, request.method === 'tools/call' ? { tool: toolNameOf(request) } : {}),
-      ),
+      requests.map((request) => {
+        if (request.method !== 'tools/call') return exchanges.admit(request);
+        const tool = toolNameOf(request);
+        const decision = tool === undefined ? undefined : this.policy.canUseTool(principal, server, tool);
+        if (decision?.allowed === false) (deniedTools ??= new Map()).set(request, decision.rule);
+        return exchanges.admit(request, decision?.allowed === false ? {} : { tool });
+      }),
     );
     const limited = new Map(requests.map((request, index) => [request, limits[index]]));
     const lone = limits.length === 1 && messages.length === 1 && !batch ? limits[0] : undefined;
@@ -122,7 +129,7 @@ export class SlugRelay {
     const listRequests = new Set<string | number>();
     for (const message of messages) {
       const refusal = isRequest(message)
-        ? (limited.get(message)?.refusal ?? this.refusal(principal, server, message, exchanges))
+        ? (limited.get(message)?.refusal ?? this.refusal(message, deniedTools?.get(message), exchanges))
         : undefined;
       if (refusal) refused.push(refusal);
       else forward.push(message);
@@ -282,19 +289,15 @@ export class SlugRelay {
   }
 
   /** The error answer for a request the caller's roles do not allow; it reads as if the tool did not exist. */
+  /** The answer to a tool call the access policy refused by `rule` (undefined: it did not). */
   private refusal(
-    principal: Principal,
-    server: GatewayServer,
     request: JsonRpcRequest,
+    rule: string | undefined,
     exchanges: ExchangeRecorder,
   ): JsonRpcResponse | undefined {
-    if (request.method !== 'tools/call') return undefined;
-    const name = toolNameOf(request);
-    if (name === undefined) return undefined;
-    const decision = this.policy.canUseTool(principal, server, name);
-    if (decision.allowed) return undefined;
-    exchanges.denied(request, decision.rule);
-    return errorResponse(request.id, ErrorCodes.invalidParams, `Tool ${name} not found`);
+    if (rule === undefined) return undefined;
+    exchanges.denied(request, rule);
+    return errorResponse(request.id, ErrorCodes.invalidParams, `Tool ${toolNameOf(request)} not found`);
   }
 
   private async initialize(
