@@ -174,9 +174,14 @@ describe('rate limits on the MCP endpoints (Redis)', () => {
       })
       .expect(201);
     try {
+      // The tool is in the gateway's catalog (listed to a caller allowed it), so that a 404 below is the policy's.
+      const admin = await caller(['Gateway.Admin']);
       await eventually(async () => {
-        const caps = await request(gw.url).get(`/api/v1/servers/${created.body.id}/capabilities`).expect(200);
-        expect(JSON.stringify(caps.body)).toContain('echoHai');
+        const listed = await request(gw.url)
+          .get(`/mcp/${deniedSlug}/tools`)
+          .set('authorization', `Bearer ${admin.token}`)
+          .expect(200);
+        expect((listed.body.tools as { name: string }[]).map((tool) => tool.name)).toContain('echoHai');
       });
       const denied = await caller();
       const restCall = (token: string) =>
@@ -196,7 +201,6 @@ describe('rate limits on the MCP endpoints (Redis)', () => {
       expect(onSlug.body.error).toMatchObject({ code: -32602, message: 'Tool echoHai not found' });
 
       // The tool's shared budget is whole for the callers it is meant for.
-      const admin = await caller(['Gateway.Admin']);
       const allowed = await restCall(admin.token);
       expect(allowed.status).toBe(200);
       expect(allowed.headers.ratelimit).toContain(`"tool.${deniedSlug}.echoHai";r=1;`);
