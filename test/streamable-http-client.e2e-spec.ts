@@ -10,6 +10,7 @@ import {
 } from '../src/mcp/streamable-http-client';
 import type { SseEvent } from '../src/mcp/sse';
 import { pingUpstream } from '../src/mcp/upstream-exchange';
+import { UrlGuard } from '../src/upstream/url-guard';
 
 /**
  * The relay's upstream client against a real HTTP server on a socket: what it sends, how it reads each kind of
@@ -65,7 +66,7 @@ async function startUpstream(): Promise<Upstream> {
 }
 
 describe('StreamableHttpClient against a real HTTP server', () => {
-  const client = new StreamableHttpClient();
+  const client = new StreamableHttpClient(new UrlGuard({ allowedHosts: ['loopback'], deniedHosts: [] }));
   let upstream: Upstream;
 
   beforeEach(async () => {

@@ -33,7 +33,6 @@ export interface ListenSession {
   close(): Promise<void>;
 }
 
-const http = new StreamableHttpClient();
 let nextId = 0;
 
 /**
@@ -50,7 +49,8 @@ export async function openListenSession(
   handlers: ListenHandlers,
 ): Promise<ListenSession> {
   if (target.transport === 'sse') return sdkListenSession(await connector.connect(target), handlers);
-  const listener = new UpstreamListener(connector, target, handlers, await connector.headersFor(target));
+  const http = new StreamableHttpClient(urlGuard);
+  const listener = new UpstreamListener(http, connector, target, handlers, await connector.headersFor(target));
   await listener.open(urlGuard);
   return listener;
 }
@@ -63,6 +63,7 @@ class UpstreamListener implements ListenSession {
   private closed = false;
 
   constructor(
+    private readonly http: StreamableHttpClient,
     private readonly connector: UpstreamConnector,
     private readonly target: UpstreamTarget,
     private readonly handlers: ListenHandlers,
@@ -75,10 +76,10 @@ class UpstreamListener implements ListenSession {
     const handshake = new CallSignal(this.stream, this.connectMs);
     try {
       const id = `mcp-gateway-watch-${++nextId}`;
-      this.session = await openUpstreamSession(http, urlGuard, this.target.url, this.headers, id, handshake);
+      this.session = await openUpstreamSession(this.http, urlGuard, this.target.url, this.headers, id, handshake);
       // The stream outlives the handshake, so its headers are waited for by a timer of their own.
       const timer = setTimeout(() => this.stream.abort(timeoutError()), this.connectMs);
-      const reply = await http
+      const reply = await this.http
         .get(this.target.url, { ...this.session, headers: this.headers, signal: this.stream })
         .finally(() => clearTimeout(timer));
       if (reply.body.kind === 'sse' && reply.status < 300) {
@@ -105,7 +106,7 @@ class UpstreamListener implements ListenSession {
       // Asked for each ping: an Entra token outlives no long session.
       const headers = await this.connector.headersFor(this.target);
       const id = `mcp-gateway-ping-${++nextId}`;
-      const response = await pingUpstream(http, this.target.url, this.session, headers, id, signal);
+      const response = await pingUpstream(this.http, this.target.url, this.session, headers, id, signal);
       if ('error' in response) throw new UpstreamError('protocol', `ping failed: ${response.error.message}`);
     } finally {
       signal.dispose();
@@ -144,7 +145,7 @@ class UpstreamListener implements ListenSession {
         : errorResponse(id, ErrorCodes.methodNotFound, `Method not found: ${method}`);
     const signal = new CallSignal(undefined, this.connectMs);
     try {
-      await discard(await http.post(this.target.url, message, { ...this.session, headers: this.headers, signal }));
+      await discard(await this.http.post(this.target.url, message, { ...this.session, headers: this.headers, signal }));
     } finally {
       signal.dispose();
     }
@@ -153,7 +154,7 @@ class UpstreamListener implements ListenSession {
   /** DELETEs the upstream's session; it expires there anyway if this fails. */
   private async end(): Promise<void> {
     const signal = new CallSignal(undefined, this.connectMs);
-    await endUpstreamSession(http, this.target.url, this.session, this.headers, signal)
+    await endUpstreamSession(this.http, this.target.url, this.session, this.headers, signal)
       .catch(() => undefined)
       .finally(() => signal.dispose());
   }

@@ -57,7 +57,7 @@ import { discard, initializeUpstream, safeJson, sendInitialized, statusFailure }
  */
 @Injectable()
 export class SlugRelay {
-  private readonly http = new StreamableHttpClient();
+  private readonly http: StreamableHttpClient;
 
   constructor(
     private readonly directory: ServerDirectory,
@@ -70,6 +70,7 @@ export class SlugRelay {
     private readonly traffic: McpTraffic,
     private readonly logger: PinoLogger,
   ) {
+    this.http = new StreamableHttpClient(urlGuard);
     this.logger.setContext(SlugRelay.name);
   }
 

@@ -1,5 +1,7 @@
-import { Agent, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import { type Abortable, delay } from '../common/call-signal';
+import { guardedAgent } from '../upstream/guarded-connection';
+import type { UrlGuard } from '../upstream/url-guard';
 import { UpstreamError } from '../upstream/upstream-error';
 import { type ByteStream, parseSse, type SseEventStream } from './sse';
 import { isRepeatable } from './jsonrpc';
@@ -51,12 +53,21 @@ export const MIN_RETRY_MS = 250;
 export const MAX_FRUITLESS_RESUMPTIONS = 10;
 
 /**
- * Keep-alive connection pools, one per upstream origin, shared by every client in the process. No limit per
- * upstream: a slow upstream must not queue the calls of the fast ones behind it. No time limit of its own on
- * headers or body either: every request is bounded by its caller's signal, and a GET stream may stay quiet
- * for as long as the session lives.
+ * Keep-alive connection pools, one per upstream origin, shared by every client of the same URL policy (in the
+ * gateway, one). No limit per upstream: a slow upstream must not queue the calls of the fast ones behind it. No
+ * time limit of its own on headers or body either: every request is bounded by its caller's signal, and a GET stream
+ * may stay quiet for as long as the session lives. Each new connection goes only to an address the policy allows.
  */
-const DISPATCHER = new Agent({ headersTimeout: 0, bodyTimeout: 0 });
+const DISPATCHERS = new WeakMap<UrlGuard, Agent>();
+
+function dispatcherFor(guard: UrlGuard): Agent {
+  let dispatcher = DISPATCHERS.get(guard);
+  if (dispatcher === undefined) {
+    dispatcher = guardedAgent(guard, { headersTimeout: 0, bodyTimeout: 0 });
+    DISPATCHERS.set(guard, dispatcher);
+  }
+  return dispatcher;
+}
 
 /** Socket errors of a kept-alive connection the upstream closed (a restart) before it answered. */
 const STALE_CONNECTION = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
@@ -72,9 +83,15 @@ const STALE_CONNECTION = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
  * `npm run bench`). The answer is taken from the dispatcher's callbacks (`UpstreamAnswer`), not from undici's
  * `request()` and its body stream. What fetch did for us is kept: redirects are refused (an error, never
  * followed, so the URL policy cannot be walked around), and an aborted signal rejects with its reason, also
- * mid-body.
+ * mid-body. Connections are opened only to addresses `guard` allows, checked as each connection is opened.
  */
 export class StreamableHttpClient {
+  private readonly dispatcher: Dispatcher;
+
+  constructor(guard: UrlGuard) {
+    this.dispatcher = dispatcherFor(guard);
+  }
+
   async post(url: string, message: unknown, options: UpstreamRequestOptions): Promise<UpstreamReply> {
     const headers = this.headersOf(options);
     headers['content-type'] = 'application/json';
@@ -151,7 +168,7 @@ export class StreamableHttpClient {
     const target = targetOf(url);
     const body = message === undefined ? undefined : JSON.stringify(message);
     const options: Dispatcher.DispatchOptions = { origin: target.origin, path: target.path, method, headers, body };
-    let answer = dispatch(options, signal);
+    let answer = this.dispatch(options, signal);
     try {
       await answer.headers;
     } catch (error) {
@@ -161,13 +178,19 @@ export class StreamableHttpClient {
       // or an upstream that read the request and then stopped (a crash, a restart). Which one cannot be told, so
       // only what may run twice is sent again.
       if (message !== undefined && !isRepeatable(message)) throw new DroppedBeforeAnswer();
-      answer = dispatch(options, signal);
+      answer = this.dispatch(options, signal);
       await answer.headers;
     }
     if (answer.statusCode >= 300 && answer.statusCode < 400 && answer.location !== undefined) {
       await answer.dump();
       throw new UnexpectedRedirect(answer.statusCode);
     }
+    return answer;
+  }
+
+  private dispatch(options: Dispatcher.DispatchOptions, signal: Abortable | undefined): UpstreamAnswer {
+    const answer = new UpstreamAnswer(signal);
+    this.dispatcher.dispatch(options, answer);
     return answer;
   }
 
@@ -192,12 +215,6 @@ export class StreamableHttpClient {
     }
     return { status, sessionId, body: { kind: 'none' }, text: text.slice(0, MAX_ERROR_TEXT) };
   }
-}
-
-function dispatch(options: Dispatcher.DispatchOptions, signal: Abortable | undefined): UpstreamAnswer {
-  const answer = new UpstreamAnswer(signal);
-  DISPATCHER.dispatch(options, answer);
-  return answer;
 }
 
 /** The connection dropped before the upstream answered a request that may not run twice (a tool call). */

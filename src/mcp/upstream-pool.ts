@@ -48,7 +48,7 @@ interface Breaker {
  */
 @Injectable()
 export class UpstreamPool implements OnModuleDestroy {
-  private readonly http = new StreamableHttpClient();
+  private readonly http: StreamableHttpClient;
   /** In order of last use: the first entry is the one evicted. */
   private readonly sessions = new Map<string, PoolEntry>();
   private readonly breakers = new Map<string, Breaker>();
@@ -59,6 +59,7 @@ export class UpstreamPool implements OnModuleDestroy {
     private readonly urlGuard: UrlGuard,
     private readonly logger: PinoLogger,
   ) {
+    this.http = new StreamableHttpClient(urlGuard);
     this.logger.setContext(UpstreamPool.name);
   }
 

@@ -30,8 +30,6 @@ class ProbeInterrupted extends Error {
   }
 }
 
-const http = new StreamableHttpClient();
-
 /**
  * One health probe of one upstream: a fresh MCP session (initialize, initialized),
  * a `ping`, and the session ended again (DELETE), all within one deadline. Never
@@ -44,11 +42,14 @@ const http = new StreamableHttpClient();
 @Injectable()
 export class UpstreamProbe {
   private probes = 0;
+  private readonly http: StreamableHttpClient;
 
   constructor(
     private readonly connector: UpstreamConnector,
     private readonly urlGuard: UrlGuard,
-  ) {}
+  ) {
+    this.http = new StreamableHttpClient(urlGuard);
+  }
 
   async run(target: UpstreamTarget, options: ProbeOptions): Promise<ProbeResult> {
     const started = performance.now();
@@ -95,7 +96,7 @@ export class UpstreamProbe {
     const id = ++this.probes;
     const { url } = target;
     const session = await openUpstreamSession(
-      http,
+      this.http,
       this.urlGuard,
       url,
       headers,
@@ -104,7 +105,14 @@ export class UpstreamProbe {
     );
     try {
       deadline.throwIfOver();
-      const response = await pingUpstream(http, url, session, headers, `mcp-gateway-probe-ping-${id}`, deadline.signal);
+      const response = await pingUpstream(
+        this.http,
+        url,
+        session,
+        headers,
+        `mcp-gateway-probe-ping-${id}`,
+        deadline.signal,
+      );
       // An upstream that completed initialize and answers `ping` with "method not found" is up: it answered.
       if ('error' in response && response.error.code !== ErrorCodes.methodNotFound) {
         throw new UpstreamError('protocol', `MCP error ${response.error.code}: ${response.error.message}`);
@@ -113,7 +121,7 @@ export class UpstreamProbe {
     } finally {
       // Not awaited: ending the session is bounded on its own and must not count as probe time or delay the result.
       const ending = AbortSignal.timeout(Math.max(1_000, Math.ceil(deadline.remainingMs())));
-      endUpstreamSession(http, url, session, headers, ending).catch(() => undefined);
+      endUpstreamSession(this.http, url, session, headers, ending).catch(() => undefined);
     }
   }
 

@@ -10,6 +10,8 @@ import type { AppConfig, UpstreamConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
 import type { UpstreamTarget } from '../registry/server.schema';
 import { GATEWAY_VERSION } from '../version';
+import { type Dispatcher, fetch as undiciFetch, type RequestInit as UndiciRequestInit } from 'undici';
+import { guardedAgent } from './guarded-connection';
 import { UpstreamError } from './upstream-error';
 import { UrlGuard } from './url-guard';
 
@@ -52,6 +54,8 @@ export const MAX_SESSION_READ_BYTES = 64 * 1024 * 1024;
 @Injectable()
 export class UpstreamConnector {
   private readonly upstream: UpstreamConfig;
+  /** Connections of the SDK's sessions, each opened only to an address the URL policy allows. */
+  private readonly dispatcher: Dispatcher;
 
   constructor(
     @Inject(APP_CONFIG) config: AppConfig,
@@ -59,6 +63,7 @@ export class UpstreamConnector {
     @Optional() private readonly tokens?: UpstreamTokenProvider,
   ) {
     this.upstream = config.upstream;
+    this.dispatcher = guardedAgent(urlGuard);
   }
 
   requestTimeoutMs(target: UpstreamTarget): number {
@@ -73,7 +78,7 @@ export class UpstreamConnector {
     const verdict = await this.urlGuard.check(target.url);
     if (!verdict.allowed) throw new UpstreamError('refused_url', `the upstream URL ${verdict.reason}`);
     const tooLarge = new AbortController();
-    const fetch = readingAtMost(MAX_SESSION_READ_BYTES, tooLarge);
+    const fetch = readingAtMost(MAX_SESSION_READ_BYTES, tooLarge, this.dispatcher);
     const transport = this.transportFor(target, await this.headersFor(target, options.caller), fetch);
     const client = new Client(
       { name: 'mcp-gateway', version: GATEWAY_VERSION },
@@ -142,15 +147,21 @@ export class UpstreamConnector {
 const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
 
 /**
- * `fetch`, whose responses' bodies, all together, end in an error once they have brought more than `limit` bytes;
- * `tooLarge` is aborted then, with that error as its reason.
+ * `fetch` over `dispatcher`, whose responses' bodies, all together, end in an error once they have brought more than
+ * `limit` bytes; `tooLarge` is aborted then, with that error as its reason. undici's own fetch, the one that goes with
+ * its Agent (Node's fetch, a copy of an older undici, turns the Agent's connection errors into plain errors, a
+ * refused address among them); its answer is handed on as the platform's Response the SDK expects.
  */
-function readingAtMost(limit: number, tooLarge: AbortController): FetchLike {
+function readingAtMost(limit: number, tooLarge: AbortController, dispatcher: Dispatcher): FetchLike {
   let read = 0;
   return async (url, init) => {
-    const response = await fetch(url, init);
-    if (!response.body || NULL_BODY_STATUSES.has(response.status)) return response;
-    const counted = response.body.pipeThrough(
+    const response = await undiciFetch(url, { ...(init as UndiciRequestInit), dispatcher });
+    const answer = { status: response.status, statusText: response.statusText, headers: [...response.headers] };
+    if (!response.body || NULL_BODY_STATUSES.has(response.status)) {
+      await response.body?.cancel();
+      return new Response(null, answer);
+    }
+    const counted = (response.body as ReadableStream<Uint8Array>).pipeThrough(
       new TransformStream<Uint8Array, Uint8Array>({
         transform(chunk, controller) {
           read += chunk.byteLength;
@@ -167,10 +178,6 @@ function readingAtMost(limit: number, tooLarge: AbortController): FetchLike {
         },
       }),
     );
-    return new Response(counted, {
-      status: response.status,
-      statusText: response.statusText,
-      headers: response.headers,
-    });
+    return new Response(counted, answer);
   };
 }

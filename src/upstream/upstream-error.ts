@@ -47,7 +47,8 @@ const TLS_CODES =
 
 /** Maps whatever the SDK, fetch or the network threw to one kind and a message safe to store and show. */
 export function classifyUpstreamError(error: unknown): ClassifiedError {
-  if (error instanceof UpstreamError) return { kind: error.kind, message: error.message, httpStatus: error.httpStatus };
+  const own = ownErrorIn(error);
+  if (own) return { kind: own.kind, message: own.message, httpStatus: own.httpStatus };
   if (error instanceof UnauthorizedError) return { kind: 'auth', message: 'the upstream requires authorization' };
   if (error instanceof StreamableHTTPError || error instanceof SseError) {
     const status = error.code;
@@ -89,6 +90,16 @@ export function classifyUpstreamError(error: unknown): ClassifiedError {
   }
   const message = error instanceof Error ? error.message : String(error);
   return { kind: 'other', message: message.slice(0, 500) };
+}
+
+/** The gateway's own error, also where fetch wrapped it (a connection the URL policy refused: 'fetch failed'). */
+function ownErrorIn(error: unknown): UpstreamError | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && current; depth++) {
+    if (current instanceof UpstreamError) return current;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
 }
 
 /** fetch failures carry the socket's error code on `cause` (sometimes nested once more). */

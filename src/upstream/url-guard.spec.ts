@@ -76,4 +76,17 @@ describe('UrlGuard', () => {
     expect((await custom.check('http://mcp.internal.example/')).allowed).toBe(false);
     expect((await custom.check('https://EVIL.example/x')).allowed).toBe(false);
   });
+
+  it('resolves for a connection with the checked answer, and refuses one that answers a refused address', async () => {
+    const answers = [['93.184.216.34'], ['169.254.169.254']];
+    const rebinding = new UrlGuard({ allowedHosts: [], deniedHosts: [] }, () => Promise.resolve(answers.shift() ?? []));
+    await expect(rebinding.resolveForConnection('rebind.example')).resolves.toEqual(['93.184.216.34']);
+    await expect(rebinding.resolveForConnection('rebind.example')).rejects.toMatchObject({
+      kind: 'refused_url',
+      message:
+        'the upstream address 169.254.169.254 is link-local (cloud metadata lives here); allow it with UPSTREAM_ALLOWED_HOSTS',
+    });
+    await expect(guard.resolveForConnection('metadata.google.internal')).rejects.toMatchObject({ kind: 'refused_url' });
+    await expect(guard.resolveForConnection('unresolvable.example')).rejects.toThrow('ENOTFOUND');
+  });
 });

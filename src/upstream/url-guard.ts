@@ -1,5 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
+import { UpstreamError } from './upstream-error';
 
 /** Why an upstream URL is refused, or undefined when it may be used. */
 export type UrlVerdict = { allowed: true } | { allowed: false; reason: string };
@@ -11,7 +12,7 @@ export interface UrlPolicy {
   deniedHosts: readonly string[];
 }
 
-type Resolver = (hostname: string) => Promise<string[]>;
+export type Resolver = (hostname: string) => Promise<string[]>;
 
 const DEFAULT_REFUSED: { range: string; why: string }[] = [
   { range: '127.0.0.0/8', why: 'loopback' },
@@ -56,10 +57,8 @@ export class UrlGuard {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') return refuse('must use http or https');
     if (url.username || url.password) return refuse('must not carry credentials; use the server auth settings');
     const hostname = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
-    if (this.denied.hasName(hostname)) return refuse(`host ${hostname} is denied by configuration`);
-    const hostnameAllowed = this.allowed.hasName(hostname);
-    const refusedName = REFUSED_HOSTNAMES.get(hostname) ?? (hostname === 'localhost' ? 'loopback' : undefined);
-    if (refusedName && !hostnameAllowed) return refuse(`host ${hostname} is ${refusedName}`);
+    const named = this.checkName(hostname);
+    if (!named.allowed) return named;
 
     let addresses: string[];
     if (isIP(hostname)) {
@@ -72,6 +71,34 @@ export class UrlGuard {
         return { allowed: true };
       }
     }
+    return this.checkAddresses(hostname, addresses);
+  }
+
+  /**
+   * The addresses `hostname` resolves to now, every one of them allowed, for a connection about to be opened: the
+   * socket connects to what was checked here, so a name that answered a public address when the URL was checked
+   * and answers the metadata service's now (DNS rebinding) is refused. Fails with the resolver's error, or with an
+   * UpstreamError (`refused_url`) naming the address and the rule.
+   */
+  async resolveForConnection(hostname: string): Promise<string[]> {
+    const name = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+    const named = this.checkName(name);
+    if (!named.allowed) throw new UpstreamError('refused_url', `the upstream ${named.reason}`);
+    const addresses = isIP(name) ? [name] : await this.resolve(name);
+    const verdict = this.checkAddresses(name, addresses);
+    if (!verdict.allowed) throw new UpstreamError('refused_url', `the upstream ${verdict.reason}`);
+    return addresses;
+  }
+
+  private checkName(hostname: string): UrlVerdict {
+    if (this.denied.hasName(hostname)) return refuse(`host ${hostname} is denied by configuration`);
+    const refusedName = REFUSED_HOSTNAMES.get(hostname) ?? (hostname === 'localhost' ? 'loopback' : undefined);
+    if (refusedName && !this.allowed.hasName(hostname)) return refuse(`host ${hostname} is ${refusedName}`);
+    return { allowed: true };
+  }
+
+  private checkAddresses(hostname: string, addresses: readonly string[]): UrlVerdict {
+    const hostnameAllowed = this.allowed.hasName(hostname);
     for (const raw of addresses) {
       const address = unmapIpv4(raw);
       if (this.denied.hasAddress(address)) return refuse(`address ${address} is denied by configuration`);
