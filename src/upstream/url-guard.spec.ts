@@ -1,4 +1,4 @@
-import { UrlGuard } from './url-guard';
+import { embeddedIpv4, UrlGuard } from './url-guard';
 
 const resolveTo =
   (table: Record<string, string[]>) =>
@@ -12,6 +12,7 @@ const dns = resolveTo({
   'rebind.example': ['93.184.216.34', '169.254.169.254'],
   localhost: ['127.0.0.1', '::1'],
   'mapped.example': ['::ffff:127.0.0.1'],
+  'nat64.example': ['64:ff9b::a9fe:a9fe'],
 });
 
 describe('UrlGuard', () => {
@@ -23,6 +24,8 @@ describe('UrlGuard', () => {
     'https://mcp.internal.example/mcp',
     'https://unresolvable.example/mcp',
     'http://[2001:db8::1]/mcp',
+    'http://[64:ff9b::93.184.216.34]/mcp',
+    'http://[64:ff9b:1::a9fe:a9fe]/mcp',
   ])('allows %s', async (url) => {
     await expect(guard.check(url)).resolves.toEqual({ allowed: true });
   });
@@ -48,6 +51,11 @@ describe('UrlGuard', () => {
     ['http://mapped.example/', /127\.0\.0\.1 is loopback/],
     ['http://2130706433/', /loopback/],
     ['http://0x7f.1/', /loopback/],
+    ['http://[64:ff9b::169.254.169.254]/', /address 169\.254\.169\.254 is link-local/],
+    ['http://[::169.254.169.254]/', /address 169\.254\.169\.254 is link-local/],
+    ['http://[::ffff:0:127.0.0.1]/', /address 127\.0\.0\.1 is loopback/],
+    ['http://[::ffff:127.0.0.1]/', /address 127\.0\.0\.1 is loopback/],
+    ['http://nat64.example/', /address 169\.254\.169\.254 is link-local/],
   ])('refuses %s', async (url, reason) => {
     const verdict = await guard.check(url);
     expect(verdict.allowed).toBe(false);
@@ -77,6 +85,15 @@ describe('UrlGuard', () => {
     expect((await custom.check('https://EVIL.example/x')).allowed).toBe(false);
   });
 
+  it('judges an IPv6 address that carries an IPv4 one as that IPv4 address, in the configured lists too', async () => {
+    const custom = new UrlGuard({ allowedHosts: ['127.0.0.1'], deniedHosts: ['10.0.0.0/8'] }, dns);
+    await expect(custom.check('http://[64:ff9b::127.0.0.1]/')).resolves.toEqual({ allowed: true });
+    expect(await custom.check('http://[::ffff:0:10.1.2.3]/')).toEqual({
+      allowed: false,
+      reason: 'address 10.1.2.3 is denied by configuration',
+    });
+  });
+
   it('resolves for a connection with the checked answer, and refuses one that answers a refused address', async () => {
     const answers = [['93.184.216.34'], ['169.254.169.254']];
     const rebinding = new UrlGuard({ allowedHosts: [], deniedHosts: [] }, () => Promise.resolve(answers.shift() ?? []));
@@ -88,5 +105,21 @@ describe('UrlGuard', () => {
     });
     await expect(guard.resolveForConnection('metadata.google.internal')).rejects.toMatchObject({ kind: 'refused_url' });
     await expect(guard.resolveForConnection('unresolvable.example')).rejects.toThrow('ENOTFOUND');
+  });
+});
+
+describe('embeddedIpv4', () => {
+  it.each([
+    ['::ffff:7f00:1', '127.0.0.1'],
+    ['::ffff:0:7f00:1', '127.0.0.1'],
+    ['::a9fe:a9fe', '169.254.169.254'],
+    ['64:ff9b::a9fe:a9fe', '169.254.169.254'],
+    ['64:ff9b:0:0:0:0:169.254.169.254', '169.254.169.254'],
+    ['::', undefined],
+    ['::1', undefined],
+    ['2001:db8::a9fe:a9fe', undefined],
+    ['127.0.0.1', undefined],
+  ])('%s carries %s', (address, ipv4) => {
+    expect(embeddedIpv4(address)).toBe(ipv4);
   });
 });

@@ -100,7 +100,7 @@ export class UrlGuard {
   private checkAddresses(hostname: string, addresses: readonly string[]): UrlVerdict {
     const hostnameAllowed = this.allowed.hasName(hostname);
     for (const raw of addresses) {
-      const address = unmapIpv4(raw);
+      const address = embeddedIpv4(raw) ?? raw;
       if (this.denied.hasAddress(address)) return refuse(`address ${address} is denied by configuration`);
       if (hostnameAllowed || this.allowed.hasAddress(address)) continue;
       const why = defaultRefusal(address);
@@ -123,10 +123,44 @@ function expandKeyword(entry: string): string[] {
   return entry.trim().toLowerCase() === 'loopback' ? ['127.0.0.0/8', '::1/128', 'localhost'] : [entry];
 }
 
-/** `::ffff:127.0.0.1` is 127.0.0.1 for every purpose here. */
-function unmapIpv4(address: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return mapped?.[1] ?? address;
+/** IPv6 prefixes (their first six groups) whose last 32 bits are an IPv4 address the packets go to. */
+const IPV4_CARRYING_PREFIXES = new Set([
+  '0,0,0,0,0,65535', // ::ffff:a.b.c.d, IPv4-mapped
+  '0,0,0,0,65535,0', // ::ffff:0:a.b.c.d, IPv4-translated (SIIT)
+  '0,0,0,0,0,0', // ::a.b.c.d, IPv4-compatible (deprecated, still routed by some stacks)
+  '100,65435,0,0,0,0', // 64:ff9b::a.b.c.d, the well-known NAT64 prefix
+]);
+
+/**
+ * The IPv4 address an IPv6 address carries, for every purpose here: `::ffff:127.0.0.1`, `::ffff:0:127.0.0.1`,
+ * `::127.0.0.1` and `64:ff9b::127.0.0.1` all reach 127.0.0.1 (the URL parser writes them in hex, `::ffff:7f00:1`).
+ * Undefined for any other address, and for `::` and `::1`, which are IPv6's own unspecified and loopback addresses.
+ */
+export function embeddedIpv4(address: string): string | undefined {
+  if (isIP(address) !== 6) return undefined;
+  const groups = ipv6Groups(address);
+  const high = groups[6] ?? 0;
+  const low = groups[7] ?? 0;
+  if (!IPV4_CARRYING_PREFIXES.has(groups.slice(0, 6).join(','))) return undefined;
+  if (groups.slice(0, 7).every((group) => group === 0) && low <= 1) return undefined;
+  return `${high >> 8}.${high & 0xff}.${low >> 8}.${low & 0xff}`;
+}
+
+/** The eight 16-bit groups of a valid IPv6 address (zone dropped, a dotted IPv4 tail turned into two groups). */
+function ipv6Groups(address: string): number[] {
+  let text = address.replace(/%.*$/, '');
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const parse = (part: string | undefined): number[] =>
+    part ? part.split(':').map((group) => parseInt(group, 16)) : [];
+  const [head, tail] = text.split('::');
+  const front = parse(head);
+  if (tail === undefined) return front;
+  const back = parse(tail);
+  return [...front, ...new Array<number>(8 - front.length - back.length).fill(0), ...back];
 }
 
 const defaultBlockList = (() => {
