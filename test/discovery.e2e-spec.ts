@@ -4,7 +4,7 @@ import { PrismaService } from '../src/database/prisma.service';
 import type { CapabilitiesView } from '../src/discovery/discovery.dto';
 import { DiscoveryRepository } from '../src/discovery/discovery.repository';
 import { gatewayName, shortHash } from '../src/discovery/gateway-names';
-import { ListChangedWatchers } from '../src/discovery/list-changed-watchers';
+import { ListChangedWatchers, WATCHER_TIMING } from '../src/discovery/list-changed-watchers';
 import type { Server } from '../src/generated/prisma/client';
 import { RegistryEvents, type RegistryEventType } from '../src/registry/registry-events';
 import { createServerRow, deleteServerRows } from './support/discovery-servers';
@@ -300,6 +300,41 @@ describe('discovery (services)', () => {
       announce(server, 'deleted');
       expect(watchers.stateOf(server.id)).toBe('off');
       await request(gw.url).get(`/api/v1/servers/${server.id}/capabilities`).expect(404);
+    });
+
+    it('syncs an upstream that announces changes without pause, during the storm and at most every 2 s', async () => {
+      const watchers = gw.gateway.app.get(ListChangedWatchers);
+      const stormy = await TestUpstream.start('stormy', GREET_TOOLS);
+      let storm: NodeJS.Timeout | undefined;
+      try {
+        const server = await register(stormy.url);
+        await refresh(server.id);
+        await eventually(
+          () => watchers.stateOf(server.id),
+          (state) => state === 'connected',
+        );
+        // Faster than the 150 ms grouping window: a wait restarted by each announcement never ended while they came.
+        const before = stormy.toolListsServed;
+        const started = performance.now();
+        storm = setInterval(() => stormy.announceToolsChanged(), 50);
+        stormy.setTools(BYE_TOOLS);
+        await eventually(
+          () => capabilities(server.id),
+          (body) => body.tools.map((tool) => tool.name).join() === 'echoBye',
+        );
+        // Slower than the window: each announcement was a sync of its own, back to back.
+        clearInterval(storm);
+        storm = setInterval(() => stormy.announceToolsChanged(), 300);
+        await new Promise((resolve) => setTimeout(resolve, 3_000));
+        clearInterval(storm);
+        const elapsed = performance.now() - started;
+        const syncs = stormy.toolListsServed - before;
+        expect(syncs).toBeGreaterThanOrEqual(1);
+        expect(syncs).toBeLessThanOrEqual(Math.ceil(elapsed / WATCHER_TIMING.minSyncIntervalMs) + 1);
+      } finally {
+        clearInterval(storm);
+        await stormy.stop();
+      }
     });
   });
 

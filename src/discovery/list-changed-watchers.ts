@@ -10,8 +10,13 @@ import { type ListenSession, openListenSession } from './listen-session';
 export type WatchState = 'connected' | 'connecting' | 'reconnecting' | 'off';
 
 export interface WatcherTiming {
-  /** Notifications arriving within this window cause one re-sync. */
+  /** Notifications arriving within this window of the first cause one re-sync. */
   debounceMs: number;
+  /**
+   * Least time between two re-syncs of one server: an upstream announcing changes without pause is synced this
+   * often, whatever it sends meanwhile (what changed then is in the next one).
+   */
+  minSyncIntervalMs: number;
   /** A connected session is pinged this often; a failed ping counts as a drop. */
   pingIntervalMs: number;
   pingTimeoutMs: number;
@@ -24,6 +29,7 @@ export interface WatcherTiming {
 
 export const WATCHER_TIMING: WatcherTiming = {
   debounceMs: 150,
+  minSyncIntervalMs: 2_000,
   pingIntervalMs: 30_000,
   pingTimeoutMs: 10_000,
   backoffMinMs: 1_000,
@@ -44,6 +50,8 @@ interface Watch {
   everConnected: boolean;
   timer?: NodeJS.Timeout;
   debounce?: NodeJS.Timeout;
+  /** When the last re-sync was asked for (`performance.now()`). */
+  lastSyncAt?: number;
   closed: boolean;
 }
 
@@ -161,13 +169,20 @@ export class ListChangedWatchers implements OnModuleDestroy {
     watch.everConnected = true;
   }
 
+  /**
+   * A change announced: one re-sync, `debounceMs` after the first announcement and no sooner than
+   * `minSyncIntervalMs` after the last re-sync; announcements meanwhile are in it. The wait is not restarted by
+   * each announcement, so an upstream announcing without pause is still synced, and only that often.
+   */
   private changed(watch: Watch, generation: number): void {
-    if (watch.closed || generation !== watch.generation) return;
-    clearTimeout(watch.debounce);
+    if (watch.closed || generation !== watch.generation || watch.debounce) return;
+    const sinceLast = watch.lastSyncAt === undefined ? Infinity : performance.now() - watch.lastSyncAt;
+    const wait = Math.max(this.timing.debounceMs, this.timing.minSyncIntervalMs - sinceLast);
     watch.debounce = setTimeout(() => {
       watch.debounce = undefined;
+      watch.lastSyncAt = performance.now();
       if (!watch.closed) this.listener?.(watch.target.id);
-    }, this.timing.debounceMs).unref();
+    }, wait).unref();
   }
 
   private dropped(watch: Watch, generation: number, error: unknown): void {

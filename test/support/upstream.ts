@@ -38,6 +38,7 @@ export class TestUpstream {
   private portNumber: number;
   private tools: FixtureTool[];
   private accepted = 0;
+  private listsServed = 0;
 
   private constructor(
     readonly name: string,
@@ -70,6 +71,16 @@ export class TestUpstream {
   /** TCP connections accepted since start: a client that keeps its connections alive opens few. */
   get connectionsAccepted(): number {
     return this.accepted;
+  }
+
+  /** `tools/list` requests answered since start. */
+  get toolListsServed(): number {
+    return this.listsServed;
+  }
+
+  /** Sends every connected session `notifications/tools/list_changed`, whether or not anything changed. */
+  announceToolsChanged(): void {
+    for (const session of this.sessions.values()) session.server.sendToolListChanged();
   }
 
   /** Replaces the tool list; connected sessions get `notifications/tools/list_changed`. */
@@ -118,6 +129,7 @@ export class TestUpstream {
       return;
     }
     const body = req.method === 'POST' ? await readJson(req) : undefined;
+    if ((body as { method?: unknown } | undefined)?.method === 'tools/list') this.listsServed++;
     const sessionId = req.headers['mcp-session-id'];
     const existing = typeof sessionId === 'string' ? this.sessions.get(sessionId) : undefined;
     if (existing) {
