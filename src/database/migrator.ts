@@ -367,6 +367,9 @@ async function ownPostgresSession(adapter: SqlDriverAdapter): Promise<SqlDriverA
   await adapter.dispose(); // detaches from the caller's pool (or ends the one PrismaPg made for it)
 
   const session = new Pool({ ...driver.options, max: 1 });
+  // An idle connection the server ends (a restart, a terminated backend) must not be an unhandled 'error' event,
+  // which ends the process: the engine's next query on it fails, and the migration reports that.
+  session.on('error', () => undefined);
   const own = await new PrismaPg(session, { disposeExternalPool: true, ...(schema ? { schema } : {}) }).connect();
   // A query without parameters uses the simple protocol: the whole script in one go.
   return runScriptsWith(own, (script) => session.query(script));
