@@ -4,10 +4,9 @@ import type { AddressInfo } from 'node:net';
 import { loadConfig } from '../src/config/config';
 import { StreamableHttpClient } from '../src/mcp/streamable-http-client';
 import { UpstreamConnector } from '../src/upstream/upstream-connector';
-import { classifyUpstreamError } from '../src/upstream/upstream-error';
 import { type Resolver, UrlGuard } from '../src/upstream/url-guard';
 import { GREET_TOOLS, TestUpstream } from './support/upstream';
-import { upstreamTarget as target } from './support/upstream-target';
+import { upstreamFailureOf as failureOf, upstreamTarget as target } from './support/upstream-target';
 
 /**
  * DNS rebinding: a name that resolves to an allowed address when its URL is checked and to a refused one when the
@@ -19,15 +18,6 @@ import { upstreamTarget as target } from './support/upstream-target';
 function answering(...answers: string[][]): Resolver {
   let asked = 0;
   return () => Promise.resolve(answers[Math.min(asked++, answers.length - 1)] ?? []);
-}
-
-async function failureOf(promise: Promise<unknown>): Promise<ReturnType<typeof classifyUpstreamError>> {
-  try {
-    await promise;
-  } catch (error) {
-    return classifyUpstreamError(error);
-  }
-  throw new Error('expected a failure');
 }
 
 const ping = { jsonrpc: '2.0', id: 1, method: 'ping' };

@@ -2,24 +2,15 @@ import type * as http from 'node:http';
 import { loadConfig } from '../src/config/config';
 import { readCatalog } from '../src/discovery/upstream-catalog';
 import { MAX_SESSION_READ_BYTES, UpstreamConnector } from '../src/upstream/upstream-connector';
-import { classifyUpstreamError } from '../src/upstream/upstream-error';
 import { UrlGuard } from '../src/upstream/url-guard';
 import { type RawHttpServer, startRawHttpServer as brokenServer } from './support/raw-http';
+import { writePast } from './support/scripted-upstream';
 import { GREET_TOOLS, TestUpstream } from './support/upstream';
-import { upstreamTarget as target } from './support/upstream-target';
+import { upstreamFailureOf as failureOf, upstreamTarget as target } from './support/upstream-target';
 
 function connectorWith(env: Record<string, string>): UpstreamConnector {
   const config = loadConfig({ UPSTREAM_ALLOWED_HOSTS: 'loopback', ...env });
   return new UpstreamConnector(config, new UrlGuard(config.upstream));
-}
-
-async function failureOf(promise: Promise<unknown>): Promise<ReturnType<typeof classifyUpstreamError>> {
-  try {
-    await promise;
-  } catch (error) {
-    return classifyUpstreamError(error);
-  }
-  throw new Error('expected a failure');
 }
 
 describe('UpstreamConnector', () => {
@@ -171,15 +162,7 @@ describe('UpstreamConnector', () => {
           const start = `{"jsonrpc":"2.0","id":${message.id},"result":{"tools":[`;
           res.write(contentType === 'text/event-stream' ? `data: ${start}` : start);
           const tool = Buffer.from('{"name":"t","inputSchema":{"type":"object"}},'.repeat(20_000));
-          let sent = 0;
-          const pump = (): void => {
-            while (sent <= MAX_SESSION_READ_BYTES && !res.destroyed) {
-              sent += tool.length;
-              if (!res.write(tool)) return;
-            }
-          };
-          res.on('drain', pump);
-          pump();
+          writePast(res, tool, MAX_SESSION_READ_BYTES);
         });
       });
     }

@@ -99,12 +99,16 @@ function endlessAnswer(res: http.ServerResponse, type: 'application/json' | 'tex
   res.writeHead(200, { 'content-type': type });
   const start = `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":{"padding":"`;
   res.write(type === 'text/event-stream' ? `event: message\ndata: ${start}` : start);
-  const padding = Buffer.alloc(1024 * 1024, 'x');
+  writePast(res, Buffer.alloc(1024 * 1024, 'x'), LIMIT);
+}
+
+/** Writes `chunk` again and again, as fast as `res` drains, until more than `limit` bytes went out; then stalls. */
+export function writePast(res: http.ServerResponse, chunk: Buffer, limit: number): void {
   let sent = 0;
   const pump = (): void => {
-    while (sent <= LIMIT && !res.destroyed) {
-      sent += padding.length;
-      if (!res.write(padding)) return;
+    while (sent <= limit && !res.destroyed) {
+      sent += chunk.length;
+      if (!res.write(chunk)) return;
     }
   };
   res.on('drain', pump);
