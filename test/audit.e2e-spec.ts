@@ -1,10 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import request from 'supertest';
+import type { AuditRow } from '../src/audit/audit-record';
+import { AuditSpool } from '../src/audit/audit-spool';
 import type { AuditRecordView } from '../src/audit/audit.dto';
 import { AuditRepository } from '../src/audit/audit.repository';
+import { openDatabase } from '../src/database/database';
+import { applyMigrations, MIGRATIONS_DIR } from '../src/database/migrator';
+import { createLogger } from '../src/logging/logger';
+import { principalKeyOf } from '../src/mcp/principal-key';
 import { auditOf, exchangeFactory, sql } from './support/audit';
 import { waitUntil } from './support/eventually';
 import { startTestGateway, type TestGateway } from './support/gateway';
@@ -168,6 +174,40 @@ describe('audit trail on PostgreSQL', () => {
     expect(seen).toEqual([6, 5, 4, 3, 2, 1, 0].map(minute));
   });
 
+  it('finds an app-only caller by the name the rate limiter gives it (<tid>:app:<clientId>), and only that caller', async () => {
+    const kslug = `k-${randomUUID().slice(0, 8)}`;
+    const clientId = randomUUID();
+    const app = { ...principal, oid: randomUUID(), clientId, appOnly: true, name: undefined };
+    // A user signed in through the same client application, and the same application in another tenant.
+    const user = { ...principal, oid: randomUUID(), clientId };
+    const elsewhere = { ...app, tid: '33333333-3333-4333-8333-333333333333' };
+    const at = (i: number) => new Date(Date.parse('2026-02-01T00:00:00.000Z') + i * 60_000);
+    await record(
+      ...[app, user, elsewhere, app].map((caller, i) => ({
+        at: at(i),
+        principal: caller,
+        server: { id: randomUUID(), slug: kslug },
+      })),
+    );
+    const minutes = async (query: Record<string, string>) =>
+      ((await list({ server: kslug, ...query }).expect(200)).body.records as AuditRecordView[]).map(
+        (r) => (Date.parse(r.at) - at(0).getTime()) / 60_000,
+      );
+    const appKey = principalKeyOf(app);
+    expect(appKey).toBe(`${tid}:app:${clientId}`);
+    expect(await minutes({ principal: appKey })).toEqual([3, 0]);
+    expect(await minutes({ principal: principalKeyOf(elsewhere) })).toEqual([2]);
+    // By object id, an app caller is found through its service principal, a user as a user.
+    expect(await minutes({ principal: `${tid}:${app.oid}` })).toEqual([3, 0]);
+    expect(await minutes({ principal: principalKeyOf(user) })).toEqual([1]);
+    expect(await minutes({ principal: `${tid}:app:${randomUUID()}` })).toEqual([]);
+    const records = (await list({ server: kslug }).expect(200)).body.records as AuditRecordView[];
+    expect(records.map((r) => r.principal?.kind)).toEqual(['app', 'app', 'user', 'app']);
+    const exported = await request(gw.url).get('/api/v1/audit/export').query({ principal: appKey }).expect(200);
+    expect(exported.text.trim().split('\n')).toHaveLength(2);
+    await expect(audit.verify()).resolves.not.toHaveProperty('broken');
+  });
+
   it('exports the same records as NDJSON, streamed', async () => {
     const res = await request(gw.url).get('/api/v1/audit/export').query({ server: slug }).expect(200);
     expect(res.headers['content-type']).toMatch(/^application\/x-ndjson/);
@@ -219,6 +259,13 @@ describe('audit trail on PostgreSQL', () => {
     ['an unknown outcome', { outcome: "ok' OR '1'='1" }, 'outcome'],
     ['a hostile principal', { principal: "x' OR 1=1; DROP TABLE audit_records; --" }, 'principal'],
     ['a principal with three parts', { principal: 'a:b:c' }, 'principal'],
+    ['an app principal without a client id', { principal: 'tid:app:' }, 'principal'],
+    ['an app principal without a tenant', { principal: ':app:client' }, 'principal'],
+    ['an app principal with four parts', { principal: 'tid:app:client:x' }, 'principal'],
+    ['an app principal spelled otherwise', { principal: 'tid:APP:client' }, 'principal'],
+    ['a hostile app principal', { principal: "tid:app:x' OR '1'='1" }, 'principal'],
+    ['an oversized app principal', { principal: `tid:app:${'c'.repeat(101)}` }, 'principal'],
+    ['an app principal with a NUL', { principal: 'tid:app:c\u0000' }, 'principal'],
     ['a bad server slug', { server: '../../etc/passwd' }, 'server'],
     ['an oversized tool', { tool: 'x'.repeat(1_025) }, 'tool'],
     ['a NUL in the tool', { tool: 'a\u0000b' }, 'tool'],
@@ -298,6 +345,15 @@ describe('audit trail on PostgreSQL', () => {
     expect(Object.keys(paths['/api/v1/audit/export']!.get!.responses['200']!.content!)).toEqual([
       'application/x-ndjson',
     ]);
+    // What principal= accepts, the app form included, and the caller's kind in a record.
+    for (const route of ['/api/v1/audit', '/api/v1/audit/export']) {
+      const parameters = (paths[route]!.get as unknown as { parameters: { name: string; description?: string }[] })
+        .parameters;
+      expect(parameters.find((parameter) => parameter.name === 'principal')?.description).toContain(
+        '`{tid}:app:{clientId}`',
+      );
+    }
+    expect(JSON.stringify(body.components.schemas)).toContain('`app` for an app-only token');
   });
 
   it('counts what it did for metrics', async () => {
@@ -475,5 +531,152 @@ describe('audit trail: waits for the condition, not a time', () => {
     } finally {
       await gw.close();
     }
+  });
+});
+
+describe('audit trail: records of the version before the caller kind was stored', () => {
+  // Its last migration: the database as that version left it.
+  const EARLIER_LAST_MIGRATION = '20261121205924_server_items_search_text';
+  const STREAM = '00000000-0000-4000-8000-000000000001';
+  /**
+   * One chain of five records as that version hashed them (the v1 form: no kind), computed apart from this code;
+   * the first two are the ones audit-record.spec.ts pins. It stored three and spooled the last two.
+   */
+  const HASHES = [
+    '24545f4ae1a6534c0935cb2b6f6a86ffbc2c4667a7b6b0f46bbb95f46394b542',
+    'e71b7c0d6c19ba14254c0731dcfeb059660fba40537b2ce8d52fdabf2d717cd2',
+    'cea959fb80961d09763545738e2c99334729c3905d83d6ba9be2bd823d887c6a',
+    'c9ece513df7e630d56a8285df65387c4b3beb8c5259587300c446137acb35eda',
+    '53465cc5ca8bfa1e99149e235e61f08a357960045d50d3180e730c71ca57b704',
+  ];
+  /** The record of seq `seq`, as that version kept it: every field but a kind. */
+  const earlierRow = (seq: number): Omit<AuditRow, 'principalKind'> => ({
+    id: `00000000-0000-4000-8000-${String(seq).padStart(12, '0')}`,
+    streamId: STREAM,
+    seq,
+    at: new Date(Date.UTC(2026, 0, 1, 0, 0, seq)),
+    requestId: `r${seq}`,
+    surface: 'server',
+    ip: null,
+    tenantId: 't',
+    objectId: 'o',
+    clientId: 'c',
+    principalName: null,
+    sessionId: null,
+    serverId: null,
+    serverSlug: 'weather',
+    method: 'tools/call',
+    rpcId: String(seq),
+    target: 'forecast',
+    arguments: null,
+    decision: 'allowed',
+    rule: null,
+    outcome: 'ok',
+    latencyMs: 1.5,
+    upstreamMs: null,
+    upstreamStatus: 200,
+    errorKind: null,
+    prevHash: seq === 1 ? '0'.repeat(64) : HASHES[seq - 2]!,
+    hash: HASHES[seq - 1]!,
+  });
+
+  let database: Awaited<ReturnType<typeof createScratchDatabase>>;
+  let dataDir: string;
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    database = await createScratchDatabase();
+    const migrations = mkdtempSync(path.join(tmpdir(), 'mcp-gateway-earlier-migrations-'));
+    for (const name of readdirSync(MIGRATIONS_DIR)) {
+      if (name <= EARLIER_LAST_MIGRATION || !/^\d/.test(name)) {
+        cpSync(path.join(MIGRATIONS_DIR, name), path.join(migrations, name), { recursive: true });
+      }
+    }
+    const connection = await openDatabase(
+      { kind: 'postgres', url: database.url, poolSize: 1 },
+      createLogger({ logLevel: 'silent' }),
+    );
+    try {
+      await applyMigrations(connection.adapterFactory, migrations);
+    } finally {
+      await connection.close();
+      rmSync(migrations, { recursive: true, force: true });
+    }
+    await sql(
+      database.url,
+      `INSERT INTO audit_streams (id, started_at, host, pid, last_seq, last_hash) VALUES ($1, now(), 'earlier', 1, 3, $2)`,
+      [STREAM, HASHES[2]],
+    );
+    for (const seq of [1, 2, 3]) {
+      const row = earlierRow(seq);
+      await sql(
+        database.url,
+        `INSERT INTO audit_records (id, stream_id, seq, at, request_id, surface, ip, tenant_id, object_id, client_id,
+          principal_name, session_id, server_id, server_slug, method, rpc_id, target, arguments, decision, rule,
+          outcome, latency_ms, upstream_ms, upstream_status, error_kind, prev_hash, hash)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
+          $23, $24, $25, $26, $27)`,
+        [
+          row.id,
+          row.streamId,
+          row.seq,
+          row.at,
+          row.requestId,
+          row.surface,
+          row.ip,
+          row.tenantId,
+          row.objectId,
+          row.clientId,
+          row.principalName,
+          row.sessionId,
+          row.serverId,
+          row.serverSlug,
+          row.method,
+          row.rpcId,
+          row.target,
+          row.arguments,
+          row.decision,
+          row.rule,
+          row.outcome,
+          row.latencyMs,
+          row.upstreamMs,
+          row.upstreamStatus,
+          row.errorKind,
+          row.prevHash,
+          row.hash,
+        ],
+      );
+    }
+    // The batch it spooled, in its spool format (rows without a kind field), found by the new version at start.
+    dataDir = mkdtempSync(path.join(tmpdir(), 'mcp-gateway-earlier-spool-'));
+    new AuditSpool(path.join(dataDir, 'audit-spool')).write([earlierRow(4), earlierRow(5)] as AuditRow[]);
+    gw = await startTestGateway('services', { DATABASE_URL: database.url, DATA_DIR: dataDir });
+    await auditOf(gw.gateway.app).trail.flush();
+  });
+
+  afterAll(async () => {
+    await gw?.close();
+    await database?.drop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('verifies the records it stored, once migrated, and the batch it spooled, once replayed', async () => {
+    const rows = await sql<{ seq: string; principal_kind: string | null; hash: string }>(
+      database.url,
+      'SELECT seq, principal_kind, hash FROM audit_records WHERE stream_id = $1 ORDER BY seq',
+      [STREAM],
+    );
+    expect(rows).toEqual(HASHES.map((hash, i) => ({ seq: String(i + 1), principal_kind: null, hash })));
+    // Its stream and the new gateway's own (no records yet).
+    await expect(auditOf(gw.gateway.app).verify()).resolves.toEqual({ streams: 2, records: 5 });
+  });
+
+  it('lists them without a kind: tid:oid finds them, the app form (which needs the kind) does not', async () => {
+    const list = (principal: string) => request(gw.url).get('/api/v1/audit').query({ principal }).expect(200);
+    const records = (await list('t:o')).body.records as AuditRecordView[];
+    expect(records.map((record) => [record.seq, record.principal])).toEqual(
+      [5, 4, 3, 2, 1].map((seq) => [seq, { tid: 't', oid: 'o', clientId: 'c', name: null, kind: null }]),
+    );
+    expect((await list('t:app:c')).body.records).toEqual([]);
   });
 });

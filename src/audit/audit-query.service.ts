@@ -47,12 +47,14 @@ export class AuditQueryService {
 }
 
 function filterOf(query: AuditExportQuery): AuditFilter {
-  const [first, second] = query.principal?.split(':') ?? [];
+  const principal = query.principal;
   return {
     from: query.from,
     to: query.to,
-    tenantId: second !== undefined ? first : undefined,
-    objectId: second ?? first,
+    tenantId: principal?.tenantId,
+    objectId: principal && 'objectId' in principal ? principal.objectId : undefined,
+    clientId: principal && 'clientId' in principal ? principal.clientId : undefined,
+    principalKind: principal && 'kind' in principal ? principal.kind : undefined,
     server: query.server,
     target: query.tool,
     method: query.method,
@@ -72,7 +74,13 @@ export function toAuditView(row: AuditRow): AuditRecordView {
     surface: row.surface,
     ip: row.ip,
     principal: hasPrincipal
-      ? { tid: row.tenantId, oid: row.objectId, clientId: row.clientId, name: row.principalName }
+      ? {
+          tid: row.tenantId,
+          oid: row.objectId,
+          clientId: row.clientId,
+          name: row.principalName,
+          kind: row.principalKind,
+        }
       : null,
     sessionId: row.sessionId,
     server: row.serverId !== null || row.serverSlug !== null ? { id: row.serverId, slug: row.serverSlug } : null,

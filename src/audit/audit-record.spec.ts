@@ -21,6 +21,7 @@ function unchained(i: number): UnchainedRow {
     objectId: 'o',
     clientId: 'c',
     principalName: null,
+    principalKind: null,
     sessionId: null,
     serverId: null,
     serverSlug: 'weather',
@@ -38,9 +39,9 @@ function unchained(i: number): UnchainedRow {
   };
 }
 
-function chain(count: number, key?: string): AuditRow[] {
+function chain(count: number, key?: string, overrides: Partial<UnchainedRow> = {}): AuditRow[] {
   const head = new ChainHead(STREAM, key);
-  return Array.from({ length: count }, (_, i) => head.link(unchained(i + 1)));
+  return Array.from({ length: count }, (_, i) => head.link({ ...unchained(i + 1), ...overrides }));
 }
 
 const bounds = (rows: AuditRow[]): StreamBounds => ({
@@ -68,6 +69,44 @@ describe('audit hash chain', () => {
       'a235a2b8227d876e276fb78d6c7d3c8f91bc88b6682dbbe059fac0352f64c4c9',
       '12f857d3aedd09dbe8eb921c798aa77364a5313a88e1539ce1b7b77f61888d91',
     ]);
+  });
+
+  it("hashes a record with its caller's kind in the v2 form (v1 and the kind), pinned as v1 is", () => {
+    // sha256 of ["mcp-gateway.audit.v2", prevHash, ...the v1 fields, "app"], computed apart from this code.
+    expect(chain(2, undefined, { principalKind: 'app' }).map((row) => row.hash)).toEqual([
+      '305a034b0719147c2912fe3543630cf944aaf37da14b7bc83ae12e9387f72f65',
+      '9971c50a19260bac4c3d2125d6e2e6b34c7bbb2525f6b909fc529595a5784951',
+    ]);
+    expect(chain(1, undefined, { principalKind: 'user' })[0]!.hash).toBe(
+      '24adddb97106bc2fcabd566f0742c183f2be70ce08abe6769bb672a2a74a88d8',
+    );
+    expect(chain(1, 'chain-key', { principalKind: 'app' })[0]!.hash).toBe(
+      '861dc178a39ee3534de706ee0741c1b189325b03c1869a61e80af50a9cd15692',
+    );
+  });
+
+  it('hashes a row without the kind field (as read back from a batch an earlier version spooled) as v1', () => {
+    const head = new ChainHead(STREAM);
+    const spooledByEarlierVersion = (i: number): UnchainedRow => {
+      const row: Partial<UnchainedRow> = unchained(i);
+      delete row.principalKind;
+      return row as UnchainedRow;
+    };
+    const rows = [head.link(spooledByEarlierVersion(1)), head.link(spooledByEarlierVersion(2))];
+    expect(rows.map((row) => row.hash)).toEqual(chain(2).map((row) => row.hash));
+    expect(walk(chain(2))).toBeUndefined();
+    expect(walk(rows)).toBeUndefined();
+  });
+
+  it.each<[string, UnchainedRow['principalKind'], UnchainedRow['principalKind']]>([
+    ['an app caller made a user', 'app', 'user'],
+    ['a user made an app caller', 'user', 'app'],
+    ["a caller's kind cleared", 'app', null],
+    ['a kind given to a record stored without one', null, 'app'],
+  ])('finds %s', (_name, stored, edited) => {
+    const rows = chain(3, undefined, { principalKind: stored });
+    const tampered = rows.map((row) => (row.seq === 2 ? { ...row, principalKind: edited } : row));
+    expect(walk(tampered, bounds(rows))).toMatchObject({ seq: 2, reason: expect.stringMatching(/hash to its/) });
   });
 
   it('links records by seq and hash, starting from the genesis hash', () => {

@@ -7,6 +7,16 @@ export const GENESIS_HASH = '0'.repeat(64);
 
 /** Bumped if the canonical form ever changes; part of every hash. */
 const FORMAT = 'mcp-gateway.audit.v1';
+/**
+ * v1 followed by the caller's kind: the form of a record that has one. A record without one (a refused token, and
+ * every record written before the kind was stored) keeps the v1 form, so chains already stored verify as they did
+ * and a batch spooled by an earlier version replays with its hashes; a kind set or cleared afterwards changes which
+ * form the record is hashed in, and so its hash.
+ */
+export const FORMAT_WITH_KIND = 'mcp-gateway.audit.v2';
+
+/** Whether a caller held an app-only token (an application acting as itself) or acted for a user. */
+export type PrincipalKind = 'app' | 'user';
 
 /**
  * One audit record, as stored and as the chain hashes it. Every string is
@@ -25,6 +35,8 @@ export interface AuditRow {
   objectId: string | null;
   clientId: string | null;
   principalName: string | null;
+  /** Null when the token was refused, and in records written before the kind was stored. */
+  principalKind: PrincipalKind | null;
   sessionId: string | null;
   serverId: string | null;
   serverSlug: string | null;
@@ -71,10 +83,15 @@ function digest(canonical: string, key: string | undefined): string {
   return key ? createHmac('sha256', key).update(canonical, 'utf8').digest('hex') : hash('sha256', canonical, 'hex');
 }
 
-/** What the hash is over: the format tag, the predecessor's hash, then every field (the insert reads them by position). */
+/**
+ * What the hash is over: the format tag, the predecessor's hash, then every field (the insert reads them by
+ * position), and the caller's kind last when there is one (FORMAT_WITH_KIND).
+ */
 function canonicalText(row: Omit<AuditRow, 'hash'>): string {
-  return JSON.stringify([
-    FORMAT,
+  // A row read back from a batch an earlier version spooled has no such field at all.
+  const kind = row.principalKind ?? null;
+  const fields = [
+    kind === null ? FORMAT : FORMAT_WITH_KIND,
     row.prevHash,
     row.id,
     row.streamId,
@@ -101,7 +118,9 @@ function canonicalText(row: Omit<AuditRow, 'hash'>): string {
     row.upstreamMs,
     row.upstreamStatus,
     row.errorKind,
-  ]);
+  ];
+  if (kind !== null) fields.push(kind);
+  return JSON.stringify(fields);
 }
 
 /**

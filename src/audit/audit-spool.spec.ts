@@ -19,6 +19,7 @@ function rows(head: ChainHead, count: number) {
       objectId: null,
       clientId: null,
       principalName: null,
+      principalKind: null,
       sessionId: null,
       serverId: null,
       serverSlug: null,

@@ -4,6 +4,7 @@ import { pageSizeParam } from '../common/page-size';
 import { singleLine } from '../common/plain-text';
 import { SERVER_SLUG } from '../registry/server.schema';
 import type { ExchangeDecision, ExchangeOutcome, McpSurface } from '../traffic/mcp-exchange';
+import type { PrincipalKind } from './audit-record';
 
 // Records keyed by the seam's unions: a value added there fails the typecheck here until it is listed.
 const DECISION_SET: Record<ExchangeDecision, true> = {
@@ -22,13 +23,29 @@ const OUTCOME_SET: Record<ExchangeOutcome, true> = {
   cancelled: true,
 };
 const SURFACE_SET: Record<McpSurface, true> = { aggregate: true, server: true, rest: true };
+const PRINCIPAL_KIND_SET: Record<PrincipalKind, true> = { app: true, user: true };
 const keysOf = <T extends string>(set: Record<T, true>) => Object.keys(set) as [T, ...T[]];
 export const DECISIONS = keysOf(DECISION_SET);
 export const OUTCOMES = keysOf(OUTCOME_SET);
 export const SURFACES = keysOf(SURFACE_SET);
+const PRINCIPAL_KINDS = keysOf(PRINCIPAL_KIND_SET);
 
-/** Tenant and object ids: GUIDs from Entra, simple names from the development issuer. */
+/** Tenant, object and client ids: GUIDs from Entra, simple names from the development issuer. */
 const PRINCIPAL_PART = /^[A-Za-z0-9._-]{1,100}$/;
+
+/** The caller a `principal` filter names: a user or app by its object id, or an app-only caller by its client id. */
+type PrincipalFilter = { tenantId?: string; objectId: string } | { tenantId: string; clientId: string; kind: 'app' };
+
+/** `oid`, `tid:oid`, or `tid:app:clientId` (as `principalKeyOf` names an app-only caller); undefined for anything else. */
+function principalFilterOf(value: string): PrincipalFilter | undefined {
+  const parts = value.split(':');
+  if (!parts.every((part) => PRINCIPAL_PART.test(part))) return undefined;
+  const [first, second, third] = parts;
+  if (parts.length === 1) return { objectId: first! };
+  if (parts.length === 2) return { tenantId: first!, objectId: second! };
+  if (parts.length === 3 && second === 'app') return { tenantId: first!, clientId: third!, kind: 'app' };
+  return undefined;
+}
 
 const timestamp = z.iso
   .datetime({ offset: true, error: 'must be an ISO 8601 date-time such as 2026-11-21T08:00:00Z' })
@@ -42,13 +59,17 @@ const auditFilterShape = {
   to: timestamp.optional().describe('Only records before this time (ISO 8601)'),
   principal: z
     .string()
-    .max(201)
-    .refine((value) => {
-      const parts = value.split(':');
-      return parts.length <= 2 && parts.every((part) => PRINCIPAL_PART.test(part));
-    }, 'must be `{tid}:{oid}` or an `oid`')
+    .max(205)
+    .transform((value, ctx) => {
+      const filter = principalFilterOf(value);
+      if (filter) return filter;
+      ctx.addIssue({ code: 'custom', message: 'must be `{tid}:{oid}`, `{tid}:app:{clientId}` or an `oid`' });
+      return z.NEVER;
+    })
     .optional()
-    .describe('Only this caller: `{tid}:{oid}` (as the rate limiter names callers) or just the `oid`'),
+    .describe(
+      "Only this caller, as the rate limiter and `/ratelimits` name callers: `{tid}:{oid}` (a user, or an app by its service principal), or `{tid}:app:{clientId}` for an app-only caller; or just the `oid`. The app form matches records that store the caller's kind, not those written before it was stored",
+    ),
   server: z.string().regex(SERVER_SLUG, 'must be a server slug').optional().describe('Only this server (slug)'),
   tool: singleLine(z.string().min(1).max(1024))
     .optional()
@@ -97,6 +118,10 @@ export const auditRecordViewSchema = z.object({
       oid: z.string().nullable(),
       clientId: z.string().nullable(),
       name: z.string().nullable(),
+      kind: z
+        .enum(PRINCIPAL_KINDS)
+        .nullable()
+        .describe("`app` for an app-only token, `user` for a user's; null in records written before it was stored"),
     })
     .nullable()
     .describe('null when the token was refused'),

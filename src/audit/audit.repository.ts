@@ -6,7 +6,14 @@ import {
   type AuditStream as AuditStreamRow,
 } from '../generated/prisma/client';
 import type { ExchangeDecision, ExchangeOutcome, McpSurface } from '../traffic/mcp-exchange';
-import { type AuditRow, GENESIS_HASH, type StreamBounds, storedText } from './audit-record';
+import {
+  type AuditRow,
+  FORMAT_WITH_KIND,
+  GENESIS_HASH,
+  type PrincipalKind,
+  type StreamBounds,
+  storedText,
+} from './audit-record';
 
 /** A position in the audit list, newest first: ordered by (at, id) descending. */
 export interface AuditPosition {
@@ -19,6 +26,8 @@ export interface AuditFilter {
   to?: Date;
   tenantId?: string;
   objectId?: string;
+  clientId?: string;
+  principalKind?: PrincipalKind;
   server?: string;
   target?: string;
   method?: string;
@@ -65,13 +74,14 @@ export class AuditRepository {
     if (!last) return 0;
     const streamId = last.streamId;
     // One statement, atomic on its own: no BEGIN and COMMIT round trips.
-    // The rows travel as one JSON parameter: a parameter per field would be 27 per row, and column arrays cost a
+    // The rows travel as one JSON parameter: a parameter per field would be 28 per row, and column arrays cost a
     // walk over every element. Each row is the array its hash was computed over with the hash appended (storedText),
     // so the text made for hashing is not followed by a second serialization; the positions below are that
     // array's, after the format tag. jsonb, parsed once, reads an element by position directly (json would be
     // parsed again for every field). It goes straight to the driver (queryRows): through Prisma it would be
     // serialized and parsed once more. The rows are sanitized already (no NUL, no lone surrogate: exchange-row.ts),
-    // so PostgreSQL reads back what was hashed.
+    // so PostgreSQL reads back what was hashed. A record with a caller's kind has it as one more element (27),
+    // before the hash (FORMAT_WITH_KIND in audit-record.ts): the hash is read as the last element.
     // The stream's upsert locks its row (as retention does) and returns its anchor, below which rows are skipped.
     const [result] = await this.prisma.queryRows(
       `WITH stream AS (
@@ -84,10 +94,11 @@ export class AuditRepository {
       ), inserted AS (
         INSERT INTO audit_records (id, stream_id, seq, at, request_id, surface, ip, tenant_id, object_id, client_id,
           principal_name, session_id, server_id, server_slug, method, rpc_id, target, arguments, decision, rule,
-          outcome, latency_ms, upstream_ms, upstream_status, error_kind, prev_hash, hash)
+          outcome, latency_ms, upstream_ms, upstream_status, error_kind, principal_kind, prev_hash, hash)
         SELECT (r->>2)::uuid, (r->>3)::uuid, (r->>4)::bigint, (r->>5)::timestamptz, r->>6, r->>7, r->>8, r->>9,
           r->>10, r->>11, r->>12, r->>13, (r->>14)::uuid, r->>15, r->>16, r->>17, r->>18, r->>19, r->>20, r->>21,
-          r->>22, (r->>23)::float8, (r->>24)::float8, (r->>25)::int, r->>26, r->>1, r->>27
+          r->>22, (r->>23)::float8, (r->>24)::float8, (r->>25)::int, r->>26,
+          CASE WHEN r->>0 = '${FORMAT_WITH_KIND}' THEN r->>27 END, r->>1, r->>(-1)
         FROM jsonb_array_elements($7::jsonb) AS r
         WHERE (r->>4)::bigint > (SELECT anchor_seq FROM stream)
         ON CONFLICT (stream_id, seq) DO NOTHING
@@ -202,6 +213,8 @@ function whereOf(filter: AuditFilter): Prisma.AuditRecordWhereInput {
   if (filter.from || filter.to) where.at = { gte: filter.from, lt: filter.to };
   if (filter.tenantId) where.tenantId = filter.tenantId;
   if (filter.objectId) where.objectId = filter.objectId;
+  if (filter.clientId) where.clientId = filter.clientId;
+  if (filter.principalKind) where.principalKind = filter.principalKind;
   if (filter.server) where.serverSlug = filter.server;
   if (filter.target) where.target = filter.target;
   if (filter.method) where.method = filter.method;
@@ -225,6 +238,7 @@ function toRow(row: AuditRecordRow): AuditRow {
     ...row,
     seq: Number(row.seq),
     surface: row.surface as McpSurface,
+    principalKind: row.principalKind as PrincipalKind | null,
     decision: row.decision as ExchangeDecision,
     outcome: row.outcome as ExchangeOutcome,
   };

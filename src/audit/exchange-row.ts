@@ -47,6 +47,7 @@ export function toUnchainedRow(exchange: McpExchange, policy: ArgumentPolicyConf
     objectId: optionalText(principal?.oid, 100),
     clientId: optionalText(principal?.clientId, 100),
     principalName: optionalText(principal?.name, 300),
+    principalKind: principal ? (principal.appOnly ? 'app' : 'user') : null,
     sessionId: optionalText(exchange.sessionId, 200),
     serverId: exchange.server && UUID.test(exchange.server.id) ? exchange.server.id.toLowerCase() : null,
     serverSlug: optionalText(exchange.server?.slug, 100),
