@@ -114,21 +114,93 @@ describe('audit records of real MCP requests', () => {
     expect(records.at(-1)).toMatchObject({ surface: 'aggregate', decision: 'allowed', outcome: 'ok' });
   });
 
-  it('records refused tokens with the reason, and never the token', async () => {
+  it('records refused tokens with the reason, the slug the path names and the JSON-RPC id, and never the token', async () => {
     const forged = await issuer.token({ roles: [role], aud: 'api://someone-else' });
     await request(gw.url)
       .post(`/mcp/${server.slug}`)
       .set('authorization', `Bearer ${forged}`)
       .send({ jsonrpc: '2.0', id: 1, method: 'tools/list' })
       .expect(401);
-    // Refused before the server is looked up: the record names no server.
-    const records = await recordsOf({ decision: 'unauthenticated' });
+    // Refused before the server is looked up: the record has the slug the path names, and no server id.
+    const records = await recordsOf({ decision: 'unauthenticated', server: server.slug });
     expect(records).toHaveLength(1);
-    expect(records[0]).toMatchObject({ principal: null, outcome: 'refused', method: 'tools/list' });
+    expect(records[0]).toMatchObject({
+      principal: null,
+      outcome: 'refused',
+      surface: 'server',
+      server: { id: null, slug: server.slug },
+      method: 'tools/list',
+      rpcId: 1,
+    });
     expect(records[0]!.rule).toMatch(/aud/i);
     const stored = await sql(scratch.url, 'SELECT * FROM audit_records');
     const signature = forged.split('.')[2]!;
     expect(JSON.stringify(stored)).not.toContain(signature);
+    await expect(auditOf(gw.gateway.app).verify()).resolves.not.toHaveProperty('broken');
+  });
+
+  it('records of refused tokens take a slug only from a path that names one, and an id only from a lone request', async () => {
+    const madeUp = `nosuch-${randomUUID().slice(0, 8)}`;
+    const long = 'i'.repeat(5_000);
+    const sent: [string, string, unknown, Partial<AuditRecordView>][] = [
+      // A slug no server has: recorded as the path names it, as the refusal's metadata URL does.
+      [
+        'a made-up slug',
+        `/mcp/${madeUp}`,
+        { jsonrpc: '2.0', id: 'a-1', method: 'tools/call' },
+        { surface: 'server', server: { id: null, slug: madeUp }, method: 'tools/call', rpcId: 'a-1' },
+      ],
+      [
+        'the REST bridge',
+        `/mcp/${server.slug}/tools/echoHai`,
+        { userName: 'Ada' },
+        { surface: 'rest', server: { id: null, slug: server.slug }, method: 'http', rpcId: null },
+      ],
+      [
+        'the aggregate',
+        '/mcp',
+        { jsonrpc: '2.0', id: 0, method: 'ping' },
+        { surface: 'aggregate', server: null, rpcId: 0 },
+      ],
+      [
+        'a path segment that is no slug',
+        `/mcp/${encodeURIComponent("x' OR 1=1 --")}`,
+        { jsonrpc: '2.0', id: 2, method: 'ping' },
+        { surface: 'aggregate', server: null, rpcId: 2 },
+      ],
+      [
+        'a batch',
+        `/mcp/${server.slug}`,
+        [{ jsonrpc: '2.0', id: 3, method: 'ping' }],
+        { server: { id: null, slug: server.slug }, method: 'http', rpcId: null },
+      ],
+      ['an object as the id', '/mcp', { jsonrpc: '2.0', id: { $ne: 1 }, method: 'ping' }, { rpcId: null }],
+      ['a null id', '/mcp', { jsonrpc: '2.0', id: null, method: 'ping' }, { rpcId: null }],
+      ['a number too large for JSON-RPC', '/mcp', '{"jsonrpc":"2.0","id":1e400,"method":"ping"}', { rpcId: null }],
+      ['an oversized id', '/mcp', { jsonrpc: '2.0', id: long, method: 'ping' }, {}],
+    ];
+    const ids = new Map<string, Partial<AuditRecordView>>();
+    for (const [name, path, body, expected] of sent) {
+      const requestId = `refused-${randomUUID()}`;
+      ids.set(requestId, expected);
+      const res = await request(gw.url)
+        .post(path)
+        .set('x-request-id', requestId)
+        .set('content-type', 'application/json')
+        .send(body as object);
+      expect([name, res.status]).toEqual([name, 401]);
+    }
+    const records = (await recordsOf({ decision: 'unauthenticated', limit: '500' })).filter((record) =>
+      ids.has(record.requestId),
+    );
+    expect(records).toHaveLength(sent.length);
+    for (const record of records) expect(record).toMatchObject(ids.get(record.requestId)!);
+    // Cut as every client-chosen text is (the cut text is no JSON any more, so it is listed as the text stored).
+    const oversized = records.find((record) => String(record.rpcId).includes('iii'));
+    expect(String(oversized?.rpcId).length).toBeLessThanOrEqual(200);
+    // A slug anyone may name is no server of the gateway's: never a metrics label.
+    const metrics = await request(gw.url).get('/metrics').expect(200);
+    expect(metrics.text).not.toContain(madeUp);
     await expect(auditOf(gw.gateway.app).verify()).resolves.not.toHaveProperty('broken');
   });
 });

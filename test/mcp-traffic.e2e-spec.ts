@@ -183,13 +183,23 @@ describe('MCP traffic: each request reported as it ends', () => {
     expect(exchanges).toHaveLength(2);
     expect(exchanges[0]).toMatchObject({
       surface: 'server',
+      pathSlug: slug,
       method: 'tools/list',
+      rpcId: 1,
       decision: 'unauthenticated',
       outcome: 'refused',
     });
     expect(exchanges[0]!.rule).toMatch(/aud/i);
     expect(exchanges[0]!.principal).toBeUndefined();
-    expect(exchanges[1]).toMatchObject({ surface: 'aggregate', method: 'initialize', rule: 'no access token' });
+    // The path's slug is not a server the gateway looked up (metrics count servers).
+    expect(exchanges[0]!.server).toBeUndefined();
+    expect(exchanges[1]).toMatchObject({
+      surface: 'aggregate',
+      method: 'initialize',
+      rpcId: 1,
+      rule: 'no access token',
+    });
+    expect(exchanges[1]).not.toHaveProperty('pathSlug');
     expect(JSON.stringify(exchanges)).not.toContain(forged.split('.')[2]);
   });
 

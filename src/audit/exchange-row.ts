@@ -50,7 +50,7 @@ export function toUnchainedRow(exchange: McpExchange, policy: ArgumentPolicyConf
     principalKind: principal ? (principal.appOnly ? 'app' : 'user') : null,
     sessionId: optionalText(exchange.sessionId, 200),
     serverId: exchange.server && UUID.test(exchange.server.id) ? exchange.server.id.toLowerCase() : null,
-    serverSlug: optionalText(exchange.server?.slug, 100),
+    serverSlug: optionalText(exchange.server?.slug ?? exchange.pathSlug, 100),
     method: storableText(exchange.method, 200),
     rpcId: exchange.rpcId === undefined ? null : storableText(JSON.stringify(exchange.rpcId), 200),
     target: optionalText(exchange.target),

@@ -149,14 +149,20 @@ export class McpAuthMiddleware implements NestMiddleware {
     return true;
   }
 
-  /** Token refusals are audited with their reason; the token itself never is. */
+  /**
+   * Token refusals are audited with their reason, the slug the path names and the request's JSON-RPC method and id
+   * (read from the body, already parsed); the token itself never is.
+   */
   private recordRefusal(req: McpRequest, slug: string | undefined, arrived: number, reason: string): void {
+    const body = req.body as { method?: unknown; id?: unknown } | undefined;
     this.traffic.record({
       at: new Date(arrived),
       requestId: requestIdOf(req),
       surface: slug === undefined ? 'aggregate' : requestPathOf(req).includes('/tools') ? 'rest' : 'server',
       ...(req.ip ? { ip: req.ip } : {}),
-      method: methodOf(req.body),
+      ...(slug === undefined ? {} : { pathSlug: slug }),
+      method: methodOf(body),
+      ...rpcIdOf(body),
       decision: 'unauthenticated',
       rule: reason,
       outcome: 'refused',
@@ -166,9 +172,15 @@ export class McpAuthMiddleware implements NestMiddleware {
 }
 
 /** The JSON-RPC method of a refused request, when its body was read and is a single request. */
-function methodOf(body: unknown): string {
-  const method = (body as { method?: unknown } | undefined)?.method;
+function methodOf(body: { method?: unknown } | undefined): string {
+  const method = body?.method;
   return typeof method === 'string' && method.length <= 100 ? method : 'http';
+}
+
+/** The JSON-RPC id of a refused request, when its body was read and is a single request with a valid one. */
+function rpcIdOf(body: { id?: unknown } | undefined): { rpcId?: string | number } {
+  const id = body?.id;
+  return typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) ? { rpcId: id } : {};
 }
 
 /** 503 `temporarily_unavailable`; `retryAfterSeconds` when it is known when to try again. */

@@ -38,6 +38,11 @@ export interface McpExchange {
   principal?: Principal;
   sessionId?: string;
   server?: ServerRef;
+  /**
+   * The slug the path named (`/mcp/{slug}…`) when the request was refused before any server was looked up (a refused
+   * token): audited, but no server of the gateway's, so never a metrics label (anyone may name any slug).
+   */
+  pathSlug?: string;
   /** The JSON-RPC method; `http` for a refusal before any message was read. */
   method: string;
   /** The JSON-RPC id of the request, when it had one. */
