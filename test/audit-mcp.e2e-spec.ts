@@ -114,6 +114,26 @@ describe('audit records of real MCP requests', () => {
     expect(records.at(-1)).toMatchObject({ surface: 'aggregate', decision: 'allowed', outcome: 'ok' });
   });
 
+  it('stores a resource URI read through /mcp/{slug} without the credentials it carries, and finds it by the URI sent', async () => {
+    const token = await issuer.token({ roles: [role] });
+    const secret = `opaque-${randomUUID()}`;
+    const uri = `https://files.example/${randomUUID()}?access_token=${secret}&page=2#id_token=${secret}-2`;
+    const { client } = await connectClient(`${gw.url}/mcp/${server.slug}`, token);
+    try {
+      // The upstream serves no resources: the read fails there, and is recorded all the same.
+      await expect(client.readResource({ uri })).rejects.toThrow();
+    } finally {
+      await client.close();
+    }
+    const records = await recordsOf({ server: server.slug, method: 'resources/read', tool: uri });
+    expect(records).toHaveLength(1);
+    expect(records[0]!.target).toBe(
+      `${uri.slice(0, uri.indexOf('?'))}?access_token=[redacted]&page=2#id_token=[redacted]`,
+    );
+    const stored = JSON.stringify(await sql(scratch.url, 'SELECT * FROM audit_records'));
+    expect(stored).not.toContain(secret);
+  });
+
   it('records refused tokens with the reason, the slug the path names and the JSON-RPC id, and never the token', async () => {
     const forged = await issuer.token({ roles: [role], aud: 'api://someone-else' });
     await request(gw.url)

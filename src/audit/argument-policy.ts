@@ -71,7 +71,7 @@ function normalize(value: unknown, redact: RegExp | undefined, depth: number, se
 }
 
 /** A string that is a token is replaced whole; tokens within a longer one are replaced where they stand. */
-function withoutTokens(value: string): string {
+export function withoutTokens(value: string): string {
   if (JWT.test(value) || BEARER.test(value)) return REDACTED;
   return value.replace(BEARER_WITHIN, REDACTED).replace(JWT_WITHIN, REDACTED);
 }

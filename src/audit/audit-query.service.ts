@@ -4,6 +4,7 @@ import type { AuditRow } from './audit-record';
 import { decodeTimeIdCursor, encodeTimeIdCursor } from '../common/time-id-cursor';
 import type { AuditExportQuery, AuditList, AuditListQuery, AuditRecordView } from './audit.dto';
 import { type AuditFilter, type AuditPosition, AuditRepository } from './audit.repository';
+import { targetWithoutCredentials } from './exchange-row';
 
 const EXPORT_PAGE = 1_000;
 
@@ -56,7 +57,8 @@ function filterOf(query: AuditExportQuery): AuditFilter {
     clientId: principal && 'clientId' in principal ? principal.clientId : undefined,
     principalKind: principal && 'kind' in principal ? principal.kind : undefined,
     server: query.server,
-    target: query.tool,
+    // Compared with the target as stored: a URI sent with a credential is found by itself.
+    target: query.tool === undefined ? undefined : targetWithoutCredentials(query.tool),
     method: query.method,
     decision: query.decision,
     outcome: query.outcome,

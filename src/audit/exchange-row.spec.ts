@@ -44,3 +44,76 @@ describe('toUnchainedRow', () => {
     expect(first.id < second.id).toBe(true);
   });
 });
+
+describe('toUnchainedRow: the target', () => {
+  const JWT = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhZGEifQ.c2lnbmF0dXJl';
+  const targetOf = (target: string, mode: 'off' | 'redacted' | 'hash' = 'redacted') =>
+    toUnchainedRow(
+      {
+        at: new Date(),
+        requestId: 'r',
+        surface: 'server',
+        method: 'resources/read',
+        target,
+        decision: 'allowed',
+        outcome: 'ok',
+        latencyMs: 1,
+      },
+      { mode, redactKeys: /secret/i, maxBytes: 8192 },
+    ).target;
+
+  it.each([
+    [
+      'an access_token in the query',
+      'https://files.example/doc?access_token=opaque-123&page=2',
+      'https://files.example/doc?access_token=[redacted]&page=2',
+    ],
+    [
+      'any credential parameter, however spelled',
+      'https://x/?ACC%45SS_TOKEN=a&api_key[]=b&code=c&q=d',
+      'https://x/?ACC%45SS_TOKEN=[redacted]&api_key[]=[redacted]&code=[redacted]&q=d',
+    ],
+    [
+      'an access_token in the fragment',
+      'https://app.example/cb#access_token=opaque-123&token_type=bearer',
+      'https://app.example/cb#access_token=[redacted]&token_type=bearer',
+    ],
+    ['a query and a fragment', 'https://x/?code=a#id_token=b', 'https://x/?code=[redacted]#id_token=[redacted]'],
+    [
+      'a user and password',
+      'postgres://admin:hunter2@db.internal:5432/app',
+      'postgres://[redacted]@db.internal:5432/app',
+    ],
+    ['a token as the user name', 'https://ghp_abc123@github.com/o/r', 'https://[redacted]@github.com/o/r'],
+    ['every @ of a userinfo', 'https://a@b:c@host/p', 'https://[redacted]@host/p'],
+    ['a JWT anywhere', `https://x/files/${JWT}/doc`, 'https://x/files/[redacted]/doc'],
+    ['a JWT under a parameter of any name', `https://x/?t=${JWT}`, 'https://x/?t=[redacted]'],
+    ['a Bearer credential', 'note://Authorization: Bearer abc.def-123', 'note://Authorization: [redacted]'],
+    ['a target that is a token', JWT, '[redacted]'],
+  ])('redacts %s', (_name, target, stored) => {
+    expect(targetOf(target)).toBe(stored);
+    // Whatever AUDIT_ARGUMENTS says.
+    expect(targetOf(target, 'off')).toBe(stored);
+  });
+
+  it.each([
+    'echoHai',
+    'search_code',
+    'github__get_me',
+    'a.b:c',
+    'test://static-text',
+    'test://template/42/data',
+    'mailto:ada@example.com',
+    'https://example.com/users/@ada',
+    'https://x/?tokens=1&my_access_token=2&q=access_token',
+    'prose with a bearer of news',
+  ])('keeps %s as it is', (target) => {
+    expect(targetOf(target)).toBe(target);
+  });
+
+  it('redacts before it cuts, so no part of a token cut short is kept', () => {
+    const stored = targetOf(`https://x/${'p'.repeat(1_000)}?s=${JWT}&code=${'c'.repeat(100)}`);
+    expect(stored!.length).toBeLessThanOrEqual(1_024);
+    expect(stored).not.toMatch(/eyJ|ccc/);
+  });
+});

@@ -1,6 +1,7 @@
 import { uuidV7 } from '../common/uuid-v7';
+import { censorUrl } from '../logging/logger';
 import type { McpExchange } from '../traffic/mcp-exchange';
-import { type ArgumentPolicyConfig, applyArgumentPolicy } from './argument-policy';
+import { type ArgumentPolicyConfig, applyArgumentPolicy, REDACTED, withoutTokens } from './argument-policy';
 import type { UnchainedRow } from './audit-record';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -25,6 +26,26 @@ export function storableText(value: string, max = MAX_TEXT): string {
 
 function optionalText(value: string | undefined | null, max?: number): string | null {
   return value === undefined || value === null ? null : storableText(value, max);
+}
+
+/** A URI's userinfo (`scheme://user:password@host`): up to its last `@` before the path, query or fragment. */
+const USERINFO = /^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#]*@/;
+
+/**
+ * A target (a resource URI as the client sent it; a tool or prompt name) without the credentials a URI carries, for
+ * tokens are never stored: the values of credential query parameters (`access_token`, `code`, `api_key`, …) censored
+ * as the access log censors a URL, and those of the fragment alike (where OAuth's implicit flow puts an
+ * `access_token`); the userinfo; and JWTs and Bearer credentials anywhere, as the argument policy finds them in a
+ * string. Whatever AUDIT_ARGUMENTS says: a target is kept in every mode.
+ */
+export function targetWithoutCredentials(target: string): string {
+  const hashAt = target.indexOf('#');
+  // The fragment's parameters, read as a query's: censorUrl takes what follows a `?`.
+  const censored =
+    hashAt === -1
+      ? censorUrl(target)
+      : `${censorUrl(target.slice(0, hashAt))}#${censorUrl(`?${target.slice(hashAt + 1)}`).slice(1)}`;
+  return withoutTokens(censored.replace(USERINFO, `$1${REDACTED}@`));
 }
 
 function finiteOrNull(value: number | undefined): number | null {
@@ -53,7 +74,8 @@ export function toUnchainedRow(exchange: McpExchange, policy: ArgumentPolicyConf
     serverSlug: optionalText(exchange.server?.slug ?? exchange.pathSlug, 100),
     method: storableText(exchange.method, 200),
     rpcId: exchange.rpcId === undefined ? null : storableText(JSON.stringify(exchange.rpcId), 200),
-    target: optionalText(exchange.target),
+    // Redacted before it is cut, so that no token is cut where the redaction would not recognize it any more.
+    target: optionalText(exchange.target === undefined ? undefined : targetWithoutCredentials(exchange.target)),
     arguments: applyArgumentPolicy(exchange.arguments, policy),
     decision: exchange.decision,
     rule: optionalText(exchange.rule),

@@ -116,7 +116,8 @@ const CREDENTIAL_QUERY_PARAMETERS = new Set([
 
 /**
  * `url` (a request target as logged) with the values of credential query parameters censored; the same string when
- * it has none. Both writers of access log lines (pino-http's serializer and `accessLogWriter`) go through here.
+ * it has none. Both writers of access log lines (pino-http's serializer and `accessLogWriter`) go through here, and
+ * so do the targets of audit records (src/audit/exchange-row.ts).
  */
 export function censorUrl(url: string): string {
   const queryAt = url.indexOf('?');
