@@ -98,16 +98,13 @@ export function configureApp(app: INestApplication, logger: Logger): void {
       authenticate: (req, res) => authentication.admit(req, res),
       aggregate: (req, res) => aggregate.post(req, res),
       relay: (req, res, slug) => relay.post(req, res, slug),
-      // What RestBridgeController and the exception filter do for this route.
+      // What RestBridgeController does for this route; what it throws goes to `fault`, as to the exception filter.
       rest: async (req, res, slug, tool) => {
-        try {
-          const result = await bridge.callTool(req, res, slug, tool, req.body);
-          sendText(res, 200, 'application/json', JSON.stringify(result));
-        } catch (error) {
-          problems.respond(error, req, res);
-        }
+        const result = await bridge.callTool(req, res, slug, tool, req.body);
+        sendText(res, 200, 'application/json', JSON.stringify(result));
       },
       problem: (req, res, status, detail) => problems.respond(new HttpException(detail, status), req, res),
+      fault: (req, res, error) => problems.respond(error, req, res),
     },
     {
       mcpPrefix: config.mcpPrefix,

@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import { gzipSync } from 'node:zlib';
+import Redis from 'ioredis';
 import request from 'supertest';
 import { auditOf } from './support/audit';
 import { entraEnv, LocalEntraIssuer } from './support/entra-issuer';
 import { waitUntil } from './support/eventually';
 import { startTestGateway, type TestGateway } from './support/gateway';
+import { REDIS_URL } from './support/services';
 
 const MAX_BODY_BYTES = 4096;
 
@@ -217,5 +219,69 @@ describe('the POST lane of the MCP endpoints', () => {
     const answer = await post(gw.url, '/mcp/some-server', { 'content-type': 'application/json' }, initialize(6));
     expect(answer.status).toBe(401);
     expect(answer.headers['www-authenticate']).toMatch(/^Bearer resource_metadata="/);
+  });
+});
+
+/**
+ * A handler that fails (an exception nobody caught) is answered -32603, and the id of the log line holding the error,
+ * nothing else of it, goes with the answer. The failure is a real one: the gateway's Redis user may not run SET
+ * (a Redis ACL), so the session of an initialize cannot be stored, and Redis's refusal reaches the lane.
+ */
+describe('a request whose handler fails on the POST lane', () => {
+  const user = `lane-${randomUUID()}`;
+  const password = `pw-${randomUUID()}`;
+  const admin = new Redis(REDIS_URL, { lazyConnect: true });
+  let issuer: LocalEntraIssuer;
+  let gw: TestGateway;
+  let token: string;
+
+  beforeAll(async () => {
+    await admin.connect();
+    await admin.call('ACL', 'SETUSER', user, 'on', `>${password}`, '~*', '&*', '+@all', '-set');
+    const redisUrl = new URL(REDIS_URL);
+    redisUrl.username = user;
+    redisUrl.password = password;
+    issuer = await LocalEntraIssuer.start();
+    gw = await startTestGateway('services', { ...entraEnv(issuer), REDIS_URL: redisUrl.toString() });
+    token = await issuer.token({ roles: [] });
+  });
+
+  afterAll(async () => {
+    await gw?.close();
+    await issuer?.stop();
+    await admin.call('ACL', 'DELUSER', user);
+    await admin.quit();
+  });
+
+  it('answers -32603 carrying the error id of the log line that holds the error, and nothing else of it', async () => {
+    const requestId = `lane-${randomUUID()}`;
+    const headers = {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      authorization: `Bearer ${token}`,
+      'x-request-id': requestId,
+    };
+    const answer = await post(gw.url, '/mcp', headers, initialize(7));
+
+    expect(answer.status).toBe(500);
+    const body = JSON.parse(answer.text) as { error: { data?: { errorId?: string } } };
+    expect(body).toEqual({
+      jsonrpc: '2.0',
+      id: null,
+      error: { code: -32603, message: 'Internal error', data: { errorId: expect.stringMatching(/^[0-9a-f-]{36}$/) } },
+    });
+    const errorId = body.error.data?.errorId;
+    await waitUntil(() => gw.logs.lines.some((line) => line.errorId === errorId), 'the error line');
+    // One line holds the error, its id and the request's.
+    const lines = gw.logs.lines.filter((line) => line.errorId === errorId || line.reqId === requestId);
+    expect(lines).toEqual([
+      expect.objectContaining({
+        level: 50,
+        errorId,
+        reqId: requestId,
+        err: expect.objectContaining({ message: expect.stringContaining('NOPERM') }),
+      }),
+    ]);
+    expect(answer.text).not.toContain('NOPERM');
   });
 });

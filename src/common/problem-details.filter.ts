@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import {
   type ArgumentsHost,
   Catch,
@@ -12,6 +11,7 @@ import { ZodValidationException } from 'nestjs-zod';
 import type { Logger } from 'pino';
 import { databaseProblemOf } from './database-errors';
 import { DomainError, type ErrorCode, type FieldError } from './domain-error';
+import { logInternalError } from './internal-error';
 import { requestPathOf } from './request-path';
 import { fieldErrorsOf } from './request-validation.pipe';
 import { sendText } from './send-text';
@@ -101,8 +101,7 @@ export class ProblemDetailsFilter implements ExceptionFilter {
       const detail = isNoRoute(exception, request) ? NO_ROUTE : clientMessageOf(exception, status);
       return problem(code, status, detail, instance);
     }
-    const errorId = randomUUID();
-    this.logger.error({ err: exception, errorId, reqId: request.id }, 'unhandled error');
+    const errorId = logInternalError(this.logger, exception, request.id, 'unhandled error');
     const status5xx = status ?? 500;
     return {
       ...problem(CODE_OF_STATUS[status5xx] ?? 'server_error', status5xx, 'an internal error occurred', instance),

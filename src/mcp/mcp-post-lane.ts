@@ -2,9 +2,10 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import proxyAddr from 'proxy-addr';
 import type { Logger } from 'pino';
 import type { McpRequest } from '../auth/principal';
+import { logInternalError } from '../common/internal-error';
 import { sendText } from '../common/send-text';
 import { type AccessEntry, accessLogWriter, requestId } from '../logging/logger';
-import { ErrorCodes } from './jsonrpc';
+import { ErrorCodes, errorResponse } from './jsonrpc';
 
 /** The steps a POST goes through before its handler, in this order; each answers the request itself when it stops it. */
 export interface McpPostSteps {
@@ -22,6 +23,11 @@ export interface McpPostSteps {
   rest(req: McpRequest, res: ServerResponse, slug: string, tool: string): Promise<void>;
   /** A REST bridge request refused as problem+json, as the Express pipeline's exception filter answers it. */
   problem(req: McpRequest, res: ServerResponse, status: number, detail: string): void;
+  /**
+   * A REST bridge request whose handler threw, answered by the exception filter as it answers the routes Express
+   * serves: the handler's refusals as problems, anything else a 500 carrying the error id of its log line.
+   */
+  fault(req: McpRequest, res: ServerResponse, error: unknown): void;
 }
 
 /** What a POST is for: the aggregate endpoint, one server's, or one of its tools through the REST bridge. */
@@ -208,16 +214,20 @@ export class McpPostLane {
     });
   }
 
-  private rpcError(res: ServerResponse, status: number, code: number, message: string): void {
-    sendText(res, status, 'application/json', JSON.stringify({ jsonrpc: '2.0', id: null, error: { code, message } }));
+  private rpcError(res: ServerResponse, status: number, code: number, message: string, data?: unknown): void {
+    sendText(res, status, 'application/json', JSON.stringify(errorResponse(null, code, message, data)));
   }
 
-  /** A handler that threw (a bug): logged, and answered 500 in the endpoint's own format. */
+  /**
+   * A handler that threw. The REST bridge's handler throws its refusals too, which the exception filter answers.
+   * On the JSON-RPC endpoints it is a bug: logged under an error id, which the 500's -32603 carries (as `data`) and
+   * nothing else of it, so that an operator given what the client saw finds the line, as for `/api/v1`'s 500s.
+   */
   private failed(req: McpRequest, res: ServerResponse, target: Target, error: unknown): void {
-    this.options.logger.error({ err: error, reqId: req.id }, 'serving an MCP request failed');
+    if (target.kind === 'rest') return this.steps.fault(req, res, error);
+    const errorId = logInternalError(this.options.logger, error, req.id, 'serving an MCP request failed');
     if (res.headersSent) res.end();
-    else if (target.kind === 'rest') this.steps.problem(req, res, 500, 'an internal error occurred');
-    else this.rpcError(res, 500, ErrorCodes.internalError, 'Internal error');
+    else this.rpcError(res, 500, ErrorCodes.internalError, 'Internal error', { errorId });
   }
 }
 
