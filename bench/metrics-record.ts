@@ -46,7 +46,7 @@ function nsPer(run: () => void, count: number): number {
 }
 
 async function main(): Promise<void> {
-  const metrics = new GatewayMetrics();
+  const metrics = new GatewayMetrics({ rateLimitsInRedis: true });
   const listener = new ExchangeMetrics(metrics, { toolsPerServer: 50, servers: 1000 });
   const batch = exchanges(RECORDS);
   // Warm up: the series exist and the JIT has seen the code before measuring.

@@ -302,6 +302,20 @@ describe('GET /metrics (services)', () => {
     expect(valueOf(await scrape(gw), 'mcp_gateway_ratelimit_redis_up')).toBe(1);
   });
 
+  it.each([
+    ['without REDIS_URL (in-process stores)', { REDIS_URL: '' }],
+    ['with rate limits off (RATE_LIMIT_ENABLED=false)', { RATE_LIMIT_ENABLED: 'false' }],
+  ])('has no ratelimit_redis_up %s, where no Redis counts rate limits', async (_what, env) => {
+    const other = await startTestGateway('services', env);
+    try {
+      const families = await scrape(other);
+      expect(families.get('mcp_gateway_ratelimit_decisions_total')?.help).toEqual(expect.any(String));
+      expect(families.has('mcp_gateway_ratelimit_redis_up')).toBe(false);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('reports the audit trail’s queue and writes', async () => {
     const before = await scrape(gw);
     const written = (families: Map<string, MetricFamily>): number =>

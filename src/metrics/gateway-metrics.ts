@@ -44,6 +44,11 @@ export interface TokenValidationCounts {
   unavailable: number;
 }
 
+export interface GatewayMetricsOptions {
+  /** Whether the rate limiter counts in Redis (REDIS_URL set and rate limits on): `ratelimit_redis_up` only then. */
+  rateLimitsInRedis: boolean;
+}
+
 /**
  * The Prometheus registry of one gateway (one Nest app) and every metric in
  * it. A registry per app, not prom-client's global one: tests run several
@@ -74,7 +79,7 @@ export class GatewayMetrics {
   readonly upstreamProbes: Counter<'server' | 'result'>;
   readonly upstreamProbeDuration: Histogram<'server'>;
 
-  constructor() {
+  constructor(options: GatewayMetricsOptions) {
     const registers = [this.registry];
     // Unprefixed (`process_*`, `nodejs_*`), as the usual dashboards expect them.
     collectDefaultMetrics({ register: this.registry });
@@ -218,7 +223,7 @@ export class GatewayMetrics {
       },
     });
 
-    this.rateLimits = new RateLimitMetrics(this.registry, METRIC_PREFIX);
+    this.rateLimits = new RateLimitMetrics(this.registry, METRIC_PREFIX, options.rateLimitsInRedis);
     this.audit = new AuditMetrics(this.registry, METRIC_PREFIX);
   }
 

@@ -1,5 +1,7 @@
 import { Global, Module } from '@nestjs/common';
 import { AuditModule } from '../audit/audit.module';
+import type { AppConfig } from '../config/config';
+import { APP_CONFIG } from '../config/config.module';
 import { McpModule } from '../mcp/mcp.module';
 import { RegistryModule } from '../registry/registry.module';
 import { UpstreamHealthModule } from '../upstream-health/upstream-health.module';
@@ -18,7 +20,12 @@ import { RateLimitMetrics } from './rate-limit-metrics';
   imports: [McpModule, UpstreamHealthModule, RegistryModule, AuditModule],
   controllers: [MetricsController],
   providers: [
-    { provide: GatewayMetrics, useFactory: () => new GatewayMetrics() },
+    {
+      provide: GatewayMetrics,
+      inject: [APP_CONFIG],
+      useFactory: (config: AppConfig) =>
+        new GatewayMetrics({ rateLimitsInRedis: config.redisUrl !== undefined && config.rateLimit.enabled }),
+    },
     {
       provide: RateLimitMetrics,
       inject: [GatewayMetrics],

@@ -10,16 +10,19 @@ const POLICY_LABELS = 100;
  * What the rate limiter reports. It calls `decision` once per policy checked
  * (or once per request with the deciding policy), `redisUnavailable` when it
  * falls back and `redisRecovered` when Redis answers again.
+ *
+ * `ratelimit_redis_up` exists only where the limiter counts in Redis: without REDIS_URL (in-process stores) or with
+ * rate limits off no Redis is asked, so none is up or down, and a 1 there (which it read) said what was not so.
  */
 export class RateLimitMetrics {
   private readonly decisions: HotCounter;
   /** Policy label → one cell per outcome × store: the limiter reports on every request. */
   private readonly cells = new Map<string, (CounterCell | undefined)[]>();
   private readonly fallbacks: Counter;
-  private readonly redisUp: Gauge;
+  private readonly redisUp?: Gauge;
   private readonly policies = new BoundedLabels(POLICY_LABELS);
 
-  constructor(registry: Registry, prefix: string) {
+  constructor(registry: Registry, prefix: string, countsInRedis: boolean) {
     const registers = [registry];
     this.decisions = new HotCounter(
       `${prefix}ratelimit_decisions_total`,
@@ -34,9 +37,12 @@ export class RateLimitMetrics {
       help: 'Times the rate limiter lost Redis and fell back (insurance limiter or fail-closed)',
       registers,
     });
+    if (!countsInRedis) return;
     this.redisUp = new Gauge({
       name: `${prefix}ratelimit_redis_up`,
-      help: '1 while rate limits are counted in Redis, 0 while the limiter runs on its fallback',
+      help:
+        '1 while rate limits are counted in Redis, 0 while the limiter runs on its fallback ' +
+        '(absent without REDIS_URL or with rate limits off)',
       // Under `--workers`: 1 only while every worker counts in Redis.
       aggregator: 'min',
       registers,
@@ -62,10 +68,10 @@ export class RateLimitMetrics {
 
   redisUnavailable(): void {
     this.fallbacks.inc();
-    this.redisUp.set(0);
+    this.redisUp?.set(0);
   }
 
   redisRecovered(): void {
-    this.redisUp.set(1);
+    this.redisUp?.set(1);
   }
 }
