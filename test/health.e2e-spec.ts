@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import request from 'supertest';
 import { HealthService } from '../src/health/health.service';
@@ -148,6 +149,7 @@ describe.each(PROFILES)('gateway edges (%s)', (profile) => {
 });
 
 describe('readiness follows the dependencies (PostgreSQL and Redis behind relays)', () => {
+  const DATABASE_PASSWORD = `pw-${randomUUID()}`;
   const pgRelay = new TcpProxy(hostPortOf(POSTGRES_URL).host, hostPortOf(POSTGRES_URL).port);
   const redisRelay = new TcpProxy(hostPortOf(REDIS_URL).host, hostPortOf(REDIS_URL).port);
   let gw: TestGateway;
@@ -155,8 +157,11 @@ describe('readiness follows the dependencies (PostgreSQL and Redis behind relays
   beforeAll(async () => {
     await pgRelay.start();
     await redisRelay.start();
+    // PostgreSQL here trusts every local connection: the password is never asked for, only carried.
+    const databaseUrl = new URL(withHostPort(POSTGRES_URL, pgRelay.port));
+    databaseUrl.password = DATABASE_PASSWORD;
     gw = await startTestGateway('services', {
-      DATABASE_URL: withHostPort(POSTGRES_URL, pgRelay.port),
+      DATABASE_URL: databaseUrl.toString(),
       REDIS_URL: withHostPort(REDIS_URL, redisRelay.port),
     });
   });
@@ -190,6 +195,9 @@ describe('readiness follows the dependencies (PostgreSQL and Redis behind relays
     await pgRelay.stop();
     const down = await request(gw.url).get('/health/ready').expect(503);
     expect(down.body).toMatchObject({ failing: ['database'], checks: { database: { status: 'down' } } });
+    // One line an operator can act on: not Prisma's invocation text, nothing of the URL but where the server is.
+    expect(down.body.checks.database.error).toBe(`the database server at 127.0.0.1:${pgRelay.port} cannot be reached`);
+    expect(JSON.stringify(down.body)).not.toContain(DATABASE_PASSWORD);
     await request(gw.url).get('/health/live').expect(200);
     // An outage, not a fault of the request: 503, and no error line for each request.
     const logged = gw.logs.lines.length;

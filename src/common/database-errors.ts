@@ -49,8 +49,75 @@ export function databaseProblemOf(error: unknown): DatabaseProblem | undefined {
 }
 
 function sqlStateOf(meta: unknown): string | undefined {
-  const cause = (meta as { driverAdapterError?: { cause?: { originalCode?: unknown; code?: unknown } } } | undefined)
-    ?.driverAdapterError?.cause;
+  const cause = adapterCauseOf(meta);
   const state = cause?.originalCode ?? cause?.code;
   return typeof state === 'string' ? state : undefined;
+}
+
+/** What the driver adapter made of the driver's error (its `MappedError`), as far as this file reads it. */
+interface AdapterCause {
+  kind?: unknown;
+  originalCode?: unknown;
+  code?: unknown;
+  message?: unknown;
+  host?: unknown;
+  port?: unknown;
+  reason?: unknown;
+}
+
+function adapterCauseOf(meta: unknown): AdapterCause | undefined {
+  return (meta as { driverAdapterError?: { cause?: AdapterCause } } | undefined)?.driverAdapterError?.cause;
+}
+
+/**
+ * Why a query failed, in one line an operator can act on (readiness shows it): Prisma's message is several lines
+ * naming the client's method, and says less than the driver adapter's reading of the error, which this words.
+ * Nothing of DATABASE_URL but the server's host and port, which readiness shows anyway.
+ */
+export function databaseFailureReason(error: unknown): string {
+  const cause =
+    typeof error === 'object' && error !== null ? adapterCauseOf((error as { meta?: unknown }).meta) : undefined;
+  switch (cause?.kind) {
+    case 'DatabaseNotReachable': {
+      const where = typeof cause.host === 'string' ? ` at ${cause.host}${portOf(cause.port)}` : '';
+      return `the database server${where} cannot be reached`;
+    }
+    case 'ConnectionClosed':
+      return 'the database server closed the connection';
+    case 'SocketTimeout':
+      return 'the database server did not answer in time';
+    case 'TlsConnectionError':
+      return `the TLS connection to the database server failed: ${oneLine(cause.reason)}`;
+    case 'AuthenticationFailed':
+      return "the database server refused DATABASE_URL's user name or password";
+    case 'DatabaseAccessDenied':
+      return "DATABASE_URL's user may not use its database";
+    case 'DatabaseDoesNotExist':
+      return "DATABASE_URL's database does not exist";
+    case 'TooManyConnections':
+      return 'the database server takes no more connections';
+    case 'postgres':
+      return `the database server answered ${String(cause.code)}: ${oneLine(cause.message)}`;
+    default:
+      return oneLine(error instanceof Error ? error.message : error);
+  }
+}
+
+function portOf(port: unknown): string {
+  return typeof port === 'number' || typeof port === 'string' ? `:${port}` : '';
+}
+
+const MAX_REASON_LENGTH = 300;
+
+/**
+ * The last line of a message that says something (Prisma puts what happened last), without the credentials of a URL
+ * in it, and not endless.
+ */
+function oneLine(text: unknown): string {
+  const lines = String(text)
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== '');
+  const line = (lines.at(-1) ?? 'no reason given').replace(/(\b[a-z][a-z0-9+.-]*:\/\/)[^/\s@]*@/gi, '$1');
+  return line.length > MAX_REASON_LENGTH ? `${line.slice(0, MAX_REASON_LENGTH)}…` : line;
 }

@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { databaseFailureReason } from '../common/database-errors';
 import { DATABASE_CONNECTION } from '../database/database.module';
 import type { DatabaseConnection } from '../database/database';
 import { PrismaService } from '../database/prisma.service';
@@ -34,8 +35,13 @@ export class HealthService {
 
   async readiness(): Promise<Readiness> {
     const [database, redis] = await Promise.all([
-      check(this.connection.kind, this.connection.description, () => this.prisma.ping()),
-      check(this.store.kind, undefined, () => this.store.ping()),
+      check(this.connection.kind, this.connection.description, () => this.prisma.ping(), databaseFailureReason),
+      check(
+        this.store.kind,
+        undefined,
+        () => this.store.ping(),
+        (error) => (error as Error).message,
+      ),
     ]);
     const halted = this.traffic.haltedReason;
     const audit: DependencyStatus = halted
@@ -50,7 +56,12 @@ export class HealthService {
   }
 }
 
-async function check(kind: string, target: string | undefined, probe: () => Promise<void>): Promise<DependencyStatus> {
+async function check(
+  kind: string,
+  target: string | undefined,
+  probe: () => Promise<void>,
+  reasonOf: (error: unknown) => string,
+): Promise<DependencyStatus> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
@@ -59,7 +70,7 @@ async function check(kind: string, target: string | undefined, probe: () => Prom
     await Promise.race([probe(), timeout]);
     return { status: 'up', kind, ...(target ? { target } : {}) };
   } catch (error) {
-    return { status: 'down', kind, ...(target ? { target } : {}), error: (error as Error).message };
+    return { status: 'down', kind, ...(target ? { target } : {}), error: reasonOf(error) };
   } finally {
     clearTimeout(timer);
   }

@@ -1,0 +1,39 @@
+import { databaseFailureReason } from './database-errors';
+
+/** A failed `$queryRaw` as Prisma throws it over a driver adapter: its message as Prisma words it, several lines. */
+function queryError(cause: Record<string, unknown>, lastLine = 'Raw query failed. Code: `N/A`.'): Error {
+  const error = new Error(`\nInvalid \`prisma.$queryRaw()\` invocation:\n\n\n${lastLine}`);
+  error.name = 'PrismaClientKnownRequestError';
+  Object.assign(error, { code: 'P2010', meta: { driverAdapterError: { name: 'DriverAdapterError', cause } } });
+  return error;
+}
+
+describe('databaseFailureReason', () => {
+  it.each([
+    [
+      { kind: 'DatabaseNotReachable', host: 'db.internal', port: 5432 },
+      'the database server at db.internal:5432 cannot be reached',
+    ],
+    [{ kind: 'ConnectionClosed' }, 'the database server closed the connection'],
+    [
+      { kind: 'AuthenticationFailed', user: 'gateway' },
+      "the database server refused DATABASE_URL's user name or password",
+    ],
+    [{ kind: 'DatabaseDoesNotExist', db: 'gateway' }, "DATABASE_URL's database does not exist"],
+    [
+      { kind: 'postgres', code: '57P03', severity: 'FATAL', message: 'the database system is starting up' },
+      'the database server answered 57P03: the database system is starting up',
+    ],
+  ])('words what the driver adapter read in %j as one line', (cause, reason) => {
+    expect(databaseFailureReason(queryError(cause))).toBe(reason);
+  });
+
+  it('keeps the last line of anything else, without the credentials of a URL in it', () => {
+    const error = queryError(
+      { kind: 'GenericJs', id: 1 },
+      'could not open postgresql://gateway:s3cret@db.internal:5432/gateway',
+    );
+    expect(databaseFailureReason(error)).toBe('could not open postgresql://db.internal:5432/gateway');
+    expect(databaseFailureReason(new Error('no answer within 2000 ms'))).toBe('no answer within 2000 ms');
+  });
+});
