@@ -212,6 +212,33 @@ describe('RedisStore at start', () => {
     }
   });
 
+  it('connects with a password Redis does not require, saying so once in the JSON log and nothing on the console', async () => {
+    const password = `pw-${randomUUID()}`;
+    const url = new URL(REDIS_URL);
+    url.password = password;
+    const consoleWarn = jest.spyOn(console, 'warn');
+    try {
+      const store = await RedisStore.connect(url.toString(), capturingLogger);
+      try {
+        // The subscriber's connection (its own AUTH) too.
+        await store.subscribe(`test:${randomUUID()}`, () => undefined);
+        await expect(store.ping()).resolves.toBeUndefined();
+      } finally {
+        await store.close();
+      }
+      expect(consoleWarn).not.toHaveBeenCalled();
+    } finally {
+      consoleWarn.mockRestore();
+    }
+    const lines = logs
+      .flatMap((chunk) => chunk.split('\n').filter(Boolean))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines).toEqual([
+      expect.objectContaining({ level: 40, msg: expect.stringMatching(/REDIS_URL carries a password.*requires none/) }),
+    ]);
+    expect(logs.join('')).not.toContain(password);
+  });
+
   describe('against a Redis with a password', () => {
     const password = `pw-${randomUUID()}`;
     let server: ChildProcess;

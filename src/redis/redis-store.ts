@@ -23,13 +23,28 @@ export class RedisStore implements KeyValueStore {
     readonly client: Redis,
     private readonly logger: Logger,
     private readonly url: string,
+    private readonly needlessPassword: () => void,
   ) {}
 
   /** Connects, failing with a clear message (and no retry loop left behind) if Redis does not answer or refuses. */
   static async connect(url: string, logger: Logger): Promise<RedisStore> {
-    const client = createConnection((options) => new Redis(url, { ...CLIENT_OPTIONS, ...options }), logger);
+    let warned = false;
+    const needlessPassword = (): void => {
+      if (warned) return;
+      warned = true;
+      logger.warn(
+        { redis: redactUrl(url) },
+        'REDIS_URL carries a password, but Redis requires none: it refused the password, and the gateway is ' +
+          'connected without one',
+      );
+    };
+    const client = createConnection(
+      (options) => new Redis(url, { ...CLIENT_OPTIONS, ...options }),
+      logger,
+      needlessPassword,
+    );
     await open(client, url);
-    return new RedisStore(client, logger, url);
+    return new RedisStore(client, logger, url, needlessPassword);
   }
 
   get(key: string): Promise<string | null> {
@@ -101,7 +116,11 @@ export class RedisStore implements KeyValueStore {
   private async startSubscriber(): Promise<Redis> {
     // A connection in subscriber mode can run no other command, hence its own: the client's
     // options (the URL's db and credentials among them), its own retries.
-    const subscriber = createConnection((options) => this.client.duplicate(options), this.logger);
+    const subscriber = createConnection(
+      (options) => this.client.duplicate(options),
+      this.logger,
+      this.needlessPassword,
+    );
     subscriber.on('message', (channel: string, message: string) => {
       for (const handler of this.handlers.get(channel) ?? []) handler(message);
     });
@@ -128,7 +147,11 @@ const CLIENT_OPTIONS: RedisOptions = {
  * failed SELECT instead, before it is ready, and retried like a lost one: meanwhile commands fail at once and
  * Redis counts as down (readiness, rate limits), and the reason is logged once, as an error, until it is ready.
  */
-function createConnection(create: (options: RedisOptions) => Redis, logger: Logger): Redis {
+function createConnection(
+  create: (options: RedisOptions) => Redis,
+  logger: Logger,
+  needlessPassword: () => void,
+): Redis {
   let readyOnce = false;
   let down = false;
   let selectRefused = false;
@@ -136,6 +159,7 @@ function createConnection(create: (options: RedisOptions) => Redis, logger: Logg
     retryStrategy: (attempt) => (readyOnce ? Math.min(attempt * 200, 2_000) : null),
     reconnectOnError: isRefusedSelect,
   });
+  answerNeedlessPassword(connection, needlessPassword);
   connection.on('error', (error: Error) => {
     if (!readyOnce) return;
     if (isRefusedSelect(error)) {
@@ -160,6 +184,30 @@ function createConnection(create: (options: RedisOptions) => Redis, logger: Logg
     logger.info('Redis connection restored');
   });
   return connection;
+}
+
+/** Redis's refusal of AUTH when it requires no password (before Redis 6, and since). */
+const NEEDLESS_PASSWORD = /no password is set|without any password configured/;
+
+/**
+ * ioredis sends REDIS_URL's password with AUTH at every connect; when Redis requires none it refuses the AUTH, and
+ * ioredis goes on without it after writing `[WARN] … a password was supplied` to the console, a line outside the
+ * JSON log. The connection's AUTH is wrapped so that ioredis sees that refusal as a success (it goes on just the
+ * same) and `warn` says it in the log instead. Any other failure of AUTH reaches ioredis as it was.
+ */
+function answerNeedlessPassword(connection: Redis, warn: () => void): void {
+  type Callback = (error?: Error | null, result?: unknown) => void;
+  const auth = connection.auth.bind(connection) as (...args: unknown[]) => Promise<unknown>;
+  const answered = (...args: unknown[]): Promise<unknown> => {
+    const callback = args.at(-1);
+    if (typeof callback !== 'function') return auth(...args);
+    return auth(...args.slice(0, -1), (error?: Error | null, result?: unknown) => {
+      if (!error || !NEEDLESS_PASSWORD.test(error.message)) return (callback as Callback)(error, result);
+      warn();
+      (callback as Callback)(null, 'OK');
+    });
+  };
+  connection.auth = answered as unknown as Redis['auth'];
 }
 
 /** The error of the SELECT ioredis sends on connecting, with the URL's database number: `ERR DB index is out of range`. */
