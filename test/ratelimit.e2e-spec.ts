@@ -3,9 +3,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import request from 'supertest';
+import { GatewayRateLimiter } from '../src/ratelimit/gateway-rate-limiter';
 import { RateLimitStats } from '../src/ratelimit/rate-limit-stats';
 import { entraEnv, GUEST_TENANT, HOME_TENANT, LocalEntraIssuer } from './support/entra-issuer';
-import { eventually } from './support/eventually';
+import { eventually, waitUntil } from './support/eventually';
 import { startTestGateway, type TestGateway } from './support/gateway';
 import { REDIS_URL } from './support/services';
 import { StallableProxy } from './support/stallable-proxy';
@@ -13,6 +14,9 @@ import { hostPortOf, TcpProxy } from './support/tcp-proxy';
 import { GREET_TOOLS, TestUpstream } from './support/upstream';
 
 const ACCEPT = 'application/json, text/event-stream';
+/** What the limiter logs when it starts deciding without Redis, and when Redis decides again. */
+const LOST = 'Redis is not answering rate-limit decisions: the insurance limiter decides';
+const BACK = 'Redis answers rate-limit decisions again: budgets are shared again';
 const INITIALIZE = {
   jsonrpc: '2.0',
   id: 1,
@@ -326,9 +330,14 @@ describe('rate limits on the MCP endpoints (Redis)', () => {
     expect((await post(token, '/mcp', INITIALIZE)).status).toBe(200); // 1 of 4 spent in Redis
     expect((await post(strict.token, '/mcp', INITIALIZE)).status).toBe(200);
     const before = stats.snapshot();
+    const logged = gw.logs.lines.length;
+    const linesSaying = (msg: string) => gw.logs.lines.slice(logged).filter((line) => line.msg === msg);
 
     await proxy.stop();
     try {
+      // The connection is seen gone before a request asks: no decision reaches Redis to fail.
+      const limiter = gw.gateway.app.get(GatewayRateLimiter);
+      await waitUntil(() => !limiter.redisBuckets!.connected, 'the gateway sees Redis gone');
       // RATE_LIMIT_REPLICAS=2: this replica alone allows half of the 4.
       expect((await post(token, '/mcp', INITIALIZE)).status).toBe(200);
       expect((await post(token, '/mcp', INITIALIZE)).status).toBe(200);
@@ -352,6 +361,8 @@ describe('rate limits on the MCP endpoints (Redis)', () => {
       // The admin view says plainly that it cannot read the shared buckets.
       const view = await request(gw.url).get('/api/v1/ratelimits').query({ principal: key });
       expect([view.status, view.body.code]).toEqual([503, 'service_unavailable']);
+      // The outage is logged once, however many decisions it takes.
+      expect(linesSaying(LOST)).toEqual([expect.objectContaining({ redis: 'disconnected', level: 40 })]);
     } finally {
       await proxy.start();
     }
@@ -364,6 +375,8 @@ describe('rate limits on the MCP endpoints (Redis)', () => {
     expectRefusal(await post(token, '/mcp', INITIALIZE), 'principal');
     expect(stats.snapshot().redis).toBe('up');
     expect((await post(strict.token, '/mcp', INITIALIZE)).status).toBe(200);
+    expect(linesSaying(LOST)).toHaveLength(1);
+    expect(linesSaying(BACK)).toHaveLength(1);
   });
 });
 

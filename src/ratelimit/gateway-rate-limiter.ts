@@ -93,7 +93,7 @@ export class GatewayRateLimiter implements RateLimiter, OnModuleDestroy {
   private async askRedis(charge: Charge): Promise<ChargeResult | undefined> {
     const redis = this.redis!;
     if (!redis.connected || this.suspect) {
-      this.stats.redisStateChanged('down');
+      this.fellBack();
       return undefined;
     }
     const timeoutMs = this.policy.redisTimeoutMs;
@@ -115,10 +115,7 @@ export class GatewayRateLimiter implements RateLimiter, OnModuleDestroy {
         this.suspect = true;
         this.probe();
       }
-      if (this.stats.redisState === 'up') {
-        this.logger.warn({ err: error }, 'Redis is not answering rate-limit decisions: the insurance limiter decides');
-      }
-      this.stats.redisStateChanged('down');
+      this.fellBack(error);
       return undefined;
     } finally {
       clearTimeout(timer);
@@ -145,6 +142,19 @@ export class GatewayRateLimiter implements RateLimiter, OnModuleDestroy {
 
   onModuleDestroy(): void {
     this.closed = true;
+  }
+
+  /**
+   * Decisions go to the insurance limiter (or a fail-closed refusal) from now on: logged once per outage, whether
+   * Redis stopped answering (`error`) or its connection is gone (no decision even asked it).
+   */
+  private fellBack(error?: unknown): void {
+    if (this.stats.redisState === 'down') return;
+    this.logger.warn(
+      error === undefined ? { redis: 'disconnected' } : { err: error },
+      'Redis is not answering rate-limit decisions: the insurance limiter decides',
+    );
+    this.stats.redisStateChanged('down');
   }
 
   private recovered(): void {
