@@ -380,22 +380,31 @@ describe('rate limits on the MCP endpoints (Redis)', () => {
   });
 });
 
-/** A Redis that accepts commands and never answers must cost each decision at most the timeout, never a hang. */
+/**
+ * A Redis that accepts commands and never answers must cost each decision at most the timeout, never a hang; the
+ * commands it was sent meanwhile still run there, and must not charge the requests a second time.
+ */
 describe('rate limits when Redis hangs', () => {
   const tenant = randomUUID();
+  const strictRole = `Strict.${randomUUID().slice(0, 8)}`;
   let issuer: LocalEntraIssuer;
   let proxy: StallableProxy;
   let gw: TestGateway;
+  let dir: string;
 
   beforeAll(async () => {
     issuer = await LocalEntraIssuer.start();
     const redis = hostPortOf(REDIS_URL);
     proxy = new StallableProxy(redis.host, redis.port);
     await proxy.start();
+    dir = mkdtempSync(path.join(tmpdir(), 'rl-hang-'));
+    const policyFile = path.join(dir, 'policy.json');
+    writeFileSync(policyFile, JSON.stringify({ roles: { [strictRole]: { rate: '3/1d', onRedisDown: 'refuse' } } }));
     gw = await startTestGateway('services', {
       ...entraEnv(issuer, { AZURE_ALLOWED_TENANTS: `${HOME_TENANT},${GUEST_TENANT},${tenant}` }),
       REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
       MCP_STATELESS: 'true',
+      RATE_LIMIT_FILE: policyFile,
       RATE_LIMIT_PRINCIPAL: '3/1d',
       RATE_LIMIT_IP: 'off',
     });
@@ -406,36 +415,69 @@ describe('rate limits when Redis hangs', () => {
     await gw?.close();
     await proxy?.stop();
     await issuer?.stop();
+    rmSync(dir, { recursive: true, force: true });
   });
+
+  /** A caller of its own, and its initialize on /mcp. */
+  async function caller(roles: string[] = []): Promise<{ key: string; initialize: () => request.Test }> {
+    const oid = randomUUID();
+    const token = await issuer.token({ tid: tenant, oid, roles }, { tid: tenant });
+    return {
+      key: `${tenant}:${oid}`,
+      initialize: () =>
+        request(gw.url).post('/mcp').set('authorization', `Bearer ${token}`).set('accept', ACCEPT).send(INITIALIZE),
+    };
+  }
+
+  /** What remains of the caller's own budget in Redis. */
+  async function remainingInRedis(key: string): Promise<number | undefined> {
+    const view = await request(gw.url).get('/api/v1/ratelimits').query({ principal: key }).expect(200);
+    return (view.body.buckets as { policy: string; remaining: number }[]).find((b) => b.policy === 'principal')
+      ?.remaining;
+  }
+
+  /** Holds Redis's answers back while `during` runs, then lets them through and waits until Redis decides again. */
+  async function whileRedisHangs(during: () => Promise<void>): Promise<void> {
+    const stats = gw.gateway.app.get(RateLimitStats);
+    proxy.stall();
+    try {
+      await during();
+    } finally {
+      proxy.resume();
+    }
+    await eventually(() => expect(stats.snapshot().redis).toBe('up'));
+  }
 
   it('decides with the insurance limiter once Redis does not answer in time, and returns to Redis after', async () => {
     const stats = gw.gateway.app.get(RateLimitStats);
-    const oid = randomUUID();
-    const token = await issuer.token({ tid: tenant, oid, roles: [] }, { tid: tenant });
-    const initialize = () =>
-      request(gw.url).post('/mcp').set('authorization', `Bearer ${token}`).set('accept', ACCEPT).send(INITIALIZE);
+    const { key, initialize } = await caller();
     expect((await initialize()).headers.ratelimit).toMatch(/^"principal";r=2;/); // spent in Redis
     const fallbacks = stats.snapshot().redisFallbacks;
 
-    proxy.stall();
-    try {
+    await whileRedisHangs(async () => {
       const answer = await initialize();
       expect(answer.status).toBe(200);
       // The insurance limiter's own bucket: a fresh one, since Redis holds the first unit.
       expect(answer.headers.ratelimit).toMatch(/^"principal";r=2;/);
       expect(stats.snapshot()).toMatchObject({ redis: 'down', redisFallbacks: fallbacks + 1 });
-    } finally {
-      proxy.resume();
-    }
-    await eventually(() => expect(stats.snapshot().redis).toBe('up'));
-    // The stalled decision did reach Redis and was applied there as well: a request counted twice
-    // (in Redis and by the insurance limiter) errs on the side of the limit.
-    const key = `${tenant}:${oid}`;
-    const view = await request(gw.url).get('/api/v1/ratelimits').query({ principal: key }).expect(200);
-    expect(view.body.buckets).toEqual(
-      expect.arrayContaining([expect.objectContaining({ policy: 'principal', remaining: 1 })]),
-    );
+    });
+    // The stalled charge did reach Redis and was applied there, then given back once its answer came: the request
+    // counted once, in the insurance limiter that decided it.
+    expect(await remainingInRedis(key)).toBe(2);
+    expect((await initialize()).headers.ratelimit).toMatch(/^"principal";r=1;/);
     expect((await initialize()).headers.ratelimit).toMatch(/^"principal";r=0;/);
     expect((await initialize()).status).toBe(429);
+  });
+
+  it('leaves nothing spent in Redis by a request refused while Redis hung, once its stalled charge lands', async () => {
+    const { key, initialize } = await caller([strictRole]);
+    expect((await initialize()).headers.ratelimit).toMatch(/^"principal";r=2;/);
+
+    await whileRedisHangs(async () => {
+      // The tier is fail-closed: refused without Redis, while its charge waits in Redis's answers.
+      const refused = await initialize();
+      expect([refused.status, refused.headers['retry-after']]).toEqual([429, '5']);
+    });
+    expect(await remainingInRedis(key)).toBe(2);
   });
 });

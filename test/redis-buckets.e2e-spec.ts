@@ -78,6 +78,22 @@ describe('RedisBuckets (Redis)', () => {
     expect(refused.levels[0]).toBeCloseTo(2, 2);
   });
 
+  it('gives back what a charge took, its lease included, and forgets a bucket it leaves empty', async () => {
+    const busy = budget(1_000, DAY_MS);
+    const quiet = budget(1_000, DAY_MS);
+    await buckets.charge({ budgets: [busy], cost: 7 });
+    const charge: Charge = { budgets: [busy, quiet], cost: 3 };
+    const taken = await buckets.charge(charge, [5, 5]);
+    expect(taken).toMatchObject({ allowed: true, granted: [5, 5] });
+
+    await buckets.refund(charge, taken);
+
+    const after = await buckets.peek('test:buckets:none:', [busy.key, quiet.key]);
+    expect(after.get(busy.key)?.level).toBeCloseTo(7, 2);
+    expect(after.has(quiet.key)).toBe(false);
+    expect(await store.client.exists(quiet.key)).toBe(0);
+  });
+
   it('loads the script again when Redis forgot it, for every charge of the turn', async () => {
     const one = budget(3, DAY_MS);
     await store.client.script('FLUSH');

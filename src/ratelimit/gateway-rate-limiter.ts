@@ -98,10 +98,11 @@ export class GatewayRateLimiter implements RateLimiter, OnModuleDestroy {
     }
     const timeoutMs = this.policy.redisTimeoutMs;
     const extras = this.leases.extras(charge);
+    const sent = redis.charge(charge, extras);
     let timer: NodeJS.Timeout | undefined;
     try {
       const result = await Promise.race([
-        redis.charge(charge, extras),
+        sent,
         new Promise<never>((_, reject) => {
           // Timers run before I/O in each turn of the event loop: on a busy process the answer may
           // already be waiting in the socket when the timer fires, so give it that one turn.
@@ -111,9 +112,12 @@ export class GatewayRateLimiter implements RateLimiter, OnModuleDestroy {
       if (this.stats.redisState === 'down') this.recovered();
       return result;
     } catch (error) {
-      if (error instanceof RedisTimeout && !this.suspect) {
-        this.suspect = true;
-        this.probe();
+      if (error instanceof RedisTimeout) {
+        this.refundIfApplied(sent, charge);
+        if (!this.suspect) {
+          this.suspect = true;
+          this.probe();
+        }
       }
       this.fellBack(error);
       return undefined;
@@ -121,6 +125,29 @@ export class GatewayRateLimiter implements RateLimiter, OnModuleDestroy {
       clearTimeout(timer);
       this.leases.settled(charge, extras);
     }
+  }
+
+  /**
+   * A charge Redis did not answer in time was sent all the same, and a slow Redis applies it late, after the insurance
+   * limiter decided the request and counted it: what Redis took is given back once it answers, so that the request
+   * costs once, where it was decided (and a refused one nothing), not a second time in the shared budgets.
+   * A command once sent cannot be recalled, and when its answer never comes (the connection lost on the way), whether
+   * Redis applied it is unknown: it is left as it may be. The request may then count twice, which errs towards the
+   * limit; a refund of units the command never took would hand callers units beyond their budgets.
+   */
+  private refundIfApplied(sent: Promise<ChargeResult>, charge: Charge): void {
+    const redis = this.redis!;
+    sent.then(
+      (late) => {
+        if (!late.allowed) return;
+        redis.refund(charge, late).catch((error: unknown) => {
+          this.logger.debug({ err: error }, 'a rate-limit charge Redis applied too late could not be given back');
+        });
+      },
+      () => {
+        // No answer: whether Redis applied the charge is unknown (see above).
+      },
+    );
   }
 
   /**

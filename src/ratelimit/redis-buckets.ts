@@ -65,6 +65,32 @@ return result`;
 
 const SCRIPT_SHA = createHash('sha1').update(CHARGE_SCRIPT).digest('hex');
 
+/**
+ * Gives back units a charge took: each bucket drained to now, less its units (a bucket left empty is deleted).
+ * The budget's count and window are the bucket's own. KEYS: the budgets. ARGV: the units, per budget.
+ */
+const REFUND_SCRIPT = `
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
+for i = 1, #KEYS do
+  local state = redis.call('GET', KEYS[i])
+  if state then
+    local stored, at, count, window = string.match(state, '^(%S+) (%S+) (%S+) (%S+)')
+    if stored then
+      count = tonumber(count)
+      window = tonumber(window)
+      local level = tonumber(stored) - math.max(0, now - tonumber(at)) * count / window - tonumber(ARGV[i])
+      if level > 0 then
+        redis.call('SET', KEYS[i], string.format('%.17g %.17g %d %d', level, now, count, window),
+          'PX', math.max(1, math.ceil(level * window / count)))
+      else
+        redis.call('DEL', KEYS[i])
+      end
+    end
+  end
+end
+return 1`;
+
 type ScriptArgs = [number, ...(string | number)[]];
 
 interface Queued {
@@ -125,6 +151,17 @@ export class RedisBuckets {
         for (const queued of batch) queued.reject(error);
       },
     );
+  }
+
+  /**
+   * Gives back to every budget what an allowed `result` of this charge took from it: its cost and the units granted
+   * beyond it. Rare (a charge Redis answered too late), so the script travels whole, outside the pipelines.
+   */
+  async refund({ budgets, cost }: Charge, result: ChargeResult): Promise<void> {
+    const args: ScriptArgs = [budgets.length];
+    for (const budget of budgets) args.push(budget.key);
+    budgets.forEach((_, index) => args.push(cost + (result.granted?.[index] ?? 0)));
+    await this.client.eval(REFUND_SCRIPT, ...args);
   }
 
   /** Redis forgot the script (a restart, SCRIPT FLUSH): sending it whole loads it again. */
