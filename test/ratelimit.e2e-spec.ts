@@ -6,6 +6,7 @@ import request from 'supertest';
 import { GatewayRateLimiter } from '../src/ratelimit/gateway-rate-limiter';
 import { RateLimitStats } from '../src/ratelimit/rate-limit-stats';
 import { entraEnv, GUEST_TENANT, HOME_TENANT, LocalEntraIssuer } from './support/entra-issuer';
+import { DocumentedResponses } from './support/documented-responses';
 import { eventually, waitUntil } from './support/eventually';
 import { startTestGateway, type TestGateway } from './support/gateway';
 import { REDIS_URL } from './support/services';
@@ -35,6 +36,8 @@ describe('rate limits on the MCP endpoints (Redis)', () => {
   const slug = `rl-greet-${run}`;
   /** A server whose echoHai only admins may call, with one budget of that tool shared by every caller. */
   const deniedSlug = `rl-deny-${run}`;
+  /** A server with one budget shared by every caller, and one for its echoHai. */
+  const sharedSlug = `rl-shared-${run}`;
   const role = `RateLimited.${run}`;
   const strictRole = `Strict.${run}`;
   let issuer: LocalEntraIssuer;
@@ -59,6 +62,7 @@ describe('rate limits on the MCP endpoints (Redis)', () => {
         servers: {
           [slug]: { tools: { echoHai: { cost: 3 } } },
           [deniedSlug]: { scope: 'all', tools: { echoHai: { rate: '2/1d' } } },
+          [sharedSlug]: { rate: '100/1d', scope: 'all', tools: { echoHai: { rate: '50/1d' } } },
         },
       }),
     );
@@ -296,7 +300,11 @@ describe('rate limits on the MCP endpoints (Redis)', () => {
       .get('/api/v1/ratelimits')
       .query({ principal: `${tenant}:${randomUUID()}` })
       .expect(200);
-    expect(unknown.body.buckets.map((b: { policy: string }) => b.policy)).toEqual(['tenant']);
+    // A caller that spent nothing: its tenant's budget, and those every caller shares that others spent from.
+    const unknownBuckets = unknown.body.buckets as { policy: string; scope: string }[];
+    expect(unknownBuckets.filter((b) => b.scope !== 'all')).toEqual([expect.objectContaining({ policy: 'tenant' })]);
+    expect(byPolicy.principal).toMatchObject({ scope: 'principal' });
+    expect(byPolicy.tenant).toMatchObject({ scope: 'tenant' });
 
     for (const query of [
       {},
@@ -321,6 +329,43 @@ describe('rate limits on the MCP endpoints (Redis)', () => {
     expect(Object.keys((operation as { responses: object } | undefined)?.responses ?? {})).toEqual(
       expect.arrayContaining(['200', '400', '503']),
     );
+  });
+
+  it('shows every caller the budgets all callers share (scope: all) once anyone spent from them, as its own are', async () => {
+    const created = await request(gw.url)
+      .post('/api/v1/servers')
+      .send({ name: `com.example.ratelimit/${sharedSlug}`, slug: sharedSlug, url: upstream.url, allowedRoles: [role] })
+      .expect(201);
+    try {
+      const admin = await caller(['Gateway.Admin']);
+      await eventually(async () => {
+        const listed = await request(gw.url)
+          .get(`/mcp/${sharedSlug}/tools`)
+          .set('authorization', `Bearer ${admin.token}`)
+          .expect(200);
+        expect((listed.body.tools as { name: string }[]).map((tool) => tool.name)).toContain('echoHai');
+      });
+      await request(gw.url)
+        .post(`/mcp/${sharedSlug}/tools/echoHai`)
+        .set('authorization', `Bearer ${admin.token}`)
+        .send({ userName: 'Ada' })
+        .expect(200);
+
+      // Another caller, which never reached the server, is counted against what the admin spent of both.
+      const { key } = await caller();
+      const view = await request(gw.url).get('/api/v1/ratelimits').query({ principal: key }).expect(200);
+      (await DocumentedResponses.of(gw.url)).check('get', '/api/v1/ratelimits', view);
+      const buckets = view.body.buckets as { policy: string; scope: string; quota: number; remaining: number }[];
+      const server = buckets.find((b) => b.policy === `server.${sharedSlug}`);
+      expect(server).toMatchObject({ scope: 'all', quota: 100 });
+      expect(server!.remaining).toBeLessThan(100);
+      expect(buckets).toContainEqual(
+        expect.objectContaining({ policy: `tool.${sharedSlug}.echoHai`, scope: 'all', quota: 50, remaining: 49 }),
+      );
+      expect(buckets.filter((b) => b.scope === 'principal')).toEqual([]);
+    } finally {
+      await request(gw.url).delete(`/api/v1/servers/${created.body.id}`);
+    }
   });
 
   it("falls back to each replica's share while Redis is cut, refuses fail-closed callers, and shares again once Redis is back", async () => {

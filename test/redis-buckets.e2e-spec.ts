@@ -88,7 +88,7 @@ describe('RedisBuckets (Redis)', () => {
 
     await buckets.refund(charge, taken);
 
-    const after = await buckets.peek('test:buckets:none:', [busy.key, quiet.key]);
+    const after = await buckets.peek([], [busy.key, quiet.key]);
     expect(after.get(busy.key)?.level).toBeCloseTo(7, 2);
     expect(after.has(quiet.key)).toBe(false);
     expect(await store.client.exists(quiet.key)).toBe(0);

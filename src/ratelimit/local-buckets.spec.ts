@@ -58,26 +58,26 @@ describe('LocalBuckets', () => {
     // Within the second: charged in place, still first in line.
     now += 100;
     charge('a');
-    expect(buckets.peek('a', []).get('a')?.level).toBeCloseTo(2, 1);
+    expect(buckets.peek(['a'], []).get('a')?.level).toBeCloseTo(2, 1);
     // Past it: placed last.
     now += 1_000;
     charge('a');
     now += 100;
     // Over the bound: back to 90 % of it (2), the least recently charged going first.
     charge('d');
-    expect([...buckets.peek('', []).keys()]).toEqual(['a', 'd']);
-    expect(buckets.peek('a', []).get('a')?.level).toBeCloseTo(3, 1);
+    expect([...buckets.peek([''], []).keys()]).toEqual(['a', 'd']);
+    expect(buckets.peek(['a'], []).get('a')?.level).toBeCloseTo(3, 1);
   });
 
   it('shows the buckets of a prefix with their levels now', () => {
     const buckets = new LocalBuckets(1000, clock);
     buckets.charge({ budgets: [budget('rl:p:principal', 10, 10_000), budget('rl:tenant:t', 10, 10_000)], cost: 4 });
     now += 2_000;
-    const peeked = buckets.peek('rl:p:', ['rl:tenant:t', 'rl:tenant:none']);
+    const peeked = buckets.peek(['rl:p:'], ['rl:tenant:t', 'rl:tenant:none']);
     expect([...peeked.keys()]).toEqual(['rl:p:principal', 'rl:tenant:t']);
     expect(peeked.get('rl:p:principal')?.level).toBeCloseTo(2, 6);
     now += 2_000;
-    expect(buckets.peek('rl:p:', []).size).toBe(0);
+    expect(buckets.peek(['rl:p:'], []).size).toBe(0);
   });
 });
 

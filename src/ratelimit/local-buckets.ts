@@ -65,15 +65,17 @@ export class LocalBuckets {
     return { allowed, levels };
   }
 
-  /** Current state of the buckets whose key starts with `prefix` or equals one of `keys`. */
-  peek(prefix: string, keys: string[]): Map<string, BucketState> {
+  /** Current state of the buckets whose key starts with one of `prefixes` or equals one of `keys`. */
+  peek(prefixes: readonly string[], keys: readonly string[]): Map<string, BucketState> {
     const now = this.clock();
     const found = new Map<string, BucketState>();
     const add = (key: string, state: Bucket) => {
       const level = drained(state.level, state.at, now, state.count, state.windowMs);
       if (level > 0) found.set(key, { level, at: now, count: state.count, windowMs: state.windowMs });
     };
-    for (const [key, state] of this.buckets) if (key.startsWith(prefix)) add(key, state);
+    for (const [key, state] of this.buckets) {
+      if (prefixes.some((prefix) => key.startsWith(prefix))) add(key, state);
+    }
     for (const key of keys) {
       const state = this.buckets.get(key);
       if (state) add(key, state);

@@ -1,6 +1,6 @@
 import { loadConfig } from '../config/config';
 import type { Principal } from '../auth/principal';
-import { RateLimitPlanner } from './rate-limit-plan';
+import { RateLimitPlanner, sharedBuckets } from './rate-limit-plan';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -130,5 +130,23 @@ describe('RateLimitPlanner', () => {
       tool: 'x',
     })!;
     expect(plan.budgets[2]).toMatchObject({ policy: 'server.other', key: `rl:${TID}:user-1:server.other`, count: 40 });
+  });
+
+  it('knows where the budgets every caller shares are: the keys of the servers named, prefixes under a shared *', () => {
+    const policyOf = (servers: object) => {
+      const file = path.join(dir, 'shared.json');
+      writeFileSync(file, JSON.stringify({ servers }));
+      return loadConfig({ RATE_LIMIT_FILE: file }).rateLimit;
+    };
+    // As the planner keys them: github's server and search budgets are shared, the * entry's are each caller's.
+    const plan = planner.plan({ principal: principal(), surface: 'server', server: github, method: 'tools/call' });
+    expect(sharedBuckets(loadConfig({ RATE_LIMIT_FILE: path.join(dir, 'policy.json') }).rateLimit)).toEqual({
+      keys: [plan!.budgets[2]!.key, 'rl:tool.github.search'],
+      prefixes: [],
+    });
+    expect(sharedBuckets(policyOf({ '*': { rate: '9/m', scope: 'all' }, github: { rate: '9/m' } }))).toEqual({
+      keys: [],
+      prefixes: ['rl:server.', 'rl:tool.'],
+    });
   });
 });

@@ -15,6 +15,29 @@ export function tenantKey(tid: string): string {
   return `${KEY_PREFIX}tenant:${tid}`;
 }
 
+/** Where the buckets of budgets every caller shares (`scope: all`) are, without a caller in their keys. */
+const SHARED_PREFIXES = [`${KEY_PREFIX}server.`, `${KEY_PREFIX}tool.`] as const;
+
+/**
+ * The buckets of the budgets every caller shares (`scope: all`): the keys of those of the servers the policy names,
+ * and, when its `*` entry shares them, the prefixes under which those of any server are (its slugs are the
+ * registry's, not the policy's).
+ */
+export function sharedBuckets(policy: RateLimitPolicy): { keys: string[]; prefixes: string[] } {
+  const keys: string[] = [];
+  let anyServer = false;
+  for (const [slug, server] of policy.servers) {
+    if (server.scope !== 'all') continue;
+    if (slug === '*') {
+      anyServer = true;
+      continue;
+    }
+    if (server.limit) keys.push(`${KEY_PREFIX}server.${slug}`);
+    for (const [tool, entry] of server.tools) if (entry.limit) keys.push(`${KEY_PREFIX}tool.${slug}.${tool}`);
+  }
+  return { keys, prefixes: anyServer ? [...SHARED_PREFIXES] : [] };
+}
+
 /**
  * Which budgets a JSON-RPC request is counted against and what it costs:
  * the caller's (its most generous role tier, else the default), its tenant's,

@@ -18,6 +18,12 @@ export class RatelimitsQueryDto extends createZodDto(ratelimitsQuerySchema) {}
 
 const bucketSchema = z.object({
   policy: z.string().describe('`principal`, `tenant`, `server.<slug>` or `tool.<slug>.<tool>`'),
+  scope: z
+    .enum(['principal', 'tenant', 'all'])
+    .describe(
+      "Whose budget it is: this caller's own, all callers' of its tenant together, or every caller's together " +
+        '(a server or tool of `scope: all`, whoever spent it)',
+    ),
   quota: z.number().int().describe('Units per window (the `q` of `RateLimit-Policy`)'),
   windowSeconds: z.number().int().describe('The window (the `w` of `RateLimit-Policy`)'),
   used: z.number().describe('Units spent and not yet replenished'),
@@ -32,7 +38,10 @@ export const ratelimitsSchema = z.object({
     .describe('Where the budgets live: Redis (shared by every replica), or this process'),
   buckets: z
     .array(bucketSchema)
-    .describe('The budgets this caller has spent from and that have not refilled yet; a budget not listed is full'),
+    .describe(
+      "The budgets this caller is counted against that are not full: its own, its tenant's, and those every caller " +
+        'shares (`scope: all`), whoever spent them; a budget not listed is full',
+    ),
 });
 export class RatelimitsDto extends createZodDto(ratelimitsSchema) {}
 export type Ratelimits = z.infer<typeof ratelimitsSchema>;

@@ -169,15 +169,19 @@ export class RedisBuckets {
     this.client.eval(CHARGE_SCRIPT, ...args).then((reply) => resolve(resultOf(reply)), reject);
   }
 
-  /** The buckets under `prefix` (found with SCAN, never KEYS) and the named `keys`, with their levels now. */
-  async peek(prefix: string, keys: string[]): Promise<Map<string, BucketState>> {
+  /** The buckets under each of `prefixes` (found with SCAN, never KEYS) and the named `keys`, with their levels now. */
+  async peek(prefixes: readonly string[], keys: readonly string[]): Promise<Map<string, BucketState>> {
     const found = new Set(keys);
-    let cursor = '0';
-    do {
-      const [next, batch] = await this.client.scan(cursor, 'MATCH', `${escapeGlob(prefix)}*`, 'COUNT', 1000);
-      for (const key of batch) found.add(key);
-      cursor = next;
-    } while (cursor !== '0');
+    await Promise.all(
+      prefixes.map(async (prefix) => {
+        let cursor = '0';
+        do {
+          const [next, batch] = await this.client.scan(cursor, 'MATCH', `${escapeGlob(prefix)}*`, 'COUNT', 1000);
+          for (const key of batch) found.add(key);
+          cursor = next;
+        } while (cursor !== '0');
+      }),
+    );
     const names = [...found];
     if (names.length === 0) return new Map();
     const [values, time] = await Promise.all([this.client.mget(...names), this.client.time()]);
