@@ -6,8 +6,13 @@ import type { OnRedisDown } from './rate-limit-policy';
  * stored as the level of used units and when it was last charged).
  */
 export interface Budget {
-  /** The policy's name in `RateLimit-Policy` / `RateLimit` and in the stats: `principal`, `tenant`, `server.<slug>`, … */
+  /** The policy's name in `RateLimit-Policy` / `RateLimit`: `principal`, `tenant`, `server.<slug>`, … */
   policy: string;
+  /**
+   * Its name in the stats and metrics where it differs, as the policy file writes it: `server.*` and `tool.*.<tool>`
+   * for a server only the `*` entry covers (a label per registered slug would be unbounded). Absent: `policy`.
+   */
+  label?: string;
   /** Where its state lives (a Redis key, or the local map's key). */
   key: string;
   count: number;

@@ -58,6 +58,50 @@ describe('GatewayRateLimiter (no REDIS_URL)', () => {
     );
   });
 
+  it('counts the decisions of servers only the * policy covers under server.*, and names each server to its caller', async () => {
+    const file = path.join(dir, 'any-server.json');
+    writeFileSync(file, JSON.stringify({ servers: { '*': { rate: '2/1h', tools: { search: { rate: '1/1d' } } } } }));
+    const anyServer = new GatewayRateLimiter(
+      loadConfig({ RATE_LIMIT_FILE: file }),
+      new MemoryStore(),
+      stats,
+      new PinoLogger({ pinoHttp: { logger: createLogger({ logLevel: 'silent' }) } }),
+    );
+    const verdicts = [];
+    for (const slug of ['one', 'two', 'two', 'two']) {
+      const server = { id: slug, slug };
+      verdicts.push(await anyServer.consume({ principal, surface: 'server', server, method: 'tools/call', tool: 'x' }));
+    }
+    expect(verdicts.map((verdict) => [verdict.allowed, verdict.policy])).toEqual([
+      [true, 'server.one'],
+      [true, 'server.two'],
+      [true, 'server.two'],
+      [false, 'server.two'],
+    ]);
+    expect(verdicts[0]!.headers['RateLimit-Policy']).toContain('"server.one";q=2;w=3600');
+    expect(stats.snapshot().decisions).toEqual([
+      { policy: 'server.*', outcome: 'allowed', source: 'memory', count: 3 },
+      { policy: 'server.*', outcome: 'refused', source: 'memory', count: 1 },
+    ]);
+
+    // Its tool budget, the tightest here, is counted as the file writes it too.
+    const three = { id: 'three', slug: 'three' };
+    const search = await anyServer.consume({
+      principal,
+      surface: 'server',
+      server: three,
+      method: 'tools/call',
+      tool: 'search',
+    });
+    expect(search).toMatchObject({ allowed: true, policy: 'tool.three.search' });
+    expect(stats.snapshot().decisions).toContainEqual({
+      policy: 'tool.*.search',
+      outcome: 'allowed',
+      source: 'memory',
+      count: 1,
+    });
+  });
+
   it('answers free requests without headers or decisions', async () => {
     expect(await limiter.consume({ principal, surface: 'aggregate', method: 'ping' })).toEqual({
       allowed: true,

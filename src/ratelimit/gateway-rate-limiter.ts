@@ -194,7 +194,7 @@ export class GatewayRateLimiter implements RateLimiter, OnModuleDestroy {
   private withoutRedis(charge: Charge): RateLimitVerdict {
     const closed = charge.budgets.find((budget) => budget.onRedisDown === 'refuse');
     if (closed) {
-      this.stats.decided({ policy: closed.policy, outcome: 'refused', source: 'fail_closed' });
+      this.stats.decided({ policy: closed.label ?? closed.policy, outcome: 'refused', source: 'fail_closed' });
       const report: BudgetReport = {
         policy: closed.policy,
         quota: closed.count,
@@ -221,11 +221,15 @@ export class GatewayRateLimiter implements RateLimiter, OnModuleDestroy {
     const reports = charge.budgets.map((budget, index) =>
       reportOf(budget, result.levels[index]!, charge.cost, !result.allowed),
     );
-    let decisive = reports[0]!;
+    // The decisive budget by its index: its report names it to the caller, the budget's label to the stats.
+    let decisive = 0;
     if (result.allowed) {
-      for (const report of reports) if (report.remaining < decisive.remaining) decisive = report;
-      this.stats.decided({ policy: decisive.policy, outcome: 'allowed', source });
-      return { allowed: true, policy: decisive.policy, headers: rateLimitHeaders(reports) };
+      for (let index = 1; index < reports.length; index++) {
+        if (reports[index]!.remaining < reports[decisive]!.remaining) decisive = index;
+      }
+      const { policy, label } = charge.budgets[decisive]!;
+      this.stats.decided({ policy: label ?? policy, outcome: 'allowed', source });
+      return { allowed: true, policy, headers: rateLimitHeaders(reports) };
     }
     // Of the budgets the request does not fit, the one that keeps the caller waiting longest refused it.
     let longest = -1;
@@ -233,14 +237,15 @@ export class GatewayRateLimiter implements RateLimiter, OnModuleDestroy {
       const report = reports[index]!;
       if (!fits(result.levels[index]!, charge.cost, budget.count) && report.resetSeconds > longest) {
         longest = report.resetSeconds;
-        decisive = report;
+        decisive = index;
       }
     });
-    this.stats.decided({ policy: decisive.policy, outcome: 'refused', source });
+    const { policy, label } = charge.budgets[decisive]!;
+    this.stats.decided({ policy: label ?? policy, outcome: 'refused', source });
     return {
       allowed: false,
-      policy: decisive.policy,
-      retryAfterSeconds: Math.max(1, decisive.resetSeconds),
+      policy,
+      retryAfterSeconds: Math.max(1, reports[decisive]!.resetSeconds),
       headers: rateLimitHeaders(reports),
     };
   }

@@ -130,6 +130,8 @@ describe('RateLimitPlanner', () => {
       tool: 'x',
     })!;
     expect(plan.budgets[2]).toMatchObject({ policy: 'server.other', key: `rl:${TID}:user-1:server.other`, count: 40 });
+    // Counted in the stats as the policy the file writes, not as a slug it matched.
+    expect(plan.budgets[2]?.label).toBe('server.*');
   });
 
   it('knows where the budgets every caller shares are: the keys of the servers named, prefixes under a shared *', () => {

@@ -63,10 +63,10 @@ export class RateLimitPlanner {
     if (server && request.server) {
       const slug = request.server.slug;
       const owner = server.scope === 'principal' ? principalKeyPrefix(principalKey) : KEY_PREFIX;
-      if (server.limit) budgets.push(budget(`server.${slug}`, `${owner}server.${slug}`, server.limit));
+      if (server.limit) budgets.push(budget(`server.${slug}`, `${owner}server.${slug}`, server.limit, server.label));
       if (tool?.limit) {
         const name = `tool.${slug}.${request.tool}`;
-        budgets.push(budget(name, `${owner}${name}`, tool.limit));
+        budgets.push(budget(name, `${owner}${name}`, tool.limit, tool.label));
       }
     }
     return { budgets, cost };
@@ -94,9 +94,10 @@ export class RateLimitPlanner {
   }
 }
 
-function budget(policy: string, key: string, limit: LimitPolicy): Budget {
+function budget(policy: string, key: string, limit: LimitPolicy, label?: string): Budget {
   return {
     policy,
+    label,
     key,
     count: limit.rate.count,
     windowMs: limit.rate.windowSeconds * 1000,

@@ -89,9 +89,14 @@ describe('rate-limit policy', () => {
     expect(github.tools.get('search')).toEqual({
       limit: { rate: { count: 6, windowSeconds: 60 }, onRedisDown: 'refuse' },
       cost: 5,
+      label: 'tool.github.search',
     });
-    expect(github.tools.get('cheap')).toEqual({ limit: undefined, cost: 0 });
-    expect(rateLimit.servers.get('*')).toMatchObject({ scope: 'principal', limit: { rate: { count: 40 } } });
+    expect(github.tools.get('cheap')).toEqual({ limit: undefined, cost: 0, label: 'tool.github.cheap' });
+    expect(rateLimit.servers.get('*')).toMatchObject({
+      scope: 'principal',
+      limit: { rate: { count: 40 } },
+      label: 'server.*',
+    });
     expect(rateLimit.methodCosts.get('tools/list')).toBe(0);
     expect(rateLimit.methodCosts.get('resources/read')).toBe(2);
     expect(rateLimit.ip).toEqual({ count: 60, windowSeconds: 60 });

@@ -21,6 +21,8 @@ export interface ToolPolicy {
   limit?: LimitPolicy;
   /** Units one call spends, on every budget it is counted against; absent: what `tools/call` costs. */
   cost?: number;
+  /** Its budget as the file names it, `tool.<slug>.<tool>` or `tool.*.<tool>`: the policy its decisions count under. */
+  label: string;
 }
 
 export interface ServerPolicy {
@@ -28,6 +30,11 @@ export interface ServerPolicy {
   /** `principal`: each caller has its own budget on this server (and its tools); `all`: one budget shared by every caller. */
   scope: 'principal' | 'all';
   tools: ReadonlyMap<string, ToolPolicy>;
+  /**
+   * Its budget as the file names it, `server.<slug>` or `server.*`: the policy its decisions count under in the
+   * metrics, which would otherwise take a value per registered server under `*`.
+   */
+  label: string;
 }
 
 export interface RateLimitPolicy {
@@ -173,12 +180,14 @@ export function buildRateLimitPolicy(env: RateLimitEnv, adminRole: string): Rate
       tools.set(tool, {
         limit: entry.rate ? { rate: entry.rate, onRedisDown: server.onRedisDown ?? defaultMode } : undefined,
         cost: entry.cost,
+        label: `tool.${slug}.${tool}`,
       });
     }
     servers.set(slug, {
       limit: server.rate ? { rate: server.rate, onRedisDown: server.onRedisDown ?? defaultMode } : undefined,
       scope: server.scope ?? 'principal',
       tools,
+      label: `server.${slug}`,
     });
   }
 

@@ -8,7 +8,11 @@ import { Injectable } from '@nestjs/common';
 export type DecisionSource = 'redis' | 'memory' | 'insurance' | 'fail_closed' | 'ip';
 
 export interface RateLimitDecision {
-  /** The policy that refused, or the tightest one that allowed (`principal`, `tenant`, `server.<slug>`, `tool.<slug>.<tool>`, `ip`). */
+  /**
+   * The policy that refused, or the tightest one that allowed, as configured: `principal`, `tenant`, `ip`,
+   * `server.<slug>` and `tool.<slug>.<tool>` for a server the file names, `server.*` and `tool.*.<tool>` for one only
+   * its `*` entry covers.
+   */
   policy: string;
   outcome: 'allowed' | 'refused';
   source: DecisionSource;
@@ -40,7 +44,8 @@ export interface RateLimitStatsSnapshot {
 /**
  * The rate limiter's numbers, for the metrics: read `snapshot()` at scrape
  * time, or follow `onDecision` / `onRedisState` as they happen. Labels are
- * bounded: policies come from configuration, never from callers.
+ * bounded: policies are named as configured, never by callers nor by the
+ * servers registered.
  */
 @Injectable()
 export class RateLimitStats {
