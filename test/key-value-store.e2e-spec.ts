@@ -12,6 +12,7 @@ import Redis from 'ioredis';
 import { eventually, sleep } from './support/eventually';
 import { freeLoopbackPort } from './support/loopback';
 import { REDIS_URL } from './support/services';
+import { hostPortOf, TcpProxy, withHostPort } from './support/tcp-proxy';
 
 const logger = createLogger({ logLevel: 'silent' });
 
@@ -279,6 +280,25 @@ describe('RedisStore at start', () => {
       await expect(store.ping()).resolves.toBeUndefined();
       await store.close();
     });
+  });
+});
+
+describe('RedisStore while Redis is away', () => {
+  it('lets go of its subscriptions and closes, as a gateway shutting down during the outage does', async () => {
+    const { host, port } = hostPortOf(REDIS_URL);
+    const proxy = new TcpProxy(host, port);
+    await proxy.start();
+    const store = await RedisStore.connect(withHostPort(REDIS_URL, proxy.port), logger);
+    try {
+      const unsubscribe = await store.subscribe(`test:${randomUUID()}`, () => undefined);
+      await proxy.stop();
+      await eventually(() => expect(store.ping()).rejects.toThrow());
+
+      await expect(unsubscribe()).resolves.toBeUndefined();
+      await expect(store.close()).resolves.toBeUndefined();
+    } finally {
+      await proxy.stop();
+    }
   });
 });
 

@@ -90,7 +90,9 @@ export class RedisStore implements KeyValueStore {
       handlers.delete(handler);
       if (handlers.size === 0 && this.handlers.get(channel) === handlers) {
         this.handlers.delete(channel);
-        await subscriber.unsubscribe(channel);
+        // Without a connection there is nobody to tell, and a shutdown during an outage must not fail on it: should
+        // the connection come back, ioredis subscribes the channel again, and its messages find no handler.
+        if (subscriber.status === 'ready') await subscriber.unsubscribe(channel);
       }
     };
   }
