@@ -217,7 +217,8 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     key: 'PUBLIC_URL',
     defaultText: '`http://localhost:$PORT`',
     secret: false,
-    description: 'external base URL, used in OAuth metadata and registry `remotes`',
+    description:
+      'external base URL, used in OAuth metadata and registry `remotes`; also names the gateway in the `Via` of its upstream requests (loop detection), so give each gateway of a chain its own',
   },
   { key: 'API_PREFIX', defaultText: '`/api/v1`', secret: false, description: 'path prefix of the admin API' },
   { key: 'MCP_PREFIX', defaultText: '`/mcp`', secret: false, description: 'path prefix of the MCP endpoints' },

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
+import { LOOP_DETECTED, viaPseudonymOf } from '../upstream/gateway-via';
 import { sendRpcError } from './http-replies';
 import { ErrorCodes } from './jsonrpc';
 
@@ -28,9 +29,10 @@ const EXPOSED_HEADERS =
   'mcp-session-id, mcp-protocol-version, www-authenticate, retry-after, ratelimit, ratelimit-policy';
 
 /**
- * The edge of MCP_PREFIX, ahead of authentication: DNS-rebinding protection
- * (`Host` and `Origin` must name this gateway) and CORS for browser clients
- * such as the MCP Inspector, whose preflights carry no token.
+ * The edge of MCP_PREFIX, ahead of authentication: loop protection (a request
+ * this gateway sent an upstream must not come back in), DNS-rebinding
+ * protection (`Host` and `Origin` must name this gateway) and CORS for browser
+ * clients such as the MCP Inspector, whose preflights carry no token.
  */
 export function mcpEdge(options: McpEdgeOptions): (req: Request, res: Response, next: NextFunction) => void {
   const prefix = options.mcpPrefix;
@@ -54,8 +56,22 @@ export function mcpEdgeCheck(options: McpEdgeOptions): (req: IncomingMessage, re
   const originAllowed = (origin: string): boolean => {
     return anyOrigin || origins.has(origin.toLowerCase()) || namesLoopback(origin);
   };
+  const ownVia = viaPseudonymOf(options.publicUrl);
 
   return (req, res) => {
+    // The gateway's own request, come back through an upstream URL that leads here: refused at its first turn.
+    // Whoever sent it (this gateway, a replica) answers its caller with an upstream error naming the server.
+    const via = req.headers.via;
+    if (via !== undefined && via.includes(ownVia)) {
+      sendRpcError(
+        res,
+        LOOP_DETECTED,
+        null,
+        ErrorCodes.invalidRequest,
+        `Loop Detected: this request came from this gateway (Via ${ownVia}); an upstream URL leads back to it`,
+      );
+      return false;
+    }
     const host = hostnameOf(req.headers.host);
     if (!host || !hosts.has(host)) {
       sendRpcError(

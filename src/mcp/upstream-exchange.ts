@@ -1,6 +1,6 @@
 import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 import type { Abortable } from '../common/call-signal';
-import { UpstreamError } from '../upstream/upstream-error';
+import { UpstreamError, upstreamStatusMessage } from '../upstream/upstream-error';
 import type { UrlGuard } from '../upstream/url-guard';
 import { GATEWAY_VERSION } from '../version';
 import { isResponse, type JsonRpcRequest, type JsonRpcResponse, parseMessage } from './jsonrpc';
@@ -175,7 +175,7 @@ export function statusFailure(reply: UpstreamReply): UpstreamError {
       reply.status,
     );
   }
-  return new UpstreamError('http_status', `the upstream answered HTTP ${reply.status}`, reply.status);
+  return new UpstreamError('http_status', upstreamStatusMessage(reply.status), reply.status);
 }
 
 /**

@@ -3,7 +3,7 @@ import { PinoLogger } from 'nestjs-pino';
 import type { UpstreamCaller } from '../auth/principal';
 import { type Abortable, CallSignal, timeoutError } from '../common/call-signal';
 import { UpstreamConnector } from '../upstream/upstream-connector';
-import { UpstreamError } from '../upstream/upstream-error';
+import { UpstreamError, upstreamStatusMessage } from '../upstream/upstream-error';
 import { UrlGuard } from '../upstream/url-guard';
 import { ErrorCodes, errorResponse, type JsonRpcRequest } from './jsonrpc';
 import { principalKeyOf } from './principal-key';
@@ -120,7 +120,7 @@ export class UpstreamPool implements OnModuleDestroy {
         session = await this.session(key, server, headers, bounded);
         reply = await send(session);
       }
-      if (reply.status >= 500) throw new UpstreamError('http_status', `the upstream answered HTTP ${reply.status}`);
+      if (reply.status >= 500) throw new UpstreamError('http_status', upstreamStatusMessage(reply.status));
       this.succeeded(server);
       const answeredOn = session;
       const decline = (asked: JsonRpcRequest): void => void this.decline(server, answeredOn, headers, asked);

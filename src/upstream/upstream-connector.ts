@@ -11,6 +11,7 @@ import { APP_CONFIG } from '../config/config.module';
 import type { UpstreamTarget } from '../registry/server.schema';
 import { GATEWAY_VERSION } from '../version';
 import { type Dispatcher, fetch as undiciFetch, type RequestInit as UndiciRequestInit } from 'undici';
+import { viaEntryOf } from './gateway-via';
 import { guardedAgent } from './guarded-connection';
 import { UpstreamError } from './upstream-error';
 import { UrlGuard } from './url-guard';
@@ -56,6 +57,8 @@ export class UpstreamConnector {
   private readonly upstream: UpstreamConfig;
   /** Connections of the SDK's sessions, each opened only to an address the URL policy allows. */
   private readonly dispatcher: Dispatcher;
+  /** This gateway's `Via` entry (src/upstream/gateway-via.ts), on every request to an upstream. */
+  private readonly via: string;
 
   constructor(
     @Inject(APP_CONFIG) config: AppConfig,
@@ -64,6 +67,7 @@ export class UpstreamConnector {
   ) {
     this.upstream = config.upstream;
     this.dispatcher = guardedAgent(urlGuard);
+    this.via = viaEntryOf(config.publicUrl);
   }
 
   requestTimeoutMs(target: UpstreamTarget): number {
@@ -109,13 +113,15 @@ export class UpstreamConnector {
 
   /**
    * Headers the gateway adds for this upstream; a missing secret is an `auth` failure, named but not shown.
-   * `entra-*` servers get an Entra token of their own (for `entra-obo`, on behalf of `caller`).
+   * `entra-*` servers get an Entra token of their own (for `entra-obo`, on behalf of `caller`). Every request of the
+   * gateway to an upstream (relayed, pooled, discovery, probes, watchers) takes its headers from here, so every one
+   * carries the gateway's `Via` entry, by which the gateway knows a request of its own that came back to it.
    */
   async headersFor(target: UpstreamTarget, caller?: UpstreamCaller): Promise<Record<string, string>> {
     const { auth } = target;
     switch (auth.type) {
       case 'none':
-        return {};
+        return { via: this.via };
       case 'headers': {
         const headers: Record<string, string> = {};
         for (const [name, { env }] of Object.entries(auth.headers)) {
@@ -123,12 +129,14 @@ export class UpstreamConnector {
           if (!value) throw new UpstreamError('auth', `environment variable ${env} (for header ${name}) is not set`);
           headers[name] = value;
         }
+        // After the static headers: one named `via` does not replace it.
+        headers.via = this.via;
         return headers;
       }
       case 'entra-obo':
       case 'entra-client-credentials': {
         if (!this.tokens) throw new UpstreamError('auth', `upstream auth ${auth.type} is not available here`);
-        return { authorization: `Bearer ${await this.tokens.tokenFor(target, caller)}` };
+        return { authorization: `Bearer ${await this.tokens.tokenFor(target, caller)}`, via: this.via };
       }
     }
   }

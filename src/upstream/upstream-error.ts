@@ -2,6 +2,7 @@ import { McpError, ErrorCode } from '@modelcontextprotocol/sdk/types.js';
 import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SseError } from '@modelcontextprotocol/sdk/client/sse.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { LOOP_DETECTED } from './gateway-via';
 
 /** Why reaching an upstream failed, in the classes the prober and discovery report. */
 export const UPSTREAM_ERROR_KINDS = [
@@ -36,6 +37,13 @@ export function claimsChallengeOf(error: unknown): string | undefined {
   return error instanceof UpstreamError && error.claims ? error.claims : undefined;
 }
 
+/** How an upstream's HTTP error status is reported; a 508 is what this gateway answers a request of its own. */
+export function upstreamStatusMessage(status: number): string {
+  return status === LOOP_DETECTED
+    ? `the upstream answered HTTP ${status} Loop Detected: the server's URL leads back to this gateway`
+    : `the upstream answered HTTP ${status}`;
+}
+
 export interface ClassifiedError {
   kind: UpstreamErrorKind;
   message: string;
@@ -56,7 +64,7 @@ export function classifyUpstreamError(error: unknown): ClassifiedError {
       return { kind: 'auth', message: `the upstream answered HTTP ${status}`, httpStatus: status };
     }
     if (status !== undefined && status >= 100) {
-      return { kind: 'http_status', message: `the upstream answered HTTP ${status}`, httpStatus: status };
+      return { kind: 'http_status', message: upstreamStatusMessage(status), httpStatus: status };
     }
   }
   if (error instanceof McpError) {
