@@ -237,4 +237,37 @@ describe('an upstream URL that leads back to the gateway', () => {
       expect(await postWithVia(`1.1 ${own}`, '/mcp?stateless=1')).toBe(508);
     });
   });
+
+  describe('registration', () => {
+    it.each([
+      `${GATEWAY_PUBLIC_URL}/mcp`,
+      `${GATEWAY_PUBLIC_URL}/mcp/`,
+      `${GATEWAY_PUBLIC_URL}/mcp/github`,
+      'HTTPS://GATEWAY.TEST:443/mcp/github?x=1',
+      `${GATEWAY_PUBLIC_URL}/api/../mcp/github`,
+    ])("refuses %s, this gateway's own MCP endpoint, naming the url", async (url) => {
+      const res = await request(gw.url)
+        .post('/api/v1/servers')
+        .send({ name: `com.example.loop/own-${randomUUID().slice(0, 8)}`, url });
+      if (res.status === 201) made.push({ gateway: gw, id: res.body.id as string });
+      expect(res.status).toBe(400);
+      expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
+      expect(res.body.errors).toEqual([
+        {
+          field: 'url',
+          message: "is this gateway's own MCP endpoint (PUBLIC_URL and MCP_PREFIX): it would relay to itself",
+        },
+      ]);
+    });
+
+    it('refuses a change of URL onto it, and keeps the server as it was', async () => {
+      const res = await request(gw.url)
+        .patch(`/api/v1/servers/${backSlug}`)
+        .send({ url: `${GATEWAY_PUBLIC_URL}/mcp/${backSlug}` })
+        .expect(400);
+      expect(res.body.errors.map((error: { field: string }) => error.field)).toEqual(['url']);
+      const kept = await request(gw.url).get(`/api/v1/servers/${backSlug}`).expect(200);
+      expect(kept.body.url).toBe(deployment.upstream.url);
+    });
+  });
 });

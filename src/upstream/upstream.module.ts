@@ -11,7 +11,8 @@ import { UrlGuard } from './url-guard';
     {
       provide: UrlGuard,
       inject: [APP_CONFIG],
-      useFactory: (config: AppConfig) => new UrlGuard(config.upstream),
+      useFactory: (config: AppConfig) =>
+        new UrlGuard({ ...config.upstream, gatewayMcpUrl: `${config.publicUrl}${config.mcpPrefix}` }),
     },
     UpstreamConnector,
   ],

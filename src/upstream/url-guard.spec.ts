@@ -94,6 +94,40 @@ describe('UrlGuard', () => {
     });
   });
 
+  describe("this gateway's own MCP endpoint", () => {
+    const own = new UrlGuard(
+      { allowedHosts: ['loopback'], deniedHosts: [], gatewayMcpUrl: 'https://gateway.example/base/mcp' },
+      dns,
+    );
+
+    it.each([
+      'https://gateway.example/base/mcp',
+      'https://gateway.example/base/mcp/',
+      'https://gateway.example/base/mcp/github',
+      'https://gateway.example/base/mcp/github/tools/search?q=1#top',
+      'HTTPS://GATEWAY.EXAMPLE:443/base/mcp/github',
+      'https://gateway.example/base/other/../mcp/github',
+      'https://gateway.example/base/./mcp',
+    ])('refuses %s', async (url) => {
+      expect(await own.check(url)).toEqual({
+        allowed: false,
+        reason: "is this gateway's own MCP endpoint (PUBLIC_URL and MCP_PREFIX): it would relay to itself",
+      });
+    });
+
+    it.each([
+      'https://gateway.example/base/mcpish/github',
+      'https://gateway.example/base/api/v1/servers',
+      'https://gateway.example/mcp/github',
+      'https://gateway.example/base/MCP/github',
+      'http://gateway.example/base/mcp/github',
+      'https://gateway.example:8443/base/mcp/github',
+      'https://other.example/base/mcp/github',
+    ])('leaves %s to the other rules', async (url) => {
+      await expect(own.check(url)).resolves.toEqual({ allowed: true });
+    });
+  });
+
   it('resolves for a connection with the checked answer, and refuses one that answers a refused address', async () => {
     const answers = [['93.184.216.34'], ['169.254.169.254']];
     const rebinding = new UrlGuard({ allowedHosts: [], deniedHosts: [] }, () => Promise.resolve(answers.shift() ?? []));

@@ -10,6 +10,8 @@ export interface UrlPolicy {
   allowedHosts: readonly string[];
   /** Hosts, IPs or CIDRs always refused. */
   deniedHosts: readonly string[];
+  /** This gateway's MCP endpoint (PUBLIC_URL + MCP_PREFIX): a URL at or under it would have the gateway relay to itself. */
+  gatewayMcpUrl?: string;
 }
 
 export type Resolver = (hostname: string) => Promise<string[]>;
@@ -38,6 +40,7 @@ const REFUSED_HOSTNAMES = new Map([
 export class UrlGuard {
   private readonly allowed: HostList;
   private readonly denied: HostList;
+  private readonly gatewayMcp?: URL;
 
   constructor(
     policy: UrlPolicy,
@@ -45,6 +48,7 @@ export class UrlGuard {
   ) {
     this.allowed = new HostList(policy.allowedHosts.flatMap(expandKeyword));
     this.denied = new HostList(policy.deniedHosts);
+    if (policy.gatewayMcpUrl !== undefined) this.gatewayMcp = new URL(policy.gatewayMcpUrl);
   }
 
   async check(rawUrl: string): Promise<UrlVerdict> {
@@ -56,6 +60,9 @@ export class UrlGuard {
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') return refuse('must use http or https');
     if (url.username || url.password) return refuse('must not carry credentials; use the server auth settings');
+    if (this.isGatewayMcp(url)) {
+      return refuse(`is this gateway's own MCP endpoint (PUBLIC_URL and MCP_PREFIX): it would relay to itself`);
+    }
     const hostname = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
     const named = this.checkName(hostname);
     if (!named.allowed) return named;
@@ -88,6 +95,17 @@ export class UrlGuard {
     const verdict = this.checkAddresses(name, addresses);
     if (!verdict.allowed) throw new UpstreamError('refused_url', `the upstream ${verdict.reason}`);
     return addresses;
+  }
+
+  /**
+   * At or under PUBLIC_URL + MCP_PREFIX, as the URL parser writes it (host case, default port and dot segments
+   * do not matter). Other ways back to the gateway (a loopback address, another name, an encoded path) are found
+   * when the gateway's own request comes back (src/upstream/gateway-via.ts).
+   */
+  private isGatewayMcp(url: URL): boolean {
+    const own = this.gatewayMcp;
+    if (own === undefined || url.origin !== own.origin) return false;
+    return url.pathname === own.pathname || url.pathname.startsWith(`${own.pathname}/`);
   }
 
   private checkName(hostname: string): UrlVerdict {
