@@ -370,13 +370,19 @@ describe('discovery (services)', () => {
       expect(recovered.body.changes).toEqual([]);
     });
 
-    it('answers 404 problem+json for an unknown or malformed id, on both routes', async () => {
-      for (const id of [randomUUID(), 'not-a-uuid', '1', "x'%20OR%201=1", '%00']) {
-        const view = await request(gw.url).get(`/api/v1/servers/${id}/capabilities`).expect(404);
+    it('answers 404 problem+json for a ref that names no server, and 400 for one that cannot, on both routes', async () => {
+      for (const [ref, status, code] of [
+        [randomUUID(), 404, 'not_found'],
+        ['not-a-uuid', 404, 'not_found'],
+        ['1', 404, 'not_found'],
+        ["x'%20OR%201=1", 400, 'validation_error'],
+        ['%00', 400, 'validation_error'],
+      ] as const) {
+        const view = await request(gw.url).get(`/api/v1/servers/${ref}/capabilities`).expect(status);
         expect(view.headers['content-type']).toMatch(PROBLEM_JSON);
-        expect(view.body.code).toBe('not_found');
-        const refreshed = await request(gw.url).post(`/api/v1/servers/${id}/refresh`).expect(404);
-        expect(refreshed.body.code).toBe('not_found');
+        expect(view.body.code).toBe(code);
+        const refreshed = await request(gw.url).post(`/api/v1/servers/${ref}/refresh`).expect(status);
+        expect(refreshed.body.code).toBe(code);
       }
     });
 
@@ -506,8 +512,8 @@ describe('discovery (services)', () => {
     const paths = res.body.paths as Record<string, Record<string, { parameters?: { name: string }[] }>>;
     expect(Object.keys(paths)).toEqual(
       expect.arrayContaining([
-        '/api/v1/servers/{id}/capabilities',
-        '/api/v1/servers/{id}/refresh',
+        '/api/v1/servers/{ref}/capabilities',
+        '/api/v1/servers/{ref}/refresh',
         '/api/v1/discovery/tools',
         '/api/v1/discovery/prompts',
         '/api/v1/discovery/resources',

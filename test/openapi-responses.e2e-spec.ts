@@ -116,12 +116,12 @@ describe('responses match their description in /docs-json', () => {
       .expect(201);
     const unsynced = await api().get(`/api/v1/servers/${never.body.id}/capabilities`).expect(200);
     expect(unsynced.body).toMatchObject({ protocolVersion: null, syncedAt: null });
-    documented.check('get', '/api/v1/servers/{id}/capabilities', unsynced);
+    documented.check('get', '/api/v1/servers/{ref}/capabilities', unsynced);
 
     await api().post(`/api/v1/servers/${server.body.id}/refresh`).expect(200);
     const synced = await api().get(`/api/v1/servers/${server.body.id}/capabilities`).expect(200);
     expect(synced.body.syncedAt).toEqual(expect.any(String));
-    documented.check('get', '/api/v1/servers/{id}/capabilities', synced);
+    documented.check('get', '/api/v1/servers/{ref}/capabilities', synced);
 
     const tools = await api().get('/api/v1/discovery/tools').query({ tag }).expect(200);
     expect(tools.body.items.length).toBeGreaterThan(0);
@@ -141,7 +141,7 @@ describe('responses match their description in /docs-json', () => {
       .expect(201);
     const detail = await api().get(`/api/v1/health/servers/${unprobed.body.id}`).expect(200);
     expect(detail.body).toMatchObject({ lastError: null, latencyP50Ms: null, latencyP95Ms: null });
-    documented.check('get', '/api/v1/health/servers/{id}', detail);
+    documented.check('get', '/api/v1/health/servers/{ref}', detail);
 
     const reachable = await api()
       .post('/api/v1/servers')
@@ -149,12 +149,12 @@ describe('responses match their description in /docs-json', () => {
       .expect(201);
     documented.check(
       'post',
-      '/api/v1/health/servers/{id}/probe',
+      '/api/v1/health/servers/{ref}/probe',
       await api().post(`/api/v1/health/servers/${reachable.body.id}/probe`).expect(200),
     );
     documented.check(
       'get',
-      '/api/v1/health/servers/{id}',
+      '/api/v1/health/servers/{ref}',
       await api().get(`/api/v1/health/servers/${reachable.body.id}`).expect(200),
     );
     documented.check('get', '/api/v1/health/servers', await api().get('/api/v1/health/servers').expect(200));

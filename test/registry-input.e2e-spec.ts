@@ -277,6 +277,10 @@ describe('registry input validation', () => {
       await api().delete(`${SERVERS}/${ref}`),
       await api().get(`${SERVERS}/${ref}/versions`),
       await api().get(`${SERVERS}/${ref}/versions/1.0.0`),
+      await api().get(`${SERVERS}/${ref}/capabilities`),
+      await api().post(`${SERVERS}/${ref}/refresh`),
+      await api().get(`/api/v1/health/servers/${ref}`),
+      await api().post(`/api/v1/health/servers/${ref}/probe`),
     ];
     for (const res of responses) {
       expect(res.status).toBeGreaterThanOrEqual(400);

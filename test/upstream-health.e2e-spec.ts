@@ -304,8 +304,8 @@ describe('upstream health (services)', () => {
 
   describe('bad input', () => {
     it.each([
-      ['GET', '/api/v1/health/servers/not-a-uuid', 'id'],
-      ['POST', '/api/v1/health/servers/not-a-uuid/probe', 'id'],
+      ['GET', '/api/v1/health/servers/Not_A_Ref', 'ref'],
+      ['POST', '/api/v1/health/servers/Not_A_Ref/probe', 'ref'],
       ['GET', '/api/v1/health/servers?status=sideways', 'status'],
       ['GET', '/api/v1/health/servers?status=healthy&status=degraded', 'status'],
     ])('%s %s answers 400 naming the field', async (method, path, field) => {
@@ -337,10 +337,10 @@ describe('upstream health (services)', () => {
     expect(paths['/api/v1/health/servers'].get.parameters).toContainEqual(
       expect.objectContaining({ name: 'status', in: 'query' }),
     );
-    expect(paths['/api/v1/health/servers/{id}'].get.parameters).toContainEqual(
-      expect.objectContaining({ name: 'id', in: 'path' }),
+    expect(paths['/api/v1/health/servers/{ref}'].get.parameters).toContainEqual(
+      expect.objectContaining({ name: 'ref', in: 'path' }),
     );
-    expect(paths['/api/v1/health/servers/{id}/probe'].post.responses['200']).toBeDefined();
+    expect(paths['/api/v1/health/servers/{ref}/probe'].post.responses['200']).toBeDefined();
   });
 });
 

@@ -3,12 +3,13 @@ import {
   ApiBadGatewayResponse,
   ApiBadRequestResponse,
   ApiConflictResponse,
-  ApiNotFoundResponse,
   ApiOkResponse,
   ApiOperation,
   ApiParam,
   ApiTags,
 } from '@nestjs/swagger';
+import { ApiProblemResponses } from '../common/api-problem';
+import { SERVER_REF_PARAM } from '../registry/server-ref';
 import {
   type CapabilitiesView,
   CapabilitiesViewDto,
@@ -21,7 +22,6 @@ import {
 } from './discovery.dto';
 import { DiscoveryService } from './discovery.service';
 
-const SERVER_ID = { name: 'id', description: 'The server id', format: 'uuid' } as const;
 const PROBLEM = 'application/problem+json';
 
 @ApiTags('discovery')
@@ -29,27 +29,27 @@ const PROBLEM = 'application/problem+json';
 export class DiscoveryController {
   constructor(private readonly discovery: DiscoveryService) {}
 
-  @Get('servers/:id/capabilities')
+  @Get('servers/:ref/capabilities')
   @ApiOperation({ summary: 'What the server offers, as last synced, with recent changes' })
-  @ApiParam(SERVER_ID)
+  @ApiParam(SERVER_REF_PARAM)
   @ApiOkResponse({ type: CapabilitiesViewDto })
-  @ApiNotFoundResponse({ description: `No such server (${PROBLEM}, \`not_found\`)` })
-  capabilities(@Param('id') id: string): Promise<CapabilitiesView> {
-    return this.discovery.capabilities(id);
+  @ApiProblemResponses(400, 404)
+  capabilities(@Param('ref') ref: string): Promise<CapabilitiesView> {
+    return this.discovery.capabilities(ref);
   }
 
-  @Post('servers/:id/refresh')
+  @Post('servers/:ref/refresh')
   @HttpCode(HttpStatus.OK)
   @ApiOperation({ summary: 'Sync the server now and answer its capabilities' })
-  @ApiParam(SERVER_ID)
+  @ApiParam(SERVER_REF_PARAM)
   @ApiOkResponse({ type: CapabilitiesViewDto })
-  @ApiNotFoundResponse({ description: `No such server (${PROBLEM}, \`not_found\`)` })
+  @ApiProblemResponses(400, 404)
   @ApiConflictResponse({ description: `The server is disabled (${PROBLEM}, \`conflict\`)` })
   @ApiBadGatewayResponse({
     description: `The upstream failed; \`detail\` names the reason (${PROBLEM}, \`upstream_error\`). Items of the last good sync are kept.`,
   })
-  refresh(@Param('id') id: string): Promise<CapabilitiesView> {
-    return this.discovery.refresh(id);
+  refresh(@Param('ref') ref: string): Promise<CapabilitiesView> {
+    return this.discovery.refresh(ref);
   }
 
   @Get('discovery/tools')

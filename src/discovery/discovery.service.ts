@@ -1,5 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DomainError } from '../common/domain-error';
+import { RegistryErrors } from '../registry/registry.errors';
+import { RegistryService } from '../registry/registry.service';
 import type { ClassifiedError } from '../upstream/upstream-error';
 import { type CapabilitiesRecord, DiscoveryRepository, type SearchRow, type StoredItem } from './discovery.repository';
 import {
@@ -27,25 +29,25 @@ export class DiscoveryService {
     private readonly repository: DiscoveryRepository,
     private readonly syncs: DiscoverySyncService,
     private readonly watchers: ListChangedWatchers,
+    private readonly registry: RegistryService,
   ) {}
 
-  async capabilities(id: string): Promise<CapabilitiesView> {
-    const record = UUID.test(id) ? await this.repository.findCapabilities(id.toLowerCase()) : undefined;
-    if (!record) throw notFound();
-    return this.viewOf(record);
+  /** `ref`: the server's id, slug or name, as `/servers/{ref}` takes it. */
+  async capabilities(ref: string): Promise<CapabilitiesView> {
+    return this.capabilitiesOf(await this.registry.idOf(ref), ref);
   }
 
   /** Syncs now (or joins the sync about to run) and answers the result. */
-  async refresh(id: string): Promise<CapabilitiesView> {
-    if (!UUID.test(id)) throw notFound();
-    const outcome = await this.syncs.sync(id.toLowerCase(), 'refresh');
+  async refresh(ref: string): Promise<CapabilitiesView> {
+    const id = await this.registry.idOf(ref);
+    const outcome = await this.syncs.sync(id, 'refresh');
     switch (outcome.status) {
       case 'synced':
-        return this.capabilities(id);
+        return this.capabilitiesOf(id, ref);
       case 'failed':
         throw upstreamError(outcome.failure);
       case 'not_found':
-        throw notFound();
+        throw RegistryErrors.notFound(ref);
       case 'disabled':
         throw new DomainError('conflict', 'the server is disabled; discovery does not sync disabled servers');
       case 'stopped':
@@ -114,6 +116,12 @@ export class DiscoveryService {
             })
           : null,
     };
+  }
+
+  private async capabilitiesOf(id: string, ref: string): Promise<CapabilitiesView> {
+    const record = await this.repository.findCapabilities(id);
+    if (!record) throw RegistryErrors.notFound(ref);
+    return this.viewOf(record);
   }
 
   private viewOf(record: CapabilitiesRecord): CapabilitiesView {
@@ -187,10 +195,6 @@ function serverFilter(ref: string): { id: string } | { slug: string } {
 
 function stringOrNull(value: unknown): string | null {
   return typeof value === 'string' ? value : null;
-}
-
-function notFound(): DomainError {
-  return new DomainError('not_found', 'no server has this id');
 }
 
 /**

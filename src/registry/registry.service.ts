@@ -56,6 +56,21 @@ export class RegistryService {
     return toServerView(await this.resolve(ref));
   }
 
+  /**
+   * The id of the server `ref` (id, slug or URL-decoded name) names, for the routes of other features that take a
+   * server `{ref}` as `/servers/{ref}` does: 400 for a ref that cannot name a server, 404 for a slug or name that names
+   * none. An id is given back as it is (lowercased), unlooked-up: the caller reads the server by it and answers
+   * `RegistryErrors.notFound(ref)` when there is none.
+   */
+  async idOf(ref: string): Promise<string> {
+    const parsed = parseServerRef(ref);
+    if (!parsed) throw RegistryErrors.badRef();
+    if (parsed.kind === 'id') return parsed.id;
+    const id = await this.servers.idByRef(parsed);
+    if (!id) throw RegistryErrors.notFound(ref);
+    return id;
+  }
+
   async findByName(name: string): Promise<ServerRecord | undefined> {
     return this.servers.findByRef({ kind: 'name', name });
   }

@@ -3,6 +3,12 @@ import { SERVER_NAME, SERVER_SLUG } from './server.schema';
 /** How a path names a server: by id, slug, or (URL-encoded) name. */
 export type ServerRef = { kind: 'id'; id: string } | { kind: 'slug'; slug: string } | { kind: 'name'; name: string };
 
+/** The `{ref}` path parameter of every route about one server (registry, discovery, upstream health), for OpenAPI. */
+export const SERVER_REF_PARAM = {
+  name: 'ref',
+  description: 'Server id (uuid), slug, or URL-encoded name (`com.example%2Fweather`)',
+} as const;
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /**
  * SERVER_NAME (server.json's pattern) with each side of the slash starting

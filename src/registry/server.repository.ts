@@ -48,10 +48,14 @@ export class ServerRepository {
   constructor(private readonly prisma: PrismaService) {}
 
   async findByRef(ref: ServerRef): Promise<ServerRecord | undefined> {
-    const where: Prisma.ServerWhereUniqueInput =
-      ref.kind === 'id' ? { id: ref.id } : ref.kind === 'slug' ? { slug: ref.slug } : { name: ref.name };
-    const row = await this.prisma.server.findUnique({ where });
+    const row = await this.prisma.server.findUnique({ where: whereRef(ref) });
     return row ? toRecord(row) : undefined;
+  }
+
+  /** The id of the server `ref` names, without the rest of its row. */
+  async idByRef(ref: ServerRef): Promise<string | undefined> {
+    const row = await this.prisma.server.findUnique({ where: whereRef(ref), select: { id: true } });
+    return row?.id;
   }
 
   async list(filter: ServerListFilter): Promise<ServerRecord[]> {
@@ -241,6 +245,10 @@ function showsDifferently(before: ServerRecord, after: ServerRecord): boolean {
  */
 async function touchVersions(tx: Tx, serverId: string, now: Date): Promise<void> {
   await tx.serverVersion.updateMany({ where: { serverId }, data: { updatedAt: now } });
+}
+
+function whereRef(ref: ServerRef): Prisma.ServerWhereUniqueInput {
+  return ref.kind === 'id' ? { id: ref.id } : ref.kind === 'slug' ? { slug: ref.slug } : { name: ref.name };
 }
 
 function toRecord(row: ServerRow): ServerRecord {

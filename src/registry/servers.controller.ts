@@ -29,6 +29,7 @@ import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
 import { etagOf, ifNoneMatchHits } from './etag';
 import { RegistryService } from './registry.service';
+import { SERVER_REF_PARAM } from './server-ref';
 import {
   ListServersQueryDto,
   ServerDto,
@@ -38,10 +39,6 @@ import {
   type ServerView,
 } from './server.dto';
 
-const REF_PARAM = {
-  name: 'ref',
-  description: 'Server id (uuid), slug, or URL-encoded name (`com.example%2Fweather`)',
-};
 const IF_MATCH = {
   name: 'If-Match',
   required: false,
@@ -81,7 +78,7 @@ export class ServersController {
 
   @Get(':ref')
   @ApiOperation({ summary: 'Read one server' })
-  @ApiParam(REF_PARAM)
+  @ApiParam(SERVER_REF_PARAM)
   @ApiHeader({ name: 'If-None-Match', required: false, description: '304 when the server is still at this ETag' })
   @ApiOkResponse({ type: ServerDto.Output, headers: ETAG_HEADER })
   @ApiNotModifiedResponse({ description: 'The server is still at the ETag sent in If-None-Match' })
@@ -100,7 +97,7 @@ export class ServersController {
 
   @Put(':ref')
   @ApiOperation({ summary: 'Replace every writable field (an omitted slug stays)' })
-  @ApiParam(REF_PARAM)
+  @ApiParam(SERVER_REF_PARAM)
   @ApiHeader(IF_MATCH)
   @ApiOkResponse({ type: ServerDto.Output, headers: ETAG_HEADER })
   @ApiProblemResponses(400, 404, 409, 412, 413, 415)
@@ -115,7 +112,7 @@ export class ServersController {
 
   @Patch(':ref')
   @ApiOperation({ summary: 'Change some fields (null clears title, description, statusMessage)' })
-  @ApiParam(REF_PARAM)
+  @ApiParam(SERVER_REF_PARAM)
   @ApiHeader(IF_MATCH)
   @ApiOkResponse({ type: ServerDto.Output, headers: ETAG_HEADER })
   @ApiProblemResponses(400, 404, 409, 412, 413, 415)
@@ -131,7 +128,7 @@ export class ServersController {
   @Delete(':ref')
   @HttpCode(204)
   @ApiOperation({ summary: 'Remove a server (its version history stays, marked deleted)' })
-  @ApiParam(REF_PARAM)
+  @ApiParam(SERVER_REF_PARAM)
   @ApiHeader(IF_MATCH)
   @ApiNoContentResponse({ description: 'Removed' })
   @ApiProblemResponses(400, 404, 412)

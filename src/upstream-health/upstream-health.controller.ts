@@ -1,24 +1,24 @@
 import { Controller, Get, HttpCode, HttpStatus, Param, Post, Query } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
-  ApiNotFoundResponse,
   ApiOkResponse,
   ApiOperation,
+  ApiParam,
   ApiServiceUnavailableResponse,
   ApiTags,
 } from '@nestjs/swagger';
+import { ApiProblemResponses } from '../common/api-problem';
+import { SERVER_REF_PARAM } from '../registry/server-ref';
 import {
   HealthListQueryDto,
   type ServerHealthDetail,
   ServerHealthDetailDto,
   type ServerHealthList,
   ServerHealthListDto,
-  ServerIdParamsDto,
 } from './upstream-health.dto';
 import { UpstreamHealthService } from './upstream-health.service';
 
-const BAD_REQUEST = 'A malformed id or filter (problem+json, code validation_error).';
-const NOT_FOUND = 'No server with this id (problem+json, code not_found).';
+const BAD_REQUEST = 'A malformed filter (problem+json, code validation_error).';
 
 /** The prober's view of the upstreams. Not to be confused with /health, which is about the gateway itself. */
 @ApiTags('upstream health')
@@ -34,23 +34,23 @@ export class UpstreamHealthController {
     return this.health.list(query.status);
   }
 
-  @Get(':id')
+  @Get(':ref')
   @ApiOperation({ summary: "One server's health and its recent status changes" })
+  @ApiParam(SERVER_REF_PARAM)
   @ApiOkResponse({ type: ServerHealthDetailDto })
-  @ApiBadRequestResponse({ description: BAD_REQUEST })
-  @ApiNotFoundResponse({ description: NOT_FOUND })
-  get(@Param() params: ServerIdParamsDto): Promise<ServerHealthDetail> {
-    return this.health.get(params.id);
+  @ApiProblemResponses(400, 404)
+  get(@Param('ref') ref: string): Promise<ServerHealthDetail> {
+    return this.health.get(ref);
   }
 
-  @Post(':id/probe')
+  @Post(':ref/probe')
   @HttpCode(HttpStatus.OK)
   @ApiOperation({ summary: 'Probe one server now (even a disabled one) and answer its updated health' })
+  @ApiParam(SERVER_REF_PARAM)
   @ApiOkResponse({ type: ServerHealthDetailDto })
-  @ApiBadRequestResponse({ description: BAD_REQUEST })
-  @ApiNotFoundResponse({ description: NOT_FOUND })
+  @ApiProblemResponses(400, 404)
   @ApiServiceUnavailableResponse({ description: 'The gateway is stopping.' })
-  probe(@Param() params: ServerIdParamsDto): Promise<ServerHealthDetail> {
-    return this.health.probeNow(params.id);
+  probe(@Param('ref') ref: string): Promise<ServerHealthDetail> {
+    return this.health.probeNow(ref);
   }
 }

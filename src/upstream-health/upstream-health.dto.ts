@@ -2,17 +2,10 @@ import { createZodDto } from '../common/zod-dto';
 import { z } from 'zod';
 import { HEALTH_STATUSES, UPSTREAM_ERROR_KINDS } from './health-state';
 
-const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
-
 const healthStatusSchema = z.enum(HEALTH_STATUSES);
 const errorKindSchema = z.enum(UPSTREAM_ERROR_KINDS);
 const timestamp = z.iso.datetime().nullable();
 const wholeNumber = z.int().min(0);
-
-export const serverIdParamsSchema = z.object({
-  id: z.string().regex(UUID, 'must be a server id (a UUID)').describe('The server id'),
-});
-export class ServerIdParamsDto extends createZodDto(serverIdParamsSchema) {}
 
 export const healthListQuerySchema = z.object({
   status: healthStatusSchema.optional().describe('Only servers with this health status'),

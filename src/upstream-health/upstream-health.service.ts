@@ -7,6 +7,8 @@ import { APP_CONFIG } from '../config/config.module';
 import { KEY_VALUE_STORE, type KeyValueStore } from '../redis/key-value-store';
 import { deploymentKey, PeriodClaim } from '../redis/period-claim';
 import { RegistryEvents, type RegistryEvent } from '../registry/registry-events';
+import { RegistryErrors } from '../registry/registry.errors';
+import { RegistryService } from '../registry/registry.service';
 import { parseUpstreamTarget, type UpstreamTarget } from '../registry/server.schema';
 import {
   type HealthState,
@@ -79,6 +81,7 @@ export class UpstreamHealthService implements OnApplicationBootstrap, OnModuleDe
     private readonly events: RegistryEvents,
     @InjectPinoLogger(UpstreamHealthService.name) private readonly logger: PinoLogger,
     @Inject(KEY_VALUE_STORE) store: KeyValueStore,
+    private readonly registry: RegistryService,
   ) {
     this.settings = config.upstreamHealth;
     this.rounds = new PeriodClaim(store, `health-round:${deploymentKey(config.database)}`);
@@ -147,21 +150,21 @@ export class UpstreamHealthService implements OnApplicationBootstrap, OnModuleDe
     return this.repository.statuses();
   }
 
-  async get(serverId: string): Promise<ServerHealthDetail> {
-    const row = await this.repository.find(serverId);
-    if (!row) throw notFound(serverId);
-    return this.detailOf(row);
+  /** `ref`: the server's id, slug or name, as `/servers/{ref}` takes it. */
+  async get(ref: string): Promise<ServerHealthDetail> {
+    return this.detailById(await this.registry.idOf(ref), ref);
   }
 
   /** Probes one server now (whatever its registration status) and answers its updated health. */
-  async probeNow(serverId: string): Promise<ServerHealthDetail> {
+  async probeNow(ref: string): Promise<ServerHealthDetail> {
     if (this.stopping.signal.aborted) throw new DomainError('service_unavailable', 'the gateway is stopping');
+    const serverId = await this.registry.idOf(ref);
     let outcome = await this.probeOnce(serverId, { includeDisabled: true });
     // A background probe that was under way skipped a disabled server; this request asked for it explicitly.
     if (outcome === 'not-probed') outcome = await this.probeOnce(serverId, { includeDisabled: true });
-    if (outcome === 'missing') throw notFound(serverId);
+    if (outcome === 'missing') throw RegistryErrors.notFound(ref);
     if (outcome === 'abandoned') throw new DomainError('service_unavailable', 'the gateway is stopping');
-    return this.get(serverId);
+    return this.detailById(serverId, ref);
   }
 
   /** Calls `listener` after each recorded probe; returns the function that stops it. */
@@ -297,6 +300,12 @@ export class UpstreamHealthService implements OnApplicationBootstrap, OnModuleDe
     else this.logger.warn(fields, 'upstream health changed');
   }
 
+  private async detailById(serverId: string, ref: string): Promise<ServerHealthDetail> {
+    const row = await this.repository.find(serverId);
+    if (!row) throw RegistryErrors.notFound(ref);
+    return this.detailOf(row);
+  }
+
   private async detailOf(row: ServerWithHealth): Promise<ServerHealthDetail> {
     const transitions = await this.repository.recentTransitions(row.server.id, RECENT_TRANSITIONS);
     return {
@@ -334,8 +343,4 @@ function toView({ server, health }: ServerWithHealth): ServerHealthView {
 
 function iso(date: Date | null | undefined): string | null {
   return date ? date.toISOString() : null;
-}
-
-function notFound(serverId: string): DomainError {
-  return new DomainError('not_found', `no server with id ${serverId}`);
 }
