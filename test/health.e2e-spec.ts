@@ -57,6 +57,16 @@ describe.each(PROFILES)('gateway edges (%s)', (profile) => {
     await request(gw.url).get('/api/v1').expect(200);
   });
 
+  it('promises no time at which /mcp opens without Entra ID: only a change of configuration opens it', async () => {
+    const ping = { jsonrpc: '2.0', id: 1, method: 'ping' };
+    // Through Express, and through the POST lane.
+    for (const res of [await request(gw.url).get('/mcp'), await request(gw.url).post('/mcp').send(ping)]) {
+      expect(res.status).toBe(503);
+      expect(res.body).toMatchObject({ error: 'temporarily_unavailable' });
+      expect(res.headers['retry-after']).toBeUndefined();
+    }
+  });
+
   it('routes the API prefix to its module', async () => {
     const res = await request(gw.url).get('/api/v1').expect(200);
     expect(res.body).toMatchObject({ name: 'mcp-gateway', openapi: '/docs-json' });

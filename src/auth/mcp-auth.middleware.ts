@@ -44,16 +44,24 @@ export class McpAuthMiddleware implements NestMiddleware {
     } catch (error) {
       // Whatever went wrong, the request is refused and the process keeps serving.
       this.logger.error({ err: error }, 'authenticating an MCP request failed');
-      if (!res.headersSent) unavailable(res, 'the access token could not be checked; try again');
+      if (!res.headersSent) unavailable(res, 'the access token could not be checked; try again', 30);
       return false;
     }
   }
 
   private async authenticate(req: McpRequest, res: ServerResponse): Promise<boolean> {
-    // Every request from here on is audited, and while the audit trail cannot keep records none is served.
-    const unavailableReason = this.verifier.unavailableReason ?? this.traffic.haltedReason;
-    if (unavailableReason) {
-      unavailable(res, unavailableReason);
+    // Without a tenant and an app registration no token can be checked, and only a change of configuration (and a
+    // restart) helps: 503 without a Retry-After, which would promise a time at which the gateway serves again.
+    const unconfigured = this.verifier.unavailableReason;
+    if (unconfigured) {
+      unavailable(res, unconfigured);
+      return false;
+    }
+    // Every request from here on is audited, and while the audit trail cannot keep records none is served (until
+    // replay or a writable spool takes them: a retry in 30 s may well be served).
+    const halted = this.traffic.haltedReason;
+    if (halted) {
+      unavailable(res, halted, 30);
       return false;
     }
     const arrived = Date.now();
@@ -183,9 +191,9 @@ function rpcIdOf(body: { id?: unknown } | undefined): { rpcId?: string | number 
   return typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) ? { rpcId: id } : {};
 }
 
-/** 503 `temporarily_unavailable`; `retryAfterSeconds` when it is known when to try again. */
-function unavailable(res: ServerResponse, description: string, retryAfterSeconds = 30): void {
-  res.setHeader('retry-after', String(retryAfterSeconds));
+/** 503 `temporarily_unavailable`, with a `Retry-After` when trying again after `retryAfterSeconds` may help. */
+function unavailable(res: ServerResponse, description: string, retryAfterSeconds?: number): void {
+  if (retryAfterSeconds !== undefined) res.setHeader('retry-after', String(retryAfterSeconds));
   res.setHeader('cache-control', 'no-store');
   sendText(
     res,
