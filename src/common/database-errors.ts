@@ -12,6 +12,11 @@ const UNREACHABLE: DatabaseProblem = {
   detail: 'the database does not answer; try again shortly',
 };
 
+const TIMED_OUT: DatabaseProblem = {
+  code: 'service_unavailable',
+  detail: 'the database did not answer in time; try again shortly',
+};
+
 // Prisma errors are recognised by shape so that nothing here depends on the generated client.
 const PRISMA_CODES: Record<string, DatabaseProblem> = {
   P2002: { code: 'conflict', detail: 'a record with the same unique value already exists' },
@@ -38,13 +43,29 @@ const UNSTORABLE_TEXT: DatabaseProblem = {
   detail: 'the request holds text the database cannot store (a NUL character)',
 };
 
-/** The problem a Prisma error stands for, or undefined for one that is an internal fault. */
+/** PostgreSQL cancelled a statement that ran past its `statement_timeout` (or that it was asked to cancel). */
+const QUERY_CANCELED = '57014';
+
+/**
+ * The PostgreSQL driver's own time limits, which Prisma passes on as the driver raised them, without a code: by
+ * their text. node-pg's `query_timeout` (no answer to a statement), pg-pool's connection timeout (no connection
+ * free, or none made, in time) and node-pg's (a new connection's handshake not finished in time).
+ */
+const DRIVER_TIMEOUTS = new Set([
+  'Query read timeout',
+  'timeout exceeded when trying to connect',
+  'Connection terminated due to connection timeout',
+]);
+
+/** The problem a Prisma (or driver) error stands for, or undefined for one that is an internal fault. */
 export function databaseProblemOf(error: unknown): DatabaseProblem | undefined {
   if (typeof error !== 'object' || error === null) return undefined;
+  if (error instanceof Error && DRIVER_TIMEOUTS.has(error.message)) return TIMED_OUT;
   const { name, code, meta } = error as { name?: unknown; code?: unknown; meta?: unknown };
   if (name !== 'PrismaClientKnownRequestError' || typeof code !== 'string') return undefined;
   const state = sqlStateOf(meta);
   if (state !== undefined && UNSTORABLE_TEXT_STATES.has(state)) return UNSTORABLE_TEXT;
+  if (state === QUERY_CANCELED) return TIMED_OUT;
   return PRISMA_CODES[code];
 }
 

@@ -39,6 +39,29 @@ describe('ProblemDetailsFilter and Prisma errors', () => {
     expect(problem).not.toHaveProperty('errorId');
   });
 
+  it.each(['P2010', 'P2039'])(
+    'maps %s with SQLSTATE 57014 (a statement PostgreSQL cancelled past its time) to 503',
+    (code) => {
+      const problem = filter.toProblem(prismaError(code, '57014'), request);
+      expect(problem).toMatchObject({
+        status: 503,
+        code: 'service_unavailable',
+        detail: expect.stringMatching(/time/),
+      });
+      expect(problem).not.toHaveProperty('errorId');
+    },
+  );
+
+  it.each([
+    'Query read timeout',
+    'timeout exceeded when trying to connect',
+    'Connection terminated due to connection timeout',
+  ])('maps the PostgreSQL driver giving up ("%s") to 503', (message) => {
+    const problem = filter.toProblem(new Error(message), request);
+    expect(problem).toMatchObject({ status: 503, code: 'service_unavailable', detail: expect.stringMatching(/time/) });
+    expect(problem).not.toHaveProperty('errorId');
+  });
+
   it('keeps another SQLSTATE under P2010 an opaque 500', () => {
     const problem = filter.toProblem(prismaError('P2010', '42P01'), request);
     expect(problem).toMatchObject({ status: 500, code: 'server_error' });
