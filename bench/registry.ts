@@ -688,7 +688,10 @@ function uptime(): string {
 // ---------------------------------------------------------------------------
 
 async function migrate(url: string): Promise<void> {
-  const connection = await openDatabase({ kind: 'postgres', url, poolSize: 1 }, createLogger({ logLevel: 'warn' }));
+  const connection = await openDatabase(
+    { kind: 'postgres', url, poolSize: 1, queryTimeoutMs: 10_000 },
+    createLogger({ logLevel: 'warn' }),
+  );
   try {
     await applyMigrations(connection.adapterFactory, MIGRATIONS_DIR);
   } finally {

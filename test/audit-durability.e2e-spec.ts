@@ -2,15 +2,17 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { __resetOutOfContextForTests } from 'nestjs-pino/PinoLogger';
+import { Client } from 'pg';
 import request from 'supertest';
 import { AuditRetention } from '../src/audit/audit-retention';
 import { AuditRepository } from '../src/audit/audit.repository';
 import { verifyAuditTrail } from '../src/audit/audit-verifier';
+import { ANSWER_GRACE_MS } from '../src/database/database';
 import { PrismaService } from '../src/database/prisma.service';
 import { auditOf, exchangeFactory, sql } from './support/audit';
 import { runCli } from './support/cli';
 import { entraEnv, LocalEntraIssuer } from './support/entra-issuer';
-import { waitUntil } from './support/eventually';
+import { eventually, sleep, waitUntil } from './support/eventually';
 import { startTestGateway } from './support/gateway';
 import { createScratchDatabase } from './support/services';
 import { hostPortOf, TcpProxy, withHostPort } from './support/tcp-proxy';
@@ -393,6 +395,37 @@ describe('mcp-gateway audit verify', () => {
       await sql(scratch.url, 'INSERT INTO audit_streams SELECT * FROM json_populate_record(NULL::audit_streams, $1)', [
         JSON.stringify(stream!.json),
       ]);
+    }
+  });
+
+  it('reads for as long as it takes: DATABASE_QUERY_TIMEOUT_MS bounds the statements of serve, not its own', async () => {
+    const queryTimeoutMs = 100;
+    // A table lock makes its reads wait, as a long read of a large trail would take.
+    const holder = new Client({ connectionString: scratch.url });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE audit_records IN ACCESS EXCLUSIVE MODE');
+      const result = runCli(['audit', 'verify'], {
+        DATABASE_URL: scratch.url,
+        DATABASE_QUERY_TIMEOUT_MS: String(queryTimeoutMs),
+        LOG_LEVEL: 'error',
+      });
+      await eventually(async () => {
+        const waiting = await sql(
+          scratch.url,
+          `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+        );
+        expect(waiting).toHaveLength(1);
+      });
+      // Both halves of the bound (the server's statement_timeout, the client's wait for an answer) run out meanwhile.
+      await sleep(queryTimeoutMs + ANSWER_GRACE_MS + 500);
+      await holder.query('COMMIT');
+      const verified = await result;
+      expect(verified.stdout).toContain('audit chain verified: 20 record(s) in 1 stream(s)');
+      expect(verified.code).toBe(0);
+    } finally {
+      await holder.end();
     }
   });
 

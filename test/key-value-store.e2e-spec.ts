@@ -133,7 +133,7 @@ describe('PeriodClaim over the real Redis', () => {
 
 describe('deploymentKey', () => {
   it('names a deployment by its database, whatever credentials a replica uses', () => {
-    const key = (url: string): string => deploymentKey({ kind: 'postgres', url, poolSize: 10 });
+    const key = (url: string): string => deploymentKey({ kind: 'postgres', url, poolSize: 10, queryTimeoutMs: 10_000 });
     expect(key('postgresql://a:x@db.example:5432/gw')).toBe(key('postgresql://b:y@db.example/gw?sslmode=require'));
     expect(key('postgresql://a@db.example:5432/gw')).not.toBe(key('postgresql://a@db.example:5432/gw_staging'));
     expect(key('postgresql://a@db.example:5432/gw')).not.toBe(key('postgresql://a@other.example:5432/gw'));

@@ -35,7 +35,8 @@ async function verify(io: CliIo, config: () => AppConfig | undefined): Promise<n
       import('../audit/audit.repository.js'),
       import('../audit/audit-verifier.js'),
     ]);
-    const database = await openDatabase(settings.database, logger);
+    // Unbounded: verify reads whole tables (records without a stream row), longer than a request's statement may take.
+    const database = await openDatabase(settings.database, logger, { unbounded: true });
     const prisma = new PrismaService(database);
     try {
       await prisma.onModuleInit();

@@ -50,6 +50,7 @@ const QUERY_CANCELED = '57014';
  * The PostgreSQL driver's own time limits, which Prisma passes on as the driver raised them, without a code: by
  * their text. node-pg's `query_timeout` (no answer to a statement), pg-pool's connection timeout (no connection
  * free, or none made, in time) and node-pg's (a new connection's handshake not finished in time).
+ * `test/database-timeout.e2e-spec.ts` says when a driver upgrade words them differently.
  */
 const DRIVER_TIMEOUTS = new Set([
   'Query read timeout',

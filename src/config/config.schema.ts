@@ -115,6 +115,7 @@ const envSchema = z.object({
     .refine((value) => /^postgres(ql)?:$/.test(safeUrl(value)?.protocol ?? ''), 'must be a postgresql:// URL')
     .optional(),
   DATABASE_POOL_SIZE: positiveInt(1000).default(10),
+  DATABASE_QUERY_TIMEOUT_MS: milliseconds(100, 3_600_000).default(10_000),
   DATA_DIR: z.string().min(1, 'must not be empty').default('./.mcp-gateway'),
   REDIS_URL: z
     .string()
@@ -240,6 +241,13 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     defaultText: '`10`',
     secret: false,
     description: 'connections in the one PostgreSQL pool',
+  },
+  {
+    key: 'DATABASE_QUERY_TIMEOUT_MS',
+    defaultText: '`10000`',
+    secret: false,
+    description:
+      'longest a statement of the PostgreSQL pool may run: PostgreSQL cancels it then (`statement_timeout`), and one still unanswered 1 s later closes its connection; its request gets 503 (not migrations, nor `audit verify`)',
   },
   {
     key: 'DATA_DIR',

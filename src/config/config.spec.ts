@@ -58,8 +58,23 @@ describe('loadConfig', () => {
       kind: 'postgres',
       url: 'postgresql://postgres@127.0.0.1:5432/test',
       poolSize: 4,
+      queryTimeoutMs: 10_000,
     });
     expect(config.redisUrl).toBe('redis://127.0.0.1:6379');
+  });
+
+  it('takes DATABASE_QUERY_TIMEOUT_MS from 100 ms to an hour, 10 s by default', () => {
+    const database = (timeout?: string) =>
+      loadConfig({ DATABASE_URL: 'postgresql://postgres@127.0.0.1:5432/test', DATABASE_QUERY_TIMEOUT_MS: timeout })
+        .database;
+    expect(database()).toMatchObject({ queryTimeoutMs: 10_000 });
+    expect(database('100')).toMatchObject({ queryTimeoutMs: 100 });
+    expect(database('3600000')).toMatchObject({ queryTimeoutMs: 3_600_000 });
+    for (const value of ['0', '99', '3600001', '-1', '1.5', '1e4', '10s']) {
+      expect(problemsOf({ DATABASE_QUERY_TIMEOUT_MS: value })).toEqual([
+        'DATABASE_QUERY_TIMEOUT_MS: must be a whole number of milliseconds from 100 to 3600000',
+      ]);
+    }
   });
 
   it('lets overrides (CLI flags) win over the environment, and treats empty strings as unset', () => {

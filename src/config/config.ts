@@ -5,7 +5,7 @@ import { clientEnvSchema, envSchema, MAX_WORKERS, type ParsedEnv } from './confi
 import { buildRateLimitPolicy, type RateLimitPolicy, RateLimitFileError } from '../ratelimit/rate-limit-policy';
 
 export type DatabaseConfig =
-  { kind: 'postgres'; url: string; poolSize: number } | { kind: 'embedded'; directory: string };
+  { kind: 'postgres'; url: string; poolSize: number; queryTimeoutMs: number } | { kind: 'embedded'; directory: string };
 
 export interface AuthConfig {
   mode: 'entra' | 'dev';
@@ -179,7 +179,12 @@ function toAppConfig(env: ParsedEnv, secretSource: EnvSource, rateLimit: RateLim
     mcpPrefix: env.MCP_PREFIX,
     dataDir,
     database: env.DATABASE_URL
-      ? { kind: 'postgres', url: env.DATABASE_URL, poolSize: env.DATABASE_POOL_SIZE }
+      ? {
+          kind: 'postgres',
+          url: env.DATABASE_URL,
+          poolSize: env.DATABASE_POOL_SIZE,
+          queryTimeoutMs: env.DATABASE_QUERY_TIMEOUT_MS,
+        }
       : { kind: 'embedded', directory: path.join(dataDir, 'pgdata') },
     redisUrl: env.REDIS_URL,
     auth: {

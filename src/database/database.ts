@@ -2,12 +2,18 @@ import * as fs from 'node:fs';
 import type { PGlite as EmbeddedDatabase } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import type { SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils';
-import { Pool } from 'pg';
+import { Client, type ClientBase, type ClientConfig, DatabaseError, Pool, type PoolConfig } from 'pg';
 import type { Logger } from 'pino';
 import { type DatabaseConfig, describeDatabase } from '../config/config';
 import { lockDirectory } from './directory-lock';
 
 const CONNECT_TIMEOUT_MS = 5_000;
+
+/**
+ * How much longer than the server's `statement_timeout` the pool waits for a statement's answer before it gives up
+ * on the connection: time for the server's own cancellation to come back, which leaves the connection usable.
+ */
+export const ANSWER_GRACE_MS = 1_000;
 
 /** The database connection the process owns: one pool (or one embedded PGlite), opened once. */
 export interface DatabaseConnection {
@@ -25,6 +31,11 @@ export interface OpenOptions {
    * must end this process at once, without touching the database (no drain, no close). By default it exits 1.
    */
   onLockLost?: (owner: string) => void;
+  /**
+   * Leaves PostgreSQL statements without DATABASE_QUERY_TIMEOUT_MS, for a command that reads whole tables on
+   * purpose (`audit verify`) with an operator watching it.
+   */
+  unbounded?: boolean;
 }
 
 export async function openDatabase(
@@ -62,6 +73,8 @@ export async function openDatabase(
     connectionString: config.url,
     max: config.poolSize,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    Client: SelfEndingClient,
+    ...(options.unbounded ? {} : statementBound(config.queryTimeoutMs)),
   });
   // An idle client losing its server emits here; without a listener the process would crash.
   pool.on('error', (error) => logger.warn({ err: error }, 'PostgreSQL connection lost'));
@@ -77,4 +90,65 @@ export async function openDatabase(
     adapterFactory: new PrismaPg(pool),
     close: () => pool.end(),
   };
+}
+
+/** What `statementBound` adds to the pool's options. */
+interface StatementBound {
+  query_timeout: number;
+  /** pg-pool awaits it before it hands a new connection out (@types/pg declares it as returning void). */
+  onConnect: (client: ClientBase) => Promise<unknown>;
+}
+
+/**
+ * A bound on every statement of the pool, so that a database that stops answering (a hung network path, a statement
+ * waiting on a lock) costs a request `timeoutMs` and a 503 instead of holding it, and its connection, until TCP
+ * gives up. Two halves, as neither holds alone:
+ *
+ * - the server cancels a statement running longer (`statement_timeout`): a lock wait or a slow plan ends with an
+ *   error (57014), the server stops the work and frees what it held, and the connection stays usable. Set after
+ *   connecting rather than as a startup parameter, which PgBouncer refuses (`unsupported startup parameter`);
+ * - the client gives up on a statement still unanswered `ANSWER_GRACE_MS` later (node-pg's `query_timeout`), which
+ *   is what holds when the answer cannot come (the network path, or the server, hangs); the connection is then
+ *   ended (`SelfEndingClient`), never handed out again.
+ */
+function statementBound(timeoutMs: number): StatementBound {
+  return {
+    query_timeout: timeoutMs + ANSWER_GRACE_MS,
+    onConnect: (client) => client.query(`SET statement_timeout = ${timeoutMs}`),
+  };
+}
+
+/**
+ * The pool's options without the bound of `statementBound`, for a session of its own that may legitimately wait
+ * long: the migrator's (its advisory lock waits for another instance's migrations, and a migration may rewrite a
+ * large table).
+ */
+export function withoutStatementBound(options: PoolConfig): PoolConfig {
+  const { query_timeout: _answer, onConnect: _session, ...rest } = options;
+  return rest;
+}
+
+/**
+ * A pooled connection that ends itself once a statement fails without the server's error answer (node-pg gave up
+ * waiting for it, the socket broke). Such a connection is in an unknown state: the server may still run the
+ * statement or answer it later, and a transaction may be open on it. pg-pool ends a connection whose statement
+ * failed in `pool.query` (Prisma's statements outside a transaction), but Prisma hands a transaction's connection
+ * back with `release()` and no error once it has tried to roll back; the rollback, queued behind the statement
+ * without an answer, gave up too, and the connection went to the next request with its transaction still open.
+ */
+class SelfEndingClient extends Client {
+  constructor(config?: ClientConfig) {
+    super(config);
+    const query = this.query.bind(this) as (...args: unknown[]) => unknown;
+    this.query = ((...args: unknown[]) => {
+      const result = query(...args);
+      // Promises: a transaction's statements, and the SET of statementBound. pool.query passes a callback.
+      if (result instanceof Promise) {
+        result.catch((error: unknown) => {
+          if (!(error instanceof DatabaseError)) this.end().catch(() => undefined);
+        });
+      }
+      return result;
+    }) as Client['query'];
+  }
 }

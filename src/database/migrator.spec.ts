@@ -6,7 +6,10 @@ import { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { Client, Pool } from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
+import { eventually, sleep } from '../../test/support/eventually';
 import { createScratchDatabase } from '../../test/support/services';
+import { createLogger } from '../logging/logger';
+import { ANSWER_GRACE_MS, openDatabase } from './database';
 import { applyMigrations, createMigration, type SqlMigrationAwareDriverAdapterFactory } from './migrator';
 import { PGLITE_EXTENSIONS } from './pglite';
 
@@ -288,6 +291,40 @@ describe('applyMigrations on PostgreSQL through pools shared with the app', () =
         `UPDATE _prisma_migrations SET checksum = encode(sha256(convert_to($2, 'UTF8')), 'hex') WHERE migration_name = $1`,
         [first, fs.readFileSync(path.join(MIGRATIONS_DIR, first!, 'migration.sql'), 'utf8')],
       );
+    }
+  });
+
+  it('waits for the lock past the bound on statements of the pool it is given (DATABASE_QUERY_TIMEOUT_MS)', async () => {
+    const queryTimeoutMs = 100;
+    const bounded = await openDatabase(
+      { kind: 'postgres', url: database.url, poolSize: 2, queryTimeoutMs },
+      createLogger({ logLevel: 'silent' }),
+    );
+    const [first] = COMMITTED;
+    await pools[0]!.query(`UPDATE _prisma_migrations SET checksum = 'edited' WHERE migration_name = $1`, [first]);
+    const holder = await pools[2]!.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock(72707369)');
+      const outcome = applyMigrations(bounded.adapterFactory, MIGRATIONS_DIR);
+      await eventually(async () => {
+        const { rows } = await pools[1]!.query(
+          `SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+            WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database()`,
+        );
+        expect(rows).toHaveLength(1);
+      });
+      // Both halves of the bound (the server's statement_timeout, the client's wait for an answer) run out meanwhile.
+      await sleep(queryTimeoutMs + ANSWER_GRACE_MS + 500);
+      await holder.query('SELECT pg_advisory_unlock(72707369)');
+      await expect(outcome).resolves.toEqual({ applied: [] });
+    } finally {
+      await holder.query('SELECT pg_advisory_unlock_all()');
+      holder.release();
+      await pools[0]!.query(
+        `UPDATE _prisma_migrations SET checksum = encode(sha256(convert_to($2, 'UTF8')), 'hex') WHERE migration_name = $1`,
+        [first, fs.readFileSync(path.join(MIGRATIONS_DIR, first!, 'migration.sql'), 'utf8')],
+      );
+      await bounded.close();
     }
   });
 

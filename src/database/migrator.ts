@@ -26,6 +26,7 @@ import type { MigrationList, SchemaEngine, SchemaFilter } from '@prisma/schema-e
 import * as glue from '@prisma/schema-engine-wasm/schema_engine_bg';
 import { Pool } from 'pg';
 import { PACKAGE_ROOT } from '../version';
+import { withoutStatementBound } from './database';
 
 export type { SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils';
 
@@ -326,9 +327,11 @@ async function withEngine<T>(
 //   would stay held by some pooled connection, and every other instance's
 //   migrations would time out. A split script also breaks `$$` bodies and,
 //   failing halfway, leaves its first statements applied. So the engine gets a
-//   session of its own: a one-connection pool with the caller's settings,
-//   scripts sent whole (one implicit transaction, as the native engine does),
-//   closed afterwards, which releases the lock.
+//   session of its own: a one-connection pool with the caller's settings
+//   but for the bound on each statement (the lock is waited for as long as
+//   another instance migrates), scripts sent whole (one implicit
+//   transaction, as the native engine does), closed afterwards, which
+//   releases the lock.
 // - pglite-prisma-adapter (0.7.2, the latest) starts `executeScript` without
 //   awaiting it: a failing migration becomes an unhandled rejection while the
 //   engine records it as applied. Scripts are awaited instead. (PGlite is one
@@ -366,7 +369,8 @@ async function ownPostgresSession(adapter: SqlDriverAdapter): Promise<SqlDriverA
   const schema = adapter.getConnectionInfo?.().schemaName;
   await adapter.dispose(); // detaches from the caller's pool (or ends the one PrismaPg made for it)
 
-  const session = new Pool({ ...driver.options, max: 1 });
+  // A migration may rewrite a large table, and the lock is waited for: no bound on a statement here.
+  const session = new Pool({ ...withoutStatementBound(driver.options), max: 1 });
   // An idle connection the server ends (a restart, a terminated backend) must not be an unhandled 'error' event,
   // which ends the process: the engine's next query on it fails, and the migration reports that.
   session.on('error', () => undefined);

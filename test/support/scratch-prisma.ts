@@ -8,7 +8,7 @@ import { createScratchDatabase } from './services';
 export async function startScratchPrisma(): Promise<{ prisma: PrismaService; close: () => Promise<void> }> {
   const database = await createScratchDatabase();
   const connection = await openDatabase(
-    { kind: 'postgres', url: database.url, poolSize: 2 },
+    { kind: 'postgres', url: database.url, poolSize: 2, queryTimeoutMs: 10_000 },
     createLogger({ logLevel: 'silent' }),
   );
   await applyMigrations(connection.adapterFactory, MIGRATIONS_DIR);
