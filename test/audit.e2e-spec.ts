@@ -593,7 +593,7 @@ describe('audit trail: records of the version before the caller kind was stored'
       }
     }
     const connection = await openDatabase(
-      { kind: 'postgres', url: database.url, poolSize: 1 },
+      { kind: 'postgres', url: database.url, poolSize: 1, queryTimeoutMs: 10_000 },
       createLogger({ logLevel: 'silent' }),
     );
     try {
