@@ -1,12 +1,23 @@
 import { randomUUID } from 'node:crypto';
-import type { Logger } from 'pino';
+
+/** Where an internal fault is logged: a pino logger, or Nest's `PinoLogger` around one. */
+export interface ErrorLogger {
+  error(fields: object, message: string): void;
+}
 
 /**
- * Logs an internal fault (the error under pino's `err`, beside the request's id) under a new error id, and returns
- * that id: all an answer may say of the fault, and all an operator given the answer needs to find the line.
+ * Logs an internal fault (the error under pino's `err`, beside the request's id and any `fields`) under a new error
+ * id, and returns that id: all an answer may say of the fault, and all an operator given the answer needs to find
+ * the line.
  */
-export function logInternalError(logger: Logger, error: unknown, reqId: unknown, message: string): string {
+export function logInternalError(
+  logger: ErrorLogger,
+  error: unknown,
+  reqId: unknown,
+  message: string,
+  fields?: Record<string, unknown>,
+): string {
   const errorId = randomUUID();
-  logger.error({ err: error, errorId, reqId }, message);
+  logger.error({ ...fields, err: error, errorId, reqId }, message);
   return errorId;
 }

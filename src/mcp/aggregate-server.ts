@@ -10,7 +10,7 @@ import { callerOf, type McpRequest, principalOf, type Principal, type UpstreamCa
 import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
 import { ProtectedResource } from '../auth/protected-resource';
-import { claimsChallengeOf, classifyUpstreamError } from '../upstream/upstream-error';
+import { claimsChallengeOf } from '../upstream/upstream-error';
 import { GATEWAY_VERSION } from '../version';
 import { gatewayResourceUri } from '../discovery/gateway-names';
 import { Catalog, type CatalogEntry, type CatalogKind } from './catalog';
@@ -50,6 +50,7 @@ import type { ServerRef } from '../traffic/mcp-exchange';
 import { ExchangeRecorder, sendRateLimited } from './exchange-recorder';
 import { type UpstreamCancel, UpstreamPool } from './upstream-pool';
 import { isRequestMessage, isResponseTo, readToTheEnd, responseTo, safeJson } from './upstream-exchange';
+import { upstreamFailureOf } from './upstream-failure';
 
 const LIST_METHODS: Record<string, { kind: CatalogKind; field: string }> = {
   'tools/list': { kind: 'tool', field: 'tools' },
@@ -72,6 +73,8 @@ interface Call {
   caller: UpstreamCaller;
   signal: CallSignal;
   exchanges: ExchangeRecorder;
+  /** The request's id, which the log line of an internal fault carries. */
+  requestId: unknown;
 }
 
 /**
@@ -140,7 +143,7 @@ export class AggregateServer implements OnModuleDestroy {
     res.on('close', () => {
       if (!res.writableFinished) signal.abort(new Error('the client closed the connection'));
     });
-    const call: Call = { session, principal, caller: callerOf(req), signal, exchanges };
+    const call: Call = { session, principal, caller: callerOf(req), signal, exchanges, requestId: req.id };
     if (!batch && requests.length === 1) {
       const request = requests[0]!;
       const limited = await exchanges.admit(request, this.route(request, principal));
@@ -421,7 +424,7 @@ export class AggregateServer implements OnModuleDestroy {
         res.end();
         return;
       }
-      const failure = this.failure(request, target.server, error);
+      const failure = this.failure(request, target.server, error, call);
       const claims = claimsChallengeOf(error);
       if (claims && !res.headersSent) {
         return sendClaimsChallenge(res, this.resource, undefined, claims, failure.error.message);
@@ -499,7 +502,7 @@ export class AggregateServer implements OnModuleDestroy {
       return answer;
     } catch (error) {
       this.recordFailure(call, request, cancellable.signal, error);
-      return this.failure(request, server, error);
+      return this.failure(request, server, error, call);
     } finally {
       call.exchanges.close();
       cancellable.done();
@@ -604,13 +607,11 @@ export class AggregateServer implements OnModuleDestroy {
     });
   }
 
-  private failure(request: JsonRpcRequest, server: GatewayServer, error: unknown): JsonRpcErrorResponse {
-    const { kind, message } = classifyUpstreamError(error);
-    this.logger.warn({ server: server.slug, kind, reason: message }, 'upstream request failed');
+  private failure(request: JsonRpcRequest, server: GatewayServer, error: unknown, call: Call): JsonRpcErrorResponse {
+    const failure = upstreamFailureOf(this.logger, server.slug, error, call.requestId);
     const claims = claimsChallengeOf(error);
-    return errorResponse(request.id, ErrorCodes.internalError, `Upstream ${server.slug} failed: ${message}`, {
-      server: server.slug,
-      kind,
+    return errorResponse(request.id, ErrorCodes.internalError, failure.message, {
+      ...failure.data,
       ...(claims ? { claims } : {}),
     });
   }

@@ -147,6 +147,8 @@ export class RestBridge {
         });
       }
       if (kind === 'timeout') throw new DomainError('upstream_timeout', `upstream ${slug} did not answer in time`);
+      // Unclassified, it may be a fault of the gateway's own: the exception filter's 500 with an error id, not its text.
+      if (kind === 'other') throw error;
       throw new DomainError('upstream_error', `upstream ${slug} failed: ${message}`);
     } finally {
       abort.done();

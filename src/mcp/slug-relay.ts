@@ -46,6 +46,7 @@ import {
 } from './streamable-http-client';
 import type { SseEvent } from './sse';
 import { discard, initializeUpstream, safeJson, sendInitialized, statusFailure } from './upstream-exchange';
+import { upstreamFailureOf } from './upstream-failure';
 
 /**
  * `/mcp/{slug}`: the upstream as if reached directly. Messages pass through as
@@ -188,7 +189,7 @@ export class SlugRelay {
         res.destroy();
       } else {
         exchanges.fail(error);
-        this.answerFailure(res, server, forwardedRequests[0]?.id ?? null, error);
+        this.answerFailure(req, res, server, forwardedRequests[0]?.id ?? null, error);
       }
     } finally {
       untrack?.();
@@ -335,7 +336,7 @@ export class SlugRelay {
       sendJson(res, 200, response);
     } catch (error) {
       exchanges.fail(error);
-      this.answerFailure(res, server, request.id, error);
+      this.answerFailure(req, res, server, request.id, error);
     } finally {
       exchanges.close();
       abort.done();
@@ -533,25 +534,29 @@ export class SlugRelay {
     );
   }
 
-  private answerFailure(res: ServerResponse, server: GatewayServer, id: string | number | null, error: unknown): void {
-    const { kind, message } = classifyUpstreamError(error);
-    this.logFailure(server, error);
-    const text = `Upstream ${server.slug} failed: ${message}`;
+  private answerFailure(
+    req: McpRequest,
+    res: ServerResponse,
+    server: GatewayServer,
+    id: string | number | null,
+    error: unknown,
+  ): void {
+    const failure = upstreamFailureOf(this.logger, server.slug, error, req.id);
     const claims = claimsChallengeOf(error);
-    if (claims && !res.headersSent) return sendClaimsChallenge(res, this.resource, server.slug, claims, message);
+    if (claims && !res.headersSent) return sendClaimsChallenge(res, this.resource, server.slug, claims, failure.reason);
     if (res.headersSent) {
       // Mid-stream: say it as an event when the stream can still carry one.
       if (id !== null)
         writeEvent(res, {
-          data: JSON.stringify(errorResponse(id, ErrorCodes.internalError, text, { server: server.slug, kind })),
+          data: JSON.stringify(errorResponse(id, ErrorCodes.internalError, failure.message, failure.data)),
         });
       res.end();
       return;
     }
     // In-band, so the client's pending request fails with this message rather than a bare HTTP status.
     if (id !== null)
-      return sendJson(res, 200, errorResponse(id, ErrorCodes.internalError, text, { server: server.slug, kind }));
-    sendRpcError(res, 502, null, ErrorCodes.internalError, text, { server: server.slug, kind });
+      return sendJson(res, 200, errorResponse(id, ErrorCodes.internalError, failure.message, failure.data));
+    sendRpcError(res, 502, null, ErrorCodes.internalError, failure.message, failure.data);
   }
 
   private logFailure(server: GatewayServer, error: unknown): void {
