@@ -214,6 +214,10 @@ describe('readiness follows the dependencies (PostgreSQL and Redis behind relays
     const refused = await request(gw.url).get('/api/v1/servers').expect(503);
     expect(refused.body).toMatchObject({ code: 'service_unavailable', detail: expect.stringContaining('database') });
     expect(refused.body).not.toHaveProperty('errorId');
+    // A raw query ($queryRaw: the discovery search) too, which Prisma reports under P2010 with the adapter's cause.
+    const search = await request(gw.url).get('/api/v1/discovery/tools?q=anything').expect(503);
+    expect(search.body).toMatchObject({ code: 'service_unavailable', detail: expect.stringContaining('database') });
+    expect(search.body).not.toHaveProperty('errorId');
     expect(gw.logs.lines.slice(logged).filter((line) => line.msg === 'unhandled error')).toEqual([]);
     await pgRelay.start();
     await eventually(async () => {

@@ -1,4 +1,4 @@
-import { databaseFailureReason } from './database-errors';
+import { databaseFailureReason, databaseProblemOf } from './database-errors';
 
 /** A failed `$queryRaw` as Prisma throws it over a driver adapter: its message as Prisma words it, several lines. */
 function queryError(cause: Record<string, unknown>, lastLine = 'Raw query failed. Code: `N/A`.'): Error {
@@ -35,5 +35,21 @@ describe('databaseFailureReason', () => {
     );
     expect(databaseFailureReason(error)).toBe('could not open postgresql://db.internal:5432/gateway');
     expect(databaseFailureReason(new Error('no answer within 2000 ms'))).toBe('no answer within 2000 ms');
+  });
+});
+
+describe('databaseProblemOf', () => {
+  it.each(['DatabaseNotReachable', 'ConnectionClosed'])(
+    'reads a raw query failed because the database is away (P2010, %s) as the outage it is',
+    (kind) => {
+      expect(databaseProblemOf(queryError({ kind }))).toEqual({
+        code: 'service_unavailable',
+        detail: 'the database does not answer; try again shortly',
+      });
+    },
+  );
+
+  it('leaves a raw query PostgreSQL refused (P2010, a syntax error) an internal fault', () => {
+    expect(databaseProblemOf(queryError({ kind: 'postgres', code: '42601', message: 'syntax error' }))).toBeUndefined();
   });
 });

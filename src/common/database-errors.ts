@@ -33,6 +33,15 @@ const PRISMA_CODES: Record<string, DatabaseProblem> = {
 };
 
 /**
+ * The driver adapter's reading of an error that says the database is away, whatever Prisma code carries it: a model
+ * query's is P1001 or P1017, a raw query's ($queryRaw) P2010 "Raw query failed", the same outage.
+ */
+const ADAPTER_OUTAGES = new Map<unknown, DatabaseProblem>([
+  ['DatabaseNotReachable', UNREACHABLE],
+  ['ConnectionClosed', UNREACHABLE],
+]);
+
+/**
  * PostgreSQL refusing text it cannot store: NUL in text (22021) or in jsonb (22P05). Validation refuses such
  * text first; this keeps a field it missed a 400 rather than a 500. Prisma reports these under whichever
  * code fits the query (P2010 for raw SQL, P2039 for a model query), with the SQLSTATE in the adapter's cause.
@@ -67,7 +76,7 @@ export function databaseProblemOf(error: unknown): DatabaseProblem | undefined {
   const state = sqlStateOf(meta);
   if (state !== undefined && UNSTORABLE_TEXT_STATES.has(state)) return UNSTORABLE_TEXT;
   if (state === QUERY_CANCELED) return TIMED_OUT;
-  return PRISMA_CODES[code];
+  return PRISMA_CODES[code] ?? ADAPTER_OUTAGES.get(adapterCauseOf(meta)?.kind);
 }
 
 function sqlStateOf(meta: unknown): string | undefined {
