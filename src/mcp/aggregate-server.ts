@@ -25,6 +25,7 @@ import {
   sendEvent,
   sendJson,
   sendRpcError,
+  sendSessionStoreOutage,
   startSse,
   writeEvent,
 } from './http-replies';
@@ -42,7 +43,7 @@ import {
 } from './jsonrpc';
 import { principalKeyOf } from './principal-key';
 import type { GatewayServer } from './server-directory';
-import { type McpSession, McpSessionStore } from './session-store';
+import { type McpSession, McpSessionStore, SessionStoreUnavailable } from './session-store';
 import { SESSION_HEADER } from './streamable-http-client';
 import { InFlightRequests } from './in-flight';
 import { McpTraffic } from '../traffic/mcp-traffic';
@@ -276,7 +277,15 @@ export class AggregateServer implements OnModuleDestroy {
       sendRpcError(res, 400, null, ErrorCodes.connectionClosed, 'Bad Request: Mcp-Session-Id header is required');
       return undefined;
     }
-    const session = await this.sessions.get(id);
+    let session: McpSession | undefined;
+    try {
+      session = await this.sessions.get(id);
+    } catch (error) {
+      // Redis away: 503 on GET and DELETE too, which Express serves (the POST lane answers its own alike).
+      if (!(error instanceof SessionStoreUnavailable)) throw error;
+      sendSessionStoreOutage(res, null, error);
+      return undefined;
+    }
     if (!session || session.principalKey !== principalKeyOf(principal) || session.serverId !== undefined) {
       sendRpcError(res, 404, null, ErrorCodes.requestTimeout, 'Session not found');
       return undefined;

@@ -3,6 +3,7 @@ import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js'
 import { sendChallenge } from '../auth/bearer-challenge';
 import type { ProtectedResource } from '../auth/protected-resource';
 import { ErrorCodes, errorResponse, type JsonRpcMessage, type RequestId } from './jsonrpc';
+import type { SessionStoreUnavailable } from './session-store';
 import { formatSse, type SseEvent } from './sse';
 import { PROTOCOL_VERSION_HEADER } from './streamable-http-client';
 import { CallSignal } from '../common/call-signal';
@@ -30,6 +31,19 @@ export function sendRpcError(
   data?: unknown,
 ): void {
   sendJson(res, httpStatus, errorResponse(id, code, message, data));
+}
+
+/**
+ * 503 to a request whose MCP session could not be created, read or changed because the session store (Redis) does
+ * not answer; the request may be tried again. An event stream already begun is ended instead.
+ */
+export function sendSessionStoreOutage(
+  res: ServerResponse,
+  id: RequestId | null,
+  outage: SessionStoreUnavailable,
+): void {
+  if (res.headersSent) res.end();
+  else sendRpcError(res, 503, id, ErrorCodes.internalError, `Service unavailable: ${outage.detail}`);
 }
 
 /** Which of the Streamable HTTP transport's two kinds of answer a request takes. */

@@ -5,7 +5,9 @@ import type { McpRequest } from '../auth/principal';
 import { logInternalError } from '../common/internal-error';
 import { sendText } from '../common/send-text';
 import { type AccessEntry, accessLogWriter, requestId } from '../logging/logger';
+import { sendSessionStoreOutage } from './http-replies';
 import { ErrorCodes, errorResponse } from './jsonrpc';
+import { SessionStoreUnavailable } from './session-store';
 
 /** The steps a POST goes through before its handler, in this order; each answers the request itself when it stops it. */
 export interface McpPostSteps {
@@ -221,10 +223,12 @@ export class McpPostLane {
   /**
    * A handler that threw. The REST bridge's handler throws its refusals too, which the exception filter answers.
    * On the JSON-RPC endpoints it is a bug: logged under an error id, which the 500's -32603 carries (as `data`) and
-   * nothing else of it, so that an operator given what the client saw finds the line, as for `/api/v1`'s 500s.
+   * nothing else of it, so that an operator given what the client saw finds the line, as for `/api/v1`'s 500s. A
+   * session store Redis does not serve is an outage instead, answered 503 (the Redis client logs the outage once).
    */
   private failed(req: McpRequest, res: ServerResponse, target: Target, error: unknown): void {
     if (target.kind === 'rest') return this.steps.fault(req, res, error);
+    if (error instanceof SessionStoreUnavailable) return sendSessionStoreOutage(res, null, error);
     const errorId = logInternalError(this.options.logger, error, req.id, 'serving an MCP request failed');
     if (res.headersSent) res.end();
     else this.rpcError(res, 500, ErrorCodes.internalError, 'Internal error', { errorId });

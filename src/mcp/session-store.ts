@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { DomainError } from '../common/domain-error';
 import type { KeyValueStore } from '../redis/key-value-store';
+import { isRedisUnreachable } from '../redis/redis-store';
 
 /** What any replica needs to continue a client's MCP session. */
 export interface McpSession {
@@ -16,6 +18,24 @@ export interface McpSession {
   /** The least severe upstream log message the client wants (`logging/setLevel` on `/mcp`); all when unset. */
   logLevel?: string;
   createdAt: number;
+}
+
+/**
+ * The shared store (Redis) could not be reached while a session was created, read or changed: an outage, which
+ * readiness reports and the Redis client logs once, not a fault of the request. Answered 503, as a database that
+ * does not answer is.
+ */
+export class SessionStoreUnavailable extends DomainError {
+  constructor(cause: unknown) {
+    super('service_unavailable', 'the session store does not answer; try again shortly');
+    this.name = 'SessionStoreUnavailable';
+    this.cause = cause;
+  }
+}
+
+/** A failure of the shared store, as the session store reports it: an outage as SessionStoreUnavailable. */
+function storeFailure(error: unknown): unknown {
+  return isRedisUnreachable(error) ? new SessionStoreUnavailable(error) : error;
 }
 
 const KEY_PREFIX = 'mcp:session:';
@@ -84,7 +104,11 @@ export class McpSessionStore {
   }
 
   async create(session: McpSession): Promise<void> {
-    await this.store.set(KEY_PREFIX + session.id, JSON.stringify(session), this.idleMs);
+    try {
+      await this.store.set(KEY_PREFIX + session.id, JSON.stringify(session), this.idleMs);
+    } catch (error) {
+      throw storeFailure(error);
+    }
     const now = Date.now();
     this.local.set(session.id, { session, cachedAt: now, touchedAt: now });
     this.markUsed(session.id, now);
@@ -120,7 +144,12 @@ export class McpSessionStore {
       if (now - cached.touchedAt > this.idleMs / 4) await this.touch(cached, now);
       return cached.session;
     }
-    const raw = await this.store.get(KEY_PREFIX + id);
+    let raw: string | null;
+    try {
+      raw = await this.store.get(KEY_PREFIX + id);
+    } catch (error) {
+      throw storeFailure(error);
+    }
     if (raw === null) {
       this.local.delete(id);
       this.lastUsed.delete(id);
@@ -137,20 +166,32 @@ export class McpSessionStore {
 
   async save(session: McpSession): Promise<void> {
     await this.create(session);
-    await this.store.publish(SAVED_CHANNEL, session.id);
+    try {
+      await this.store.publish(SAVED_CHANNEL, session.id);
+    } catch (error) {
+      throw storeFailure(error);
+    }
   }
 
   async delete(id: string): Promise<void> {
     this.local.delete(id);
     this.lastUsed.delete(id);
-    await this.store.del(KEY_PREFIX + id);
-    await this.store.publish(DELETED_CHANNEL, id);
+    try {
+      await this.store.del(KEY_PREFIX + id);
+      await this.store.publish(DELETED_CHANNEL, id);
+    } catch (error) {
+      throw storeFailure(error);
+    }
   }
 
   private async touch(entry: Cached, now: number): Promise<void> {
     entry.touchedAt = now;
-    // Only the expiry moves: rewriting the value could undo another replica's newer save.
-    await this.store.expire(KEY_PREFIX + entry.session.id, this.idleMs);
+    try {
+      // Only the expiry moves: rewriting the value could undo another replica's newer save.
+      await this.store.expire(KEY_PREFIX + entry.session.id, this.idleMs);
+    } catch (error) {
+      throw storeFailure(error);
+    }
   }
 
   private evictOld(now: number): void {

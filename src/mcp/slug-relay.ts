@@ -22,6 +22,7 @@ import {
   sendClaimsChallenge,
   sendJson,
   sendRpcError,
+  sendSessionStoreOutage,
   startSse,
   writeEvent,
 } from './http-replies';
@@ -37,7 +38,7 @@ import {
 import { InFlightRequests } from './in-flight';
 import { principalKeyOf } from './principal-key';
 import { type GatewayServer, ServerDirectory } from './server-directory';
-import { type McpSession, McpSessionStore } from './session-store';
+import { type McpSession, McpSessionStore, SessionStoreUnavailable } from './session-store';
 import {
   LAST_EVENT_ID_HEADER,
   SESSION_HEADER,
@@ -280,7 +281,15 @@ export class SlugRelay {
       sendRpcError(res, 400, null, ErrorCodes.connectionClosed, 'Bad Request: Mcp-Session-Id header is required');
       return undefined;
     }
-    const session = await this.sessions.get(id);
+    let session: McpSession | undefined;
+    try {
+      session = await this.sessions.get(id);
+    } catch (error) {
+      // Redis away: 503 on GET and DELETE too, which Express serves (the POST lane answers its own alike).
+      if (!(error instanceof SessionStoreUnavailable)) throw error;
+      sendSessionStoreOutage(res, null, error);
+      return undefined;
+    }
     // Another principal's session is as unknown as an expired one.
     if (!session || session.principalKey !== principalKeyOf(principal) || session.serverId !== server.id) {
       sendRpcError(res, 404, null, ErrorCodes.requestTimeout, 'Session not found');
@@ -541,6 +550,7 @@ export class SlugRelay {
     id: string | number | null,
     error: unknown,
   ): void {
+    if (error instanceof SessionStoreUnavailable) return sendSessionStoreOutage(res, id, error);
     const failure = upstreamFailureOf(this.logger, server.slug, error, req.id);
     const claims = claimsChallengeOf(error);
     if (claims && !res.headersSent) return sendClaimsChallenge(res, this.resource, server.slug, claims, failure.reason);

@@ -131,6 +131,15 @@ export class RedisStore implements KeyValueStore {
   }
 }
 
+/**
+ * Whether a command failed because Redis could not be reached (no connection: ioredis fails a command at once while
+ * disconnected, or when the connection closes under it) rather than because Redis answered with an error (a
+ * `ReplyError`: NOPERM, WRONGTYPE, ...), which says something about the command or the configuration instead.
+ */
+export function isRedisUnreachable(error: unknown): boolean {
+  return error instanceof Error && !(error instanceof ReplyError);
+}
+
 const CLIENT_OPTIONS: RedisOptions = {
   lazyConnect: true,
   connectTimeout: CONNECT_TIMEOUT_MS,

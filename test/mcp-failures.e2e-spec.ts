@@ -1,0 +1,171 @@
+import { randomUUID } from 'node:crypto';
+import Redis from 'ioredis';
+import request from 'supertest';
+import { eventually, waitUntil } from './support/eventually';
+import { type GuardedUpstream, startGuardedUpstream } from './support/guarded-upstream';
+import { REDIS_URL } from './support/services';
+import { hostPortOf, TcpProxy, withHostPort } from './support/tcp-proxy';
+import { GREET_TOOLS } from './support/upstream';
+
+const initialize = (id: number) => ({
+  jsonrpc: '2.0',
+  id,
+  method: 'initialize',
+  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'faults-test', version: '1.0.0' } },
+});
+
+/**
+ * A fault of the gateway's own met while relaying to an upstream, which the relay catches with the upstream's
+ * failures and cannot classify. The fault is a real one: the gateway's Redis user may not run SET (a Redis ACL), so
+ * the session of an initialize the upstream answered cannot be stored, and Redis's refusal reaches the relay.
+ */
+describe('an unclassified failure relaying to an upstream', () => {
+  const user = `faults-${randomUUID()}`;
+  const password = `pw-${randomUUID()}`;
+  const admin = new Redis(REDIS_URL, { lazyConnect: true });
+  const role = `Greeters.${randomUUID().slice(0, 8)}`;
+  let deployment: GuardedUpstream;
+
+  beforeAll(async () => {
+    await admin.connect();
+    await admin.call('ACL', 'SETUSER', user, 'on', `>${password}`, '~*', '&*', '+@all', '-set');
+    const redisUrl = new URL(REDIS_URL);
+    redisUrl.username = user;
+    redisUrl.password = password;
+    deployment = await startGuardedUpstream({
+      slug: 'faults',
+      role,
+      tools: GREET_TOOLS,
+      env: { REDIS_URL: redisUrl.toString() },
+    });
+  });
+
+  afterAll(async () => {
+    await deployment?.stop();
+    await admin.call('ACL', 'DELUSER', user);
+    await admin.quit();
+  });
+
+  it('is answered -32603 on /mcp/{slug} with the error id of the one line logging it, and nothing of its text', async () => {
+    const { gw, issuer, slug } = deployment;
+    const requestId = `faults-${randomUUID()}`;
+    const answer = await request(gw.url)
+      .post(`/mcp/${slug}`)
+      .set('authorization', `Bearer ${await issuer.token({ roles: [role] })}`)
+      .set('accept', 'application/json, text/event-stream')
+      .set('x-request-id', requestId)
+      .send(initialize(3));
+
+    expect(answer.status).toBe(200);
+    const body = JSON.parse(answer.text) as { error: { data?: { errorId?: string } } };
+    expect(body).toEqual({
+      jsonrpc: '2.0',
+      id: 3,
+      error: {
+        code: -32603,
+        message: 'Internal error',
+        data: { server: slug, kind: 'other', errorId: expect.stringMatching(/^[0-9a-f-]{36}$/) },
+      },
+    });
+    expect(answer.text).not.toContain('NOPERM');
+    const errorId = body.error.data?.errorId;
+    await waitUntil(() => gw.logs.lines.some((line) => line.errorId === errorId), 'the error line');
+    // Logged once, as an internal fault: the error, its id and the request's, and no 'upstream request failed' too.
+    const lines = gw.logs.lines.filter(
+      (line) => (line.errorId === errorId || line.reqId === requestId) && line.req === undefined,
+    );
+    expect(lines).toEqual([
+      expect.objectContaining({
+        level: 50,
+        errorId,
+        reqId: requestId,
+        server: slug,
+        err: expect.objectContaining({ message: expect.stringContaining('NOPERM') }),
+      }),
+    ]);
+    expect(gw.logs.lines.filter((line) => line.msg === 'upstream request failed')).toEqual([]);
+  });
+});
+
+/** Redis behind a relay the test stops: the store of the gateway's MCP sessions goes away, and comes back. */
+describe('MCP sessions while Redis is away', () => {
+  const relay = new TcpProxy(hostPortOf(REDIS_URL).host, hostPortOf(REDIS_URL).port);
+  const role = `Greeters.${randomUUID().slice(0, 8)}`;
+  let deployment: GuardedUpstream;
+
+  beforeAll(async () => {
+    await relay.start();
+    deployment = await startGuardedUpstream({
+      slug: 'outage',
+      role,
+      tools: GREET_TOOLS,
+      env: { REDIS_URL: withHostPort(REDIS_URL, relay.port) },
+    });
+  });
+
+  afterAll(async () => {
+    await relay.start().catch(() => undefined);
+    await deployment?.stop();
+    await relay.stop();
+  });
+
+  const post = async (path: string, body: unknown, headers: Record<string, string> = {}) =>
+    request(deployment.gw.url)
+      .post(path)
+      .set('authorization', `Bearer ${await deployment.issuer.token({ roles: [role] })}`)
+      .set('accept', 'application/json, text/event-stream')
+      .set(headers)
+      .send(body as object);
+
+  it('answers 503 with a JSON-RPC error, and no error line, when a session cannot be created or read', async () => {
+    const { gw, slug } = deployment;
+    expect((await post(`/mcp/${slug}`, initialize(1))).status).toBe(200);
+    await relay.stop();
+    const logged = gw.logs.lines.length;
+
+    const unavailable = (id: number | null) => ({
+      jsonrpc: '2.0',
+      id,
+      error: { code: -32603, message: 'Service unavailable: the session store does not answer; try again shortly' },
+    });
+    // Created: on /mcp, and on /mcp/{slug} once the upstream has answered the initialize.
+    const aggregate = await post('/mcp', initialize(2));
+    expect(aggregate.status).toBe(503);
+    expect(aggregate.body).toEqual(unavailable(null));
+    const relayed = await post(`/mcp/${slug}`, initialize(3));
+    expect(relayed.status).toBe(503);
+    expect(relayed.body).toEqual(unavailable(3));
+    // Read: a session this replica does not hold is looked up in Redis.
+    const ping = { jsonrpc: '2.0', id: 4, method: 'ping' };
+    for (const path of ['/mcp', `/mcp/${slug}`]) {
+      const read = await post(path, ping, {
+        'mcp-session-id': `unknown-${randomUUID()}`,
+        'mcp-protocol-version': '2025-06-18',
+      });
+      expect(read.status).toBe(503);
+      expect(read.body).toEqual(unavailable(null));
+    }
+    // The event stream's GET reads its session alike.
+    for (const path of ['/mcp', `/mcp/${slug}`]) {
+      const stream = await request(gw.url)
+        .get(path)
+        .set('authorization', `Bearer ${await deployment.issuer.token({ roles: [role] })}`)
+        .set('accept', 'text/event-stream')
+        .set('mcp-session-id', `unknown-${randomUUID()}`)
+        .set('mcp-protocol-version', '2025-06-18');
+      expect(stream.status).toBe(503);
+      expect(JSON.parse(stream.text)).toEqual(unavailable(null));
+    }
+    // An outage, not a fault of these requests: no error line (with a stack) for each of them.
+    expect(
+      gw.logs.lines
+        .slice(logged)
+        .filter((line) => line.level === 50 && line.err !== undefined && line.req === undefined),
+    ).toEqual([]);
+
+    await relay.start();
+    await eventually(async () => {
+      expect((await post('/mcp', initialize(5))).status).toBe(200);
+    });
+  });
+});
