@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -15,6 +16,7 @@ import { entraEnv, LocalEntraIssuer } from './support/entra-issuer';
 import { eventually, sleep, waitUntil } from './support/eventually';
 import { startTestGateway } from './support/gateway';
 import { createScratchDatabase } from './support/services';
+import { StallableProxy } from './support/stallable-proxy';
 import { hostPortOf, TcpProxy, withHostPort } from './support/tcp-proxy';
 
 type Scratch = Awaited<ReturnType<typeof createScratchDatabase>>;
@@ -102,6 +104,67 @@ describe('audit trail: database outage', () => {
       await again.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
       fs.rmSync(saved, { recursive: true, force: true });
+    }
+  });
+
+  it('queues records as they are stored while a write hangs, not the arguments as sent, and loses none', async () => {
+    const { host, port } = hostPortOf(scratch.url);
+    const hanging = new StallableProxy(host, port);
+    await hanging.start();
+    const gw = await startTestGateway('services', {
+      DATABASE_URL: withHostPort(scratch.url, hanging.port),
+      AUDIT_FLUSH_INTERVAL_MS: '60000',
+      AUDIT_BATCH_SIZE: '50',
+      AUDIT_QUEUE_CAPACITY: '100',
+      AUDIT_WRITE_TIMEOUT_MS: '600000',
+    });
+    try {
+      const audit = auditOf(gw.gateway.app);
+      const large = 'x'.repeat(1024 * 1024);
+      const sent: { n: number; text?: string }[] = [];
+      const recordLarge = (count: number) => {
+        for (let i = 0; i < count; i++) {
+          const args = { n: sent.length, text: large };
+          sent.push(args);
+          audit.traffic.record(exchangeFactory({ arguments: args }));
+        }
+      };
+      hanging.stall();
+      // A full batch: the writer takes it, and its insert hangs for as long as the test lets it.
+      recordLarge(50);
+      await waitUntil(() => audit.trail.stats().queueDepth === 0, 'the writer is writing the first batch');
+      // The queue's bound holds: the request that fills it spools it; the rest waits in memory.
+      recordLarge(190);
+      expect(audit.trail.stats()).toMatchObject({ queueDepth: 90, overflowed: 100, spoolRecords: 100, stored: 0 });
+      // What waits in memory is each record's stored form (1 MiB of arguments: their size and sha256), not the
+      // arguments as sent: the gateway lets go of a request's body once it has answered, as this does of every one.
+      for (const args of sent) delete args.text;
+
+      hanging.resume();
+      await audit.trail.flush();
+      await waitUntil(() => audit.trail.stats().spoolFiles === 0, 'the spool is replayed');
+      const stored = await sql<{ arguments: string }>(
+        scratch.url,
+        'SELECT arguments FROM audit_records WHERE stream_id = $1 ORDER BY seq',
+        [audit.trail.streamId],
+      );
+      // In order, each with the size and hash of the arguments it was sent with.
+      expect(stored.map((row) => JSON.parse(row.arguments) as unknown)).toEqual(
+        sent.map((_, n) => {
+          const text = JSON.stringify({ n, text: large });
+          return { truncated: true, bytes: text.length, sha256: createHash('sha256').update(text).digest('hex') };
+        }),
+      );
+      await expect(streamCounts(scratch.url, audit.trail.streamId)).resolves.toEqual({
+        n: '240',
+        seqs: '240',
+        max: '240',
+      });
+      await expect(audit.verify()).resolves.not.toHaveProperty('broken');
+    } finally {
+      hanging.resume();
+      await gw.close();
+      await hanging.stop();
     }
   });
 

@@ -1,4 +1,10 @@
-import { applyArgumentPolicy, canonicalJson, type ArgumentPolicyConfig, redactKeyPattern } from './argument-policy';
+import {
+  applyArgumentPolicy,
+  argumentsWithin,
+  canonicalJson,
+  type ArgumentPolicyConfig,
+  redactKeyPattern,
+} from './argument-policy';
 
 const policy = (overrides: Partial<ArgumentPolicyConfig> = {}): ArgumentPolicyConfig => ({
   mode: 'redacted',
@@ -89,5 +95,31 @@ describe('applyArgumentPolicy', () => {
     let deep: unknown = 'bottom';
     for (let i = 0; i < 100; i++) deep = [deep];
     expect(canonicalJson(deep, undefined)).toContain('[too deep]');
+  });
+});
+
+describe('argumentsWithin', () => {
+  it("tells small arguments from large ones by what they hold: strings' characters, and every value and key", () => {
+    expect(argumentsWithin(undefined, 16)).toBe(true);
+    expect(argumentsWithin({ city: 'Paris', days: 3, options: { units: 'metric' } }, 1024)).toBe(true);
+    expect(argumentsWithin({ text: 'x'.repeat(1024) }, 1024)).toBe(false);
+    // Few characters, many values: an array of 1,000 empty objects holds more than its 3 KB of JSON says.
+    expect(
+      argumentsWithin(
+        Array.from({ length: 1_000 }, () => ({})),
+        8192,
+      ),
+    ).toBe(false);
+    expect(argumentsWithin({ ['k'.repeat(1024)]: 1 }, 1024)).toBe(false);
+  });
+
+  it('answers for what a parsed body cannot hold, without walking all of it', () => {
+    const cyclic: Record<string, unknown> = { a: 1 };
+    cyclic.self = cyclic;
+    expect(argumentsWithin(cyclic, 1_000_000)).toBe(false);
+    let deep: unknown = 'bottom';
+    for (let i = 0; i < 100; i++) deep = [deep];
+    expect(argumentsWithin(deep, 1_000_000)).toBe(false);
+    expect(argumentsWithin(new Array<number>(1e9), 8192)).toBe(false);
   });
 });

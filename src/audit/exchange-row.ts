@@ -52,7 +52,10 @@ function finiteOrNull(value: number | undefined): number | null {
   return value !== undefined && Number.isFinite(value) ? value : null;
 }
 
-/** An exchange as the audit trail stores it, before it is linked into a chain. Runs in the flush, not on the hot path. */
+/**
+ * An exchange as the audit trail stores it, before it is linked into a chain. Runs in the flush, off the hot path, but
+ * for an exchange too large to wait in the queue as reported (AuditTrail.record).
+ */
 export function toUnchainedRow(exchange: McpExchange, policy: ArgumentPolicyConfig): UnchainedRow {
   const at = exchange.at instanceof Date && !Number.isNaN(exchange.at.getTime()) ? exchange.at : new Date();
   const principal = exchange.principal;

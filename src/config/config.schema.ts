@@ -485,7 +485,7 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     defaultText: '`10000`',
     secret: false,
     description:
-      'audit records held in memory before they are written; when full, the request that finds it full writes the whole queue to the spool itself (nothing is dropped)',
+      'audit records held in memory before they are written (each holds about `AUDIT_ARGUMENTS_MAX_BYTES` at most); when full, the request that finds it full writes the whole queue to the spool itself (nothing is dropped)',
   },
   {
     key: 'AUDIT_BATCH_SIZE',
