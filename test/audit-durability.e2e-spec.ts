@@ -175,7 +175,8 @@ describe('audit trail: database outage', () => {
       DATABASE_URL: withHostPort(scratch.url, relay.port),
       AUDIT_FLUSH_INTERVAL_MS: '20',
     });
-    const refused = 'audit records not stored: spooled for replay, retried until the database takes them';
+    const refused =
+      'audit records not stored: kept for replay (spooled, or held in memory while the spool refuses them too), retried until the database takes them';
     const linesOf = (msg: string) => gw.logs.lines.filter((line) => line.msg === msg);
     try {
       const audit = auditOf(gw.gateway.app);

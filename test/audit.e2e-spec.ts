@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { __resetOutOfContextForTests } from 'nestjs-pino/PinoLogger';
 import request from 'supertest';
 import type { AuditRow } from '../src/audit/audit-record';
 import { AuditSpool } from '../src/audit/audit-spool';
@@ -493,6 +494,49 @@ describe('audit trail: shutdown', () => {
       );
       expect(count?.n).toBe('250');
     } finally {
+      await gw.close();
+    }
+  });
+  it('says so when the spool refuses a full queue, and holds it until the database takes it', async () => {
+    // nestjs-pino keeps the logger of the first app in the process for its injected loggers: this gateway's own.
+    __resetOutOfContextForTests();
+    const gw = await startTestGateway('services', {
+      DATABASE_URL: scratch.url,
+      AUDIT_QUEUE_CAPACITY: '100',
+      AUDIT_FLUSH_INTERVAL_MS: '60000',
+      AUDIT_BATCH_SIZE: '5000',
+    });
+    const spoolDir = path.join(gw.dataDir, 'audit-spool');
+    const linesOf = (pattern: RegExp) =>
+      gw.logs.lines.filter((line) => typeof line.msg === 'string' && pattern.test(line.msg));
+    try {
+      const audit = auditOf(gw.gateway.app);
+      // DATA_DIR unwritable: a file where the spool's directory was.
+      rmSync(spoolDir, { recursive: true });
+      writeFileSync(spoolDir, '');
+      for (let i = 0; i < 100; i++) audit.traffic.record(exchangeFactory({ requestId: `held-${i}` }));
+      expect(linesOf(/^audit queue full/)).toEqual([
+        expect.objectContaining({
+          level: 40,
+          records: 100,
+          msg: 'audit queue full and the spool refused it: held in memory until the database or the spool takes it',
+        }),
+      ]);
+      expect(audit.trail.stats()).toMatchObject({ queueDepth: 100, overflowed: 0, spooled: 0 });
+      expect(audit.traffic.haltedReason).toMatch(/can neither store nor spool/);
+
+      await audit.trail.flush();
+      expect(audit.traffic.haltedReason).toBeUndefined();
+      expect(audit.trail.stats()).toMatchObject({ queueDepth: 0, stored: 100 });
+      const rows = await sql<{ request_id: string }>(
+        scratch.url,
+        'SELECT request_id FROM audit_records WHERE stream_id = $1 ORDER BY seq',
+        [audit.trail.streamId],
+      );
+      expect(rows.map((row) => row.request_id)).toEqual(Array.from({ length: 100 }, (_, i) => `held-${i}`));
+      await expect(audit.verify()).resolves.not.toHaveProperty('broken');
+    } finally {
+      rmSync(spoolDir, { force: true });
       await gw.close();
     }
   });

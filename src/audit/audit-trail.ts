@@ -209,9 +209,15 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
     this.queue.push(queued);
     if (this.queue.length >= this.config.audit.queueCapacity) {
       const taken = this.queue.splice(0, this.queue.length);
-      this.counts.overflowed += taken.length;
-      this.spoolNow(taken, true);
-      this.logger.warn({ records: taken.length }, 'audit queue full: spooled it to disk');
+      if (this.spoolNow(taken, true)) {
+        this.counts.overflowed += taken.length;
+        this.logger.warn({ records: taken.length }, 'audit queue full: spooled it to disk');
+      } else {
+        this.logger.warn(
+          { records: taken.length },
+          'audit queue full and the spool refused it: held in memory until the database or the spool takes it',
+        );
+      }
     } else if (this.queue.length >= this.config.audit.batchSize && !this.wakeScheduled) {
       this.wakeScheduled = true;
       setImmediate(() => {
@@ -416,8 +422,8 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
     }
   }
 
-  private spoolNow(queued: Queued[], overflow = false): void {
-    this.spoolRows(
+  private spoolNow(queued: Queued[], overflow = false): boolean {
+    return this.spoolRows(
       queued.map((item) => this.chain.link(this.rowOf(item))),
       overflow,
     );
@@ -440,17 +446,18 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
     return argumentsWithin(exchange.arguments, this.policy.maxBytes - 2 * chosen);
   }
 
-  private spoolRows(rows: AuditRow[], overflow = false): void {
-    if (!this.trySpool(rows, overflow)) {
-      if (this.closed) {
-        // The process is stopping and the disk refused too: the records can only be logged now, which keeps them.
-        this.logger.error({ records: rows }, 'audit records could not be spooled');
-        return;
-      }
-      // Kept in memory, and no new request admitted, until the database or the spool takes them (see `pass`).
-      this.unkept.push(rows);
-      this.checkSpool();
+  /** Spools rows; false when the disk refused them, and they are held in memory instead (logged, after shutdown). */
+  private spoolRows(rows: AuditRow[], overflow = false): boolean {
+    if (this.trySpool(rows, overflow)) return true;
+    if (this.closed) {
+      // The process is stopping and the disk refused too: the records can only be logged now, which keeps them.
+      this.logger.error({ records: rows }, 'audit records could not be spooled');
+      return false;
     }
+    // Kept in memory, and no new request admitted, until the database or the spool takes them (see `pass`).
+    this.unkept.push(rows);
+    this.checkSpool();
+    return false;
   }
 
   /** Writes rows to the spool; false (logged) when the disk refuses them. */
@@ -547,7 +554,7 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
         this.writesFailing = true;
         this.logger.warn(
           { err: error, records: rows.length, source },
-          'audit records not stored: spooled for replay, retried until the database takes them',
+          'audit records not stored: kept for replay (spooled, or held in memory while the spool refuses them too), retried until the database takes them',
         );
       }
       return false;
