@@ -1,10 +1,14 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { __resetOutOfContextForTests } from 'nestjs-pino/PinoLogger';
 import { Client } from 'pg';
 import request from 'supertest';
+import { redactKeyPattern } from '../src/audit/argument-policy';
+import { type AuditRow, ChainHead } from '../src/audit/audit-record';
+import { AuditSpool } from '../src/audit/audit-spool';
+import { toUnchainedRow } from '../src/audit/exchange-row';
 import { AuditRetention } from '../src/audit/audit-retention';
 import { AuditRepository } from '../src/audit/audit.repository';
 import { verifyAuditTrail } from '../src/audit/audit-verifier';
@@ -14,7 +18,8 @@ import { auditOf, exchangeFactory, sql } from './support/audit';
 import { runCli } from './support/cli';
 import { entraEnv, LocalEntraIssuer } from './support/entra-issuer';
 import { eventually, sleep, waitUntil } from './support/eventually';
-import { startTestGateway } from './support/gateway';
+import { startTestGateway, type TestGateway } from './support/gateway';
+import { startScratchPrisma } from './support/scratch-prisma';
 import { createScratchDatabase } from './support/services';
 import { StallableProxy } from './support/stallable-proxy';
 import { hostPortOf, TcpProxy, withHostPort } from './support/tcp-proxy';
@@ -345,6 +350,110 @@ describe('audit trail: database outage', () => {
       }
     } finally {
       await relay.start().catch(() => undefined);
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('audit trail: a spooled batch the database refuses', () => {
+  // Migrated before any gateway starts: the test locks a table of it first.
+  let scratch: Awaited<ReturnType<typeof startScratchPrisma>>;
+
+  beforeAll(async () => {
+    scratch = await startScratchPrisma();
+  });
+
+  afterAll(async () => {
+    await scratch?.close();
+  });
+
+  /** A batch of `count` records of a new stream, as a gateway spools it; `edit` changes each before it is chained. */
+  function spooledBatch(count: number, edit: (row: Omit<AuditRow, 'seq' | 'prevHash' | 'hash'>) => void = () => {}) {
+    const policy = { mode: 'redacted' as const, redactKeys: redactKeyPattern('secret'), maxBytes: 8192 };
+    const head = new ChainHead(randomUUID());
+    const rows = Array.from({ length: count }, () => {
+      const row = toUnchainedRow(exchangeFactory(), policy);
+      edit(row);
+      return head.link(row);
+    });
+    return { streamId: head.streamId, rows };
+  }
+
+  it('sets a batch of the wrong shape or with values the database refuses aside as .rejected, and replays the next', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-rejected-'));
+    const spoolDir = path.join(dataDir, 'audit-spool');
+    const earlier = new AuditSpool(spoolDir);
+    // Stream ids that sort first: replay takes batches in name order, and these come before the good one.
+    const fileOf = (streamId: string) => `${streamId}-${'1'.padStart(16, '0')}.ndjson`;
+    const shapeless = '00000000-0000-4000-8000-000000000001';
+    fs.writeFileSync(path.join(spoolDir, fileOf(shapeless)), '{"hello":"world"}\n');
+    const refused = spooledBatch(3, (row) => (row.serverId = 'not-a-uuid'));
+    refused.rows.forEach((row) => (row.streamId = '00000000-0000-4000-8000-000000000002'));
+    earlier.write(refused.rows);
+    const good = spooledBatch(20);
+    earlier.write(good.rows);
+
+    // An outage first: inserts wait on a lock and time out, which is no refusal.
+    const locker = new Client({ connectionString: scratch.url });
+    await locker.connect();
+    let gw: TestGateway | undefined;
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE audit_records IN ACCESS EXCLUSIVE MODE');
+      __resetOutOfContextForTests();
+      gw = await startTestGateway('services', {
+        DATABASE_URL: scratch.url,
+        DATA_DIR: dataDir,
+        AUDIT_FLUSH_INTERVAL_MS: '60000',
+        AUDIT_WRITE_TIMEOUT_MS: '300',
+        AUDIT_RETENTION_INTERVAL_MS: '0',
+      });
+      const logs = gw.logs;
+      const setAsideLines = () =>
+        logs.lines.filter((line) => typeof line.msg === 'string' && line.msg.startsWith('a spooled audit batch'));
+      const audit = auditOf(gw.gateway.app);
+      await waitUntil(() => audit.trail.stats().writeFailures > 0, 'a replay has timed out');
+      // The batch that is not audit records was set aside without asking the database; the refused one waits.
+      expect(fs.readdirSync(spoolDir).sort()).toEqual([
+        fileOf(shapeless) + '.rejected',
+        fileOf('00000000-0000-4000-8000-000000000002'),
+        fileOf(good.streamId),
+      ]);
+      expect(audit.trail.stats()).toMatchObject({ spoolFiles: 2, spoolSetAside: { rejected: 1, corrupt: 0 } });
+
+      await locker.query('ROLLBACK');
+      await audit.trail.flush();
+      expect(fs.readdirSync(spoolDir).sort()).toEqual([
+        fileOf(shapeless) + '.rejected',
+        fileOf('00000000-0000-4000-8000-000000000002') + '.rejected',
+      ]);
+      expect(setAsideLines()).toEqual([
+        expect.objectContaining({
+          level: 50,
+          file: fileOf(shapeless),
+          err: expect.objectContaining({ message: 'line 1 is not an audit record: id must be a string' }) as unknown,
+          msg: 'a spooled audit batch holds what the database refuses: set aside as .rejected, and replay goes on without it',
+        }),
+        expect.objectContaining({
+          level: 50,
+          file: fileOf('00000000-0000-4000-8000-000000000002'),
+          records: 3,
+          err: expect.objectContaining({ message: expect.stringContaining('uuid') as unknown }) as unknown,
+        }),
+      ]);
+      expect(audit.trail.stats()).toMatchObject({
+        spoolFiles: 0,
+        replayed: 20,
+        spoolSetAside: { rejected: 2, corrupt: 0 },
+      });
+      const metrics = (await request(gw.url).get('/metrics').expect(200)).text;
+      expect(metrics).toMatch(/^mcp_gateway_audit_spool_set_aside_files\{reason="rejected"\} 2$/m);
+      expect(metrics).toMatch(/^mcp_gateway_audit_spool_set_aside_files\{reason="corrupt"\} 0$/m);
+      await expect(streamCounts(scratch.url, good.streamId)).resolves.toEqual({ n: '20', seqs: '20', max: '20' });
+      await expect(audit.verify()).resolves.not.toHaveProperty('broken');
+    } finally {
+      await locker.end();
+      await gw?.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
     }
   });

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ChainHead } from './audit-record';
-import { AuditSpool } from './audit-spool';
+import { AuditSpool, SpoolContentError } from './audit-spool';
 
 const STREAM = '00000000-0000-4000-8000-0000000000aa';
 
@@ -87,9 +87,33 @@ describe('AuditSpool', () => {
     const damaged = first.first!;
     fs.writeFileSync(path.join(dir, damaged.name), '{not json\n');
     expect(() => first.peek()).toThrow(SyntaxError);
-    first.quarantine(damaged);
+    first.setAside(damaged, 'corrupt');
     expect([first.files, first.records, first.bytes]).toEqual([0, 0, 0]);
     expect(fs.readdirSync(dir)).toEqual([`${damaged.name}.corrupt`]);
+  });
+
+  it('tells a batch that is JSON but not audit records, and counts the batches set aside in the directory', () => {
+    const head = new ChainHead(STREAM);
+    const spool = new AuditSpool(dir);
+    spool.write(rows(head, 2));
+    spool.write(rows(head, 1));
+    const shapeless = spool.first!;
+    const [first, second] = fs.readFileSync(path.join(dir, shapeless.name), 'utf8').split('\n');
+    const edited = { ...(JSON.parse(second!) as Record<string, unknown>), seq: '2' };
+    fs.writeFileSync(path.join(dir, shapeless.name), `${first}\n${JSON.stringify(edited)}\n`);
+    expect(() => spool.peek()).toThrow(
+      new SpoolContentError('line 2 is not an audit record: seq must be a positive whole number'),
+    );
+    fs.writeFileSync(path.join(dir, shapeless.name), '[1, 2]\n');
+    expect(() => spool.peek()).toThrow(new SpoolContentError('line 1 is not an audit record: not a JSON object'));
+    spool.setAside(shapeless, 'rejected');
+    expect(spool.setAsideFiles()).toEqual({ rejected: 1, corrupt: 0 });
+    spool.setAside(spool.first!, 'corrupt');
+    expect([spool.files, spool.records, spool.bytes]).toEqual([0, 0, 0]);
+    // Never replayed, by this process or a later one, and counted by whoever surveys the directory.
+    expect(new AuditSpool(dir).files).toBe(0);
+    expect(new AuditSpool(dir).setAsideFiles()).toEqual({ rejected: 1, corrupt: 1 });
+    expect(spool.survey()).toEqual({ files: 0, records: 0, bytes: 0 });
   });
 
   it('surveys every batch in the directory, whichever process sharing it wrote or removed it', () => {

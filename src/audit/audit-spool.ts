@@ -13,6 +13,16 @@ export interface SpoolFile {
 const SUFFIX = '.ndjson';
 const NAME = /^[0-9a-f-]{36}-\d{16}\.ndjson$/;
 const TMP = /\.ndjson\.(\d+)\.tmp$/;
+/** A batch set aside, never replayed: `.corrupt` (it cannot be read back) or `.rejected` (the database refuses it). */
+const SET_ASIDE = /^[0-9a-f-]{36}-\d{16}\.ndjson\.(corrupt|rejected)$/;
+
+/** Why a batch is set aside: it cannot be read back, or its records are not what the database takes. */
+export type SetAsideReason = 'corrupt' | 'rejected';
+
+/** A spooled batch that reads back, but not as audit records (valid JSON of another shape): set aside as rejected. */
+export class SpoolContentError extends Error {
+  override readonly name = 'SpoolContentError';
+}
 
 /**
  * Batches the database could not take, as files in DATA_DIR: written whole
@@ -26,6 +36,8 @@ export class AuditSpool {
   private pendingBytes = 0;
   /** Every batch the last survey found, by name: a spooled file never changes, so each is read at most once. */
   private surveyed = new Map<string, SpoolFile>();
+  /** What the directory last showed of batches set aside, for when it cannot be read. */
+  private setAsideFound: Record<SetAsideReason, number> = { corrupt: 0, rejected: 0 };
 
   constructor(readonly directory: string) {
     fs.mkdirSync(directory, { recursive: true });
@@ -109,7 +121,26 @@ export class AuditSpool {
     return this.pending[0];
   }
 
-  /** The oldest spooled batch, or undefined when the spool is empty. */
+  /**
+   * Batches set aside in the directory now, by why, whoever set them aside (`--workers` share DATA_DIR); for the
+   * gauges, read at scrape time.
+   */
+  setAsideFiles(): Record<SetAsideReason, number> {
+    const names = this.names();
+    if (!names) return { ...this.setAsideFound };
+    const found = { corrupt: 0, rejected: 0 };
+    for (const name of names) {
+      const reason = SET_ASIDE.exec(name)?.[1] as SetAsideReason | undefined;
+      if (reason) found[reason] += 1;
+    }
+    this.setAsideFound = found;
+    return { ...found };
+  }
+
+  /**
+   * The oldest spooled batch, or undefined when the spool is empty. Throws a SyntaxError for a batch that is not JSON
+   * lines, and a SpoolContentError for one whose lines are not audit records.
+   */
   peek(): { file: SpoolFile; rows: AuditRow[] } | undefined {
     const file = this.pending[0];
     if (!file) return undefined;
@@ -119,7 +150,7 @@ export class AuditSpool {
       rows: text
         .split('\n')
         .filter((line) => line.length > 0)
-        .map(parseRow),
+        .map((line, index) => parseRow(line, index + 1)),
     };
   }
 
@@ -130,13 +161,13 @@ export class AuditSpool {
   }
 
   /**
-   * Sets aside a batch that cannot be read back (a damaged disk): renamed to
-   * `.corrupt`, kept for a human, never replayed or deleted.
+   * Sets aside a batch that cannot be replayed: one that cannot be read back (a damaged disk) renamed to `.corrupt`,
+   * one the database refuses for what it holds to `.rejected`; kept for a human, never replayed or deleted.
    */
-  quarantine(file: SpoolFile): void {
+  setAside(file: SpoolFile, reason: SetAsideReason): void {
     const full = path.join(this.directory, file.name);
     try {
-      fs.renameSync(full, `${full}.corrupt`);
+      fs.renameSync(full, `${full}.${reason}`);
     } finally {
       this.forget(file);
     }
@@ -197,7 +228,82 @@ function countLines(text: string): number {
   return text.split('\n').filter((line) => line.length > 0).length;
 }
 
-function parseRow(line: string): AuditRow {
-  const raw = JSON.parse(line) as Omit<AuditRow, 'at'> & { at: string };
-  return { ...raw, at: new Date(raw.at) };
+/** What a field of a spooled row must hold, as said when it does not. */
+const KINDS = {
+  text: 'a string',
+  'text?': 'a string or null',
+  number: 'a number',
+  'number?': 'a number or null',
+  seq: 'a positive whole number',
+  time: 'a time',
+  kind: '"app", "user", null or absent',
+} as const;
+
+type FieldKind = keyof typeof KINDS;
+
+/** Every field of a spooled row and what it must hold: what the insert and the hash read of it. */
+const ROW_FIELDS: Record<keyof AuditRow, FieldKind> = {
+  id: 'text',
+  streamId: 'text',
+  seq: 'seq',
+  at: 'time',
+  requestId: 'text',
+  surface: 'text',
+  ip: 'text?',
+  tenantId: 'text?',
+  objectId: 'text?',
+  clientId: 'text?',
+  principalName: 'text?',
+  // Absent from the rows of a batch spooled before the kind was stored.
+  principalKind: 'kind',
+  sessionId: 'text?',
+  serverId: 'text?',
+  serverSlug: 'text?',
+  method: 'text',
+  rpcId: 'text?',
+  target: 'text?',
+  arguments: 'text?',
+  decision: 'text',
+  rule: 'text?',
+  outcome: 'text',
+  latencyMs: 'number',
+  upstreamMs: 'number?',
+  upstreamStatus: 'number?',
+  errorKind: 'text?',
+  prevHash: 'text',
+  hash: 'text',
+};
+
+function holds(kind: FieldKind, value: unknown): boolean {
+  switch (kind) {
+    case 'text':
+      return typeof value === 'string';
+    case 'text?':
+      return value === null || typeof value === 'string';
+    case 'number':
+      return typeof value === 'number';
+    case 'number?':
+      return value === null || typeof value === 'number';
+    case 'seq':
+      return Number.isSafeInteger(value) && (value as number) > 0;
+    case 'time':
+      return typeof value === 'string' && !Number.isNaN(Date.parse(value));
+    case 'kind':
+      return value === undefined || value === null || value === 'app' || value === 'user';
+  }
+}
+
+/** Line `line` of a batch as the row it was spooled from; a SpoolContentError when it is JSON but not such a row. */
+function parseRow(text: string, line: number): AuditRow {
+  const raw = JSON.parse(text) as unknown;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new SpoolContentError(`line ${line} is not an audit record: not a JSON object`);
+  }
+  for (const [field, kind] of Object.entries(ROW_FIELDS)) {
+    if (!holds(kind, (raw as Record<string, unknown>)[field])) {
+      throw new SpoolContentError(`line ${line} is not an audit record: ${field} must be ${KINDS[kind]}`);
+    }
+  }
+  const row = raw as Omit<AuditRow, 'at'> & { at: string };
+  return { ...row, at: new Date(row.at) };
 }

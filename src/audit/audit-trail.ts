@@ -2,13 +2,14 @@ import { randomUUID } from 'node:crypto';
 import * as os from 'node:os';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
+import { isDataRefusal } from '../common/database-errors';
 import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
 import type { McpExchange } from '../traffic/mcp-exchange';
 import { McpTraffic } from '../traffic/mcp-traffic';
 import { type ArgumentPolicyConfig, argumentsWithin, redactKeyPattern } from './argument-policy';
 import { type AuditRow, ChainHead, type UnchainedRow } from './audit-record';
-import { AuditSpool } from './audit-spool';
+import { AuditSpool, type SetAsideReason, SpoolContentError, type SpoolFile } from './audit-spool';
 import { AuditRepository, type AuditStreamStart } from './audit.repository';
 import { toUnchainedRow } from './exchange-row';
 
@@ -40,6 +41,11 @@ export interface AuditStats {
   /** The spool's limit in this process (0: none), and whether it is reached, so that MCP requests are refused. */
   spoolCapacityBytes: number;
   spoolFull: boolean;
+  /**
+   * Batches set aside in the spool's directory now, never to be replayed: `rejected`, refused by the database for
+   * what they hold; `corrupt`, unreadable. They wait for an operator (README, the audit trail).
+   */
+  spoolSetAside: Record<SetAsideReason, number>;
   /** Inserts that failed (each failed batch went to the spool or stayed there). */
   writeFailures: number;
 }
@@ -75,6 +81,12 @@ type Queued = McpExchange | UnchainedRow;
 function isRow(queued: Queued): queued is UnchainedRow {
   return 'streamId' in queued;
 }
+
+/**
+ * How an insert ended: stored; failed (the database away, slow or busy: tried again); or refused, the database
+ * rejecting the records themselves, which no retry changes.
+ */
+type Written = 'stored' | 'failed' | { refused: unknown };
 
 /** Records linked between two turns of the event loop (see `take`). */
 const LINK_SLICE = 32;
@@ -238,6 +250,7 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
       spoolBytes: spooled.bytes,
       spoolCapacityBytes: this.spoolCapacity,
       spoolFull: this.spoolFull,
+      spoolSetAside: this.spool.setAsideFiles(),
     };
   }
 
@@ -351,10 +364,11 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
         this.spoolRows(rows);
         continue;
       }
-      const stored = await this.write(rows, 'queue', text);
+      const written = await this.write(rows, 'queue', text);
       if (this.inFlight?.rows !== rows) return;
       this.inFlight = undefined;
-      if (!stored) {
+      if (written !== 'stored') {
+        // Refused records too: replay sets them aside, and the log says why.
         this.spoolRows(rows);
         // The database just failed: do not wait on it again in this pass.
         replayBlocked = true;
@@ -490,13 +504,18 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
   private async keepOldestUnkept(databaseBlocked: boolean): Promise<boolean> {
     const rows = this.unkept[0]!;
     const kept =
-      (!databaseBlocked && this.spool.files === 0 && (await this.write(rows, 'queue'))) || this.trySpool(rows);
+      (!databaseBlocked && this.spool.files === 0 && (await this.write(rows, 'queue')) === 'stored') ||
+      this.trySpool(rows);
     if (!kept) return false;
     if (this.unkept[0] === rows) this.unkept.shift();
     this.checkSpool();
     return true;
   }
 
+  /**
+   * Replays the oldest spooled batch; false when the database did not take it (an outage: tried again). A batch that
+   * can never be stored, unreadable or refused for what it holds, is set aside, and the next one is replayed after it.
+   */
   private async replayOldest(): Promise<boolean> {
     let oldest: ReturnType<AuditSpool['peek']>;
     try {
@@ -509,22 +528,37 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
         this.spool.forget(file);
         return true;
       }
-      this.logger.error({ err: error, file: file.name }, 'a spooled audit batch cannot be read: set aside as .corrupt');
-      try {
-        this.spool.quarantine(file);
-      } catch {
-        // Gone meanwhile: forgotten all the same.
-      }
+      this.setAside(file, error instanceof SpoolContentError ? 'rejected' : 'corrupt', error);
       return true;
     }
     if (!oldest) return true;
-    if (!(await this.write(oldest.rows, 'spool'))) return false;
-    this.spool.remove(oldest.file);
-    this.counts.replayed += oldest.rows.length;
+    const written = await this.write(oldest.rows, 'spool');
+    if (written === 'failed') return false;
+    if (written === 'stored') {
+      this.spool.remove(oldest.file);
+      this.counts.replayed += oldest.rows.length;
+    } else {
+      this.setAside(oldest.file, 'rejected', written.refused);
+    }
     return true;
   }
 
-  private async write(rows: AuditRow[], source: AuditWriteEvent['source'], text?: string): Promise<boolean> {
+  /** Logs, once for the file, why a batch can never be replayed, and renames it so that replay goes on without it. */
+  private setAside(file: SpoolFile, reason: SetAsideReason, error: unknown): void {
+    this.logger.error(
+      { err: error, file: file.name, records: file.records, directory: this.spool.directory },
+      reason === 'corrupt'
+        ? 'a spooled audit batch cannot be read: set aside as .corrupt'
+        : 'a spooled audit batch holds what the database refuses: set aside as .rejected, and replay goes on without it',
+    );
+    try {
+      this.spool.setAside(file, reason);
+    } catch {
+      // Gone meanwhile (another worker set it aside too): forgotten all the same.
+    }
+  }
+
+  private async write(rows: AuditRow[], source: AuditWriteEvent['source'], text?: string): Promise<Written> {
     const started = performance.now();
     let timeout: NodeJS.Timeout | undefined;
     try {
@@ -546,10 +580,12 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
           'the database takes audit records again; spooled ones are replayed',
         );
       }
-      return true;
+      return 'stored';
     } catch (error) {
       this.counts.writeFailures += 1;
       this.emit({ records: rows.length, durationMs: performance.now() - started, ok: false, source });
+      // The database answered, refusing these records: no outage; the caller sets them aside, saying why.
+      if (isDataRefusal(error)) return { refused: error };
       if (!this.writesFailing) {
         this.writesFailing = true;
         this.logger.warn(
@@ -557,7 +593,7 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
           'audit records not stored: kept for replay (spooled, or held in memory while the spool refuses them too), retried until the database takes them',
         );
       }
-      return false;
+      return 'failed';
     } finally {
       clearTimeout(timeout);
     }

@@ -1,4 +1,5 @@
-import { databaseFailureReason, databaseProblemOf } from './database-errors';
+import { DriverAdapterError } from '@prisma/driver-adapter-utils';
+import { databaseFailureReason, databaseProblemOf, isDataRefusal } from './database-errors';
 
 /** A failed `$queryRaw` as Prisma throws it over a driver adapter: its message as Prisma words it, several lines. */
 function queryError(cause: Record<string, unknown>, lastLine = 'Raw query failed. Code: `N/A`.'): Error {
@@ -51,5 +52,41 @@ describe('databaseProblemOf', () => {
 
   it('leaves a raw query PostgreSQL refused (P2010, a syntax error) an internal fault', () => {
     expect(databaseProblemOf(queryError({ kind: 'postgres', code: '42601', message: 'syntax error' }))).toBeUndefined();
+  });
+});
+
+describe('isDataRefusal', () => {
+  it('is a data exception or a constraint violation PostgreSQL answered with', () => {
+    // As @prisma/adapter-pg reports an error PostgreSQL answered with.
+    const answered = (originalCode: string) =>
+      new DriverAdapterError({
+        kind: 'postgres',
+        code: originalCode,
+        severity: 'ERROR',
+        message: 'refused',
+        detail: undefined,
+        column: undefined,
+        hint: undefined,
+        originalCode,
+      });
+    for (const state of ['22P02', '22001', '22008', '22P05', '23502', '23505', '23514']) {
+      expect(isDataRefusal(answered(state))).toBe(true);
+    }
+    // Busy, shutting down, read-only after a failover, a table a migration adds, no permission: they may pass.
+    for (const state of ['53300', '57P01', '25006', '42P01', '42501', '40001', '57014']) {
+      expect(isDataRefusal(answered(state))).toBe(false);
+    }
+  });
+
+  it('is never the database away or slow', () => {
+    expect(isDataRefusal(new DriverAdapterError({ kind: 'DatabaseNotReachable', host: '127.0.0.1', port: 5432 }))).toBe(
+      false,
+    );
+    expect(isDataRefusal(new DriverAdapterError({ kind: 'ConnectionClosed' }))).toBe(false);
+    expect(isDataRefusal(new Error('audit insert took longer than 10000 ms'))).toBe(false);
+    expect(isDataRefusal(Object.assign(new Error('Connection terminated unexpectedly'), { code: '22P02' }))).toBe(
+      false,
+    );
+    expect(isDataRefusal(undefined)).toBe(false);
   });
 });

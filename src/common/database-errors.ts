@@ -79,6 +79,30 @@ export function databaseProblemOf(error: unknown): DatabaseProblem | undefined {
   return PRISMA_CODES[code] ?? ADAPTER_OUTAGES.get(adapterCauseOf(meta)?.kind);
 }
 
+/**
+ * Whether the database refused a statement for the data it carried: PostgreSQL's data exceptions (class 22: a value
+ * of the wrong type, out of range, too long) and integrity constraint violations (class 23), which sending the same
+ * data again cannot change. Anything else (the database unreachable, slow, closing connections, busy, read-only,
+ * without a table a migration adds) may pass, and is no refusal. Takes the driver adapter's error, as a statement sent
+ * straight through it throws (`PrismaService.queryRows`), or Prisma's around it.
+ */
+export function isDataRefusal(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { name, cause, meta } = error as { name?: unknown; cause?: unknown; meta?: unknown };
+  const state =
+    name === 'DriverAdapterError'
+      ? stateOfCause(cause)
+      : name === 'PrismaClientKnownRequestError'
+        ? sqlStateOf(meta)
+        : undefined;
+  return state !== undefined && (state.startsWith('22') || state.startsWith('23'));
+}
+
+function stateOfCause(cause: unknown): string | undefined {
+  const state = (cause as { originalCode?: unknown } | undefined)?.originalCode;
+  return typeof state === 'string' ? state : undefined;
+}
+
 function sqlStateOf(meta: unknown): string | undefined {
   const cause = adapterCauseOf(meta);
   const state = cause?.originalCode ?? cause?.code;

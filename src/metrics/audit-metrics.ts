@@ -17,6 +17,8 @@ export interface AuditSpoolView {
   bytes: number;
   /** At its limit (AUDIT_SPOOL_MAX_BYTES): MCP requests are refused. */
   full: boolean;
+  /** Batches set aside, never replayed: refused by the database for what they hold, or unreadable. */
+  setAside: { rejected: number; corrupt: number };
 }
 
 /**
@@ -30,6 +32,7 @@ export class AuditMetrics {
   private readonly spoolRecords: Gauge;
   private readonly spoolBytes: Gauge;
   private readonly spoolFull: Gauge;
+  private readonly spoolSetAside: Gauge<'reason'>;
   private readonly flushDuration: Histogram<'result'>;
   private readonly records: Counter<'destination'>;
   private readonly backpressureEvents: Counter;
@@ -86,6 +89,20 @@ export class AuditMetrics {
         if (self.spoolSource) this.set(self.spoolSource().full ? 1 : 0);
       },
     });
+    this.spoolSetAside = new Gauge({
+      name: `${prefix}audit_spool_set_aside_files`,
+      // Workers share DATA_DIR, and each surveys the whole directory: the cluster's figure is the largest, not the sum.
+      aggregator: 'max',
+      help: 'Audit spool batches set aside in DATA_DIR, never replayed, by reason: rejected (the database refuses what they hold) or corrupt (unreadable)',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        if (!self.spoolSource) return;
+        const { rejected, corrupt } = self.spoolSource().setAside;
+        this.set({ reason: 'rejected' }, rejected);
+        this.set({ reason: 'corrupt' }, corrupt);
+      },
+    });
     this.flushDuration = new Histogram({
       name: `${prefix}audit_flush_duration_seconds`,
       help: 'Time to write one batch of audit records to the database, by result',
@@ -123,6 +140,8 @@ export class AuditMetrics {
     this.spoolRecords.set(view.records);
     this.spoolBytes.set(view.bytes);
     this.spoolFull.set(view.full ? 1 : 0);
+    this.spoolSetAside.set({ reason: 'rejected' }, view.setAside.rejected);
+    this.spoolSetAside.set({ reason: 'corrupt' }, view.setAside.corrupt);
   }
 
   /** One batch write: its duration in seconds, its size, and whether it reached the database. */

@@ -83,8 +83,8 @@ export class MetricsWiring implements OnModuleInit, OnModuleDestroy {
       return { depth: queueDepth, capacity: queueCapacity };
     });
     metrics.readSpool(() => {
-      const { spoolRecords, spoolBytes, spoolFull } = this.audit.stats();
-      return { records: spoolRecords, bytes: spoolBytes, full: spoolFull };
+      const { spoolRecords, spoolBytes, spoolFull, spoolSetAside } = this.audit.stats();
+      return { records: spoolRecords, bytes: spoolBytes, full: spoolFull, setAside: spoolSetAside };
     });
     this.stops.push(
       this.audit.onWrite(({ records, durationMs, ok, source }) => {

@@ -4,8 +4,12 @@ import { PrismaService } from '../../src/database/prisma.service';
 import { createLogger } from '../../src/logging/logger';
 import { createScratchDatabase } from './services';
 
-/** A fresh, migrated PostgreSQL database for one test file, reached through Prisma; `close()` drops it. */
-export async function startScratchPrisma(): Promise<{ prisma: PrismaService; close: () => Promise<void> }> {
+/** A fresh, migrated PostgreSQL database for one test file, reached through Prisma and at `url`; `close()` drops it. */
+export async function startScratchPrisma(): Promise<{
+  prisma: PrismaService;
+  url: string;
+  close: () => Promise<void>;
+}> {
   const database = await createScratchDatabase();
   const connection = await openDatabase(
     { kind: 'postgres', url: database.url, poolSize: 2, queryTimeoutMs: 10_000 },
@@ -16,6 +20,7 @@ export async function startScratchPrisma(): Promise<{ prisma: PrismaService; clo
   await prisma.onModuleInit();
   return {
     prisma,
+    url: database.url,
     close: async () => {
       await prisma.onModuleDestroy();
       await connection.close();
