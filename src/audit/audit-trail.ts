@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
 import { isDataRefusal } from '../common/database-errors';
+import { OutageLog } from '../common/outage-log';
 import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
 import type { McpExchange } from '../traffic/mcp-exchange';
@@ -143,12 +144,8 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly unkept: AuditRow[][] = [];
   /** After shutdown the database is gone: late records go straight to the spool. */
   private closed = false;
-  /**
-   * Since the last write the database refused: its first failure is logged, the retries every AUDIT_FLUSH_INTERVAL_MS
-   * are not (they would be five lines a second, each with its stack, for as long as the outage lasts; the metrics
-   * count them), and the first write it takes again is.
-   */
-  private writesFailing = false;
+  /** The inserts, retried every AUDIT_FLUSH_INTERVAL_MS while the database is away. */
+  private readonly writes: OutageLog;
   /** The batch taken from the queue and neither stored nor spooled yet: its rows linked so far, and the rest. */
   private inFlight?: { rows: AuditRow[]; unlinked: Queued[] };
 
@@ -159,6 +156,7 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     this.logger.setContext(AuditTrail.name);
+    this.writes = new OutageLog(this.logger, 'the database takes audit records again; spooled ones are replayed');
     const audit = config.audit;
     this.chain = new ChainHead(randomUUID(), audit.hmacKey);
     this.stream = {
@@ -573,26 +571,18 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
       ]);
       this.counts.stored += rows.length;
       this.emit({ records: rows.length, durationMs: performance.now() - started, ok: true, source });
-      if (this.writesFailing) {
-        this.writesFailing = false;
-        this.logger.info(
-          { spooled: this.spool.records },
-          'the database takes audit records again; spooled ones are replayed',
-        );
-      }
+      this.writes.succeeded({ spooled: this.spool.records });
       return 'stored';
     } catch (error) {
       this.counts.writeFailures += 1;
       this.emit({ records: rows.length, durationMs: performance.now() - started, ok: false, source });
       // The database answered, refusing these records: no outage; the caller sets them aside, saying why.
       if (isDataRefusal(error)) return { refused: error };
-      if (!this.writesFailing) {
-        this.writesFailing = true;
-        this.logger.warn(
-          { err: error, records: rows.length, source },
-          'audit records not stored: kept for replay (spooled, or held in memory while the spool refuses them too), retried until the database takes them',
-        );
-      }
+      this.writes.failed(
+        error,
+        'audit records not stored: kept for replay (spooled, or held in memory while the spool refuses them too), retried until the database takes them',
+        { records: rows.length, source },
+      );
       return 'failed';
     } finally {
       clearTimeout(timeout);

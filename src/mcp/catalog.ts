@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
 import { type AccessDecision, AccessPolicy, type PolicySubject } from '../auth/access-policy';
+import { OutageLog } from '../common/outage-log';
 import { parseGatewayResourceUri } from '../discovery/gateway-names';
 import { ClusterSignals } from '../redis/cluster-signals';
 import { RegistryEvents } from '../registry/registry-events';
@@ -84,8 +85,8 @@ export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
   /** The rebuild that starts when the running one ends, shared by everyone who asked meanwhile. */
   private queued?: Promise<void>;
   private debounce?: NodeJS.Timeout;
-  /** Since a read of the catalog failed, until one succeeds: only the first failure is logged. */
-  private failing = false;
+  /** The catalog's reads: the poll's every POLL_MS while the database is away. */
+  private readonly reads: OutageLog;
   private stopSignals?: () => Promise<void>;
   private readonly listeners = new Set<(snapshot: CatalogSnapshot) => void>();
   private readonly bodyByRoles = new Map<string, Buffer>();
@@ -100,6 +101,7 @@ export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
     events: RegistryEvents,
   ) {
     this.logger.setContext(Catalog.name);
+    this.reads = new OutageLog(this.logger, 'catalog read again');
     // A registry change made here reaches the other replicas' catalogs through the signal.
     this.stopListening = events.on(() => {
       this.refreshSoon();
@@ -224,27 +226,11 @@ export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
   private async poll(): Promise<void> {
     try {
       const marker = await this.repository.marker();
-      if (this.marker && sameMarker(marker, this.marker)) return this.readAgain();
+      if (this.marker && sameMarker(marker, this.marker)) return this.reads.succeeded();
       await this.refresh();
     } catch (error) {
-      this.readFailed(error, 'catalog poll failed');
+      this.reads.failed(error, 'catalog poll failed; retried quietly until the catalog is read again');
     }
-  }
-
-  /**
-   * Logs the first of a run of failed reads, not each retry: while the database is away the poll fails every
-   * POLL_MS, which was a warning with its stack every two seconds for as long as the outage lasted.
-   */
-  private readFailed(error: unknown, message: string): void {
-    if (this.failing) return;
-    this.failing = true;
-    this.logger.warn({ err: error }, `${message}; retried quietly until the catalog is read again`);
-  }
-
-  private readAgain(): void {
-    if (!this.failing) return;
-    this.failing = false;
-    this.logger.info('catalog read again');
   }
 
   private async rebuild(): Promise<void> {
@@ -272,7 +258,7 @@ export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
       const unchanged = stale.size === 0 && shares.size === this.shares.size;
       this.shares = shares;
       this.marker = marker;
-      this.readAgain();
+      this.reads.succeeded();
       if (unchanged) return;
 
       const hash = createHash('sha256');
@@ -290,7 +276,10 @@ export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
       if (!changed) return;
       for (const listener of this.listeners) listener(this.snapshot);
     } catch (error) {
-      this.readFailed(error, 'catalog rebuild failed; keeping the previous one');
+      this.reads.failed(
+        error,
+        'catalog rebuild failed; keeping the previous one; retried quietly until the catalog is read again',
+      );
     }
   }
 }
