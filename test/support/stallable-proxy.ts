@@ -52,7 +52,9 @@ export class StallableProxy {
     }
   }
 
+  /** Does nothing unless stalled: piping a connection twice would relay every reply twice, corrupting the stream. */
   resume(): void {
+    if (!this.stalled) return;
     this.stalled = false;
     for (const { client, upstream } of this.pairs) upstream.pipe(client);
   }
