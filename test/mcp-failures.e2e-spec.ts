@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import Redis from 'ioredis';
 import request from 'supertest';
 import { eventually, waitUntil } from './support/eventually';
 import { type GuardedUpstream, startGuardedUpstream } from './support/guarded-upstream';
+import { redisUserWithout, type RedisUser } from './support/redis-user';
 import { REDIS_URL } from './support/services';
 import { hostPortOf, TcpProxy, withHostPort } from './support/tcp-proxy';
 import { GREET_TOOLS } from './support/upstream';
@@ -20,30 +20,23 @@ const initialize = (id: number) => ({
  * the session of an initialize the upstream answered cannot be stored, and Redis's refusal reaches the relay.
  */
 describe('an unclassified failure relaying to an upstream', () => {
-  const user = `faults-${randomUUID()}`;
-  const password = `pw-${randomUUID()}`;
-  const admin = new Redis(REDIS_URL, { lazyConnect: true });
+  let redisUser: RedisUser | undefined;
   const role = `Greeters.${randomUUID().slice(0, 8)}`;
   let deployment: GuardedUpstream;
 
   beforeAll(async () => {
-    await admin.connect();
-    await admin.call('ACL', 'SETUSER', user, 'on', `>${password}`, '~*', '&*', '+@all', '-set');
-    const redisUrl = new URL(REDIS_URL);
-    redisUrl.username = user;
-    redisUrl.password = password;
+    redisUser = await redisUserWithout('set');
     deployment = await startGuardedUpstream({
       slug: 'faults',
       role,
       tools: GREET_TOOLS,
-      env: { REDIS_URL: redisUrl.toString() },
+      env: { REDIS_URL: redisUser.url },
     });
   });
 
   afterAll(async () => {
     await deployment?.stop();
-    await admin.call('ACL', 'DELUSER', user);
-    await admin.quit();
+    await redisUser?.remove();
   });
 
   it('is answered -32603 on /mcp/{slug} with the error id of the one line logging it, and nothing of its text', async () => {

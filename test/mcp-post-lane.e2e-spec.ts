@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import { gzipSync } from 'node:zlib';
-import Redis from 'ioredis';
 import request from 'supertest';
 import { auditOf } from './support/audit';
 import { entraEnv, LocalEntraIssuer } from './support/entra-issuer';
 import { waitUntil } from './support/eventually';
 import { startTestGateway, type TestGateway } from './support/gateway';
-import { REDIS_URL } from './support/services';
+import { redisUserWithout, type RedisUser } from './support/redis-user';
 
 const MAX_BODY_BYTES = 4096;
 
@@ -228,29 +227,22 @@ describe('the POST lane of the MCP endpoints', () => {
  * (a Redis ACL), so the session of an initialize cannot be stored, and Redis's refusal reaches the lane.
  */
 describe('a request whose handler fails on the POST lane', () => {
-  const user = `lane-${randomUUID()}`;
-  const password = `pw-${randomUUID()}`;
-  const admin = new Redis(REDIS_URL, { lazyConnect: true });
+  let redisUser: RedisUser | undefined;
   let issuer: LocalEntraIssuer;
   let gw: TestGateway;
   let token: string;
 
   beforeAll(async () => {
-    await admin.connect();
-    await admin.call('ACL', 'SETUSER', user, 'on', `>${password}`, '~*', '&*', '+@all', '-set');
-    const redisUrl = new URL(REDIS_URL);
-    redisUrl.username = user;
-    redisUrl.password = password;
+    redisUser = await redisUserWithout('set');
     issuer = await LocalEntraIssuer.start();
-    gw = await startTestGateway('services', { ...entraEnv(issuer), REDIS_URL: redisUrl.toString() });
+    gw = await startTestGateway('services', { ...entraEnv(issuer), REDIS_URL: redisUser.url });
     token = await issuer.token({ roles: [] });
   });
 
   afterAll(async () => {
     await gw?.close();
     await issuer?.stop();
-    await admin.call('ACL', 'DELUSER', user);
-    await admin.quit();
+    await redisUser?.remove();
   });
 
   it('answers -32603 carrying the error id of the log line that holds the error, and nothing else of it', async () => {
