@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import request from 'supertest';
 import { HealthService } from '../src/health/health.service';
+import { eventually } from './support/eventually';
 import { PROFILES, startTestGateway, type TestGateway } from './support/gateway';
 import { POSTGRES_URL, REDIS_URL } from './support/services';
 import { hostPortOf, TcpProxy, withHostPort } from './support/tcp-proxy';
@@ -262,16 +263,3 @@ describe('graceful shutdown', () => {
     await expect(request(gw.url).get('/health/live')).rejects.toThrow();
   });
 });
-
-async function eventually(check: () => Promise<void>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
-}
