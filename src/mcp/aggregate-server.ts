@@ -18,14 +18,13 @@ import {
   acceptableFor,
   endWith,
   endWithEvent,
-  headerOf,
   refuseUnknownProtocolVersion,
+  requestedSession,
   refuseUnlessEventStream,
   sendClaimsChallenge,
   sendEvent,
   sendJson,
   sendRpcError,
-  sendSessionStoreOutage,
   startSse,
   writeEvent,
 } from './http-replies';
@@ -43,7 +42,7 @@ import {
 } from './jsonrpc';
 import { principalKeyOf } from './principal-key';
 import type { GatewayServer } from './server-directory';
-import { type McpSession, McpSessionStore, SessionStoreUnavailable } from './session-store';
+import { type McpSession, McpSessionStore } from './session-store';
 import { SESSION_HEADER } from './streamable-http-client';
 import { InFlightRequests } from './in-flight';
 import { McpTraffic } from '../traffic/mcp-traffic';
@@ -259,7 +258,6 @@ export class AggregateServer implements OnModuleDestroy {
     res: ServerResponse,
     principal: Principal,
   ): Promise<McpSession | undefined> {
-    const id = headerOf(req, SESSION_HEADER);
     if (this.stateless) {
       if (refuseUnknownProtocolVersion(req, res, LATEST_PROTOCOL_VERSION)) return undefined;
       // Every request stands alone; cancellations are matched per caller.
@@ -273,25 +271,7 @@ export class AggregateServer implements OnModuleDestroy {
         createdAt: Date.now(),
       };
     }
-    if (!id) {
-      sendRpcError(res, 400, null, ErrorCodes.connectionClosed, 'Bad Request: Mcp-Session-Id header is required');
-      return undefined;
-    }
-    let session: McpSession | undefined;
-    try {
-      session = await this.sessions.get(id);
-    } catch (error) {
-      // Redis away: 503 on GET and DELETE too, which Express serves (the POST lane answers its own alike).
-      if (!(error instanceof SessionStoreUnavailable)) throw error;
-      sendSessionStoreOutage(res, null, error);
-      return undefined;
-    }
-    if (!session || session.principalKey !== principalKeyOf(principal) || session.serverId !== undefined) {
-      sendRpcError(res, 404, null, ErrorCodes.requestTimeout, 'Session not found');
-      return undefined;
-    }
-    if (refuseUnknownProtocolVersion(req, res, session.protocolVersion)) return undefined;
-    return session;
+    return requestedSession(this.sessions, req, res, principalKeyOf(principal), undefined);
   }
 
   /** Answers one request on its own HTTP response: lists straight from the catalog's cache, calls possibly as a stream. */

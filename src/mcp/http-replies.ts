@@ -3,9 +3,9 @@ import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js'
 import { sendChallenge } from '../auth/bearer-challenge';
 import type { ProtectedResource } from '../auth/protected-resource';
 import { ErrorCodes, errorResponse, type JsonRpcMessage, type RequestId } from './jsonrpc';
-import type { SessionStoreUnavailable } from './session-store';
+import { type McpSession, type McpSessionStore, SessionStoreUnavailable } from './session-store';
 import { formatSse, type SseEvent } from './sse';
-import { PROTOCOL_VERSION_HEADER } from './streamable-http-client';
+import { PROTOCOL_VERSION_HEADER, SESSION_HEADER } from './streamable-http-client';
 import { CallSignal } from '../common/call-signal';
 import { sendText } from '../common/send-text';
 
@@ -44,6 +44,41 @@ export function sendSessionStoreOutage(
 ): void {
   if (res.headersSent) res.end();
   else sendRpcError(res, 503, id, ErrorCodes.internalError, `Service unavailable: ${outage.detail}`);
+}
+
+/**
+ * The session the request's Mcp-Session-Id names, when it is the caller's (`principalKey`) on this endpoint
+ * (`serverId`: the server's on `/mcp/{slug}`, undefined on `/mcp`); otherwise undefined, with the answer sent: 400
+ * without the header, 503 while the store does not answer (GET and DELETE too, which Express serves; the POST lane
+ * answers its own alike), 404 for a session that is gone or not theirs, or the protocol version's refusal.
+ */
+export async function requestedSession(
+  sessions: McpSessionStore,
+  req: IncomingMessage,
+  res: ServerResponse,
+  principalKey: string,
+  serverId: string | undefined,
+): Promise<McpSession | undefined> {
+  const id = headerOf(req, SESSION_HEADER);
+  if (!id) {
+    sendRpcError(res, 400, null, ErrorCodes.connectionClosed, 'Bad Request: Mcp-Session-Id header is required');
+    return undefined;
+  }
+  let session: McpSession | undefined;
+  try {
+    session = await sessions.get(id);
+  } catch (error) {
+    if (!(error instanceof SessionStoreUnavailable)) throw error;
+    sendSessionStoreOutage(res, null, error);
+    return undefined;
+  }
+  // Another principal's session is as unknown as an expired one.
+  if (!session || session.principalKey !== principalKey || session.serverId !== serverId) {
+    sendRpcError(res, 404, null, ErrorCodes.requestTimeout, 'Session not found');
+    return undefined;
+  }
+  if (refuseUnknownProtocolVersion(req, res, session.protocolVersion)) return undefined;
+  return session;
 }
 
 /** Which of the Streamable HTTP transport's two kinds of answer a request takes. */

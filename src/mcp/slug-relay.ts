@@ -17,7 +17,7 @@ import {
   endWith,
   endWithEvent,
   headerOf,
-  refuseUnknownProtocolVersion,
+  requestedSession,
   refuseUnlessEventStream,
   sendClaimsChallenge,
   sendJson,
@@ -276,27 +276,7 @@ export class SlugRelay {
     server: GatewayServer,
     principal: Principal,
   ): Promise<McpSession | undefined> {
-    const id = headerOf(req, SESSION_HEADER);
-    if (!id) {
-      sendRpcError(res, 400, null, ErrorCodes.connectionClosed, 'Bad Request: Mcp-Session-Id header is required');
-      return undefined;
-    }
-    let session: McpSession | undefined;
-    try {
-      session = await this.sessions.get(id);
-    } catch (error) {
-      // Redis away: 503 on GET and DELETE too, which Express serves (the POST lane answers its own alike).
-      if (!(error instanceof SessionStoreUnavailable)) throw error;
-      sendSessionStoreOutage(res, null, error);
-      return undefined;
-    }
-    // Another principal's session is as unknown as an expired one.
-    if (!session || session.principalKey !== principalKeyOf(principal) || session.serverId !== server.id) {
-      sendRpcError(res, 404, null, ErrorCodes.requestTimeout, 'Session not found');
-      return undefined;
-    }
-    if (refuseUnknownProtocolVersion(req, res, session.protocolVersion)) return undefined;
-    return session;
+    return requestedSession(this.sessions, req, res, principalKeyOf(principal), server.id);
   }
 
   /** The error answer for a request the caller's roles do not allow; it reads as if the tool did not exist. */
