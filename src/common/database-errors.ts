@@ -91,20 +91,20 @@ export function isDataRefusal(error: unknown): boolean {
   const { name, cause, meta } = error as { name?: unknown; cause?: unknown; meta?: unknown };
   const state =
     name === 'DriverAdapterError'
-      ? stateOfCause(cause)
+      ? stateOf(cause as AdapterCause | undefined)
       : name === 'PrismaClientKnownRequestError'
         ? sqlStateOf(meta)
         : undefined;
   return state !== undefined && (state.startsWith('22') || state.startsWith('23'));
 }
 
-function stateOfCause(cause: unknown): string | undefined {
-  const state = (cause as { originalCode?: unknown } | undefined)?.originalCode;
-  return typeof state === 'string' ? state : undefined;
+/** The SQLSTATE of the driver adapter's error that a Prisma error's `meta` carries. */
+function sqlStateOf(meta: unknown): string | undefined {
+  return stateOf(adapterCauseOf(meta));
 }
 
-function sqlStateOf(meta: unknown): string | undefined {
-  const cause = adapterCauseOf(meta);
+/** The SQLSTATE in a driver adapter's reading of an error, when PostgreSQL answered with one. */
+function stateOf(cause: AdapterCause | undefined): string | undefined {
   const state = cause?.originalCode ?? cause?.code;
   return typeof state === 'string' ? state : undefined;
 }
