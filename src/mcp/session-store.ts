@@ -33,9 +33,11 @@ export class SessionStoreUnavailable extends DomainError {
   }
 }
 
-/** A failure of the shared store, as the session store reports it: an outage as SessionStoreUnavailable. */
-function storeFailure(error: unknown): unknown {
-  return isRedisUnreachable(error) ? new SessionStoreUnavailable(error) : error;
+/** A command of the shared store, failing as the session store reports it: an outage as SessionStoreUnavailable. */
+function shared<T>(command: Promise<T>): Promise<T> {
+  return command.catch((error: unknown) => {
+    throw isRedisUnreachable(error) ? new SessionStoreUnavailable(error) : error;
+  });
 }
 
 const KEY_PREFIX = 'mcp:session:';
@@ -104,11 +106,7 @@ export class McpSessionStore {
   }
 
   async create(session: McpSession): Promise<void> {
-    try {
-      await this.store.set(KEY_PREFIX + session.id, JSON.stringify(session), this.idleMs);
-    } catch (error) {
-      throw storeFailure(error);
-    }
+    await shared(this.store.set(KEY_PREFIX + session.id, JSON.stringify(session), this.idleMs));
     const now = Date.now();
     this.local.set(session.id, { session, cachedAt: now, touchedAt: now });
     this.markUsed(session.id, now);
@@ -144,12 +142,7 @@ export class McpSessionStore {
       if (now - cached.touchedAt > this.idleMs / 4) await this.touch(cached, now);
       return cached.session;
     }
-    let raw: string | null;
-    try {
-      raw = await this.store.get(KEY_PREFIX + id);
-    } catch (error) {
-      throw storeFailure(error);
-    }
+    const raw = await shared(this.store.get(KEY_PREFIX + id));
     if (raw === null) {
       this.local.delete(id);
       this.lastUsed.delete(id);
@@ -166,32 +159,20 @@ export class McpSessionStore {
 
   async save(session: McpSession): Promise<void> {
     await this.create(session);
-    try {
-      await this.store.publish(SAVED_CHANNEL, session.id);
-    } catch (error) {
-      throw storeFailure(error);
-    }
+    await shared(this.store.publish(SAVED_CHANNEL, session.id));
   }
 
   async delete(id: string): Promise<void> {
     this.local.delete(id);
     this.lastUsed.delete(id);
-    try {
-      await this.store.del(KEY_PREFIX + id);
-      await this.store.publish(DELETED_CHANNEL, id);
-    } catch (error) {
-      throw storeFailure(error);
-    }
+    await shared(this.store.del(KEY_PREFIX + id));
+    await shared(this.store.publish(DELETED_CHANNEL, id));
   }
 
   private async touch(entry: Cached, now: number): Promise<void> {
     entry.touchedAt = now;
-    try {
-      // Only the expiry moves: rewriting the value could undo another replica's newer save.
-      await this.store.expire(KEY_PREFIX + entry.session.id, this.idleMs);
-    } catch (error) {
-      throw storeFailure(error);
-    }
+    // Only the expiry moves: rewriting the value could undo another replica's newer save.
+    await shared(this.store.expire(KEY_PREFIX + entry.session.id, this.idleMs));
   }
 
   private evictOld(now: number): void {
