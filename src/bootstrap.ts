@@ -242,7 +242,7 @@ export async function startGateway(config: AppConfig, options: StartOptions): Pr
     } else {
       await requireMigrated(database, logger);
     }
-    store = await openStore(config.redisUrl, logger);
+    store = await openStore(config, logger);
     const deps: AppDependencies = { config, logger, database, store };
     app = await NestFactory.create(AppModule.forRoot(deps), new GatewayExpressAdapter(), NEST_OPTIONS);
     configureApp(app, logger);

@@ -4,6 +4,7 @@ import { eventually, waitUntil } from './support/eventually';
 import { type GuardedUpstream, startGuardedUpstream } from './support/guarded-upstream';
 import { redisUserWithout, type RedisUser } from './support/redis-user';
 import { REDIS_URL } from './support/services';
+import { StallableProxy } from './support/stallable-proxy';
 import { hostPortOf, TcpProxy, withHostPort } from './support/tcp-proxy';
 import { GREET_TOOLS } from './support/upstream';
 
@@ -159,6 +160,86 @@ describe('MCP sessions while Redis is away', () => {
     await relay.start();
     await eventually(async () => {
       expect((await post('/mcp', initialize(5))).status).toBe(200);
+    });
+  });
+});
+
+/**
+ * Redis behind a relay that holds its answers back: connected, and silent, as a paused Redis or a black-holed path
+ * is. The gateway's commands are bounded by REDIS_COMMAND_TIMEOUT_MS, so a session read or write fails then.
+ */
+describe('MCP sessions while Redis does not answer', () => {
+  const relay = new StallableProxy(hostPortOf(REDIS_URL).host, hostPortOf(REDIS_URL).port);
+  const role = `Greeters.${randomUUID().slice(0, 8)}`;
+  let deployment: GuardedUpstream;
+
+  beforeAll(async () => {
+    await relay.start();
+    deployment = await startGuardedUpstream({
+      slug: 'stalled',
+      role,
+      tools: GREET_TOOLS,
+      env: { REDIS_URL: withHostPort(REDIS_URL, relay.port), REDIS_COMMAND_TIMEOUT_MS: '200' },
+    });
+  });
+
+  afterAll(async () => {
+    relay.resume();
+    await deployment?.stop();
+    await relay.stop();
+  });
+
+  const post = async (path: string, body: unknown, headers: Record<string, string> = {}) =>
+    request(deployment.gw.url)
+      .post(path)
+      .set('authorization', `Bearer ${await deployment.issuer.token({ roles: [role] })}`)
+      .set('accept', 'application/json, text/event-stream')
+      .set(headers)
+      .send(body as object);
+
+  it('answers 503 with a JSON-RPC error once the bound passes, and no error line, when a session cannot be read or created', async () => {
+    const { gw, slug } = deployment;
+    expect((await post(`/mcp/${slug}`, initialize(1))).status).toBe(200);
+    relay.stall();
+    const logged = gw.logs.lines.length;
+
+    const unavailable = (id: number | null) => ({
+      jsonrpc: '2.0',
+      id,
+      error: { code: -32603, message: 'Service unavailable: the session store does not answer; try again shortly' },
+    });
+    // Read: the POST of a session this replica does not hold, on either endpoint, and the event stream's GET.
+    const ping = { jsonrpc: '2.0', id: 2, method: 'ping' };
+    for (const path of ['/mcp', `/mcp/${slug}`]) {
+      const read = await post(path, ping, {
+        'mcp-session-id': `unknown-${randomUUID()}`,
+        'mcp-protocol-version': '2025-06-18',
+      });
+      expect(read.status).toBe(503);
+      expect(read.body).toEqual(unavailable(null));
+      const stream = await request(gw.url)
+        .get(path)
+        .set('authorization', `Bearer ${await deployment.issuer.token({ roles: [role] })}`)
+        .set('accept', 'text/event-stream')
+        .set('mcp-session-id', `unknown-${randomUUID()}`)
+        .set('mcp-protocol-version', '2025-06-18');
+      expect(stream.status).toBe(503);
+      expect(JSON.parse(stream.text)).toEqual(unavailable(null));
+    }
+    // Created: the aggregate's initialize stores its session.
+    const aggregate = await post('/mcp', initialize(3));
+    expect(aggregate.status).toBe(503);
+    expect(aggregate.body).toEqual(unavailable(null));
+    // An outage, not a fault of these requests: no error line (with a stack) for each of them.
+    expect(
+      gw.logs.lines
+        .slice(logged)
+        .filter((line) => line.level === 50 && line.err !== undefined && line.req === undefined),
+    ).toEqual([]);
+
+    relay.resume();
+    await eventually(async () => {
+      expect((await post('/mcp', initialize(4))).status).toBe(200);
     });
   });
 });

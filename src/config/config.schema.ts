@@ -121,6 +121,7 @@ const envSchema = z.object({
     .string()
     .refine((value) => /^rediss?:$/.test(safeUrl(value)?.protocol ?? ''), 'must be a redis:// or rediss:// URL')
     .optional(),
+  REDIS_COMMAND_TIMEOUT_MS: milliseconds(10, 600_000).default(2_000),
   AUTH_MODE: z.enum(['entra', 'dev'], { error: 'must be one of: entra, dev' }).default('entra'),
   AZURE_TENANT_ID: z.string().regex(GUID, 'must be a GUID').optional(),
   AZURE_CLIENT_ID: z.string().regex(GUID, 'must be a GUID').optional(),
@@ -260,6 +261,13 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     defaultText: 'unset → in-process stores (single instance only, warned at start)',
     secret: true,
     description: 'Redis URL',
+  },
+  {
+    key: 'REDIS_COMMAND_TIMEOUT_MS',
+    defaultText: '`2000`',
+    secret: false,
+    description:
+      'longest wait for Redis to answer one command before it counts as unavailable: an MCP request whose session cannot be read or stored in time gets 503; a rate-limit decision waits at most this',
   },
   {
     key: 'AUTH_MODE',

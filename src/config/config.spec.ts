@@ -77,6 +77,17 @@ describe('loadConfig', () => {
     }
   });
 
+  it('takes REDIS_COMMAND_TIMEOUT_MS from 10 ms to 10 minutes, 2 s by default', () => {
+    expect(loadConfig({}).redisCommandTimeoutMs).toBe(2_000);
+    expect(loadConfig({ REDIS_COMMAND_TIMEOUT_MS: '10' }).redisCommandTimeoutMs).toBe(10);
+    expect(loadConfig({ REDIS_COMMAND_TIMEOUT_MS: '600000' }).redisCommandTimeoutMs).toBe(600_000);
+    for (const value of ['0', '9', '600001', '-1', '1.5', '2s']) {
+      expect(problemsOf({ REDIS_COMMAND_TIMEOUT_MS: value })).toEqual([
+        'REDIS_COMMAND_TIMEOUT_MS: must be a whole number of milliseconds from 10 to 600000',
+      ]);
+    }
+  });
+
   it('lets overrides (CLI flags) win over the environment, and treats empty strings as unset', () => {
     const config = loadConfig({ PORT: '9000', HOST: '' }, { PORT: '9100' });
     expect(config.port).toBe(9100);

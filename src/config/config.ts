@@ -77,6 +77,8 @@ export interface AppConfig {
   dataDir: string;
   database: DatabaseConfig;
   redisUrl?: string;
+  /** Longest wait for Redis to answer one command (REDIS_COMMAND_TIMEOUT_MS): it fails then, as if Redis were away. */
+  redisCommandTimeoutMs: number;
   auth: AuthConfig;
   upstream: UpstreamConfig;
   discoveryIntervalMs: number;
@@ -187,6 +189,7 @@ function toAppConfig(env: ParsedEnv, secretSource: EnvSource, rateLimit: RateLim
         }
       : { kind: 'embedded', directory: path.join(dataDir, 'pgdata') },
     redisUrl: env.REDIS_URL,
+    redisCommandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS,
     auth: {
       mode: env.AUTH_MODE,
       tenantId: env.AZURE_TENANT_ID,

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -8,6 +9,11 @@ import { loadConfig } from '../config/config';
 import { createLogger } from '../logging/logger';
 import type { KeyValueStore } from '../redis/key-value-store';
 import { MemoryStore } from '../redis/memory-store';
+import { RedisStore } from '../redis/redis-store';
+import { eventually } from '../../test/support/eventually';
+import { REDIS_URL } from '../../test/support/services';
+import { StallableProxy } from '../../test/support/stallable-proxy';
+import { hostPortOf, withHostPort } from '../../test/support/tcp-proxy';
 import { GatewayRateLimiter } from './gateway-rate-limiter';
 import { RateLimitStats } from './rate-limit-stats';
 
@@ -147,5 +153,43 @@ describe('GatewayRateLimiter while Redis is down', () => {
   it("allows each worker of serve --workers N its share of its replica's share, so that the workers together keep to it", async () => {
     expect(await allowedOf(limiter({ RATE_LIMIT_REPLICAS: '3', WORKERS: '2' }))).toBe(2);
     expect(await allowedOf(limiter({ WORKERS: '4' }))).toBe(3);
+  });
+});
+
+describe('GatewayRateLimiter when Redis holds its answers back', () => {
+  const relay = new StallableProxy(hostPortOf(REDIS_URL).host, hostPortOf(REDIS_URL).port);
+  let store: RedisStore;
+
+  beforeAll(async () => {
+    await relay.start();
+    // The client's bound on commands shorter than the limiter's own wait: the command timeout comes first.
+    store = await RedisStore.connect(withHostPort(REDIS_URL, relay.port), createLogger({ logLevel: 'silent' }), {
+      commandTimeoutMs: 50,
+    });
+  });
+
+  afterAll(async () => {
+    relay.resume();
+    await store.close();
+    await relay.stop();
+  });
+
+  it('takes a charge the Redis client timed out for a timeout of its own: the insurance limiter decides, and a probe finds Redis again', async () => {
+    const stats = new RateLimitStats();
+    const limiter = new GatewayRateLimiter(
+      loadConfig({ RATE_LIMIT_PRINCIPAL: '12/1h', RATE_LIMIT_REDIS_TIMEOUT_MS: '10000' }),
+      store,
+      stats,
+      new PinoLogger({ pinoHttp: { logger: createLogger({ logLevel: 'silent' }) } }),
+    );
+    const caller: Principal = { ...principal, oid: randomUUID() };
+    relay.stall();
+    const verdict = await limiter.consume({ principal: caller, surface: 'aggregate', method: 'tools/list' });
+    relay.resume();
+    expect(verdict.allowed).toBe(true);
+    expect(stats.snapshot()).toMatchObject({ redis: 'down', redisFallbacks: 1 });
+    // No decision asks Redis meanwhile: the limiter's probe is what tells it Redis answers again.
+    await eventually(() => expect(stats.redisState).toBe('up'));
+    limiter.onModuleDestroy();
   });
 });

@@ -3,6 +3,7 @@ import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
 import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
 import { KEY_VALUE_STORE, type KeyValueStore } from '../redis/key-value-store';
+import { isRedisCommandTimeout } from '../redis/redis-store';
 import type { RateLimiter, RateLimitRequest, RateLimitVerdict } from '../traffic/rate-limiter';
 import { type Charge, type ChargeResult, fits } from './budget';
 import { BudgetLeases } from './budget-leases';
@@ -112,7 +113,8 @@ export class GatewayRateLimiter implements RateLimiter, OnModuleDestroy {
       if (this.stats.redisState === 'down') this.recovered();
       return result;
     } catch (error) {
-      if (error instanceof RedisTimeout) {
+      // The client's own bound on commands (REDIS_COMMAND_TIMEOUT_MS) may be the shorter one: a timeout all the same.
+      if (error instanceof RedisTimeout || isRedisCommandTimeout(error)) {
         this.refundIfApplied(sent, charge);
         if (!this.suspect) {
           this.suspect = true;

@@ -26,8 +26,12 @@ export class RedisStore implements KeyValueStore {
     private readonly needlessPassword: () => void,
   ) {}
 
-  /** Connects, failing with a clear message (and no retry loop left behind) if Redis does not answer or refuses. */
-  static async connect(url: string, logger: Logger): Promise<RedisStore> {
+  /**
+   * Connects, failing with a clear message (and no retry loop left behind) if Redis does not answer or refuses.
+   * `commandTimeoutMs` (REDIS_COMMAND_TIMEOUT_MS) bounds every command of the client and of its subscriber: one
+   * unanswered that long fails as a lost connection would, instead of waiting for as long as Redis stays silent.
+   */
+  static async connect(url: string, logger: Logger, options: { commandTimeoutMs?: number } = {}): Promise<RedisStore> {
     let warned = false;
     const needlessPassword = (): void => {
       if (warned) return;
@@ -39,7 +43,7 @@ export class RedisStore implements KeyValueStore {
       );
     };
     const client = createConnection(
-      (options) => new Redis(url, { ...CLIENT_OPTIONS, ...options }),
+      (connection) => new Redis(url, { ...CLIENT_OPTIONS, commandTimeout: options.commandTimeoutMs, ...connection }),
       logger,
       needlessPassword,
     );
@@ -133,12 +137,21 @@ export class RedisStore implements KeyValueStore {
 
 /**
  * Whether a command failed because Redis could not be reached (no connection: ioredis fails a command at once while
- * disconnected, or when the connection closes under it) rather than because Redis answered with an error (a
- * `ReplyError`: NOPERM, WRONGTYPE, ...), which says something about the command or the configuration instead.
+ * disconnected, or when the connection closes under it; or no answer within the command timeout) rather than because
+ * Redis answered with an error (a `ReplyError`: NOPERM, WRONGTYPE, ...), which says something about the command or
+ * the configuration instead.
  */
 export function isRedisUnreachable(error: unknown): boolean {
   return error instanceof Error && !(error instanceof ReplyError);
 }
+
+/** Whether a command failed because Redis did not answer it within the client's command timeout. */
+export function isRedisCommandTimeout(error: unknown): boolean {
+  return error instanceof Error && !(error instanceof ReplyError) && error.message === COMMAND_TIMED_OUT;
+}
+
+/** ioredis's message for a command unanswered within its `commandTimeout`. */
+const COMMAND_TIMED_OUT = 'Command timed out';
 
 const CLIENT_OPTIONS: RedisOptions = {
   lazyConnect: true,

@@ -51,7 +51,7 @@ export async function startProbeGateway(env: EnvSource = {}): Promise<TestGatewa
   const logger = createLogger({ logLevel: 'info' }, logs.stream);
   const database = await openDatabase(config.database, logger);
   await applyMigrations(database.adapterFactory, MIGRATIONS_DIR);
-  const store = await openStore(config.redisUrl, logger);
+  const store = await openStore(config, logger);
   const deps: AppDependencies = { config, logger, database, store };
 
   @Module({ imports: [AppModule.forRoot(deps)], controllers: [PrincipalProbeController] })
