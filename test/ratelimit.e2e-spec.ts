@@ -2,8 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import Redis from 'ioredis';
 import request from 'supertest';
 import { GatewayRateLimiter } from '../src/ratelimit/gateway-rate-limiter';
+import { principalKeyPrefix } from '../src/ratelimit/rate-limit-plan';
 import { RateLimitStats } from '../src/ratelimit/rate-limit-stats';
 import { entraEnv, GUEST_TENANT, HOME_TENANT, LocalEntraIssuer } from './support/entra-issuer';
 import { DocumentedResponses } from './support/documented-responses';
@@ -524,5 +526,66 @@ describe('rate limits when Redis hangs', () => {
       expect([refused.status, refused.headers['retry-after']]).toEqual([429, '5']);
     });
     expect(await remainingInRedis(key)).toBe(2);
+  });
+});
+
+/**
+ * The connection to Redis lost while a charge waits for its answer: Redis ran it, its answer never comes. ioredis
+ * would send it again on the next connection, and the request would count twice.
+ */
+describe('rate limits when the connection to Redis is lost under a charge', () => {
+  const tenant = randomUUID();
+  let issuer: LocalEntraIssuer;
+  let proxy: StallableProxy;
+  let direct: Redis;
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    issuer = await LocalEntraIssuer.start();
+    const redis = hostPortOf(REDIS_URL);
+    proxy = new StallableProxy(redis.host, redis.port);
+    await proxy.start();
+    direct = new Redis(REDIS_URL);
+    gw = await startTestGateway('services', {
+      ...entraEnv(issuer, { AZURE_ALLOWED_TENANTS: `${HOME_TENANT},${tenant}` }),
+      REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
+      MCP_STATELESS: 'true',
+      RATE_LIMIT_PRINCIPAL: '3/1d',
+      RATE_LIMIT_IP: 'off',
+      // The decision waits for Redis long enough to see a charge sent again answered.
+      RATE_LIMIT_REDIS_TIMEOUT_MS: '10000',
+      REDIS_COMMAND_TIMEOUT_MS: '600000',
+    });
+  });
+
+  afterAll(async () => {
+    proxy?.resume();
+    await gw?.close();
+    await proxy?.stop();
+    direct?.disconnect();
+    await issuer?.stop();
+  });
+
+  it('counts the request at most once in Redis', async () => {
+    const oid = randomUUID();
+    const token = await issuer.token({ tid: tenant, oid }, { tid: tenant });
+    const initialize = () =>
+      request(gw.url).post('/mcp').set('authorization', `Bearer ${token}`).set('accept', ACCEPT).send(INITIALIZE);
+    const bucket = `${principalKeyPrefix(`${tenant}:${oid}`)}principal`;
+
+    proxy.stall();
+    const answer = initialize().then((response) => response);
+    await eventually(async () => expect(await direct.get(bucket)).not.toBeNull());
+    proxy.cut();
+
+    expect((await answer).status).toBe(200);
+    // One unit of three spent in Redis: the charge it ran once, not again on the new connection.
+    await eventually(async () => {
+      const view = await request(gw.url)
+        .get('/api/v1/ratelimits')
+        .query({ principal: `${tenant}:${oid}` })
+        .expect(200);
+      expect(view.body.buckets).toContainEqual(expect.objectContaining({ policy: 'principal', remaining: 2 }));
+    });
   });
 });

@@ -3,7 +3,10 @@ import { createLogger } from '../src/logging/logger';
 import type { Budget, Charge } from '../src/ratelimit/budget';
 import { RedisBuckets } from '../src/ratelimit/redis-buckets';
 import { RedisStore } from '../src/redis/redis-store';
+import { eventually } from './support/eventually';
 import { REDIS_URL } from './support/services';
+import { StallableProxy } from './support/stallable-proxy';
+import { hostPortOf, withHostPort } from './support/tcp-proxy';
 
 /** For budgets whose levels are compared across round trips: what drains meanwhile stays below the precision. */
 const DAY_MS = 86_400_000;
@@ -115,5 +118,44 @@ describe('RedisBuckets (Redis)', () => {
     ]);
 
     expect(outcomes.map((outcome) => outcome.status)).toEqual(['rejected', 'rejected']);
+  });
+});
+
+/** Redis behind a relay that holds its answers back and then loses the connection: a charge's answer never comes. */
+describe('RedisBuckets when the connection is lost under a charge', () => {
+  const relay = new StallableProxy(hostPortOf(REDIS_URL).host, hostPortOf(REDIS_URL).port);
+  let store: RedisStore;
+  let direct: RedisStore;
+
+  beforeAll(async () => {
+    await relay.start();
+    store = await RedisStore.connect(withHostPort(REDIS_URL, relay.port), createLogger({ logLevel: 'silent' }));
+    direct = await RedisStore.connect(REDIS_URL, createLogger({ logLevel: 'silent' }));
+  });
+
+  afterAll(async () => {
+    await Promise.all([store.close(), direct.close()]);
+    await relay.stop();
+  });
+
+  it('fails the charge Redis applied, and does not send it again once connected again: it counts once', async () => {
+    const buckets = new RedisBuckets(store.client);
+    const budget: Budget = {
+      policy: 'principal',
+      key: `test:buckets:${randomUUID()}`,
+      count: 10,
+      windowMs: DAY_MS,
+      onRedisDown: 'local',
+    };
+    relay.stall();
+    const charged = buckets.charge({ budgets: [budget], cost: 1 });
+    // Redis ran the charge; its answer is held back, then lost with the connection.
+    await eventually(async () => expect(await direct.get(budget.key)).not.toBeNull());
+    relay.cut();
+    await expect(charged).rejects.toThrow();
+
+    await eventually(() => store.ping());
+    const { levels } = await buckets.charge({ budgets: [budget], cost: 0 });
+    expect(levels[0]).toBeCloseTo(1, 2);
   });
 });

@@ -123,7 +123,7 @@ export class RedisStore implements KeyValueStore {
     // A connection in subscriber mode can run no other command, hence its own: the client's
     // options (the URL's db and credentials among them), its own retries.
     const subscriber = createConnection(
-      (options) => this.client.duplicate(options),
+      (options) => this.client.duplicate({ ...SUBSCRIBER_OPTIONS, ...options }),
       this.logger,
       this.needlessPassword,
     );
@@ -159,8 +159,17 @@ const CLIENT_OPTIONS: RedisOptions = {
   // Commands fail at once while disconnected instead of queueing: health
   // checks and rate limits need an answer, not a wait.
   enableOfflineQueue: false,
-  maxRetriesPerRequest: 1,
+  // A command sent when the connection is lost fails then, and is never sent again: Redis may have run it, its
+  // answer lost on the way, and a rate-limit charge or INCRBY run twice counts twice. (ioredis would otherwise send
+  // it again on the next connection; `autoResendUnfulfilledCommands: false` alone leaves it unanswered for ever.)
+  maxRetriesPerRequest: 0,
 };
+
+/**
+ * The subscriber's commands (SUBSCRIBE, UNSUBSCRIBE) do no harm run twice: one lost with the connection is sent again
+ * on the next. (The channels it holds are subscribed again on every new connection, `autoResubscribe`, either way.)
+ */
+const SUBSCRIBER_OPTIONS: RedisOptions = { maxRetriesPerRequest: 1 };
 
 /**
  * A connection that reconnects forever once it has been ready; before that, `open` decides. Once ready, trouble is

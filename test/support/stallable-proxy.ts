@@ -59,6 +59,19 @@ export class StallableProxy {
     for (const { client, upstream } of this.pairs) upstream.pipe(client);
   }
 
+  /**
+   * Closes every connection, the answers it holds back never delivered, as a network path lost mid-request would;
+   * the proxy goes on listening, and relays the connections that come next.
+   */
+  cut(): void {
+    this.stalled = false;
+    for (const { client, upstream } of this.pairs) {
+      client.destroy();
+      upstream.destroy();
+    }
+    this.pairs.clear();
+  }
+
   async stop(): Promise<void> {
     for (const { client, upstream } of this.pairs) {
       client.destroy();
