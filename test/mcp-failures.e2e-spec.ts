@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
+import { HOME_TENANT } from './support/entra-issuer';
 import { eventually, waitUntil } from './support/eventually';
 import { type GuardedUpstream, startGuardedUpstream } from './support/guarded-upstream';
 import { redisUserWithout, type RedisUser } from './support/redis-user';
@@ -125,7 +126,7 @@ describe('MCP sessions while Redis is away', () => {
     // Created: on /mcp, and on /mcp/{slug} once the upstream has answered the initialize.
     const aggregate = await post('/mcp', initialize(2));
     expect(aggregate.status).toBe(503);
-    expect(aggregate.body).toEqual(unavailable(null));
+    expect(aggregate.body).toEqual(unavailable(2));
     const relayed = await post(`/mcp/${slug}`, initialize(3));
     expect(relayed.status).toBe(503);
     expect(relayed.body).toEqual(unavailable(3));
@@ -161,6 +162,59 @@ describe('MCP sessions while Redis is away', () => {
     await eventually(async () => {
       expect((await post('/mcp', initialize(5))).status).toBe(200);
     });
+  });
+  it("audits an initialize whose session could not be stored as the gateway's own outage, not the upstream's", async () => {
+    const { gw, issuer, slug } = deployment;
+    const oid = randomUUID();
+    const token = await issuer.token({ oid, roles: [role] });
+    const initializeOn = (path: string, id: number) =>
+      request(gw.url)
+        .post(path)
+        .set('authorization', `Bearer ${token}`)
+        .set('accept', 'application/json, text/event-stream')
+        .send(initialize(id));
+    await relay.stop();
+    try {
+      expect((await initializeOn(`/mcp/${slug}`, 6)).status).toBe(503);
+      expect((await initializeOn('/mcp', 7)).status).toBe(503);
+    } finally {
+      await relay.start();
+    }
+
+    const audited = async () => {
+      const list = await request(gw.url)
+        .get('/api/v1/audit')
+        .query({ principal: `${HOME_TENANT}:${oid}`, method: 'initialize' })
+        .expect(200);
+      return (list.body.records as Record<string, unknown>[]).map(
+        ({ surface, rpcId, decision, outcome, errorKind }) => ({
+          surface,
+          rpcId,
+          decision,
+          outcome,
+          errorKind,
+        }),
+      );
+    };
+    await eventually(async () => expect(await audited()).toHaveLength(2));
+    expect(await audited()).toEqual(
+      expect.arrayContaining([
+        {
+          surface: 'server',
+          rpcId: 6,
+          decision: 'allowed',
+          outcome: 'rpc_error',
+          errorKind: 'session_store_unavailable',
+        },
+        {
+          surface: 'aggregate',
+          rpcId: 7,
+          decision: 'allowed',
+          outcome: 'rpc_error',
+          errorKind: 'session_store_unavailable',
+        },
+      ]),
+    );
   });
 });
 
@@ -229,7 +283,7 @@ describe('MCP sessions while Redis does not answer', () => {
     // Created: the aggregate's initialize stores its session.
     const aggregate = await post('/mcp', initialize(3));
     expect(aggregate.status).toBe(503);
-    expect(aggregate.body).toEqual(unavailable(null));
+    expect(aggregate.body).toEqual(unavailable(3));
     // An outage, not a fault of these requests: no error line (with a stack) for each of them.
     expect(
       gw.logs.lines

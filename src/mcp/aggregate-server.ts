@@ -25,6 +25,7 @@ import {
   sendEvent,
   sendJson,
   sendRpcError,
+  sendSessionStoreOutage,
   startSse,
   writeEvent,
 } from './http-replies';
@@ -42,7 +43,7 @@ import {
 } from './jsonrpc';
 import { principalKeyOf } from './principal-key';
 import type { GatewayServer } from './server-directory';
-import { type McpSession, McpSessionStore } from './session-store';
+import { type McpSession, McpSessionStore, SessionStoreUnavailable } from './session-store';
 import { SESSION_HEADER } from './streamable-http-client';
 import { InFlightRequests } from './in-flight';
 import { McpTraffic } from '../traffic/mcp-traffic';
@@ -214,7 +215,14 @@ export class AggregateServer implements OnModuleDestroy {
       createdAt: Date.now(),
     };
     if (!this.stateless) {
-      await this.sessions.create(session);
+      try {
+        await this.sessions.create(session);
+      } catch (error) {
+        if (!(error instanceof SessionStoreUnavailable)) throw error;
+        exchanges.begin(request);
+        exchanges.fail(error);
+        return sendSessionStoreOutage(res, request.id, error);
+      }
       exchanges.sessionId = session.id;
       res.setHeader(SESSION_HEADER, session.id);
     }

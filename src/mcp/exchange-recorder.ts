@@ -14,6 +14,7 @@ import {
   type JsonRpcResponse,
   type RequestId,
 } from './jsonrpc';
+import { SessionStoreUnavailable } from './session-store';
 
 /** JSON-RPC code of a request refused for its rate limit (`data.retryAfter` says when to try again). */
 export const RATE_LIMITED_CODE = -32029;
@@ -142,11 +143,13 @@ export class ExchangeRecorder {
     this.finish(pending, { decision: 'allowed', outcome, ...(upstreamStatus ? { upstreamStatus } : {}) });
   }
 
-  /** Every pending request (or the one with this id) failed on its way to or from the upstream. */
+  /**
+   * Every pending request (or the one with this id) failed on its way to or from the upstream, or because the
+   * gateway's session store did not answer (`SessionStoreUnavailable`, answered 503).
+   */
   fail(error: unknown, id?: RequestId): void {
-    const { kind } = classifyUpstreamError(error);
-    const outcome = kind === 'timeout' ? 'timeout' : 'upstream_error';
-    for (const pending of this.take(id)) this.finish(pending, { decision: 'allowed', outcome, errorKind: kind });
+    const ending = failureOf(error);
+    for (const pending of this.take(id)) this.finish(pending, ending);
   }
 
   /**
@@ -220,6 +223,21 @@ export class ExchangeRecorder {
       errorKind: ending.errorKind,
     });
   }
+}
+
+/** The error kind of a request the gateway answered 503 because its session store (Redis) did not answer. */
+const SESSION_STORE_UNAVAILABLE = 'session_store_unavailable';
+
+/**
+ * How a failed request ended. The session store's outage is the gateway's own, answered with a JSON-RPC error whatever
+ * the upstream did (it may have answered): not counted against the upstream as an `upstream_error` of kind `other`.
+ */
+function failureOf(error: unknown): Pick<McpExchange, 'decision' | 'outcome' | 'errorKind'> {
+  if (error instanceof SessionStoreUnavailable) {
+    return { decision: 'allowed', outcome: 'rpc_error', errorKind: SESSION_STORE_UNAVAILABLE };
+  }
+  const { kind } = classifyUpstreamError(error);
+  return { decision: 'allowed', outcome: kind === 'timeout' ? 'timeout' : 'upstream_error', errorKind: kind };
 }
 
 /** What a request is about: the tool or prompt name, the resource URI, or a completion's reference. */

@@ -61,6 +61,10 @@ export interface McpExchange {
   upstreamMs?: number;
   /** HTTP status of the upstream's answer, when there was one. */
   upstreamStatus?: number;
-  /** The classified upstream failure (`timeout`, `connection_refused`, ...) for `upstream_error` and `timeout`. */
+  /**
+   * The classified upstream failure (`timeout`, `connection_refused`, ...) for `upstream_error` and `timeout`;
+   * `client_closed` for a request `cancelled` by a client that went away, `session_store_unavailable` for an
+   * `rpc_error` the gateway answered (503) because its session store did not answer.
+   */
   errorKind?: string;
 }
