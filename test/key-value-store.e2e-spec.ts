@@ -12,6 +12,7 @@ import Redis from 'ioredis';
 import { eventually, sleep } from './support/eventually';
 import { freeLoopbackPort } from './support/loopback';
 import { REDIS_URL } from './support/services';
+import { Redis5AuthFront } from './support/redis5-auth-front';
 import { hostPortOf, TcpProxy, withHostPort } from './support/tcp-proxy';
 
 const logger = createLogger({ logLevel: 'silent' });
@@ -236,6 +237,41 @@ describe('RedisStore at start', () => {
       .map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(lines).toEqual([
       expect.objectContaining({ level: 40, msg: expect.stringMatching(/REDIS_URL carries a password.*requires none/) }),
+    ]);
+    expect(logs.join('')).not.toContain(password);
+  });
+
+  it('connects to a Redis 5 that refuses the user name of REDIS_URL, saying so once in the JSON log and nothing on the console', async () => {
+    const { host, port } = hostPortOf(REDIS_URL);
+    const front = new Redis5AuthFront(host, port);
+    await front.start();
+    const address = `127.0.0.1:${front.port}`;
+    const password = `pw-${randomUUID()}`;
+    const consoleWarn = jest.spyOn(console, 'warn');
+    try {
+      const store = await RedisStore.connect(`redis://gateway:${password}@${address}`, capturingLogger);
+      try {
+        // The subscriber's connection (its own AUTH) too.
+        await store.subscribe(`test:${randomUUID()}`, () => undefined);
+        await expect(store.ping()).resolves.toBeUndefined();
+      } finally {
+        await store.close();
+      }
+      expect(front.refused).toBe(2);
+      expect(consoleWarn).not.toHaveBeenCalled();
+    } finally {
+      consoleWarn.mockRestore();
+      await front.stop();
+    }
+    const lines = logs
+      .flatMap((chunk) => chunk.split('\n').filter(Boolean))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines).toEqual([
+      expect.objectContaining({
+        level: 40,
+        redis: `redis://${address}`,
+        msg: expect.stringMatching(/REDIS_URL names a user, but Redis .* refused AUTH with a user name/),
+      }),
     ]);
     expect(logs.join('')).not.toContain(password);
   });

@@ -23,7 +23,7 @@ export class RedisStore implements KeyValueStore {
     readonly client: Redis,
     private readonly logger: Logger,
     private readonly url: string,
-    private readonly needlessPassword: () => void,
+    private readonly authRefused: (refusal: AuthRefusal) => void,
   ) {}
 
   /**
@@ -32,23 +32,19 @@ export class RedisStore implements KeyValueStore {
    * unanswered that long fails as a lost connection would, instead of waiting for as long as Redis stays silent.
    */
   static async connect(url: string, logger: Logger, options: { commandTimeoutMs?: number } = {}): Promise<RedisStore> {
-    let warned = false;
-    const needlessPassword = (): void => {
-      if (warned) return;
-      warned = true;
-      logger.warn(
-        { redis: redactUrl(url) },
-        'REDIS_URL carries a password, but Redis requires none: it refused the password, and the gateway is ' +
-          'connected without one',
-      );
+    const warned = new Set<AuthRefusal>();
+    const authRefused = (refusal: AuthRefusal): void => {
+      if (warned.has(refusal)) return;
+      warned.add(refusal);
+      logger.warn({ redis: redactUrl(url) }, AUTH_REFUSALS[refusal].warning);
     };
     const client = createConnection(
       (connection) => new Redis(url, { ...CLIENT_OPTIONS, commandTimeout: options.commandTimeoutMs, ...connection }),
       logger,
-      needlessPassword,
+      authRefused,
     );
     await open(client, url);
-    return new RedisStore(client, logger, url, needlessPassword);
+    return new RedisStore(client, logger, url, authRefused);
   }
 
   get(key: string): Promise<string | null> {
@@ -125,7 +121,7 @@ export class RedisStore implements KeyValueStore {
     const subscriber = createConnection(
       (options) => this.client.duplicate({ ...SUBSCRIBER_OPTIONS, ...options }),
       this.logger,
-      this.needlessPassword,
+      this.authRefused,
     );
     subscriber.on('message', (channel: string, message: string) => {
       for (const handler of this.handlers.get(channel) ?? []) handler(message);
@@ -183,7 +179,7 @@ const SUBSCRIBER_OPTIONS: RedisOptions = { maxRetriesPerRequest: 1 };
 function createConnection(
   create: (options: RedisOptions) => Redis,
   logger: Logger,
-  needlessPassword: () => void,
+  authRefused: (refusal: AuthRefusal) => void,
 ): Redis {
   let readyOnce = false;
   let down = false;
@@ -192,7 +188,7 @@ function createConnection(
     retryStrategy: (attempt) => (readyOnce ? Math.min(attempt * 200, 2_000) : null),
     reconnectOnError: isRefusedSelect,
   });
-  answerNeedlessPassword(connection, needlessPassword);
+  answerAuthRefusals(connection, authRefused);
   connection.on('error', (error: Error) => {
     if (!readyOnce) return;
     if (isRefusedSelect(error)) {
@@ -219,28 +215,55 @@ function createConnection(
   return connection;
 }
 
-/** Redis's refusal of AUTH when it requires no password (before Redis 6, and since). */
-const NEEDLESS_PASSWORD = /no password is set|without any password configured/;
+/**
+ * Refusals of AUTH after which ioredis goes on without authenticating, and what the log says of each: Redis requires
+ * no password (before Redis 6, and since), or REDIS_URL names a user and Redis, 5 or older, has none (its AUTH takes
+ * a password alone: it refuses two arguments).
+ */
+const AUTH_REFUSALS = {
+  needless_password: {
+    reply: /no password is set|without any password configured/,
+    warning:
+      'REDIS_URL carries a password, but Redis requires none: it refused the password, and the gateway is ' +
+      'connected without one',
+  },
+  user_unknown: {
+    reply: /wrong number of arguments for 'auth'/,
+    warning:
+      'REDIS_URL names a user, but Redis (5 or older, without users) refused AUTH with a user name: the gateway ' +
+      'goes on without authenticating; should this Redis require a password, give REDIS_URL the password alone ' +
+      '(redis://:password@host)',
+  },
+} as const;
+type AuthRefusal = keyof typeof AUTH_REFUSALS;
 
 /**
- * ioredis sends REDIS_URL's password with AUTH at every connect; when Redis requires none it refuses the AUTH, and
- * ioredis goes on without it after writing `[WARN] … a password was supplied` to the console, a line outside the
- * JSON log. The connection's AUTH is wrapped so that ioredis sees that refusal as a success (it goes on just the
- * same) and `warn` says it in the log instead. Any other failure of AUTH reaches ioredis as it was.
+ * ioredis sends REDIS_URL's credentials with AUTH at every connect; after one of AUTH_REFUSALS it goes on without
+ * them, writing `[WARN] … a password was supplied` or `[ERROR] … wrong number of arguments for 'auth'` to the
+ * console, a line outside the JSON log. The connection's AUTH is wrapped so that ioredis sees such a refusal as a
+ * success (it goes on just the same) and `refused` says it in the log instead. Any other failure of AUTH reaches
+ * ioredis as it was.
  */
-function answerNeedlessPassword(connection: Redis, warn: () => void): void {
+function answerAuthRefusals(connection: Redis, refused: (refusal: AuthRefusal) => void): void {
   type Callback = (error?: Error | null, result?: unknown) => void;
   const auth = connection.auth.bind(connection) as (...args: unknown[]) => Promise<unknown>;
   const answered = (...args: unknown[]): Promise<unknown> => {
     const callback = args.at(-1);
     if (typeof callback !== 'function') return auth(...args);
     return auth(...args.slice(0, -1), (error?: Error | null, result?: unknown) => {
-      if (!error || !NEEDLESS_PASSWORD.test(error.message)) return (callback as Callback)(error, result);
-      warn();
+      const refusal = error ? authRefusalOf(error) : undefined;
+      if (!refusal) return (callback as Callback)(error, result);
+      refused(refusal);
       (callback as Callback)(null, 'OK');
     });
   };
   connection.auth = answered as unknown as Redis['auth'];
+}
+
+function authRefusalOf(error: Error): AuthRefusal | undefined {
+  return (Object.keys(AUTH_REFUSALS) as AuthRefusal[]).find((refusal) =>
+    AUTH_REFUSALS[refusal].reply.test(error.message),
+  );
 }
 
 /** The error of the SELECT ioredis sends on connecting, with the URL's database number: `ERR DB index is out of range`. */
