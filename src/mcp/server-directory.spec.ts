@@ -1,13 +1,35 @@
+import type * as timers from 'node:timers';
 import type { PrismaService } from '../database/prisma.service';
 import { RegistryEvents } from '../registry/registry-events';
 import { ServerDirectory } from './server-directory';
 
+/** A stored server `toGatewayServer` takes. */
+const ROW = {
+  id: '0190b6a0-0000-7000-8000-000000000001',
+  slug: 'echo',
+  url: 'http://127.0.0.1:9/mcp',
+  transport: 'streamable-http',
+  auth: { type: 'none' },
+  timeouts: {},
+  name: 'io.example/echo',
+  title: null,
+  status: 'active',
+  allowedRoles: [],
+  toolRules: null,
+};
+
+/** Lets the answers handed out so far reach the directory (a turn of the real event loop, under fake timers too). */
+function settled(): Promise<void> {
+  const { setImmediate: immediate } = jest.requireActual<typeof timers>('node:timers');
+  return new Promise((resolve) => immediate(resolve));
+}
+
 /** A `server.findFirst` whose answers the test hands out one at a time. */
 function setup() {
-  const pending: { resolve: (row: null) => void; reject: (error: Error) => void }[] = [];
+  const pending: { resolve: (row: typeof ROW | null) => void; reject: (error: Error) => void }[] = [];
   const findFirst = jest.fn(
     () =>
-      new Promise<null>((resolve, reject) => {
+      new Promise<typeof ROW | null>((resolve, reject) => {
         pending.push({ resolve, reject });
       }),
   );
@@ -39,14 +61,80 @@ describe('ServerDirectory.bySlug', () => {
     expect(findFirst).toHaveBeenCalledTimes(2);
     pending[1]!.resolve(null);
     await other;
-    jest.setSystemTime(1_000_999);
+    jest.setSystemTime(1_000_749);
     void directory.bySlug('echo');
     expect(findFirst).toHaveBeenCalledTimes(2);
     jest.setSystemTime(1_001_000);
-    const again = directory.bySlug('echo');
+    // Expired with no request to refresh it: this one waits for the database.
+    let answered = false;
+    const again = directory.bySlug('echo').then((server) => {
+      answered = true;
+      return server;
+    });
+    expect(findFirst).toHaveBeenCalledTimes(3);
+    await settled();
+    expect(answered).toBe(false);
+    pending[2]!.resolve(ROW);
+    await expect(again).resolves.toMatchObject({ slug: 'echo' });
+  });
+
+  it('looks an entry 750 ms old up again in the background, answering from it meanwhile, and takes the new answer', async () => {
+    jest.useFakeTimers({ now: 1_000_000 });
+    const { directory, findFirst, pending } = setup();
+    const first = directory.bySlug('echo');
+    pending[0]!.resolve(null);
+    await expect(first).resolves.toBeUndefined();
+    jest.setSystemTime(1_000_750);
+    // The refresh has not answered: the entry does.
+    await expect(directory.bySlug('echo')).resolves.toBeUndefined();
+    expect(findFirst).toHaveBeenCalledTimes(2);
+    jest.setSystemTime(1_000_900);
+    await expect(directory.bySlug('echo')).resolves.toBeUndefined();
+    expect(findFirst).toHaveBeenCalledTimes(2);
+    pending[1]!.resolve(ROW);
+    await settled();
+    await expect(directory.bySlug('echo')).resolves.toMatchObject({ slug: 'echo', url: ROW.url });
+    // The new answer holds as of its lookup's start (1_000_750): it expires a second after that.
+    jest.setSystemTime(1_001_750);
+    void directory.bySlug('echo');
+    expect(findFirst).toHaveBeenCalledTimes(3);
+  });
+
+  it('lets a failed refresh go: the entry answers until it expires, then a request waits for the database', async () => {
+    jest.useFakeTimers({ now: 1_000_000 });
+    const { directory, findFirst, pending } = setup();
+    const first = directory.bySlug('echo');
+    pending[0]!.resolve(ROW);
+    await first;
+    jest.setSystemTime(1_000_800);
+    void directory.bySlug('echo');
+    pending[1]!.reject(new Error('connection lost'));
+    await settled();
+    jest.setSystemTime(1_000_900);
+    await expect(directory.bySlug('echo')).resolves.toMatchObject({ slug: 'echo' });
+    expect(findFirst).toHaveBeenCalledTimes(2);
+    jest.setSystemTime(1_001_000);
+    const after = directory.bySlug('echo');
+    expect(findFirst).toHaveBeenCalledTimes(3);
+    pending[2]!.reject(new Error('connection lost'));
+    await expect(after).rejects.toThrow('connection lost');
+  });
+
+  it('does not keep a refreshed answer the registry changed since: the next request asks anew', async () => {
+    jest.useFakeTimers({ now: 1_000_000 });
+    const { directory, findFirst, pending, events } = setup();
+    const first = directory.bySlug('echo');
+    pending[0]!.resolve(ROW);
+    await first;
+    jest.setSystemTime(1_000_800);
+    void directory.bySlug('echo');
+    events.emit({ type: 'deleted', serverId: ROW.id, slug: 'echo' });
+    pending[1]!.resolve(ROW);
+    await settled();
+    const after = directory.bySlug('echo');
     expect(findFirst).toHaveBeenCalledTimes(3);
     pending[2]!.resolve(null);
-    await again;
+    await expect(after).resolves.toBeUndefined();
   });
 
   it('does not remember a failed lookup: its callers see the failure, the next request asks again', async () => {

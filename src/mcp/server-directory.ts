@@ -15,6 +15,22 @@ export interface GatewayServer extends UpstreamTarget, PolicyServer {
 
 /** Lookups are served from memory this long; local registry events evict sooner. */
 const CACHE_MS = 1_000;
+/**
+ * An entry this old is looked up again, in the background, by the next request, which is still answered from it:
+ * while requests keep coming none waits for the database, and no answer is older than CACHE_MS. A request that found
+ * the entry expired waited for a round trip to PostgreSQL and for Prisma's client (0.6–1 ms of its CPU on a loaded
+ * 2-core VM), once a second: at concurrency 1, one call in every 700 to 2,000, a share of the p99 (bench/HISTORY.md,
+ * session 23).
+ */
+const REFRESH_AFTER_MS = 750;
+
+interface Entry {
+  server: Promise<GatewayServer | undefined>;
+  /** When its lookup started: what it says held then. */
+  at: number;
+  /** A lookup to replace it has been started (once per entry: one that fails is not retried before it expires). */
+  refreshing?: boolean;
+}
 
 /**
  * Finds the servers `/mcp` fronts (active and deprecated; disabled ones do not
@@ -22,7 +38,7 @@ const CACHE_MS = 1_000;
  */
 @Injectable()
 export class ServerDirectory implements OnModuleDestroy {
-  private readonly bySlugCache = new Map<string, { server: Promise<GatewayServer | undefined>; at: number }>();
+  private readonly bySlugCache = new Map<string, Entry>();
   private readonly stopListening: () => void;
 
   constructor(
@@ -39,12 +55,13 @@ export class ServerDirectory implements OnModuleDestroy {
   bySlug(slug: string): Promise<GatewayServer | undefined> {
     const now = Date.now();
     const cached = this.bySlugCache.get(slug);
-    if (cached && now - cached.at < CACHE_MS) return cached.server;
+    if (cached && now - cached.at < CACHE_MS) {
+      if (now - cached.at >= REFRESH_AFTER_MS && !cached.refreshing) this.refresh(slug, cached, now);
+      return cached.server;
+    }
     // The lookup itself is cached, so the requests that arrive while it runs share it: when the entry expired under
     // load, each of them used to ask the database (about 14 queries a second for one slug at concurrency 32).
-    const server = this.prisma.server
-      .findFirst({ where: { slug, status: { in: ['active', 'deprecated'] } } })
-      .then((row) => (row ? toGatewayServer(row) : undefined));
+    const server = this.lookUp(slug);
     if (this.bySlugCache.size > 10_000) this.bySlugCache.clear();
     const entry = { server, at: now };
     this.bySlugCache.set(slug, entry);
@@ -53,6 +70,28 @@ export class ServerDirectory implements OnModuleDestroy {
       if (this.bySlugCache.get(slug) === entry) this.bySlugCache.delete(slug);
     });
     return server;
+  }
+
+  /**
+   * Looks `slug` up again while `current` answers, and puts the answer in its place once it has come, unless the
+   * registry changed meanwhile (the cache was cleared: the next request asks anew). A failure leaves `current` to
+   * answer until it expires; the request after that waits for the database, and sees its failure.
+   */
+  private refresh(slug: string, current: Entry, now: number): void {
+    current.refreshing = true;
+    const server = this.lookUp(slug);
+    void server.then(
+      () => {
+        if (this.bySlugCache.get(slug) === current) this.bySlugCache.set(slug, { server, at: now });
+      },
+      () => undefined,
+    );
+  }
+
+  private lookUp(slug: string): Promise<GatewayServer | undefined> {
+    return this.prisma.server
+      .findFirst({ where: { slug, status: { in: ['active', 'deprecated'] } } })
+      .then((row) => (row ? toGatewayServer(row) : undefined));
   }
 }
 
