@@ -615,32 +615,88 @@ describe('mcp-gateway audit verify', () => {
 });
 
 describe('audit retention', () => {
-  it('removes records past retention, leaves an anchor, and the chain still verifies; tampering after it still fails', async () => {
+  const DAY_MS = 86_400_000;
+
+  /**
+   * A gateway keeping 30 days of audit records, on a scratch database of its own, whose stream holds `old` records
+   * from 40 days ago (a millisecond apart, from `oldAt`) and then `young` ones from now, all stored.
+   */
+  async function retentionGateway(old: number, young: number) {
     const scratch = await createScratchDatabase();
+    const gw = await startTestGateway('services', { DATABASE_URL: scratch.url, AUDIT_RETENTION_DAYS: '30' }).catch(
+      async (error: unknown) => {
+        await scratch.drop();
+        throw error;
+      },
+    );
+    const audit = auditOf(gw.gateway.app);
+    const oldAt = Date.now() - 40 * DAY_MS;
+    for (let i = 0; i < old; i++) audit.traffic.record(exchangeFactory({ at: new Date(oldAt + i) }));
+    for (let i = 0; i < young; i++) audit.traffic.record(exchangeFactory());
+    await audit.trail.flush();
+    return {
+      scratch,
+      gw,
+      audit,
+      streamId: audit.trail.streamId,
+      oldAt,
+      repository: gw.gateway.app.get(AuditRepository),
+      retention: gw.gateway.app.get(AuditRetention),
+      prisma: gw.gateway.app.get(PrismaService),
+      /** The stream's records still stored, by seq. */
+      storedSeqs: async () =>
+        (
+          await sql<{ seq: number }>(
+            scratch.url,
+            'SELECT seq::int AS seq FROM audit_records WHERE stream_id = $1 ORDER BY seq',
+            [audit.trail.streamId],
+          )
+        ).map((row) => row.seq),
+      close: async () => {
+        try {
+          await gw.close();
+        } finally {
+          await scratch.drop();
+        }
+      },
+    };
+  }
+
+  /** `prisma`, but each interactive transaction first awaits `before` (told how many began before it). */
+  function beforeEachTransaction(prisma: PrismaService, before: (began: number) => Promise<void>): PrismaService {
+    let began = 0;
+    return new Proxy(prisma, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target) as unknown;
+        if (property === '$transaction' && typeof value === 'function') {
+          return async (...args: unknown[]) => {
+            await before(began++);
+            return (value as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        }
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+  }
+
+  it('removes records past retention, leaves an anchor, and the chain still verifies; tampering after it still fails', async () => {
+    const setup = await retentionGateway(10, 5);
+    const { scratch, streamId } = setup;
     try {
-      const gw = await startTestGateway('services', { DATABASE_URL: scratch.url, AUDIT_RETENTION_DAYS: '30' });
-      let streamId: string;
       try {
-        const audit = auditOf(gw.gateway.app);
-        streamId = audit.trail.streamId;
-        const old = Date.now() - 40 * 86_400_000;
-        for (let i = 0; i < 10; i++) audit.traffic.record(exchangeFactory({ at: new Date(old + i) }));
-        for (let i = 0; i < 5; i++) audit.traffic.record(exchangeFactory());
-        await audit.trail.flush();
-        const repository = gw.gateway.app.get(AuditRepository);
-        const expiring = (await repository.list({}, undefined, 100)).filter((row) => row.seq <= 10);
+        const expiring = (await setup.repository.list({}, undefined, 100)).filter((row) => row.seq <= 10);
         expect(expiring).toHaveLength(10);
-        await expect(gw.gateway.app.get(AuditRetention).expire()).resolves.toEqual({ streams: 1, removed: 10 });
+        await expect(setup.retention.expire()).resolves.toEqual({ streams: 1, removed: 10 });
         // A replayed batch holding rows retention already passed stores none of them.
-        await expect(repository.insert(expiring)).resolves.toBe(0);
+        await expect(setup.repository.insert(expiring)).resolves.toBe(0);
         // Idempotent: nothing more is old enough.
-        await expect(gw.gateway.app.get(AuditRetention).expire()).resolves.toEqual({ streams: 0, removed: 0 });
-        await expect(audit.verify()).resolves.toEqual({ streams: 1, records: 5 });
+        await expect(setup.retention.expire()).resolves.toEqual({ streams: 0, removed: 0 });
+        await expect(setup.audit.verify()).resolves.toEqual({ streams: 1, records: 5 });
         await expect(
           sql(scratch.url, 'SELECT anchor_seq::int AS seq, removed_count::int AS removed FROM audit_streams'),
         ).resolves.toEqual([{ seq: 10, removed: 10 }]);
       } finally {
-        await gw.close();
+        await setup.gw.close();
       }
       const ok = await runCli(['audit', 'verify'], { DATABASE_URL: scratch.url, LOG_LEVEL: 'error' });
       expect(ok.stdout).toContain('verified: 5 record(s)');
@@ -656,16 +712,9 @@ describe('audit retention', () => {
   });
 
   it('verify walking a stream while retention cuts it reports no missing record', async () => {
-    const scratch = await createScratchDatabase();
-    const gw = await startTestGateway('services', { DATABASE_URL: scratch.url, AUDIT_RETENTION_DAYS: '30' });
+    const setup = await retentionGateway(10, 5);
     try {
-      const audit = auditOf(gw.gateway.app);
-      const old = Date.now() - 40 * 86_400_000;
-      for (let i = 0; i < 10; i++) audit.traffic.record(exchangeFactory({ at: new Date(old + i) }));
-      for (let i = 0; i < 5; i++) audit.traffic.record(exchangeFactory());
-      await audit.trail.flush();
-      const repository = gw.gateway.app.get(AuditRepository);
-      const retention = gw.gateway.app.get(AuditRetention);
+      const { repository, retention } = setup;
       // Retention's pass lands between verify reading the streams and reading their records.
       const racing = Object.create(repository) as AuditRepository;
       let cut = false;
@@ -678,60 +727,34 @@ describe('audit retention', () => {
       };
       await expect(verifyAuditTrail(racing)).resolves.toEqual({ streams: 1, records: 5 });
       // A record really missing is still reported, by its seq.
-      await sql(scratch.url, 'DELETE FROM audit_records WHERE stream_id = $1 AND seq = 12', [audit.trail.streamId]);
+      await sql(setup.scratch.url, 'DELETE FROM audit_records WHERE stream_id = $1 AND seq = 12', [setup.streamId]);
       await expect(verifyAuditTrail(repository)).resolves.toMatchObject({ broken: { seq: 12 } });
     } finally {
-      await gw.close();
-      await scratch.drop();
+      await setup.close();
     }
   });
 
   it('a spooled batch replayed while retention runs keeps its records younger than the cutoff', async () => {
-    const scratch = await createScratchDatabase();
-    const gw = await startTestGateway('services', { DATABASE_URL: scratch.url, AUDIT_RETENTION_DAYS: '30' });
+    const setup = await retentionGateway(4, 6);
     try {
-      const audit = auditOf(gw.gateway.app);
-      const streamId = audit.trail.streamId;
-      const old = Date.now() - 40 * 86_400_000;
-      for (let i = 0; i < 4; i++) audit.traffic.record(exchangeFactory({ at: new Date(old + i) }));
-      for (let i = 0; i < 6; i++) audit.traffic.record(exchangeFactory());
-      await audit.trail.flush();
-      const repository = gw.gateway.app.get(AuditRepository);
+      const { repository, streamId } = setup;
       // Seq 5..7, young, are still spooled somewhere: not in the database when retention looks.
       const spooled = (await repository.list({}, undefined, 100)).filter((row) => row.seq >= 5 && row.seq <= 7);
-      await sql(scratch.url, 'DELETE FROM audit_records WHERE stream_id = $1 AND seq BETWEEN 5 AND 7', [streamId]);
+      await sql(setup.scratch.url, 'DELETE FROM audit_records WHERE stream_id = $1 AND seq BETWEEN 5 AND 7', [
+        streamId,
+      ]);
       // The replay lands after retention chose its streams, before it cuts.
-      const prisma = gw.gateway.app.get(PrismaService);
-      let replayed = false;
-      const racing = new Proxy(prisma, {
-        get(target, property) {
-          const value = Reflect.get(target, property, target) as unknown;
-          if (property === '$transaction' && typeof value === 'function') {
-            return async (...args: unknown[]) => {
-              if (!replayed) {
-                replayed = true;
-                await expect(repository.insert(spooled)).resolves.toBe(3);
-              }
-              return (value as (...a: unknown[]) => unknown).apply(target, args);
-            };
-          }
-          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-        },
+      const racing = beforeEachTransaction(setup.prisma, async (began) => {
+        if (began === 0) await expect(repository.insert(spooled)).resolves.toBe(3);
       });
-      await expect(new AuditRepository(racing).expire(new Date(Date.now() - 30 * 86_400_000))).resolves.toEqual({
+      await expect(new AuditRepository(racing).expire(new Date(Date.now() - 30 * DAY_MS))).resolves.toEqual({
         streams: 1,
         removed: 4,
       });
-      const left = await sql<{ seq: number }>(
-        scratch.url,
-        'SELECT seq::int AS seq FROM audit_records WHERE stream_id = $1 ORDER BY seq',
-        [streamId],
-      );
-      expect(left.map((row) => row.seq)).toEqual([5, 6, 7, 8, 9, 10]);
-      await expect(audit.verify()).resolves.toEqual({ streams: 1, records: 6 });
+      await expect(setup.storedSeqs()).resolves.toEqual([5, 6, 7, 8, 9, 10]);
+      await expect(setup.audit.verify()).resolves.toEqual({ streams: 1, records: 6 });
     } finally {
-      await gw.close();
-      await scratch.drop();
+      await setup.close();
     }
   });
 });
