@@ -663,7 +663,10 @@ describe('audit retention', () => {
   }
 
   /** `prisma`, but each interactive transaction first awaits `before` (told how many began before it). */
-  function beforeEachTransaction(prisma: PrismaService, before: (began: number) => Promise<void>): PrismaService {
+  function beforeEachTransaction(
+    prisma: PrismaService,
+    before: (began: number) => Promise<void> | void,
+  ): PrismaService {
     let began = 0;
     return new Proxy(prisma, {
       get(target, property) {
@@ -753,6 +756,86 @@ describe('audit retention', () => {
       });
       await expect(setup.storedSeqs()).resolves.toEqual([5, 6, 7, 8, 9, 10]);
       await expect(setup.audit.verify()).resolves.toEqual({ streams: 1, records: 6 });
+    } finally {
+      await setup.close();
+    }
+  });
+
+  it('cuts a backlog larger than one step a step at a time, each its own transaction, seeing a replay between steps', async () => {
+    const setup = await retentionGateway(10, 6);
+    try {
+      const { repository, streamId, scratch } = setup;
+      // Seq 11..13, young, are still spooled somewhere: the cut stops before the gap, at seq 8 after two steps of 4,
+      // until their replay lands before the third step, which then cuts seq 9 and 10 and stops at seq 11.
+      const spooled = (await repository.list({}, undefined, 100)).filter((row) => row.seq >= 11 && row.seq <= 13);
+      await sql(scratch.url, 'DELETE FROM audit_records WHERE stream_id = $1 AND seq BETWEEN 11 AND 13', [streamId]);
+      const anchors: number[] = [];
+      const racing = beforeEachTransaction(setup.prisma, async (began) => {
+        const [stream] = await sql<{ seq: number }>(
+          scratch.url,
+          'SELECT anchor_seq::int AS seq FROM audit_streams WHERE id = $1',
+          [streamId],
+        );
+        anchors.push(stream!.seq);
+        if (began === 2) await expect(repository.insert(spooled)).resolves.toBe(3);
+      });
+      await expect(
+        new AuditRepository(racing).expire(new Date(Date.now() - 30 * DAY_MS), { batchSize: 4 }),
+      ).resolves.toEqual({ streams: 1, removed: 10 });
+      // Each step committed before the next began: the anchor moved between them.
+      expect(anchors).toEqual([0, 4, 8]);
+      await expect(setup.storedSeqs()).resolves.toEqual([11, 12, 13, 14, 15, 16]);
+      await expect(
+        sql(scratch.url, 'SELECT anchor_seq::int AS seq, removed_count::int AS removed FROM audit_streams'),
+      ).resolves.toEqual([{ seq: 10, removed: 10 }]);
+      await expect(setup.audit.verify()).resolves.toEqual({ streams: 1, records: 6 });
+      await setup.gw.close();
+      const verified = await runCli(['audit', 'verify'], { DATABASE_URL: scratch.url, LOG_LEVEL: 'error' });
+      expect(verified.stdout).toContain('audit chain verified: 6 record(s) in 1 stream(s)');
+      expect(verified.code).toBe(0);
+    } finally {
+      await setup.close();
+    }
+  });
+
+  it('stops a pass between two steps when the gateway shuts down; the next pass cuts the rest', async () => {
+    const setup = await retentionGateway(10, 2);
+    try {
+      const stopping = new AbortController();
+      const racing = beforeEachTransaction(setup.prisma, (began) => {
+        if (began === 1) stopping.abort();
+      });
+      const cutoff = new Date(Date.now() - 30 * DAY_MS);
+      await expect(
+        new AuditRepository(racing).expire(cutoff, { batchSize: 3, signal: stopping.signal }),
+      ).resolves.toEqual({ streams: 1, removed: 6 });
+      await expect(setup.audit.verify()).resolves.toEqual({ streams: 1, records: 6 });
+      await expect(setup.retention.expire({ batchSize: 3 })).resolves.toEqual({ streams: 1, removed: 4 });
+      await expect(setup.storedSeqs()).resolves.toEqual([11, 12]);
+      await expect(setup.audit.verify()).resolves.toEqual({ streams: 1, records: 2 });
+    } finally {
+      await setup.close();
+    }
+  });
+
+  it('verify walking a stream that retention cuts a step between each of its reads reports no missing record', async () => {
+    const setup = await retentionGateway(12, 5);
+    try {
+      const { repository, retention, oldAt } = setup;
+      // Each read of a page first lets retention cut two more records, one step: six cuts in all, so verify
+      // finds records missing six times over, each time where the anchor has since moved past.
+      const racing = Object.create(repository) as AuditRepository;
+      let cuts = 0;
+      racing.chainPage = async (...args) => {
+        if (cuts < 6) {
+          cuts += 1;
+          const now = new Date(oldAt + 2 * cuts + 30 * DAY_MS);
+          await expect(retention.expire({ now, batchSize: 2 })).resolves.toEqual({ streams: 1, removed: 2 });
+        }
+        return repository.chainPage(...args);
+      };
+      await expect(verifyAuditTrail(racing)).resolves.toEqual({ streams: 1, records: 5 });
+      expect(cuts).toBe(6);
     } finally {
       await setup.close();
     }

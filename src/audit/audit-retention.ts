@@ -2,7 +2,7 @@ import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy }
 import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
 import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
-import { AuditRepository, type ExpiryResult } from './audit.repository';
+import { AuditRepository, type ExpiryOptions, type ExpiryResult } from './audit.repository';
 
 const DAY_MS = 86_400_000;
 
@@ -11,12 +11,15 @@ const DAY_MS = 86_400_000;
  * AUDIT_RETENTION_INTERVAL_MS. Only the oldest part of each chain goes, and
  * the stream keeps the last removed hash as its anchor, so `audit verify`
  * still checks what remains. Replicas may run it at once: each stream's cut
- * is made under a row lock.
+ * is made under a row lock, a step of at most RETENTION_BATCH records at a
+ * time (AuditRepository.expire).
  */
 @Injectable()
 export class AuditRetention implements OnApplicationBootstrap, OnModuleDestroy {
   private timer?: NodeJS.Timeout;
   private running?: Promise<unknown>;
+  /** Stops a pass between two steps at shutdown: a large backlog would otherwise hold the shutdown until it is cut. */
+  private readonly stopping = new AbortController();
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -39,13 +42,14 @@ export class AuditRetention implements OnApplicationBootstrap, OnModuleDestroy {
 
   async onModuleDestroy(): Promise<void> {
     clearInterval(this.timer);
+    this.stopping.abort();
     await this.running;
   }
 
-  /** One pass; `now` is for tests. */
-  async expire(now = new Date()): Promise<ExpiryResult> {
+  /** One pass; `now`, `batchSize` and `signal` are for tests. */
+  async expire({ now = new Date(), ...options }: { now?: Date } & ExpiryOptions = {}): Promise<ExpiryResult> {
     const cutoff = new Date(now.getTime() - this.config.audit.retentionDays * DAY_MS);
-    const result = await this.repository.expire(cutoff);
+    const result = await this.repository.expire(cutoff, { signal: this.stopping.signal, ...options });
     if (result.removed > 0) this.logger.info({ ...result, cutoff }, 'audit records past retention removed');
     return result;
   }

@@ -30,11 +30,12 @@ export async function verifyAuditTrail(repository: AuditRepository, key?: string
   for (const listed of await repository.streams()) {
     let stream = listed;
     let walk = await walkStream(repository, stream, key);
-    // Retention may have cut the stream while it was walked: what it removed then looks missing. Walked again from
-    // the anchor it left (to the head the stream has now), the chain holds; a break that stays is the chain's own.
-    for (let retry = 0; walk.broken && retry < RETENTION_RETRIES; retry++) {
+    // Retention may have cut the stream while it was walked, a step at a time: what it removed then looks missing.
+    // Walked again from the anchor it left (to the head the stream has now), the chain holds; a break that stays is
+    // the chain's own. Each walk again starts past the record the one before missed, so this ends.
+    while (walk.broken) {
       const now = await repository.streamBounds(stream.streamId);
-      if (!now || now.anchorSeq === stream.anchorSeq) break;
+      if (!now || now.anchorSeq < walk.broken.seq) break;
       stream = now;
       walk = await walkStream(repository, stream, key);
     }
@@ -47,9 +48,6 @@ export async function verifyAuditTrail(repository: AuditRepository, key?: string
   }
   return report;
 }
-
-/** Walks re-tried for a stream whose anchor retention moved meanwhile (it runs every AUDIT_RETENTION_INTERVAL_MS). */
-const RETENTION_RETRIES = 3;
 
 async function walkStream(
   repository: AuditRepository,
