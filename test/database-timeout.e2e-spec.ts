@@ -66,6 +66,7 @@ function stallableGateway() {
     holder,
     observer,
     busySessions,
+    prisma,
     get url(): string {
       return state.gw!.url;
     },
@@ -147,5 +148,34 @@ describe('PostgreSQL that stops answering, behind a stallable relay', () => {
       await db.holder.query('ROLLBACK');
     }
     await request(db.url).patch(`/api/v1/servers/${id}`).send({ title: 'Updated' }).expect(200);
+  });
+
+  it('ends a session left idle inside a transaction, freeing its locks, and the pool serves on a new connection', async () => {
+    const { id } = await db.insertServer();
+    let letGo!: () => void;
+    const abandoned = new Promise<void>((resolve) => (letGo = resolve));
+    // A transaction that locks a row and then waits, as a hung handler's would: its session sits idle in it.
+    const transaction = db.prisma().$transaction(
+      async (tx) => {
+        await tx.$queryRaw`SELECT id FROM servers WHERE id = ${id}::uuid FOR UPDATE`;
+        await abandoned;
+        await tx.$queryRaw`SELECT 1`;
+      },
+      { timeout: 600_000 },
+    );
+    try {
+      await eventually(async () =>
+        expect(await db.busySessions()).toContainEqual(expect.objectContaining({ state: 'idle in transaction' })),
+      );
+      // PostgreSQL ends the session (idle_in_transaction_session_timeout), and with it the transaction and its lock.
+      await eventually(async () => expect(await db.busySessions()).toEqual([]));
+    } finally {
+      letGo();
+    }
+    await expect(transaction).rejects.toThrow();
+    // The pool's one connection was that session: the next request gets a new one, and the row is free.
+    await request(db.url).patch(`/api/v1/servers/${id}`).send({ title: 'Freed' }).expect(200);
+    const { rows } = await db.observer.query<{ title: string }>('SELECT title FROM servers WHERE id = $1', [id]);
+    expect(rows).toEqual([{ title: 'Freed' }]);
   });
 });

@@ -110,11 +110,19 @@ interface StatementBound {
  * - the client gives up on a statement still unanswered `ANSWER_GRACE_MS` later (node-pg's `query_timeout`), which
  *   is what holds when the answer cannot come (the network path, or the server, hangs); the connection is then
  *   ended (`SelfEndingClient`), never handed out again.
+ *
+ * And between statements: the server ends a session left idle inside a transaction for as long
+ * (`idle_in_transaction_session_timeout`), which frees the locks it holds: a handler that hung or a Prisma
+ * interactive transaction abandoned mid-way (its process stalled, its network path gone quiet) held them until TCP
+ * gave up, and every statement waiting for them failed in the meantime. No transaction of the gateway waits that
+ * long between two statements (what it does between them is in-process work), and a lock held longer would fail
+ * every statement waiting for it anyway. The pool drops the ended connection and opens another.
  */
 function statementBound(timeoutMs: number): StatementBound {
   return {
     query_timeout: timeoutMs + ANSWER_GRACE_MS,
-    onConnect: (client) => client.query(`SET statement_timeout = ${timeoutMs}`),
+    onConnect: (client) =>
+      client.query(`SET statement_timeout = ${timeoutMs}; SET idle_in_transaction_session_timeout = ${timeoutMs}`),
   };
 }
 
