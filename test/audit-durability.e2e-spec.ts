@@ -12,12 +12,11 @@ import { toUnchainedRow } from '../src/audit/exchange-row';
 import { AuditRetention } from '../src/audit/audit-retention';
 import { AuditRepository } from '../src/audit/audit.repository';
 import { verifyAuditTrail } from '../src/audit/audit-verifier';
-import { ANSWER_GRACE_MS } from '../src/database/database';
 import { PrismaService } from '../src/database/prisma.service';
 import { auditOf, exchangeFactory, sql } from './support/audit';
 import { runCli } from './support/cli';
 import { entraEnv, LocalEntraIssuer } from './support/entra-issuer';
-import { eventually, sleep, waitUntil } from './support/eventually';
+import { eventually, waitUntil } from './support/eventually';
 import { startTestGateway, type TestGateway } from './support/gateway';
 import { startScratchPrisma } from './support/scratch-prisma';
 import { createScratchDatabase } from './support/services';
@@ -459,6 +458,15 @@ describe('audit trail: a spooled batch the database refuses', () => {
   });
 });
 
+/** `audit verify`'s failure to read: one line, naming the database (not its credentials) and the bound it ran past. */
+function expectReadFailure(stderr: string, url: string): void {
+  const { host, pathname } = new URL(url);
+  expect(stderr.split('\n')).toEqual([expect.stringMatching(/^mcp-gateway: audit verify failed: /), '']);
+  expect(stderr).toContain(
+    `reading postgresql://${host}${pathname}: the database did not answer in time (DATABASE_QUERY_TIMEOUT_MS is 500 ms): `,
+  );
+}
+
 describe('mcp-gateway audit verify', () => {
   let scratch: Scratch;
   let streamId: string;
@@ -571,34 +579,65 @@ describe('mcp-gateway audit verify', () => {
     }
   });
 
-  it('reads for as long as it takes: DATABASE_QUERY_TIMEOUT_MS bounds the statements of serve, not its own', async () => {
-    const queryTimeoutMs = 100;
-    // A table lock makes its reads wait, as a long read of a large trail would take.
+  it('fails with one line naming the database when a read waits past DATABASE_QUERY_TIMEOUT_MS, as serve does', async () => {
+    const queryTimeoutMs = 500;
+    // A table lock makes its reads wait; PostgreSQL cancels the wait (statement_timeout).
+    const holder = new Client({ connectionString: scratch.url });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE audit_records IN ACCESS EXCLUSIVE MODE');
+      const result = await runCli(['audit', 'verify'], {
+        DATABASE_URL: scratch.url,
+        DATABASE_QUERY_TIMEOUT_MS: String(queryTimeoutMs),
+        LOG_LEVEL: 'silent',
+      });
+      expect(result.code).toBe(1);
+      expect(result.stdout).toBe('');
+      expectReadFailure(result.stderr, scratch.url);
+    } finally {
+      await holder.query('ROLLBACK');
+      await holder.end();
+    }
+    expect((await verify()).code).toBe(0);
+  });
+
+  it('fails with one line naming the database when the database stops answering in the middle, instead of hanging', async () => {
+    const { host, port } = hostPortOf(scratch.url);
+    const relay = new StallableProxy(host, port);
+    await relay.start();
+    const applicationName = `gw-verify-${randomUUID()}`;
+    const url = new URL(withHostPort(scratch.url, relay.port));
+    url.searchParams.set('application_name', applicationName);
+    // The lock holds verify's first read of the records until the relay has stopped relaying answers.
     const holder = new Client({ connectionString: scratch.url });
     await holder.connect();
     try {
       await holder.query('BEGIN');
       await holder.query('LOCK TABLE audit_records IN ACCESS EXCLUSIVE MODE');
       const result = runCli(['audit', 'verify'], {
-        DATABASE_URL: scratch.url,
-        DATABASE_QUERY_TIMEOUT_MS: String(queryTimeoutMs),
-        LOG_LEVEL: 'error',
+        DATABASE_URL: url.toString(),
+        DATABASE_QUERY_TIMEOUT_MS: '500',
+        LOG_LEVEL: 'silent',
       });
       await eventually(async () => {
         const waiting = await sql(
           scratch.url,
-          `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+          `SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`,
+          [applicationName],
         );
         expect(waiting).toHaveLength(1);
       });
-      // Both halves of the bound (the server's statement_timeout, the client's wait for an answer) run out meanwhile.
-      await sleep(queryTimeoutMs + ANSWER_GRACE_MS + 500);
-      await holder.query('COMMIT');
+      relay.stall();
+      await holder.query('ROLLBACK');
       const verified = await result;
-      expect(verified.stdout).toContain('audit chain verified: 20 record(s) in 1 stream(s)');
-      expect(verified.code).toBe(0);
+      expect(verified.code).toBe(1);
+      expect(verified.stdout).toBe('');
+      expectReadFailure(verified.stderr, url.toString());
     } finally {
+      relay.resume();
       await holder.end();
+      await relay.stop();
     }
   });
 

@@ -1,5 +1,5 @@
 import { type BrokenLink, ChainWalker, type StreamBounds } from './audit-record';
-import type { AuditRepository } from './audit.repository';
+import type { AuditRepository, StreamPosition } from './audit.repository';
 
 const PAGE = 2_000;
 
@@ -12,22 +12,24 @@ export interface VerifyReport {
 
 /**
  * Walks every stream's chain from its anchor (or its first record) to its
- * head. Reads a page at a time and stops at the first broken link. Each
+ * head. Reads a page at a time, every read of it (the streams, the stream ids
+ * records name, each chain) short, so each is bounded as any statement of the
+ * gateway is, and stops at the first broken link. Each
  * stream is read up to the head it had when the walk reached it, so a
  * gateway writing meanwhile does not disturb the check.
  */
 export async function verifyAuditTrail(repository: AuditRepository, key?: string): Promise<VerifyReport> {
   const report: VerifyReport = { streams: 0, records: 0 };
-  const orphans = await repository.streamsWithoutRow();
-  if (orphans[0] !== undefined) {
+  const orphan = await firstStreamWithoutRow(repository);
+  if (orphan !== undefined) {
     report.broken = {
-      streamId: orphans[0],
+      streamId: orphan,
       seq: 0,
       reason: 'records name this stream but its row in audit_streams is gone',
     };
     return report;
   }
-  for (const listed of await repository.streams()) {
+  for await (const listed of allStreams(repository)) {
     let stream = listed;
     let walk = await walkStream(repository, stream, key);
     // Retention may have cut the stream while it was walked, a step at a time: what it removed then looks missing.
@@ -47,6 +49,28 @@ export async function verifyAuditTrail(repository: AuditRepository, key?: string
     }
   }
   return report;
+}
+
+/** The first stream id (in id order) that records name and no stream row describes, read a page at a time. */
+async function firstStreamWithoutRow(repository: AuditRepository): Promise<string | undefined> {
+  let after: string | undefined;
+  do {
+    const page = await repository.recordStreamsPage(after, PAGE);
+    if (page.orphans[0] !== undefined) return page.orphans[0];
+    after = page.last;
+  } while (after !== undefined);
+  return undefined;
+}
+
+/** Every stream, oldest first, read a page at a time. */
+async function* allStreams(repository: AuditRepository): AsyncGenerator<StreamBounds> {
+  let after: StreamPosition | undefined;
+  for (;;) {
+    const page = await repository.streamsPage(after, PAGE);
+    yield* page.streams;
+    if (page.streams.length < PAGE || !page.next) return;
+    after = page.next;
+  }
 }
 
 async function walkStream(

@@ -42,6 +42,18 @@ export interface AuditStreamStart {
   pid: number;
 }
 
+/** Where a page of streams ends, for the next. */
+export interface StreamPosition {
+  startedAt: Date;
+  id: string;
+}
+
+export interface StreamPage {
+  streams: StreamBounds[];
+  /** Absent when the page is empty. */
+  next?: StreamPosition;
+}
+
 /** What one retention pass removed. */
 export interface ExpiryResult {
   streams: number;
@@ -145,9 +157,17 @@ export class AuditRepository {
     return rows.map(toRow);
   }
 
-  async streams(): Promise<StreamBounds[]> {
-    const rows = await this.prisma.auditStream.findMany({ orderBy: { startedAt: 'asc' } });
-    return rows.map(toBounds);
+  /** A page of the streams, oldest first (by start, then id), after `after`. */
+  async streamsPage(after: StreamPosition | undefined, limit: number): Promise<StreamPage> {
+    const rows = await this.prisma.auditStream.findMany({
+      where: after
+        ? { OR: [{ startedAt: { gt: after.startedAt } }, { startedAt: after.startedAt, id: { gt: after.id } }] }
+        : {},
+      orderBy: [{ startedAt: 'asc' }, { id: 'asc' }],
+      take: limit,
+    });
+    const last = rows[rows.length - 1];
+    return { streams: rows.map(toBounds), next: last && { startedAt: last.startedAt, id: last.id } };
   }
 
   /** One stream's bounds now, or undefined when its row is gone. */
@@ -156,13 +176,30 @@ export class AuditRepository {
     return row ? toBounds(row) : undefined;
   }
 
-  /** Stream ids that records name but no stream row describes (a deleted stream row). */
-  async streamsWithoutRow(): Promise<string[]> {
-    const rows = await this.prisma.$queryRaw<{ stream_id: string }[]>`
-      SELECT DISTINCT r.stream_id::text AS stream_id FROM audit_records r
-      WHERE NOT EXISTS (SELECT 1 FROM audit_streams s WHERE s.id = r.stream_id)
-      LIMIT 10`;
-    return rows.map((row) => row.stream_id);
+  /**
+   * A page of the stream ids that records name, in id order after `after`, and those of them no stream row describes
+   * (a deleted stream row). Each id is one probe of the (stream_id, seq) index, skipping from one stream to the next,
+   * so a page costs as many probes as it holds ids however many records each stream has: reading every record's
+   * stream id took as long as the records are many, past any bound on a statement.
+   */
+  async recordStreamsPage(after: string | undefined, limit: number): Promise<{ last?: string; orphans: string[] }> {
+    const rows = await this.prisma.$queryRaw<{ stream_id: string; has_row: boolean }[]>`
+      WITH RECURSIVE ids AS (
+        (SELECT stream_id FROM audit_records
+          ${after === undefined ? Prisma.empty : Prisma.sql`WHERE stream_id > ${after}::uuid`}
+          ORDER BY stream_id LIMIT 1)
+        UNION ALL
+        SELECT (SELECT r.stream_id FROM audit_records r WHERE r.stream_id > ids.stream_id ORDER BY r.stream_id LIMIT 1)
+        FROM ids WHERE ids.stream_id IS NOT NULL
+      )
+      SELECT page.stream_id::text AS stream_id,
+        EXISTS (SELECT 1 FROM audit_streams s WHERE s.id = page.stream_id) AS has_row
+      FROM (SELECT stream_id FROM ids WHERE stream_id IS NOT NULL LIMIT ${limit}::int) AS page
+      ORDER BY page.stream_id`;
+    return {
+      last: rows.length < limit ? undefined : rows[rows.length - 1]?.stream_id,
+      orphans: rows.filter((row) => !row.has_row).map((row) => row.stream_id),
+    };
   }
 
   /** One page of a stream's chain, in seq order, after `afterSeq` and up to `uptoSeq`. */

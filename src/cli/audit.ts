@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import type { AppConfig } from '../config/config';
+import { databaseFailureReason, isDatabaseTimeout } from '../common/database-errors';
+import type { AppConfig, DatabaseConfig } from '../config/config';
 import { createLogger } from '../logging/logger';
 import { EXIT, type CliIo } from './cli';
 
@@ -35,12 +36,19 @@ async function verify(io: CliIo, config: () => AppConfig | undefined): Promise<n
       import('../audit/audit.repository.js'),
       import('../audit/audit-verifier.js'),
     ]);
-    // Unbounded: verify reads whole tables (records without a stream row), longer than a request's statement may take.
-    const database = await openDatabase(settings.database, logger, { unbounded: true });
+    // Bounded as serve's statements are (DATABASE_QUERY_TIMEOUT_MS): verify reads a page at a time, each short, so a
+    // database that stops answering fails it rather than leave it waiting until TCP gives up, or for ever.
+    const database = await openDatabase(settings.database, logger);
     const prisma = new PrismaService(database);
     try {
       await prisma.onModuleInit();
-      const report = await verifyAuditTrail(new AuditRepository(prisma), settings.audit.hmacKey);
+      const report = await verifyAuditTrail(new AuditRepository(prisma), settings.audit.hmacKey).catch(
+        (error: unknown) => {
+          throw new Error(`reading ${database.description}: ${readFailure(error, settings.database)}`, {
+            cause: error,
+          });
+        },
+      );
       const { broken } = report;
       if (broken) {
         const record = broken.recordId ? `record ${broken.recordId} (seq ${broken.seq})` : `seq ${broken.seq}`;
@@ -60,4 +68,12 @@ async function verify(io: CliIo, config: () => AppConfig | undefined): Promise<n
     io.stderr(`mcp-gateway: audit verify failed: ${message}\n`);
     return EXIT.failure;
   }
+}
+
+/** Why a read of the audit trail failed, in one line. */
+function readFailure(error: unknown, database: DatabaseConfig): string {
+  const reason = databaseFailureReason(error);
+  return database.kind === 'postgres' && isDatabaseTimeout(error)
+    ? `the database did not answer in time (DATABASE_QUERY_TIMEOUT_MS is ${database.queryTimeoutMs} ms): ${reason}`
+    : reason;
 }

@@ -79,6 +79,11 @@ export function databaseProblemOf(error: unknown): DatabaseProblem | undefined {
   return PRISMA_CODES[code] ?? ADAPTER_OUTAGES.get(adapterCauseOf(meta)?.kind);
 }
 
+/** Whether the error says the database did not answer in time: a statement cancelled, or no answer, no connection. */
+export function isDatabaseTimeout(error: unknown): boolean {
+  return databaseProblemOf(error) === TIMED_OUT;
+}
+
 /**
  * Whether the database refused a statement for the data it carried: PostgreSQL's data exceptions (class 22: a value
  * of the wrong type, out of range, too long) and integrity constraint violations (class 23), which sending the same

@@ -248,7 +248,7 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     defaultText: '`10000`',
     secret: false,
     description:
-      'longest a statement of the PostgreSQL pool may run: PostgreSQL cancels it then (`statement_timeout`), and one still unanswered 1 s later closes its connection; its request gets 503. Also how long a connection may sit idle inside a transaction before PostgreSQL ends it (`idle_in_transaction_session_timeout`), freeing its locks (not migrations, nor `audit verify`)',
+      'longest a statement of the PostgreSQL pool may run: PostgreSQL cancels it then (`statement_timeout`), and one still unanswered 1 s later closes its connection; its request gets 503. Also how long a connection may sit idle inside a transaction before PostgreSQL ends it (`idle_in_transaction_session_timeout`), freeing its locks (not migrations)',
   },
   {
     key: 'DATA_DIR',

@@ -31,11 +31,6 @@ export interface OpenOptions {
    * must end this process at once, without touching the database (no drain, no close). By default it exits 1.
    */
   onLockLost?: (owner: string) => void;
-  /**
-   * Leaves PostgreSQL statements without DATABASE_QUERY_TIMEOUT_MS, for a command that reads whole tables on
-   * purpose (`audit verify`) with an operator watching it.
-   */
-  unbounded?: boolean;
 }
 
 export async function openDatabase(
@@ -74,7 +69,7 @@ export async function openDatabase(
     max: config.poolSize,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     Client: SelfEndingClient,
-    ...(options.unbounded ? {} : statementBound(config.queryTimeoutMs)),
+    ...statementBound(config.queryTimeoutMs),
   });
   // An idle client losing its server emits here; without a listener the process would crash.
   pool.on('error', (error) => logger.warn({ err: error }, 'PostgreSQL connection lost'));
