@@ -653,6 +653,31 @@ describe('mcp-gateway audit verify', () => {
   });
 });
 
+describe('audit verify, a page at a time', () => {
+  it('walks every stream and chain, and finds records without their stream row, past the first page of each read', async () => {
+    const scratch = await startScratchPrisma();
+    try {
+      const repository = new AuditRepository(scratch.prisma);
+      const policy = { mode: 'redacted' as const, redactKeys: redactKeyPattern('secret'), maxBytes: 8192 };
+      const streamIds: string[] = [];
+      for (let stream = 0; stream < 5; stream++) {
+        const head = new ChainHead(randomUUID());
+        await repository.insert(Array.from({ length: 3 }, () => head.link(toUnchainedRow(exchangeFactory(), policy))));
+        streamIds.push(head.streamId);
+      }
+      // Pages of two: three of streams, three of the stream ids records name, two of each chain.
+      await expect(verifyAuditTrail(repository, undefined, 2)).resolves.toEqual({ streams: 5, records: 15 });
+      const lastById = [...streamIds].sort().at(-1)!;
+      await sql(scratch.url, 'DELETE FROM audit_streams WHERE id = $1', [lastById]);
+      await expect(verifyAuditTrail(repository, undefined, 2)).resolves.toMatchObject({
+        broken: { streamId: lastById, seq: 0 },
+      });
+    } finally {
+      await scratch.close();
+    }
+  });
+});
+
 describe('audit retention', () => {
   const DAY_MS = 86_400_000;
 
