@@ -882,6 +882,27 @@ describe('audit retention', () => {
     }
   });
 
+  it('two passes at once (two replicas) cut each record once, while the stream takes new records', async () => {
+    const setup = await retentionGateway(20, 3);
+    try {
+      const { audit, scratch } = setup;
+      const cutoff = new Date(Date.now() - 30 * DAY_MS);
+      for (let i = 0; i < 30; i++) audit.traffic.record(exchangeFactory());
+      const [first, second] = await Promise.all([
+        setup.repository.expire(cutoff, { batchSize: 3 }),
+        new AuditRepository(setup.prisma).expire(cutoff, { batchSize: 3 }),
+        audit.trail.flush(),
+      ]);
+      expect(first.removed + second.removed).toBe(20);
+      await expect(
+        sql(scratch.url, 'SELECT anchor_seq::int AS seq, removed_count::int AS removed FROM audit_streams'),
+      ).resolves.toEqual([{ seq: 20, removed: 20 }]);
+      await expect(setup.audit.verify()).resolves.toEqual({ streams: 1, records: 33 });
+    } finally {
+      await setup.close();
+    }
+  });
+
   it('verify walking a stream that retention cuts a step between each of its reads reports no missing record', async () => {
     const setup = await retentionGateway(12, 5);
     try {
