@@ -228,6 +228,24 @@ describe('resuming an upstream event stream closed before its answer', () => {
     expect(res.body.content).toEqual([{ type: 'text', text: `resumed ${label}` }]);
   });
 
+  it('resumes again a stream whose reconnection is dropped before its answer, up to the cap', async () => {
+    const client = await connect();
+    try {
+      const label = `drop-${randomUUID().slice(0, 8)}`;
+      const result = await client.callTool({ name: `${slug}__breakOff`, arguments: { label, early: false, drop: 3 } });
+      expect(result.content).toEqual([{ type: 'text', text: `resumed ${label}` }]);
+      expect(upstream.resumptionsOf.get(label)).toBe(4);
+      const never = `drop-all-${randomUUID().slice(0, 8)}`;
+      expect(
+        await failureOf(client, { name: `${slug}__breakOff`, arguments: { label: never, early: false, drop: 1_000 } }),
+      ).toContain(
+        `Upstream ${slug} failed: the upstream's event stream could not be resumed: connection reset by the upstream, ${MAX_FRUITLESS_RESUMPTIONS} times in a row`,
+      );
+    } finally {
+      await client.close();
+    }
+  });
+
   it('fails a call whose stream broke before any event id, as before', async () => {
     const label = `break-early-${randomUUID().slice(0, 8)}`;
     const client = await connect();

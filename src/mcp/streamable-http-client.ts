@@ -2,7 +2,7 @@ import type { Agent, Dispatcher } from 'undici';
 import { type Abortable, delay } from '../common/call-signal';
 import { guardedAgent } from '../upstream/guarded-connection';
 import type { UrlGuard } from '../upstream/url-guard';
-import { UpstreamError } from '../upstream/upstream-error';
+import { classifyUpstreamError, UpstreamError } from '../upstream/upstream-error';
 import { type ByteStream, parseSse, type SseEventStream } from './sse';
 import { isRepeatable } from './jsonrpc';
 import { UpstreamAnswer } from './upstream-answer';
@@ -107,8 +107,9 @@ export class StreamableHttpClient {
   /**
    * The rest of a request's event stream, which the upstream closed before its answer (`SseEventStream.resumeWith`):
    * after `retryMs` (or a second; MIN_RETRY_MS at the least), a GET with Last-Event-ID. Undefined when the upstream
-   * has no such stream to give (an error status, or no event stream). Fails, as an upstream that breaks the protocol,
-   * once MAX_FRUITLESS_RESUMPTIONS in a row brought nothing new.
+   * has no such stream to give (an error status, or no event stream). A reconnection refused or reset before its
+   * headers is tried again after the same wait. Fails once MAX_FRUITLESS_RESUMPTIONS in a row brought nothing new
+   * (as an upstream that breaks the protocol) or reached nothing (as one that cannot be reached).
    */
   async resume(
     url: string,
@@ -117,17 +118,36 @@ export class StreamableHttpClient {
     retryMs = DEFAULT_RETRY_MS,
     fruitless = 0,
   ): Promise<ByteStream | undefined> {
-    if (fruitless >= MAX_FRUITLESS_RESUMPTIONS) {
-      throw new UpstreamError(
-        'protocol',
-        `the upstream's event stream, resumed ${fruitless} times in a row, ended each time without a new event`,
-      );
+    let unreached: { attempts: number; reason: string } | undefined;
+    for (let attempt = fruitless; ; attempt++) {
+      if (attempt >= MAX_FRUITLESS_RESUMPTIONS) {
+        if (unreached) {
+          throw new UpstreamError(
+            'connection_refused',
+            `the upstream's event stream could not be resumed: ${unreached.reason}, ${unreached.attempts} times in a row`,
+          );
+        }
+        throw new UpstreamError(
+          'protocol',
+          `the upstream's event stream, resumed ${attempt} times in a row, ended each time without a new event`,
+        );
+      }
+      await delay(Math.max(retryMs, MIN_RETRY_MS), options.signal);
+      let answer: UpstreamAnswer;
+      try {
+        answer = await this.openStream(url, { ...options, lastEventId });
+      } catch (error) {
+        // Refused or reset before its headers: an upstream restarting (its events kept in a store of its own) or
+        // one whose connection dropped. Tried again after the same wait, as a resumption that brought nothing.
+        const { kind, message } = classifyUpstreamError(error);
+        if (kind !== 'connection_refused' || options.signal?.aborted) throw error;
+        unreached = { attempts: (unreached?.attempts ?? 0) + 1, reason: message };
+        continue;
+      }
+      if (answer.statusCode === 200 && answer.contentType.startsWith('text/event-stream')) return answer;
+      await answer.dump();
+      return undefined;
     }
-    await delay(Math.max(retryMs, MIN_RETRY_MS), options.signal);
-    const answer = await this.openStream(url, { ...options, lastEventId });
-    if (answer.statusCode === 200 && answer.contentType.startsWith('text/event-stream')) return answer;
-    await answer.dump();
-    return undefined;
   }
 
   async delete(url: string, options: UpstreamRequestOptions): Promise<number> {

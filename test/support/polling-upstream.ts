@@ -47,7 +47,7 @@ class MemoryEventStore implements EventStore {
  * `stall` and `breakOff` are the fixture's own too. A `stall` stream, and every stream resumed from it, ends at once
  * and never answers, each with no event at all, or (`fresh`) with a new priming event, under the `retry` the call
  * names. `breakOff` destroys its connection after a priming event (or, `early`, after a notification without an id)
- * and answers on the stream resumed from it.
+ * and answers on the stream resumed from it, once `drop` GETs resuming it have had their connections destroyed.
  */
 export class PollingUpstream {
   readonly calls: PollCall[] = [];
@@ -105,6 +105,8 @@ export class PollingUpstream {
     if (resumed) {
       const gets = (this.resumptionsOf.get(resumed.label) ?? 0) + 1;
       this.resumptionsOf.set(resumed.label, gets);
+      // Dropped before any answer, as an upstream restarting would.
+      if (gets <= (resumed.drop ?? 0)) return void req.socket.destroy();
       return answerOwnCall(res, resumed, gets);
     }
     const sessionId = req.headers['mcp-session-id'];
@@ -192,7 +194,7 @@ export class PollingUpstream {
       'breakOff',
       {
         description: 'Breaks its connection after a priming event, and answers on the resumed stream',
-        inputSchema: { ...label, early: z.boolean() },
+        inputSchema: { ...label, early: z.boolean(), drop: z.number().int().min(0).optional() },
       },
       () => ({ content: [] }),
     );
@@ -211,6 +213,8 @@ interface OwnCallArguments {
   retry?: number;
   fresh?: boolean;
   early?: boolean;
+  /** `breakOff`: how many GETs resuming it are dropped (their connection destroyed, unanswered) before one answers. */
+  drop?: number;
 }
 
 /** A call of `stall` or `breakOff`, which the fixture answers itself. */
