@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import * as http from 'node:http';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { CallToolResultSchema, type Progress } from '@modelcontextprotocol/sdk/types.js';
 import request from 'supertest';
@@ -61,6 +62,30 @@ describe('resuming an upstream event stream closed before its answer', () => {
   afterAll(async () => {
     await deployment?.stop();
   });
+
+  /**
+   * A session on /mcp/{slug} opened by plain HTTP with `accept`: the headers that name it (with the token), and a
+   * POST of one message on it.
+   */
+  async function rawSession(accept: string): Promise<{
+    headers: Record<string, string>;
+    post: (message: Record<string, unknown>) => Promise<Response>;
+  }> {
+    const headers: Record<string, string> = { authorization: await bearer(), 'mcp-protocol-version': '2025-11-25' };
+    const post = (message: Record<string, unknown>): Promise<Response> =>
+      fetch(`${gw.url}/mcp/${slug}`, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json', accept },
+        body: JSON.stringify({ jsonrpc: '2.0', ...message }),
+      });
+    const params = { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } };
+    const opened = await post({ id: 0, method: 'initialize', params });
+    expect(opened.status).toBe(200);
+    await opened.text();
+    headers['mcp-session-id'] = opened.headers.get('mcp-session-id')!;
+    expect((await post({ method: 'notifications/initialized' })).status).toBe(202);
+    return { headers, post };
+  }
 
   it('answers a call through /mcp from the resumed stream, with the progress of both streams', async () => {
     const client = await connect();
@@ -228,6 +253,24 @@ describe('resuming an upstream event stream closed before its answer', () => {
     expect(res.body.content).toEqual([{ type: 'text', text: `resumed ${label}` }]);
   });
 
+  it("breaks the client's listening stream on /mcp/{slug} when the upstream's breaks, and ends it when it ends", async () => {
+    // A client of its own, which opens no listening stream but those the test does.
+    const { headers } = await rawSession('application/json, text/event-stream');
+    upstream.nextListen = 'break';
+    const broken = await listenThrough(`${gw.url}/mcp/${slug}`, headers);
+    expect(broken).toMatchObject({ status: 200, ending: 'broken' });
+    const lastEventId = /^id: (listen\.\d+)$/m.exec(broken.text)?.[1];
+    expect(lastEventId).toBeDefined();
+    // What the client does with a broken stream: it resumes it, through the gateway, after the event it has.
+    const resumed = await listenThrough(`${gw.url}/mcp/${slug}`, { ...headers, 'last-event-id': lastEventId! });
+    expect(resumed.ending).toBe('ended');
+    expect(upstream.listenResumptions).toContain(lastEventId);
+    upstream.nextListen = 'end';
+    const ended = await listenThrough(`${gw.url}/mcp/${slug}`, headers);
+    expect(ended.ending).toBe('ended');
+    expect(ended.text).toMatch(/^id: listen\.\d+$/m);
+  });
+
   it('resumes again a stream whose reconnection is dropped before its answer, up to the cap', async () => {
     const client = await connect();
     try {
@@ -290,4 +333,24 @@ async function failureOf(
     (error: unknown) => error as Error,
   );
   return failure.message;
+}
+
+/** A listening stream (GET) read to its end: what it carried, and whether it ended or broke. */
+function listenThrough(
+  url: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; text: string; ending: 'ended' | 'broken' }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { headers: { accept: 'text/event-stream', ...headers } }, (res) => {
+      let text = '';
+      let ended = false;
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => (ended = true));
+      // A response cut short fails with 'aborted' (ECONNRESET); its close tells the end from the break.
+      res.on('error', () => undefined);
+      res.on('close', () => resolve({ status: res.statusCode ?? 0, text, ending: ended ? 'ended' : 'broken' }));
+    });
+    req.on('error', reject);
+  });
 }

@@ -232,7 +232,11 @@ export class SlugRelay {
     } catch (error) {
       if (!abort.signal.aborted) this.logFailure(server, error);
       if (!res.headersSent) endWith(res, 502);
-      else res.end();
+      else if (abort.signal.aborted) res.end();
+      // The upstream's stream broke (a reset, not an end): the client's breaks too, so that it reconnects, with the
+      // Last-Event-ID of what it got, through the gateway, as a POST's broken stream is passed on. Ended cleanly, it
+      // read as a stream the upstream closed on purpose.
+      else res.destroy();
     } finally {
       abort.done();
     }

@@ -56,6 +56,14 @@ export class PollingUpstream {
   openResumptions = 0;
   /** The GETs that resumed each `stall` or `breakOff` call, by its label. */
   readonly resumptionsOf = new Map<string, number>();
+  /**
+   * How the fixture answers the next listening stream (a GET without Last-Event-ID), instead of the SDK: an event
+   * with an id (`listen.{n}`), then its connection broken or the stream ended. Taken by the GET it answers.
+   */
+  nextListen?: 'break' | 'end';
+  /** The Last-Event-ID of each GET that resumed one of those streams. */
+  readonly listenResumptions: string[] = [];
+  private listens = 0;
   private readonly ownCalls = new Map<string, OwnCall>();
   private readonly sessions = new Map<string, StreamableHTTPServerTransport>();
   private readonly server = http.createServer((req, res) => {
@@ -92,6 +100,18 @@ export class PollingUpstream {
       this.resumptions++;
       this.openResumptions++;
       res.once('close', () => this.openResumptions--);
+    }
+    if (req.method === 'GET') {
+      const lastEventId = req.headers['last-event-id'];
+      if (typeof lastEventId === 'string' && lastEventId.startsWith('listen.')) {
+        this.listenResumptions.push(lastEventId);
+        return void res.writeHead(200, { 'content-type': 'text/event-stream' }).end(': resumed\n\n');
+      }
+      const ending = lastEventId === undefined ? this.nextListen : undefined;
+      if (ending) {
+        this.nextListen = undefined;
+        return listenOnce(res, `listen.${++this.listens}`, ending);
+      }
     }
     const body = req.method === 'POST' ? await readJson(req) : undefined;
     if (isCallOf(body, 'cutShort')) return cutShort(res, body);
@@ -252,4 +272,13 @@ function cutShort(res: http.ServerResponse, body: { id: string | number }): void
   res.writeHead(200, { 'content-type': 'text/event-stream' });
   const notification = { jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: body.id } };
   res.end(`event: message\ndata: ${JSON.stringify(notification)}\n\n`);
+}
+
+/** A listening stream of one event, with the id given, then broken (its connection destroyed) or ended. */
+function listenOnce(res: http.ServerResponse, id: string, ending: 'break' | 'end'): void {
+  res.writeHead(200, { 'content-type': 'text/event-stream' });
+  const notification = { jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: id } };
+  const event = `id: ${id}\ndata: ${JSON.stringify(notification)}\n\n`;
+  if (ending === 'end') return void res.end(event);
+  res.write(event, () => res.socket?.destroy());
 }
