@@ -271,6 +271,29 @@ describe('resuming an upstream event stream closed before its answer', () => {
     expect(ended.text).toMatch(/^id: listen\.\d+$/m);
   });
 
+  it('resumes for a JSON-only client on /mcp/{slug} the stream it cannot resume itself, and answers in JSON', async () => {
+    const { post } = await rawSession('application/json');
+    // A stream broken after a priming event, and one the upstream closes before its answer (SSE polling).
+    const broken = `json-break-${randomUUID().slice(0, 8)}`;
+    const polled = `json-poll-${randomUUID().slice(0, 8)}`;
+    const calls = [
+      { name: 'breakOff', arguments: { label: broken, early: false }, text: `resumed ${broken}` },
+      { name: 'poll', arguments: { label: polled }, text: `polled ${polled}` },
+    ];
+    for (const [index, { name, arguments: args, text }] of calls.entries()) {
+      const answer = await post({ id: index + 1, method: 'tools/call', params: { name, arguments: args } });
+      expect(answer.status).toBe(200);
+      expect(answer.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(await answer.json()).toEqual({
+        jsonrpc: '2.0',
+        id: index + 1,
+        result: { content: [{ type: 'text', text }] },
+      });
+    }
+    expect(upstream.resumptionsOf.get(broken)).toBe(1);
+    await waitUntil(() => upstream.openResumptions === 0, 'the gateway closed the resumed streams');
+  });
+
   it('resumes again a stream whose reconnection is dropped before its answer, up to the cap', async () => {
     const client = await connect();
     try {

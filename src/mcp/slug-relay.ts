@@ -45,7 +45,7 @@ import {
   StreamableHttpClient,
   type UpstreamReply,
 } from './streamable-http-client';
-import type { SseEvent } from './sse';
+import type { SseEvent, SseEventStream } from './sse';
 import { discard, initializeUpstream, safeJson, sendInitialized, statusFailure } from './upstream-exchange';
 import { upstreamFailureOf } from './upstream-failure';
 
@@ -162,6 +162,10 @@ export class SlugRelay {
     try {
       exchanges.upstreamStarted();
       reply = await this.send(server, session, callerOf(req), batch ? forward : forward[0]!, abort.signal);
+      // A client that takes no event stream cannot resume one: the gateway resumes the upstream's on its behalf.
+      if (reply.body.kind === 'sse' && !acceptableFor(req).eventStream) {
+        this.resumeForClient(reply.body.events, server, session, callerOf(req), abort.signal);
+      }
       // What the upstream asks while it answers cannot reach a client that takes no event stream: declined for it.
       const decline = (asked: JsonRpcRequest): void => {
         const text = `The client cannot be asked ${asked.method}: it takes no event stream`;
@@ -461,12 +465,12 @@ export class SlugRelay {
 
   /**
    * An upstream's event stream, answered as JSON to a client that takes no streams: the responses, sent once every
-   * request has one. Notifications (progress, logs) have no place in a JSON answer and are left out; the upstream's
+   * request has one; the gateway resumes the stream should the upstream close or break it first (`resumeForClient`). Notifications (progress, logs) have no place in a JSON answer and are left out; the upstream's
    * own requests (sampling, elicitation, roots) are declined, so that it does not wait for an answer that cannot come.
    */
   private async relayAsJson(
     res: ServerResponse,
-    events: AsyncIterable<SseEvent>,
+    events: SseEventStream,
     filter: (message: unknown) => unknown,
     refused: JsonRpcResponse[],
     batch: boolean,
@@ -488,7 +492,11 @@ export class SlugRelay {
         if ('method' in message) decline(message as JsonRpcRequest);
         else answers.push(filter(message) as JsonRpcMessage);
       }
-      if (exchanges.answeredAll) send();
+      if (exchanges.answeredAll) {
+        // Nothing more to resume for: a resumed stream the upstream keeps open is left, not waited on.
+        events.answered();
+        send();
+      }
     }
     if (!res.writableEnded) send();
   }
@@ -507,6 +515,28 @@ export class SlugRelay {
       (tool) => typeof tool.name === 'string' && this.policy.canUseTool(principal, server, tool.name).allowed,
     );
     return { ...candidate, result: { ...candidate.result, tools } };
+  }
+
+  /**
+   * Resumes `events` by GET with Last-Event-ID once the upstream closes or breaks them before the answers, as the
+   * pooled client does for `/mcp`: within the call's bound (`signal`), and never past MAX_FRUITLESS_RESUMPTIONS.
+   */
+  private resumeForClient(
+    events: SseEventStream,
+    server: GatewayServer,
+    session: McpSession,
+    caller: UpstreamCaller,
+    signal: Abortable,
+  ): void {
+    events.resumeWith(async (lastEventId, retryMs, fruitless) => {
+      const options = {
+        sessionId: session.upstreamSessions[server.id],
+        protocolVersion: session.protocolVersion,
+        headers: await this.connector.headersFor(server, caller),
+        signal,
+      };
+      return this.http.resume(server.url, options, lastEventId, retryMs, fruitless);
+    });
   }
 
   private openStream(
