@@ -4,8 +4,10 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { CallToolResultSchema, type Progress } from '@modelcontextprotocol/sdk/types.js';
 import request from 'supertest';
 import { MAX_FRUITLESS_RESUMPTIONS, MIN_RETRY_MS } from '../src/mcp/streamable-http-client';
+import type { AuditRecordView } from '../src/audit/audit.dto';
 import type { McpExchange } from '../src/traffic/mcp-exchange';
 import { McpTraffic } from '../src/traffic/mcp-traffic';
+import { auditOf } from './support/audit';
 import type { LocalEntraIssuer } from './support/entra-issuer';
 import { eventually, waitUntil } from './support/eventually';
 import type { TestGateway } from './support/gateway';
@@ -232,6 +234,13 @@ describe('resuming an upstream event stream closed before its answer', () => {
       const result = await direct.callTool({ name: 'breakOff', arguments: { label, early: false } });
       expect(result.content).toEqual([{ type: 'text', text: `resumed ${label}` }]);
       expect(upstream.resumptionsOf.get(label)).toBe(1);
+      // Audited as left to the client to resume, with the break's kind; not as an upstream that failed the call.
+      await auditOf(gw.gateway.app).trail.flush();
+      const audited = await request(gw.url).get('/api/v1/audit').query({ server: slug, tool: 'breakOff' }).expect(200);
+      const record = (audited.body.records as AuditRecordView[]).find(
+        (one) => (one.arguments as { label?: string } | undefined)?.label === label,
+      );
+      expect(record).toMatchObject({ surface: 'server', outcome: 'resumable', errorKind: 'connection_refused' });
     } finally {
       await direct.close();
     }

@@ -21,6 +21,7 @@ const OUTCOME_SET: Record<ExchangeOutcome, true> = {
   timeout: true,
   refused: true,
   cancelled: true,
+  resumable: true,
 };
 const SURFACE_SET: Record<McpSurface, true> = { aggregate: true, server: true, rest: true };
 const PRINCIPAL_KIND_SET: Record<PrincipalKind, true> = { app: true, user: true };

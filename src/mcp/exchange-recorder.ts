@@ -153,6 +153,18 @@ export class ExchangeRecorder {
   }
 
   /**
+   * Every pending request's event stream broke after an event with an id and was passed on broken, for the client to
+   * resume by GET with Last-Event-ID: its answer, if any, comes on that stream, which this record does not follow.
+   * `error` is the break, kept as the record's error kind.
+   */
+  leftToResume(error: unknown): void {
+    const { kind } = classifyUpstreamError(error);
+    for (const pending of this.take()) {
+      this.finish(pending, { decision: 'allowed', outcome: 'resumable', errorKind: kind });
+    }
+  }
+
+  /**
    * Every pending request (or the one with this id) ended on the client's side: cancelled with
    * `notifications/cancelled`, or, when `clientClosed`, given up by a client that closed its connection first
    * (recorded with the error kind `client_closed`).

@@ -189,7 +189,7 @@ export class SlugRelay {
         // The upstream's event stream broke after an event with an id, which the client has: the client's breaks too,
         // so that it resumes it by GET with Last-Event-ID, through the gateway, as it would the upstream's. An error
         // event instead would answer the request it can still get.
-        exchanges.fail(error);
+        exchanges.leftToResume(error);
         this.logFailure(server, error);
         res.destroy();
       } else {

@@ -55,6 +55,7 @@ const OUTCOME_INDEX: Record<ExchangeOutcome, number> = {
   timeout: 4,
   refused: 5,
   cancelled: 6,
+  resumable: 7,
 };
 const OUTCOME_COUNT = Object.keys(OUTCOME_INDEX).length;
 

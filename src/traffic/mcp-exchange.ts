@@ -11,10 +11,12 @@ export type ExchangeDecision = 'allowed' | 'denied' | 'rate_limited' | 'unauthen
  * (a JSON-RPC error answer, the upstream's or the gateway's); `upstream_error`
  * (the upstream could not be reached or broke the protocol); `timeout`;
  * `refused` (the gateway answered without asking the upstream: denial, rate
- * limit, bad token); `cancelled` (the client cancelled it before the answer).
+ * limit, bad token); `cancelled` (the client cancelled it before the answer); `resumable` (on `/mcp/{slug}`, the
+ * upstream's event stream broke after an event with an id and was passed on broken, for the client to resume by GET
+ * with Last-Event-ID: the answer, if any, comes on a stream this record does not follow).
  */
 export type ExchangeOutcome =
-  'ok' | 'tool_error' | 'rpc_error' | 'upstream_error' | 'timeout' | 'refused' | 'cancelled';
+  'ok' | 'tool_error' | 'rpc_error' | 'upstream_error' | 'timeout' | 'refused' | 'cancelled' | 'resumable';
 
 export interface ServerRef {
   id: string;
@@ -64,7 +66,8 @@ export interface McpExchange {
   /**
    * The classified upstream failure (`timeout`, `connection_refused`, ...) for `upstream_error` and `timeout`;
    * `client_closed` for a request `cancelled` by a client that went away, `session_store_unavailable` for an
-   * `rpc_error` the gateway answered (503) because its session store did not answer.
+   * `rpc_error` the gateway answered (503) because its session store did not answer; for `resumable`, the break of
+   * the stream.
    */
   errorKind?: string;
 }
