@@ -157,6 +157,48 @@ describe('mcp-gateway serve --workers', () => {
     STARTUP_MS,
   );
 
+  it(
+    'kills a worker that is still running when the bound after the second signal is over, and exits 1',
+    async () => {
+      const database = await createScratchDatabase();
+      const dataDir = mkdtempSync(path.join(tmpdir(), 'mcp-gateway-workers-stuck-'));
+      const serve = new ServeProcess(['--workers', '2', '--port', '0', '--host', '127.0.0.1'], {
+        AUTH_MODE: 'dev',
+        DATA_DIR: dataDir,
+        DATABASE_URL: database.url,
+        REDIS_URL,
+      });
+      let stuck: number | undefined;
+      try {
+        await primaryServing(serve);
+        const listening = serve.logLines().find((line) => line.msg === 'worker listening' && line.worker === 1);
+        stuck = listening?.workerPid as number;
+        expect(stuck).toEqual(expect.any(Number));
+        // A stopped process neither drains nor hears SIGTERM, as a worker stuck in a loop: only SIGKILL ends it.
+        process.kill(stuck, 'SIGSTOP');
+        serve.signal('SIGTERM');
+        await waitUntil(
+          () => serve.logLines().some((line) => line.msg === 'worker stopped' && line.worker === 2),
+          'worker 2 drains and stops',
+        );
+        serve.signal('SIGTERM');
+        expect(await serve.exited).toBe(1);
+        expect(
+          serve.logLines().find((line) => line.msg === 'workers still running after the second signal: killed'),
+        ).toMatchObject({ role: 'primary', workers: [1] });
+        const pid = stuck;
+        await waitUntil(() => !isRunning(pid), 'the stuck worker is gone');
+      } finally {
+        if (stuck !== undefined && isRunning(stuck)) process.kill(stuck, 'SIGKILL');
+        serve.signal('SIGKILL');
+        await serve.exited;
+        await database.drop();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    },
+    STARTUP_MS,
+  );
+
   describe('two workers on PostgreSQL and Redis', () => {
     let database: { url: string; drop: () => Promise<void> };
     let dataDir: string;
@@ -438,5 +480,16 @@ function rpcResult(text: string): unknown {
     return (JSON.parse(json) as { result?: unknown }).result;
   } catch {
     return undefined;
+  }
+}
+
+/** Whether process `pid` runs (a zombie, killed and not yet reaped, does not). */
+function isRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The state follows the command name, which is in parentheses and may hold spaces.
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
   }
 }
