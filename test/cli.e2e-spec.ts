@@ -6,7 +6,7 @@ import { Client } from 'pg';
 import request from 'supertest';
 import { MIGRATIONS_DIR } from '../src/database/migrator';
 import { runCli, ServeProcess } from './support/cli';
-import { waitUntil } from './support/eventually';
+import { eventually, waitUntil } from './support/eventually';
 import { createScratchDatabase, POSTGRES_URL, REDIS_URL } from './support/services';
 
 describe('mcp-gateway CLI', () => {
@@ -230,6 +230,45 @@ describe('mcp-gateway CLI', () => {
     });
   });
 
+  it('fails migrate, exit 1, when its session dies waiting on the advisory lock, and a later migrate applies all', async () => {
+    const fresh = await createScratchDatabase();
+    // Another instance migrating: it holds the schema engine's lock.
+    const holder = new Client({ connectionString: fresh.url });
+    await holder.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock($1)', [PRISMA_MIGRATE_LOCK]);
+      const migrating = runCli(['migrate'], { DATABASE_URL: fresh.url });
+      const waiter = async (): Promise<number | undefined> => {
+        const rows = await holder.query<{ pid: number }>(
+          `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND NOT granted`,
+          [PRISMA_MIGRATE_LOCK],
+        );
+        return rows.rows[0]?.pid;
+      };
+      const pid = await eventually(async () => {
+        const waiting = await waiter();
+        if (waiting === undefined) throw new Error('migrate does not wait for the lock yet');
+        return waiting;
+      });
+      // Its session ends (an administrator, a failover): the lock it waited for is no longer waited for.
+      await holder.query('SELECT pg_terminate_backend($1)', [pid]);
+      // Let go at once: a migrate that waited for the lock again on a new session would take it and succeed.
+      await holder.query('SELECT pg_advisory_unlock($1)', [PRISMA_MIGRATE_LOCK]);
+      const result = await migrating;
+      expect(result.code).toBe(1);
+      expect(result.stderr).toBe(
+        `mcp-gateway: migration failed: Applying the migrations in ${MIGRATIONS_DIR} failed: ` +
+          'FATAL: terminating connection due to administrator command\n',
+      );
+      const again = await runCli(['migrate'], { DATABASE_URL: fresh.url });
+      expect(again).toMatchObject({ code: 0, stderr: '' });
+      expect(again.stdout).toMatch(new RegExp(`^applied ${COMMITTED.length} migration\\(s\\)`));
+    } finally {
+      await holder.end();
+      await fresh.drop();
+    }
+  });
+
   it('applies migrations once when two migrate processes race on a fresh database (advisory lock)', async () => {
     const fresh = await createScratchDatabase();
     try {
@@ -386,6 +425,9 @@ describe('mcp-gateway CLI', () => {
     expect(await serve.exited).toBe(0);
   });
 });
+
+/** The advisory lock Prisma's schema engine takes around migrations (`SELECT pg_advisory_lock(72707369)`). */
+const PRISMA_MIGRATE_LOCK = 72707369;
 
 const COMMITTED = readdirSync(MIGRATIONS_DIR, { withFileTypes: true })
   .filter((entry) => entry.isDirectory())
