@@ -465,8 +465,9 @@ export class SlugRelay {
 
   /**
    * An upstream's event stream, answered as JSON to a client that takes no streams: the responses, sent once every
-   * request has one; the gateway resumes the stream should the upstream close or break it first (`resumeForClient`). Notifications (progress, logs) have no place in a JSON answer and are left out; the upstream's
-   * own requests (sampling, elicitation, roots) are declined, so that it does not wait for an answer that cannot come.
+   * request has one; the gateway resumes the stream should the upstream close or break it first (`resumeForClient`).
+   * Notifications (progress, logs) have no place in a JSON answer and are left out; the upstream's own requests
+   * (sampling, elicitation, roots) are declined, so that it does not wait for an answer that cannot come.
    */
   private async relayAsJson(
     res: ServerResponse,
