@@ -1,4 +1,5 @@
 import request from 'supertest';
+import { PrismaService } from '../src/database/prisma.service';
 import { startTestGateway, type TestGateway } from './support/gateway';
 import { matrixCells, ROLES, SERVERS, type ServerKey } from './support/rbac-matrix';
 import { insertServer, type StoredServer } from './support/servers-table';
@@ -17,7 +18,13 @@ describe('GET /api/v1/authz/explain', () => {
     }
   });
 
+  // The shared database keeps no rows of this suite: its `broken` server (a tool rule PostgreSQL holds but the
+  // gateway cannot read) would fail every other suite's unfiltered `GET /api/v1/servers` with a 500.
   afterAll(async () => {
+    if (gw) {
+      const ids = Object.values(stored).map((server) => server.id);
+      await gw.gateway.app.get(PrismaService).server.deleteMany({ where: { id: { in: ids } } });
+    }
     await gw?.close();
   });
 
