@@ -20,8 +20,9 @@ import { AggregateServer } from './mcp/aggregate-server';
 import { mcpEdge, mcpEdgeCheck } from './mcp/mcp-edge';
 import { McpPostLane, type ProxyTrust } from './mcp/mcp-post-lane';
 import { RestBridge } from './mcp/rest-bridge';
+import { sendRpcProblem } from './mcp/rpc-problem';
 import { SlugRelay } from './mcp/slug-relay';
-import { isRestBridgePath } from './common/request-path';
+import { isRestBridgePath, isUnder } from './common/request-path';
 import { sendText } from './common/send-text';
 import { McpAuthMiddleware } from './auth/mcp-auth.middleware';
 import { IpRateLimitMiddleware } from './ratelimit/ip-rate-limit.middleware';
@@ -51,8 +52,13 @@ export function configureApp(app: INestApplication, logger: Logger): void {
   express.disable('x-powered-by');
   express.useLogger(app.get(NestPinoLogger));
   const config = app.get<AppConfig>(APP_CONFIG);
+  const underMcpPrefix = isUnder(config.mcpPrefix);
+  // The MCP endpoints themselves, not the REST bridge beside them (which answers problem+json).
+  const isJsonRpcPath = (path: string): boolean =>
+    underMcpPrefix(path) && !isRestBridgePath(path.slice(config.mcpPrefix.length));
   const problems = new ProblemDetailsFilter(logger, [
-    { prefix: `${config.apiPrefix}/${FACADE_PATH}`, send: sendRegistryError },
+    { covers: isUnder(`${config.apiPrefix}/${FACADE_PATH}`), send: sendRegistryError },
+    { covers: isJsonRpcPath, send: sendRpcProblem },
   ]);
   express.useGlobalFilters(problems);
   express.useGlobalPipes(new RequestValidationPipe());
@@ -71,12 +77,9 @@ export function configureApp(app: INestApplication, logger: Logger): void {
   express.use(pinoHttp(httpLoggerOptions(logger)));
   // Ahead of body parsing and of the token check: a wrong Host or a preflight needs neither.
   express.use(mcpEdge(edgeOptions));
-  const underMcpPrefix = (path: string): boolean =>
-    path === config.mcpPrefix || path.startsWith(`${config.mcpPrefix}/`);
   useJsonBody(app, {
     maxBytes: config.maxBodyBytes,
-    // The MCP endpoints themselves, not the REST bridge beside them (which answers problem+json).
-    isJsonRpc: (req) => underMcpPrefix(req.path) && !isRestBridgePath(req.path.slice(config.mcpPrefix.length)),
+    isJsonRpc: (req) => isJsonRpcPath(req.path),
     takesJsonOnly: (req) => !underMcpPrefix(req.path),
   });
   // The MCP paths answer an unknown method by their own rules.

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import * as http from 'node:http';
+import { gzipSync } from 'node:zlib';
 import request from 'supertest';
 import { HOME_TENANT } from './support/entra-issuer';
 import { eventually, waitUntil } from './support/eventually';
@@ -82,6 +84,138 @@ describe('an unclassified failure relaying to an upstream', () => {
   });
 });
 
+interface Answer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  text: string;
+}
+
+/** A raw request, so that the method, the path, the headers and the body are exactly what the test says. */
+function send(
+  url: string,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: Buffer,
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${url}${path}`, { method, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }),
+      );
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/**
+ * A handler of an MCP endpoint that fails, whichever way the request came in: the POST lane, or Express (a query
+ * string, a trailing slash, a compressed body, GET, DELETE), which answered problem+json. The fault is a real one:
+ * the gateway's Redis user may not run GET (a Redis ACL), so the session a request names cannot be read, and Redis's
+ * refusal reaches the handler.
+ */
+describe('an internal fault on every way into the MCP endpoints', () => {
+  let redisUser: RedisUser | undefined;
+  const role = `Greeters.${randomUUID().slice(0, 8)}`;
+  let deployment: GuardedUpstream;
+  let token: string;
+
+  beforeAll(async () => {
+    redisUser = await redisUserWithout('get');
+    deployment = await startGuardedUpstream({
+      slug: 'entries',
+      role,
+      tools: GREET_TOOLS,
+      env: { REDIS_URL: redisUser.url },
+    });
+    token = await deployment.issuer.token({ roles: [role] });
+  });
+
+  afterAll(async () => {
+    await deployment?.stop();
+    await redisUser?.remove();
+  });
+
+  const ping = (id: string) => Buffer.from(JSON.stringify({ jsonrpc: '2.0', id, method: 'ping' }));
+  const ways: [string, string, string, Record<string, string>, (id: string) => Buffer | undefined][] = [
+    ['the POST lane', 'POST', '', {}, ping],
+    ['a query string', 'POST', '?trace=1', {}, ping],
+    ['a trailing slash', 'POST', '/', {}, ping],
+    ['a compressed body', 'POST', '', { 'content-encoding': 'gzip' }, (id) => gzipSync(ping(id))],
+    ['GET', 'GET', '', {}, () => undefined],
+    ['DELETE', 'DELETE', '', {}, () => undefined],
+  ];
+
+  it.each(['/mcp', '/mcp/{slug}'])(
+    'answers %s -32603 with the error id of the one line logging the fault, the request id known, whichever way',
+    async (endpoint) => {
+      const { gw, slug } = deployment;
+      const path = endpoint.replace('{slug}', slug);
+      for (const [way, method, suffix, headers, body] of ways) {
+        const requestId = `entries-${randomUUID()}`;
+        const rpcId = `ping-${randomUUID()}`;
+        const payload = body(rpcId);
+        const answer = await send(
+          gw.url,
+          method,
+          `${path}${suffix}`,
+          {
+            authorization: `Bearer ${token}`,
+            accept: method === 'GET' ? 'text/event-stream' : 'application/json, text/event-stream',
+            'mcp-session-id': `unknown-${randomUUID()}`,
+            'mcp-protocol-version': '2025-06-18',
+            'x-request-id': requestId,
+            ...(payload ? { 'content-type': 'application/json' } : {}),
+            ...headers,
+          },
+          payload,
+        );
+
+        expect([way, answer.status, answer.headers['content-type']]).toEqual([
+          way,
+          500,
+          'application/json; charset=utf-8',
+        ]);
+        const answered = JSON.parse(answer.text) as { error: { data?: { errorId?: string } } };
+        expect([way, answered]).toEqual([
+          way,
+          {
+            jsonrpc: '2.0',
+            id: method === 'POST' ? rpcId : null,
+            error: {
+              code: -32603,
+              message: 'Internal error',
+              data: { errorId: expect.stringMatching(/^[0-9a-f-]{36}$/) },
+            },
+          },
+        ]);
+        expect(answer.text).not.toContain('NOPERM');
+        const errorId = answered.error.data?.errorId;
+        await waitUntil(() => gw.logs.lines.some((line) => line.errorId === errorId), 'the error line');
+        // One line holds the error, its id and the request's (beside the access log line, which holds neither).
+        const lines = gw.logs.lines.filter(
+          (line) => (line.errorId === errorId || line.reqId === requestId) && line.req === undefined,
+        );
+        expect([way, lines]).toEqual([
+          way,
+          [
+            expect.objectContaining({
+              level: 50,
+              errorId,
+              reqId: requestId,
+              err: expect.objectContaining({ message: expect.stringContaining('NOPERM') }),
+            }),
+          ],
+        ]);
+      }
+    },
+  );
+});
+
 /** Redis behind a relay the test stops: the store of the gateway's MCP sessions goes away, and comes back. */
 describe('MCP sessions while Redis is away', () => {
   const relay = new TcpProxy(hostPortOf(REDIS_URL).host, hostPortOf(REDIS_URL).port);
@@ -123,7 +257,7 @@ describe('MCP sessions while Redis is away', () => {
       id,
       error: { code: -32603, message: 'Service unavailable: the session store does not answer; try again shortly' },
     });
-    // Created: on /mcp, and on /mcp/{slug} once the upstream has answered the initialize.
+    // Created: on /mcp, and on /mcp/{slug} once the upstream has answered the initialize; answering the request.
     const aggregate = await post('/mcp', initialize(2));
     expect(aggregate.status).toBe(503);
     expect(aggregate.body).toEqual(unavailable(2));

@@ -245,7 +245,7 @@ describe('a request whose handler fails on the POST lane', () => {
     await redisUser?.remove();
   });
 
-  it('answers -32603 carrying the error id of the log line that holds the error, and nothing else of it', async () => {
+  it("answers -32603 to the request's id, carrying the error id of the log line that holds the error, and nothing else", async () => {
     const requestId = `lane-${randomUUID()}`;
     const headers = {
       'content-type': 'application/json',
@@ -259,7 +259,7 @@ describe('a request whose handler fails on the POST lane', () => {
     const body = JSON.parse(answer.text) as { error: { data?: { errorId?: string } } };
     expect(body).toEqual({
       jsonrpc: '2.0',
-      id: null,
+      id: 7,
       error: { code: -32603, message: 'Internal error', data: { errorId: expect.stringMatching(/^[0-9a-f-]{36}$/) } },
     });
     const errorId = body.error.data?.errorId;

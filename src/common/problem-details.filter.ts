@@ -45,10 +45,13 @@ const CODE_OF_STATUS: Partial<Record<number, ErrorCode>> = {
   503: 'service_unavailable',
 };
 
-/** Paths whose errors are answered in a shape of their own, and how (the official registry API's `{ error }`). */
+/**
+ * Paths whose errors are answered in a shape of their own, and how (the official registry API's `{ error }`, the MCP
+ * endpoints' JSON-RPC errors).
+ */
 export interface ErrorShape {
-  /** A path prefix: the path itself and every path below it. */
-  prefix: string;
+  /** Whether a request path (without its query) is answered in this shape. */
+  covers(path: string): boolean;
   send(problem: ProblemDetails, response: ServerResponse): void;
 }
 
@@ -68,7 +71,7 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     this.respond(exception, http.getRequest<IncomingMessage>(), http.getResponse<ServerResponse>());
   }
 
-  /** The answer to a failed request; also used by the POST lane for the REST bridge (src/mcp/mcp-post-lane.ts). */
+  /** The answer to a failed request; also used by the POST lane (src/mcp/mcp-post-lane.ts). */
   respond(exception: unknown, request: IncomingMessage, response: ServerResponse): void {
     const problem = this.toProblem(exception, request);
     if (response.headersSent) {
@@ -79,7 +82,7 @@ export class ProblemDetailsFilter implements ExceptionFilter {
       for (const [name, value] of Object.entries(exception.headers)) response.setHeader(name, value);
     }
     const path = requestPathOf(request);
-    const shape = this.shapes.find(({ prefix }) => path === prefix || path.startsWith(`${prefix}/`));
+    const shape = this.shapes.find((candidate) => candidate.covers(path));
     if (shape) shape.send(problem, response);
     else sendText(response, problem.status, PROBLEM_CONTENT_TYPE, JSON.stringify(problem));
   }

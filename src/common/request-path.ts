@@ -19,3 +19,8 @@ export function requestPathOf(req: IncomingMessage): string {
 export function isRestBridgePath(pathUnderPrefix: string): boolean {
   return /\/tools(\/|$)|\/openapi\.json$/.test(pathUnderPrefix);
 }
+
+/** Whether a path is `prefix` itself or a path below it. */
+export function isUnder(prefix: string): (path: string) => boolean {
+  return (path) => path === prefix || path.startsWith(`${prefix}/`);
+}

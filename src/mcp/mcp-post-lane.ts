@@ -2,12 +2,9 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import proxyAddr from 'proxy-addr';
 import type { Logger } from 'pino';
 import type { McpRequest } from '../auth/principal';
-import { logInternalError } from '../common/internal-error';
 import { sendText } from '../common/send-text';
 import { type AccessEntry, accessLogWriter, requestId } from '../logging/logger';
-import { sendSessionStoreOutage } from './http-replies';
 import { ErrorCodes, errorResponse } from './jsonrpc';
-import { SessionStoreUnavailable } from './session-store';
 
 /** The steps a POST goes through before its handler, in this order; each answers the request itself when it stops it. */
 export interface McpPostSteps {
@@ -26,8 +23,8 @@ export interface McpPostSteps {
   /** A REST bridge request refused as problem+json, as the Express pipeline's exception filter answers it. */
   problem(req: McpRequest, res: ServerResponse, status: number, detail: string): void;
   /**
-   * A REST bridge request whose handler threw, answered by the exception filter as it answers the routes Express
-   * serves: the handler's refusals as problems, anything else a 500 carrying the error id of its log line.
+   * A request whose handler threw, answered by the exception filter as it answers the routes Express serves, in the
+   * shape of the path: the handler's refusals as such, anything else a 500 carrying the error id of its log line.
    */
   fault(req: McpRequest, res: ServerResponse, error: unknown): void;
 }
@@ -109,7 +106,7 @@ export class McpPostLane {
     const encoding = req.headers['content-encoding'];
     if (type === undefined || !JSON_TYPE.test(type)) return false;
     if (encoding !== undefined && encoding.toLowerCase() !== 'identity') return false;
-    this.serve(req as McpRequest, res, target).catch((error: unknown) => this.failed(req, res, target, error));
+    this.serve(req as McpRequest, res, target).catch((error: unknown) => this.failed(req as McpRequest, res, error));
     return true;
   }
 
@@ -221,17 +218,14 @@ export class McpPostLane {
   }
 
   /**
-   * A handler that threw. The REST bridge's handler throws its refusals too, which the exception filter answers.
-   * On the JSON-RPC endpoints it is a bug: logged under an error id, which the 500's -32603 carries (as `data`) and
-   * nothing else of it, so that an operator given what the client saw finds the line, as for `/api/v1`'s 500s. A
-   * session store Redis does not serve is an outage instead, answered 503 (the Redis client logs the outage once).
+   * A handler that threw, answered by the exception filter as it answers the requests Express serves: on the
+   * JSON-RPC endpoints a JSON-RPC error (src/mcp/rpc-problem.ts), on the REST bridge problem+json. The REST bridge's
+   * handler throws its refusals too. Anything else is a bug, logged under an error id that the 500 carries and
+   * nothing else of it, so that an operator given what the client saw finds the line; a session store Redis does not
+   * serve is an outage instead, answered 503 (the Redis client logs the outage once).
    */
-  private failed(req: McpRequest, res: ServerResponse, target: Target, error: unknown): void {
-    if (target.kind === 'rest') return this.steps.fault(req, res, error);
-    if (error instanceof SessionStoreUnavailable) return sendSessionStoreOutage(res, null, error);
-    const errorId = logInternalError(this.options.logger, error, req.id, 'serving an MCP request failed');
-    if (res.headersSent) res.end();
-    else this.rpcError(res, 500, ErrorCodes.internalError, 'Internal error', { errorId });
+  private failed(req: McpRequest, res: ServerResponse, error: unknown): void {
+    this.steps.fault(req, res, error);
   }
 }
 

@@ -3,6 +3,7 @@ import { NotFoundException } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { DomainError } from '../common/domain-error';
 import { ProblemDetailsFilter } from '../common/problem-details.filter';
+import { isUnder } from '../common/request-path';
 import { sendRegistryError } from './registry-facade-error.filter';
 
 function run(exception: unknown, url = '/api/v1/registry/v0.1/servers?limit=0') {
@@ -23,7 +24,9 @@ function run(exception: unknown, url = '/api/v1/registry/v0.1/servers?limit=0') 
     },
   } as unknown as ServerResponse;
   const request = { originalUrl: url, id: 'req-1' } as unknown as IncomingMessage;
-  const filter = new ProblemDetailsFilter(logger, [{ prefix: '/api/v1/registry/v0.1', send: sendRegistryError }]);
+  const filter = new ProblemDetailsFilter(logger, [
+    { covers: isUnder('/api/v1/registry/v0.1'), send: sendRegistryError },
+  ]);
   filter.respond(exception, request, response);
   return { ...sent, error };
 }
