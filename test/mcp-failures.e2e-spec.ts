@@ -4,7 +4,9 @@ import { gzipSync } from 'node:zlib';
 import request from 'supertest';
 import { HOME_TENANT } from './support/entra-issuer';
 import { eventually, waitUntil } from './support/eventually';
-import { type GuardedUpstream, startGuardedUpstream } from './support/guarded-upstream';
+import { auditOf } from './support/audit';
+import { GarblingUpstream } from './support/garbling-upstream';
+import { type GuardedUpstream, guardUpstream, startGuardedUpstream } from './support/guarded-upstream';
 import { redisUserWithout, type RedisUser } from './support/redis-user';
 import { REDIS_URL } from './support/services';
 import { StallableProxy } from './support/stallable-proxy';
@@ -81,6 +83,128 @@ describe('an unclassified failure relaying to an upstream', () => {
       }),
     ]);
     expect(gw.logs.lines.filter((line) => line.msg === 'upstream request failed')).toEqual([]);
+  });
+});
+
+/**
+ * An upstream whose answer to a call is not one the gateway's HTTP client can read (GarblingUpstream, a real TCP
+ * server): `garbled` is not HTTP/1.1, which Node's HTTP parser refuses (HPE_*): the upstream's failure, classified as
+ * a protocol one, as the client is told. `oversized` carries a header longer than the client reads, which nothing
+ * classifies: the client gets 'Internal error' and an error id, and the error goes to the log under that id.
+ */
+describe('an upstream answering what the gateway cannot read', () => {
+  const role = `Garblers.${randomUUID().slice(0, 8)}`;
+  let deployment: GuardedUpstream<GarblingUpstream>;
+  let token: string;
+
+  const rpc = async (path: string, body: unknown, headers: Record<string, string> = {}) =>
+    request(deployment.gw.url)
+      .post(path)
+      .set('authorization', `Bearer ${token}`)
+      .set('accept', 'application/json, text/event-stream')
+      .set(headers)
+      .send(body as object);
+
+  /** A session of `path`, as a client opens one. */
+  const sessionOf = async (path: string): Promise<Record<string, string>> => {
+    const opened = await rpc(path, initialize(1));
+    expect(opened.status).toBe(200);
+    return { 'mcp-session-id': opened.headers['mcp-session-id'] as string, 'mcp-protocol-version': '2025-06-18' };
+  };
+
+  const call = (id: number, name: string) => ({
+    jsonrpc: '2.0',
+    id,
+    method: 'tools/call',
+    params: { name, arguments: {} },
+  });
+
+  /** The audit record of the request the test gave `requestId`. */
+  const auditedAs = async (requestId: string) => {
+    await auditOf(deployment.gw.gateway.app).trail.flush();
+    const listed = await request(deployment.gw.url)
+      .get('/api/v1/audit')
+      .query({ method: 'tools/call', limit: '500' })
+      .expect(200);
+    return (listed.body.records as { requestId: string; outcome: string; errorKind?: string | null }[]).find(
+      (record) => record.requestId === requestId,
+    );
+  };
+
+  beforeAll(async () => {
+    deployment = await guardUpstream(await GarblingUpstream.start(), {
+      slug: 'garbling',
+      registration: { allowedRoles: [role] },
+    });
+    token = await deployment.issuer.token({ roles: [role] });
+    // Registration triggers discovery; the catalog of /mcp follows.
+    const session = await sessionOf('/mcp');
+    await eventually(async () => {
+      const listed = await rpc('/mcp', { jsonrpc: '2.0', id: 2, method: 'tools/list' }, session);
+      expect((listed.body.result.tools as { name: string }[]).map((tool) => tool.name)).toContain(
+        `${deployment.slug}__garbled`,
+      );
+    });
+  });
+
+  afterAll(async () => {
+    await deployment?.stop();
+  });
+
+  const malformed = expect.stringMatching(/^the upstream sent a malformed HTTP answer \(.+\)$/);
+
+  it.each(['/mcp/{slug}', '/mcp'])(
+    'answers malformed HTTP on %s as the upstream failing the protocol, audited so, with no error line',
+    async (endpoint) => {
+      const { gw, slug } = deployment;
+      const path = endpoint.replace('{slug}', slug);
+      const requestId = `garbled-${randomUUID()}`;
+      const logged = gw.logs.lines.length;
+      const answer = await rpc(path, call(5, path === '/mcp' ? `${slug}__garbled` : 'garbled'), {
+        ...(await sessionOf(path)),
+        'x-request-id': requestId,
+      });
+
+      expect(answer.status).toBe(200);
+      expect(answer.body).toEqual({
+        jsonrpc: '2.0',
+        id: 5,
+        error: {
+          code: -32603,
+          message: expect.stringMatching(
+            new RegExp(`^Upstream ${slug} failed: the upstream sent a malformed HTTP answer \\(.+\\)$`),
+          ),
+          data: { server: slug, kind: 'protocol' },
+        },
+      });
+      expect(answer.text).not.toContain('broken header');
+      expect(await auditedAs(requestId)).toMatchObject({ outcome: 'upstream_error', errorKind: 'protocol' });
+      expect(gw.logs.lines.slice(logged).filter((line) => line.level === 50)).toEqual([]);
+      expect(gw.logs.lines.slice(logged)).toContainEqual(
+        expect.objectContaining({ msg: 'upstream request failed', server: slug, kind: 'protocol', reason: malformed }),
+      );
+    },
+  );
+
+  it('answers malformed HTTP on the REST bridge 502 upstream_error, saying what the upstream did', async () => {
+    const { gw, slug } = deployment;
+    const requestId = `garbled-${randomUUID()}`;
+    const answer = await request(gw.url)
+      .post(`/mcp/${slug}/tools/garbled`)
+      .set('authorization', `Bearer ${token}`)
+      .set('x-request-id', requestId)
+      .send({});
+
+    expect(answer.status).toBe(502);
+    expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(answer.body).toMatchObject({
+      code: 'upstream_error',
+      detail: expect.stringMatching(
+        new RegExp(`^upstream ${slug} failed: the upstream sent a malformed HTTP answer \\(.+\\)$`),
+      ),
+    });
+    expect(answer.body).not.toHaveProperty('errorId');
+    expect(await auditedAs(requestId)).toMatchObject({ outcome: 'upstream_error', errorKind: 'protocol' });
   });
 });
 

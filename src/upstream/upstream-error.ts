@@ -78,6 +78,10 @@ export function classifyUpstreamError(error: unknown): ClassifiedError {
   const name = (error as { name?: unknown } | undefined)?.name;
   if (name === 'AbortError' || name === 'TimeoutError')
     return { kind: 'timeout', message: 'the upstream did not answer in time' };
+  const malformed = malformedHttpIn(error);
+  if (malformed !== undefined) {
+    return { kind: 'protocol', message: `the upstream sent a malformed HTTP answer (${malformed})` };
+  }
   const code = networkCodeOf(error);
   if (code) {
     if (code === 'ECONNREFUSED') return { kind: 'connection_refused', message: 'connection refused' };
@@ -105,6 +109,28 @@ function ownErrorIn(error: unknown): UpstreamError | undefined {
   let current: unknown = error;
   for (let depth = 0; depth < 4 && current; depth++) {
     if (current instanceof UpstreamError) return current;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/**
+ * What is wrong with an upstream's answer that Node's HTTP parser (llhttp) could not read, or undefined when the error
+ * is not that: `node:http` raises it with an `HPE_*` code and `Parse Error: {reason}`; undici (the relay's client, and
+ * fetch's) as an HTTPParserError, `Response does not match the HTTP/1.1 protocol ({reason})`, whose code undici 7
+ * leaves undefined, or, when the parser stops inside a body shorter or longer than its content-length, as
+ * UND_ERR_RES_CONTENT_LENGTH_MISMATCH. Only llhttp's reason is kept, never the bytes the upstream sent.
+ */
+function malformedHttpIn(error: unknown): string | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && current; depth++) {
+    const { name, code, message } = current as { name?: unknown; code?: unknown; message?: unknown };
+    if (code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') return 'its body does not match its content-length';
+    if (name === 'HTTPParserError' || (typeof code === 'string' && code.startsWith('HPE_'))) {
+      const text = typeof message === 'string' ? message : '';
+      const reason = /\(([^()]{1,100})\)$/.exec(text)?.[1] ?? /^Parse Error: (.{1,100})$/.exec(text)?.[1];
+      return reason ?? (typeof code === 'string' ? code : 'not HTTP/1.1');
+    }
     current = (current as { cause?: unknown }).cause;
   }
   return undefined;
