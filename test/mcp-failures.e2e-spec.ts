@@ -206,6 +206,80 @@ describe('an upstream answering what the gateway cannot read', () => {
     expect(answer.body).not.toHaveProperty('errorId');
     expect(await auditedAs(requestId)).toMatchObject({ outcome: 'upstream_error', errorKind: 'protocol' });
   });
+
+  it('answers an unclassified failure on /mcp -32603 with the error id of the one line logging it', async () => {
+    const { gw, slug } = deployment;
+    const requestId = `oversized-${randomUUID()}`;
+    const answer = await rpc('/mcp', call(6, `${slug}__oversized`), {
+      ...(await sessionOf('/mcp')),
+      'x-request-id': requestId,
+    });
+
+    expect(answer.status).toBe(200);
+    const body = answer.body as { error: { data?: { errorId?: string } } };
+    expect(body).toEqual({
+      jsonrpc: '2.0',
+      id: 6,
+      error: {
+        code: -32603,
+        message: 'Internal error',
+        data: { server: slug, kind: 'other', errorId: expect.stringMatching(/^[0-9a-f-]{36}$/) },
+      },
+    });
+    expect(answer.text).not.toMatch(/overflow/i);
+    const errorId = body.error.data?.errorId;
+    await waitUntil(() => gw.logs.lines.some((line) => line.errorId === errorId), 'the error line');
+    const lines = gw.logs.lines.filter(
+      (line) => (line.errorId === errorId || line.reqId === requestId) && line.req === undefined,
+    );
+    expect(lines).toEqual([
+      expect.objectContaining({
+        level: 50,
+        errorId,
+        reqId: requestId,
+        server: slug,
+        err: expect.objectContaining({ message: expect.stringMatching(/overflow/i) }),
+      }),
+    ]);
+    expect(await auditedAs(requestId)).toMatchObject({ outcome: 'upstream_error', errorKind: 'other' });
+  });
+
+  it('answers an unclassified failure on the REST bridge 500 with the error id of the one line logging it', async () => {
+    const { gw, slug } = deployment;
+    const requestId = `oversized-${randomUUID()}`;
+    const answer = await request(gw.url)
+      .post(`/mcp/${slug}/tools/oversized`)
+      .set('authorization', `Bearer ${token}`)
+      .set('x-request-id', requestId)
+      .send({});
+
+    expect(answer.status).toBe(500);
+    expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(answer.body).toEqual({
+      type: 'urn:mcp-gateway:problem:server_error',
+      title: 'Internal server error',
+      status: 500,
+      detail: 'an internal error occurred',
+      code: 'server_error',
+      instance: `/mcp/${slug}/tools/oversized`,
+      errorId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+    });
+    expect(answer.text).not.toMatch(/overflow/i);
+    const errorId = answer.body.errorId as string;
+    await waitUntil(() => gw.logs.lines.some((line) => line.errorId === errorId), 'the error line');
+    const lines = gw.logs.lines.filter(
+      (line) => (line.errorId === errorId || line.reqId === requestId) && line.req === undefined,
+    );
+    expect(lines).toEqual([
+      expect.objectContaining({
+        level: 50,
+        errorId,
+        reqId: requestId,
+        err: expect.objectContaining({ message: expect.stringMatching(/overflow/i) }),
+      }),
+    ]);
+    expect(await auditedAs(requestId)).toMatchObject({ outcome: 'upstream_error', errorKind: 'other' });
+  });
 });
 
 interface Answer {
