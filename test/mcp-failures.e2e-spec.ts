@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import { gzipSync } from 'node:zlib';
+import { __resetOutOfContextForTests } from 'nestjs-pino/PinoLogger';
 import request from 'supertest';
 import { HOME_TENANT } from './support/entra-issuer';
 import { eventually, waitUntil } from './support/eventually';
@@ -132,6 +133,8 @@ describe('an upstream answering what the gateway cannot read', () => {
   };
 
   beforeAll(async () => {
+    // nestjs-pino keeps the logger of the first app in the process for its injected loggers: this gateway's own.
+    __resetOutOfContextForTests();
     deployment = await guardUpstream(await GarblingUpstream.start(), {
       slug: 'garbling',
       registration: { allowedRoles: [role] },
