@@ -415,6 +415,33 @@ describe('an internal fault on every way into the MCP endpoints', () => {
       }
     },
   );
+
+  it("answers the router's refusals under /mcp as JSON-RPC errors too, and the REST bridge's as problem+json", async () => {
+    const { gw, slug } = deployment;
+    const refused = async (method: 'get' | 'post', path: string) => {
+      const agent = request(gw.url);
+      const sent = method === 'post' ? agent.post(path).send({}) : agent.get(path);
+      return sent.set('authorization', `Bearer ${token}`);
+    };
+
+    const noRoute = await refused('post', `/mcp/${slug}/no/such/path`);
+    expect([noRoute.status, noRoute.headers['content-type'], noRoute.body]).toEqual([
+      404,
+      'application/json; charset=utf-8',
+      { jsonrpc: '2.0', id: null, error: { code: -32600, message: 'Not found: no resource is served at this path' } },
+    ]);
+    const undecodable = await refused('get', '/mcp/%ZZ<b>');
+    expect([undecodable.status, undecodable.body]).toEqual([
+      400,
+      {
+        jsonrpc: '2.0',
+        id: null,
+        error: { code: -32600, message: 'Bad request: a path segment is not valid percent-encoding' },
+      },
+    ]);
+    const bridge = await refused('get', `/mcp/${slug}/tools/%ZZ`);
+    expect(bridge.headers['content-type']).toMatch(/^application\/problem\+json/);
+  });
 });
 
 /** Redis behind a relay the test stops: the store of the gateway's MCP sessions goes away, and comes back. */
