@@ -15,6 +15,7 @@ import {
   tamper,
 } from './support/entra-issuer';
 import { eventually } from './support/eventually';
+import { rawRequest } from './support/raw-request';
 import type { TestGateway } from './support/gateway';
 
 const PRM = 'https://gateway.test/.well-known/oauth-protected-resource/mcp';
@@ -176,6 +177,44 @@ describe('Entra ID tokens on MCP_PREFIX', () => {
           resource_metadata: PRM,
         });
       }
+    });
+
+    it('refuses a token after a # in the raw request target, which Node passes through, and logs it censored', async () => {
+      const token = await issuer.token();
+      const [header, payload, signature] = token.split('.') as [string, string, string];
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' });
+      const sent = [
+        // Read as one query, the token was the value of x: neither refused nor censored.
+        ['GET', `${PROBE_PATH}?x=1#access_token=${token}`],
+        ['POST', `/mcp?x=1#access_token=${token}`],
+        ['POST', `/mcp#access_token=${token}&token_type=Bearer`],
+        ['GET', `${PROBE_PATH}#/callback?ACCESS_TOKEN=${token}`],
+      ] as const;
+      for (const [method, target] of sent) {
+        const id = randomUUID();
+        const res = await rawRequest(
+          gw.url,
+          method,
+          target,
+          {
+            authorization: `Bearer ${token}`,
+            'content-type': 'application/json',
+            'x-request-id': id,
+          },
+          method === 'POST' ? body : '',
+        );
+        expect(res.status).toBe(400);
+        expect(res.text).toContain('error="invalid_request"');
+        expect(res.text).toContain('access tokens are accepted in the Authorization header only');
+        await eventually(() => {
+          const line = gw.logs.lines.find(
+            (entry) => entry.msg === 'request completed' && (entry.req as { id?: string } | undefined)?.id === id,
+          );
+          expect((line?.req as { url?: string } | undefined)?.url).toMatch(/access_token=\[redacted\]/i);
+        });
+      }
+      const text = JSON.stringify(gw.logs.lines);
+      for (const part of [header, payload, signature]) expect(text).not.toContain(part);
     });
 
     it.each([

@@ -39,13 +39,7 @@ const USERINFO = /^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#]*@/;
  * string. Whatever AUDIT_ARGUMENTS says: a target is kept in every mode.
  */
 export function targetWithoutCredentials(target: string): string {
-  const hashAt = target.indexOf('#');
-  // The fragment's parameters, read as a query's: censorUrl takes what follows a `?`.
-  const censored =
-    hashAt === -1
-      ? censorUrl(target)
-      : `${censorUrl(target.slice(0, hashAt))}#${censorUrl(`?${target.slice(hashAt + 1)}`).slice(1)}`;
-  return withoutTokens(censored.replace(USERINFO, `$1${REDACTED}@`));
+  return withoutTokens(censorUrl(target).replace(USERINFO, `$1${REDACTED}@`));
 }
 
 function finiteOrNull(value: number | undefined): number | null {

@@ -4,7 +4,7 @@ import type { ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import { originalUrlOf, requestPathOf } from '../common/request-path';
 import { sendText } from '../common/send-text';
-import { queryParameterNames } from '../common/query-parameter';
+import { urlParameterNames } from '../common/query-parameter';
 import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
 import { McpTraffic } from '../traffic/mcp-traffic';
 import { AccessPolicy } from './access-policy';
@@ -81,7 +81,7 @@ export class McpAuthMiddleware implements NestMiddleware {
       this.recordRefusal(req, slug, arrived, rejection?.reason ?? rejection?.description ?? 'no access token');
     };
 
-    if (queryAt !== -1 && queryParameterNames(url.slice(queryAt + 1)).includes('access_token')) {
+    if (urlParameterNames(url).includes('access_token')) {
       this.logger.info({ reason: 'token in query string' }, 'MCP request refused');
       refuse({
         error: 'invalid_request',

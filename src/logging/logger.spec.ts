@@ -220,6 +220,17 @@ describe('censorUrl', () => {
     expect(censorUrl('/x?%E0%A4%A=1&code=c')).toBe('/x?%E0%A4%A=1&code=[redacted]');
   });
 
+  it('censors them after a # too: Node passes a raw request target through whole, its fragment with it', () => {
+    // Read as one query, the token was the value of x.
+    expect(censorUrl('/mcp?x=1#access_token=eyJ.a.b')).toBe('/mcp?x=1#access_token=[redacted]');
+    expect(censorUrl('/mcp#access_token=t1&state=s')).toBe('/mcp#access_token=[redacted]&state=s');
+    expect(censorUrl('/mcp?code=c#/callback?id_token=i#token=t')).toBe(
+      '/mcp?code=[redacted]#/callback?id_token=[redacted]#token=[redacted]',
+    );
+    // A ? after the # belongs to the fragment.
+    expect(censorUrl('/mcp#x?Access_Token=t')).toBe('/mcp#x?Access_Token=[redacted]');
+  });
+
   it('leaves other URLs as they are, the same string', () => {
     for (const url of [
       '/mcp',
@@ -227,6 +238,8 @@ describe('censorUrl', () => {
       '/x?',
       '/x?tokens=1&codes=2&my_access_token=3',
       '/x?q=access_token',
+      '/x#section-2',
+      '/x?a=1#access_token_hint=2',
     ]) {
       expect(censorUrl(url)).toBe(url);
     }

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import pino, { type Bindings, type DestinationStream, type Logger } from 'pino';
 import type { Options as PinoHttpOptions } from 'pino-http';
 import { isoTime } from '../common/iso-time';
-import { queryParameterName } from '../common/query-parameter';
+import { queryParameterName, urlParameters } from '../common/query-parameter';
 import type { AppConfig } from '../config/config';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -115,24 +115,22 @@ const CREDENTIAL_QUERY_PARAMETERS = new Set([
 ]);
 
 /**
- * `url` (a request target as logged) with the values of credential query parameters censored; the same string when
- * it has none. Both writers of access log lines (pino-http's serializer and `accessLogWriter`) go through here, and
- * so do the targets of audit records (src/audit/exchange-row.ts).
+ * `url` (a request target as logged) with the values of credential parameters censored, in its query and in its
+ * fragment (`urlParameters`: Node passes a `#` in a request line through); the same string when it has none. Both
+ * writers of access log lines (pino-http's serializer and `accessLogWriter`) go through here, and so do the targets
+ * of audit records (src/audit/exchange-row.ts).
  */
 export function censorUrl(url: string): string {
-  const queryAt = url.indexOf('?');
-  if (queryAt === -1) return url;
-  const parameters = url.slice(queryAt + 1).split('&');
-  let censored = false;
-  for (let i = 0; i < parameters.length; i++) {
-    const parameter = parameters[i]!;
-    const equals = parameter.indexOf('=');
-    const name = equals === -1 ? parameter : parameter.slice(0, equals);
+  let censored = '';
+  let copied = 0;
+  for (const { text, at } of urlParameters(url)) {
+    const equals = text.indexOf('=');
+    const name = equals === -1 ? text : text.slice(0, equals);
     if (!CREDENTIAL_QUERY_PARAMETERS.has(queryParameterName(name))) continue;
-    parameters[i] = `${name}=${CENSOR}`;
-    censored = true;
+    censored += `${url.slice(copied, at)}${name}=${CENSOR}`;
+    copied = at + text.length;
   }
-  return censored ? `${url.slice(0, queryAt + 1)}${parameters.join('&')}` : url;
+  return copied === 0 ? url : censored + url.slice(copied);
 }
 
 /**
