@@ -367,12 +367,15 @@ describe('audit trail: a spooled batch the database refuses', () => {
   });
 
   /** A batch of `count` records of a new stream, as a gateway spools it; `edit` changes each before it is chained. */
-  function spooledBatch(count: number, edit: (row: Omit<AuditRow, 'seq' | 'prevHash' | 'hash'>) => void = () => {}) {
+  function spooledBatch(
+    count: number,
+    edit: (row: Omit<AuditRow, 'seq' | 'prevHash' | 'hash'>, index: number) => void = () => {},
+  ) {
     const policy = { mode: 'redacted' as const, redactKeys: redactKeyPattern('secret'), maxBytes: 8192 };
     const head = new ChainHead(randomUUID());
-    const rows = Array.from({ length: count }, () => {
+    const rows = Array.from({ length: count }, (_, index) => {
       const row = toUnchainedRow(exchangeFactory(), policy);
-      edit(row);
+      edit(row, index);
       return head.link(row);
     });
     return { streamId: head.streamId, rows };
@@ -409,7 +412,7 @@ describe('audit trail: a spooled batch the database refuses', () => {
       });
       const logs = gw.logs;
       const setAsideLines = () =>
-        logs.lines.filter((line) => typeof line.msg === 'string' && line.msg.startsWith('a spooled audit batch'));
+        logs.lines.filter((line) => typeof line.msg === 'string' && / set aside /.test(line.msg));
       const audit = auditOf(gw.gateway.app);
       await waitUntil(() => audit.trail.stats().writeFailures > 0, 'a replay has timed out');
       // The batch that is not audit records was set aside without asking the database; the refused one waits.
@@ -431,13 +434,15 @@ describe('audit trail: a spooled batch the database refuses', () => {
           level: 50,
           file: fileOf(shapeless),
           err: expect.objectContaining({ message: 'line 1 is not an audit record: id must be a string' }) as unknown,
-          msg: 'a spooled audit batch holds what the database refuses: set aside as .rejected, and replay goes on without it',
+          msg: 'a spooled audit batch does not hold audit records: set aside as .rejected, and replay goes on without it',
         }),
+        // Each of its records is refused: each is set aside, into one file.
         expect.objectContaining({
           level: 50,
-          file: fileOf('00000000-0000-4000-8000-000000000002'),
+          file: fileOf('00000000-0000-4000-8000-000000000002') + '.rejected',
           records: 3,
           err: expect.objectContaining({ message: expect.stringContaining('uuid') as unknown }) as unknown,
+          msg: REFUSED_RECORDS,
         }),
       ]);
       expect(audit.trail.stats()).toMatchObject({
@@ -456,6 +461,197 @@ describe('audit trail: a spooled batch the database refuses', () => {
       fs.rmSync(dataDir, { recursive: true, force: true });
     }
   });
+
+  it('sets aside only the records the database refuses, and stores the others linked around them, after a restart too', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-refused-record-'));
+    const spoolDir = path.join(dataDir, 'audit-spool');
+    // Seqs 8 and 17 hold what the uuid column refuses; 1-12 and 13-25 are two spooled batches, 26-30 a third.
+    const { streamId, rows } = spooledBatch(30, (row, index) => {
+      if (index === 7 || index === 16) row.serverId = 'not-a-uuid';
+    });
+    const earlier = new AuditSpool(spoolDir);
+    earlier.write(rows.slice(0, 12));
+    earlier.write(rows.slice(12, 25));
+    const rejectedOf = (seq: number) => `${streamId}-${String(seq).padStart(16, '0')}.ndjson.rejected`;
+    const setAside = (seq: number) => fs.readFileSync(path.join(spoolDir, rejectedOf(seq)), 'utf8');
+    const storedIds = async () =>
+      (
+        await sql<{ id: string; seq: string }>(
+          scratch.url,
+          'SELECT id, seq FROM audit_records WHERE stream_id = $1 ORDER BY seq',
+          [streamId],
+        )
+      ).map((row) => row.id);
+    const others = rows.filter((_, index) => index !== 7 && index !== 16).map((row) => row.id);
+
+    __resetOutOfContextForTests();
+    let gw = await startTestGateway('services', {
+      DATABASE_URL: scratch.url,
+      DATA_DIR: dataDir,
+      AUDIT_FLUSH_INTERVAL_MS: '60000',
+      AUDIT_RETENTION_INTERVAL_MS: '0',
+    });
+    try {
+      const audit = auditOf(gw.gateway.app);
+      await audit.trail.flush();
+      expect(fs.readdirSync(spoolDir).sort()).toEqual([rejectedOf(8), rejectedOf(17)]);
+      // The refused records as they were spooled, one a file (one of each batch).
+      expect(JSON.parse(setAside(8))).toMatchObject({ id: rows[7]!.id, seq: 8, hash: rows[7]!.hash });
+      expect(JSON.parse(setAside(17))).toMatchObject({ id: rows[16]!.id, seq: 17 });
+      // The others, in order, under seqs without gaps: the chain goes on without the two.
+      await expect(storedIds()).resolves.toEqual(others.slice(0, 23));
+      await expect(streamCounts(scratch.url, streamId)).resolves.toEqual({ n: '23', seqs: '23', max: '23' });
+      await expect(audit.verify()).resolves.not.toHaveProperty('broken');
+      expect(audit.trail.stats()).toMatchObject({
+        spoolFiles: 0,
+        replayed: 23,
+        spoolSetAside: { rejected: 2, corrupt: 0 },
+      });
+      const lines = gw.logs.lines.filter((line) => line.msg === REFUSED_RECORDS);
+      expect(lines).toEqual([
+        expect.objectContaining({ level: 50, file: rejectedOf(8), records: 1 }),
+        expect.objectContaining({ level: 50, file: rejectedOf(17), records: 1 }),
+      ]);
+      expect(lines[0]!.err).toMatchObject({ message: expect.stringContaining('uuid') as unknown });
+      const metrics = (await request(gw.url).get('/metrics').expect(200)).text;
+      expect(metrics).toMatch(/^mcp_gateway_audit_spool_set_aside_files\{reason="rejected"\} 2$/m);
+    } finally {
+      await gw.close();
+    }
+
+    // A later batch of the stream, replayed by the next run, which knows of the two from the stream's row; and one
+    // of the two renamed back by an operator, which the database still refuses, and the other edited to fit, which no
+    // longer matches its hash: both set aside again.
+    new AuditSpool(spoolDir).write(rows.slice(25));
+    fs.renameSync(path.join(spoolDir, rejectedOf(8)), path.join(spoolDir, rejectedOf(8).replace(/\.rejected$/, '')));
+    fs.writeFileSync(
+      path.join(spoolDir, rejectedOf(17).replace(/\.rejected$/, '')),
+      setAside(17).replace('"not-a-uuid"', `"${randomUUID()}"`),
+    );
+    fs.rmSync(path.join(spoolDir, rejectedOf(17)));
+    __resetOutOfContextForTests();
+    gw = await startTestGateway('services', {
+      DATABASE_URL: scratch.url,
+      DATA_DIR: dataDir,
+      AUDIT_FLUSH_INTERVAL_MS: '60000',
+      AUDIT_RETENTION_INTERVAL_MS: '0',
+    });
+    try {
+      const audit = auditOf(gw.gateway.app);
+      await audit.trail.flush();
+      expect(fs.readdirSync(spoolDir).sort()).toEqual([rejectedOf(8), rejectedOf(17)]);
+      expect(JSON.parse(setAside(8))).toMatchObject({ id: rows[7]!.id, seq: 8 });
+      await expect(storedIds()).resolves.toEqual(others);
+      await expect(streamCounts(scratch.url, streamId)).resolves.toEqual({ n: '28', seqs: '28', max: '28' });
+      await expect(audit.verify()).resolves.not.toHaveProperty('broken');
+      expect(audit.trail.stats()).toMatchObject({ replayed: 5, spoolSetAside: { rejected: 2, corrupt: 0 } });
+      expect(gw.logs.lines.filter((line) => line.msg === REFUSED_RECORDS)).toEqual([
+        expect.objectContaining({
+          file: rejectedOf(8),
+          records: 1,
+          err: expect.objectContaining({
+            message: expect.stringContaining('uuid') as unknown,
+          }) as unknown,
+        }),
+        expect.objectContaining({
+          file: rejectedOf(17),
+          records: 1,
+          err: expect.objectContaining({
+            message: 'the record does not hash to its hash: changed since it was set aside',
+          }) as unknown,
+        }),
+      ]);
+      expect(JSON.parse(setAside(17))).toMatchObject({ id: rows[16]!.id, seq: 17 });
+    } finally {
+      await gw.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('sets aside a fresh record the database refuses (a constraint added by hand), and links the next ones around it', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-refused-fresh-'));
+    const refused = `refuse-me-${randomUUID()}`;
+    await sql(scratch.url, `ALTER TABLE audit_records ADD CONSTRAINT refuse_me CHECK (target <> '${refused}')`);
+    __resetOutOfContextForTests();
+    const gw = await startTestGateway('services', {
+      DATABASE_URL: scratch.url,
+      DATA_DIR: dataDir,
+      AUDIT_FLUSH_INTERVAL_MS: '60000',
+      AUDIT_RETENTION_INTERVAL_MS: '0',
+    });
+    try {
+      const audit = auditOf(gw.gateway.app);
+      const streamId = audit.trail.streamId;
+      for (let i = 0; i < 10; i++) audit.traffic.record(exchangeFactory({ target: i === 3 ? refused : `tool-${i}` }));
+      await audit.trail.flush();
+      for (let i = 10; i < 15; i++) audit.traffic.record(exchangeFactory({ target: `tool-${i}` }));
+      await audit.trail.flush();
+
+      const stored = await sql<{ target: string; seq: string }>(
+        scratch.url,
+        'SELECT target, seq FROM audit_records WHERE stream_id = $1 ORDER BY seq',
+        [streamId],
+      );
+      const expected = Array.from({ length: 15 }, (_, i) => `tool-${i}`).filter((target) => target !== 'tool-3');
+      expect(stored.map((row) => row.target)).toEqual(expected);
+      expect(stored.map((row) => Number(row.seq))).toEqual(expected.map((_, i) => i + 1));
+      await expect(audit.verify()).resolves.not.toHaveProperty('broken');
+      const file = `${streamId}-${'4'.padStart(16, '0')}.ndjson.rejected`;
+      expect(fs.readdirSync(path.join(dataDir, 'audit-spool'))).toEqual([file]);
+      expect(JSON.parse(fs.readFileSync(path.join(dataDir, 'audit-spool', file), 'utf8'))).toMatchObject({
+        target: refused,
+        seq: 4,
+      });
+      expect(audit.trail.stats()).toMatchObject({ stored: 14, spooled: 0, spoolSetAside: { rejected: 1 } });
+      expect(gw.logs.lines.filter((line) => line.msg === REFUSED_RECORDS)).toEqual([
+        expect.objectContaining({
+          file,
+          records: 1,
+          err: expect.objectContaining({ message: expect.stringContaining('refuse_me') as unknown }) as unknown,
+        }),
+      ]);
+    } finally {
+      await gw.close();
+      await sql(scratch.url, 'ALTER TABLE audit_records DROP CONSTRAINT refuse_me');
+    }
+
+    // The database fixed and the file renamed back: the record is stored, as a stream of its own, its own chain went
+    // on without it.
+    const spoolDir = path.join(dataDir, 'audit-spool');
+    const [file] = fs.readdirSync(spoolDir);
+    const { id } = JSON.parse(fs.readFileSync(path.join(spoolDir, file!), 'utf8')) as { id: string };
+    fs.renameSync(path.join(spoolDir, file!), path.join(spoolDir, file!.replace(/\.rejected$/, '')));
+    __resetOutOfContextForTests();
+    const next = await startTestGateway('services', {
+      DATABASE_URL: scratch.url,
+      DATA_DIR: dataDir,
+      AUDIT_FLUSH_INTERVAL_MS: '60000',
+      AUDIT_RETENTION_INTERVAL_MS: '0',
+    });
+    try {
+      const audit = auditOf(next.gateway.app);
+      await audit.trail.flush();
+      expect(fs.readdirSync(spoolDir)).toEqual([]);
+      const [apart] = await sql<{ stream_id: string; seq: string; target: string }>(
+        scratch.url,
+        'SELECT stream_id, seq, target FROM audit_records WHERE id = $1',
+        [id],
+      );
+      expect(apart).toMatchObject({ seq: '1', target: refused });
+      expect(next.logs.lines).toContainEqual(
+        expect.objectContaining({
+          level: 40,
+          stream: apart!.stream_id,
+          seqs: [4],
+          msg: 'audit records set aside before and put back are stored as a stream of their own: their chain went on without them',
+        }),
+      );
+      await expect(audit.verify()).resolves.not.toHaveProperty('broken');
+    } finally {
+      await next.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
 });
 
 /** `audit verify`'s failure to read: one line, naming the database (not its credentials) and the bound it ran past. */
@@ -466,6 +662,9 @@ function expectReadFailure(stderr: string, url: string): void {
     `reading postgresql://${host}${pathname}: the database did not answer in time (DATABASE_QUERY_TIMEOUT_MS is 500 ms): `,
   );
 }
+
+const REFUSED_RECORDS =
+  'audit records the database refuses are set aside in a .rejected file; the records after them are stored, linked around them';
 
 describe('mcp-gateway audit verify', () => {
   let scratch: Scratch;

@@ -173,6 +173,25 @@ export class AuditSpool {
     }
   }
 
+  /**
+   * Appends records the database refuses to the `.rejected` file `name`, or to one named after the first of them
+   * (`<stream>-<seq>`, as a batch is), fsync'd, kept for a human as `setAside` keeps a whole batch; returns the file's
+   * name. Appended rather than written whole: the records of a batch are found one at a time, and each is on disk
+   * before the chain goes on without it.
+   */
+  appendRejected(rows: AuditRow[], name?: string): string {
+    const first = rows[0]!;
+    name ??= `${first.streamId}-${String(first.seq).padStart(16, '0')}${SUFFIX}.rejected`;
+    const fd = this.create(path.join(this.directory, name), 'a');
+    try {
+      fs.writeSync(fd, rows.map((row) => `${JSON.stringify(row)}\n`).join(''));
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    return name;
+  }
+
   /** Drops a batch from the list without touching its file (another process sharing DATA_DIR replayed it). */
   forget(file: SpoolFile): void {
     const index = this.pending.indexOf(file);
@@ -184,13 +203,13 @@ export class AuditSpool {
   }
 
   /** Opens a new file, making the directory again if it was removed under the gateway. */
-  private create(file: string): number {
+  private create(file: string, flags = 'w'): number {
     try {
-      return fs.openSync(file, 'w');
+      return fs.openSync(file, flags);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
       fs.mkdirSync(this.directory, { recursive: true });
-      return fs.openSync(file, 'w');
+      return fs.openSync(file, flags);
     }
   }
 

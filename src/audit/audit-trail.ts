@@ -9,9 +9,9 @@ import { APP_CONFIG } from '../config/config.module';
 import type { McpExchange } from '../traffic/mcp-exchange';
 import { McpTraffic } from '../traffic/mcp-traffic';
 import { type ArgumentPolicyConfig, argumentsWithin, redactKeyPattern } from './argument-policy';
-import { type AuditRow, ChainHead, type UnchainedRow } from './audit-record';
+import { type AuditRow, ChainHead, GENESIS_HASH, hashRecord, type UnchainedRow } from './audit-record';
 import { AuditSpool, type SetAsideReason, SpoolContentError, type SpoolFile } from './audit-spool';
-import { AuditRepository, type AuditStreamStart } from './audit.repository';
+import { AuditRepository, type AuditStreamStart, type StoredHead } from './audit.repository';
 import { toUnchainedRow } from './exchange-row';
 
 /**
@@ -89,6 +89,19 @@ function isRow(queued: Queued): queued is UnchainedRow {
  */
 type Written = 'stored' | 'failed' | { refused: unknown };
 
+/** What the database refused of one batch and the writer set aside, for the one line that says so. */
+interface SetAsideRecords {
+  records: number;
+  file?: string;
+  error?: unknown;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** What the log says, once for an outage (OutageLog), when the database does not answer a write. */
+const NOT_STORED =
+  'audit records not stored: kept for replay (spooled, or held in memory while the spool refuses them too), retried until the database takes them';
+
 /** Records linked between two turns of the event loop (see `take`). */
 const LINK_SLICE = 32;
 
@@ -148,6 +161,13 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly writes: OutageLog;
   /** The batch taken from the queue and neither stored nor spooled yet: its rows linked so far, and the rest. */
   private inFlight?: { rows: AuditRow[]; unlinked: Queued[] };
+  /**
+   * Streams some of whose records the database refused and the writer set aside, and where each one's stored chain
+   * stands: their later records are linked onto it (`store`). Read from the stream's row the first time replay
+   * meets a stream (`streamsRead`), for an earlier run may have set some aside.
+   */
+  private readonly relinks = new Map<string, StoredHead>();
+  private readonly streamsRead = new Set<string>();
 
   constructor(
     private readonly traffic: McpTraffic,
@@ -362,11 +382,11 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
         this.spoolRows(rows);
         continue;
       }
-      const written = await this.write(rows, 'queue', text);
+      const written = await this.store(rows, 'queue', text);
       if (this.inFlight?.rows !== rows) return;
       this.inFlight = undefined;
-      if (written !== 'stored') {
-        // Refused records too: replay sets them aside, and the log says why.
+      if (written === 'failed') {
+        // Those it stored before failing are not stored twice (rows keep their stream and seq).
         this.spoolRows(rows);
         // The database just failed: do not wait on it again in this pass.
         replayBlocked = true;
@@ -502,7 +522,7 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
   private async keepOldestUnkept(databaseBlocked: boolean): Promise<boolean> {
     const rows = this.unkept[0]!;
     const kept =
-      (!databaseBlocked && this.spool.files === 0 && (await this.write(rows, 'queue')) === 'stored') ||
+      (!databaseBlocked && this.spool.files === 0 && (await this.store(rows, 'queue')) === 'stored') ||
       this.trySpool(rows);
     if (!kept) return false;
     if (this.unkept[0] === rows) this.unkept.shift();
@@ -512,7 +532,8 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
 
   /**
    * Replays the oldest spooled batch; false when the database did not take it (an outage: tried again). A batch that
-   * can never be stored, unreadable or refused for what it holds, is set aside, and the next one is replayed after it.
+   * can never be stored, unreadable or not audit records, is set aside, and the next one is replayed after it; of one
+   * the database refuses, only the records it refuses are (`store`).
    */
   private async replayOldest(): Promise<boolean> {
     let oldest: ReturnType<AuditSpool['peek']>;
@@ -530,15 +551,198 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
       return true;
     }
     if (!oldest) return true;
-    const written = await this.write(oldest.rows, 'spool');
+    const streamId = oldest.rows[0]?.streamId;
+    if (streamId !== undefined && !(await this.readStream(streamId))) return false;
+    const stored = this.counts.stored;
+    if ((await this.store(oldest.rows, 'spool')) === 'failed') return false;
+    this.spool.remove(oldest.file);
+    this.counts.replayed += this.counts.stored - stored;
+    return true;
+  }
+
+  /**
+   * Learns, once a run, whether an earlier run set records of a stream aside (StoredHead), so that its records still
+   * spooled are linked as those it stored were. False when the database does not answer.
+   */
+  private async readStream(streamId: string): Promise<boolean> {
+    if (this.streamsRead.has(streamId) || this.relinks.has(streamId)) return true;
+    try {
+      const head = UUID.test(streamId) ? await this.repository.storedHead(streamId) : undefined;
+      if (head && head.setAside > 0) this.relinks.set(streamId, head);
+    } catch (error) {
+      this.unanswered(error, { source: 'spool' });
+      return false;
+    }
+    this.streamsRead.add(streamId);
+    return true;
+  }
+
+  /**
+   * Stores rows of one stream, in order. When the database refuses them for what they hold, they are split in halves
+   * until each refused record is alone: that one is set aside (appended to a `.rejected` file, kept, never replayed)
+   * and the records after it are linked onto the last one stored, so the chain goes on without it and `audit
+   * verify` holds (the stream's row counts those set aside: StoredHead); one bad record no longer costs its batch.
+   * 'failed' when the database is away, slow or busy: what was stored stays so, and the rest is tried again.
+   */
+  private async store(
+    rows: AuditRow[],
+    source: AuditWriteEvent['source'],
+    text?: string,
+  ): Promise<'stored' | 'failed'> {
+    const aside: SetAsideRecords = { records: 0 };
+    try {
+      return await this.storeSplitting(rows, source, aside, text);
+    } finally {
+      if (aside.records > 0) {
+        this.logger.error(
+          { err: aside.error, file: aside.file, records: aside.records, directory: this.spool.directory },
+          'audit records the database refuses are set aside in a .rejected file; the records after them are stored, linked around them',
+        );
+      }
+    }
+  }
+
+  private async storeSplitting(
+    rows: AuditRow[],
+    source: AuditWriteEvent['source'],
+    aside: SetAsideRecords,
+    text?: string,
+  ): Promise<'stored' | 'failed'> {
+    const first = rows[0];
+    if (!first) return 'stored';
+    const relink = this.relinks.get(first.streamId);
+    let pending = rows;
+    if (relink) {
+      // Records up to here were stored (a batch replayed again) or set aside (a .rejected file renamed back).
+      const handled = relink.seq + relink.setAside;
+      pending = rows.filter((row) => row.seq > handled);
+      const earlier = rows.slice(0, rows.length - pending.length);
+      if (earlier.length > 0 && !(await this.storeApart(earlier, source, aside))) return 'failed';
+      if (pending.length === 0) return 'stored';
+    }
+    const linked = relink ? this.relinked(pending, relink) : pending;
+    const written = await this.write(linked, source, relink ? undefined : text, relink?.setAside);
+    if (written === 'stored') {
+      const last = linked[linked.length - 1]!;
+      if (relink) this.relinks.set(first.streamId, { seq: last.seq, hash: last.hash, setAside: relink.setAside });
+      return 'stored';
+    }
+    if (written === 'failed') return 'failed';
+    if (pending.length > 1) {
+      const half = Math.ceil(pending.length / 2);
+      if ((await this.storeSplitting(pending.slice(0, half), source, aside)) === 'failed') return 'failed';
+      return this.storeSplitting(pending.slice(half), source, aside);
+    }
+    return this.setAsideRecord(pending[0]!, relink, written.refused, aside);
+  }
+
+  /** `rows` as the records after the stored chain's head `head`: seq, prev_hash and hash anew. */
+  private relinked(rows: AuditRow[], head: StoredHead): AuditRow[] {
+    let { seq, hash } = head;
+    return rows.map((row) => {
+      const linked: AuditRow = { ...row, seq: seq + 1, prevHash: hash, hash: '' };
+      linked.hash = hashRecord(linked, this.config.audit.hmacKey);
+      ({ seq, hash } = linked);
+      return linked;
+    });
+  }
+
+  /**
+   * Sets aside one record the database refuses: the stream's row learns first that its chain goes on without it
+   * (where its stored head is, and one more set aside), then the record is appended to the batch's `.rejected` file.
+   * 'failed' when either is not done: the record is still where it was, and is found again.
+   */
+  private async setAsideRecord(
+    row: AuditRow,
+    relink: StoredHead | undefined,
+    refused: unknown,
+    aside: SetAsideRecords,
+  ): Promise<'stored' | 'failed'> {
+    const head: StoredHead = relink
+      ? { ...relink, setAside: relink.setAside + 1 }
+      : { seq: row.seq - 1, hash: row.prevHash, setAside: 1 };
+    const chained = UUID.test(row.streamId);
+    if (chained) {
+      try {
+        await this.repository.recordSetAside(row.streamId, head);
+      } catch (error) {
+        this.unanswered(error, { records: 1 });
+        return 'failed';
+      }
+    }
+    if (!this.appendRejected([row], aside)) return 'failed';
+    // A stream id that is no UUID: none of its records can be stored, and there is no chain to go on with.
+    if (chained) this.relinks.set(row.streamId, head);
+    aside.records += 1;
+    aside.error ??= refused;
+    return 'stored';
+  }
+
+  /**
+   * Rows at or before where their stream's chain stands. Those not stored were set aside before and put back (a
+   * `.rejected` file renamed back once the database was fixed): their chain went on without them, so they are
+   * stored as a stream of their own, linked anew from its start; set aside again if the database still refuses them
+   * or they were changed.
+   */
+  private async storeApart(
+    rows: AuditRow[],
+    source: AuditWriteEvent['source'],
+    aside: SetAsideRecords,
+  ): Promise<boolean> {
+    let stored: Set<string>;
+    try {
+      stored = await this.repository.storedIds(rows.map((row) => row.id).filter((id) => UUID.test(id)));
+    } catch (error) {
+      this.unanswered(error, { records: rows.length });
+      return false;
+    }
+    const back = rows.filter((row) => !stored.has(row.id));
+    // Linked anew, a record edited since would hash as it now is: one that no longer hashes to its hash stays aside.
+    const edited = back.filter((row) => hashRecord(row, this.config.audit.hmacKey) !== row.hash);
+    if (edited.length > 0) {
+      if (!this.appendRejected(edited, aside)) return false;
+      aside.records += edited.length;
+      aside.error ??= new Error('the record does not hash to its hash: changed since it was set aside');
+    }
+    const apart = back.filter((row) => !edited.includes(row));
+    if (apart.length === 0) return true;
+    const streamId = randomUUID();
+    const relinked = this.relinked(
+      apart.map((row) => ({ ...row, streamId })),
+      { seq: 0, hash: GENESIS_HASH, setAside: 0 },
+    );
+    const written = await this.write(relinked, source);
     if (written === 'failed') return false;
     if (written === 'stored') {
-      this.spool.remove(oldest.file);
-      this.counts.replayed += oldest.rows.length;
-    } else {
-      this.setAside(oldest.file, 'rejected', written.refused);
+      this.logger.warn(
+        { records: apart.length, from: apart[0]!.streamId, seqs: apart.map((row) => row.seq), stream: streamId },
+        'audit records set aside before and put back are stored as a stream of their own: their chain went on without them',
+      );
+      return true;
     }
+    if (!this.appendRejected(apart, aside)) return false;
+    aside.records += apart.length;
+    aside.error ??= written.refused;
     return true;
+  }
+
+  /** A statement of a write (besides the insert itself, `write`) the database did not answer: counted as a failed insert. */
+  private unanswered(error: unknown, context: Record<string, unknown>): void {
+    this.counts.writeFailures += 1;
+    this.writes.failed(error, NOT_STORED, context);
+  }
+
+  private appendRejected(rows: AuditRow[], aside: SetAsideRecords): boolean {
+    try {
+      aside.file = this.spool.appendRejected(rows, aside.file);
+      return true;
+    } catch (error) {
+      this.logger.error(
+        { err: error, records: rows.length, directory: this.spool.directory },
+        'audit records the database refuses could not be set aside: kept where they are, and tried again',
+      );
+      return false;
+    }
   }
 
   /** Logs, once for the file, why a batch can never be replayed, and renames it so that replay goes on without it. */
@@ -547,7 +751,7 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
       { err: error, file: file.name, records: file.records, directory: this.spool.directory },
       reason === 'corrupt'
         ? 'a spooled audit batch cannot be read: set aside as .corrupt'
-        : 'a spooled audit batch holds what the database refuses: set aside as .rejected, and replay goes on without it',
+        : 'a spooled audit batch does not hold audit records: set aside as .rejected, and replay goes on without it',
     );
     try {
       this.spool.setAside(file, reason);
@@ -556,12 +760,17 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
     }
   }
 
-  private async write(rows: AuditRow[], source: AuditWriteEvent['source'], text?: string): Promise<Written> {
+  private async write(
+    rows: AuditRow[],
+    source: AuditWriteEvent['source'],
+    text?: string,
+    setAside?: number,
+  ): Promise<Written> {
     const started = performance.now();
     let timeout: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
-        this.repository.insert(rows, rows[0]?.streamId === this.stream.id ? this.stream : undefined, text),
+        this.repository.insert(rows, rows[0]?.streamId === this.stream.id ? this.stream : undefined, text, setAside),
         new Promise((_, reject) => {
           timeout = setTimeout(
             () => reject(new Error(`audit insert took longer than ${this.config.audit.writeTimeoutMs} ms`)),
@@ -578,11 +787,7 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
       this.emit({ records: rows.length, durationMs: performance.now() - started, ok: false, source });
       // The database answered, refusing these records: no outage; the caller sets them aside, saying why.
       if (isDataRefusal(error)) return { refused: error };
-      this.writes.failed(
-        error,
-        'audit records not stored: kept for replay (spooled, or held in memory while the spool refuses them too), retried until the database takes them',
-        { records: rows.length, source },
-      );
+      this.writes.failed(error, NOT_STORED, { records: rows.length, source });
       return 'failed';
     } finally {
       clearTimeout(timeout);

@@ -54,6 +54,16 @@ export interface StreamPage {
   next?: StreamPosition;
 }
 
+/**
+ * Where a stream's stored chain stands, for linking its next records onto it: its head, and how many of its records
+ * the database refused and the gateway set aside (their successors are stored `setAside` places lower than written).
+ */
+export interface StoredHead {
+  seq: number;
+  hash: string;
+  setAside: number;
+}
+
 /** What one retention pass removed. */
 export interface ExpiryResult {
   streams: number;
@@ -88,13 +98,14 @@ export class AuditRepository {
   /**
    * Stores chained rows of one stream and moves its head, in one statement; registers the
    * stream (`stream`, or a placeholder for a replayed one) if it is not yet.
-   * Rows already stored (a replayed batch) and rows retention already passed are skipped. `text` is the rows'
-   * `storedText`s as one JSON array, when the caller made them already.
+   * Rows already stored (a replayed batch) and rows retention already passed are skipped. `text` is the rows' `storedText`s as one JSON array, when the caller made them already; `setAside`, how
+   * many records of the stream were set aside before these (StoredHead), recorded with the head.
    */
   async insert(
     rows: AuditRow[],
     stream?: AuditStreamStart,
     text = `[${rows.map(storedText).join(',')}]`,
+    setAside = 0,
   ): Promise<number> {
     const last = rows[rows.length - 1];
     if (!last) return 0;
@@ -111,11 +122,12 @@ export class AuditRepository {
     // The stream's upsert locks its row (as retention does) and returns its anchor, below which rows are skipped.
     const [result] = await this.prisma.queryRows(
       `WITH stream AS (
-        INSERT INTO audit_streams (id, started_at, host, pid, last_seq, last_hash)
-        VALUES ($1::uuid, $2::timestamptz, $3, $4::int, $5::bigint, $6)
+        INSERT INTO audit_streams (id, started_at, host, pid, last_seq, last_hash, set_aside)
+        VALUES ($1::uuid, $2::timestamptz, $3, $4::int, $5::bigint, $6, $8::bigint)
         ON CONFLICT (id) DO UPDATE SET
           last_hash = CASE WHEN EXCLUDED.last_seq > audit_streams.last_seq THEN EXCLUDED.last_hash ELSE audit_streams.last_hash END,
-          last_seq = GREATEST(audit_streams.last_seq, EXCLUDED.last_seq)
+          last_seq = GREATEST(audit_streams.last_seq, EXCLUDED.last_seq),
+          set_aside = GREATEST(audit_streams.set_aside, EXCLUDED.set_aside)
         RETURNING anchor_seq
       ), inserted AS (
         INSERT INTO audit_records (id, stream_id, seq, at, request_id, surface, ip, tenant_id, object_id, client_id,
@@ -139,9 +151,45 @@ export class AuditRepository {
         String(last.seq),
         last.hash,
         text,
+        String(setAside),
       ],
     );
     return Number(result?.[0] ?? 0);
+  }
+
+  /** Where a stream's stored chain stands, or undefined when no row describes it yet. */
+  async storedHead(streamId: string): Promise<StoredHead | undefined> {
+    const [row] = await this.prisma.queryRows(
+      'SELECT last_seq::text, last_hash, set_aside::text FROM audit_streams WHERE id = $1::uuid',
+      [streamId],
+    );
+    return row ? { seq: Number(row[0]), hash: String(row[1]), setAside: Number(row[2]) } : undefined;
+  }
+
+  /**
+   * Records that `setAside` records of a stream were set aside, its chain standing at `head` (moved there if it was
+   * lower; a stream none of whose records was stored yet gets its row), so that its later records, wherever they are
+   * replayed, are linked onto it.
+   */
+  async recordSetAside(streamId: string, head: StoredHead): Promise<void> {
+    await this.prisma.queryRows(
+      `INSERT INTO audit_streams (id, started_at, host, pid, last_seq, last_hash, set_aside)
+      VALUES ($1::uuid, now(), '', 0, $2::bigint, $3, $4::bigint)
+      ON CONFLICT (id) DO UPDATE SET
+        last_hash = CASE WHEN EXCLUDED.last_seq > audit_streams.last_seq THEN EXCLUDED.last_hash ELSE audit_streams.last_hash END,
+        last_seq = GREATEST(audit_streams.last_seq, EXCLUDED.last_seq),
+        set_aside = GREATEST(audit_streams.set_aside, EXCLUDED.set_aside)`,
+      [streamId, String(head.seq), head.hash, String(head.setAside)],
+    );
+  }
+
+  /** Which of these record ids are stored. */
+  async storedIds(ids: string[]): Promise<Set<string>> {
+    const rows = await this.prisma.queryRows(
+      'SELECT id::text FROM audit_records WHERE id = ANY(SELECT jsonb_array_elements_text($1::jsonb)::uuid)',
+      [JSON.stringify(ids)],
+    );
+    return new Set(rows.map((row) => String(row[0])));
   }
 
   async list(filter: AuditFilter, after: AuditPosition | undefined, limit: number): Promise<AuditRow[]> {
