@@ -168,6 +168,8 @@ describe('Entra ID tokens on MCP_PREFIX', () => {
         request(gw.url).get(`${PROBE_PATH}?access_token%5B%5D=${token}`),
         request(gw.url).get(`${PROBE_PATH}?access_token[0]=${token}`).set('authorization', `Bearer ${token}`),
         request(gw.url).get(`${PROBE_PATH}?+access_token=${token}`),
+        // Parted by ;, as some servers read a query.
+        request(gw.url).get(`${PROBE_PATH}?x=1;access_token=${token}`),
       ]) {
         const res = await req;
         expect(res.status).toBe(400);

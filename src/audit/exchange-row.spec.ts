@@ -80,6 +80,11 @@ describe('toUnchainedRow: the target', () => {
     ],
     ['a query and a fragment', 'https://x/?code=a#id_token=b', 'https://x/?code=[redacted]#id_token=[redacted]'],
     [
+      "a path segment's credential parameter",
+      'https://files.example/v1;token=opaque-9/docs;rev=3/a.txt',
+      'https://files.example/v1;token=[redacted]/docs;rev=3/a.txt',
+    ],
+    [
       'a user and password',
       'postgres://admin:hunter2@db.internal:5432/app',
       'postgres://[redacted]@db.internal:5432/app',

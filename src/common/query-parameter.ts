@@ -26,20 +26,25 @@ export interface UrlParameter {
 }
 
 /**
- * The parameters of a raw request target: its query's (after the first `?`, up to a `#`), then its fragment's (after
- * the first `#`), the fragment read as one more query whose parameters `&`, `?` or `#` separate. A `#` is no
- * delimiter in a request line, and Node hands it through in `req.url`: `?x=1#access_token=…` reaches the gateway
- * whole, and read as one query its token was the value of `x`. Clients put tokens in a fragment (OAuth's implicit
- * flow, `#/callback?access_token=…`).
+ * The parameters of a raw request target or URI: its path's (each `;name=value` of a segment, RFC 3986 §3.3), its
+ * query's (after the first `?`, up to a `#`; `&` or `;` between them, as some servers read it), then its fragment's
+ * (after the first `#`), the fragment read as one more query whose parameters `&`, `;`, `?` or `#` separate. A `#`
+ * is no delimiter in a request line, and Node hands it through in `req.url`: `?x=1#access_token=…` reaches the
+ * gateway whole, and read as one query its token was the value of `x`. Clients put tokens in a fragment (OAuth's
+ * implicit flow, `#/callback?access_token=…`) and in a path's parameters (`/files;token=…`).
  */
 export function urlParameters(url: string): UrlParameter[] {
   const hashAt = url.indexOf('#');
   const queryAt = url.indexOf('?');
   const found: UrlParameter[] = [];
-  if (queryAt !== -1 && (hashAt === -1 || queryAt < hashAt)) {
-    collect(url, queryAt + 1, hashAt === -1 ? url.length : hashAt, /&/g, found);
+  const pathEnd = [queryAt, hashAt].filter((at) => at !== -1).reduce((end, at) => Math.min(end, at), url.length);
+  for (const match of url.slice(0, pathEnd).matchAll(/;([^;/]*)/g)) {
+    found.push({ text: match[1]!, at: match.index + 1 });
   }
-  if (hashAt !== -1) collect(url, hashAt + 1, url.length, /[&?#]/g, found);
+  if (queryAt !== -1 && (hashAt === -1 || queryAt < hashAt)) {
+    collect(url, queryAt + 1, hashAt === -1 ? url.length : hashAt, /[&;]/g, found);
+  }
+  if (hashAt !== -1) collect(url, hashAt + 1, url.length, /[&;?#]/g, found);
   return found;
 }
 

@@ -231,6 +231,14 @@ describe('censorUrl', () => {
     expect(censorUrl('/mcp#x?Access_Token=t')).toBe('/mcp#x?Access_Token=[redacted]');
   });
 
+  it("censors a path's parameters (;name=value) and a query's parted by ;, as some servers read them", () => {
+    expect(censorUrl('https://files.example/v1;token=t1/docs;api_key=k1;v=2/a.txt')).toBe(
+      'https://files.example/v1;token=[redacted]/docs;api_key=[redacted];v=2/a.txt',
+    );
+    expect(censorUrl('/x?a=1;access_token=t2&b=2')).toBe('/x?a=1;access_token=[redacted]&b=2');
+    expect(censorUrl('/x;code=c?q=1#id_token=i')).toBe('/x;code=[redacted]?q=1#id_token=[redacted]');
+  });
+
   it('leaves other URLs as they are, the same string', () => {
     for (const url of [
       '/mcp',
@@ -240,6 +248,7 @@ describe('censorUrl', () => {
       '/x?q=access_token',
       '/x#section-2',
       '/x?a=1#access_token_hint=2',
+      '/files;v=2/a;b/c?d=1;e=2',
     ]) {
       expect(censorUrl(url)).toBe(url);
     }

@@ -115,8 +115,8 @@ const CREDENTIAL_QUERY_PARAMETERS = new Set([
 ]);
 
 /**
- * `url` (a request target as logged) with the values of credential parameters censored, in its query and in its
- * fragment (`urlParameters`: Node passes a `#` in a request line through); the same string when it has none. Both
+ * `url` (a request target as logged) with the values of credential parameters censored, in its path, its query and
+ * its fragment (`urlParameters`: Node passes a `#` in a request line through); the same string when it has none. Both
  * writers of access log lines (pino-http's serializer and `accessLogWriter`) go through here, and so do the targets
  * of audit records (src/audit/exchange-row.ts).
  */
