@@ -652,6 +652,43 @@ describe('audit trail: a spooled batch the database refuses', () => {
       fs.rmSync(dataDir, { recursive: true, force: true });
     }
   });
+  it('sets a batch the database refuses whole aside without splitting it down to each record', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-refused-all-'));
+    const refused = `refuse-all-${randomUUID()}`;
+    await sql(scratch.url, `ALTER TABLE audit_records ADD CONSTRAINT refuse_all CHECK (target <> '${refused}')`);
+    __resetOutOfContextForTests();
+    const gw = await startTestGateway('services', {
+      DATABASE_URL: scratch.url,
+      DATA_DIR: dataDir,
+      AUDIT_FLUSH_INTERVAL_MS: '60000',
+      AUDIT_BATCH_SIZE: '100',
+      AUDIT_RETENTION_INTERVAL_MS: '0',
+    });
+    try {
+      const audit = auditOf(gw.gateway.app);
+      const streamId = audit.trail.streamId;
+      for (let i = 0; i < 100; i++) audit.traffic.record(exchangeFactory({ target: refused }));
+      await audit.trail.flush();
+      const spoolDir = path.join(dataDir, 'audit-spool');
+      const files = fs.readdirSync(spoolDir);
+      expect(files).toEqual([`${streamId}-${'1'.padStart(16, '0')}.ndjson.rejected`]);
+      const lines = fs.readFileSync(path.join(spoolDir, files[0]!), 'utf8').trim().split('\n');
+      expect(lines.map((line) => (JSON.parse(line) as { seq: number }).seq)).toEqual(
+        Array.from({ length: 100 }, (_, i) => i + 1),
+      );
+      // Split down to each record, the batch took 199 refused inserts.
+      expect(audit.trail.stats().writeFailures).toBeLessThan(50);
+      await expect(streamCounts(scratch.url, streamId)).resolves.toMatchObject({ n: '0' });
+      await expect(audit.verify()).resolves.not.toHaveProperty('broken');
+      expect(gw.logs.lines.filter((line) => line.msg === REFUSED_RECORDS)).toEqual([
+        expect.objectContaining({ records: 100, file: files[0] }),
+      ]);
+    } finally {
+      await gw.close();
+      await sql(scratch.url, 'ALTER TABLE audit_records DROP CONSTRAINT refuse_all');
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
 });
 
 /** `audit verify`'s failure to read: one line, naming the database (not its credentials) and the bound it ran past. */

@@ -102,6 +102,13 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const NOT_STORED =
   'audit records not stored: kept for replay (spooled, or held in memory while the spool refuses them too), retried until the database takes them';
 
+/**
+ * Records of one batch set aside one by one before the rest of what the database refuses of it is set aside without
+ * splitting it further. A database at fault (a constraint added by hand) refuses every record: split down to each,
+ * a batch of 500 cost some 1,500 statements (18 s on a busy 2-core VM) while the queue filled behind it.
+ */
+const SPLIT_LIMIT = 8;
+
 /** Records linked between two turns of the event loop (see `take`). */
 const LINK_SLICE = 32;
 
@@ -579,7 +586,8 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
 
   /**
    * Stores rows of one stream, in order. When the database refuses them for what they hold, they are split in halves
-   * until each refused record is alone: that one is set aside (appended to a `.rejected` file, kept, never replayed)
+   * until each refused record is alone (up to SPLIT_LIMIT of a batch; past it, what it refuses is set aside without
+   * splitting further): that one is set aside (appended to a `.rejected` file, kept, never replayed)
    * and the records after it are linked onto the last one stored, so the chain goes on without it and `audit
    * verify` holds (the stream's row counts those set aside: StoredHead); one bad record no longer costs its batch.
    * 'failed' when the database is away, slow or busy: what was stored stays so, and the rest is tried again.
@@ -628,12 +636,12 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
       return 'stored';
     }
     if (written === 'failed') return 'failed';
-    if (pending.length > 1) {
+    if (pending.length > 1 && aside.records < SPLIT_LIMIT) {
       const half = Math.ceil(pending.length / 2);
       if ((await this.storeSplitting(pending.slice(0, half), source, aside)) === 'failed') return 'failed';
       return this.storeSplitting(pending.slice(half), source, aside);
     }
-    return this.setAsideRecord(pending[0]!, relink, written.refused, aside);
+    return this.setAsideRecords(pending, relink, written.refused, aside);
   }
 
   /** `rows` as the records after the stored chain's head `head`: seq, prev_hash and hash anew. */
@@ -648,32 +656,34 @@ export class AuditTrail implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   /**
-   * Sets aside one record the database refuses: the stream's row learns first that its chain goes on without it
-   * (where its stored head is, and one more set aside), then the record is appended to the batch's `.rejected` file.
-   * 'failed' when either is not done: the record is still where it was, and is found again.
+   * Sets aside records the database refuses (one, or the rest of a batch past SPLIT_LIMIT): the stream's row learns
+   * first that its chain goes on without them (where its stored head is, and how many more are set aside), then they
+   * are appended to the batch's `.rejected` file. 'failed' when either is not done: the records are still where they
+   * were, and are found again.
    */
-  private async setAsideRecord(
-    row: AuditRow,
+  private async setAsideRecords(
+    rows: AuditRow[],
     relink: StoredHead | undefined,
     refused: unknown,
     aside: SetAsideRecords,
   ): Promise<'stored' | 'failed'> {
+    const row = rows[0]!;
     const head: StoredHead = relink
-      ? { ...relink, setAside: relink.setAside + 1 }
-      : { seq: row.seq - 1, hash: row.prevHash, setAside: 1 };
+      ? { ...relink, setAside: relink.setAside + rows.length }
+      : { seq: row.seq - 1, hash: row.prevHash, setAside: rows.length };
     const chained = UUID.test(row.streamId);
     if (chained) {
       try {
         await this.repository.recordSetAside(row.streamId, head);
       } catch (error) {
-        this.unanswered(error, { records: 1 });
+        this.unanswered(error, { records: rows.length });
         return 'failed';
       }
     }
-    if (!this.appendRejected([row], aside)) return 'failed';
+    if (!this.appendRejected(rows, aside)) return 'failed';
     // A stream id that is no UUID: none of its records can be stored, and there is no chain to go on with.
     if (chained) this.relinks.set(row.streamId, head);
-    aside.records += 1;
+    aside.records += rows.length;
     aside.error ??= refused;
     return 'stored';
   }
