@@ -78,6 +78,14 @@ describe('toUnchainedRow: the target', () => {
       'https://app.example/cb#access_token=opaque-123&token_type=bearer',
       'https://app.example/cb#access_token=[redacted]&token_type=bearer',
     ],
+    [
+      "a signed URL's signature and credentials",
+      'https://acct.blob.core.windows.net/c/a.txt?sv=2022-11-02&sp=r&se=2026-12-01&sig=c2ln' +
+        '#X-Amz-Credential=AKIA%2Fx&X-Amz-Security-Token=IQo&X-Amz-Signature=0f&X-Goog-Signature=8a&Signature=s',
+      'https://acct.blob.core.windows.net/c/a.txt?sv=2022-11-02&sp=r&se=2026-12-01&sig=[redacted]' +
+        '#X-Amz-Credential=[redacted]&X-Amz-Security-Token=[redacted]&X-Amz-Signature=[redacted]' +
+        '&X-Goog-Signature=[redacted]&Signature=[redacted]',
+    ],
     ['a query and a fragment', 'https://x/?code=a#id_token=b', 'https://x/?code=[redacted]#id_token=[redacted]'],
     [
       "a path segment's credential parameter",

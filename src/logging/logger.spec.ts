@@ -181,13 +181,15 @@ describe('accessLogWriter', () => {
     write({
       id: 'r-6',
       method: 'POST',
-      url: '/mcp?access_token=eyJ.x.y',
+      url: '/mcp?access_token=eyJ.x.y&se=2026-12-01&sig=c2ln&X-Amz-Signature=0f1e',
       statusCode: 401,
       responseTime: 1,
       completed: true,
     });
     await new Promise((resolve) => setImmediate(resolve));
-    expect(lines[0]).toMatchObject({ req: { url: '/mcp?access_token=[redacted]' } });
+    expect(lines[0]).toMatchObject({
+      req: { url: '/mcp?access_token=[redacted]&se=2026-12-01&sig=[redacted]&X-Amz-Signature=[redacted]' },
+    });
   });
 });
 
@@ -220,6 +222,43 @@ describe('censorUrl', () => {
     expect(censorUrl('/x?%E0%A4%A=1&code=c')).toBe('/x?%E0%A4%A=1&code=[redacted]');
   });
 
+  it('censors the signatures and credentials of signed URLs (Azure SAS, AWS, Google, CloudFront), not their other parameters', () => {
+    expect(
+      censorUrl(
+        '/blob/a.txt?sv=2022-11-02&ss=b&srt=o&sp=r&se=2026-12-01T00:00:00Z&st=2026-11-24&spr=https&sig=c2ln%2B',
+      ),
+    ).toBe('/blob/a.txt?sv=2022-11-02&ss=b&srt=o&sp=r&se=2026-12-01T00:00:00Z&st=2026-11-24&spr=https&sig=[redacted]');
+    expect(
+      censorUrl(
+        '/o.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAEXAMPLE%2F20261124%2Fus-east-1%2Fs3%2Faws4_request' +
+          '&X-Amz-Date=20261124T021500Z&X-Amz-Expires=900&X-Amz-Security-Token=IQoJb3JpZ2lu&X-Amz-SignedHeaders=host' +
+          '&X-Amz-Signature=0f1e2d3c',
+      ),
+    ).toBe(
+      '/o.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=[redacted]&X-Amz-Date=20261124T021500Z' +
+        '&X-Amz-Expires=900&X-Amz-Security-Token=[redacted]&X-Amz-SignedHeaders=host&X-Amz-Signature=[redacted]',
+    );
+    expect(
+      censorUrl('/o.txt?AWSAccessKeyId=AKIAEXAMPLE&Expires=1795000000&Signature=vjbyPxybdZaNmGa%2ByT272YEAiv4%3D'),
+    ).toBe('/o.txt?AWSAccessKeyId=[redacted]&Expires=1795000000&Signature=[redacted]');
+    expect(
+      censorUrl(
+        '/b/o?x-goog-algorithm=GOOG4-RSA-SHA256&x-goog-credential=sa%40p.iam.gserviceaccount.com%2F20261124%2Fauto' +
+          '&x-goog-date=20261124T021500Z&x-goog-expires=900&x-goog-signedheaders=host&x-goog-signature=8a7b6c',
+      ),
+    ).toBe(
+      '/b/o?x-goog-algorithm=GOOG4-RSA-SHA256&x-goog-credential=[redacted]&x-goog-date=20261124T021500Z' +
+        '&x-goog-expires=900&x-goog-signedheaders=host&x-goog-signature=[redacted]',
+    );
+    expect(censorUrl('/b/o?GoogleAccessId=sa%40p.iam&Expires=1795000000&Signature=a%2Bb')).toBe(
+      '/b/o?GoogleAccessId=[redacted]&Expires=1795000000&Signature=[redacted]',
+    );
+    expect(
+      censorUrl('/v.mp4?Expires=1795000000&Signature=nitfHRCrtziwO2HwPfWw~yYDhUF5&Key-Pair-Id=K2JCJMDEHXQW5F'),
+    ).toBe('/v.mp4?Expires=1795000000&Signature=[redacted]&Key-Pair-Id=K2JCJMDEHXQW5F');
+    expect(censorUrl('/x?SIG=a&x-amz-SIGNATURE=b')).toBe('/x?SIG=[redacted]&x-amz-SIGNATURE=[redacted]');
+  });
+
   it('censors them after a # too: Node passes a raw request target through whole, its fragment with it', () => {
     // Read as one query, the token was the value of x.
     expect(censorUrl('/mcp?x=1#access_token=eyJ.a.b')).toBe('/mcp?x=1#access_token=[redacted]');
@@ -245,6 +284,7 @@ describe('censorUrl', () => {
       '/mcp/up?cursor=abc&limit=5',
       '/x?',
       '/x?tokens=1&codes=2&my_access_token=3',
+      '/x?signed=1&sigma=2&x-amz-date=3&se=4&sp=r&sv=5&Key-Pair-Id=K',
       '/x?q=access_token',
       '/x#section-2',
       '/x?a=1#access_token_hint=2',

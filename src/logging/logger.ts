@@ -97,7 +97,12 @@ function withoutCredentialHeaders<T>(message: T, names: readonly string[], patte
 
 /**
  * Query parameters whose value is a credential: RFC 6750's `access_token` (which some clients send although the
- * gateway refuses it there), OAuth's codes, tokens, assertions and client secrets, and the usual API-key names.
+ * gateway refuses it there), OAuth's codes, tokens, assertions and client secrets, the usual API-key names, and the
+ * signatures and credentials of signed URLs, each of which grants the access it signs to whoever holds the URL:
+ * Azure SAS (`sig`; its `se`, `sp`, `sv`, `sr`, `st` are expiry, permissions and version, no secret), AWS SigV4
+ * (`X-Amz-Signature`, `X-Amz-Credential`, the session's `X-Amz-Security-Token`) and SigV2 (`AWSAccessKeyId`,
+ * `Signature`), Google Cloud Storage V4 (`X-Goog-Signature`, `X-Goog-Credential`) and V2 (`GoogleAccessId`,
+ * `Signature`), CloudFront (`Signature`; its `Key-Pair-Id` names a public key and `Policy` is readable, no secret).
  * Compared as a server would read them (`queryParameterName`): percent-decoded, in any case, without a `[...]` suffix.
  */
 const CREDENTIAL_QUERY_PARAMETERS = new Set([
@@ -112,6 +117,15 @@ const CREDENTIAL_QUERY_PARAMETERS = new Set([
   'password',
   'api_key',
   'apikey',
+  'sig',
+  'signature',
+  'x-amz-signature',
+  'x-amz-credential',
+  'x-amz-security-token',
+  'awsaccesskeyid',
+  'x-goog-signature',
+  'x-goog-credential',
+  'googleaccessid',
 ]);
 
 /**
