@@ -78,6 +78,27 @@ describe('classifyUpstreamError and an upstream answering malformed HTTP', () =>
     }
   });
 
+  it('classifies headers longer than the client reads (16 KiB) as a protocol failure, through undici and node:http', async () => {
+    const upstream = await answering(
+      `HTTP/1.1 200 OK\r\nx-padding: ${'a'.repeat(20 * 1024)}\r\ncontent-length: 2\r\n\r\n{}`,
+    );
+    try {
+      const viaUndici = await undiciError(upstream.url);
+      expect((viaUndici as { code?: string }).code).toBe('UND_ERR_HEADERS_OVERFLOW');
+      const viaNode = await nodeHttpError(upstream.url);
+      expect((viaNode as { code?: string }).code).toBe('HPE_HEADER_OVERFLOW');
+      for (const error of [viaUndici, viaNode]) {
+        expect(classifyUpstreamError(error)).toEqual({
+          kind: 'protocol',
+          message: expect.stringMatching(/^the upstream sent a malformed HTTP answer \(.*header.*\)$/i),
+        });
+        expect(classifyUpstreamError(error).message).not.toContain('aaaa');
+      }
+    } finally {
+      await upstream.close();
+    }
+  });
+
   it('classifies the same error wrapped by fetch ("fetch failed", the parser error as its cause)', async () => {
     const upstream = await answering('this is not http\r\n\r\n');
     try {
@@ -90,5 +111,22 @@ describe('classifyUpstreamError and an upstream answering malformed HTTP', () =>
     } finally {
       await upstream.close();
     }
+  });
+});
+
+describe('classifyUpstreamError and what it cannot classify', () => {
+  it.each([
+    ['an error of the gateway itself', new Error('NOPERM User gw has no permissions to run the set command')],
+    ['an error with a network code nothing names', Object.assign(new Error('socket hang up'), { code: 'ESOMETHING' })],
+    ['a thrown string', 'boom'],
+  ])('answers %s as other, with its message', (_what, error) => {
+    expect(classifyUpstreamError(error)).toEqual({
+      kind: 'other',
+      message: error instanceof Error ? error.message : String(error),
+    });
+  });
+
+  it('cuts a long message to 500 characters', () => {
+    expect(classifyUpstreamError(new Error('x'.repeat(2_000))).message).toBe('x'.repeat(500));
   });
 });

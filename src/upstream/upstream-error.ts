@@ -119,13 +119,16 @@ function ownErrorIn(error: unknown): UpstreamError | undefined {
  * is not that: `node:http` raises it with an `HPE_*` code and `Parse Error: {reason}`; undici (the relay's client, and
  * fetch's) as an HTTPParserError, `Response does not match the HTTP/1.1 protocol ({reason})`, whose code undici 7
  * leaves undefined, or, when the parser stops inside a body shorter or longer than its content-length, as
- * UND_ERR_RES_CONTENT_LENGTH_MISMATCH. Only llhttp's reason is kept, never the bytes the upstream sent.
+ * UND_ERR_RES_CONTENT_LENGTH_MISMATCH, or, for headers longer than its maxHeaderSize (16 KiB), as
+ * UND_ERR_HEADERS_OVERFLOW (`node:http`'s is HPE_HEADER_OVERFLOW). Only llhttp's reason is kept, never the bytes the
+ * upstream sent.
  */
 function malformedHttpIn(error: unknown): string | undefined {
   let current: unknown = error;
   for (let depth = 0; depth < 4 && current; depth++) {
     const { name, code, message } = current as { name?: unknown; code?: unknown; message?: unknown };
     if (code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') return 'its body does not match its content-length';
+    if (code === 'UND_ERR_HEADERS_OVERFLOW') return 'its headers are longer than the gateway reads';
     if (name === 'HTTPParserError' || (typeof code === 'string' && code.startsWith('HPE_'))) {
       const text = typeof message === 'string' ? message : '';
       const reason = /\(([^()]{1,100})\)$/.exec(text)?.[1] ?? /^Parse Error: (.{1,100})$/.exec(text)?.[1];

@@ -4,7 +4,7 @@ import { listenOnLoopback, type LoopbackListener } from './loopback';
 /**
  * What the upstream writes on its TCP connection for a call of each of its tools, in place of an HTTP answer:
  * `garbled` is not HTTP/1.1 (a header name with a space in it, which Node's HTTP parser refuses), `oversized`
- * is HTTP with a header of 20 KiB, past what the gateway's HTTP client reads (16 KiB).
+ * is HTTP with a header of 20 KiB, past what the gateway's HTTP client reads (16 KiB, undici's maxHeaderSize).
  */
 const CALL_ANSWERS = {
   garbled: 'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nbroken header: x\r\ncontent-length: 2\r\n\r\n{}',
