@@ -1,4 +1,4 @@
-import { DomainError } from '../common/domain-error';
+import { DomainError, type FieldError } from '../common/domain-error';
 
 /** Raised by the repository when a unique field is already taken; the service words it. */
 export class DuplicateServerError extends Error {
@@ -13,6 +13,34 @@ export class PublishedVersionError extends Error {
   constructor(readonly version: string) {
     super(`version ${version} is already published`);
     this.name = 'PublishedVersionError';
+  }
+}
+
+/** What an admin needs of a stored server row the gateway cannot read to find it, then repair or delete it. */
+export interface UnreadableServer {
+  id: string;
+  name: string;
+  slug: string;
+  url: string;
+  revision: number;
+  createdAt: Date;
+  /** Each stored field that is not what its schema allows, and why (never its value). */
+  problems: FieldError[];
+}
+
+/**
+ * A server whose stored row the gateway cannot read (a field not what its schema allows: a direct database write, a
+ * restore, an older version). Answered 409 naming the row and the fields, so an admin can repair them (PUT, or PATCH
+ * giving each of them) or delete the server; never a 500.
+ */
+export class UnreadableServerError extends DomainError {
+  constructor(readonly server: UnreadableServer) {
+    super(
+      'conflict',
+      `server ${server.id} (${server.slug}) is stored with fields the gateway cannot read: ` +
+        'replace them with PUT, or PATCH giving each of them, or DELETE the server',
+      server.problems,
+    );
   }
 }
 

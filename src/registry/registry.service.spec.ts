@@ -10,7 +10,7 @@ import type { ServerRepository } from './server.repository';
 import { serverInputSchema } from './server.dto';
 
 type Repository = jest.Mocked<
-  Pick<ServerRepository, 'findByRef' | 'list' | 'slugsStartingWith' | 'create' | 'update' | 'delete'>
+  Pick<ServerRepository, 'findByRef' | 'readByRef' | 'list' | 'slugsStartingWith' | 'create' | 'update' | 'delete'>
 >;
 
 function record(overrides: Partial<ServerRecord> = {}): ServerRecord {
@@ -45,6 +45,8 @@ describe('RegistryService', () => {
   beforeEach(() => {
     repository = {
       findByRef: jest.fn(),
+      // A write reads the row as a lookup does (these tests' rows are all readable).
+      readByRef: jest.fn((ref) => repository.findByRef(ref)),
       list: jest.fn(),
       slugsStartingWith: jest.fn().mockResolvedValue(new Set<string>()),
       create: jest.fn((fields: ServerFields) => Promise.resolve(record({ ...fields }))),

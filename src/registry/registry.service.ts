@@ -15,7 +15,7 @@ import {
 } from './server-record';
 import type { VersionDetail, VersionSummary } from './server-version.dto';
 import { parseServerRef } from './server-ref';
-import { ServerRepository } from './server.repository';
+import { isUnreadable, type ReadServer, ServerRepository } from './server.repository';
 import {
   type ServerInput,
   type ServerPatch,
@@ -91,8 +91,9 @@ export class RegistryService {
     });
     const page = rows.slice(0, limit);
     const last = page.at(-1);
+    // A row the gateway cannot read is left out (the repository logged it); the cursor still moves past it.
     return {
-      servers: page.map(toServerView),
+      servers: page.filter((row): row is ServerRecord => !isUnreadable(row)).map(toServerView),
       nextCursor: rows.length > limit && last ? encodeCursor(last) : null,
     };
   }
@@ -114,46 +115,67 @@ export class RegistryService {
     }
   }
 
-  /** PUT: every writable field from `input`; an omitted slug keeps the current one. */
+  /** PUT: every writable field from `input`; an omitted slug keeps the current one. Repairs an unreadable row. */
   async replace(ref: string, input: ServerInput, ifMatch?: string): Promise<ServerView> {
-    const result = await this.update(ref, input.url, ifMatch, (current) => {
-      if (input.name !== current.name) throw RegistryErrors.nameChange();
-      return fieldsFromInput(input, input.slug ?? current.slug);
-    });
+    const fields = fieldsFromInput(input, '');
+    const replaces = (Object.keys(fields) as (keyof ServerFields)[]).filter((key) => key !== 'slug');
+    const result = await this.update(
+      ref,
+      input.url,
+      ifMatch,
+      (current) => {
+        if (input.name !== current.name) throw RegistryErrors.nameChange();
+        return { ...fields, slug: input.slug ?? current.slug };
+      },
+      replaces,
+    );
     return result.server;
   }
 
-  /** PATCH: the fields present replace the stored ones. */
+  /** PATCH: the fields present replace the stored ones; it repairs an unreadable row when it gives each bad field. */
   async patch(ref: string, patch: ServerPatch, ifMatch?: string): Promise<ServerView> {
-    const result = await this.update(ref, patch.url, ifMatch, (current) => {
-      if (patch.name !== undefined && patch.name !== current.name) throw RegistryErrors.nameChange();
-      const next: ServerFields = { ...fieldsOf(current) };
-      for (const [key, value] of Object.entries(patch)) {
-        if (value !== undefined && key !== 'name') Object.assign(next, { [key]: value });
-      }
-      return next;
-    });
+    const given = Object.entries(patch).filter(([key, value]) => value !== undefined && key !== 'name');
+    const result = await this.update(
+      ref,
+      patch.url,
+      ifMatch,
+      (current) => {
+        if (patch.name !== undefined && patch.name !== current.name) throw RegistryErrors.nameChange();
+        const next: ServerFields = { ...fieldsOf(current) };
+        for (const [key, value] of given) Object.assign(next, { [key]: value });
+        return next;
+      },
+      given.map(([key]) => key as keyof ServerFields),
+    );
     return result.server;
   }
 
   /**
    * The one way a stored server changes. `url` is the URL the change writes
    * (checked against the URL policy when it differs from the stored one).
+   * `replaces` names the fields the change sets whatever they were: a row
+   * the gateway cannot read is changed only when they include each of its
+   * unreadable fields.
    */
   async update(
     ref: string,
     url: string | undefined,
     ifMatch: string | undefined,
     change: ServerChange,
+    replaces: readonly (keyof ServerFields)[] = [],
   ): Promise<WriteResult> {
-    const found = await this.resolve(ref);
+    const found = await this.resolveForWrite(ref);
     if (url !== undefined && url !== found.url) await this.checkUrl(url);
     let outcome;
     try {
-      outcome = await this.servers.update(found.id, (current) => {
-        if (!ifMatchHolds(ifMatch, etagOf(current.id, current.revision))) throw RegistryErrors.preconditionFailed();
-        return change(current);
-      });
+      outcome = await this.servers.update(
+        found.id,
+        (current) => {
+          if (!ifMatchHolds(ifMatch, etagOf(current.id, current.revision))) throw RegistryErrors.preconditionFailed();
+          return change(current);
+        },
+        replaces,
+      );
     } catch (error) {
       if (error instanceof DuplicateServerError) throw RegistryErrors.duplicate(error.field);
       if (error instanceof PublishedVersionError) throw RegistryErrors.versionPublished(error.version);
@@ -166,7 +188,7 @@ export class RegistryService {
   }
 
   async remove(ref: string, ifMatch?: string): Promise<void> {
-    const found = await this.resolve(ref);
+    const found = await this.resolveForWrite(ref);
     const deleted = await this.servers.delete(found.id, (current) => {
       if (!ifMatchHolds(ifMatch, etagOf(current.id, current.revision))) throw RegistryErrors.preconditionFailed();
     });
@@ -197,12 +219,21 @@ export class RegistryService {
     return server;
   }
 
+  /** The server `ref` names, also one whose row cannot be read: what a repair or a delete starts from. */
+  private async resolveForWrite(ref: string): Promise<ReadServer> {
+    const parsed = parseServerRef(ref);
+    if (!parsed) throw RegistryErrors.badRef();
+    const server = await this.servers.readByRef(parsed);
+    if (!server) throw RegistryErrors.notFound(ref);
+    return server;
+  }
+
   /** The name whose history a ref reaches: a live server's, or (by id or name) a deleted one's. */
   private async historyName(ref: string): Promise<string> {
     const parsed = parseServerRef(ref);
     if (!parsed) throw RegistryErrors.badRef();
-    const live = await this.servers.findByRef(parsed);
-    if (live) return live.name;
+    const live = await this.servers.nameByRef(parsed);
+    if (live) return live;
     if (parsed.kind === 'name') return parsed.name;
     const name = parsed.kind === 'id' ? await this.servers.nameOfServerId(parsed.id) : undefined;
     if (!name) throw RegistryErrors.notFound(ref);

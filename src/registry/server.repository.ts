@@ -1,9 +1,17 @@
-import { escapeLike } from '../common/sql';
 import { Injectable } from '@nestjs/common';
+import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
+import type { z } from 'zod';
+import type { FieldError } from '../common/domain-error';
+import { escapeLike } from '../common/sql';
 import { PrismaService } from '../database/prisma.service';
 import { Prisma, type Server as ServerRow, type ServerVersion as ServerVersionRow } from '../generated/prisma/client';
 import type { ListPosition } from './cursor';
-import { DuplicateServerError, PublishedVersionError } from './registry.errors';
+import {
+  DuplicateServerError,
+  PublishedVersionError,
+  type UnreadableServer,
+  UnreadableServerError,
+} from './registry.errors';
 import {
   type ServerFields,
   type ServerRecord,
@@ -31,6 +39,16 @@ export interface ServerListFilter {
   q?: string;
 }
 
+/** A stored server as a list or a lookup reads it: its record, or what keeps the gateway from reading it. */
+export type ReadServer = ServerRecord | UnreadableServer;
+
+export function isUnreadable(server: ReadServer): server is UnreadableServer {
+  return 'problems' in server;
+}
+
+/** What a delete took away. */
+export type DeletedServer = Pick<ServerRecord, 'id' | 'name' | 'slug'>;
+
 /** What an update did: nothing (the fields were already so) or a new revision. */
 export interface UpdateOutcome {
   changed: boolean;
@@ -45,11 +63,31 @@ type Tx = Prisma.TransactionClient;
  */
 @Injectable()
 export class ServerRepository {
-  constructor(private readonly prisma: PrismaService) {}
+  /** Each unreadable row logged, by id and revision: logged once, again only once it changed and is still unreadable. */
+  private readonly logged = new Set<string>();
 
+  constructor(
+    private readonly prisma: PrismaService,
+    @InjectPinoLogger(ServerRepository.name) private readonly logger: PinoLogger,
+  ) {}
+
+  /** The server `ref` names; an UnreadableServerError (409) when its row cannot be read. */
   async findByRef(ref: ServerRef): Promise<ServerRecord | undefined> {
+    const found = await this.readByRef(ref);
+    if (found && isUnreadable(found)) throw new UnreadableServerError(found);
+    return found;
+  }
+
+  /** The server `ref` names, or what keeps its row from being read: what a repair or a delete starts from. */
+  async readByRef(ref: ServerRef): Promise<ReadServer | undefined> {
     const row = await this.prisma.server.findUnique({ where: whereRef(ref) });
-    return row ? toRecord(row) : undefined;
+    return row ? this.read(row) : undefined;
+  }
+
+  /** The name of the server `ref` names, without reading the rest of its row. */
+  async nameByRef(ref: ServerRef): Promise<string | undefined> {
+    const row = await this.prisma.server.findUnique({ where: whereRef(ref), select: { name: true } });
+    return row?.name;
   }
 
   /** The id of the server `ref` names, without the rest of its row. */
@@ -58,7 +96,8 @@ export class ServerRepository {
     return row?.id;
   }
 
-  async list(filter: ServerListFilter): Promise<ServerRecord[]> {
+  /** A page of servers; a row the gateway cannot read is in it as such, for the caller to leave out or show so. */
+  async list(filter: ServerListFilter): Promise<ReadServer[]> {
     const and: Prisma.ServerWhereInput[] = [];
     if (filter.tag) and.push({ tags: { has: filter.tag } });
     if (filter.status) and.push({ status: filter.status });
@@ -81,7 +120,7 @@ export class ServerRepository {
       orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
       take: filter.limit,
     });
-    return rows.map(toRecord);
+    return rows.map((row) => this.read(row));
   }
 
   /** Slugs in use that start with `prefix`, to pick a free derived one. */
@@ -96,7 +135,7 @@ export class ServerRepository {
   async create(fields: ServerFields): Promise<ServerRecord> {
     return this.writing(() =>
       this.prisma.$transaction(async (tx) => {
-        const server = toRecord(await tx.server.create({ data: fields }));
+        const server = recordOf(await tx.server.create({ data: fields }));
         await writeVersion(tx, server);
         return server;
       }),
@@ -108,14 +147,28 @@ export class ServerRepository {
    * throw (a failed precondition); returning equal fields writes nothing.
    * A change of version to one already in the history throws
    * PublishedVersionError: a published version's record never changes.
+   *
+   * A row the gateway cannot read is repaired by a change that `replaces`
+   * every field it cannot read (a PUT, a PATCH giving each of them); any
+   * other change of it throws UnreadableServerError, as a read does.
    */
-  async update(id: string, change: (current: ServerRecord) => ServerFields): Promise<UpdateOutcome | undefined> {
+  async update(
+    id: string,
+    change: (current: ServerRecord) => ServerFields,
+    replaces: readonly (keyof ServerFields)[] = [],
+  ): Promise<UpdateOutcome | undefined> {
     return this.writing(() =>
       this.prisma.$transaction(async (tx) => {
-        const current = await lockedServer(tx, id);
-        if (!current) return undefined;
+        const stored = await lockedRow(tx, id);
+        if (!stored) return undefined;
+        const { record: current, problems } = parseRow(stored);
+        const repairing = problems.length > 0;
+        if (repairing && !problems.every(({ field }) => replaces.some((key) => field.split('.')[0] === key))) {
+          throw new UnreadableServerError(unreadableOf(stored, problems));
+        }
+        // Repairing, `current` holds the raw value of each field it cannot read, which the change replaces unread.
         const next = change(current);
-        if (sameFields(next, fieldsOf(current))) return { changed: false, server: current };
+        if (!repairing && sameFields(next, fieldsOf(current))) return { changed: false, server: current };
         if (next.version !== current.version && (await publishedVersion(tx, current.name, next.version))) {
           throw new PublishedVersionError(next.version);
         }
@@ -123,7 +176,7 @@ export class ServerRepository {
           where: { id },
           data: { ...next, revision: { increment: 1 } },
         });
-        const server = toRecord(row);
+        const server = recordOf(row);
         await writeVersion(tx, server);
         if (showsDifferently(current, server)) await touchVersions(tx, id, new Date());
         return { changed: true, server };
@@ -134,10 +187,15 @@ export class ServerRepository {
   /**
    * Deletes the server; its latest version stays, marked `deleted`. Every
    * version of it reads as deleted from now on, so every one is touched.
+   * A row the gateway cannot read is deleted too: `check` sees its id and
+   * revision only.
    */
-  async delete(id: string, check: (current: ServerRecord) => void): Promise<ServerRecord | undefined> {
+  async delete(
+    id: string,
+    check: (current: Pick<ServerRecord, 'id' | 'revision'>) => void,
+  ): Promise<DeletedServer | undefined> {
     return this.prisma.$transaction(async (tx) => {
-      const current = await lockedServer(tx, id);
+      const current = await lockedRow(tx, id);
       if (!current) return undefined;
       check(current);
       await tx.server.delete({ where: { id } });
@@ -146,7 +204,7 @@ export class ServerRepository {
         data: { status: 'deleted' },
       });
       await touchVersions(tx, id, new Date());
-      return current;
+      return { id: current.id, name: current.name, slug: current.slug };
     });
   }
 
@@ -173,6 +231,22 @@ export class ServerRepository {
     return row ? toVersionRecord(row) : undefined;
   }
 
+  /** The row's record, or what keeps it from being read, logged once per row and revision with the fields at fault. */
+  private read(row: ServerRow): ReadServer {
+    const { record, problems } = parseRow(row);
+    if (problems.length === 0) return record;
+    const unreadable = unreadableOf(row, problems);
+    const key = `${row.id}@${row.revision}`;
+    if (!this.logged.has(key)) {
+      this.logged.add(key);
+      this.logger.warn(
+        { serverId: row.id, slug: row.slug, problems },
+        'a stored server cannot be read: it is left out of lists and answered 409 until an admin repairs or deletes it',
+      );
+    }
+    return unreadable;
+  }
+
   /** Turns a unique violation into a DuplicateServerError naming the field. */
   private async writing<T>(write: () => Promise<T>): Promise<T> {
     try {
@@ -185,10 +259,9 @@ export class ServerRepository {
   }
 }
 
-async function lockedServer(tx: Tx, id: string): Promise<ServerRecord | undefined> {
+async function lockedRow(tx: Tx, id: string): Promise<ServerRow | undefined> {
   await tx.$queryRaw`SELECT id FROM servers WHERE id = ${id}::uuid FOR UPDATE`;
-  const row = await tx.server.findUnique({ where: { id } });
-  return row ? toRecord(row) : undefined;
+  return (await tx.server.findUnique({ where: { id } })) ?? undefined;
 }
 
 async function publishedVersion(tx: Tx, name: string, version: string): Promise<boolean> {
@@ -251,8 +324,29 @@ function whereRef(ref: ServerRef): Prisma.ServerWhereUniqueInput {
   return ref.kind === 'id' ? { id: ref.id } : ref.kind === 'slug' ? { slug: ref.slug } : { name: ref.name };
 }
 
-function toRecord(row: ServerRow): ServerRecord {
-  return {
+/** The row's record; an UnreadableServerError when it cannot be read (a row the gateway has just written can). */
+function recordOf(row: ServerRow): ServerRecord {
+  const { record, problems } = parseRow(row);
+  if (problems.length > 0) throw new UnreadableServerError(unreadableOf(row, problems));
+  return record;
+}
+
+/**
+ * The row read as a record, and each of its fields that is not what its schema allows (`toolRules.allow`: expected
+ * array, received string), with zod's reason, which never repeats the value. While there are problems, the record
+ * holds such a field's raw value and is no record to use.
+ */
+function parseRow(row: ServerRow): { record: ServerRecord; problems: FieldError[] } {
+  const problems: FieldError[] = [];
+  const read = <T>(field: keyof ServerFields, schema: z.ZodType<T>, value: unknown): T => {
+    const parsed = schema.safeParse(value);
+    if (parsed.success) return parsed.data;
+    for (const issue of parsed.error.issues) {
+      problems.push({ field: [field, ...issue.path.map(String)].join('.'), message: issue.message });
+    }
+    return value as T;
+  };
+  const record: ServerRecord = {
     id: row.id,
     name: row.name,
     slug: row.slug,
@@ -260,18 +354,24 @@ function toRecord(row: ServerRow): ServerRecord {
     description: row.description,
     version: row.version,
     url: row.url,
-    transport: transportSchema.parse(row.transport),
-    auth: upstreamAuthSchema.parse(row.auth),
+    transport: read('transport', transportSchema, row.transport),
+    auth: read('auth', upstreamAuthSchema, row.auth),
     tags: row.tags,
-    status: serverStatusSchema.parse(row.status),
+    status: read('status', serverStatusSchema, row.status),
     statusMessage: row.statusMessage,
     allowedRoles: row.allowedRoles,
-    timeouts: timeoutsSchema.parse(row.timeouts),
-    toolRules: toolRulesSchema.parse(row.toolRules),
+    timeouts: read('timeouts', timeoutsSchema, row.timeouts),
+    toolRules: read('toolRules', toolRulesSchema, row.toolRules),
     revision: row.revision,
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
   };
+  return { record, problems };
+}
+
+function unreadableOf(row: ServerRow, problems: FieldError[]): UnreadableServer {
+  const { id, name, slug, url, revision, createdAt } = row;
+  return { id, name, slug, url, revision, createdAt, problems };
 }
 
 function toVersionRecord(row: ServerVersionRow): ServerVersionRecord {

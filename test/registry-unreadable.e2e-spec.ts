@@ -1,0 +1,165 @@
+import request from 'supertest';
+import { PrismaService } from '../src/database/prisma.service';
+import { etagOf } from '../src/registry/etag';
+import { startTestGateway, type TestGateway } from './support/gateway';
+import { PROBLEM_JSON, PUBLIC_URL, serverBody, token } from './support/registry';
+import { insertServer, type StoredServer } from './support/servers-table';
+
+const SERVERS = '/api/v1/servers';
+
+/**
+ * A `servers` row the gateway cannot read (a tool rule stored as a string where an array belongs: a direct database
+ * write, a restore, an older version), written straight into the shared PostgreSQL table. Lists stay available
+ * without it, the row itself answers 409 naming the field, it is logged once, and an admin repairs or deletes it.
+ */
+describe('a stored server the gateway cannot read', () => {
+  let gw: TestGateway;
+  const written: string[] = [];
+  const api = () => request(gw.url);
+
+  beforeAll(async () => {
+    gw = await startTestGateway('services');
+  });
+
+  // Every other suite lists the shared database: no row of this suite stays behind, the unreadable ones least of all.
+  afterAll(async () => {
+    if (gw) await gw.gateway.app.get(PrismaService).server.deleteMany({ where: { id: { in: written } } });
+    await gw?.close();
+  });
+
+  /** A readable server registered through the API, its name holding `mark` for a list filtered on it. */
+  async function registered(mark: string): Promise<{ id: string; name: string }> {
+    const res = await api()
+      .post(SERVERS)
+      .send(serverBody({ name: `io.test-${token()}/${mark}-${token()}` }))
+      .expect(201);
+    written.push(res.body.id as string);
+    return res.body as { id: string; name: string };
+  }
+
+  /** An unreadable row written straight into the table, its name holding `mark`. */
+  async function unreadable(mark: string): Promise<StoredServer> {
+    const row = await insertServer(gw.gateway.app, {
+      name: `io.test-${token()}/${mark}-${token()}`,
+      toolRules: { allow: 'get_*' },
+    });
+    written.push(row.id);
+    return row;
+  }
+
+  const unreadableLines = (id: string) =>
+    gw.logs.lines.filter(
+      (line) => line.serverId === id && String(line.msg).startsWith('a stored server cannot be read'),
+    );
+
+  it('is left out of GET /api/v1/servers, every page of it, and logged once with the field at fault', async () => {
+    const mark = `unreadable-${token()}`;
+    const before = await registered(mark);
+    const bad = await unreadable(mark);
+    const after = await registered(mark);
+
+    // All at once, twice, then a page at a time: the page holding only the bad row still leads on to the next.
+    for (let round = 0; round < 2; round++) {
+      const all = await api().get(SERVERS).query({ q: mark }).expect(200);
+      expect((all.body.servers as { id: string }[]).map((server) => server.id)).toEqual([before.id, after.id]);
+    }
+    const paged: string[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < 5; page++) {
+      const res = await api()
+        .get(SERVERS)
+        .query({ q: mark, limit: '1', ...(cursor ? { cursor } : {}) })
+        .expect(200);
+      paged.push(...(res.body.servers as { id: string }[]).map((server) => server.id));
+      cursor = (res.body.nextCursor as string | null) ?? undefined;
+      if (!cursor) break;
+    }
+    expect(paged).toEqual([before.id, after.id]);
+    // The unfiltered list too, as every admin and the CLI read it.
+    const unfiltered = await api().get(SERVERS).query({ limit: '100' }).expect(200);
+    expect((unfiltered.body.servers as { id: string }[]).map((server) => server.id)).not.toContain(bad.id);
+
+    expect(unreadableLines(bad.id)).toEqual([
+      expect.objectContaining({
+        level: 40,
+        serverId: bad.id,
+        slug: bad.slug,
+        problems: [{ field: 'toolRules.allow', message: expect.any(String) }],
+      }),
+    ]);
+  });
+
+  it('answers 409 problem+json naming the row and the field, by id, slug and name, never a 500', async () => {
+    const bad = await unreadable(`unreadable-${token()}`);
+    for (const ref of [bad.id, bad.slug, encodeURIComponent(bad.name)]) {
+      const res = await api().get(`${SERVERS}/${ref}`);
+      expect(res.status).toBe(409);
+      expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
+      expect(res.body).toMatchObject({
+        code: 'conflict',
+        detail: expect.stringContaining(`server ${bad.id} (${bad.slug}) is stored with fields the gateway cannot read`),
+        errors: [{ field: 'toolRules.allow', message: expect.any(String) }],
+      });
+      expect(res.body).not.toHaveProperty('errorId');
+      expect(res.text).not.toMatch(/ZodError|at .*\.ts|get_\*/);
+    }
+    // Its version history (none: it was never registered through the API) is reached by its name alone.
+    await api().get(`${SERVERS}/${bad.id}/versions`).expect(404);
+  });
+
+  it('leaves the other readers of the servers table answering: health, the official registry API, discovery', async () => {
+    const bad = await unreadable(`unreadable-${token()}`);
+    await api().get('/api/v1/health/servers').expect(200);
+    await api().get(`/api/v1/health/servers/${bad.id}`).expect(200);
+    await api().get('/api/v1/registry/v0.1/servers').query({ limit: '100' }).expect(200);
+    await api().get('/api/v1/discovery/tools').expect(200);
+  });
+
+  it('refuses a PATCH that leaves a bad field as it is, 409 naming it, and changes nothing', async () => {
+    const bad = await unreadable(`unreadable-${token()}`);
+    const res = await api().patch(`${SERVERS}/${bad.id}`).send({ title: 'Renamed' });
+    expect(res.status).toBe(409);
+    expect(res.body).toMatchObject({ code: 'conflict', errors: [{ field: 'toolRules.allow' }] });
+    const row = await gw.gateway.app.get(PrismaService).server.findUniqueOrThrow({ where: { id: bad.id } });
+    expect(row).toMatchObject({ title: null, revision: 1, toolRules: { allow: 'get_*' } });
+  });
+
+  it('is repaired by a PATCH giving the bad field, then read and listed as any other', async () => {
+    const mark = `unreadable-${token()}`;
+    const bad = await unreadable(mark);
+    const res = await api()
+      .patch(`${SERVERS}/${bad.id}`)
+      .send({ title: 'Repaired', toolRules: { allow: ['get_*'] } })
+      .expect(200);
+    expect(res.body).toMatchObject({
+      id: bad.id,
+      name: bad.name,
+      slug: bad.slug,
+      title: 'Repaired',
+      url: PUBLIC_URL,
+      toolRules: { allow: ['get_*'] },
+      revision: 2,
+    });
+    await api().get(`${SERVERS}/${bad.id}`).expect(200);
+    const listed = await api().get(SERVERS).query({ q: mark }).expect(200);
+    expect((listed.body.servers as { id: string }[]).map((server) => server.id)).toEqual([bad.id]);
+    const versions = await api().get(`${SERVERS}/${bad.id}/versions`).expect(200);
+    expect(versions.body.versions).toEqual([expect.objectContaining({ version: '0.0.0', isLatest: true })]);
+  });
+
+  it('is repaired by a PUT, which needs no If-Match more than any PUT, and honours one it is given', async () => {
+    const bad = await unreadable(`unreadable-${token()}`);
+    const body = { name: bad.name, url: PUBLIC_URL, toolRules: { deny: ['delete_*'] } };
+    await api().put(`${SERVERS}/${bad.id}`).set('if-match', etagOf(bad.id, 7)).send(body).expect(412);
+    const res = await api().put(`${SERVERS}/${bad.id}`).send(body).expect(200);
+    expect(res.body).toMatchObject({ id: bad.id, slug: bad.slug, toolRules: { deny: ['delete_*'] }, revision: 2 });
+    await api().get(`${SERVERS}/${bad.id}`).expect(200);
+  });
+
+  it('is deleted by DELETE, as any other server', async () => {
+    const bad = await unreadable(`unreadable-${token()}`);
+    await api().delete(`${SERVERS}/${bad.id}`).expect(204);
+    await api().get(`${SERVERS}/${bad.id}`).expect(404);
+    expect(await gw.gateway.app.get(PrismaService).server.findUnique({ where: { id: bad.id } })).toBeNull();
+  });
+});
