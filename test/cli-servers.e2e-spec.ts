@@ -6,6 +6,7 @@ import { runCli } from './support/cli';
 import { startTestGateway, type TestGateway } from './support/gateway';
 import { freeLoopbackPort } from './support/loopback';
 import { PUBLIC_URL, token, uniqueName } from './support/registry';
+import { insertServer } from './support/servers-table';
 import { createScratchDatabase } from './support/services';
 
 /**
@@ -265,5 +266,47 @@ describe('mcp-gateway servers', () => {
       expect(result.code).toBe(0);
       expect(result.stdout).toContain(`Usage: mcp-gateway servers ${sub}`);
     }
+  });
+
+  it('names a server the gateway cannot read on stderr when listing, and shows and removes it by its id', async () => {
+    const mark = `unreadable-${token()}`;
+    const good = await cli('add', '--name', uniqueName(`${mark}-good`), '--server-url', PUBLIC_URL, '--json');
+    const { id: goodId, slug: goodSlug } = JSON.parse(good.stdout) as { id: string; slug: string };
+    const bad = await insertServer(gw.gateway.app, { name: uniqueName(`${mark}-bad`), toolRules: { allow: 'get_*' } });
+
+    const listed = await cli('list', '--q', mark);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toContain(goodSlug);
+    expect(listed.stdout).not.toContain(bad.slug);
+    expect(listed.stderr).toMatch(
+      new RegExp(`^mcp-gateway: server ${bad.id} \\(${bad.slug}\\) is stored with fields the gateway cannot read`),
+    );
+    expect(listed.stderr).toContain(`servers rm ${bad.id}`);
+    expect(listed.stderr).toMatch(/\n {2}toolRules\.allow: .+\n$/);
+
+    const asJson = await cli('list', '--q', mark, '--json');
+    expect(asJson.code).toBe(0);
+    expect(JSON.parse(asJson.stdout)).toEqual({
+      servers: [expect.objectContaining({ id: goodId })],
+      unreadable: [
+        {
+          id: bad.id,
+          name: bad.name,
+          slug: bad.slug,
+          problems: [{ field: 'toolRules.allow', message: expect.any(String) }],
+        },
+      ],
+    });
+
+    const shown = await cli('show', bad.id);
+    expect(shown.code).toBe(1);
+    expect(shown.stderr).toContain(`server ${bad.id} (${bad.slug}) is stored with fields the gateway cannot read`);
+    expect(shown.stderr).toContain('(HTTP 409 conflict)');
+    expect(shown.stderr).toMatch(/\n {2}toolRules\.allow: .+\n$/);
+
+    const removed = await cli('rm', bad.id);
+    expect(removed.code).toBe(0);
+    const after = await cli('list', '--q', mark);
+    expect(after.stderr).toBe('');
   });
 });

@@ -6,6 +6,7 @@ import { PROBLEM_JSON, PUBLIC_URL, serverBody, token } from './support/registry'
 import { insertServer, type StoredServer } from './support/servers-table';
 
 const SERVERS = '/api/v1/servers';
+const toolRulesAllow = { field: 'toolRules.allow', message: expect.any(String) as unknown };
 
 /**
  * A `servers` row the gateway cannot read (a tool rule stored as a string where an array belongs: a direct database
@@ -59,11 +60,14 @@ describe('a stored server the gateway cannot read', () => {
     const after = await registered(mark);
 
     // All at once, twice, then a page at a time: the page holding only the bad row still leads on to the next.
+    const named = { id: bad.id, name: bad.name, slug: bad.slug, problems: [toolRulesAllow] };
     for (let round = 0; round < 2; round++) {
       const all = await api().get(SERVERS).query({ q: mark }).expect(200);
       expect((all.body.servers as { id: string }[]).map((server) => server.id)).toEqual([before.id, after.id]);
+      expect(all.body.unreadable).toEqual([named]);
     }
     const paged: string[] = [];
+    const unreadablePaged: string[] = [];
     let cursor: string | undefined;
     for (let page = 0; page < 5; page++) {
       const res = await api()
@@ -71,10 +75,15 @@ describe('a stored server the gateway cannot read', () => {
         .query({ q: mark, limit: '1', ...(cursor ? { cursor } : {}) })
         .expect(200);
       paged.push(...(res.body.servers as { id: string }[]).map((server) => server.id));
+      unreadablePaged.push(...((res.body.unreadable ?? []) as { id: string }[]).map((server) => server.id));
       cursor = (res.body.nextCursor as string | null) ?? undefined;
       if (!cursor) break;
     }
     expect(paged).toEqual([before.id, after.id]);
+    expect(unreadablePaged).toEqual([bad.id]);
+    // A page whose rows are all readable says nothing of the others.
+    const readable = await api().get(SERVERS).query({ q: mark, limit: '1' }).expect(200);
+    expect(readable.body).not.toHaveProperty('unreadable');
     // The unfiltered list too, as every admin and the CLI read it.
     const unfiltered = await api().get(SERVERS).query({ limit: '100' }).expect(200);
     expect((unfiltered.body.servers as { id: string }[]).map((server) => server.id)).not.toContain(bad.id);
@@ -84,7 +93,7 @@ describe('a stored server the gateway cannot read', () => {
         level: 40,
         serverId: bad.id,
         slug: bad.slug,
-        problems: [{ field: 'toolRules.allow', message: expect.any(String) }],
+        problems: [toolRulesAllow],
       }),
     ]);
   });

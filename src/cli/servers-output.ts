@@ -1,4 +1,4 @@
-import type { ServerView } from '../registry/server.dto';
+import type { ServerView, UnreadableServerView } from '../registry/server.dto';
 import type { ImportReport } from '../registry/server-transfer.dto';
 import type { Problem } from './gateway-client';
 
@@ -59,6 +59,15 @@ export function importLines(report: ImportReport): string {
 }
 
 /** A refused request for stderr: the detail, the status and code, then one line per field. */
+/** A server the gateway cannot read, as `servers list` names it on stderr: its id, slug, and each field at fault. */
+export function unreadableLines(server: UnreadableServerView): string {
+  const fields = server.problems.map((problem) => `  ${problem.field}: ${problem.message}\n`).join('');
+  return (
+    `mcp-gateway: server ${server.id} (${server.slug}) is stored with fields the gateway cannot read, left out of ` +
+    `the list: replace them with PUT or PATCH, or remove it (servers rm ${server.id})\n${fields}`
+  );
+}
+
 export function problemLines(problem: Problem): string {
   const code = problem.code ? ` ${problem.code}` : '';
   const fields = (problem.errors ?? []).map((error) => `  ${error.field}: ${error.message}\n`).join('');

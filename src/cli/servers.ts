@@ -1,12 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import type { ServerListDto, ServerView } from '../registry/server.dto';
+import type { ServerListDto, ServerView, UnreadableServerView } from '../registry/server.dto';
 import type { ImportReport } from '../registry/server-transfer.dto';
 import { ConfigError, loadGatewayClientConfig } from '../config/config';
 import { envSchema, GATEWAY_URL_RULE, isGatewayUrl } from '../config/config.schema';
 import { type CliIo, EXIT, RefusedArgument } from './cli';
 import { GatewayApiError, GatewayClient, GatewayUnreachableError } from './gateway-client';
-import { importLines, problemLines, serverDetails, serverTable } from './servers-output';
+import { importLines, problemLines, serverDetails, serverTable, unreadableLines } from './servers-output';
 
 interface GatewayOptions {
   url?: string;
@@ -81,8 +81,11 @@ export function registerServersCommands(program: Command, io: CliIo, setExit: (c
     .addOption(jsonOption())
     .action((options: ListOptions) =>
       run(options, async (client) => {
-        const all = await listAll(client, options);
-        print(io, options, { servers: all }, (list) => serverTable(list.servers));
+        const { servers: all, unreadable } = await listAll(client, options);
+        // A server the gateway cannot read is no row of the table: it is named on stderr, for an admin to fix.
+        for (const server of unreadable) io.stderr(unreadableLines(server));
+        const listed = unreadable.length > 0 ? { servers: all, unreadable } : { servers: all };
+        print(io, options, listed, (list) => serverTable(list.servers));
         return EXIT.ok;
       }),
     );
@@ -175,8 +178,12 @@ async function runAgainstGateway(io: CliIo, options: GatewayOptions, action: Act
   }
 }
 
-async function listAll(client: GatewayClient, options: ListOptions): Promise<ServerView[]> {
+async function listAll(
+  client: GatewayClient,
+  options: ListOptions,
+): Promise<{ servers: ServerView[]; unreadable: UnreadableServerView[] }> {
   const all: ServerView[] = [];
+  const unreadable: UnreadableServerView[] = [];
   let cursor: string | undefined;
   do {
     const query = new URLSearchParams({ limit: '100' });
@@ -185,9 +192,10 @@ async function listAll(client: GatewayClient, options: ListOptions): Promise<Ser
     }
     const page = await client.request<ServerListDto>('GET', `/servers?${query.toString()}`);
     all.push(...page.servers);
+    unreadable.push(...(page.unreadable ?? []));
     cursor = page.nextCursor ?? undefined;
   } while (cursor);
-  return all;
+  return { servers: all, unreadable };
 }
 
 function registrationOf(options: AddOptions): Record<string, unknown> {

@@ -24,7 +24,7 @@ export class ProblemDetailsDto extends createZodDto(problemDetailsSchema) {}
 export const DESCRIPTIONS: Record<number, string> = {
   400: 'Invalid input (`validation_error`, with `errors[]`)',
   404: 'No such resource (`not_found`)',
-  409: 'A unique field is taken (`conflict`)',
+  409: 'A unique field is taken, or the stored server cannot be read, `errors[]` naming its fields (`conflict`)',
   412: 'If-Match does not match the current ETag (`precondition_failed`)',
   413: 'The body is larger than MAX_BODY_BYTES (1 MiB)',
   415: 'The body is not `application/json` in UTF-8 (`validation_error`); a PATCH answers `Accept-Patch`',

@@ -20,6 +20,7 @@ import {
   type ServerInput,
   type ServerPatch,
   type ServerView,
+  type UnreadableServerView,
   serverVersionSchema,
   listServersQuerySchema,
 } from './server.dto';
@@ -32,6 +33,8 @@ export type ListServersQuery = z.output<typeof listServersQuerySchema>;
 export interface ServerPage {
   servers: ServerView[];
   nextCursor: string | null;
+  /** The page's servers whose rows cannot be read, left out of `servers`; only when there are some. */
+  unreadable?: UnreadableServerView[];
 }
 
 export interface WriteResult {
@@ -91,10 +94,12 @@ export class RegistryService {
     });
     const page = rows.slice(0, limit);
     const last = page.at(-1);
-    // A row the gateway cannot read is left out (the repository logged it); the cursor still moves past it.
+    // A row the gateway cannot read is left out and named apart (the repository logged it); the cursor moves past it.
+    const unreadable = page.filter(isUnreadable).map(({ id, name, slug, problems }) => ({ id, name, slug, problems }));
     return {
       servers: page.filter((row): row is ServerRecord => !isUnreadable(row)).map(toServerView),
       nextCursor: rows.length > limit && last ? encodeCursor(last) : null,
+      ...(unreadable.length > 0 ? { unreadable } : {}),
     };
   }
 

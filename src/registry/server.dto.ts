@@ -128,9 +128,28 @@ export const serverViewSchema = z.object({
 export type ServerView = z.infer<typeof serverViewSchema>;
 export class ServerDto extends createZodDto(serverViewSchema) {}
 
+/** A stored server the gateway cannot read, as a list names it instead of showing it. */
+export const unreadableServerSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  slug: z.string(),
+  problems: z
+    .array(z.object({ field: z.string(), message: z.string() }))
+    .describe('Each stored field that is not what its schema allows, and why'),
+});
+
+export type UnreadableServerView = z.infer<typeof unreadableServerSchema>;
+
 export const serverListSchema = z.object({
   servers: z.array(refTo(ServerDto)),
   nextCursor: z.string().nullable().describe('Pass as `cursor` for the next page; null on the last page'),
+  unreadable: z
+    .array(unreadableServerSchema)
+    .optional()
+    .describe(
+      'Servers of this page whose stored row the gateway cannot read, left out of `servers`; present only when there ' +
+        'are some. Repair one with PUT, or PATCH giving each field of `problems`, or DELETE it',
+    ),
 });
 export class ServerListDto extends createZodDto(serverListSchema) {}
 

@@ -82,7 +82,7 @@ export class ServersController {
   @ApiHeader({ name: 'If-None-Match', required: false, description: '304 when the server is still at this ETag' })
   @ApiOkResponse({ type: ServerDto.Output, headers: ETAG_HEADER })
   @ApiNotModifiedResponse({ description: 'The server is still at the ETag sent in If-None-Match' })
-  @ApiProblemResponses(400, 404)
+  @ApiProblemResponses(400, 404, 409)
   async get(
     @Param('ref') ref: string,
     @Headers('if-none-match') ifNoneMatch: string | undefined,
