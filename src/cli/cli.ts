@@ -2,6 +2,7 @@ import cluster from 'node:cluster';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { Logger } from 'pino';
 import type { RunningGateway } from '../bootstrap';
+import type { ApplyMigrationsResult, Resolution } from '../database/migrator';
 import { WORKER_SLOT_FLAG, WorkerPool, workersRefusal } from '../cluster/worker-pool';
 import { collectGarbage, trimWhenIdle, tuneGarbageCollection } from './gc-tuning';
 import { type AppConfig, ConfigError, type EnvSource, loadConfig } from '../config/config';
@@ -76,8 +77,28 @@ export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<num
   program
     .command('migrate')
     .description('apply pending database migrations to the configured database and exit')
-    .action(async () => {
-      exitCode = await migrate(io);
+    .addOption(
+      new Option(
+        '--resolve-applied <migration>',
+        'record a failed migration as applied (you applied all of it by hand), apply nothing',
+      )
+        .argParser(migrationNameArg('--resolve-applied'))
+        .conflicts('resolveRolledBack'),
+    )
+    .addOption(
+      new Option(
+        '--resolve-rolled-back <migration>',
+        'record a failed migration as rolled back (none of it is applied): the next migrate applies it again',
+      ).argParser(migrationNameArg('--resolve-rolled-back')),
+    )
+    .action(async (options: { resolveApplied?: string; resolveRolledBack?: string }) => {
+      if (options.resolveApplied !== undefined) {
+        exitCode = await resolveMigration(io, options.resolveApplied, 'applied');
+      } else if (options.resolveRolledBack !== undefined) {
+        exitCode = await resolveMigration(io, options.resolveRolledBack, 'rolled-back');
+      } else {
+        exitCode = await migrate(io);
+      }
     });
 
   addTokenCommand(
@@ -117,6 +138,18 @@ export async function runCli(argv: string[], io: CliIo = defaultIo): Promise<num
 export function nonEmptyArg(value: string): string {
   if (value.trim() === '') throw new InvalidArgumentError('must not be empty');
   return value;
+}
+
+/** A migration's directory name, never quoted back (it may hold anything a terminal would act on). */
+function migrationNameArg(flag: string): (value: string) => string {
+  return (value) => {
+    if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$/.test(value)) {
+      throw new RefusedArgument(
+        `option '${flag} <migration>' must be the name of a migration directory (letters, digits, _ and -)`,
+      );
+    }
+    return value;
+  };
 }
 
 function workersArg(value: string): string {
@@ -256,8 +289,8 @@ async function servePrimary(io: CliIo, config: AppConfig, options: ServeOptions)
   const pool = new WorkerPool({ count: config.workers, args: options.workerArgs, logger });
   try {
     if (options.migrate) {
-      const { applied } = await applyPendingMigrations(config, logger);
-      logger.info({ applied }, applied.length ? 'migrations applied' : 'database schema is up to date');
+      const { logMigrations } = await import('../bootstrap.js');
+      logMigrations(logger, await applyPendingMigrations(config, logger));
     }
     const url = await Promise.race([pool.start(), signalled.then(() => undefined)]);
     if (url)
@@ -301,15 +334,14 @@ async function servePrimary(io: CliIo, config: AppConfig, options: ServeOptions)
 async function applyPendingMigrations(
   config: AppConfig,
   logger: Logger,
-): Promise<{ applied: string[]; description: string }> {
+): Promise<ApplyMigrationsResult & { description: string }> {
   const [{ openDatabase }, { applyMigrations, MIGRATIONS_DIR }] = await Promise.all([
     import('../database/database.js'),
     import('../database/migrator.js'),
   ]);
   const database = await openDatabase(config.database, logger);
   try {
-    const { applied } = await applyMigrations(database.adapterFactory, MIGRATIONS_DIR);
-    return { applied, description: database.description };
+    return { ...(await applyMigrations(database.adapterFactory, MIGRATIONS_DIR)), description: database.description };
   } finally {
     await database.close();
   }
@@ -320,7 +352,10 @@ async function migrate(io: CliIo): Promise<number> {
   if (!config) return EXIT.usage;
   const logger = createLogger({ logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel });
   try {
-    const { applied, description } = await applyPendingMigrations(config, logger);
+    const { applied, rolledBack, description } = await applyPendingMigrations(config, logger);
+    for (const name of rolledBack) {
+      io.stdout(`rolled back ${name}: an interrupted run left it unfinished, none of it applied; applying it again\n`);
+    }
     io.stdout(
       applied.length
         ? `applied ${applied.length} migration(s) to ${description}:\n${applied.map((name) => `  ${name}\n`).join('')}`
@@ -328,6 +363,38 @@ async function migrate(io: CliIo): Promise<number> {
     );
   } catch (error) {
     return fail(io, logger, 'migration failed', error);
+  }
+  return EXIT.ok;
+}
+
+/** `migrate --resolve-applied | --resolve-rolled-back <migration>`. */
+async function resolveMigration(io: CliIo, name: string, resolution: Resolution): Promise<number> {
+  const config = configFrom(io, {});
+  if (!config) return EXIT.usage;
+  const [{ openDatabase }, { migrationNames, resolveFailedMigration, MIGRATIONS_DIR }] = await Promise.all([
+    import('../database/database.js'),
+    import('../database/migrator.js'),
+  ]);
+  // A name this release does not hold is a usage error, found before the database is opened.
+  if (!(await migrationNames(MIGRATIONS_DIR)).includes(name)) {
+    io.stderr(`error: ${name} is not a migration of this release (see ${MIGRATIONS_DIR})\n`);
+    return EXIT.usage;
+  }
+  const logger = createLogger({ logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel });
+  try {
+    const database = await openDatabase(config.database, logger);
+    try {
+      await resolveFailedMigration(database.adapterFactory, MIGRATIONS_DIR, name, resolution);
+      io.stdout(
+        resolution === 'applied'
+          ? `recorded migration ${name} as applied in ${database.description}\n`
+          : `recorded migration ${name} as rolled back in ${database.description}: the next migrate applies it again\n`,
+      );
+    } finally {
+      await database.close();
+    }
+  } catch (error) {
+    return fail(io, logger, 'resolving the migration failed', error);
   }
   return EXIT.ok;
 }

@@ -97,8 +97,11 @@ function describeApplying(name: string, open: () => Promise<Target & { close(): 
     });
 
     it('applies the committed migrations once, then nothing', async () => {
-      await expect(applyMigrations(target.factory(), MIGRATIONS_DIR)).resolves.toEqual({ applied: COMMITTED });
-      await expect(applyMigrations(target.factory(), MIGRATIONS_DIR)).resolves.toEqual({ applied: [] });
+      await expect(applyMigrations(target.factory(), MIGRATIONS_DIR)).resolves.toEqual({
+        applied: COMMITTED,
+        rolledBack: [],
+      });
+      await expect(applyMigrations(target.factory(), MIGRATIONS_DIR)).resolves.toEqual({ applied: [], rolledBack: [] });
 
       const tables = await target.query<{ tablename: string }>(
         "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename",
@@ -187,6 +190,7 @@ function describeApplying(name: string, open: () => Promise<Target & { close(): 
     it('sends each script whole (semicolons inside a function body)', async () => {
       await expect(applyMigrations(target.factory(), withFunctionDir)).resolves.toEqual({
         applied: [FUNCTION_MIGRATION],
+        rolledBack: [],
       });
       expect(await target.query("SELECT 1 FROM pg_proc WHERE proname = 'touch_updated_at'")).toHaveLength(1);
     });
@@ -197,13 +201,45 @@ function describeApplying(name: string, open: () => Promise<Target & { close(): 
       );
 
       const rows = await target.query<MigrationRow>(
-        `SELECT migration_name, finished_at FROM _prisma_migrations WHERE migration_name = '${BROKEN_MIGRATION}'`,
+        `SELECT migration_name, finished_at, rolled_back_at FROM _prisma_migrations WHERE migration_name = '${BROKEN_MIGRATION}'`,
       );
-      expect(rows).toEqual([{ migration_name: BROKEN_MIGRATION, finished_at: null }]); // failed, as `migrate deploy` records it
+      // Failed, as `migrate deploy` records it.
+      expect(rows).toEqual([{ migration_name: BROKEN_MIGRATION, finished_at: null, rolled_back_at: null }]);
       expect(await target.query("SELECT 1 FROM pg_tables WHERE tablename = 'half_done'")).toEqual([]);
 
-      // Later runs refuse to go on until the failure is resolved (P3009), and say which one.
-      await expect(applyMigrations(target.factory(), brokenDir)).rejects.toThrow(`\`${BROKEN_MIGRATION}\` migration`);
+      // It ran in one transaction, so none of it was applied: a later run records it rolled back and tries again.
+      await expect(applyMigrations(target.factory(), brokenDir)).rejects.toThrow(
+        new RegExp(`^Migration ${BROKEN_MIGRATION} failed: .*syntax error`),
+      );
+      const again = await target.query<MigrationRow>(
+        `SELECT finished_at, rolled_back_at FROM _prisma_migrations WHERE migration_name = '${BROKEN_MIGRATION}' ORDER BY started_at`,
+      );
+      expect(again).toEqual([
+        { finished_at: null, rolled_back_at: expect.any(Date) },
+        { finished_at: null, rolled_back_at: null },
+      ]);
+    });
+
+    it('leaves a failed migration that controls its own transactions to the operator, naming the commands', async () => {
+      const dir = copyMigrations(path.join(tmp, `own-transactions-${name.replace(/\W/g, '')}`), {
+        [FUNCTION_MIGRATION]: FUNCTION_SQL,
+        // Parsed whole before it runs: the error must be one of running, after the COMMIT.
+        [BROKEN_MIGRATION]: 'CREATE TABLE committed_half (id int);\nCOMMIT;\nCREATE TABLE committed_half (id int);\n',
+      });
+      await target.query(`DELETE FROM _prisma_migrations WHERE migration_name = '${BROKEN_MIGRATION}'`);
+      await expect(applyMigrations(target.factory(), dir)).rejects.toThrow(/already exists/);
+      // Its first half committed: a retry would apply it twice.
+      expect(await target.query("SELECT 1 FROM pg_tables WHERE tablename = 'committed_half'")).toHaveLength(1);
+
+      await expect(applyMigrations(target.factory(), dir)).rejects.toThrow(
+        `migration ${BROKEN_MIGRATION} was started and never finished, and whether any of it was applied is not ` +
+          `known: check the database, then run \`mcp-gateway migrate --resolve-applied ${BROKEN_MIGRATION}\` if all ` +
+          `of it is applied, or \`mcp-gateway migrate --resolve-rolled-back ${BROKEN_MIGRATION}\` if none of it is`,
+      );
+      const rows = await target.query<MigrationRow>(
+        `SELECT finished_at, rolled_back_at FROM _prisma_migrations WHERE migration_name = '${BROKEN_MIGRATION}'`,
+      );
+      expect(rows).toEqual([{ finished_at: null, rolled_back_at: null }]);
     });
   });
 }
@@ -264,7 +300,10 @@ describe('applyMigrations on PostgreSQL through pools shared with the app', () =
     const holder = await pools[2]!.connect();
     try {
       await holder.query('SELECT pg_advisory_lock(72707369)');
-      await expect(applyMigrations(new PrismaPg(pools[0]!), MIGRATIONS_DIR)).resolves.toEqual({ applied: [] });
+      await expect(applyMigrations(new PrismaPg(pools[0]!), MIGRATIONS_DIR)).resolves.toEqual({
+        applied: [],
+        rolledBack: [],
+      });
     } finally {
       await holder.query('SELECT pg_advisory_unlock(72707369)');
       holder.release();
@@ -283,7 +322,7 @@ describe('applyMigrations on PostgreSQL through pools shared with the app', () =
       released = true;
       await holder.query('SELECT pg_advisory_unlock(72707369)');
       // The engine waited for the lock: it was not skipped.
-      await expect(outcome).resolves.toEqual({ result: { applied: [] }, released: true });
+      await expect(outcome).resolves.toEqual({ result: { applied: [], rolledBack: [] }, released: true });
     } finally {
       await holder.query('SELECT pg_advisory_unlock_all()');
       holder.release();
@@ -316,7 +355,7 @@ describe('applyMigrations on PostgreSQL through pools shared with the app', () =
       // Both halves of the bound (the server's statement_timeout, the client's wait for an answer) run out meanwhile.
       await sleep(queryTimeoutMs + ANSWER_GRACE_MS + 500);
       await holder.query('SELECT pg_advisory_unlock(72707369)');
-      await expect(outcome).resolves.toEqual({ applied: [] });
+      await expect(outcome).resolves.toEqual({ applied: [], rolledBack: [] });
     } finally {
       await holder.query('SELECT pg_advisory_unlock_all()');
       holder.release();
@@ -338,6 +377,84 @@ describe('applyMigrations on PostgreSQL through pools shared with the app', () =
     );
     expect(rows).toEqual([]);
     await expect(pools[0]!.query('SELECT count(*) FROM servers')).resolves.toBeDefined();
+  });
+});
+
+describe('a migration whose PostgreSQL session dies mid-way', () => {
+  const INTERRUPTED = '29990103000000_interrupted';
+  /** An advisory lock the test holds: the migration waits for it between its two statements. */
+  const GATE = 4_172_001;
+  let database: Awaited<ReturnType<typeof createScratchDatabase>>;
+  let pool: Pool;
+  let gate: Client;
+  let dir: string;
+
+  beforeAll(async () => {
+    database = await createScratchDatabase();
+    pool = new Pool({ connectionString: database.url });
+    pool.on('error', () => undefined);
+    gate = new Client({ connectionString: database.url });
+    await gate.connect();
+    dir = copyMigrations(path.join(tmp, 'interrupted'), {
+      [INTERRUPTED]: `CREATE TABLE interrupted_first (id int);\nSELECT pg_advisory_xact_lock(${GATE});\nCREATE TABLE interrupted_second (id int);\n`,
+    });
+  });
+
+  afterAll(async () => {
+    await gate.end();
+    await pool.end();
+    await database.drop();
+  });
+
+  async function tables(): Promise<string[]> {
+    const { rows } = await gate.query<{ tablename: string }>(
+      "SELECT tablename FROM pg_tables WHERE tablename LIKE 'interrupted_%' ORDER BY tablename",
+    );
+    return rows.map((row) => row.tablename);
+  }
+
+  it('is recorded unfinished with none of it applied, and the next run records it rolled back and applies it', async () => {
+    await gate.query('SELECT pg_advisory_lock($1)', [GATE]);
+    const first = applyMigrations(new PrismaPg(pool), dir).then(
+      () => 'applied',
+      (error: Error) => error.message,
+    );
+    const pid = await eventually(async () => {
+      const { rows } = await gate.query<{ pid: number }>(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND NOT granted",
+        [GATE],
+      );
+      expect(rows).toHaveLength(1);
+      return rows[0]!.pid;
+    });
+    // A killed pod, a dropped connection, a restarted PostgreSQL: the session ends in the middle of the script.
+    await gate.query('SELECT pg_terminate_backend($1)', [pid]);
+    expect(await first).toBe(
+      `Migration ${INTERRUPTED} failed: Error querying the database: FATAL: terminating connection due to administrator command`,
+    );
+    const { rows: failed } = await gate.query<MigrationRow>(
+      'SELECT finished_at, rolled_back_at, applied_steps_count FROM _prisma_migrations WHERE migration_name = $1',
+      [INTERRUPTED],
+    );
+    expect(failed).toEqual([{ finished_at: null, rolled_back_at: null, applied_steps_count: 0 }]);
+    // One transaction: its first statement was rolled back with it.
+    expect(await tables()).toEqual([]);
+
+    await gate.query('SELECT pg_advisory_unlock($1)', [GATE]);
+    await expect(applyMigrations(new PrismaPg(pool), dir)).resolves.toEqual({
+      applied: [INTERRUPTED],
+      rolledBack: [INTERRUPTED],
+    });
+    const { rows } = await gate.query<MigrationRow & { logs: string | null }>(
+      'SELECT finished_at, rolled_back_at, applied_steps_count, logs FROM _prisma_migrations WHERE migration_name = $1 ORDER BY started_at',
+      [INTERRUPTED],
+    );
+    expect(rows).toEqual([
+      expect.objectContaining({ finished_at: null, rolled_back_at: expect.any(Date) }),
+      { finished_at: expect.any(Date), rolled_back_at: null, applied_steps_count: 1, logs: null },
+    ]);
+    expect(await tables()).toEqual(['interrupted_first', 'interrupted_second']);
+    await expect(applyMigrations(new PrismaPg(pool), dir)).resolves.toEqual({ applied: [], rolledBack: [] });
   });
 });
 

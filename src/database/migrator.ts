@@ -36,6 +36,11 @@ export const MIGRATIONS_DIR = path.join(PACKAGE_ROOT, 'prisma', 'migrations');
 export interface ApplyMigrationsResult {
   /** Names of the migrations this call applied, oldest first; empty when the database was up to date. */
   applied: string[];
+  /**
+   * Migrations an earlier run had started and not finished (its session died, or the migration failed) whose
+   * transaction demonstrably committed nothing: recorded as rolled back before `applied` was applied, oldest first.
+   */
+  rolledBack: string[];
 }
 
 export interface CreateMigrationOptions {
@@ -63,20 +68,30 @@ const NO_FILTERS: SchemaFilter = { externalTables: [], externalEnums: [] };
  * engine or its lock (`recordsAllApplied`).
  *
  * A failed migration rejects with an error naming it and quoting the database
- * error; the engine records the failure, and later runs refuse to apply
- * anything until it is resolved (as with the Prisma CLI).
+ * error, and the engine records it as started and not finished. Each script
+ * runs in one transaction that also records it finished (`oneTransaction`), so
+ * such a record proves that nothing of it was applied: the next run records it
+ * rolled back and applies it again (`rolledBack`). A migration recorded
+ * unfinished otherwise (by an earlier release, by the Prisma CLI, or one that
+ * controls its own transactions) cannot be known applied or not: later runs
+ * refuse to apply anything, naming it, until it is resolved
+ * (`resolveFailedMigration`, as `prisma migrate resolve`).
  */
 export async function applyMigrations(
   adapterFactory: SqlMigrationAwareDriverAdapterFactory,
   migrationsDir: string,
 ): Promise<ApplyMigrationsResult> {
   const migrationsList = await readMigrations(migrationsDir);
-  if (await recordsAllApplied(adapterFactory, migrationsList)) return { applied: [] };
+  if (await recordsAllApplied(adapterFactory, migrationsList)) return { applied: [], rolledBack: [] };
+  const rolledBack: string[] = [];
   try {
-    const { appliedMigrationNames } = await withEngine(adapterFactory, undefined, (engine) =>
-      engine.applyMigrations({ migrationsList, filters: NO_FILTERS }),
+    const { appliedMigrationNames } = await withEngine(
+      adapterFactory,
+      undefined,
+      (engine) => engine.applyMigrations({ migrationsList, filters: NO_FILTERS }),
+      rolledBack,
     );
-    return { applied: appliedMigrationNames };
+    return { applied: appliedMigrationNames, rolledBack };
   } catch (error) {
     throw new Error(describeApplyError(error, migrationsDir), { cause: error });
   }
@@ -233,6 +248,80 @@ export async function migrationStatus(
   };
 }
 
+/** The names of the committed migrations in `migrationsDir`, oldest first. */
+export async function migrationNames(migrationsDir: string): Promise<string[]> {
+  return (await readMigrations(migrationsDir)).migrationDirectories.map(({ path: name }) => name);
+}
+
+/** How `resolveFailedMigration` records a failed migration: all of it applied, or none of it. */
+export type Resolution = 'applied' | 'rolled-back';
+
+/**
+ * `prisma migrate resolve --applied | --rolled-back <name>`, for a migration `_prisma_migrations` records as started
+ * and not finished: what the operator found in the database after a run that `applyMigrations` could not prove
+ * committed nothing. `rolled-back` records it rolled back (the next run applies it again); `applied` does that and
+ * records it applied anew, with the checksum of its file, as the Prisma CLI does. One statement, so half of it is
+ * never recorded. Refused (rejects, recording nothing) for a migration `migrationsDir` does not hold, one not
+ * recorded as failed (pending, or applied), and while another run holds the migrations' lock (it may be applying
+ * that very migration).
+ */
+export async function resolveFailedMigration(
+  adapterFactory: SqlMigrationAwareDriverAdapterFactory,
+  migrationsDir: string,
+  name: string,
+  resolution: Resolution,
+): Promise<void> {
+  const { migrationDirectories } = await readMigrations(migrationsDir);
+  const file = migrationDirectories.find((migration) => migration.path === name)?.migrationFile.content;
+  if (!file) throw new Error(`${name} is not a migration of this release (${migrationsDir})`);
+  if (file.tag !== 'ok') throw new Error(`the migration file of ${name} cannot be read: ${file.value}`);
+  const adapter = await adapterFactory.connect();
+  try {
+    const query = async (sql: string, args: string[] = []) =>
+      (await adapter.queryRaw({ sql, args, argTypes: args.map(() => STRING) })).rows;
+    const [[locked] = []] = await query(
+      `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = ${MIGRATE_LOCK}
+                         AND objsubid = 1 AND granted
+                         AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))`,
+    );
+    if (locked === true) {
+      throw new Error(
+        `another run of migrate holds the migrations' lock (it may be applying ${name}): try again once it is over`,
+      );
+    }
+    const [[table] = []] = await query(`SELECT to_regclass('"_prisma_migrations"') IS NOT NULL`);
+    const recorded =
+      table === true
+        ? await query(
+            `SELECT "finished_at" IS NOT NULL FROM "_prisma_migrations" WHERE "migration_name" = $1 AND "rolled_back_at" IS NULL`,
+            [name],
+          )
+        : [];
+    if (recorded.some(([finished]) => finished === true)) {
+      throw new Error(`migration ${name} is recorded as applied, not failed: nothing to resolve`);
+    }
+    if (recorded.length === 0)
+      throw new Error(`migration ${name} is not recorded as failed (it is pending): nothing to resolve`);
+
+    const rollBack = `UPDATE "_prisma_migrations" SET "rolled_back_at" = now()
+                       WHERE "migration_name" = $1 AND "finished_at" IS NULL AND "rolled_back_at" IS NULL
+                   RETURNING 1`;
+    const resolved =
+      resolution === 'rolled-back'
+        ? await query(rollBack, [name])
+        : await query(
+            `WITH failed AS (${rollBack})
+             INSERT INTO "_prisma_migrations" ("id", "checksum", "finished_at", "migration_name", "started_at", "applied_steps_count")
+             SELECT gen_random_uuid()::text, $2, now(), $1, now(), 1 WHERE EXISTS (SELECT 1 FROM failed)
+             RETURNING 1`,
+            [name, createHash('sha256').update(file.value).digest('hex')],
+          );
+    if (resolved.length === 0) throw new Error(`migration ${name} was resolved by another run meanwhile: nothing done`);
+  } finally {
+    await adapter.dispose();
+  }
+}
+
 /** Same text as the Prisma CLI writes. */
 function lockfileContent(provider: string): string {
   return [
@@ -292,9 +381,10 @@ async function withEngine<T>(
   adapterFactory: SqlMigrationAwareDriverAdapterFactory,
   schema: Schemas | undefined,
   command: (engine: SchemaEngine) => Promise<T>,
+  rolledBack: string[] = [],
 ): Promise<T> {
   const Engine = await loadEngineClass();
-  const tracked = trackAdapters(adapterFactory);
+  const tracked = trackAdapters(adapterFactory, rolledBack);
   running++;
   let engine: SchemaEngine | undefined;
   try {
@@ -338,11 +428,15 @@ async function withEngine<T>(
 //   session shared with the app; its advisory lock is re-entrant there and
 //   only guards against other processes, which cannot open the directory.)
 
-/** Wraps a factory to prepare the connections the engine opens, and to close them afterwards. */
-function trackAdapters(factory: SqlMigrationAwareDriverAdapterFactory) {
+/**
+ * Wraps a factory to prepare the connections the engine opens, and to close them afterwards. Migrations the main
+ * connection finds to have committed nothing are added to `rolledBack` (`oneTransaction`).
+ */
+function trackAdapters(factory: SqlMigrationAwareDriverAdapterFactory, rolledBack: string[]) {
   const opened: SqlDriverAdapter[] = [];
-  const prepare = async (adapter: SqlDriverAdapter) => {
-    const ready = (await ownPostgresSession(adapter)) ?? awaitPgliteScripts(adapter);
+  const prepare = async (adapter: SqlDriverAdapter, main: boolean) => {
+    const own = (await ownPostgresSession(adapter)) ?? awaitPgliteScripts(adapter);
+    const ready = main ? oneTransaction(own, rolledBack) : own;
     opened.push(ready);
     // The engine disposes some connections itself (shadow databases); a
     // second dispose must be a no-op (PrismaPg's would end its pool twice).
@@ -355,8 +449,8 @@ function trackAdapters(factory: SqlMigrationAwareDriverAdapterFactory) {
     factory: {
       adapterName: factory.adapterName,
       provider: factory.provider,
-      connect: () => factory.connect().then(prepare),
-      connectToShadowDb: () => factory.connectToShadowDb().then(prepare),
+      connect: () => factory.connect().then((adapter) => prepare(adapter, true)),
+      connectToShadowDb: () => factory.connectToShadowDb().then((adapter) => prepare(adapter, false)),
     } satisfies SqlMigrationAwareDriverAdapterFactory,
     disposeAll: () => Promise.allSettled(opened.splice(0).map((adapter) => adapter.dispose())),
   };
@@ -404,6 +498,112 @@ function runScriptsWith(adapter: SqlDriverAdapter, run: (script: string) => Prom
   return adapter;
 }
 
+// ---------------------------------------------------------------------------
+// One transaction per migration, finish record included
+//
+// For each migration the engine records it started (an INSERT into _prisma_migrations, committed on its own), runs
+// its script, then records it finished (two UPDATEs, each committed on its own); on a failure it writes the error
+// into `logs` instead. A script sent whole runs in one implicit transaction, so a session that dies in the middle
+// (a killed pod, a dropped connection, a restarted PostgreSQL) applies none of it, but the record stays started and
+// unfinished, exactly as a migration that failed. And a session that dies between the script's commit and the
+// engine's UPDATEs leaves the same record over a migration that was applied. Neither can be told from the other,
+// so the engine (and `prisma migrate deploy`) refuses every later run (P3009).
+//
+// Here the script's transaction also records the migration finished, so a committed script is always recorded
+// finished, and a migration recorded unfinished committed nothing. The record is marked (`logs` starts with
+// ONE_TRANSACTION, written before the script and kept in the engine's failure text) so that only records this
+// proof holds for are rolled back by the next run, once it holds the engine's advisory lock (then no other run
+// of the migrations is in progress: the session that ran the script held that lock, and its transaction ended
+// with it). A script that controls its own transactions (COMMIT, ROLLBACK, ...) may commit part of itself: it is
+// neither marked nor finished in its transaction, and a failure of it is left for the operator to resolve.
+
+/** What `logs` starts with while a migration runs in one transaction that also records it finished. */
+export const ONE_TRANSACTION = 'mcp-gateway: run in one transaction that records it finished\n';
+
+/** The advisory lock the schema engine takes around `applyMigrations` (`SELECT pg_advisory_lock(72707369)`). */
+export const MIGRATE_LOCK = 72707369;
+
+const STARTED = /^INSERT INTO "_prisma_migrations" \("id","checksum","started_at","migration_name"\)/;
+const FAILED = /^UPDATE "_prisma_migrations" SET "logs" = \$1 WHERE "id" = \$2$/;
+const LOCKED = new RegExp(`^SELECT pg_advisory_lock\\(${MIGRATE_LOCK}\\)$`);
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/**
+ * Words that end or start a transaction, anywhere in a script (comments and function bodies included: a false
+ * match only leaves a failure of that migration to the operator, as before).
+ */
+const TRANSACTION_CONTROL =
+  /\b(?:(?:BEGIN|COMMIT|ROLLBACK|ABORT|SAVEPOINT|START\s+TRANSACTION|PREPARE\s+TRANSACTION)\b|END(?:\s+(?:TRANSACTION|WORK))?\s*(?:;|$))/i;
+
+function oneTransaction(adapter: SqlDriverAdapter, rolledBack: string[]): SqlDriverAdapter {
+  const queryRaw = adapter.queryRaw.bind(adapter);
+  const executeRaw = adapter.executeRaw.bind(adapter);
+  const executeScript = adapter.executeScript.bind(adapter);
+  /** The migration the engine recorded started last, and whether its script runs marked. */
+  let current: { id: string; marked: boolean } | undefined;
+
+  adapter.queryRaw = async (query) => {
+    if (STARTED.test(query.sql)) {
+      const result = await queryRaw(query);
+      const id = String(query.args[0]);
+      current = { id, marked: false };
+      return result;
+    }
+    if (current?.marked && FAILED.test(query.sql) && query.args[1] === current.id) {
+      return queryRaw({ ...query, args: [`${ONE_TRANSACTION}${String(query.args[0])}`, ...query.args.slice(1)] });
+    }
+    return queryRaw(query);
+  };
+  adapter.executeRaw = async (query) => {
+    const result = await executeRaw(query);
+    if (LOCKED.test(query.sql.trim())) rolledBack.push(...(await rollBackUncommitted(queryRaw)));
+    return result;
+  };
+  adapter.executeScript = async (script) => {
+    const migration = current;
+    current = undefined;
+    if (!migration || !UUID.test(migration.id) || TRANSACTION_CONTROL.test(script)) return executeScript(script);
+    await queryRaw({
+      sql: 'UPDATE "_prisma_migrations" SET "logs" = $1 WHERE "id" = $2',
+      args: [ONE_TRANSACTION, migration.id],
+      argTypes: [STRING, STRING],
+    });
+    migration.marked = true;
+    current = migration;
+    // A line comment may end the script: the finish record starts on a line of its own. The engine records it
+    // finished again right after (its own timestamp), as it would have.
+    await executeScript(
+      `${script}\n;\nUPDATE "_prisma_migrations" SET "finished_at" = now(), "logs" = NULL WHERE "id" = '${migration.id}';\n`,
+    );
+  };
+  return adapter;
+}
+
+const STRING = { scalarType: 'string', arity: 'scalar' } as const;
+
+/**
+ * Records as rolled back every migration recorded unfinished under ONE_TRANSACTION: its transaction ended without
+ * committing. Called holding the engine's advisory lock. Resolves with their names, oldest first.
+ */
+async function rollBackUncommitted(queryRaw: SqlDriverAdapter['queryRaw']): Promise<string[]> {
+  const { rows: table } = await queryRaw({
+    sql: `SELECT to_regclass('"_prisma_migrations"') IS NOT NULL`,
+    args: [],
+    argTypes: [],
+  });
+  if (table[0]?.[0] !== true) return [];
+  const { rows } = await queryRaw({
+    sql: `UPDATE "_prisma_migrations" SET "rolled_back_at" = now()
+           WHERE "finished_at" IS NULL AND "rolled_back_at" IS NULL AND starts_with("logs", $1)
+       RETURNING "migration_name", "started_at"`,
+    args: [ONE_TRANSACTION],
+    argTypes: [STRING],
+  });
+  return rows
+    .map(([name, startedAt]) => ({ name: String(name), startedAt: String(startedAt) }))
+    .sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.name.localeCompare(b.name))
+    .map(({ name }) => name);
+}
+
 /** What the glue calls on a Rust panic, before the wasm traps (`RuntimeError: unreachable`). */
 interface PanicRegistry {
   message?: string;
@@ -427,6 +627,15 @@ function engineError(error: unknown): unknown {
  */
 function describeApplyError(error: unknown, migrationsDir: string): string {
   const text = messageOf(error);
+  // P3009, a record no run of this release can prove committed nothing (see `oneTransaction`).
+  const unresolved = /found failed migrations[^]*?The `([^`]+)` migration started at/.exec(text)?.[1];
+  if (unresolved) {
+    return (
+      `migration ${unresolved} was started and never finished, and whether any of it was applied is not known: ` +
+      `check the database, then run \`mcp-gateway migrate --resolve-applied ${unresolved}\` if all of it is ` +
+      `applied, or \`mcp-gateway migrate --resolve-rolled-back ${unresolved}\` if none of it is`
+    );
+  }
   const migration = /migration_name="([^"]+)"/.exec(text)?.[1];
   const summary = (text.split(/\n\s+0: /)[0] ?? text).replace(/^external connector error\n/, '').trim();
   if (migration && !summary.includes(migration)) return `Migration ${migration} failed: ${summary}`;
