@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -5,9 +6,17 @@ import * as path from 'node:path';
 import { Client } from 'pg';
 import request from 'supertest';
 import { MIGRATIONS_DIR } from '../src/database/migrator';
-import { runCli, ServeProcess } from './support/cli';
+import { type CliResult, runCli, ServeProcess } from './support/cli';
 import { eventually, waitUntil } from './support/eventually';
 import { createScratchDatabase, POSTGRES_URL, REDIS_URL } from './support/services';
+
+/** The advisory lock Prisma's schema engine takes around migrations (`SELECT pg_advisory_lock(72707369)`). */
+const PRISMA_MIGRATE_LOCK = 72707369;
+
+const COMMITTED = readdirSync(MIGRATIONS_DIR, { withFileTypes: true })
+  .filter((entry) => entry.isDirectory())
+  .map((entry) => entry.name)
+  .sort();
 
 describe('mcp-gateway CLI', () => {
   let dataDir: string;
@@ -18,6 +27,12 @@ describe('mcp-gateway CLI', () => {
 
   afterAll(() => {
     rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('lists the resolve flags in migrate --help', async () => {
+    const result = await runCli(['migrate', '--help']);
+    expect(result.stdout).toContain('--resolve-applied <migration>');
+    expect(result.stdout).toContain('--resolve-rolled-back <migration>');
   });
 
   it.each([[['--help']], [['serve', '--help']], [['migrate', '--help']]])(
@@ -269,6 +284,231 @@ describe('mcp-gateway CLI', () => {
     }
   });
 
+  describe('a migration interrupted mid-way, and migrate --resolve-applied / --resolve-rolled-back', () => {
+    const LAST = COMMITTED.at(-1)!;
+    let fresh: Awaited<ReturnType<typeof createScratchDatabase>>;
+    let client: Client;
+
+    beforeAll(async () => {
+      fresh = await createScratchDatabase();
+      client = new Client({ connectionString: fresh.url });
+      await client.connect();
+    });
+
+    afterAll(async () => {
+      await client.end();
+      await fresh.drop();
+    });
+
+    async function rows(): Promise<{ finished: boolean; rolledBack: boolean; checksum: string }[]> {
+      const result = await client.query<{ finished: boolean; rolledBack: boolean; checksum: string }>(
+        `SELECT finished_at IS NOT NULL AS finished, rolled_back_at IS NOT NULL AS "rolledBack", checksum
+           FROM _prisma_migrations WHERE migration_name = $1 ORDER BY started_at`,
+        [LAST],
+      );
+      return result.rows;
+    }
+
+    /** Whether the last migration's change (audit_streams.set_aside) is in the schema. */
+    async function lastApplied(): Promise<boolean> {
+      const result = await client.query(
+        "SELECT 1 FROM information_schema.columns WHERE table_name = 'audit_streams' AND column_name = 'set_aside'",
+      );
+      return result.rows.length === 1;
+    }
+
+    /** Undoes the last migration, then has `run` apply it while its session is ended mid-way. */
+    async function interruptLast(run: () => Promise<unknown>): Promise<unknown> {
+      await client.query('ALTER TABLE audit_streams DROP COLUMN set_aside');
+      await client.query('DELETE FROM _prisma_migrations WHERE migration_name = $1', [LAST]);
+      const holder = new Client({ connectionString: fresh.url });
+      await holder.connect();
+      try {
+        // Its ALTER TABLE waits for this lock: the migration is in the middle of its script.
+        await holder.query('BEGIN');
+        await holder.query('LOCK TABLE audit_streams IN ACCESS SHARE MODE');
+        const outcome = run();
+        const pid = await eventually(async () => {
+          const waiting = await client.query<{ pid: number }>(
+            "SELECT pid FROM pg_locks WHERE locktype = 'relation' AND relation = 'audit_streams'::regclass AND NOT granted",
+          );
+          expect(waiting.rows).toHaveLength(1);
+          return waiting.rows[0]!.pid;
+        });
+        await client.query('SELECT pg_terminate_backend($1)', [pid]);
+        await holder.query('ROLLBACK');
+        return await outcome;
+      } finally {
+        await holder.end();
+      }
+    }
+
+    it('refuses to resolve a migration that is pending, exit 1', async () => {
+      const result = await runCli(['migrate', '--resolve-applied', LAST], { DATABASE_URL: fresh.url });
+      expect(result).toMatchObject({
+        code: 1,
+        stderr: `mcp-gateway: resolving the migration failed: migration ${LAST} is not recorded as failed (it is pending): nothing to resolve\n`,
+      });
+      expect(await tableExists(fresh.url, '_prisma_migrations')).toBe(false);
+      expect((await runCli(['migrate'], { DATABASE_URL: fresh.url })).code).toBe(0);
+    });
+
+    it('migrate whose session dies mid-migration fails, and the next migrate rolls it back and applies it', async () => {
+      const failed = (await interruptLast(() => runCli(['migrate'], { DATABASE_URL: fresh.url }))) as CliResult;
+      expect(failed).toMatchObject({
+        code: 1,
+        stderr:
+          `mcp-gateway: migration failed: Migration ${LAST} failed: Error querying the database: ` +
+          'FATAL: terminating connection due to administrator command\n',
+      });
+      expect(await rows()).toEqual([{ finished: false, rolledBack: false, checksum: expect.any(String) }]);
+      expect(await lastApplied()).toBe(false);
+
+      const again = await runCli(['migrate'], { DATABASE_URL: fresh.url });
+      expect(again).toMatchObject({ code: 0, stderr: '' });
+      expect(again.stdout).toBe(
+        `rolled back ${LAST}: an interrupted run left it unfinished, none of it applied; applying it again\n` +
+          `applied 1 migration(s) to ${displayed(fresh.url)}:\n  ${LAST}\n`,
+      );
+      expect(await rows()).toEqual([
+        expect.objectContaining({ finished: false, rolledBack: true }),
+        expect.objectContaining({ finished: true, rolledBack: false }),
+      ]);
+      expect(await lastApplied()).toBe(true);
+    });
+
+    it('serve whose migrations were interrupted rolls the migration back and applies it at start, in one log line', async () => {
+      const failed = (await interruptLast(async () => {
+        const serve = new ServeProcess(['--port', '0', '--host', '127.0.0.1'], { DATABASE_URL: fresh.url });
+        return { code: await serve.exited, stderr: serve.stderr };
+      })) as { code: number; stderr: string };
+      expect(failed.code).toBe(1);
+      expect(failed.stderr).toContain(`could not start: Migration ${LAST} failed`);
+
+      const serve = new ServeProcess(['--port', '0', '--host', '127.0.0.1'], { DATABASE_URL: fresh.url });
+      try {
+        await request(await serve.ready())
+          .get('/health/ready')
+          .expect(200);
+        expect(serve.logLines().filter((line) => 'rolledBack' in line)).toEqual([
+          expect.objectContaining({
+            level: 40,
+            rolledBack: [LAST],
+            msg: 'an interrupted run had left these migrations unfinished, none of them applied: recorded as rolled back, applied again',
+          }),
+        ]);
+        expect(await lastApplied()).toBe(true);
+      } finally {
+        serve.signal('SIGTERM');
+        await serve.exited;
+      }
+    });
+
+    it('refuses a failure it cannot prove applied nothing, naming the commands; --resolve-applied resolves it', async () => {
+      // An earlier release's record of a migration that committed and was never recorded finished.
+      await client.query('DELETE FROM _prisma_migrations WHERE migration_name = $1 AND rolled_back_at IS NOT NULL', [
+        LAST,
+      ]);
+      await client.query('UPDATE _prisma_migrations SET finished_at = NULL, logs = NULL WHERE migration_name = $1', [
+        LAST,
+      ]);
+      const refused = await runCli(['migrate'], { DATABASE_URL: fresh.url });
+      expect(refused).toMatchObject({
+        code: 1,
+        stderr:
+          `mcp-gateway: migration failed: migration ${LAST} was started and never finished, and whether any of it ` +
+          `was applied is not known: check the database, then run \`mcp-gateway migrate --resolve-applied ${LAST}\` ` +
+          `if all of it is applied, or \`mcp-gateway migrate --resolve-rolled-back ${LAST}\` if none of it is\n`,
+      });
+
+      const resolved = await runCli(['migrate', '--resolve-applied', LAST], { DATABASE_URL: fresh.url });
+      expect(resolved).toMatchObject({
+        code: 0,
+        stderr: '',
+        stdout: `recorded migration ${LAST} as applied in ${displayed(fresh.url)}\n`,
+      });
+      const checksum = createHash('sha256')
+        .update(readFileSync(path.join(MIGRATIONS_DIR, LAST, 'migration.sql')))
+        .digest('hex');
+      expect(await rows()).toEqual([
+        { finished: false, rolledBack: true, checksum },
+        { finished: true, rolledBack: false, checksum },
+      ]);
+      expect(await runCli(['migrate'], { DATABASE_URL: fresh.url })).toMatchObject({
+        code: 0,
+        stdout: expect.stringMatching(/^no pending migrations/),
+      });
+      // Not failed any more: nothing to resolve, either way.
+      for (const flag of ['--resolve-applied', '--resolve-rolled-back']) {
+        expect(await runCli(['migrate', flag, LAST], { DATABASE_URL: fresh.url })).toMatchObject({
+          code: 1,
+          stderr: `mcp-gateway: resolving the migration failed: migration ${LAST} is recorded as applied, not failed: nothing to resolve\n`,
+        });
+      }
+    });
+
+    it('--resolve-rolled-back records a failed migration rolled back, and the next migrate applies it', async () => {
+      // The operator found none of it applied.
+      await client.query('DELETE FROM _prisma_migrations WHERE migration_name = $1', [LAST]);
+      await client.query('ALTER TABLE audit_streams DROP COLUMN set_aside');
+      await client.query(
+        `INSERT INTO _prisma_migrations (id, checksum, migration_name) VALUES (gen_random_uuid()::text, 'x', $1)`,
+        [LAST],
+      );
+      // Not while another run holds the migrations' lock: it may be applying that migration.
+      const holder = new Client({ connectionString: fresh.url });
+      await holder.connect();
+      try {
+        await holder.query('SELECT pg_advisory_lock($1)', [PRISMA_MIGRATE_LOCK]);
+        expect(await runCli(['migrate', '--resolve-rolled-back', LAST], { DATABASE_URL: fresh.url })).toMatchObject({
+          code: 1,
+          stderr:
+            "mcp-gateway: resolving the migration failed: another run of migrate holds the migrations' lock " +
+            `(it may be applying ${LAST}): try again once it is over\n`,
+        });
+      } finally {
+        await holder.end();
+      }
+      expect(await rows()).toEqual([{ finished: false, rolledBack: false, checksum: 'x' }]);
+
+      const resolved = await runCli(['migrate', '--resolve-rolled-back', LAST], { DATABASE_URL: fresh.url });
+      expect(resolved).toMatchObject({
+        code: 0,
+        stdout: `recorded migration ${LAST} as rolled back in ${displayed(fresh.url)}: the next migrate applies it again\n`,
+      });
+      const applied = await runCli(['migrate'], { DATABASE_URL: fresh.url });
+      expect(applied).toMatchObject({
+        code: 0,
+        stdout: `applied 1 migration(s) to ${displayed(fresh.url)}:\n  ${LAST}\n`,
+      });
+      expect(await lastApplied()).toBe(true);
+    });
+
+    it.each([
+      [
+        ['--resolve-applied', '20990101000000_not_ours'],
+        'error: 20990101000000_not_ours is not a migration of this release',
+      ],
+      [['--resolve-rolled-back', '../../etc/passwd'], "option '--resolve-rolled-back <migration>' must be the name"],
+      [['--resolve-applied', `${LAST}\u001b[2J`], "option '--resolve-applied <migration>' must be the name"],
+      [['--resolve-applied', `${LAST}'; DROP TABLE servers; --`], "option '--resolve-applied <migration>' must be"],
+      [['--resolve-applied', ''], "option '--resolve-applied <migration>' must be the name"],
+      [['--resolve-applied', 'x'.repeat(256)], "option '--resolve-applied <migration>' must be the name"],
+      [['--resolve-applied', LAST, '--resolve-rolled-back', LAST], 'cannot be used with option'],
+      [['--resolve-applied'], "option '--resolve-applied <migration>' argument missing"],
+    ])('refuses migrate %j, exit 2, recording nothing and quoting no malformed name', async (args, message) => {
+      const before = await client.query('SELECT * FROM _prisma_migrations ORDER BY id');
+      const result = await runCli(['migrate', ...args], { DATABASE_URL: fresh.url });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain(message);
+      expect(result.stderr).not.toContain('\u001b');
+      expect(result.stderr).not.toContain('DROP TABLE');
+      expect(result.stderr).not.toContain('passwd');
+      expect(result.stdout).toBe('');
+      expect((await client.query('SELECT * FROM _prisma_migrations ORDER BY id')).rows).toEqual(before.rows);
+    });
+  });
+
   it('applies migrations once when two migrate processes race on a fresh database (advisory lock)', async () => {
     const fresh = await createScratchDatabase();
     try {
@@ -425,14 +665,6 @@ describe('mcp-gateway CLI', () => {
     expect(await serve.exited).toBe(0);
   });
 });
-
-/** The advisory lock Prisma's schema engine takes around migrations (`SELECT pg_advisory_lock(72707369)`). */
-const PRISMA_MIGRATE_LOCK = 72707369;
-
-const COMMITTED = readdirSync(MIGRATIONS_DIR, { withFileTypes: true })
-  .filter((entry) => entry.isDirectory())
-  .map((entry) => entry.name)
-  .sort();
 
 /** A database URL as the gateway shows it: without credentials or parameters. */
 function displayed(url: string): string {
