@@ -317,8 +317,13 @@ describe('mcp-gateway CLI', () => {
       return result.rows.length === 1;
     }
 
-    /** Undoes the last migration, then has `run` apply it while its session is ended mid-way. */
-    async function interruptLast(run: () => Promise<unknown>): Promise<unknown> {
+    /** Undoes the last migration, then has `run` apply it and `interrupt` it mid-way (by default, ends its session). */
+    async function interruptLast(
+      run: () => Promise<unknown>,
+      interrupt = async (backend: number) => {
+        await client.query('SELECT pg_terminate_backend($1)', [backend]);
+      },
+    ): Promise<unknown> {
       await client.query('ALTER TABLE audit_streams DROP COLUMN set_aside');
       await client.query('DELETE FROM _prisma_migrations WHERE migration_name = $1', [LAST]);
       const holder = new Client({ connectionString: fresh.url });
@@ -335,7 +340,7 @@ describe('mcp-gateway CLI', () => {
           expect(waiting.rows).toHaveLength(1);
           return waiting.rows[0]!.pid;
         });
-        await client.query('SELECT pg_terminate_backend($1)', [pid]);
+        await interrupt(pid);
         await holder.query('ROLLBACK');
         return await outcome;
       } finally {
@@ -402,6 +407,32 @@ describe('mcp-gateway CLI', () => {
         serve.signal('SIGTERM');
         await serve.exited;
       }
+    });
+
+    it('serve killed mid-migration leaves the migration recorded as what it is: the next migrate goes on', async () => {
+      let serve: ServeProcess | undefined;
+      let backend: number | undefined;
+      await interruptLast(
+        async () => {
+          serve = new ServeProcess(['--port', '0', '--host', '127.0.0.1'], { DATABASE_URL: fresh.url });
+          return serve.exited;
+        },
+        async (pid) => {
+          backend = pid;
+          serve!.signal('SIGKILL');
+          await serve!.exited;
+        },
+      );
+      // Its session goes on once the lock is free, alone: it commits (or fails to) without its client.
+      await eventually(async () => {
+        const left = await client.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [backend]);
+        expect(left.rows).toEqual([]);
+      });
+      // Committed, it was recorded finished in the same transaction; rolled back, it is applied again.
+      const next = await runCli(['migrate'], { DATABASE_URL: fresh.url });
+      expect(next).toMatchObject({ code: 0, stderr: '' });
+      expect(await lastApplied()).toBe(true);
+      expect((await rows()).filter((row) => !row.rolledBack)).toEqual([expect.objectContaining({ finished: true })]);
     });
 
     it('refuses a failure it cannot prove applied nothing, naming the commands; --resolve-applied resolves it', async () => {
