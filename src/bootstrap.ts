@@ -29,7 +29,7 @@ import { IpRateLimitMiddleware } from './ratelimit/ip-rate-limit.middleware';
 import { GatewayMetrics } from './metrics/gateway-metrics';
 import { httpMetricsMiddleware, httpRequestMeter } from './metrics/http-metrics';
 import { type DatabaseConnection, openDatabase } from './database/database';
-import { type ApplyMigrationsResult, applyMigrations, MIGRATIONS_DIR, migrationStatus } from './database/migrator';
+import { applyMigrations, logMigrations, MIGRATIONS_DIR, migrationStatus } from './database/migrator';
 import { DrainState } from './health/drain-state';
 import { AuditTrail } from './audit/audit-trail';
 import { openStore } from './redis/open-store';
@@ -261,17 +261,6 @@ export async function startGateway(config: AppConfig, options: StartOptions): Pr
     await database.close().catch(() => undefined);
     throw error;
   }
-}
-
-/** What `serve` logs of the migrations it applied at start (the primary of `--workers N` too). */
-export function logMigrations(logger: Logger, { applied, rolledBack }: ApplyMigrationsResult): void {
-  if (rolledBack.length) {
-    logger.warn(
-      { rolledBack },
-      'an interrupted run had left these migrations unfinished, none of them applied: recorded as rolled back, applied again',
-    );
-  }
-  logger.info({ applied }, applied.length ? 'migrations applied' : 'database schema is up to date');
 }
 
 /**

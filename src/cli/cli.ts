@@ -289,7 +289,7 @@ async function servePrimary(io: CliIo, config: AppConfig, options: ServeOptions)
   const pool = new WorkerPool({ count: config.workers, args: options.workerArgs, logger });
   try {
     if (options.migrate) {
-      const { logMigrations } = await import('../bootstrap.js');
+      const { logMigrations } = await import('../database/migrator.js');
       logMigrations(logger, await applyPendingMigrations(config, logger));
     }
     const url = await Promise.race([pool.start(), signalled.then(() => undefined)]);

@@ -25,6 +25,7 @@ import type { MigrationList, SchemaEngine, SchemaFilter } from '@prisma/schema-e
 // an ES module, which Node 20 cannot do: we instantiate the bytes ourselves.
 import * as glue from '@prisma/schema-engine-wasm/schema_engine_bg';
 import { Pool } from 'pg';
+import type { Logger } from 'pino';
 import { PACKAGE_ROOT } from '../version';
 import { withoutStatementBound } from './database';
 
@@ -95,6 +96,17 @@ export async function applyMigrations(
   } catch (error) {
     throw new Error(describeApplyError(error, migrationsDir), { cause: error });
   }
+}
+
+/** What `serve` logs of the migrations it applied at start (the primary of `--workers N` too). */
+export function logMigrations(logger: Logger, { applied, rolledBack }: ApplyMigrationsResult): void {
+  if (rolledBack.length) {
+    logger.warn(
+      { rolledBack },
+      'an interrupted run had left these migrations unfinished, none of them applied: recorded as rolled back, applied again',
+    );
+  }
+  logger.info({ applied }, applied.length ? 'migrations applied' : 'database schema is up to date');
 }
 
 /**
