@@ -9,10 +9,11 @@ import * as net from 'node:net';
 import { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import Redis from 'ioredis';
-import { eventually, sleep } from './support/eventually';
+import { eventually, sleep, waitUntil } from './support/eventually';
 import { freeLoopbackPort } from './support/loopback';
 import { REDIS_URL } from './support/services';
 import { Redis5AuthFront } from './support/redis5-auth-front';
+import { StallableProxy } from './support/stallable-proxy';
 import { hostPortOf, TcpProxy, withHostPort } from './support/tcp-proxy';
 
 const logger = createLogger({ logLevel: 'silent' });
@@ -336,6 +337,81 @@ describe('RedisStore while Redis is away', () => {
       await proxy.stop();
     }
   });
+});
+
+/**
+ * Redis behind a relay that holds its answers back: connected, and silent, as a paused Redis or a black-holed path
+ * is. A command times out after the command timeout, but ioredis keeps it queued until the connection closes.
+ */
+describe('RedisStore while Redis does not answer', () => {
+  const { host, port } = hostPortOf(REDIS_URL);
+  const relay = new StallableProxy(host, port);
+  const logs: Record<string, unknown>[] = [];
+  const capturingLogger = createLogger(
+    { logLevel: 'info' },
+    new Writable({
+      write: (chunk: Buffer, _encoding, done) => {
+        logs.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
+        done();
+      },
+    }),
+  );
+  const direct = new Redis(REDIS_URL, { lazyConnect: true });
+
+  beforeAll(async () => {
+    await relay.start();
+    await direct.connect();
+  });
+
+  afterAll(async () => {
+    direct.disconnect();
+    await relay.stop();
+  });
+
+  it('closes a connection whose commands get no answer, holding none of them, and comes back with its subscriptions', async () => {
+    const store = await RedisStore.connect(withHostPort(REDIS_URL, relay.port), capturingLogger, {
+      commandTimeoutMs: 100,
+    });
+    try {
+      const channel = `test:${randomUUID()}`;
+      const received: string[] = [];
+      await store.subscribe(channel, (message) => received.push(message));
+      const subscribers = async () => ((await direct.pubsub('NUMSUB', channel)) as [string, number])[1];
+      expect(await subscribers()).toBe(1);
+      let closes = 0;
+      let reconnects = 0;
+      store.client.on('close', () => closes++);
+      store.client.on('reconnecting', () => reconnects++);
+
+      relay.stall();
+      const sent = Array.from({ length: 200 }, (_, i) => store.get(`test:${randomUUID()}:${i}`));
+      for (const result of await Promise.allSettled(sent)) expect(result.status).toBe('rejected');
+      // The connection is closed while Redis is still silent, and what it held is let go of.
+      await waitUntil(() => closes > 0, 'the silent connection is closed');
+      const queued = () => store.client.commandQueue.toArray().filter(({ command }) => command.name === 'get');
+      expect(queued()).toEqual([]);
+      // More commands meanwhile fail at once, at every attempt to connect again: none of them waits in the queue.
+      await waitUntil(() => reconnects >= 3, 'the client tried to connect three more times');
+      for (let i = 0; i < 100; i++) await expect(store.get(`test:${randomUUID()}`)).rejects.toThrow();
+      expect(queued()).toEqual([]);
+      // The subscriber, asked a PING it got no answer to either, was closed too: Redis holds no subscription of it.
+      await eventually(async () => expect(await subscribers()).toBe(0));
+      // Each connection says it once, however often it tried again.
+      expect(logs.filter((line) => line.msg === 'Redis connection lost; retrying')).toHaveLength(2);
+
+      relay.resume();
+      await eventually(() => store.ping());
+      await eventually(async () => {
+        await direct.publish(channel, 'back');
+        expect(received).toContain('back');
+      });
+      expect(await subscribers()).toBe(1);
+      await eventually(() => expect(logs.filter((line) => line.msg === 'Redis connection restored')).toHaveLength(2));
+    } finally {
+      relay.resume();
+      await store.close();
+    }
+  }, 60_000);
 });
 
 describe('RedisStore after a reconnect', () => {

@@ -4,7 +4,7 @@ import { gzipSync } from 'node:zlib';
 import { __resetOutOfContextForTests } from 'nestjs-pino/PinoLogger';
 import request from 'supertest';
 import { HOME_TENANT } from './support/entra-issuer';
-import { eventually, waitUntil } from './support/eventually';
+import { eventually, sleep, waitUntil } from './support/eventually';
 import { auditOf } from './support/audit';
 import { GarblingUpstream } from './support/garbling-upstream';
 import { type GuardedUpstream, guardUpstream, startGuardedUpstream } from './support/guarded-upstream';
@@ -534,7 +534,13 @@ describe('MCP sessions while Redis does not answer', () => {
       slug: 'stalled',
       role,
       tools: GREET_TOOLS,
-      env: { REDIS_URL: withHostPort(REDIS_URL, relay.port), REDIS_COMMAND_TIMEOUT_MS: '200' },
+      env: {
+        REDIS_URL: withHostPort(REDIS_URL, relay.port),
+        REDIS_COMMAND_TIMEOUT_MS: '200',
+        // Every request's rate-limit charge asks Redis (a budget, and no lease spent on this replica).
+        RATE_LIMIT_PRINCIPAL: '1000000/1h',
+        RATE_LIMIT_LEASE_PERCENT: '0',
+      },
     });
   });
 
@@ -596,5 +602,41 @@ describe('MCP sessions while Redis does not answer', () => {
     await eventually(async () => {
       expect((await post('/mcp', initialize(4))).status).toBe(200);
     });
+  });
+
+  it('closes the silent connection instead of holding every command sent meanwhile, and serves again once Redis answers', async () => {
+    const { gw, slug } = deployment;
+    expect((await post(`/mcp/${slug}`, initialize(5))).status).toBe(200);
+    const logged = gw.logs.lines.length;
+    const since = (msg: string) => gw.logs.lines.slice(logged).filter((line) => line.msg === msg);
+    relay.stall();
+
+    // Requests keep coming, each charging its rate limits and storing its session: the connection they were sent on
+    // is closed while Redis is still silent (ioredis held every one of them until then), and opened again.
+    await eventually(async () => {
+      expect((await post('/mcp', initialize(6))).status).toBe(503);
+      expect(since('Redis connection lost; retrying')).not.toEqual([]);
+      expect(since('Redis is not answering rate-limit decisions: the insurance limiter decides')).toHaveLength(1);
+    });
+    expect(since('Redis connection lost; retrying')[0]).toMatchObject({
+      err: { message: expect.stringMatching(/^Socket timeout/) },
+    });
+    // While Redis stays silent the gateway tries to connect again and again: the outage is said once a connection
+    // (the client's and its subscriber's), not once an attempt.
+    for (let i = 0; i < 10; i++) {
+      expect((await post(`/mcp/${slug}`, initialize(7))).status).toBe(503);
+      await sleep(100);
+    }
+    expect(since('Redis connection lost; retrying').length).toBeLessThanOrEqual(2);
+    expect(since('Redis is not answering rate-limit decisions: the insurance limiter decides')).toHaveLength(1);
+
+    relay.resume();
+    await eventually(async () => {
+      expect((await post('/mcp', initialize(8))).status).toBe(200);
+      expect(since('Redis answers rate-limit decisions again: budgets are shared again')).toHaveLength(1);
+    });
+    await eventually(() =>
+      expect(since('Redis connection restored')).toHaveLength(since('Redis connection lost; retrying').length),
+    );
   });
 });

@@ -18,18 +18,28 @@ export class RedisStore implements KeyValueStore {
   readonly kind = 'redis';
   private subscriber?: Promise<Redis>;
   private readonly handlers = new Map<string, Set<MessageHandler>>();
+  private closing = false;
 
   private constructor(
     readonly client: Redis,
     private readonly logger: Logger,
     private readonly url: string,
     private readonly authRefused: (refusal: AuthRefusal) => void,
-  ) {}
+  ) {
+    client.on('close', () => this.checkSubscriber());
+  }
 
   /**
    * Connects, failing with a clear message (and no retry loop left behind) if Redis does not answer or refuses.
    * `commandTimeoutMs` (REDIS_COMMAND_TIMEOUT_MS) bounds every command of the client and of its subscriber: one
    * unanswered that long fails as a lost connection would, instead of waiting for as long as Redis stays silent.
+   *
+   * A command that timed out stays in ioredis's queue until Redis answers it or the connection closes: under load, a
+   * Redis that keeps the connection open and stays silent (paused, a black-holed path) had the queue grow by every
+   * command sent (some 1.5 KB each, 3 MB a second at 2,000 commands a second), all answered at once when it came
+   * back. A connection with commands waiting and nothing received for as long is closed instead (`socketTimeout`):
+   * what it held fails, and it reconnects as after any loss, its subscriptions with it; a Redis answering slowly,
+   * but answering, keeps it.
    */
   static async connect(url: string, logger: Logger, options: { commandTimeoutMs?: number } = {}): Promise<RedisStore> {
     const warned = new Set<AuthRefusal>();
@@ -39,7 +49,13 @@ export class RedisStore implements KeyValueStore {
       logger.warn({ redis: redactUrl(url) }, AUTH_REFUSALS[refusal].warning);
     };
     const client = createConnection(
-      (connection) => new Redis(url, { ...CLIENT_OPTIONS, commandTimeout: options.commandTimeoutMs, ...connection }),
+      (connection) =>
+        new Redis(url, {
+          ...CLIENT_OPTIONS,
+          commandTimeout: options.commandTimeoutMs,
+          socketTimeout: options.commandTimeoutMs,
+          ...connection,
+        }),
       logger,
       authRefused,
     );
@@ -110,9 +126,23 @@ export class RedisStore implements KeyValueStore {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     this.handlers.clear();
     const subscriber = await this.subscriber?.catch(() => undefined);
     await Promise.all([quit(this.client), subscriber ? quit(subscriber) : undefined]);
+  }
+
+  /**
+   * The client's connection closed: the subscriber's, to the same Redis, may be as silent, and it sends nothing of its
+   * own that would tell (a black-holed path leaves it open, waiting for messages that never come). It is asked a PING:
+   * unanswered within the command timeout, its connection is closed too (socketTimeout), and ioredis connects it
+   * again and subscribes its channels again.
+   */
+  private checkSubscriber(): void {
+    if (this.closing || !this.subscriber) return;
+    void this.subscriber
+      .then((subscriber) => (subscriber.status === 'ready' ? subscriber.ping() : undefined))
+      .catch(() => undefined);
   }
 
   private async startSubscriber(): Promise<Redis> {
