@@ -21,6 +21,26 @@ const initialize = (id: number) => ({
   params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'faults-test', version: '1.0.0' } },
 });
 
+/** The audit records of the caller `oid`, as GET /api/v1/audit lists them, each with what says how it ended. */
+async function auditedFor(gatewayUrl: string, oid: string): Promise<Record<string, unknown>[]> {
+  const list = await request(gatewayUrl)
+    .get('/api/v1/audit')
+    .query({ principal: `${HOME_TENANT}:${oid}` })
+    .expect(200);
+  return (list.body.records as Record<string, unknown>[]).map(
+    ({ surface, server, method, rpcId, sessionId, decision, outcome, errorKind }) => ({
+      surface,
+      server: (server as { slug: string | null } | null)?.slug ?? null,
+      method,
+      rpcId,
+      sessionId,
+      decision,
+      outcome,
+      errorKind,
+    }),
+  );
+}
+
 /**
  * A fault of the gateway's own met while relaying to an upstream, which the relay catches with the upstream's
  * failures and cannot classify. The fault is a real one: the gateway's Redis user may not run SET (a Redis ACL), so
@@ -84,6 +104,37 @@ describe('an unclassified failure relaying to an upstream', () => {
       }),
     ]);
     expect(gw.logs.lines.filter((line) => line.msg === 'upstream request failed')).toEqual([]);
+  });
+
+  it("audits an initialize on /mcp whose session Redis refused to store as the gateway's own error", async () => {
+    const { gw, issuer } = deployment;
+    const oid = randomUUID();
+    const answer = await request(gw.url)
+      .post('/mcp')
+      .set('authorization', `Bearer ${await issuer.token({ oid, roles: [role] })}`)
+      .set('accept', 'application/json, text/event-stream')
+      .send(initialize(4));
+    expect(answer.status).toBe(500);
+    expect(answer.body).toEqual({
+      jsonrpc: '2.0',
+      id: 4,
+      error: { code: -32603, message: 'Internal error', data: { errorId: expect.stringMatching(/^[0-9a-f-]{36}$/) } },
+    });
+
+    await eventually(async () =>
+      expect(await auditedFor(gw.url, oid)).toEqual([
+        {
+          surface: 'aggregate',
+          server: null,
+          method: 'initialize',
+          rpcId: 4,
+          sessionId: null,
+          decision: 'allowed',
+          outcome: 'rpc_error',
+          errorKind: 'session_store_error',
+        },
+      ]),
+    );
   });
 });
 
@@ -355,6 +406,41 @@ describe('an internal fault on every way into the MCP endpoints', () => {
     },
   );
 
+  it('audits a request whose session Redis refused to read, one record a request, with its method when its body is one', async () => {
+    const { gw, issuer, slug } = deployment;
+    const oid = randomUUID();
+    const caller = await issuer.token({ oid, roles: [role] });
+    const headers = {
+      authorization: `Bearer ${caller}`,
+      'mcp-session-id': `unknown-${randomUUID()}`,
+      'mcp-protocol-version': '2025-06-18',
+    };
+    const list = (id: number) => ({ jsonrpc: '2.0', id, method: 'tools/list' });
+    const post = (path: string, body: unknown) =>
+      request(gw.url)
+        .post(path)
+        .set(headers)
+        .set('accept', 'application/json, text/event-stream')
+        .send(body as object);
+    expect((await post('/mcp', list(1))).status).toBe(500);
+    expect((await post(`/mcp/${slug}`, list(2))).status).toBe(500);
+    expect((await post('/mcp', [list(3), list(4)])).status).toBe(500);
+    expect((await request(gw.url).get(`/mcp/${slug}`).set(headers).set('accept', 'text/event-stream')).status).toBe(
+      500,
+    );
+
+    const refused = { sessionId: null, decision: 'allowed', outcome: 'rpc_error', errorKind: 'session_store_error' };
+    await eventually(async () => expect(await auditedFor(gw.url, oid)).toHaveLength(4));
+    expect(await auditedFor(gw.url, oid)).toEqual(
+      expect.arrayContaining([
+        { surface: 'aggregate', server: null, method: 'tools/list', rpcId: 1, ...refused },
+        { surface: 'server', server: slug, method: 'tools/list', rpcId: 2, ...refused },
+        { surface: 'aggregate', server: null, method: 'http', rpcId: null, ...refused },
+        { surface: 'server', server: slug, method: 'http', rpcId: null, ...refused },
+      ]),
+    );
+  });
+
   it("answers the router's refusals under /mcp as JSON-RPC errors too, and the REST bridge's as problem+json", async () => {
     const { gw, slug } = deployment;
     const refused = async (method: 'get' | 'post', path: string) => {
@@ -464,6 +550,42 @@ describe('MCP sessions while Redis is away', () => {
       expect((await post('/mcp', initialize(5))).status).toBe(200);
     });
   });
+  it('audits a request whose session could not be read, or is unknown, one record a request', async () => {
+    const { gw, issuer, slug } = deployment;
+    const oid = randomUUID();
+    const token = await issuer.token({ oid, roles: [role] });
+    const read = (path: string, id: number) =>
+      request(gw.url)
+        .post(path)
+        .set('authorization', `Bearer ${token}`)
+        .set('accept', 'application/json, text/event-stream')
+        .set('mcp-session-id', `unknown-${randomUUID()}`)
+        .set('mcp-protocol-version', '2025-06-18')
+        .send({ jsonrpc: '2.0', id, method: 'tools/list' });
+    await relay.stop();
+    try {
+      expect((await read('/mcp', 11)).status).toBe(503);
+      expect((await read(`/mcp/${slug}`, 12)).status).toBe(503);
+    } finally {
+      await relay.start();
+    }
+    await eventually(async () => expect((await read('/mcp', 13)).status).toBe(404));
+    expect((await read(`/mcp/${slug}`, 14)).status).toBe(404);
+
+    const unavailable = { decision: 'allowed', outcome: 'rpc_error', errorKind: 'session_store_unavailable' };
+    const unknown = { decision: 'allowed', outcome: 'refused', errorKind: 'session_not_found' };
+    const common = { method: 'tools/list', sessionId: null };
+    await eventually(async () => {
+      const records = await auditedFor(gw.url, oid);
+      const of = (rpcId: number) => records.filter((record) => record.rpcId === rpcId);
+      expect(of(11)).toEqual([{ surface: 'aggregate', server: null, rpcId: 11, ...common, ...unavailable }]);
+      expect(of(12)).toEqual([{ surface: 'server', server: slug, rpcId: 12, ...common, ...unavailable }]);
+      // The first attempts after the store came back may still have found it away; the last one is the 404's.
+      expect(of(13)).toContainEqual({ surface: 'aggregate', server: null, rpcId: 13, ...common, ...unknown });
+      expect(of(14)).toEqual([{ surface: 'server', server: slug, rpcId: 14, ...common, ...unknown }]);
+    });
+  });
+
   it("audits an initialize whose session could not be stored as the gateway's own outage, not the upstream's", async () => {
     const { gw, issuer, slug } = deployment;
     const oid = randomUUID();

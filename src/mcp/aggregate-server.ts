@@ -130,7 +130,7 @@ export class AggregateServer implements OnModuleDestroy {
       if (limited) return sendRateLimited(res, limited);
       return this.initialize(res, principal, initialize as JsonRpcRequest, exchanges);
     }
-    const session = await this.sessionFor(req, res, principal);
+    const session = await this.sessionFor(req, res, principal, exchanges);
     if (!session) return;
     exchanges.sessionId = session.id;
 
@@ -218,9 +218,10 @@ export class AggregateServer implements OnModuleDestroy {
       try {
         await this.sessions.create(session);
       } catch (error) {
-        if (!(error instanceof SessionStoreUnavailable)) throw error;
+        // Audited as the gateway's own failure either way; a refusal of Redis is answered by the exception filter.
         exchanges.begin(request);
         exchanges.fail(error);
+        if (!(error instanceof SessionStoreUnavailable)) throw error;
         return sendSessionStoreOutage(res, request.id, error);
       }
       exchanges.sessionId = session.id;
@@ -265,6 +266,7 @@ export class AggregateServer implements OnModuleDestroy {
     req: McpRequest,
     res: ServerResponse,
     principal: Principal,
+    exchanges = new ExchangeRecorder(this.traffic, req, res, 'aggregate', principal),
   ): Promise<McpSession | undefined> {
     if (this.stateless) {
       if (refuseUnknownProtocolVersion(req, res, LATEST_PROTOCOL_VERSION)) return undefined;
@@ -279,7 +281,9 @@ export class AggregateServer implements OnModuleDestroy {
         createdAt: Date.now(),
       };
     }
-    return requestedSession(this.sessions, req, res, principalKeyOf(principal), undefined);
+    return requestedSession(this.sessions, req, res, principalKeyOf(principal), undefined, (ending) =>
+      exchanges.sessionRefused(ending, req.body),
+    );
   }
 
   /** Answers one request on its own HTTP response: lists straight from the catalog's cache, calls possibly as a stream. */

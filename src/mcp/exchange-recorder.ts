@@ -14,7 +14,7 @@ import {
   type JsonRpcResponse,
   type RequestId,
 } from './jsonrpc';
-import { SessionStoreUnavailable } from './session-store';
+import { SessionStoreRefused, SessionStoreUnavailable } from './session-store';
 
 /** JSON-RPC code of a request refused for its rate limit (`data.retryAfter` says when to try again). */
 export const RATE_LIMITED_CODE = -32029;
@@ -112,6 +112,39 @@ export class ExchangeRecorder {
   answered(request: JsonRpcRequest, response: JsonRpcResponse): void {
     this.begin(request);
     this.settle(response);
+  }
+
+  /**
+   * The request was answered for its session before any of its messages was served (`ending` says how): one record,
+   * with the method and id of `body` when it is one JSON-RPC request (a batch's, or a GET's or DELETE's, is `http`,
+   * as a refused token's), as every refusal the gateway answers is audited, one record a request.
+   */
+  sessionRefused(ending: SessionRefusal, body?: unknown): void {
+    const request = body as { method?: unknown; id?: unknown } | undefined;
+    const method = typeof request?.method === 'string' && request.method.length <= 100 ? request.method : 'http';
+    if (UNRECORDED.has(method)) return;
+    const id = request?.id;
+    const base = this.base;
+    this.traffic.record({
+      at: base.at,
+      requestId: base.requestId,
+      surface: base.surface,
+      ip: base.ip,
+      principal: base.principal,
+      sessionId: undefined,
+      server: base.server,
+      method,
+      rpcId: method !== 'http' && (typeof id === 'string' || typeof id === 'number') ? id : undefined,
+      target: undefined,
+      arguments: undefined,
+      decision: 'allowed',
+      rule: undefined,
+      outcome: ending.outcome,
+      latencyMs: performance.now() - this.started,
+      upstreamMs: undefined,
+      upstreamStatus: undefined,
+      errorKind: ending.errorKind,
+    });
   }
 
   /** Every request begun has been answered (or failed). */
@@ -239,15 +272,31 @@ export class ExchangeRecorder {
 
 /** The error kind of a request the gateway answered 503 because its session store (Redis) did not answer. */
 const SESSION_STORE_UNAVAILABLE = 'session_store_unavailable';
+/** The error kind of a request the gateway answered -32603 because its session store (Redis) refused a command. */
+const SESSION_STORE_ERROR = 'session_store_error';
+
+/** How a request ended that was answered for its session before any of its messages was served. */
+export type SessionRefusal = Pick<McpExchange, 'outcome' | 'errorKind'>;
+
+/** No Mcp-Session-Id header: 400. */
+export const SESSION_ID_MISSING: SessionRefusal = { outcome: 'refused', errorKind: 'session_id_missing' };
+/** A session that is gone or not the caller's: 404. */
+export const SESSION_NOT_FOUND: SessionRefusal = { outcome: 'refused', errorKind: 'session_not_found' };
+
+/** How a request ended whose session could not be read: the store did not answer (503), or refused (-32603). */
+export function sessionReadFailure(error: unknown): SessionRefusal | undefined {
+  if (error instanceof SessionStoreUnavailable) return { outcome: 'rpc_error', errorKind: SESSION_STORE_UNAVAILABLE };
+  if (error instanceof SessionStoreRefused) return { outcome: 'rpc_error', errorKind: SESSION_STORE_ERROR };
+  return undefined;
+}
 
 /**
  * How a failed request ended. The session store's outage is the gateway's own, answered with a JSON-RPC error whatever
  * the upstream did (it may have answered): not counted against the upstream as an `upstream_error` of kind `other`.
  */
 function failureOf(error: unknown): Pick<McpExchange, 'decision' | 'outcome' | 'errorKind'> {
-  if (error instanceof SessionStoreUnavailable) {
-    return { decision: 'allowed', outcome: 'rpc_error', errorKind: SESSION_STORE_UNAVAILABLE };
-  }
+  const session = sessionReadFailure(error);
+  if (session) return { decision: 'allowed', ...session };
   const { kind } = classifyUpstreamError(error);
   return { decision: 'allowed', outcome: kind === 'timeout' ? 'timeout' : 'upstream_error', errorKind: kind };
 }

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 import { sendChallenge } from '../auth/bearer-challenge';
 import type { ProtectedResource } from '../auth/protected-resource';
+import { SESSION_ID_MISSING, SESSION_NOT_FOUND, type SessionRefusal, sessionReadFailure } from './exchange-recorder';
 import { ErrorCodes, errorResponse, type JsonRpcMessage, type RequestId } from './jsonrpc';
 import { type McpSession, type McpSessionStore, SessionStoreUnavailable } from './session-store';
 import { formatSse, type SseEvent } from './sse';
@@ -58,9 +59,11 @@ export async function requestedSession(
   res: ServerResponse,
   principalKey: string,
   serverId: string | undefined,
+  refused: (ending: SessionRefusal) => void,
 ): Promise<McpSession | undefined> {
   const id = headerOf(req, SESSION_HEADER);
   if (!id) {
+    refused(SESSION_ID_MISSING);
     sendRpcError(res, 400, null, ErrorCodes.connectionClosed, 'Bad Request: Mcp-Session-Id header is required');
     return undefined;
   }
@@ -68,12 +71,16 @@ export async function requestedSession(
   try {
     session = await sessions.get(id);
   } catch (error) {
+    // Audited here, whatever answers it: a refusal of Redis is an internal fault, answered by the exception filter.
+    const failure = sessionReadFailure(error);
+    if (failure) refused(failure);
     if (!(error instanceof SessionStoreUnavailable)) throw error;
     sendSessionStoreOutage(res, null, error);
     return undefined;
   }
   // Another principal's session is as unknown as an expired one.
   if (!session || session.principalKey !== principalKey || session.serverId !== serverId) {
+    refused(SESSION_NOT_FOUND);
     sendRpcError(res, 404, null, ErrorCodes.requestTimeout, 'Session not found');
     return undefined;
   }

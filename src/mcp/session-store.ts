@@ -33,10 +33,27 @@ export class SessionStoreUnavailable extends DomainError {
   }
 }
 
-/** A command of the shared store, failing as the session store reports it: an outage as SessionStoreUnavailable. */
+/**
+ * The shared store answered a command of the session store with an error (`NOPERM` for an ACL user without the
+ * command, `OOM`, ...): the configuration's fault or Redis's, not the request's nor an outage. An internal fault,
+ * answered -32603 with an error id, and audited as the gateway's own error.
+ */
+export class SessionStoreRefused extends Error {
+  constructor(cause: Error) {
+    super(`the session store (Redis) refused a command: ${cause.message}`);
+    this.name = 'SessionStoreRefused';
+    this.cause = cause;
+  }
+}
+
+/**
+ * A command of the shared store, failing as the session store reports it: an outage as SessionStoreUnavailable, an
+ * error Redis answered as SessionStoreRefused.
+ */
 function shared<T>(command: Promise<T>): Promise<T> {
   return command.catch((error: unknown) => {
-    throw isRedisUnreachable(error) ? new SessionStoreUnavailable(error) : error;
+    if (isRedisUnreachable(error)) throw new SessionStoreUnavailable(error);
+    throw error instanceof Error ? new SessionStoreRefused(error) : error;
   });
 }
 

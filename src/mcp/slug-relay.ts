@@ -104,7 +104,7 @@ export class SlugRelay {
       return this.initialize(req, res, server, principal, initialize as JsonRpcRequest, exchanges);
     }
 
-    const session = await this.sessionFor(req, res, server, principal);
+    const session = await this.sessionFor(req, res, server, principal, exchanges);
     if (!session) return;
     exchanges.sessionId = session.id;
     // Our side of a cancelled request ends wherever it runs; the upstream hears the notification too.
@@ -283,8 +283,11 @@ export class SlugRelay {
     res: ServerResponse,
     server: GatewayServer,
     principal: Principal,
+    exchanges = new ExchangeRecorder(this.traffic, req, res, 'server', principal, server),
   ): Promise<McpSession | undefined> {
-    return requestedSession(this.sessions, req, res, principalKeyOf(principal), server.id);
+    return requestedSession(this.sessions, req, res, principalKeyOf(principal), server.id, (ending) =>
+      exchanges.sessionRefused(ending, req.body),
+    );
   }
 
   /** The error answer for a request the caller's roles do not allow; it reads as if the tool did not exist. */
