@@ -106,7 +106,7 @@ describe('an unclassified failure relaying to an upstream', () => {
     expect(gw.logs.lines.filter((line) => line.msg === 'upstream request failed')).toEqual([]);
   });
 
-  it("audits an initialize on /mcp whose session Redis refused to store as the gateway's own error", async () => {
+  it("audits an initialize whose session Redis refused to store as the gateway's own error, on /mcp and /mcp/{slug}", async () => {
     const { gw, issuer } = deployment;
     const oid = randomUUID();
     const answer = await request(gw.url)
@@ -114,6 +114,13 @@ describe('an unclassified failure relaying to an upstream', () => {
       .set('authorization', `Bearer ${await issuer.token({ oid, roles: [role] })}`)
       .set('accept', 'application/json, text/event-stream')
       .send(initialize(4));
+    // On /mcp/{slug}, once the upstream has answered: not the upstream's failure either.
+    const relayed = await request(gw.url)
+      .post(`/mcp/${deployment.slug}`)
+      .set('authorization', `Bearer ${await issuer.token({ oid, roles: [role] })}`)
+      .set('accept', 'application/json, text/event-stream')
+      .send(initialize(5));
+    expect(relayed.status).toBe(200);
     expect(answer.status).toBe(500);
     expect(answer.body).toEqual({
       jsonrpc: '2.0',
@@ -121,18 +128,12 @@ describe('an unclassified failure relaying to an upstream', () => {
       error: { code: -32603, message: 'Internal error', data: { errorId: expect.stringMatching(/^[0-9a-f-]{36}$/) } },
     });
 
-    await eventually(async () =>
-      expect(await auditedFor(gw.url, oid)).toEqual([
-        {
-          surface: 'aggregate',
-          server: null,
-          method: 'initialize',
-          rpcId: 4,
-          sessionId: null,
-          decision: 'allowed',
-          outcome: 'rpc_error',
-          errorKind: 'session_store_error',
-        },
+    const refused = { method: 'initialize', sessionId: null, decision: 'allowed', outcome: 'rpc_error' };
+    await eventually(async () => expect(await auditedFor(gw.url, oid)).toHaveLength(2));
+    expect(await auditedFor(gw.url, oid)).toEqual(
+      expect.arrayContaining([
+        { surface: 'aggregate', server: null, rpcId: 4, ...refused, errorKind: 'session_store_error' },
+        { surface: 'server', server: deployment.slug, rpcId: 5, ...refused, errorKind: 'session_store_error' },
       ]),
     );
   });
