@@ -366,6 +366,21 @@ describe('audit trail: a spooled batch the database refuses', () => {
     await scratch?.close();
   });
 
+  /**
+   * A gateway on the scratch database and `dataDir`'s spool, flushing and cutting only when told to; nestjs-pino's
+   * logger reset, so that the gateway's log holds its own lines.
+   */
+  const spoolGateway = (dataDir: string, env: Record<string, string> = {}): Promise<TestGateway> => {
+    __resetOutOfContextForTests();
+    return startTestGateway('services', {
+      DATABASE_URL: scratch.url,
+      DATA_DIR: dataDir,
+      AUDIT_FLUSH_INTERVAL_MS: '60000',
+      AUDIT_RETENTION_INTERVAL_MS: '0',
+      ...env,
+    });
+  };
+
   /** A batch of `count` records of a new stream, as a gateway spools it; `edit` changes each before it is chained. */
   function spooledBatch(
     count: number,
@@ -402,14 +417,7 @@ describe('audit trail: a spooled batch the database refuses', () => {
     try {
       await locker.query('BEGIN');
       await locker.query('LOCK TABLE audit_records IN ACCESS EXCLUSIVE MODE');
-      __resetOutOfContextForTests();
-      gw = await startTestGateway('services', {
-        DATABASE_URL: scratch.url,
-        DATA_DIR: dataDir,
-        AUDIT_FLUSH_INTERVAL_MS: '60000',
-        AUDIT_WRITE_TIMEOUT_MS: '300',
-        AUDIT_RETENTION_INTERVAL_MS: '0',
-      });
+      gw = await spoolGateway(dataDir, { AUDIT_WRITE_TIMEOUT_MS: '300' });
       const logs = gw.logs;
       const setAsideLines = () =>
         logs.lines.filter((line) => typeof line.msg === 'string' && / set aside /.test(line.msg));
@@ -484,13 +492,7 @@ describe('audit trail: a spooled batch the database refuses', () => {
       ).map((row) => row.id);
     const others = rows.filter((_, index) => index !== 7 && index !== 16).map((row) => row.id);
 
-    __resetOutOfContextForTests();
-    let gw = await startTestGateway('services', {
-      DATABASE_URL: scratch.url,
-      DATA_DIR: dataDir,
-      AUDIT_FLUSH_INTERVAL_MS: '60000',
-      AUDIT_RETENTION_INTERVAL_MS: '0',
-    });
+    let gw = await spoolGateway(dataDir);
     try {
       const audit = auditOf(gw.gateway.app);
       await audit.trail.flush();
@@ -529,13 +531,7 @@ describe('audit trail: a spooled batch the database refuses', () => {
       setAside(17).replace('"not-a-uuid"', `"${randomUUID()}"`),
     );
     fs.rmSync(path.join(spoolDir, rejectedOf(17)));
-    __resetOutOfContextForTests();
-    gw = await startTestGateway('services', {
-      DATABASE_URL: scratch.url,
-      DATA_DIR: dataDir,
-      AUDIT_FLUSH_INTERVAL_MS: '60000',
-      AUDIT_RETENTION_INTERVAL_MS: '0',
-    });
+    gw = await spoolGateway(dataDir);
     try {
       const audit = auditOf(gw.gateway.app);
       await audit.trail.flush();
@@ -572,13 +568,7 @@ describe('audit trail: a spooled batch the database refuses', () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-refused-fresh-'));
     const refused = `refuse-me-${randomUUID()}`;
     await sql(scratch.url, `ALTER TABLE audit_records ADD CONSTRAINT refuse_me CHECK (target <> '${refused}')`);
-    __resetOutOfContextForTests();
-    const gw = await startTestGateway('services', {
-      DATABASE_URL: scratch.url,
-      DATA_DIR: dataDir,
-      AUDIT_FLUSH_INTERVAL_MS: '60000',
-      AUDIT_RETENTION_INTERVAL_MS: '0',
-    });
+    const gw = await spoolGateway(dataDir);
     try {
       const audit = auditOf(gw.gateway.app);
       const streamId = audit.trail.streamId;
@@ -621,13 +611,7 @@ describe('audit trail: a spooled batch the database refuses', () => {
     const [file] = fs.readdirSync(spoolDir);
     const { id } = JSON.parse(fs.readFileSync(path.join(spoolDir, file!), 'utf8')) as { id: string };
     fs.renameSync(path.join(spoolDir, file!), path.join(spoolDir, file!.replace(/\.rejected$/, '')));
-    __resetOutOfContextForTests();
-    const next = await startTestGateway('services', {
-      DATABASE_URL: scratch.url,
-      DATA_DIR: dataDir,
-      AUDIT_FLUSH_INTERVAL_MS: '60000',
-      AUDIT_RETENTION_INTERVAL_MS: '0',
-    });
+    const next = await spoolGateway(dataDir);
     try {
       const audit = auditOf(next.gateway.app);
       await audit.trail.flush();
@@ -656,14 +640,7 @@ describe('audit trail: a spooled batch the database refuses', () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-refused-all-'));
     const refused = `refuse-all-${randomUUID()}`;
     await sql(scratch.url, `ALTER TABLE audit_records ADD CONSTRAINT refuse_all CHECK (target <> '${refused}')`);
-    __resetOutOfContextForTests();
-    const gw = await startTestGateway('services', {
-      DATABASE_URL: scratch.url,
-      DATA_DIR: dataDir,
-      AUDIT_FLUSH_INTERVAL_MS: '60000',
-      AUDIT_BATCH_SIZE: '100',
-      AUDIT_RETENTION_INTERVAL_MS: '0',
-    });
+    const gw = await spoolGateway(dataDir, { AUDIT_BATCH_SIZE: '100' });
     try {
       const audit = auditOf(gw.gateway.app);
       const streamId = audit.trail.streamId;
