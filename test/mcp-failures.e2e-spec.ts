@@ -282,6 +282,17 @@ interface Answer {
   text: string;
 }
 
+/** A POST to `deployment`'s gateway by a caller holding `role`, taking JSON and event streams. */
+function poster(deployment: () => GuardedUpstream, role: string) {
+  return async (path: string, body: unknown, headers: Record<string, string> = {}) =>
+    request(deployment().gw.url)
+      .post(path)
+      .set('authorization', `Bearer ${await deployment().issuer.token({ roles: [role] })}`)
+      .set('accept', 'application/json, text/event-stream')
+      .set(headers)
+      .send(body as object);
+}
+
 /** A raw request, so that the method, the path, the headers and the body are exactly what the test says. */
 function send(
   url: string,
@@ -492,13 +503,7 @@ describe('MCP sessions while Redis is away', () => {
     await relay.stop();
   });
 
-  const post = async (path: string, body: unknown, headers: Record<string, string> = {}) =>
-    request(deployment.gw.url)
-      .post(path)
-      .set('authorization', `Bearer ${await deployment.issuer.token({ roles: [role] })}`)
-      .set('accept', 'application/json, text/event-stream')
-      .set(headers)
-      .send(body as object);
+  const post = poster(() => deployment, role);
 
   it('answers 503 with a JSON-RPC error, and no error line, when a session cannot be created or read', async () => {
     const { gw, slug } = deployment;
@@ -667,13 +672,7 @@ describe('MCP sessions while Redis does not answer', () => {
     await relay.stop();
   });
 
-  const post = async (path: string, body: unknown, headers: Record<string, string> = {}) =>
-    request(deployment.gw.url)
-      .post(path)
-      .set('authorization', `Bearer ${await deployment.issuer.token({ roles: [role] })}`)
-      .set('accept', 'application/json, text/event-stream')
-      .set(headers)
-      .send(body as object);
+  const post = poster(() => deployment, role);
 
   it('answers 503 with a JSON-RPC error once the bound passes, and no error line, when a session cannot be read or created', async () => {
     const { gw, slug } = deployment;
@@ -755,12 +754,7 @@ describe('the Redis connection while Redis does not answer', () => {
     await relay.stop();
   });
 
-  const post = async (path: string, body: unknown) =>
-    request(deployment.gw.url)
-      .post(path)
-      .set('authorization', `Bearer ${await deployment.issuer.token({ roles: [role] })}`)
-      .set('accept', 'application/json, text/event-stream')
-      .send(body as object);
+  const post = poster(() => deployment, role);
 
   it('closes the silent connection instead of holding every command sent meanwhile, and serves again once Redis answers', async () => {
     const { gw, slug } = deployment;
