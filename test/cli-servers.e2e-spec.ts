@@ -270,7 +270,8 @@ describe('mcp-gateway servers', () => {
 
   it('names a server the gateway cannot read on stderr when listing, and shows and removes it by its id', async () => {
     const mark = `unreadable-${token()}`;
-    const good = await cli('add', '--name', uniqueName(`${mark}-good`), '--server-url', PUBLIC_URL, '--json');
+    const goodName = uniqueName(`${mark}-good`);
+    const good = await cli('add', '--name', goodName, '--server-url', PUBLIC_URL, '--json');
     const { id: goodId, slug: goodSlug } = JSON.parse(good.stdout) as { id: string; slug: string };
     const bad = await insertServer(gw.gateway.app, { name: uniqueName(`${mark}-bad`), toolRules: { allow: 'get_*' } });
 
@@ -304,9 +305,24 @@ describe('mcp-gateway servers', () => {
     expect(shown.stderr).toContain('(HTTP 409 conflict)');
     expect(shown.stderr).toMatch(/\n {2}toolRules\.allow: .+\n$/);
 
+    // A backup that holds less than the registry says so, and exits 1; what it holds imports as any export does.
+    const exported = await cli('export');
+    expect(exported.code).toBe(1);
+    const document = JSON.parse(exported.stdout) as { servers: { name: string }[]; unreadable: { id: string }[] };
+    expect(document.servers.map((server) => server.name)).toContain(goodName);
+    expect(document.servers.map((server) => server.name)).not.toContain(bad.name);
+    expect(document.unreadable).toEqual([expect.objectContaining({ id: bad.id, slug: bad.slug })]);
+    expect(exported.stderr).toContain(`server ${bad.id} (${bad.slug}) is stored with fields the gateway cannot read`);
+    const file = path.join(dir, `export-${mark}.json`);
+    writeFileSync(file, exported.stdout);
+    const imported = await cli('import', file);
+    expect(imported.code).toBe(0);
+    expect(imported.stdout).toContain(`0 created, 0 updated, ${document.servers.length} unchanged, 0 failed`);
+
     const removed = await cli('rm', bad.id);
     expect(removed.code).toBe(0);
     const after = await cli('list', '--q', mark);
     expect(after.stderr).toBe('');
+    expect((await cli('export')).code).toBe(0);
   });
 });

@@ -165,6 +165,38 @@ describe('a stored server the gateway cannot read', () => {
     await api().get(`${SERVERS}/${bad.id}`).expect(200);
   });
 
+  it('is named in an export, which an import of it ignores', async () => {
+    const bad = await unreadable(`unreadable-${token()}`);
+    const exported = await api().get(`${SERVERS}/export`).expect(200);
+    expect((exported.body.servers as { name: string }[]).map((server) => server.name)).not.toContain(bad.name);
+    expect(exported.body.unreadable).toContainEqual({
+      id: bad.id,
+      name: bad.name,
+      slug: bad.slug,
+      problems: [{ field: 'toolRules.allow', message: expect.any(String) }],
+    });
+    // The envelope of an export imports whole; the servers it names as unreadable are not documents of it.
+    const document = {
+      name: `${bad.name}-copy`,
+      description: 'Imported for a test',
+      version: '1.0.0',
+      remotes: [{ type: 'streamable-http', url: PUBLIC_URL }],
+    };
+    const imported = await api()
+      .post(`${SERVERS}/import`)
+      .send({ servers: [document], unreadable: exported.body.unreadable })
+      .expect(200);
+    expect(imported.body).toMatchObject({ created: 1, failed: 0 });
+    await api()
+      .delete(`${SERVERS}/${encodeURIComponent(document.name)}`)
+      .expect(204);
+    // Any other field of the envelope is still refused.
+    await api()
+      .post(`${SERVERS}/import`)
+      .send({ servers: [document], other: [] })
+      .expect(400);
+  });
+
   it('is deleted by DELETE, as any other server', async () => {
     const bad = await unreadable(`unreadable-${token()}`);
     await api().delete(`${SERVERS}/${bad.id}`).expect(204);

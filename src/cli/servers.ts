@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { ServerListDto, ServerView, UnreadableServerView } from '../registry/server.dto';
-import type { ImportReport } from '../registry/server-transfer.dto';
+import type { ImportReport, ServerExport } from '../registry/server-transfer.dto';
 import { ConfigError, loadGatewayClientConfig } from '../config/config';
 import { envSchema, GATEWAY_URL_RULE, isGatewayUrl } from '../config/config.schema';
 import { type CliIo, EXIT, RefusedArgument } from './cli';
@@ -139,13 +139,19 @@ export function registerServersCommands(program: Command, io: CliIo, setExit: (c
 
   servers
     .command('export')
-    .description('print every server as server.json ({ "servers": [...] }), ready for import')
+    .description(
+      'print every server as server.json ({ "servers": [...] }), ready for import; a server the gateway cannot read ' +
+        'is named on stderr and in "unreadable", and the exit code is 1',
+    )
     .addOption(gatewayUrlOption())
     .addOption(apiPrefixOption())
     .action((options: GatewayOptions) =>
       run(options, async (client) => {
-        io.stdout(`${JSON.stringify(await client.request('GET', '/servers/export'), null, 2)}\n`);
-        return EXIT.ok;
+        const exported = await client.request<ServerExport>('GET', '/servers/export');
+        io.stdout(`${JSON.stringify(exported, null, 2)}\n`);
+        // The document holds less than the registry: a backup made so must not pass for a whole one.
+        for (const server of exported.unreadable ?? []) io.stderr(unreadableLines(server));
+        return exported.unreadable?.length ? EXIT.failure : EXIT.ok;
       }),
     );
 }

@@ -1,6 +1,7 @@
 import { createZodDto } from '../common/zod-dto';
 import { z } from 'zod';
 import { serverJsonSchema } from './server-json';
+import { unreadableServerSchema } from './server.dto';
 
 export const MAX_IMPORT_DOCUMENTS = 1000;
 
@@ -23,5 +24,15 @@ export const importReportSchema = z.object({
 export type ImportReport = z.infer<typeof importReportSchema>;
 export class ImportReportDto extends createZodDto(importReportSchema) {}
 
-export const exportSchema = z.object({ servers: z.array(serverJsonSchema) });
+export const exportSchema = z.object({
+  servers: z.array(serverJsonSchema),
+  unreadable: z
+    .array(unreadableServerSchema)
+    .optional()
+    .describe(
+      'Stored servers the gateway cannot read, left out of `servers`; present only when there are some. An import ' +
+        'of the document ignores this field',
+    ),
+});
+export type ServerExport = z.infer<typeof exportSchema>;
 export class ServerExportDto extends createZodDto(exportSchema) {}

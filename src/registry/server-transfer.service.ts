@@ -6,7 +6,7 @@ import { databaseProblemOf } from '../common/database-errors';
 import { DomainError, type FieldError } from '../common/domain-error';
 import { RegistryService } from './registry.service';
 import type { ServerFields } from './server-record';
-import { type ImportReport, type ImportResult, MAX_IMPORT_DOCUMENTS } from './server-transfer.dto';
+import { type ImportReport, type ImportResult, MAX_IMPORT_DOCUMENTS, type ServerExport } from './server-transfer.dto';
 import {
   fromServerJson,
   type ImportedServer,
@@ -15,7 +15,7 @@ import {
   serverJsonSchema,
   toServerJson,
 } from './server-json';
-import { serverInputSchema } from './server.dto';
+import { serverInputSchema, type UnreadableServerView } from './server.dto';
 
 const EXPORT_PAGE = 100;
 
@@ -54,15 +54,21 @@ export class ServerTransferService {
     };
   }
 
-  async export(): Promise<{ servers: ServerJson[] }> {
+  /**
+   * Every server as server.json; a stored server the gateway cannot read is named in `unreadable` (present only when
+   * there are some), so that a backup holding less than the registry says so.
+   */
+  async export(): Promise<ServerExport> {
     const servers: ServerJson[] = [];
+    const unreadable: UnreadableServerView[] = [];
     let cursor: string | undefined;
     do {
       const page = await this.registry.list({ limit: EXPORT_PAGE, cursor });
       servers.push(...page.servers.map(toServerJson));
+      unreadable.push(...(page.unreadable ?? []));
       cursor = page.nextCursor ?? undefined;
     } while (cursor);
-    return { servers };
+    return unreadable.length > 0 ? { servers, unreadable } : { servers };
   }
 
   /** One document's result; `busy` says the database could not take the write, so the import stops. */
@@ -124,7 +130,8 @@ function documentsOf(body: unknown): unknown[] {
   }
   if (!('servers' in body) || 'name' in body) return [body];
   const { servers, ...rest } = body;
-  const extra = Object.keys(rest)[0];
+  // An export's `unreadable` names servers it could not hold: nothing to import of them.
+  const extra = Object.keys(rest).find((key) => key !== 'unreadable');
   if (extra !== undefined) throw invalidImport(extra, 'is not a field of an import envelope; send `servers` only');
   if (!Array.isArray(servers)) throw invalidImport('servers', 'must be an array of server.json documents');
   return checkedCount(servers, 'servers');
