@@ -37,9 +37,9 @@ export class RedisStore implements KeyValueStore {
    * A command that timed out stays in ioredis's queue until Redis answers it or the connection closes: under load, a
    * Redis that keeps the connection open and stays silent (paused, a black-holed path) had the queue grow by every
    * command sent (some 1.5 KB each, 3 MB a second at 2,000 commands a second), all answered at once when it came
-   * back. A connection with commands waiting and nothing received for as long is closed instead (`socketTimeout`):
-   * what it held fails, and it reconnects as after any loss, its subscriptions with it; a Redis answering slowly,
-   * but answering, keeps it.
+   * back. A connection with commands waiting and nothing received for SILENT_CONNECTION_FACTOR times as long is
+   * closed instead (`socketTimeout`): what it held fails, and it reconnects as after any loss, its subscriptions with
+   * it; a Redis answering slowly, but answering, keeps it.
    */
   static async connect(url: string, logger: Logger, options: { commandTimeoutMs?: number } = {}): Promise<RedisStore> {
     const warned = new Set<AuthRefusal>();
@@ -53,7 +53,8 @@ export class RedisStore implements KeyValueStore {
         new Redis(url, {
           ...CLIENT_OPTIONS,
           commandTimeout: options.commandTimeoutMs,
-          socketTimeout: options.commandTimeoutMs,
+          socketTimeout:
+            options.commandTimeoutMs === undefined ? undefined : options.commandTimeoutMs * SILENT_CONNECTION_FACTOR,
           ...connection,
         }),
       logger,
@@ -135,7 +136,7 @@ export class RedisStore implements KeyValueStore {
   /**
    * The client's connection closed: the subscriber's, to the same Redis, may be as silent, and it sends nothing of its
    * own that would tell (a black-holed path leaves it open, waiting for messages that never come). It is asked a PING:
-   * unanswered within the command timeout, its connection is closed too (socketTimeout), and ioredis connects it
+   * unanswered as long as the client's would be, its connection is closed too (socketTimeout), and ioredis connects it
    * again and subscribes its channels again.
    */
   private checkSubscriber(): void {
@@ -175,6 +176,14 @@ export function isRedisUnreachable(error: unknown): boolean {
 export function isRedisCommandTimeout(error: unknown): boolean {
   return error instanceof Error && !(error instanceof ReplyError) && error.message === COMMAND_TIMED_OUT;
 }
+
+/**
+ * How many command timeouts a connection with commands waiting may receive nothing before it is closed. Not one: the
+ * socket's timer runs before the socket is read, so an event loop held as long (a start on a loaded machine, a long
+ * collection) would close a connection whose answers were already there, failing what it held; at one, a start on a
+ * loaded CI machine lost its Redis connection so (2 s). Five times the default is 10 s of commands held at most.
+ */
+const SILENT_CONNECTION_FACTOR = 5;
 
 /** ioredis's message for a command unanswered within its `commandTimeout`. */
 const COMMAND_TIMED_OUT = 'Command timed out';
