@@ -498,7 +498,7 @@ describe('MCP sessions while Redis is away', () => {
   });
 
   afterAll(async () => {
-    await relay.start().catch(() => undefined);
+    relay.resume();
     await deployment?.stop();
     await relay.stop();
   });
@@ -508,7 +508,7 @@ describe('MCP sessions while Redis is away', () => {
   it('answers 503 with a JSON-RPC error, and no error line, when a session cannot be created or read', async () => {
     const { gw, slug } = deployment;
     expect((await post(`/mcp/${slug}`, initialize(1))).status).toBe(200);
-    await relay.stop();
+    relay.cutOff();
     const logged = gw.logs.lines.length;
 
     const unavailable = (id: number | null) => ({
@@ -551,7 +551,7 @@ describe('MCP sessions while Redis is away', () => {
         .filter((line) => line.level === 50 && line.err !== undefined && line.req === undefined),
     ).toEqual([]);
 
-    await relay.start();
+    relay.resume();
     await eventually(async () => {
       expect((await post('/mcp', initialize(5))).status).toBe(200);
     });
@@ -568,12 +568,12 @@ describe('MCP sessions while Redis is away', () => {
         .set('mcp-session-id', `unknown-${randomUUID()}`)
         .set('mcp-protocol-version', '2025-06-18')
         .send({ jsonrpc: '2.0', id, method: 'tools/list' });
-    await relay.stop();
+    relay.cutOff();
     try {
       expect((await read('/mcp', 11)).status).toBe(503);
       expect((await read(`/mcp/${slug}`, 12)).status).toBe(503);
     } finally {
-      await relay.start();
+      relay.resume();
     }
     await eventually(async () => expect((await read('/mcp', 13)).status).toBe(404));
     expect((await read(`/mcp/${slug}`, 14)).status).toBe(404);
@@ -602,12 +602,12 @@ describe('MCP sessions while Redis is away', () => {
         .set('authorization', `Bearer ${token}`)
         .set('accept', 'application/json, text/event-stream')
         .send(initialize(id));
-    await relay.stop();
+    relay.cutOff();
     try {
       expect((await initializeOn(`/mcp/${slug}`, 6)).status).toBe(503);
       expect((await initializeOn('/mcp', 7)).status).toBe(503);
     } finally {
-      await relay.start();
+      relay.resume();
     }
 
     const audited = async () => {

@@ -8,6 +8,7 @@ export class TcpProxy {
   private server?: net.Server;
   private readonly sockets = new Set<net.Socket>();
   private portNumber = 0;
+  private refusing = false;
 
   constructor(
     private readonly targetHost: string,
@@ -21,6 +22,7 @@ export class TcpProxy {
   /** Starts listening (on the same port as before, after a `stop()`). */
   async start(): Promise<void> {
     const server = net.createServer((client) => {
+      if (this.refusing) return void client.destroy();
       const upstream = net.connect(this.targetPort, this.targetHost);
       for (const socket of [client, upstream]) {
         this.sockets.add(socket);
@@ -38,6 +40,22 @@ export class TcpProxy {
     });
     this.portNumber = (server.address() as net.AddressInfo).port;
     this.server = server;
+  }
+
+  /**
+   * Cuts the open connections and closes each new one at once, as a crashed service would, keeping the port until
+   * `resume()`: a port let go of (`stop()`) may be taken by another suite's process before `start()` binds it again,
+   * and the client then reaches that process instead.
+   */
+  cutOff(): void {
+    this.refusing = true;
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
+  }
+
+  /** Relays new connections again after `cutOff()`. */
+  resume(): void {
+    this.refusing = false;
   }
 
   /** Refuses new connections and cuts the open ones, as a crashed service would. */
