@@ -10,6 +10,7 @@ import { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import Redis from 'ioredis';
 import { eventually, sleep, waitUntil } from './support/eventually';
+import { LogCapture } from './support/log-capture';
 import { freeLoopbackPort } from './support/loopback';
 import { REDIS_URL } from './support/services';
 import { Redis5AuthFront } from './support/redis5-auth-front';
@@ -346,16 +347,9 @@ describe('RedisStore while Redis is away', () => {
 describe('RedisStore while Redis does not answer', () => {
   const { host, port } = hostPortOf(REDIS_URL);
   const relay = new StallableProxy(host, port);
-  const logs: Record<string, unknown>[] = [];
-  const capturingLogger = createLogger(
-    { logLevel: 'info' },
-    new Writable({
-      write: (chunk: Buffer, _encoding, done) => {
-        logs.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
-        done();
-      },
-    }),
-  );
+  const capture = new LogCapture();
+  const logs = capture.lines;
+  const capturingLogger = createLogger({ logLevel: 'info' }, capture.stream);
   const direct = new Redis(REDIS_URL, { lazyConnect: true });
 
   beforeAll(async () => {
@@ -415,16 +409,9 @@ describe('RedisStore while Redis does not answer', () => {
 });
 
 describe('RedisStore after a reconnect', () => {
-  const logs: Record<string, unknown>[] = [];
-  const capturingLogger = createLogger(
-    { logLevel: 'info' },
-    new Writable({
-      write: (chunk: Buffer, _encoding, done) => {
-        logs.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
-        done();
-      },
-    }),
-  );
+  const capture = new LogCapture();
+  const logs = capture.lines;
+  const capturingLogger = createLogger({ logLevel: 'info' }, capture.stream);
   let port: number;
   let server: ChildProcess | undefined;
 

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import * as http from 'node:http';
 import { gzipSync } from 'node:zlib';
 import { __resetOutOfContextForTests } from 'nestjs-pino/PinoLogger';
 import request from 'supertest';
@@ -8,6 +7,7 @@ import { eventually, sleep, waitUntil } from './support/eventually';
 import { auditOf } from './support/audit';
 import { GarblingUpstream } from './support/garbling-upstream';
 import { type GuardedUpstream, guardUpstream, startGuardedUpstream } from './support/guarded-upstream';
+import { plainRequest } from './support/raw-request';
 import { redisUserWithout, type RedisUser } from './support/redis-user';
 import { REDIS_URL } from './support/services';
 import { StallableProxy } from './support/stallable-proxy';
@@ -276,12 +276,6 @@ describe('an upstream answering what the gateway cannot read', () => {
   );
 });
 
-interface Answer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  text: string;
-}
-
 /** A POST to `deployment`'s gateway by a caller holding `role`, taking JSON and event streams. */
 function poster(deployment: () => GuardedUpstream, role: string) {
   return async (path: string, body: unknown, headers: Record<string, string> = {}) =>
@@ -291,28 +285,6 @@ function poster(deployment: () => GuardedUpstream, role: string) {
       .set('accept', 'application/json, text/event-stream')
       .set(headers)
       .send(body as object);
-}
-
-/** A raw request, so that the method, the path, the headers and the body are exactly what the test says. */
-function send(
-  url: string,
-  method: string,
-  path: string,
-  headers: Record<string, string>,
-  body?: Buffer,
-): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(`${url}${path}`, { method, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }),
-      );
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
 }
 
 /**
@@ -362,7 +334,7 @@ describe('an internal fault on every way into the MCP endpoints', () => {
         const requestId = `entries-${randomUUID()}`;
         const rpcId = `ping-${randomUUID()}`;
         const payload = body(rpcId);
-        const answer = await send(
+        const answer = await plainRequest(
           gw.url,
           method,
           `${path}${suffix}`,

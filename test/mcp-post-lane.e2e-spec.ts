@@ -6,6 +6,7 @@ import { auditOf } from './support/audit';
 import { entraEnv, LocalEntraIssuer } from './support/entra-issuer';
 import { waitUntil } from './support/eventually';
 import { startTestGateway, type TestGateway } from './support/gateway';
+import { type PlainAnswer, plainRequest } from './support/raw-request';
 import { redisUserWithout, type RedisUser } from './support/redis-user';
 
 const MAX_BODY_BYTES = 4096;
@@ -17,28 +18,6 @@ const initialize = (id: number | string) =>
     method: 'initialize',
     params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'lane-test', version: '1.0.0' } },
   });
-
-interface Answer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  text: string;
-}
-
-/** A raw POST, so that the body, its headers and its framing are exactly what the test says. */
-function post(url: string, path: string, headers: Record<string, string>, body: string | Buffer): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(`${url}${path}`, { method: 'POST', headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }),
-      );
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 /**
  * POSTs to the MCP endpoints are served outside Express (src/mcp/mcp-post-lane.ts); everything else about them
@@ -75,7 +54,7 @@ describe('the POST lane of the MCP endpoints', () => {
 
   it('serves initialize on /mcp itself and logs one line without headers', async () => {
     const requestId = `lane-${randomUUID()}`;
-    const answer = await post(gw.url, '/mcp', json({ 'x-request-id': requestId }), initialize(1));
+    const answer = await plainRequest(gw.url, 'POST', '/mcp', json({ 'x-request-id': requestId }), initialize(1));
 
     expect(answer.status).toBe(200);
     expect(answer.headers['x-request-id']).toBe(requestId);
@@ -93,8 +72,9 @@ describe('the POST lane of the MCP endpoints', () => {
 
   it('takes the TCP peer for the caller, not X-Forwarded-For, when no proxy is trusted (TRUST_PROXY unset)', async () => {
     const requestId = `lane-${randomUUID()}`;
-    const answer = await post(
+    const answer = await plainRequest(
       gw.url,
+      'POST',
       '/mcp',
       json({ 'x-request-id': requestId, 'x-forwarded-for': '203.0.113.9' }),
       initialize(3),
@@ -117,7 +97,7 @@ describe('the POST lane of the MCP endpoints', () => {
   ])('leaves %s to Express, which answers it as before', async (_what, path, headers: Record<string, string>) => {
     const requestId = `express-${randomUUID()}`;
     const body = headers['content-encoding'] === 'gzip' ? gzipSync(initialize(2)) : initialize(2);
-    const answer = await post(gw.url, path, json({ 'x-request-id': requestId, ...headers }), body);
+    const answer = await plainRequest(gw.url, 'POST', path, json({ 'x-request-id': requestId, ...headers }), body);
 
     expect(answer.status).toBe(200);
     expect(JSON.parse(answer.text)).toMatchObject({ jsonrpc: '2.0', id: 2, result: { protocolVersion: '2025-06-18' } });
@@ -128,8 +108,8 @@ describe('the POST lane of the MCP endpoints', () => {
 
   it('refuses a body over MAX_BODY_BYTES with 413 and closes the connection, as Express does', async () => {
     const big = JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'ping', params: { pad: 'x'.repeat(MAX_BODY_BYTES) } });
-    const viaLane = await post(gw.url, '/mcp', json(), big);
-    const viaExpress = await post(gw.url, '/mcp?via=express', json(), big);
+    const viaLane = await plainRequest(gw.url, 'POST', '/mcp', json(), big);
+    const viaExpress = await plainRequest(gw.url, 'POST', '/mcp?via=express', json(), big);
 
     expect(viaLane.status).toBe(413);
     expect(viaLane.headers.connection).toBe('close');
@@ -142,7 +122,7 @@ describe('the POST lane of the MCP endpoints', () => {
   });
 
   it('refuses a body over MAX_BODY_BYTES sent without a length (chunked) too', async () => {
-    const answer = await new Promise<Answer>((resolve, reject) => {
+    const answer = await new Promise<PlainAnswer>((resolve, reject) => {
       const req = http.request(`${gw.url}/mcp`, { method: 'POST', headers: json(), agent: false }, (res) => {
         let text = '';
         res.setEncoding('utf8');
@@ -172,8 +152,8 @@ describe('the POST lane of the MCP endpoints', () => {
     ['a request without a method', '{"jsonrpc":"2.0","id":5}'],
     ['a request without a method after whitespace', '\r\n\t {"jsonrpc":"2.0","id":5}'],
   ])('answers %s exactly as Express does, with a JSON-RPC error', async (_what, body) => {
-    const viaLane = await post(gw.url, '/mcp', json(), body);
-    const viaExpress = await post(gw.url, '/mcp?via=express', json(), body);
+    const viaLane = await plainRequest(gw.url, 'POST', '/mcp', json(), body);
+    const viaExpress = await plainRequest(gw.url, 'POST', '/mcp?via=express', json(), body);
 
     expect(viaLane.status).toBeGreaterThanOrEqual(400);
     expect(viaLane.status).toBeLessThan(500);
@@ -187,8 +167,8 @@ describe('the POST lane of the MCP endpoints', () => {
     ['a JSON string', '"Ada"', 400],
     ['a body over MAX_BODY_BYTES', JSON.stringify({ pad: 'x'.repeat(MAX_BODY_BYTES) }), 413],
   ])('answers a REST bridge call with %s in problem+json, exactly as Express does', async (_what, body, status) => {
-    const viaLane = await post(gw.url, '/mcp/some-server/tools/echo', json(), body);
-    const viaExpress = await post(gw.url, '/mcp/some-server/tools/echo?via=express', json(), body);
+    const viaLane = await plainRequest(gw.url, 'POST', '/mcp/some-server/tools/echo', json(), body);
+    const viaExpress = await plainRequest(gw.url, 'POST', '/mcp/some-server/tools/echo?via=express', json(), body);
 
     expect(viaLane.status).toBe(status);
     expect(viaLane.headers['content-type']).toBe('application/problem+json; charset=utf-8');
@@ -200,8 +180,20 @@ describe('the POST lane of the MCP endpoints', () => {
   it('answers a REST bridge call to an unknown server with the same 404 problem as Express', async () => {
     const requestId = `lane-${randomUUID()}`;
     const body = JSON.stringify({ userName: 'Ada' });
-    const viaLane = await post(gw.url, '/mcp/no-such-server/tools/echoHai', json({ 'x-request-id': requestId }), body);
-    const viaExpress = await post(gw.url, '/mcp/no-such-server/tools/echoHai?via=express', json(), body);
+    const viaLane = await plainRequest(
+      gw.url,
+      'POST',
+      '/mcp/no-such-server/tools/echoHai',
+      json({ 'x-request-id': requestId }),
+      body,
+    );
+    const viaExpress = await plainRequest(
+      gw.url,
+      'POST',
+      '/mcp/no-such-server/tools/echoHai?via=express',
+      json(),
+      body,
+    );
 
     expect(viaLane.status).toBe(404);
     expect(JSON.parse(viaLane.text)).toMatchObject({
@@ -215,7 +207,13 @@ describe('the POST lane of the MCP endpoints', () => {
   });
 
   it('still asks for a token first, and counts what it refused under the prefix route', async () => {
-    const answer = await post(gw.url, '/mcp/some-server', { 'content-type': 'application/json' }, initialize(6));
+    const answer = await plainRequest(
+      gw.url,
+      'POST',
+      '/mcp/some-server',
+      { 'content-type': 'application/json' },
+      initialize(6),
+    );
     expect(answer.status).toBe(401);
     expect(answer.headers['www-authenticate']).toMatch(/^Bearer resource_metadata="/);
   });
@@ -253,7 +251,7 @@ describe('a request whose handler fails on the POST lane', () => {
       authorization: `Bearer ${token}`,
       'x-request-id': requestId,
     };
-    const answer = await post(gw.url, '/mcp', headers, initialize(7));
+    const answer = await plainRequest(gw.url, 'POST', '/mcp', headers, initialize(7));
 
     expect(answer.status).toBe(500);
     const body = JSON.parse(answer.text) as { error: { data?: { errorId?: string } } };

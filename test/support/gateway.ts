@@ -1,11 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { Writable } from 'node:stream';
 import { type RunningGateway, startGateway } from '../../src/bootstrap';
 import { type EnvSource, loadConfig } from '../../src/config/config';
 import { createLogger } from '../../src/logging/logger';
+import { LogCapture } from './log-capture';
 import { POSTGRES_URL, REDIS_URL } from './services';
+
+export { LogCapture };
 
 export type Profile = 'embedded' | 'services';
 
@@ -14,19 +16,6 @@ export const PROFILES: Profile[] = ['embedded', 'services'];
 
 export function profileEnv(profile: Profile): EnvSource {
   return profile === 'services' ? { DATABASE_URL: POSTGRES_URL, REDIS_URL } : {};
-}
-
-/** Collects the JSON log lines a gateway writes, for assertions on logging. */
-export class LogCapture {
-  readonly lines: Record<string, unknown>[] = [];
-  readonly stream = new Writable({
-    write: (chunk: Buffer, _encoding, done) => {
-      for (const line of chunk.toString('utf8').split('\n')) {
-        if (line.trim()) this.lines.push(JSON.parse(line) as Record<string, unknown>);
-      }
-      done();
-    },
-  });
 }
 
 export interface TestGateway {

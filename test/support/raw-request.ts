@@ -1,3 +1,4 @@
+import * as http from 'node:http';
 import * as net from 'node:net';
 
 /**
@@ -31,5 +32,37 @@ export function rawRequest(
       if (status === undefined) reject(new Error(`not an HTTP answer: ${text.slice(0, 200)}`));
       else resolve({ status: Number(status), text });
     });
+  });
+}
+
+/** What `plainRequest` resolves with: the status, the headers and the whole body as text. */
+export interface PlainAnswer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  text: string;
+}
+
+/**
+ * One request by Node's own HTTP client, on a connection of its own, so that the method, the path, the headers and
+ * the body (its framing too) are exactly what the test says: supertest adds and sets headers of its own.
+ */
+export function plainRequest(
+  url: string,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: string | Buffer,
+): Promise<PlainAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${url}${path}`, { method, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }),
+      );
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
   });
 }
