@@ -184,8 +184,59 @@ describe('mcp-gateway serve --workers', () => {
         serve.signal('SIGTERM');
         expect(await serve.exited).toBe(1);
         expect(
-          serve.logLines().find((line) => line.msg === 'workers still running after the second signal: killed'),
+          serve
+            .logLines()
+            .find((line) => line.msg === 'workers still running once told to exit without draining: killed'),
         ).toMatchObject({ role: 'primary', workers: [1] });
+        const pid = stuck;
+        await waitUntil(() => !isRunning(pid), 'the stuck worker is gone');
+      } finally {
+        if (stuck !== undefined && isRunning(stuck)) process.kill(stuck, 'SIGKILL');
+        serve.signal('SIGKILL');
+        await serve.exited;
+        await database.drop();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    },
+    STARTUP_MS,
+  );
+
+  it(
+    'after one signal, has a worker still draining past SHUTDOWN_GRACE_MS and AUDIT_WRITE_TIMEOUT_MS told to exit, kills it when stuck, and exits 1',
+    async () => {
+      const database = await createScratchDatabase();
+      const dataDir = mkdtempSync(path.join(tmpdir(), 'mcp-gateway-workers-overdue-'));
+      const serve = new ServeProcess(['--workers', '2', '--port', '0', '--host', '127.0.0.1'], {
+        AUTH_MODE: 'dev',
+        DATA_DIR: dataDir,
+        DATABASE_URL: database.url,
+        REDIS_URL,
+        SHUTDOWN_GRACE_MS: '0',
+        AUDIT_WRITE_TIMEOUT_MS: '100',
+      });
+      let stuck: number | undefined;
+      try {
+        await primaryServing(serve);
+        const listening = serve.logLines().find((line) => line.msg === 'worker listening' && line.worker === 1);
+        stuck = listening?.workerPid as number;
+        expect(stuck).toEqual(expect.any(Number));
+        // Stopped, it never drains, as a worker whose drain hangs on an upstream call or a database write.
+        process.kill(stuck, 'SIGSTOP');
+        serve.signal('SIGTERM');
+        expect(await serve.exited).toBe(1);
+
+        const lines = serve.logLines();
+        // Worker 2 has drained by then, or is told to exit too: the machine's load decides, not the test.
+        expect(lines.find((line) => String(line.msg).startsWith('workers still draining after'))).toMatchObject({
+          role: 'primary',
+          level: 40,
+          boundMs: 100,
+          workers: expect.arrayContaining([{ worker: 1, workerPid: stuck }]) as unknown,
+        });
+        expect(
+          lines.find((line) => line.msg === 'workers still running once told to exit without draining: killed'),
+        ).toMatchObject({ role: 'primary', workers: [1], workerPids: [stuck] });
+        expect(lines.some((line) => String(line.msg).startsWith('second signal'))).toBe(false);
         const pid = stuck;
         await waitUntil(() => !isRunning(pid), 'the stuck worker is gone');
       } finally {

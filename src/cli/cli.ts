@@ -274,6 +274,16 @@ async function serveOne(
 const ABANDON_BOUND_MS = 5_000;
 
 /**
+ * How long the primary waits, after the first signal, for its workers to drain: what a single process promises
+ * (SHUTDOWN_GRACE_MS for the requests in flight, then AUDIT_WRITE_TIMEOUT_MS for the audit trail's last write, after
+ * which it spools). A worker still running then is stuck (a hung upstream call or database write); waiting on kept
+ * the primary up until something outside killed it, which a process manager without a SIGKILL never does.
+ */
+function drainBoundMs(config: AppConfig): number {
+  return config.shutdownGraceMs + config.audit.writeTimeoutMs;
+}
+
+/**
  * The primary of `serve --workers N`: migrates once, forks the workers, keeps
  * them running, and on SIGTERM or SIGINT has every one of them drain. It
  * serves no request itself.
@@ -304,22 +314,37 @@ async function servePrimary(io: CliIo, config: AppConfig, options: ServeOptions)
   }
   const signal = await signalled;
   logger.info({ signal }, 'signal received: the workers drain');
-  // A second signal is passed on, so that each worker spools its queued audit records and exits (killing them lost
-  // those records); a third one, or a worker that takes longer than ABANDON_BOUND_MS, is killed.
+  // A second signal, or a worker still draining after drainBoundMs, is passed on, so that each worker spools its
+  // queued audit records and exits (killing them lost those records); a signal after that, or a worker that takes
+  // longer than ABANDON_BOUND_MS, is killed.
   let abandoning = false;
+  const abandon = (): void => {
+    abandoning = true;
+    void pool.abandon(ABANDON_BOUND_MS).finally(() => process.exit(EXIT.failure));
+  };
   const forced = (): void => {
     if (abandoning) {
-      logger.warn('third signal: killing the workers');
+      logger.warn('signal while the workers exit without draining: killing them');
       pool.kill();
       process.exit(EXIT.failure);
     }
-    abandoning = true;
     logger.warn('second signal: the workers exit without draining, once their queued audit records are spooled');
-    void pool.abandon(ABANDON_BOUND_MS).finally(() => process.exit(EXIT.failure));
+    abandon();
   };
   process.on('SIGTERM', forced);
   process.on('SIGINT', forced);
+  const boundMs = drainBoundMs(config);
+  const overdue = setTimeout(() => {
+    if (abandoning) return;
+    logger.warn(
+      { workers: pool.running(), boundMs },
+      'workers still draining after SHUTDOWN_GRACE_MS and AUDIT_WRITE_TIMEOUT_MS: they exit without draining, ' +
+        'once their queued audit records are spooled',
+    );
+    abandon();
+  }, boundMs);
   const drained = await pool.stop();
+  clearTimeout(overdue);
   // Exiting: the workers did not drain, as asked.
   if (abandoning) return EXIT.failure;
   if (!drained) {

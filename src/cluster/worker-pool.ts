@@ -104,22 +104,32 @@ export class WorkerPool {
   }
 
   /**
-   * A second signal, after `stop()`: SIGTERM again to every worker, which (draining already) then writes the audit
-   * records it holds in memory to the spool and exits 1, as a single process does; SIGKILL to any still running
-   * after `boundMs`. Resolves once every worker has exited or been killed.
+   * A second signal, or a drain past its bound, after `stop()`: SIGTERM again to every worker still running, which
+   * (draining already) then writes the audit records it holds in memory to the spool and exits 1, as a single process
+   * does; SIGKILL to any still running after `boundMs`. Resolves once every worker has exited or been killed.
    */
   async abandon(boundMs: number): Promise<void> {
     for (const slot of this.slots) slot.worker?.process.kill('SIGTERM');
     let bound: NodeJS.Timeout | undefined;
     await Promise.race([this.stopped.promise, new Promise((resolve) => (bound = setTimeout(resolve, boundMs)))]);
     clearTimeout(bound);
-    const running = this.slots.filter((slot) => slot.worker !== undefined).map((slot) => slot.number);
+    const running = this.running();
     if (running.length === 0) return;
-    this.options.logger.warn({ workers: running, boundMs }, 'workers still running after the second signal: killed');
+    this.options.logger.warn(
+      { workers: running.map(({ worker }) => worker), workerPids: running.map(({ workerPid }) => workerPid), boundMs },
+      'workers still running once told to exit without draining: killed',
+    );
     this.kill();
   }
 
-  /** SIGKILL to every worker: a third signal waits for nothing. */
+  /** The workers running now, by slot and pid. */
+  running(): { worker: number; workerPid: number | undefined }[] {
+    return this.slots.flatMap((slot) =>
+      slot.worker === undefined ? [] : [{ worker: slot.number, workerPid: slot.worker.process.pid }],
+    );
+  }
+
+  /** SIGKILL to every worker: a signal after the second waits for nothing. */
   kill(): void {
     for (const slot of this.slots) slot.worker?.process.kill('SIGKILL');
   }
