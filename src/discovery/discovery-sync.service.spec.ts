@@ -9,7 +9,7 @@ import type { UpstreamConnector, UpstreamSession } from '../upstream/upstream-co
 import { UpstreamError } from '../upstream/upstream-error';
 import type { DiscoveryRepository, ServerForSync, SnapshotToSave } from './discovery.repository';
 import type { ItemChangeRecord } from './item-records';
-import { DiscoverySyncService, targetOf } from './discovery-sync.service';
+import { DiscoverySyncService } from './discovery-sync.service';
 import type { ListChangedWatchers } from './list-changed-watchers';
 
 const SERVER: ServerForSync = {
@@ -20,7 +20,10 @@ const SERVER: ServerForSync = {
   transport: 'streamable-http',
   auth: { type: 'none' },
   timeouts: { requestMs: 5_000 },
+  toolRules: {},
   status: 'active',
+  revision: 1,
+  createdAt: new Date('2026-01-01T00:00:00Z'),
 };
 
 async function inMemorySession(catalog: PagedCatalog): Promise<UpstreamSession & { closed: boolean }> {
@@ -70,7 +73,7 @@ function setup(server: ServerForSync | null = SERVER) {
     signals,
     logger as unknown as PinoLogger,
   );
-  return { service, repository, connector, watchers, sessions, signals };
+  return { service, repository, connector, watchers, sessions, signals, logger };
 }
 
 describe('DiscoverySyncService', () => {
@@ -164,23 +167,50 @@ describe('DiscoverySyncService', () => {
   });
 });
 
-describe('targetOf', () => {
-  it('parses the stored JSON into a target', () => {
-    expect(targetOf(SERVER)).toEqual({
-      id: SERVER.id,
-      slug: 'paged',
-      url: SERVER.url,
-      transport: 'streamable-http',
-      auth: { type: 'none' },
-      timeouts: { requestMs: 5_000 },
+describe('DiscoverySyncService, a stored server it cannot read', () => {
+  it.each([
+    [{ auth: { type: 'bogus' } }, 'auth.type'],
+    [{ timeouts: { connectMs: -1 } }, 'timeouts.connectMs'],
+    [{ transport: 'carrier-pigeon' }, 'transport'],
+    [{ toolRules: { allow: 'get_*' } }, 'toolRules.allow'],
+    [{ status: 'paused' }, 'status'],
+  ])('is neither synced nor watched, nor blamed on the upstream (%j)', async (change, field) => {
+    const { service, repository, connector, watchers } = setup({ ...SERVER, ...change });
+    const outcome = await service.sync(SERVER.id, 'periodic');
+    expect(outcome).toEqual({
+      status: 'unreadable',
+      serverId: SERVER.id,
+      server: expect.objectContaining({
+        id: SERVER.id,
+        slug: 'paged',
+        revision: 1,
+        problems: [expect.objectContaining({ field })],
+      }) as unknown,
     });
+    expect(connector.connect).not.toHaveBeenCalled();
+    expect(repository.recordFailure).not.toHaveBeenCalled();
+    expect(repository.saveSnapshot).not.toHaveBeenCalled();
+    expect(watchers.unwatch).toHaveBeenCalledWith(SERVER.id);
   });
 
-  it.each([
-    [{ auth: { type: 'bogus' } }, /auth/],
-    [{ timeouts: { connectMs: -1 } }, /timeouts/],
-    [{ transport: 'carrier-pigeon' }, /transport/],
-  ])('refuses stored JSON that no longer parses (%j)', (change, message) => {
-    expect(() => targetOf({ ...SERVER, ...change })).toThrow(message);
+  it('is logged once a revision, at warn, with the fields at fault', async () => {
+    const { service, repository, logger } = setup({ ...SERVER, auth: { type: 'bogus' } });
+    await service.sync(SERVER.id, 'periodic');
+    await service.sync(SERVER.id, 'periodic');
+    repository.findServer.mockResolvedValue({ ...SERVER, auth: { type: 'bogus' }, revision: 2 });
+    await service.sync(SERVER.id, 'periodic');
+    await service.sync(SERVER.id, 'periodic');
+    expect(logger.warn.mock.calls).toEqual([
+      [
+        {
+          serverId: SERVER.id,
+          slug: 'paged',
+          problems: [{ field: 'auth.type', message: expect.any(String) as unknown }],
+        },
+        'a stored server the gateway cannot read is not synced, nor watched, until an admin repairs or deletes it',
+      ],
+      [expect.objectContaining({ serverId: SERVER.id }), expect.any(String)],
+    ]);
+    expect(logger.error).not.toHaveBeenCalled();
   });
 });

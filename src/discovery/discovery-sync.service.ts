@@ -1,10 +1,12 @@
 import { Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { ClusterSignals } from '../redis/cluster-signals';
 import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
+import type { UnreadableServer } from '../registry/registry.errors';
 import { parseUpstreamTarget, type UpstreamTarget } from '../registry/server.schema';
+import { UnreadableServerLog } from '../registry/unreadable-server-log';
 import { UpstreamConnector } from '../upstream/upstream-connector';
-import { type ClassifiedError, classifyUpstreamError, UpstreamError } from '../upstream/upstream-error';
-import { DiscoveryRepository, type ServerForSync, SYNCED_STATUSES } from './discovery.repository';
+import { type ClassifiedError, classifyUpstreamError } from '../upstream/upstream-error';
+import { DiscoveryRepository, SYNCED_STATUSES } from './discovery.repository';
 import type { ItemKind } from './fingerprint';
 import { itemRecords } from './item-records';
 import { formatLastError } from './last-error';
@@ -14,6 +16,7 @@ import { readCatalog, type UpstreamCatalog } from './upstream-catalog';
 export type SyncOutcome =
   | { status: 'synced'; serverId: string; items: number; changes: number; truncated: ItemKind[] }
   | { status: 'failed'; serverId: string; failure: ClassifiedError }
+  | { status: 'unreadable'; serverId: string; server: UnreadableServer }
   | { status: 'not_found' | 'disabled' | 'stopped'; serverId: string };
 
 /** Why a sync ran; only logged. */
@@ -31,6 +34,7 @@ export class DiscoverySyncService implements OnModuleInit, OnModuleDestroy {
   private readonly running = new Map<string, Promise<SyncOutcome>>();
   private readonly queued = new Map<string, Promise<SyncOutcome>>();
   private readonly stopping = new AbortController();
+  private readonly unreadable: UnreadableServerLog;
 
   constructor(
     private readonly repository: DiscoveryRepository,
@@ -38,7 +42,12 @@ export class DiscoverySyncService implements OnModuleInit, OnModuleDestroy {
     private readonly watchers: ListChangedWatchers,
     private readonly signals: ClusterSignals,
     @InjectPinoLogger(DiscoverySyncService.name) private readonly logger: PinoLogger,
-  ) {}
+  ) {
+    this.unreadable = new UnreadableServerLog(
+      logger,
+      'a stored server the gateway cannot read is not synced, nor watched, until an admin repairs or deletes it',
+    );
+  }
 
   onModuleInit(): void {
     this.watchers.onListChanged((serverId) => this.syncInBackground(serverId, 'list_changed'));
@@ -88,14 +97,25 @@ export class DiscoverySyncService implements OnModuleInit, OnModuleDestroy {
       this.watchers.unwatch(serverId);
       return { status: 'not_found', serverId };
     }
+    // Its own fault, not the upstream's: the items of its last good sync stay, as /mcp leaves the server out.
+    const parsed = parseUpstreamTarget(server);
+    if ('problems' in parsed) {
+      this.watchers.unwatch(serverId);
+      this.unreadable.report(server, parsed.problems);
+      const { id, name, slug, url, revision, createdAt } = server;
+      return {
+        status: 'unreadable',
+        serverId,
+        server: { id, name, slug, url, revision, createdAt, problems: parsed.problems },
+      };
+    }
     if (!(SYNCED_STATUSES as readonly string[]).includes(server.status)) {
       this.watchers.unwatch(serverId);
       return { status: 'disabled', serverId };
     }
-    let target: UpstreamTarget;
+    const { target } = parsed;
     let catalog: UpstreamCatalog;
     try {
-      target = targetOf(server);
       catalog = await this.read(target);
     } catch (error) {
       if (this.stopping.signal.aborted) return { status: 'stopped', serverId };
@@ -158,11 +178,4 @@ export class DiscoverySyncService implements OnModuleInit, OnModuleDestroy {
       await session.close().catch(() => undefined);
     }
   }
-}
-
-/** The UpstreamTarget a server row describes; stored JSON that no longer parses is an error of the sync. */
-export function targetOf(server: ServerForSync): UpstreamTarget {
-  const parsed = parseUpstreamTarget(server);
-  if ('invalid' in parsed) throw new UpstreamError('other', `the stored ${parsed.invalid} settings are not valid`);
-  return parsed.target;
 }

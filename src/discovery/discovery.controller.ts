@@ -44,7 +44,9 @@ export class DiscoveryController {
   @ApiParam(SERVER_REF_PARAM)
   @ApiOkResponse({ type: CapabilitiesViewDto })
   @ApiProblemResponses(400, 404)
-  @ApiConflictResponse({ description: `The server is disabled (${PROBLEM}, \`conflict\`)` })
+  @ApiConflictResponse({
+    description: `The server is disabled, or stored with fields the gateway cannot read, named in \`errors\` (${PROBLEM}, \`conflict\`)`,
+  })
   @ApiBadGatewayResponse({
     description: `The upstream failed; \`detail\` names the reason (${PROBLEM}, \`upstream_error\`). Items of the last good sync are kept.`,
   })

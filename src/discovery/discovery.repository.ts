@@ -14,7 +14,7 @@ const HIDDEN_STATUSES = serverStatusSchema.options.filter(
   (status) => !(SYNCED_STATUSES as readonly string[]).includes(status),
 );
 
-/** The parts of a server row a sync needs; `auth` and `timeouts` are still unparsed JSON. */
+/** The parts of a server row a sync needs; its JSON fields are still unchecked (readStoredFields). */
 export interface ServerForSync {
   id: string;
   slug: string;
@@ -23,7 +23,10 @@ export interface ServerForSync {
   transport: string;
   auth: unknown;
   timeouts: unknown;
+  toolRules: unknown;
   status: string;
+  revision: number;
+  createdAt: Date;
 }
 
 export interface DiscoveryRecord {
@@ -113,7 +116,10 @@ export class DiscoveryRepository {
         transport: true,
         auth: true,
         timeouts: true,
+        toolRules: true,
         status: true,
+        revision: true,
+        createdAt: true,
       },
     });
     return server ?? undefined;

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DomainError } from '../common/domain-error';
-import { RegistryErrors } from '../registry/registry.errors';
+import { RegistryErrors, UnreadableServerError } from '../registry/registry.errors';
 import { RegistryService } from '../registry/registry.service';
 import type { ClassifiedError } from '../upstream/upstream-error';
 import { type CapabilitiesRecord, DiscoveryRepository, type SearchRow, type StoredItem } from './discovery.repository';
@@ -46,6 +46,8 @@ export class DiscoveryService {
         return this.capabilitiesOf(id, ref);
       case 'failed':
         throw upstreamError(outcome.failure);
+      case 'unreadable':
+        throw new UnreadableServerError(outcome.server);
       case 'not_found':
         throw RegistryErrors.notFound(ref);
       case 'disabled':

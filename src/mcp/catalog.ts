@@ -7,6 +7,7 @@ import { parseGatewayResourceUri } from '../discovery/gateway-names';
 import { ClusterSignals } from '../redis/cluster-signals';
 import { RegistryEvents } from '../registry/registry-events';
 import { GATEWAY_META_KEY } from '../registry/server.schema';
+import { UnreadableServerLog } from '../registry/unreadable-server-log';
 import { type CatalogItemRow, CatalogRepository, type CatalogMarker } from './catalog.repository';
 import { type GatewayServer, toGatewayServer } from './server-directory';
 
@@ -92,6 +93,7 @@ export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly bodyByRoles = new Map<string, Buffer>();
   private bodyBytes = 0;
   private readonly stopListening: () => void;
+  private readonly unreadable: UnreadableServerLog;
 
   constructor(
     private readonly repository: CatalogRepository,
@@ -102,6 +104,10 @@ export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
   ) {
     this.logger.setContext(Catalog.name);
     this.reads = new OutageLog(this.logger, 'catalog read again');
+    this.unreadable = new UnreadableServerLog(
+      this.logger,
+      'a stored server the gateway cannot read is left out of /mcp until an admin repairs or deletes it',
+    );
     // A registry change made here reaches the other replicas' catalogs through the signal.
     this.stopListening = events.on(() => {
       this.refreshSoon();
@@ -237,9 +243,12 @@ export class Catalog implements OnApplicationBootstrap, OnModuleDestroy {
     try {
       // Read before what it stands for: a change after this read moves it again, and the next poll rebuilds.
       const marker = await this.repository.marker();
-      const servers = (await this.repository.reachableServers())
-        .map(toGatewayServer)
-        .filter((server): server is GatewayServer => server !== undefined);
+      const servers: GatewayServer[] = [];
+      for (const row of await this.repository.reachableServers()) {
+        const server = toGatewayServer(row);
+        if ('problems' in server) this.unreadable.report(row, server.problems);
+        else servers.push(server);
+      }
       // Read before the items, for the same reason: a stamp never says more than the items read after it.
       const itemsChangedAt = await this.repository.itemsChangedAt(servers.map((server) => server.id));
       const shares = new Map<string, ServerShare>();

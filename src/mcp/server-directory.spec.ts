@@ -1,4 +1,5 @@
 import type * as timers from 'node:timers';
+import type { PinoLogger } from 'nestjs-pino';
 import type { PrismaService } from '../database/prisma.service';
 import { RegistryEvents } from '../registry/registry-events';
 import { ServerDirectory } from './server-directory';
@@ -15,7 +16,8 @@ const ROW = {
   title: null,
   status: 'active',
   allowedRoles: [],
-  toolRules: null,
+  toolRules: {},
+  revision: 1,
 };
 
 /** Lets the answers handed out so far reach the directory (a turn of the real event loop, under fake timers too). */
@@ -34,8 +36,13 @@ function setup() {
       }),
   );
   const events = new RegistryEvents();
-  const directory = new ServerDirectory({ server: { findFirst } } as unknown as PrismaService, events);
-  return { directory, findFirst, pending, events };
+  const logger = { warn: jest.fn() };
+  const directory = new ServerDirectory(
+    { server: { findFirst } } as unknown as PrismaService,
+    events,
+    logger as unknown as PinoLogger,
+  );
+  return { directory, findFirst, pending, events, logger };
 }
 
 describe('ServerDirectory.bySlug', () => {
@@ -146,6 +153,31 @@ describe('ServerDirectory.bySlug', () => {
     expect(findFirst).toHaveBeenCalledTimes(2);
     pending[1]!.resolve(null);
     await expect(retried).resolves.toBeUndefined();
+  });
+
+  it('answers a row it cannot read as no server, logged once a revision with the fields at fault', async () => {
+    const { directory, pending, events, logger } = setup();
+    const broken = { ...ROW, auth: { type: 'bogus' }, timeouts: { requestMs: 'slow' } };
+    for (const revision of [1, 1, 2]) {
+      const lookup = directory.bySlug('echo');
+      pending.at(-1)!.resolve({ ...broken, revision });
+      await expect(lookup).resolves.toBeUndefined();
+      events.emit({ type: 'updated', serverId: ROW.id, slug: 'echo' });
+    }
+    expect(logger.warn.mock.calls).toEqual([
+      [
+        {
+          serverId: ROW.id,
+          slug: 'echo',
+          problems: [
+            { field: 'auth.type', message: expect.any(String) as unknown },
+            { field: 'timeouts.requestMs', message: expect.any(String) as unknown },
+          ],
+        },
+        expect.stringContaining('a stored server the gateway cannot read is not served'),
+      ],
+      [expect.objectContaining({ serverId: ROW.id }), expect.any(String)],
+    ]);
   });
 
   it('forgets what it knows when the registry changes', async () => {

@@ -1,8 +1,11 @@
 import { Injectable, type OnModuleDestroy } from '@nestjs/common';
+import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
+import type { FieldError } from '../common/domain-error';
 import { PrismaService } from '../database/prisma.service';
 import type { PolicyServer } from '../auth/access-policy';
 import { RegistryEvents } from '../registry/registry-events';
-import { parseUpstreamTarget, type ServerStatus, type UpstreamTarget } from '../registry/server.schema';
+import { readStoredFields, type ServerStatus, type UpstreamTarget } from '../registry/server.schema';
+import { UnreadableServerLog } from '../registry/unreadable-server-log';
 
 /** A registered server as the MCP endpoints need it: how to reach it and who may. */
 export interface GatewayServer extends UpstreamTarget, PolicyServer {
@@ -40,12 +43,18 @@ interface Entry {
 export class ServerDirectory implements OnModuleDestroy {
   private readonly bySlugCache = new Map<string, Entry>();
   private readonly stopListening: () => void;
+  private readonly unreadable: UnreadableServerLog;
 
   constructor(
     private readonly prisma: PrismaService,
     events: RegistryEvents,
+    @InjectPinoLogger(ServerDirectory.name) logger: PinoLogger,
   ) {
     this.stopListening = events.on(() => this.bySlugCache.clear());
+    this.unreadable = new UnreadableServerLog(
+      logger,
+      'a stored server the gateway cannot read is not served at /mcp/{slug} until an admin repairs or deletes it',
+    );
   }
 
   onModuleDestroy(): void {
@@ -89,23 +98,34 @@ export class ServerDirectory implements OnModuleDestroy {
   }
 
   private lookUp(slug: string): Promise<GatewayServer | undefined> {
-    return this.prisma.server
-      .findFirst({ where: { slug, status: { in: ['active', 'deprecated'] } } })
-      .then((row) => (row ? toGatewayServer(row) : undefined));
+    return this.prisma.server.findFirst({ where: { slug, status: { in: ['active', 'deprecated'] } } }).then((row) => {
+      if (!row) return undefined;
+      const server = toGatewayServer(row);
+      if (!('problems' in server)) return server;
+      // Answered as a slug nothing is registered under: no setting of it is used half-read.
+      this.unreadable.report(row, server.problems);
+      return undefined;
+    });
   }
 }
 
 export type ServerRow = NonNullable<Awaited<ReturnType<PrismaService['server']['findFirst']>>>;
 
-export function toGatewayServer(row: ServerRow): GatewayServer | undefined {
-  const parsed = parseUpstreamTarget(row);
-  // A row the registry would not have written is treated as absent rather than half-used.
-  if ('invalid' in parsed) return undefined;
+/** The server a row describes, or each of its stored fields the gateway cannot read (readStoredFields). */
+export function toGatewayServer(row: ServerRow): GatewayServer | { problems: FieldError[] } {
+  const { fields, problems } = readStoredFields(row);
+  if (problems.length > 0) return { problems };
+  const { transport, auth, timeouts, status } = fields;
   return {
-    ...parsed.target,
+    id: row.id,
+    slug: row.slug,
+    url: row.url,
+    transport,
+    auth,
+    timeouts,
     name: row.name,
     title: row.title,
-    status: row.status as ServerStatus,
+    status,
     allowedRoles: row.allowedRoles,
     toolRules: row.toolRules,
   };

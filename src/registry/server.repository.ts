@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
 import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
-import type { z } from 'zod';
 import type { FieldError } from '../common/domain-error';
 import { escapeLike } from '../common/sql';
 import { PrismaService } from '../database/prisma.service';
@@ -21,14 +20,9 @@ import {
   toServerView,
 } from './server-record';
 import type { ServerRef } from './server-ref';
+import { UnreadableServerLog } from './unreadable-server-log';
 import { serverViewSchema } from './server.dto';
-import {
-  serverStatusSchema,
-  timeoutsSchema,
-  toolRulesSchema,
-  transportSchema,
-  upstreamAuthSchema,
-} from './server.schema';
+import { readStoredFields } from './server.schema';
 import { versionStatusSchema } from './server-version.dto';
 
 export interface ServerListFilter {
@@ -63,13 +57,18 @@ type Tx = Prisma.TransactionClient;
  */
 @Injectable()
 export class ServerRepository {
-  /** Each unreadable row logged, by id and revision: logged once, again only once it changed and is still unreadable. */
-  private readonly logged = new Set<string>();
+  /** Each unreadable row logged once, again only once it changed and is still unreadable. */
+  private readonly unreadable: UnreadableServerLog;
 
   constructor(
     private readonly prisma: PrismaService,
-    @InjectPinoLogger(ServerRepository.name) private readonly logger: PinoLogger,
-  ) {}
+    @InjectPinoLogger(ServerRepository.name) logger: PinoLogger,
+  ) {
+    this.unreadable = new UnreadableServerLog(
+      logger,
+      'a stored server cannot be read: it is left out of lists and answered 409 until an admin repairs or deletes it',
+    );
+  }
 
   /** The server `ref` names; an UnreadableServerError (409) when its row cannot be read. */
   async findByRef(ref: ServerRef): Promise<ServerRecord | undefined> {
@@ -235,16 +234,8 @@ export class ServerRepository {
   private read(row: ServerRow): ReadServer {
     const { record, problems } = parseRow(row);
     if (problems.length === 0) return record;
-    const unreadable = unreadableOf(row, problems);
-    const key = `${row.id}@${row.revision}`;
-    if (!this.logged.has(key)) {
-      this.logged.add(key);
-      this.logger.warn(
-        { serverId: row.id, slug: row.slug, problems },
-        'a stored server cannot be read: it is left out of lists and answered 409 until an admin repairs or deletes it',
-      );
-    }
-    return unreadable;
+    this.unreadable.report(row, problems);
+    return unreadableOf(row, problems);
   }
 
   /** Turns a unique violation into a DuplicateServerError naming the field. */
@@ -332,20 +323,12 @@ function recordOf(row: ServerRow): ServerRecord {
 }
 
 /**
- * The row read as a record, and each of its fields that is not what its schema allows (`toolRules.allow`: expected
- * array, received string), with zod's reason, which never repeats the value. While there are problems, the record
- * holds such a field's raw value and is no record to use.
+ * The row read as a record, and each of its fields that is not what its schema allows (readStoredFields, as every
+ * reader of the table decides). While there are problems, the record holds such a field's raw value and is no record
+ * to use.
  */
 function parseRow(row: ServerRow): { record: ServerRecord; problems: FieldError[] } {
-  const problems: FieldError[] = [];
-  const read = <T>(field: keyof ServerFields, schema: z.ZodType<T>, value: unknown): T => {
-    const parsed = schema.safeParse(value);
-    if (parsed.success) return parsed.data;
-    for (const issue of parsed.error.issues) {
-      problems.push({ field: [field, ...issue.path.map(String)].join('.'), message: issue.message });
-    }
-    return value as T;
-  };
+  const { fields, problems } = readStoredFields(row);
   const record: ServerRecord = {
     id: row.id,
     name: row.name,
@@ -354,14 +337,14 @@ function parseRow(row: ServerRow): { record: ServerRecord; problems: FieldError[
     description: row.description,
     version: row.version,
     url: row.url,
-    transport: read('transport', transportSchema, row.transport),
-    auth: read('auth', upstreamAuthSchema, row.auth),
+    transport: fields.transport,
+    auth: fields.auth,
     tags: row.tags,
-    status: read('status', serverStatusSchema, row.status),
+    status: fields.status,
     statusMessage: row.statusMessage,
     allowedRoles: row.allowedRoles,
-    timeouts: read('timeouts', timeoutsSchema, row.timeouts),
-    toolRules: read('toolRules', toolRulesSchema, row.toolRules),
+    timeouts: fields.timeouts,
+    toolRules: fields.toolRules,
     revision: row.revision,
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { FieldError } from '../common/domain-error';
 import { singleLine } from '../common/plain-text';
 import { clientKeyed } from '../common/record-keys';
 
@@ -115,34 +116,56 @@ export const toolRulesSchema = toolRulesOf(asStored);
 export const toolRulesInputSchema = toolRulesOf(singleLine);
 export type ToolRules = z.infer<typeof toolRulesSchema>;
 
-/** A stored server row's upstream settings, still as unparsed JSON. */
-export interface StoredUpstream {
+/**
+ * The schema each stored field of a server row that is not a plain column value is read with: a row with one of them
+ * not so (a direct database write, a restore, an older version) is one the gateway cannot read.
+ */
+const STORED_FIELDS = {
+  transport: transportSchema,
+  auth: upstreamAuthSchema,
+  status: serverStatusSchema,
+  timeouts: timeoutsSchema,
+  toolRules: toolRulesSchema,
+} as const;
+
+type StoredFieldName = keyof typeof STORED_FIELDS;
+
+/** A stored server row's checked fields, as the database holds them. */
+export type StoredServerFields = Record<StoredFieldName, unknown>;
+
+/** The checked fields read. */
+export type ReadServerFields = { [K in StoredFieldName]: z.infer<(typeof STORED_FIELDS)[K]> };
+
+/**
+ * A stored server row's checked fields read, and each that is not what its schema allows (`toolRules.allow`:
+ * expected array, received string), with zod's reason, which never repeats the value. Every reader of the servers
+ * table (the registry, the prober, discovery, the MCP endpoints) takes a row with problems as one it cannot read;
+ * `fields` then holds each field at fault as stored, and is nothing to use.
+ */
+export function readStoredFields(row: StoredServerFields): { fields: ReadServerFields; problems: FieldError[] } {
+  const problems: FieldError[] = [];
+  const fields: Partial<Record<StoredFieldName, unknown>> = {};
+  for (const [field, schema] of Object.entries(STORED_FIELDS) as [StoredFieldName, z.ZodType][]) {
+    const parsed = schema.safeParse(row[field]);
+    fields[field] = parsed.success ? parsed.data : row[field];
+    for (const issue of parsed.error?.issues ?? []) {
+      problems.push({ field: [field, ...issue.path.map(String)].join('.'), message: issue.message });
+    }
+  }
+  return { fields: fields as ReadServerFields, problems };
+}
+
+/** A stored server row's upstream settings, still as unparsed JSON, with the rest of what is checked. */
+export interface StoredUpstream extends StoredServerFields {
   id: string;
   slug: string;
   url: string;
-  transport: unknown;
-  auth: unknown;
-  timeouts: unknown;
 }
 
-/** The target a stored row describes, or which stored setting no longer parses. */
-export function parseUpstreamTarget(
-  row: StoredUpstream,
-): { target: UpstreamTarget } | { invalid: 'transport' | 'auth' | 'timeouts' } {
-  const transport = transportSchema.safeParse(row.transport);
-  if (!transport.success) return { invalid: 'transport' };
-  const auth = upstreamAuthSchema.safeParse(row.auth);
-  if (!auth.success) return { invalid: 'auth' };
-  const timeouts = timeoutsSchema.safeParse(row.timeouts);
-  if (!timeouts.success) return { invalid: 'timeouts' };
-  return {
-    target: {
-      id: row.id,
-      slug: row.slug,
-      url: row.url,
-      transport: transport.data,
-      auth: auth.data,
-      timeouts: timeouts.data,
-    },
-  };
+/** The target a stored row describes, or each stored field the gateway cannot read (see readStoredFields). */
+export function parseUpstreamTarget(row: StoredUpstream): { target: UpstreamTarget } | { problems: FieldError[] } {
+  const { fields, problems } = readStoredFields(row);
+  if (problems.length > 0) return { problems };
+  const { transport, auth, timeouts } = fields;
+  return { target: { id: row.id, slug: row.slug, url: row.url, transport, auth, timeouts } };
 }

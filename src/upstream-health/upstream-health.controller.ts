@@ -48,7 +48,7 @@ export class UpstreamHealthController {
   @ApiOperation({ summary: 'Probe one server now (even a disabled one) and answer its updated health' })
   @ApiParam(SERVER_REF_PARAM)
   @ApiOkResponse({ type: ServerHealthDetailDto })
-  @ApiProblemResponses(400, 404)
+  @ApiProblemResponses(400, 404, 409)
   @ApiServiceUnavailableResponse({ description: 'The gateway is stopping.' })
   probe(@Param('ref') ref: string): Promise<ServerHealthDetail> {
     return this.health.probeNow(ref);

@@ -13,7 +13,7 @@ import {
 /** Registry statuses the prober watches; `disabled` servers are left alone. */
 export const PROBED_SERVER_STATUSES = ['active', 'deprecated'] as const;
 
-/** A registered server as the prober needs it; `auth` and `timeouts` are stored JSON, unchecked. */
+/** A registered server as the prober needs it; its JSON fields are as stored, unchecked (readStoredFields). */
 export interface StoredServer {
   id: string;
   slug: string;
@@ -23,6 +23,9 @@ export interface StoredServer {
   transport: string;
   auth: unknown;
   timeouts: unknown;
+  toolRules: unknown;
+  revision: number;
+  createdAt: Date;
 }
 
 export interface ServerWithHealth {
@@ -42,6 +45,9 @@ const SERVER_FIELDS = {
   transport: true,
   auth: true,
   timeouts: true,
+  toolRules: true,
+  revision: true,
+  createdAt: true,
 } as const;
 
 /** Health rows and transitions of upstream servers. */

@@ -7,9 +7,10 @@ import { APP_CONFIG } from '../config/config.module';
 import { KEY_VALUE_STORE, type KeyValueStore } from '../redis/key-value-store';
 import { deploymentKey, PeriodClaim } from '../redis/period-claim';
 import { RegistryEvents, type RegistryEvent } from '../registry/registry-events';
-import { RegistryErrors } from '../registry/registry.errors';
+import { RegistryErrors, type UnreadableServer, UnreadableServerError } from '../registry/registry.errors';
 import { RegistryService } from '../registry/registry.service';
-import { parseUpstreamTarget, type UpstreamTarget } from '../registry/server.schema';
+import { parseUpstreamTarget } from '../registry/server.schema';
+import { UnreadableServerLog } from '../registry/unreadable-server-log';
 import {
   type HealthState,
   type HealthStatus,
@@ -42,8 +43,8 @@ export interface ProbeReport {
   status: HealthStatus;
 }
 
-/** What became of one probe request. */
-type ProbeOutcome = 'recorded' | 'missing' | 'not-probed' | 'abandoned';
+/** What became of one probe request; a stored server the gateway cannot read is not probed, and answered as such. */
+type ProbeOutcome = 'recorded' | 'missing' | 'not-probed' | 'abandoned' | UnreadableServer;
 
 interface ProbeCounters {
   probes: number;
@@ -70,6 +71,7 @@ export class UpstreamHealthService implements OnApplicationBootstrap, OnModuleDe
   private readonly stopping = new AbortController();
   private unsubscribe?: () => void;
   private readonly probeListeners = new Set<(report: ProbeReport) => void>();
+  private readonly unreadable: UnreadableServerLog;
 
   /** Which replica of the deployment probes each round. */
   private readonly rounds: PeriodClaim;
@@ -86,6 +88,10 @@ export class UpstreamHealthService implements OnApplicationBootstrap, OnModuleDe
     this.settings = config.upstreamHealth;
     this.rounds = new PeriodClaim(store, `health-round:${deploymentKey(config.database)}`);
     this.periodicWork = config.periodicWork;
+    this.unreadable = new UnreadableServerLog(
+      logger,
+      'a stored server the gateway cannot read is not probed until an admin repairs or deletes it',
+    );
     // Every probe under way listens on it; there may be `concurrency` of them, more than the warning's default of 10.
     setMaxListeners(0, this.stopping.signal);
     this.thresholds = {
@@ -164,6 +170,7 @@ export class UpstreamHealthService implements OnApplicationBootstrap, OnModuleDe
     if (outcome === 'not-probed') outcome = await this.probeOnce(serverId, { includeDisabled: true });
     if (outcome === 'missing') throw RegistryErrors.notFound(ref);
     if (outcome === 'abandoned') throw new DomainError('service_unavailable', 'the gateway is stopping');
+    if (typeof outcome === 'object') throw new UnreadableServerError(outcome);
     return this.detailById(serverId, ref);
   }
 
@@ -233,18 +240,22 @@ export class UpstreamHealthService implements OnApplicationBootstrap, OnModuleDe
     const row = await this.repository.find(serverId);
     if (!row) return 'missing';
     const { server } = row;
+    // Its own fault, not the upstream's: recorded as a failed probe it would turn unreachable, kind `other`.
+    const parsed = parseUpstreamTarget(server);
+    if ('problems' in parsed) {
+      this.unreadable.report(server, parsed.problems);
+      const { id, name, slug, url, revision, createdAt } = server;
+      return { id, name, slug, url, revision, createdAt, problems: parsed.problems };
+    }
     if (!options.includeDisabled && !(PROBED_SERVER_STATUSES as readonly string[]).includes(server.status)) {
       return 'not-probed';
     }
-    const target = targetOf(server);
-    const result: ProbeResult =
-      typeof target === 'string'
-        ? { ok: false, at: new Date(), kind: 'other', message: target }
-        : await this.probe.run(target, {
-            timeoutMs: this.settings.timeoutMs,
-            signal,
-            unauthenticated: target.auth.type === 'entra-obo',
-          });
+    const { target } = parsed;
+    const result = await this.probe.run(target, {
+      timeoutMs: this.settings.timeoutMs,
+      signal,
+      unauthenticated: target.auth.type === 'entra-obo',
+    });
     if (signal.aborted) {
       this.counters.abandoned++;
       return 'abandoned';
@@ -313,12 +324,6 @@ export class UpstreamHealthService implements OnApplicationBootstrap, OnModuleDe
       transitions: transitions.map((t) => ({ from: t.from, to: t.to, reason: t.reason, at: t.at.toISOString() })),
     };
   }
-}
-
-/** The target to probe, or why the stored registration cannot be probed. */
-function targetOf(server: StoredServer): UpstreamTarget | string {
-  const parsed = parseUpstreamTarget(server);
-  return 'invalid' in parsed ? `the stored registration is not valid (${parsed.invalid})` : parsed.target;
 }
 
 function toView({ server, health }: ServerWithHealth): ServerHealthView {
