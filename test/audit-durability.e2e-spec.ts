@@ -37,7 +37,7 @@ async function streamCounts(url: string, streamId: string): Promise<{ n: string;
 
 describe('audit trail: database outage', () => {
   let scratch: Scratch;
-  /** Between the gateway and PostgreSQL: stopping it is the outage, without touching the real service. */
+  /** Between the gateway and PostgreSQL: refusing connections there is the outage, without touching the real service. */
   let relay: TcpProxy;
 
   beforeAll(async () => {
@@ -68,7 +68,7 @@ describe('audit trail: database outage', () => {
       await audit.trail.flush();
       expect(audit.trail.stats()).toMatchObject({ stored: 150, spooled: 0 });
 
-      await relay.stop();
+      await relay.refuse();
       for (let i = 0; i < 450; i++) audit.traffic.record(exchangeFactory({ requestId: `during-${i}` }));
       await audit.trail.flush();
       expect(audit.trail.stats()).toMatchObject({ stored: 150, spooled: 450, spoolRecords: 450 });
@@ -184,7 +184,7 @@ describe('audit trail: database outage', () => {
     const linesOf = (msg: string) => gw.logs.lines.filter((line) => line.msg === msg);
     try {
       const audit = auditOf(gw.gateway.app);
-      await relay.stop();
+      await relay.refuse();
       for (let round = 0; round < 3; round++) {
         for (let i = 0; i < 5; i++) audit.traffic.record(exchangeFactory());
         await audit.trail.flush();
@@ -199,7 +199,7 @@ describe('audit trail: database outage', () => {
       expect(linesOf('the database takes audit records again; spooled ones are replayed')).toHaveLength(1);
       expect(linesOf(refused)).toHaveLength(1);
     } finally {
-      await relay.start().catch(() => undefined);
+      await relay.start();
       await gw.close();
     }
   });
@@ -232,7 +232,7 @@ describe('audit trail: database outage', () => {
       expect(audit.trail.stats()).toMatchObject({ recorded: 1, stored: 1 });
       await expect(spoolFull()).resolves.toBe('0');
 
-      await relay.stop();
+      await relay.refuse();
       // About 1.7 KB a record (redacted arguments are kept whole): the spool passes 1 MiB after some 600.
       const args = { text: 'x'.repeat(1_500) };
       let recorded = 0;
@@ -270,7 +270,7 @@ describe('audit trail: database outage', () => {
       await expect(streamCounts(scratch.url, audit.trail.streamId)).resolves.toMatchObject({ n: String(recorded + 2) });
       await expect(audit.verify()).resolves.not.toHaveProperty('broken');
     } finally {
-      await relay.start().catch(() => undefined);
+      await relay.start();
       await gw.close();
       await issuer.stop();
     }
@@ -290,7 +290,7 @@ describe('audit trail: database outage', () => {
       await audit.trail.flush();
 
       // PostgreSQL down and DATA_DIR unwritable: a file where the spool's directory was.
-      await relay.stop();
+      await relay.refuse();
       fs.rmSync(spoolDir, { recursive: true });
       fs.writeFileSync(spoolDir, '');
       for (let i = 0; i < 150; i++) audit.traffic.record(exchangeFactory());
@@ -318,7 +318,7 @@ describe('audit trail: database outage', () => {
       await expect(audit.verify()).resolves.not.toHaveProperty('broken');
       await request(gw.url).get('/health/ready').expect(200);
     } finally {
-      await relay.start().catch(() => undefined);
+      await relay.start();
       await gw.close();
     }
   });
@@ -335,7 +335,7 @@ describe('audit trail: database outage', () => {
       const audit = auditOf(gw.gateway.app);
       const streamId = audit.trail.streamId;
       for (let i = 0; i < 1_000; i++) audit.traffic.record(exchangeFactory());
-      await relay.stop();
+      await relay.refuse();
       await gw.close();
       expect(audit.trail.stats()).toMatchObject({ stored: 0, spoolRecords: 1_000 });
       await relay.start();
@@ -348,7 +348,7 @@ describe('audit trail: database outage', () => {
         await next.close();
       }
     } finally {
-      await relay.start().catch(() => undefined);
+      await relay.start();
       fs.rmSync(dataDir, { recursive: true, force: true });
     }
   });

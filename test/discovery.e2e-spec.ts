@@ -260,7 +260,7 @@ describe('discovery (services)', () => {
           () => watchers.stateOf(server.id),
           (state) => state === 'connected',
         );
-        await phoenix.stop();
+        await phoenix.refuse();
         await eventually(
           () => watchers.stateOf(server.id),
           (state) => state === 'reconnecting',
@@ -345,7 +345,7 @@ describe('discovery (services)', () => {
       expect(first.body.tools.map((tool: { name: string }) => tool.name)).toEqual(['echoHai']);
       const syncedAt = first.body.syncedAt as string;
 
-      await flaky.stop();
+      await flaky.refuse();
       try {
         const failed = await refresh(server.id, 502);
         expect(failed.headers['content-type']).toMatch(PROBLEM_JSON);

@@ -178,8 +178,8 @@ describe('readiness follows the dependencies (PostgreSQL and Redis behind relays
   });
 
   afterAll(async () => {
-    await pgRelay.start().catch(() => undefined);
-    await redisRelay.start().catch(() => undefined);
+    await pgRelay.start();
+    await redisRelay.start();
     await gw.close();
     await pgRelay.stop();
     await redisRelay.stop();
@@ -187,7 +187,7 @@ describe('readiness follows the dependencies (PostgreSQL and Redis behind relays
 
   it('turns 503 naming Redis when Redis stops, while live stays 200, and recovers', async () => {
     await request(gw.url).get('/health/ready').expect(200);
-    await redisRelay.stop();
+    await redisRelay.refuse();
     const down = await request(gw.url).get('/health/ready').expect(503);
     expect(down.body).toMatchObject({
       status: 'unavailable',
@@ -203,7 +203,7 @@ describe('readiness follows the dependencies (PostgreSQL and Redis behind relays
   });
 
   it('turns 503 naming the database when PostgreSQL stops, and recovers', async () => {
-    await pgRelay.stop();
+    await pgRelay.refuse();
     const down = await request(gw.url).get('/health/ready').expect(503);
     expect(down.body).toMatchObject({ failing: ['database'], checks: { database: { status: 'down' } } });
     // One line an operator can act on: not Prisma's invocation text, nothing of the URL but where the server is.

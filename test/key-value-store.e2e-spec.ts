@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import Redis from 'ioredis';
 import { eventually, sleep, waitUntil } from './support/eventually';
 import { LogCapture } from './support/log-capture';
-import { freeLoopbackPort } from './support/loopback';
+import { freeLoopbackPort, holdPort } from './support/loopback';
 import { REDIS_URL } from './support/services';
 import { Redis5AuthFront } from './support/redis5-auth-front';
 import { StallableProxy } from './support/stallable-proxy';
@@ -445,6 +445,17 @@ describe('RedisStore after a reconnect', () => {
     await exited;
   }
 
+  /** Starts Redis again on its port, which no other process can take while it is down (holdPort). */
+  async function restartRedis(databases: number): Promise<void> {
+    await stopRedis();
+    const held = await holdPort(port);
+    try {
+      await startRedis(databases);
+    } finally {
+      held.release();
+    }
+  }
+
   beforeAll(async () => {
     port = await freeLoopbackPort();
     await startRedis(16);
@@ -460,8 +471,7 @@ describe('RedisStore after a reconnect', () => {
       await store.subscribe('test:select', (message) => received.push(message));
       await store.set('test:before', '1');
 
-      await stopRedis();
-      await startRedis(4);
+      await restartRedis(4);
       await db0.connect();
       const refusals = (): Record<string, unknown>[] =>
         logs.filter(
@@ -479,8 +489,7 @@ describe('RedisStore after a reconnect', () => {
       expect(refusals()[0]).toMatchObject({ db: 13, err: { message: 'ERR DB index is out of range' } });
       expect(await db0.dbsize()).toBe(0);
 
-      await stopRedis();
-      await startRedis(16);
+      await restartRedis(16);
       await eventually(() => store.ping());
       await store.set('test:after', '1');
       await db0.select(13);

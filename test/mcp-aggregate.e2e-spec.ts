@@ -111,7 +111,7 @@ describe('/mcp: one MCP server over every upstream the caller may use', () => {
 
   it('fails a call to a stopped upstream fast, naming the server and reason, while the rest keep working', async () => {
     const { client } = await connectClient(`${gw.url}/mcp`, await issuer.token({ roles: [greeter, parter] }));
-    await bye.stop();
+    await bye.refuse();
     try {
       await expect(client.callTool({ name: `${byeSlug}__echoBye`, arguments: { userName: 'x' } })).rejects.toThrow(
         `Upstream ${byeSlug} failed: connection refused`,
@@ -185,7 +185,7 @@ describe('/mcp: one MCP server over every upstream the caller may use', () => {
     });
 
     it('answers 502 problem+json when the upstream is down', async () => {
-      await bye.stop();
+      await bye.refuse();
       try {
         const res = await request(gw.url)
           .post(`/mcp/${byeSlug}/tools/echoBye`)

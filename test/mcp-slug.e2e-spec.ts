@@ -108,7 +108,7 @@ describe('/mcp/{slug}: one upstream, transparent', () => {
       expect((await client.listTools()).tools.map((tool) => tool.name)).toEqual(['echoHai']);
 
       const sessionBefore = transport.sessionId;
-      await upstream.stop();
+      await upstream.refuse();
       await upstream.restart();
       // The upstream lost every session; the gateway starts a new one behind the same client session.
       const result = await client.callTool({ name: 'echoHai', arguments: { userName: 'Grace' } });
@@ -151,7 +151,7 @@ describe('/mcp/{slug}: one upstream, transparent', () => {
 
   it('fails a call to a stopped upstream with a JSON-RPC error naming the server and reason', async () => {
     const { client } = await connectClient(endpoint(), await issuer.token({ roles: [role] }));
-    await upstream.stop();
+    await upstream.refuse();
     try {
       await expect(client.callTool({ name: 'echoHai', arguments: { userName: 'Ada' } })).rejects.toThrow(
         new RegExp(`Upstream ${slug} failed: connection refused`),

@@ -380,7 +380,7 @@ describe('rate limits on the MCP endpoints (Redis)', () => {
     const logged = gw.logs.lines.length;
     const linesSaying = (msg: string) => gw.logs.lines.slice(logged).filter((line) => line.msg === msg);
 
-    await proxy.stop();
+    await proxy.refuse();
     try {
       // The connection is seen gone before a request asks: no decision reaches Redis to fail.
       const limiter = gw.gateway.app.get(GatewayRateLimiter);

@@ -121,7 +121,7 @@ describe('upstream health (services)', () => {
       (h) => h.status === 'healthy',
     );
 
-    await greet.stop();
+    await greet.refuse();
     const down = await eventually(
       () => healthOf(server.id),
       (h) => h.status === 'unreachable' && h.lastErrorKind === 'connection_refused',

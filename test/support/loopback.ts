@@ -38,3 +38,25 @@ export async function freeLoopbackPort(): Promise<number> {
   await new Promise<void>((resolve) => probe.close(() => resolve()));
   return port;
 }
+
+/** A loopback port kept bound, with nothing listening on it, until `release()`. */
+export interface HeldPort {
+  release(): void;
+}
+
+/**
+ * Keeps `port` on 127.0.0.1 bound with nothing listening, so that a connection to it is refused (ECONNREFUSED) as by
+ * a stopped service, while the system gives the port to no socket that asks for a free one: a port let go of may be
+ * taken by another suite's process before the service listens on it again (EADDRINUSE), and its clients then reach
+ * that process.
+ * Node binds a port without listening only for a connection: a socket connected to itself (TCP's simultaneous open)
+ * holds it. The service may listen on the port again before `release()`, so that the port is never free.
+ */
+export async function holdPort(port: number): Promise<HeldPort> {
+  const socket = net.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.1', localPort: port });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  return { release: () => void socket.destroy() };
+}

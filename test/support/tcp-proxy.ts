@@ -1,4 +1,5 @@
 import * as net from 'node:net';
+import { holdPort, type HeldPort } from './loopback';
 
 /**
  * A TCP relay in front of a real service, so a test can take the service
@@ -9,6 +10,7 @@ export class TcpProxy {
   private readonly sockets = new Set<net.Socket>();
   private portNumber = 0;
   private refusing = false;
+  private held?: HeldPort;
 
   constructor(
     private readonly targetHost: string,
@@ -19,8 +21,9 @@ export class TcpProxy {
     return this.portNumber;
   }
 
-  /** Starts listening (on the same port as before, after a `stop()`). */
+  /** Starts listening: on the port it had, after `refuse()`; nothing to do while it listens. */
   async start(): Promise<void> {
+    if (this.server) return;
     const server = net.createServer((client) => {
       if (this.refusing) return void client.destroy();
       const upstream = net.connect(this.targetPort, this.targetHost);
@@ -40,12 +43,13 @@ export class TcpProxy {
     });
     this.portNumber = (server.address() as net.AddressInfo).port;
     this.server = server;
+    this.held?.release();
+    this.held = undefined;
   }
 
   /**
-   * Cuts the open connections and closes each new one at once, as a crashed service would, keeping the port until
-   * `resume()`: a port let go of (`stop()`) may be taken by another suite's process before `start()` binds it again,
-   * and the client then reaches that process instead.
+   * Cuts the open connections and closes each new one once accepted, as a crashed service would, keeping the port
+   * until `resume()` (`refuse()` refuses them instead).
    */
   cutOff(): void {
     this.refusing = true;
@@ -58,8 +62,23 @@ export class TcpProxy {
     this.refusing = false;
   }
 
-  /** Refuses new connections and cuts the open ones, as a crashed service would. */
+  /**
+   * Cuts the open connections and refuses new ones (ECONNREFUSED), as a stopped service does, keeping the port
+   * (`holdPort`) until `start()`.
+   */
+  async refuse(): Promise<void> {
+    await this.close();
+    this.held ??= await holdPort(this.portNumber);
+  }
+
+  /** Cuts the open connections and lets go of the port. */
   async stop(): Promise<void> {
+    await this.close();
+    this.held?.release();
+    this.held = undefined;
+  }
+
+  private async close(): Promise<void> {
     const server = this.server;
     this.server = undefined;
     for (const socket of this.sockets) socket.destroy();

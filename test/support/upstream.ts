@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { McpServer, type RegisteredTool } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { z } from 'zod';
+import { holdPort, type HeldPort } from './loopback';
 import { readJson } from './read-json';
 
 export interface FixtureTool {
@@ -29,11 +30,12 @@ interface Session {
 
 /**
  * A real MCP server (SDK `McpServer` over Streamable HTTP) on a loopback port,
- * whose tool list a test can change and which a test can stop and restart on
- * the same port.
+ * whose tool list a test can change and which a test can take down (`refuse()`)
+ * and restart on the same port.
  */
 export class TestUpstream {
   private server?: http.Server;
+  private held?: HeldPort;
   private readonly sessions = new Map<string, Session>();
   private portNumber: number;
   private tools: FixtureTool[];
@@ -93,7 +95,30 @@ export class TestUpstream {
     }
   }
 
+  /** Ends every session, closes every connection and lets go of the port. */
   async stop(): Promise<void> {
+    await this.close();
+    this.held?.release();
+    this.held = undefined;
+  }
+
+  /**
+   * Stops as `stop()` does, but keeps the port (`holdPort`) until `restart()`: connections to it are refused, as to
+   * a stopped server.
+   */
+  async refuse(): Promise<void> {
+    await this.close();
+    this.held ??= await holdPort(this.portNumber);
+  }
+
+  /** Listens again on the same port, after `refuse()`. */
+  async restart(): Promise<void> {
+    await this.listen();
+    this.held?.release();
+    this.held = undefined;
+  }
+
+  private async close(): Promise<void> {
     const server = this.server;
     this.server = undefined;
     for (const session of this.sessions.values()) await session.transport.close().catch(() => undefined);
@@ -101,11 +126,6 @@ export class TestUpstream {
     if (!server) return;
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-
-  /** Listens again on the same port. */
-  async restart(): Promise<void> {
-    await this.listen();
   }
 
   private async listen(): Promise<void> {
