@@ -1,67 +1,34 @@
-import * as net from 'node:net';
+import type * as net from 'node:net';
+import { TcpRelay } from './tcp-relay';
 
 /**
  * A relay in front of a real Redis that answers AUTH as Redis 5 and older do: they know no users, and refuse AUTH
  * with a user name and a password ("wrong number of arguments"). Only a connection's first command is looked at
  * (clients authenticate first); everything else is relayed.
  */
-export class Redis5AuthFront {
-  private server?: net.Server;
-  private readonly sockets = new Set<net.Socket>();
+export class Redis5AuthFront extends TcpRelay {
   /** How many AUTH commands with a user name it refused. */
   refused = 0;
 
-  constructor(
-    private readonly targetHost: string,
-    private readonly targetPort: number,
-  ) {}
-
-  get port(): number {
-    return (this.server?.address() as net.AddressInfo | undefined)?.port ?? 0;
-  }
-
-  async start(): Promise<void> {
-    const server = net.createServer((client) => {
-      const upstream = net.connect(this.targetPort, this.targetHost);
-      for (const socket of [client, upstream]) {
-        this.sockets.add(socket);
-        socket.on('close', () => this.sockets.delete(socket));
-        socket.on('error', () => {
-          client.destroy();
-          upstream.destroy();
-        });
+  protected relay(client: net.Socket): void {
+    const { upstream } = this.connectTarget(client);
+    upstream.pipe(client);
+    let head = Buffer.alloc(0);
+    const first = (chunk: Buffer): void => {
+      head = Buffer.concat([head, chunk]);
+      const command = firstCommand(head);
+      if (!command) return;
+      client.off('data', first);
+      let rest = head;
+      if (command.args.length === 3 && command.args[0]!.toLowerCase() === 'auth') {
+        this.refused += 1;
+        client.write("-ERR wrong number of arguments for 'auth' command\r\n");
+        rest = head.subarray(command.length);
       }
-      upstream.pipe(client);
-      let head = Buffer.alloc(0);
-      const first = (chunk: Buffer): void => {
-        head = Buffer.concat([head, chunk]);
-        const command = firstCommand(head);
-        if (!command) return;
-        client.off('data', first);
-        let rest = head;
-        if (command.args.length === 3 && command.args[0]!.toLowerCase() === 'auth') {
-          this.refused += 1;
-          client.write("-ERR wrong number of arguments for 'auth' command\r\n");
-          rest = head.subarray(command.length);
-        }
-        upstream.write(rest);
-        client.pipe(upstream);
-      };
-      client.on('data', first);
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
-    });
-    this.server = server;
-  }
-
-  async stop(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    this.sockets.clear();
-    const server = this.server;
-    this.server = undefined;
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+      upstream.write(rest);
+      client.pipe(upstream);
+    };
+    client.on('data', first);
   }
 }
 

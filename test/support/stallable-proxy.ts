@@ -1,47 +1,22 @@
-import * as net from 'node:net';
+import type * as net from 'node:net';
+import { cutPair, TcpRelay } from './tcp-relay';
 
 /**
  * A TCP relay that can hold back the service's answers without closing
  * anything, as a hung service would: `stall()` stops relaying replies (they
  * wait, in order), `resume()` delivers them and relays again.
  */
-export class StallableProxy {
-  private server?: net.Server;
-  private readonly pairs = new Set<{ client: net.Socket; upstream: net.Socket }>();
+export class StallableProxy extends TcpRelay {
   private stalled = false;
 
-  constructor(
-    private readonly targetHost: string,
-    private readonly targetPort: number,
-  ) {}
-
-  get port(): number {
-    return (this.server?.address() as net.AddressInfo | undefined)?.port ?? 0;
-  }
-
-  async start(): Promise<void> {
-    const server = net.createServer((client) => {
-      const upstream = net.connect(this.targetPort, this.targetHost);
-      const pair = { client, upstream };
-      this.pairs.add(pair);
-      const end = () => {
-        this.pairs.delete(pair);
-        client.destroy();
-        upstream.destroy();
-      };
-      for (const socket of [client, upstream]) {
-        socket.on('error', end);
-        socket.on('close', end);
-      }
-      client.pipe(upstream);
-      if (!this.stalled) upstream.pipe(client);
-      else upstream.pause();
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
-    });
-    this.server = server;
+  protected relay(client: net.Socket): void {
+    const pair = this.connectTarget(client);
+    const { upstream } = pair;
+    // Either side closing takes the other along: a paused upstream's end is never read, so piping would not end it.
+    for (const socket of [client, upstream]) socket.on('close', () => cutPair(pair));
+    client.pipe(upstream);
+    if (!this.stalled) upstream.pipe(client);
+    else upstream.pause();
   }
 
   stall(): void {
@@ -65,21 +40,6 @@ export class StallableProxy {
    */
   cut(): void {
     this.stalled = false;
-    for (const { client, upstream } of this.pairs) {
-      client.destroy();
-      upstream.destroy();
-    }
-    this.pairs.clear();
-  }
-
-  async stop(): Promise<void> {
-    for (const { client, upstream } of this.pairs) {
-      client.destroy();
-      upstream.destroy();
-    }
-    this.pairs.clear();
-    const server = this.server;
-    this.server = undefined;
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    this.cutAll();
   }
 }
