@@ -406,6 +406,30 @@ describe('RedisStore while Redis does not answer', () => {
       await store.close();
     }
   }, 60_000);
+
+  it('leaves no timer of a connection lost while a command waited, that would close the connection replacing it', async () => {
+    // Closed for silence after five command timeouts: 1 s after a command.
+    const store = await RedisStore.connect(withHostPort(REDIS_URL, relay.port), capturingLogger, {
+      commandTimeoutMs: 200,
+    });
+    try {
+      let closes = 0;
+      store.client.on('close', () => closes++);
+      relay.stall();
+      await expect(store.get(`test:${randomUUID()}`)).rejects.toThrow('Command timed out');
+      // Lost before it was closed for silence, the command still waiting.
+      relay.cut();
+      await waitUntil(() => closes === 1, 'the connection is lost');
+      await eventually(() => store.ping());
+      // Past the lost connection's silence limit: the connection that replaced it is still there.
+      await sleep(1_500);
+      await store.ping();
+      expect(closes).toBe(1);
+    } finally {
+      relay.resume();
+      await store.close();
+    }
+  });
 });
 
 describe('RedisStore after a reconnect', () => {

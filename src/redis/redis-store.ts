@@ -228,6 +228,7 @@ function createConnection(
     reconnectOnError: isRefusedSelect,
   });
   answerAuthRefusals(connection, authRefused);
+  connection.on('close', () => dropSocketTimeout(connection));
   connection.on('error', (error: Error) => {
     if (!readyOnce) return;
     if (isRefusedSelect(error)) {
@@ -252,6 +253,18 @@ function createConnection(
     logger.info('Redis connection restored');
   });
   return connection;
+}
+
+/**
+ * ioredis arms its `socketTimeout` timer when a command is sent and clears it at the next data on that connection
+ * only: a connection lost with commands waiting left it armed, and when it fired it closed whichever connection was
+ * current then, the healthy one that replaced the lost one among them; and, never unref'd, it kept a closed store's
+ * process alive for as long (CI's Jest worker, after a suite whose timeout was 50 minutes, was force-exited).
+ */
+function dropSocketTimeout(connection: Redis): void {
+  const armed = connection as unknown as { socketTimeoutTimer?: NodeJS.Timeout };
+  clearTimeout(armed.socketTimeoutTimer);
+  armed.socketTimeoutTimer = undefined;
 }
 
 /**
