@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import request from 'supertest';
-import { viaPseudonymOf } from '../src/upstream/gateway-via';
+import { UpstreamPool } from '../src/mcp/upstream-pool';
+import { LOOP_HEADER, MAX_INCOMING_VIA, viaPseudonymOf } from '../src/upstream/gateway-via';
 import { defaultTokenReply, entraEnv, GATEWAY_CLIENT_ID, type LocalEntraIssuer } from './support/entra-issuer';
 import { eventually } from './support/eventually';
 import { startTestGateway, type TestGateway } from './support/gateway';
@@ -14,12 +15,12 @@ import { GREET_TOOLS, TestUpstream } from './support/upstream';
 /** Where the gateway's own requests come back to it from, in these tests: its PUBLIC_URL (entraEnv's). */
 const GATEWAY_PUBLIC_URL = 'https://gateway.test';
 const LOOP =
-  /Upstream \S+ failed: the upstream answered HTTP 508 Loop Detected: the server's URL leads back to this gateway/;
+  /Upstream \S+ failed: the upstream answered HTTP 400 Loop Detected: the server's URL leads back to this gateway/;
 
 /**
  * An upstream URL that leads back to the gateway (its own `/mcp/{slug}`), with upstream credentials the gateway
  * accepts (a client-credentials token for its own API): the gateway's request comes back to it carrying its `Via`
- * entry and is refused with 508 at once, instead of being relayed again at every hop until the per-IP limit ran dry
+ * entry and is refused with 400 at once, instead of being relayed again at every hop until the per-IP limit ran dry
  * (some 1,200 requests, then every caller from the gateway's address refused for a minute).
  */
 describe('an upstream URL that leads back to the gateway', () => {
@@ -80,12 +81,12 @@ describe('an upstream URL that leads back to the gateway', () => {
     const slug = `self-${randomUUID().slice(0, 8)}`;
     const id = await register(gw, slug, `${gw.url}/mcp/${slug}`);
     const refreshed = await request(gw.url).post(`/api/v1/servers/${id}/refresh`).expect(502);
-    expect(refreshed.body.detail).toMatch(/HTTP 508 Loop Detected: the server's URL leads back to this gateway/);
+    expect(refreshed.body.detail).toMatch(/HTTP 400 Loop Detected: the server's URL leads back to this gateway/);
     const caps = await request(gw.url).get(`/api/v1/servers/${id}/capabilities`).expect(200);
     expect(caps.body.lastError).toMatchObject({ kind: 'http_status' });
     // Every request that reached the server's path came from the gateway itself, and was refused there.
     await eventually(() => expect(answersTo(gw, `/mcp/${slug}`).length).toBeGreaterThan(0));
-    expect(new Set(answersTo(gw, `/mcp/${slug}`))).toEqual(new Set([508]));
+    expect(new Set(answersTo(gw, `/mcp/${slug}`))).toEqual(new Set([400]));
   });
 
   it('answers an MCP client of such a server with an upstream error naming the loop, after one refused turn', async () => {
@@ -98,7 +99,7 @@ describe('an upstream URL that leads back to the gateway', () => {
 
     await expect(connectClient(`${gw.url}/mcp/${slug}`, await adminToken())).rejects.toThrow(LOOP);
     // The client's initialize (answered with the error) and the gateway's, refused: nothing more.
-    await eventually(() => expect(answersTo(gw, `/mcp/${slug}`).slice(before)).toEqual([508, 200]));
+    await eventually(() => expect(answersTo(gw, `/mcp/${slug}`).slice(before)).toEqual([400, 200]));
   });
 
   it('fails a call on /mcp, the REST bridge and a health probe the same way once a server is moved onto its own path', async () => {
@@ -133,7 +134,7 @@ describe('an upstream URL that leads back to the gateway', () => {
       expect(called.status).toBe(502);
       expect(called.headers['content-type']).toMatch(PROBLEM_JSON);
       expect(called.body).toMatchObject({ code: 'upstream_error' });
-      expect(called.body.detail).toMatch(/HTTP 508 Loop Detected/);
+      expect(called.body.detail).toMatch(/HTTP 400 Loop Detected/);
     });
     const { client } = await connectClient(`${gw.url}/mcp`, token);
     try {
@@ -146,8 +147,8 @@ describe('an upstream URL that leads back to the gateway', () => {
     }
     const probed = await request(gw.url).post(`/api/v1/health/servers/${id}/probe`).expect(200);
     expect(probed.body).toMatchObject({ lastErrorKind: 'http_status' });
-    expect(probed.body.lastError).toMatch(/HTTP 508 Loop Detected/);
-    expect(answersTo(gw, `/mcp/${slug}`).every((status) => status === 508)).toBe(true);
+    expect(probed.body.lastError).toMatch(/HTTP 400 Loop Detected/);
+    expect(answersTo(gw, `/mcp/${slug}`).every((status) => status === 400)).toBe(true);
   });
 
   it('takes a replica of the deployment (the same PUBLIC_URL) for itself', async () => {
@@ -158,7 +159,7 @@ describe('an upstream URL that leads back to the gateway', () => {
 
     await expect(connectClient(`${gw.url}/mcp/${slug}`, await adminToken())).rejects.toThrow(LOOP);
     await eventually(() => expect(answersTo(replica, `/mcp/${slug}`).length).toBeGreaterThan(0));
-    expect(new Set(answersTo(replica, `/mcp/${slug}`))).toEqual(new Set([508]));
+    expect(new Set(answersTo(replica, `/mcp/${slug}`))).toEqual(new Set([400]));
   });
 
   it('lets another gateway (another PUBLIC_URL, its own database) stand in front of it', async () => {
@@ -183,11 +184,98 @@ describe('an upstream URL that leads back to the gateway', () => {
     }
   });
 
+  describe('through two gateways, each with a server of the other', () => {
+    /** Another gateway (its own PUBLIC_URL and database), on the same Redis and token issuer. */
+    let other: TestGateway;
+    const otherVia = viaPseudonymOf('https://other.test');
+
+    beforeAll(async () => {
+      const database = await createScratchDatabase();
+      dropDatabases.push(database.drop);
+      other = await startTestGateway('services', {
+        ...entraEnv(issuer, { PUBLIC_URL: 'https://other.test' }),
+        DATABASE_URL: database.url,
+        REDIS_URL,
+        UPSTREAM_ALLOWED_HOSTS: 'loopback',
+      });
+      others.push(other);
+    });
+
+    it('refuses the loop at the first gateway it comes back to, and tells its client the URL leads back to it', async () => {
+      const here = `here-${randomUUID().slice(0, 8)}`;
+      const there = `there-${randomUUID().slice(0, 8)}`;
+      await register(gw, here, `${other.url}/mcp/${there}`);
+      const thereId = await register(other, there, `${gw.url}/mcp/${here}`);
+      // The other gateway's discovery went round too: refused by it when it came back, through this gateway.
+      const refreshed = await request(other.url).post(`/api/v1/servers/${thereId}/refresh`).expect(502);
+      expect(refreshed.body.detail).toMatch(/HTTP 400 Loop Detected: the server's URL leads back to this gateway/);
+      await eventually(() => expect(answersTo(other, `/mcp/${there}`)).toContain(400));
+      const beforeHere = answersTo(gw, `/mcp/${here}`).length;
+      const beforeThere = answersTo(other, `/mcp/${there}`).length;
+
+      await expect(connectClient(`${gw.url}/mcp/${here}`, await adminToken())).rejects.toThrow(LOOP);
+      // One turn each: this gateway refused its own request, come back through the other, which passed the refusal
+      // back as one; the client's initialize got the error.
+      await eventually(() => expect(answersTo(gw, `/mcp/${here}`).slice(beforeHere)).toEqual([400, 200]));
+      expect(answersTo(other, `/mcp/${there}`).slice(beforeThere)).toEqual([400]);
+      // Audited where the client called, as the upstream's failure, as is each discovery of the other gateway's that
+      // came through (a refusal passed on).
+      await eventually(async () => {
+        const audited = await request(gw.url).get('/api/v1/audit').query({ server: here, method: 'initialize' });
+        const records = audited.body.records as Record<string, unknown>[];
+        expect(records.length).toBeGreaterThanOrEqual(2);
+        for (const record of records) {
+          expect(record).toMatchObject({ decision: 'allowed', outcome: 'upstream_error', errorKind: 'http_status' });
+        }
+      });
+    });
+
+    it("does not let a client that writes a gateway's entry into its Via open the server's circuit for everyone", async () => {
+      const slug = `via-${randomUUID().slice(0, 8)}`;
+      await register(other, slug, `${gw.url}/mcp/${backSlug}`);
+      const token = await adminToken();
+      const call = () =>
+        request(other.url)
+          .post(`/mcp/${slug}/tools/echoHai`)
+          .set('authorization', `Bearer ${token}`)
+          .send({ userName: 'Ada' });
+      // In the catalog (listed from it, no upstream reached): the first call opens the pool's session with the server.
+      await eventually(async () => {
+        const listed = await request(other.url).get(`/mcp/${slug}/tools`).set('authorization', `Bearer ${token}`);
+        expect(listed.body.tools?.map((tool: { name: string }) => tool.name)).toEqual(['echoHai']);
+      });
+      const pool = other.gateway.app.get(UpstreamPool);
+      const sessions = pool.size;
+
+      // The other gateway passes the client's Via on; this one refuses the request as its own come back.
+      for (let i = 0; i < 6; i++) {
+        const forged = await call().set('via', `1.1 ${viaPseudonymOf(GATEWAY_PUBLIC_URL)}`);
+        expect(forged.status).toBe(400);
+        expect(forged.headers['content-type']).toMatch(PROBLEM_JSON);
+        expect(forged.body).toMatchObject({
+          code: 'validation_error',
+          errors: [{ field: 'Via', message: expect.stringMatching(/^names gateway mcp-gateway-[0-9a-f]{16}, which/) }],
+        });
+      }
+      // The session, shared by every caller, was opened as the other gateway's own, without the client's Via.
+      expect(pool.size).toBe(sessions + 1);
+      // Five failures in a row would have opened the circuit: the server still answers everyone else.
+      const clean = await call().expect(200);
+      expect(clean.body).toMatchObject({ content: [{ type: 'text', text: 'Hello, Ada!' }] });
+      // Its own entry in a client's Via is refused by the other gateway itself, before any upstream is reached.
+      const own = await call().set('via', `1.1 ${otherVia}`).expect(400);
+      expect(own.headers[LOOP_HEADER]).toBe(otherVia);
+    });
+  });
+
   describe('the Via header of an inbound request', () => {
     const own = viaPseudonymOf(GATEWAY_PUBLIC_URL);
 
-    /** POST /mcp with `via` and no token: 508 when the edge takes it for the gateway's own, else the token's 401. */
-    function postWithVia(via: string | string[], path = '/mcp'): Promise<number> {
+    /**
+     * POST /mcp with `via` and no token: 400 with LOOP_HEADER when the edge takes it for the gateway's own, 431 when
+     * it is too long to pass on, else the token's 401.
+     */
+    function postWithVia(via: string | string[], path = '/mcp'): Promise<{ status: number; loop?: string }> {
       const url = new URL(path, gw.url);
       return new Promise((resolve, reject) => {
         const req = http.request(url, {
@@ -196,7 +284,8 @@ describe('an upstream URL that leads back to the gateway', () => {
         });
         req.on('response', (res) => {
           res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
+          const loop = res.headers[LOOP_HEADER] as string | undefined;
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, ...(loop !== undefined ? { loop } : {}) }));
         });
         req.on('error', reject);
         req.end(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }));
@@ -209,32 +298,69 @@ describe('an upstream URL that leads back to the gateway', () => {
       ['with a comment', `1.1 ${own} (mcp-gateway)`],
       ['in a second Via line', ['1.1 proxy.example', `1.1 ${own}`]],
       ['without a protocol version', own],
-    ])('refuses its own entry %s with 508 and a JSON-RPC error', async (_what, via) => {
-      expect(await postWithVia(via)).toBe(508);
+      ['at the end of a Via too long to pass on', `1.1 ${'x'.repeat(2_000)}, 1.1 ${own}`],
+    ])('refuses its own entry %s with 400, naming itself in its loop header', async (_what, via) => {
+      expect(await postWithVia(via)).toEqual({ status: 400, loop: own });
     });
 
     it.each<[string, string]>([
       ['another gateway', `1.1 ${viaPseudonymOf('https://front.test')}`],
       ['a proxy', '1.1 proxy.example:8080'],
       ['an empty header', ''],
-      ['an oversized header', `1.1 ${'x'.repeat(12_000)}`],
+      ['a header as long as it may be', `1.1 ${'x'.repeat(MAX_INCOMING_VIA - 4)}`],
       ['a truncated entry', `1.1 ${own.slice(0, -1)}`],
       ['text that is no Via', '\u00ff\u00fe;;;,,,()'],
     ])('lets %s through to the token check', async (_what, via) => {
-      expect(await postWithVia(via)).toBe(401);
+      expect(await postWithVia(via)).toEqual({ status: 401 });
     });
 
-    it('answers 508 on every path under MCP_PREFIX, through the POST lane and Express alike', async () => {
-      const res = await request(gw.url).get(`/mcp/${backSlug}`).set('via', `1.1 ${own}`).expect(508);
-      expect(res.headers['content-type']).toMatch(/^application\/json/);
+    it('refuses a Via longer than it passes on with 431 and a JSON-RPC error', async () => {
+      expect(await postWithVia(`1.1 ${'x'.repeat(MAX_INCOMING_VIA - 3)}`)).toEqual({ status: 431 });
+      expect(await postWithVia(['1.1 a'.repeat(150), '1.1 b'.repeat(150)])).toEqual({ status: 431 });
+      const res = await request(gw.url)
+        .post('/mcp')
+        .set('via', `1.1 ${'x'.repeat(12_000)}`)
+        .send({ jsonrpc: '2.0', id: 1, method: 'ping' })
+        .expect(431);
       expect(res.body).toMatchObject({
         jsonrpc: '2.0',
         id: null,
-        error: { code: -32600, message: expect.stringMatching(/^Loop Detected: this request came from this gateway/) },
+        error: {
+          code: -32600,
+          message: `The Via header is 12004 characters long, more than the 1024 this gateway passes on`,
+        },
       });
-      expect(await postWithVia(`1.1 ${own}`, `/mcp/${backSlug}`)).toBe(508);
-      expect(await postWithVia(`1.1 ${own}`, `/mcp/${backSlug}/tools/echoHai`)).toBe(508);
-      expect(await postWithVia(`1.1 ${own}`, '/mcp?stateless=1')).toBe(508);
+    });
+
+    it('answers 400 on every path under MCP_PREFIX, through the POST lane and Express alike, logged as a client error', async () => {
+      const res = await request(gw.url).get(`/mcp/${backSlug}`).set('via', `1.1 ${own}`).expect(400);
+      expect(res.headers['content-type']).toMatch(/^application\/json/);
+      expect(res.headers[LOOP_HEADER]).toBe(own);
+      expect(res.body).toMatchObject({
+        jsonrpc: '2.0',
+        id: null,
+        error: {
+          code: -32600,
+          message: expect.stringMatching(/^Loop Detected: this request has passed through this gateway before/),
+        },
+      });
+      const refused = { status: 400, loop: own };
+      expect(await postWithVia(`1.1 ${own}`, `/mcp/${backSlug}`)).toEqual(refused);
+      expect(await postWithVia(`1.1 ${own}`, `/mcp/${backSlug}/tools/echoHai`)).toEqual(refused);
+      expect(await postWithVia(`1.1 ${own}`, '/mcp?stateless=1')).toEqual(refused);
+      // Counted as client errors, under the routes they were sent to, and in the access log as a warning, not as
+      // errors of the gateway's.
+      const metrics = (await request(gw.url).get('/metrics').expect(200)).text;
+      expect(metrics).toMatch(/^mcp_gateway_http_requests_total\{method="GET",route="\/mcp\/\*",status="400"\} \d+$/m);
+      expect(metrics).not.toMatch(/^mcp_gateway_http_requests_total\{[^}]*status="5\d\d"\}/m);
+      await eventually(() => {
+        const logged = gw.logs.lines.filter(
+          (line) => line.msg === 'request completed' && (line.req as { url?: string }).url === `/mcp/${backSlug}`,
+        );
+        expect(logged.map((line) => [line.level, (line.res as { statusCode: number }).statusCode])).toContainEqual([
+          40, 400,
+        ]);
+      });
     });
   });
 

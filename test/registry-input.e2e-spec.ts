@@ -98,6 +98,11 @@ describe('registry input validation', () => {
       'auth.headers.Authorization',
     ],
     [
+      'a Via header, which carries the chain of gateways the gateway appends to',
+      (name) => ({ name, url: PUBLIC_URL, auth: { type: 'headers', headers: { vIA: { env: 'HOPS' } } } }),
+      'auth.headers.vIA',
+    ],
+    [
       'a header secret given as a value',
       (name) => ({ name, url: PUBLIC_URL, auth: { type: 'headers', headers: { 'X-Key': { value: 'hunter2' } } } }),
       'auth.headers.X-Key.env',

@@ -75,13 +75,15 @@ export interface UpstreamCaller {
   token: string;
   /** `exp` of the token, seconds since the epoch. */
   expiresAt?: number;
+  /** The `Via` the caller's request arrived with, which the gateway's requests on its behalf go on with. */
+  via?: string;
 }
 
 /** The caller of a request the guard let through, for `UpstreamConnector.connect(..., { caller })`. */
 export function callerOf(req: McpRequest): UpstreamCaller {
   const principal = principalOf(req);
   if (!req.auth) throw new Error('no auth info on this request: it did not pass the MCP_PREFIX guard');
-  return { principal, token: req.auth.token, expiresAt: req.auth.expiresAt };
+  return { principal, token: req.auth.token, expiresAt: req.auth.expiresAt, via: req.headers.via };
 }
 
 export function toAuthInfo(verified: VerifiedToken): GatewayAuthInfo {

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
-import { LOOP_DETECTED, viaPseudonymOf } from '../upstream/gateway-via';
+import { LOOP_HEADER, LOOP_REFUSED, MAX_INCOMING_VIA, viaPseudonymOf } from '../upstream/gateway-via';
 import { sendRpcError } from './http-replies';
 import { ErrorCodes } from './jsonrpc';
 
@@ -60,15 +60,28 @@ export function mcpEdgeCheck(options: McpEdgeOptions): (req: IncomingMessage, re
 
   return (req, res) => {
     // The gateway's own request, come back through an upstream URL that leads here: refused at its first turn.
-    // Whoever sent it (this gateway, a replica) answers its caller with an upstream error naming the server.
+    // Whoever sent it (this gateway, a replica, or a gateway it reached this one through) knows the refusal by its
+    // header and answers its caller with an upstream error naming the server. The entry may be a client's too: a 4xx.
     const via = req.headers.via;
     if (via !== undefined && via.includes(ownVia)) {
+      res.setHeader(LOOP_HEADER, ownVia);
       sendRpcError(
         res,
-        LOOP_DETECTED,
+        LOOP_REFUSED,
         null,
         ErrorCodes.invalidRequest,
-        `Loop Detected: this request came from this gateway (Via ${ownVia}); an upstream URL leads back to it`,
+        `Loop Detected: this request has passed through this gateway before (its Via names ${ownVia}); an upstream URL leads back to it`,
+      );
+      return false;
+    }
+    // Each gateway appends its entry to what it received: a bound, so that no chain carries kilobytes onwards.
+    if (via !== undefined && via.length > MAX_INCOMING_VIA) {
+      sendRpcError(
+        res,
+        431,
+        null,
+        ErrorCodes.invalidRequest,
+        `The Via header is ${via.length} characters long, more than the ${MAX_INCOMING_VIA} this gateway passes on`,
       );
       return false;
     }

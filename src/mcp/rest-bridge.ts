@@ -10,6 +10,7 @@ import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
 import { bearerChallenge } from '../auth/bearer-challenge';
 import { ProtectedResource } from '../auth/protected-resource';
+import { LoopRefused } from '../upstream/gateway-via';
 import { claimsChallengeOf, classifyUpstreamError } from '../upstream/upstream-error';
 import { GATEWAY_VERSION } from '../version';
 import { Catalog, type CatalogEntry, type CatalogSnapshot, definitionOf } from './catalog';
@@ -145,6 +146,12 @@ export class RestBridge {
             claims,
           }),
         });
+      }
+      if (error instanceof LoopRefused && !error.ours) {
+        // Refused for a gateway the request's own `Via` names: what the caller sent, not the upstream, is at fault.
+        throw new DomainError('validation_error', `upstream ${slug} failed: ${message}`, [
+          { field: 'Via', message: `names gateway ${error.gateway}, which refused the request as a loop` },
+        ]);
       }
       if (kind === 'timeout') throw new DomainError('upstream_timeout', `upstream ${slug} did not answer in time`);
       // Unclassified, it may be a fault of the gateway's own: the exception filter's 500 with an error id, not its text.

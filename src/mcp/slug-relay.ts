@@ -5,6 +5,7 @@ import { PinoLogger } from 'nestjs-pino';
 import { AccessPolicy } from '../auth/access-policy';
 import type { Abortable } from '../common/call-signal';
 import { callerOf, type McpRequest, principalOf, type Principal, type UpstreamCaller } from '../auth/principal';
+import { LOOP_HEADER, LOOP_REFUSED, LoopRefused } from '../upstream/gateway-via';
 import { UpstreamConnector } from '../upstream/upstream-connector';
 import { ProtectedResource } from '../auth/protected-resource';
 import { claimsChallengeOf, classifyUpstreamError, UpstreamError } from '../upstream/upstream-error';
@@ -580,6 +581,13 @@ export class SlugRelay {
         });
       res.end();
       return;
+    }
+    if (error instanceof LoopRefused && !error.ours) {
+      // The loop leads back to a gateway in front of this one, which sent the request: the refusal goes on to it as
+      // one, so that it tells its caller the loop leads back to it (its answer to a client that is no gateway is its
+      // own 4xx, caused by its `Via`).
+      res.setHeader(LOOP_HEADER, error.gateway);
+      return sendRpcError(res, LOOP_REFUSED, id, ErrorCodes.internalError, failure.message, failure.data);
     }
     // In-band, so the client's pending request fails with this message rather than a bare HTTP status.
     if (id !== null)

@@ -1,5 +1,6 @@
 import type { Agent, Dispatcher } from 'undici';
 import { type Abortable, delay } from '../common/call-signal';
+import { loopRefusalOf } from '../upstream/gateway-via';
 import { guardedAgent } from '../upstream/guarded-connection';
 import type { UrlGuard } from '../upstream/url-guard';
 import { classifyUpstreamError, UpstreamError } from '../upstream/upstream-error';
@@ -204,6 +205,12 @@ export class StreamableHttpClient {
     if (answer.statusCode >= 300 && answer.statusCode < 400 && answer.location !== undefined) {
       await answer.dump();
       throw new UnexpectedRedirect(answer.statusCode);
+    }
+    // Told apart from the upstream's own 400s by its header, whoever reads the answer (src/upstream/gateway-via.ts).
+    const loop = answer.loop === undefined ? undefined : loopRefusalOf(answer.statusCode, answer.loop, headers.via);
+    if (loop) {
+      await answer.dump();
+      throw loop;
     }
     return answer;
   }

@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import { type Abortable, onAbort } from '../common/call-signal';
+import { LOOP_HEADER } from '../upstream/gateway-via';
 import { UpstreamError } from '../upstream/upstream-error';
 import type { ByteConsumer, ByteStream } from './sse';
 
@@ -15,7 +16,7 @@ const TOO_LONG = `the upstream answered with more than ${MAX_TEXT_BYTES / (1024 
 const EARLY_LIMIT = 64 * 1024;
 
 /**
- * One upstream request's answer, taken from undici's dispatcher callbacks: the status, the four headers a relay
+ * One upstream request's answer, taken from undici's dispatcher callbacks: the status, the five headers a relay
  * reads, then the body's bytes, handed to one reader. Through undici's `request()` every answer cost an
  * `AsyncResource`, a `Readable` body with its queue of ticks, and every header parsed into an object; a bare
  * handler against a local server took 10–20 µs less per request (session 11).
@@ -32,6 +33,8 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler, ByteStream {
   contentType = '';
   contentLength?: string;
   location?: string;
+  /** LOOP_HEADER: the gateway that refused the request as a loop (src/upstream/gateway-via.ts). */
+  loop?: string;
   /** Settles once the status and headers are in, or when the request fails before they are. */
   readonly headers: Promise<UpstreamAnswer>;
   private settleHeaders!: { resolve: (answer: UpstreamAnswer) => void; reject: (error: Error) => void };
@@ -69,7 +72,7 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler, ByteStream {
     for (let index = 0; index + 1 < raw.length; index += 2) {
       const name = raw[index]!;
       // Only names of the lengths looked for are decoded.
-      if (name.length !== 8 && name.length !== 12 && name.length !== 14) continue;
+      if (name.length !== 8 && name.length !== 12 && name.length !== 14 && name.length !== 16) continue;
       const value = (): string => raw[index + 1]!.toString('latin1');
       switch (name.toString('latin1').toLowerCase()) {
         case 'content-type':
@@ -84,6 +87,9 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler, ByteStream {
           break;
         case 'location':
           this.location ??= value();
+          break;
+        case LOOP_HEADER:
+          this.loop ??= value();
           break;
       }
     }

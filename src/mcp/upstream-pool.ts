@@ -2,6 +2,7 @@ import { Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
 import type { UpstreamCaller } from '../auth/principal';
 import { type Abortable, CallSignal, timeoutError } from '../common/call-signal';
+import { LoopRefused } from '../upstream/gateway-via';
 import { UpstreamConnector } from '../upstream/upstream-connector';
 import { UpstreamError, upstreamStatusMessage } from '../upstream/upstream-error';
 import { UrlGuard } from '../upstream/url-guard';
@@ -131,7 +132,9 @@ export class UpstreamPool implements OnModuleDestroy {
       }
       return { reply, id, decline };
     } catch (error) {
-      if (!bounded.aborted || isTimeout(bounded)) this.failed(server);
+      // A loop refusal is the caller's request turned away for its `Via`, which a client may have written: counted, a
+      // client could open the server's circuit for everyone.
+      if ((!bounded.aborted || isTimeout(bounded)) && !(error instanceof LoopRefused)) this.failed(server);
       throw error;
     } finally {
       bounded.dispose();
@@ -237,7 +240,11 @@ export class UpstreamPool implements OnModuleDestroy {
       this.sessions.set(key, entry);
       return entry.session;
     }
-    entry = { session: this.open(server, headers, signal), url: server.url, headers };
+    // Shared by the callers to come, the session is opened as the gateway's own, without the first one's `Via`: a
+    // client's entries would have the upstream's gateway refuse it for them all. A loop through this gateway is still
+    // found, its entry being there; the requests on it carry each caller's.
+    const own = this.connector.ownHeaders(headers);
+    entry = { session: this.open(server, own, signal), url: server.url, headers: own };
     this.sessions.set(key, entry);
     const opened = entry;
     // A failed handshake is not kept: the next request tries again.

@@ -26,6 +26,13 @@ export const RESERVED_HEADERS = new Set([
   'last-event-id',
 ]);
 
+/**
+ * Headers a write may not name besides: `via` carries the chain of gateways a request passed through, which the
+ * gateway appends its entry to (loop detection, src/upstream/gateway-via.ts). Stored before it was refused, it is
+ * read (the connector leaves it out), so that such a server is not made unreadable.
+ */
+const RESERVED_ON_WRITE = new Set([...RESERVED_HEADERS, 'via']);
+
 export const transportSchema = z.enum(['streamable-http', 'sse']);
 export type UpstreamTransport = z.infer<typeof transportSchema>;
 
@@ -44,7 +51,7 @@ const asStored: TextRule = (schema) => schema;
  * How the gateway authenticates to the upstream. Static header values are
  * never stored: each names the environment variable holding it.
  */
-const upstreamAuthOf = (text: TextRule) =>
+const upstreamAuthOf = (text: TextRule, reserved: ReadonlySet<string>) =>
   z.discriminatedUnion('type', [
     z.object({ type: z.literal('none') }).strict(),
     z
@@ -56,7 +63,7 @@ const upstreamAuthOf = (text: TextRule) =>
               z
                 .string()
                 .regex(HEADER_NAME, 'must be a valid header name')
-                .refine((name) => !RESERVED_HEADERS.has(name.toLowerCase()), 'is set by the gateway itself'),
+                .refine((name) => !reserved.has(name.toLowerCase()), 'is set by the gateway itself'),
               z.object({ env: z.string().regex(ENV_NAME, 'must be an environment variable name') }).strict(),
             )
             .refine((headers) => Object.keys(headers).length > 0, 'must name at least one header')
@@ -71,9 +78,9 @@ const upstreamAuthOf = (text: TextRule) =>
       })
       .strict(),
   ]);
-export const upstreamAuthSchema = upstreamAuthOf(asStored);
+export const upstreamAuthSchema = upstreamAuthOf(asStored, RESERVED_HEADERS);
 /** What a write may set as `auth`. */
-export const upstreamAuthInputSchema = upstreamAuthOf(singleLine);
+export const upstreamAuthInputSchema = upstreamAuthOf(singleLine, RESERVED_ON_WRITE);
 export type UpstreamAuth = z.infer<typeof upstreamAuthSchema>;
 
 export const timeoutsSchema = z

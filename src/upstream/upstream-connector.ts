@@ -11,7 +11,7 @@ import { APP_CONFIG } from '../config/config.module';
 import type { UpstreamTarget } from '../registry/server.schema';
 import { GATEWAY_VERSION } from '../version';
 import { type Dispatcher, fetch as undiciFetch, type RequestInit as UndiciRequestInit } from 'undici';
-import { viaEntryOf } from './gateway-via';
+import { LOOP_HEADER, loopRefusalOf, viaAfter, viaEntryOf } from './gateway-via';
 import { guardedAgent } from './guarded-connection';
 import { UpstreamError } from './upstream-error';
 import { UrlGuard } from './url-guard';
@@ -82,8 +82,9 @@ export class UpstreamConnector {
     const verdict = await this.urlGuard.check(target.url);
     if (!verdict.allowed) throw new UpstreamError('refused_url', `the upstream URL ${verdict.reason}`);
     const tooLarge = new AbortController();
-    const fetch = readingAtMost(MAX_SESSION_READ_BYTES, tooLarge, this.dispatcher);
-    const transport = this.transportFor(target, await this.headersFor(target, options.caller), fetch);
+    const headers = await this.headersFor(target, options.caller);
+    const fetch = readingAtMost(MAX_SESSION_READ_BYTES, tooLarge, this.dispatcher, headers.via);
+    const transport = this.transportFor(target, headers, fetch);
     const client = new Client(
       { name: 'mcp-gateway', version: GATEWAY_VERSION },
       { capabilities: options.capabilities ?? {} },
@@ -115,30 +116,38 @@ export class UpstreamConnector {
    * Headers the gateway adds for this upstream; a missing secret is an `auth` failure, named but not shown.
    * `entra-*` servers get an Entra token of their own (for `entra-obo`, on behalf of `caller`). Every request of the
    * gateway to an upstream (relayed, pooled, discovery, probes, watchers) takes its headers from here, so every one
-   * carries the gateway's `Via` entry, by which the gateway knows a request of its own that came back to it.
+   * carries the gateway's `Via` entry, by which the gateway knows a request of its own that came back to it, after the
+   * `Via` of the caller's request, by which a gateway it came through knows it (src/upstream/gateway-via.ts).
    */
   async headersFor(target: UpstreamTarget, caller?: UpstreamCaller): Promise<Record<string, string>> {
     const { auth } = target;
+    const via = viaAfter(caller?.via, this.via);
     switch (auth.type) {
       case 'none':
-        return { via: this.via };
+        return { via };
       case 'headers': {
         const headers: Record<string, string> = {};
         for (const [name, { env }] of Object.entries(auth.headers)) {
+          // Refused when written; a server stored before that may still name it, and must not replace the chain.
+          if (name.toLowerCase() === 'via') continue;
           const value = this.upstream.secretSource[env];
           if (!value) throw new UpstreamError('auth', `environment variable ${env} (for header ${name}) is not set`);
           headers[name] = value;
         }
-        // After the static headers: one named `via` does not replace it.
-        headers.via = this.via;
+        headers.via = via;
         return headers;
       }
       case 'entra-obo':
       case 'entra-client-credentials': {
         if (!this.tokens) throw new UpstreamError('auth', `upstream auth ${auth.type} is not available here`);
-        return { authorization: `Bearer ${await this.tokens.tokenFor(target, caller)}`, via: this.via };
+        return { authorization: `Bearer ${await this.tokens.tokenFor(target, caller)}`, via };
       }
     }
+  }
+
+  /** `headers` (from `headersFor`) with this gateway's own `Via` entry alone, for a session shared by many callers. */
+  ownHeaders(headers: Record<string, string>): Record<string, string> {
+    return { ...headers, via: this.via };
   }
 
   private transportFor(target: UpstreamTarget, headers: Record<string, string>, fetch: FetchLike): Transport {
@@ -158,12 +167,24 @@ const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
  * `fetch` over `dispatcher`, whose responses' bodies, all together, end in an error once they have brought more than
  * `limit` bytes; `tooLarge` is aborted then, with that error as its reason. undici's own fetch, the one that goes with
  * its Agent (Node's fetch, a copy of an older undici, turns the Agent's connection errors into plain errors, a
- * refused address among them); its answer is handed on as the platform's Response the SDK expects.
+ * refused address among them); its answer is handed on as the platform's Response the SDK expects. A loop refusal
+ * (`loopRefusalOf`) of a request sent with `sentVia` fails the request instead.
  */
-function readingAtMost(limit: number, tooLarge: AbortController, dispatcher: Dispatcher): FetchLike {
+function readingAtMost(
+  limit: number,
+  tooLarge: AbortController,
+  dispatcher: Dispatcher,
+  sentVia: string | undefined,
+): FetchLike {
   let read = 0;
   return async (url, init) => {
     const response = await undiciFetch(url, { ...(init as UndiciRequestInit), dispatcher });
+    // The SDK's error for a 4xx says only its status: a loop refused by a gateway is told here, by its header.
+    const loop = loopRefusalOf(response.status, response.headers.get(LOOP_HEADER) ?? undefined, sentVia);
+    if (loop) {
+      await response.body?.cancel();
+      throw loop;
+    }
     const answer = { status: response.status, statusText: response.statusText, headers: [...response.headers] };
     if (!response.body || NULL_BODY_STATUSES.has(response.status)) {
       await response.body?.cancel();

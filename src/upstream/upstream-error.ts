@@ -2,7 +2,6 @@ import { McpError, ErrorCode } from '@modelcontextprotocol/sdk/types.js';
 import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SseError } from '@modelcontextprotocol/sdk/client/sse.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
-import { LOOP_DETECTED } from './gateway-via';
 
 /** Why reaching an upstream failed, in the classes the prober and discovery report. */
 export const UPSTREAM_ERROR_KINDS = [
@@ -37,11 +36,12 @@ export function claimsChallengeOf(error: unknown): string | undefined {
   return error instanceof UpstreamError && error.claims ? error.claims : undefined;
 }
 
-/** How an upstream's HTTP error status is reported; a 508 is what this gateway answers a request of its own. */
+/**
+ * How an upstream's HTTP error status is reported. A loop refused by a gateway is told by its header, not its status
+ * (`loopRefusalOf`, src/upstream/gateway-via.ts): a bare status says nothing of where the request went.
+ */
 export function upstreamStatusMessage(status: number): string {
-  return status === LOOP_DETECTED
-    ? `the upstream answered HTTP ${status} Loop Detected: the server's URL leads back to this gateway`
-    : `the upstream answered HTTP ${status}`;
+  return `the upstream answered HTTP ${status}`;
 }
 
 export interface ClassifiedError {
