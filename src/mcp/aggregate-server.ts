@@ -134,7 +134,8 @@ export class AggregateServer implements OnModuleDestroy {
     if (!session) return;
     exchanges.sessionId = session.id;
 
-    await this.inFlight.cancelNamedIn(session.id, messages);
+    const cancelling = this.inFlight.cancelNamedIn(session.id, messages);
+    if (cancelling) await cancelling;
     const requests = messages.filter(isRequest);
     if (requests.length === 0) {
       endWith(res, 202);

@@ -82,8 +82,10 @@ export class ExchangeRecorder {
       server,
       tool: route.tool,
     });
-    if (!this.res.headersSent)
-      for (const [name, value] of Object.entries(verdict.headers)) this.res.setHeader(name, value);
+    if (!this.res.headersSent) {
+      const headers = verdict.headers;
+      for (const name in headers) this.res.setHeader(name, headers[name]!);
+    }
     if (verdict.allowed) return undefined;
     const retryAfter = Math.max(1, Math.ceil(verdict.retryAfterSeconds ?? 1));
     this.emit(request, server, {

@@ -1,6 +1,6 @@
 import { Held } from '../common/held';
 import type { KeyValueStore } from '../redis/key-value-store';
-import type { JsonRpcMessage } from './jsonrpc';
+import type { JsonRpcMessage, JsonRpcNotification, JsonRpcRequest } from './jsonrpc';
 
 const CANCEL_CHANNEL = 'mcp:cancel';
 
@@ -39,10 +39,17 @@ export class InFlightRequests {
     };
   }
 
-  /** Stops every request of the session that a `notifications/cancelled` among `messages` names. */
-  async cancelNamedIn(sessionId: string, messages: JsonRpcMessage[]): Promise<void> {
+  /**
+   * Stops every request of the session that a `notifications/cancelled` among `messages` names; undefined when none
+   * does, so that a call, which names none, awaits nothing (an async function's promise and turn on every call).
+   */
+  cancelNamedIn(sessionId: string, messages: JsonRpcMessage[]): Promise<void> | undefined {
+    return messages.some(isCancellation) ? this.cancelAllNamedIn(sessionId, messages) : undefined;
+  }
+
+  private async cancelAllNamedIn(sessionId: string, messages: JsonRpcMessage[]): Promise<void> {
     for (const message of messages) {
-      if ('method' in message && message.method === 'notifications/cancelled') {
+      if (isCancellation(message)) {
         const reason = message.params?.reason;
         await this.cancel(sessionId, message.params?.requestId, typeof reason === 'string' ? reason : undefined);
       }
@@ -56,6 +63,10 @@ export class InFlightRequests {
     if (local) local(reason);
     else await this.store.publish(CANCEL_CHANNEL, JSON.stringify({ key, reason }));
   }
+}
+
+function isCancellation(message: JsonRpcMessage): message is JsonRpcRequest | JsonRpcNotification {
+  return 'method' in message && message.method === 'notifications/cancelled';
 }
 
 function keyOf(sessionId: string, requestId: string | number): string {

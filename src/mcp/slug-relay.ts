@@ -109,21 +109,22 @@ export class SlugRelay {
     if (!session) return;
     exchanges.sessionId = session.id;
     // Our side of a cancelled request ends wherever it runs; the upstream hears the notification too.
-    await this.inFlight.cancelNamedIn(session.id, messages);
+    const cancelling = this.inFlight.cancelNamedIn(session.id, messages);
+    if (cancelling) await cancelling;
 
     const requests = messages.filter(isRequest);
     // The rule of each tool call the access policy refuses: such a call spends no budget of its tool, which callers
     // refused it could otherwise drain for everyone (a `scope: all` one), and is answered as a tool that is not there.
     let deniedTools: Map<JsonRpcRequest, string> | undefined;
-    const limits = await Promise.all(
-      requests.map((request) => {
-        if (request.method !== 'tools/call') return exchanges.admit(request);
-        const tool = toolNameOf(request);
-        const decision = tool === undefined ? undefined : this.policy.canUseTool(principal, server, tool);
-        if (decision?.allowed === false) (deniedTools ??= new Map()).set(request, decision.rule);
-        return exchanges.admit(request, decision?.allowed === false ? {} : { tool });
-      }),
-    );
+    const admit = (request: JsonRpcRequest): ReturnType<ExchangeRecorder['admit']> => {
+      if (request.method !== 'tools/call') return exchanges.admit(request);
+      const tool = toolNameOf(request);
+      const decision = tool === undefined ? undefined : this.policy.canUseTool(principal, server, tool);
+      if (decision?.allowed === false) (deniedTools ??= new Map()).set(request, decision.rule);
+      return exchanges.admit(request, decision?.allowed === false ? {} : { tool });
+    };
+    // A lone request, as most are, is awaited alone: Promise.all costs a promise and a callback per element.
+    const limits = requests.length === 1 ? [await admit(requests[0]!)] : await Promise.all(requests.map(admit));
     const limited = new Map(requests.map((request, index) => [request, limits[index]]));
     const lone = limits.length === 1 && messages.length === 1 && !batch ? limits[0] : undefined;
     if (lone) return sendRateLimited(res, lone);

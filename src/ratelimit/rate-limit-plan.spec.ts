@@ -134,6 +134,21 @@ describe('RateLimitPlanner', () => {
     expect(plan.budgets[2]?.label).toBe('server.*');
   });
 
+  it("builds a caller's own budgets once per principal, and no request's server budgets among them", () => {
+    const caller = Object.freeze(principal({ roles: ['Reader'] }));
+    const first = planner.plan({ principal: caller, surface: 'server', server: github, method: 'tools/call' })!;
+    const second = planner.plan({ principal: caller, surface: 'server', server: other, method: 'tools/call' })!;
+    expect(second.budgets[0]).toBe(first.budgets[0]);
+    expect(second.budgets[1]).toBe(first.budgets[1]);
+    expect(first.budgets.map((budget) => budget.policy)).toEqual(['principal', 'tenant', 'server.github']);
+    expect(second.budgets.map((budget) => budget.policy)).toEqual(['principal', 'tenant', 'server.other']);
+    // Another principal object, even of the same user, is planned for itself: its roles may differ.
+    const writer = planner.plan({ principal: principal({ roles: ['Writer'] }), surface: 'aggregate', method: 'x' })!;
+    expect(writer.budgets[0]).not.toBe(first.budgets[0]);
+    expect(writer.budgets[0]).toMatchObject({ key: `rl:${TID}:user-1:principal`, count: 120 });
+    expect(first.budgets[0]).toMatchObject({ key: `rl:${TID}:user-1:principal`, count: 60 });
+  });
+
   it('knows where the budgets every caller shares are: the keys of the servers named, prefixes under a shared *', () => {
     const policyOf = (servers: object) => {
       const file = path.join(dir, 'shared.json');

@@ -1,3 +1,4 @@
+import type { Principal } from '../auth/principal';
 import { principalKeyOf } from '../mcp/principal-key';
 import type { RateLimitRequest } from '../traffic/rate-limiter';
 import type { Budget, Charge } from './budget';
@@ -44,6 +45,13 @@ export function sharedBuckets(policy: RateLimitPolicy): { keys: string[]; prefix
  * and the server's and tool's when the policy names them. Undefined: free.
  */
 export class RateLimitPlanner {
+  /**
+   * The caller's and its tenant's budgets, built once per principal: a verified token's principal is one frozen object
+   * for as long as the token is cached (src/auth/token-verifier.ts), and its two keys cost a string each, built and
+   * hashed again by every lookup, on every decision.
+   */
+  private readonly callerBudgets = new WeakMap<Principal, readonly [Budget, Budget]>();
+
   constructor(private readonly policy: RateLimitPolicy) {}
 
   plan(request: RateLimitRequest): Charge | undefined {
@@ -55,14 +63,10 @@ export class RateLimitPlanner {
     if (cost === 0) return undefined;
 
     const { principal } = request;
-    const principalKey = principalKeyOf(principal);
-    const budgets: Budget[] = [
-      budget('principal', `${principalKeyPrefix(principalKey)}principal`, this.tierOf(principal.roles)),
-      budget('tenant', tenantKey(principal.tid), this.policy.tenant),
-    ];
+    const budgets: Budget[] = this.callerBudgetsOf(principal).slice();
     if (server && request.server) {
       const slug = request.server.slug;
-      const owner = server.scope === 'principal' ? principalKeyPrefix(principalKey) : KEY_PREFIX;
+      const owner = server.scope === 'principal' ? principalKeyPrefix(principalKeyOf(principal)) : KEY_PREFIX;
       if (server.limit) budgets.push(budget(`server.${slug}`, `${owner}server.${slug}`, server.limit, server.label));
       if (tool?.limit) {
         const name = `tool.${slug}.${request.tool}`;
@@ -70,6 +74,18 @@ export class RateLimitPlanner {
       }
     }
     return { budgets, cost };
+  }
+
+  private callerBudgetsOf(principal: Principal): readonly [Budget, Budget] {
+    let budgets = this.callerBudgets.get(principal);
+    if (budgets === undefined) {
+      budgets = [
+        budget('principal', `${principalKeyPrefix(principalKeyOf(principal))}principal`, this.tierOf(principal.roles)),
+        budget('tenant', tenantKey(principal.tid), this.policy.tenant),
+      ];
+      this.callerBudgets.set(principal, budgets);
+    }
+    return budgets;
   }
 
   /** The most generous of the caller's role tiers (highest rate), or the default per-caller budget. */
