@@ -59,9 +59,11 @@ describe("UpstreamConnector's Via", () => {
       url: 'https://up.test/mcp',
       transport: 'sse',
       auth,
+      status: 'active',
       timeouts: {},
+      toolRules: {},
     });
-    if (!('target' in parsed)) throw new Error(`stored row did not parse: ${parsed.invalid}`);
+    if (!('target' in parsed)) throw new Error(`stored row did not parse: ${JSON.stringify(parsed.problems)}`);
     return parsed.target;
   };
 
