@@ -14,6 +14,7 @@ import { LogCapture } from './support/log-capture';
 import { freeLoopbackPort, holdPort } from './support/loopback';
 import { REDIS_URL } from './support/services';
 import { Redis5AuthFront } from './support/redis5-auth-front';
+import { type RedisUser, redisUserWithout } from './support/redis-user';
 import { StallableProxy } from './support/stallable-proxy';
 import { hostPortOf, TcpProxy, withHostPort } from './support/tcp-proxy';
 
@@ -427,6 +428,118 @@ describe('RedisStore while Redis does not answer', () => {
       expect(closes).toBe(1);
     } finally {
       relay.resume();
+      await store.close();
+    }
+  });
+});
+
+/**
+ * The subscriber's path alone goes silent (a NAT or firewall that dropped the idle connection, a proxy that lost its
+ * other side) while the client's works: the relay holds back the answers of the subscriber's connection alone, the
+ * latest it took (the client's came first).
+ */
+describe("RedisStore when its subscriber's path alone goes silent", () => {
+  const { host, port } = hostPortOf(REDIS_URL);
+  const relay = new StallableProxy(host, port);
+  const capture = new LogCapture();
+  const logs = capture.lines;
+  const capturingLogger = createLogger({ logLevel: 'info' }, capture.stream);
+  const direct = new Redis(REDIS_URL, { lazyConnect: true });
+
+  beforeAll(async () => {
+    await relay.start();
+    await direct.connect();
+  });
+
+  afterAll(async () => {
+    direct.disconnect();
+    await relay.stop();
+  });
+
+  it('replaces it, subscribes its channels again, and tells each subscription that messages went by unheard', async () => {
+    const store = await RedisStore.connect(withHostPort(REDIS_URL, relay.port), capturingLogger, {
+      commandTimeoutMs: 100,
+    });
+    try {
+      const [channel, other] = [`test:${randomUUID()}`, `test:${randomUUID()}`];
+      const received: string[] = [];
+      let missed = 0;
+      let otherMissed = 0;
+      await store.subscribe(
+        channel,
+        (message) => received.push(message),
+        () => missed++,
+      );
+      await store.subscribe(
+        other,
+        () => undefined,
+        () => otherMissed++,
+      );
+      await store.subscribe(other, () => undefined);
+      await direct.publish(channel, 'before');
+      await waitUntil(() => received.includes('before'), 'the subscription hears a message');
+
+      relay.stallLatest();
+      await direct.publish(channel, 'unheard');
+      await waitUntil(() => missed > 0, 'the subscription is told it missed messages');
+      expect(otherMissed).toBe(1);
+      await eventually(async () => {
+        await direct.publish(channel, 'after');
+        expect(received).toContain('after');
+      });
+      expect(received).not.toContain('unheard');
+      expect(missed).toBe(1);
+      // The client's connection went on all along: it lost nothing, and says nothing.
+      const key = `test:${randomUUID()}`;
+      await store.set(key, 'kept');
+      expect(await store.get(key)).toBe('kept');
+      const said = (msg: string) => logs.filter((line) => line.msg === msg).map(({ connection }) => connection);
+      expect(said('Redis connection lost; retrying')).toEqual(['subscriber']);
+      await eventually(() => expect(said('Redis connection restored')).toEqual(['subscriber']));
+    } finally {
+      relay.resume();
+      await store.close();
+    }
+  }, 60_000);
+});
+
+describe('RedisStore when Redis refuses a SUBSCRIBE', () => {
+  let user: RedisUser;
+  let admin: Redis;
+
+  beforeAll(async () => {
+    user = await redisUserWithout('subscribe');
+    admin = new Redis(REDIS_URL);
+  });
+
+  afterAll(async () => {
+    admin.disconnect();
+    await user.remove();
+  });
+
+  it('fails everyone subscribing meanwhile, and sends it again for the next subscription', async () => {
+    const store = await RedisStore.connect(user.url, logger);
+    try {
+      const channel = `test:${randomUUID()}`;
+      const received: string[] = [];
+      const attempts = [
+        store.subscribe(channel, () => undefined),
+        store.subscribe(channel, (message) => received.push(message)),
+      ];
+      for (const attempt of await Promise.allSettled(attempts)) {
+        expect(attempt).toMatchObject({
+          status: 'rejected',
+          reason: expect.objectContaining({ message: expect.stringMatching(/^NOPERM/) }),
+        });
+      }
+
+      await admin.call('ACL', 'SETUSER', new URL(user.url).username, '+subscribe');
+      await store.subscribe(channel, (message) => received.push(message));
+      await eventually(async () => {
+        await admin.publish(channel, 'heard');
+        expect(received).toContain('heard');
+      });
+    } finally {
       await store.close();
     }
   });

@@ -20,8 +20,14 @@ export interface KeyValueStore {
   /** Adds `by` and returns the new value; `ttlMs` applies when the key is created. */
   incrBy(key: string, by: number, ttlMs?: number): Promise<number>;
   publish(channel: string, message: string): Promise<void>;
-  /** Returns a function that ends the subscription. */
-  subscribe(channel: string, handler: MessageHandler): Promise<() => Promise<void>>;
+  /**
+   * Resolves, once the store takes the subscription, with a function that ends it. `missed`, when given, is called
+   * whenever messages published to the channel may not have reached `handler`: the connection that held the
+   * subscription was lost, or went silent and was replaced, and now holds it again. Nobody can tell which messages
+   * went by (Redis keeps none for a subscriber), so a listener catches up on what they would have said (drops a
+   * cache, rereads what it knows).
+   */
+  subscribe(channel: string, handler: MessageHandler, missed?: () => void): Promise<() => Promise<void>>;
   /** Resolves when the store answers; rejects (within a bounded time) when it does not. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -1,5 +1,6 @@
 import Redis, { ReplyError, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
+import { OutageLog } from '../common/outage-log';
 import type { KeyValueStore, MessageHandler } from './key-value-store';
 
 const CONNECT_TIMEOUT_MS = 5_000;
@@ -13,11 +14,27 @@ if tonumber(ARGV[2]) > 0 and redis.call('PTTL', KEYS[1]) < 0 then
 end
 return value`;
 
+/** One `subscribe` call: its handler, and what it is told when messages may have been missed. */
+interface Subscription {
+  message: MessageHandler;
+  missed?: () => void;
+}
+
+/** A channel the subscriber holds, for its subscriptions, once Redis has answered its SUBSCRIBE (`subscribed`). */
+interface Channel {
+  subscriptions: Set<Subscription>;
+  subscribed: Promise<void>;
+}
+
 /** The one ioredis client of the process, plus a subscriber connection made on first use. */
 export class RedisStore implements KeyValueStore {
   readonly kind = 'redis';
   private subscriber?: Promise<Redis>;
-  private readonly handlers = new Map<string, Set<MessageHandler>>();
+  private readonly channels = new Map<string, Channel>();
+  private heartbeat?: NodeJS.Timeout;
+  private resubscribeRetry?: NodeJS.Timeout;
+  /** The subscriber's SUBSCRIBE of its channels on a new connection, retried on the next until Redis takes it. */
+  private readonly resubscribes: OutageLog;
   private closing = false;
 
   private constructor(
@@ -25,7 +42,9 @@ export class RedisStore implements KeyValueStore {
     private readonly logger: Logger,
     private readonly url: string,
     private readonly authRefused: (refusal: AuthRefusal) => void,
+    private readonly commandTimeoutMs: number | undefined,
   ) {
+    this.resubscribes = new OutageLog(logger, "Redis subscriber's channels subscribed again");
     client.on('close', () => this.checkSubscriber());
   }
 
@@ -57,11 +76,12 @@ export class RedisStore implements KeyValueStore {
             options.commandTimeoutMs === undefined ? undefined : options.commandTimeoutMs * SILENT_CONNECTION_FACTOR,
           ...connection,
         }),
+      'client',
       logger,
       authRefused,
     );
     await open(client, url);
-    return new RedisStore(client, logger, url, authRefused);
+    return new RedisStore(client, logger, url, authRefused, options.commandTimeoutMs);
   }
 
   get(key: string): Promise<string | null> {
@@ -90,25 +110,28 @@ export class RedisStore implements KeyValueStore {
     await this.client.publish(channel, message);
   }
 
-  async subscribe(channel: string, handler: MessageHandler): Promise<() => Promise<void>> {
+  async subscribe(channel: string, handler: MessageHandler, missed?: () => void): Promise<() => Promise<void>> {
     this.subscriber ??= this.startSubscriber().catch((error: unknown) => {
       this.subscriber = undefined;
       throw error;
     });
     const subscriber = await this.subscriber;
-    let handlers = this.handlers.get(channel);
-    if (!handlers) {
-      handlers = new Set();
-      this.handlers.set(channel, handlers);
-      await subscriber.subscribe(channel);
+    const held = this.channels.get(channel) ?? this.subscribeChannel(subscriber, channel);
+    // Held before Redis answers: a message may come in the same read as the answer, before this call goes on.
+    const subscription: Subscription = { message: handler, missed };
+    held.subscriptions.add(subscription);
+    try {
+      await held.subscribed;
+    } catch (error) {
+      held.subscriptions.delete(subscription);
+      throw error;
     }
-    handlers.add(handler);
     return async () => {
-      handlers.delete(handler);
-      if (handlers.size === 0 && this.handlers.get(channel) === handlers) {
-        this.handlers.delete(channel);
-        // Without a connection there is nobody to tell, and a shutdown during an outage must not fail on it: should
-        // the connection come back, ioredis subscribes the channel again, and its messages find no handler.
+      held.subscriptions.delete(subscription);
+      if (held.subscriptions.size === 0 && this.channels.get(channel) === held) {
+        this.channels.delete(channel);
+        // Without a connection there is nobody to tell, and a shutdown during an outage must not fail on it: the
+        // connection, should it come back, subscribes only the channels still held.
         if (subscriber.status === 'ready') await subscriber.unsubscribe(channel);
       }
     };
@@ -128,16 +151,18 @@ export class RedisStore implements KeyValueStore {
 
   async close(): Promise<void> {
     this.closing = true;
-    this.handlers.clear();
+    clearInterval(this.heartbeat);
+    clearTimeout(this.resubscribeRetry);
+    this.channels.clear();
     const subscriber = await this.subscriber?.catch(() => undefined);
     await Promise.all([quit(this.client), subscriber ? quit(subscriber) : undefined]);
   }
 
   /**
    * The client's connection closed: the subscriber's, to the same Redis, may be as silent, and it sends nothing of its
-   * own that would tell (a black-holed path leaves it open, waiting for messages that never come). It is asked a PING:
-   * unanswered as long as the client's would be, its connection is closed too (socketTimeout), and ioredis connects it
-   * again and subscribes its channels again.
+   * own that would tell (a black-holed path leaves it open, waiting for messages that never come). It is asked a PING
+   * at once rather than at its next heartbeat: unanswered as long as the client's would be, its connection is closed
+   * too (socketTimeout), made again, and its channels subscribed again (`resubscribe`).
    */
   private checkSubscriber(): void {
     if (this.closing || !this.subscriber) return;
@@ -151,14 +176,87 @@ export class RedisStore implements KeyValueStore {
     // options (the URL's db and credentials among them), its own retries.
     const subscriber = createConnection(
       (options) => this.client.duplicate({ ...SUBSCRIBER_OPTIONS, ...options }),
+      'subscriber',
       this.logger,
       this.authRefused,
     );
     subscriber.on('message', (channel: string, message: string) => {
-      for (const handler of this.handlers.get(channel) ?? []) handler(message);
+      for (const subscription of this.channels.get(channel)?.subscriptions ?? []) subscription.message(message);
     });
     await open(subscriber, this.url);
+    // Every later ready is a new connection, which holds no subscription yet.
+    subscriber.on('ready', () => this.resubscribe(subscriber));
+    this.startHeartbeat(subscriber);
     return subscriber;
+  }
+
+  /**
+   * Sends SUBSCRIBE once for everyone subscribing to the channel meanwhile, who all wait for its answer. Should Redis
+   * refuse it or not answer, the channel is let go of, so that the next `subscribe` sends SUBSCRIBE again instead of
+   * finding it held and taking no messages.
+   */
+  private subscribeChannel(subscriber: Redis, name: string): Channel {
+    const channel: Channel = { subscriptions: new Set(), subscribed: Promise.resolve() };
+    channel.subscribed = subscriber.subscribe(name).then(
+      () => undefined,
+      (error: unknown) => {
+        if (this.channels.get(name) === channel) this.channels.delete(name);
+        throw error;
+      },
+    );
+    this.channels.set(name, channel);
+    return channel;
+  }
+
+  /**
+   * The subscriber connected again: its channels are subscribed again, and each subscription is then told that the
+   * messages published while it was away never reached it (Redis keeps none for a subscriber), so that it can catch
+   * up on what they would have said. Should Redis refuse the SUBSCRIBE or not answer it, it is sent again after
+   * RESUBSCRIBE_RETRY_MS on the same connection (a silent one is replaced meanwhile, and a new one starts over).
+   */
+  private resubscribe(subscriber: Redis): void {
+    clearTimeout(this.resubscribeRetry);
+    const names = [...this.channels.keys()];
+    if (this.closing || names.length === 0) return;
+    subscriber
+      .subscribe(...names)
+      .then(
+        () => {
+          this.resubscribes.succeeded();
+          for (const name of names) {
+            for (const subscription of this.channels.get(name)?.subscriptions ?? []) subscription.missed?.();
+          }
+        },
+        (error: unknown) => {
+          if (this.closing) return;
+          this.resubscribes.failed(error, 'Redis subscriber could not subscribe its channels again; retrying');
+          if (subscriber.status !== 'ready') return;
+          this.resubscribeRetry = setTimeout(() => this.resubscribe(subscriber), RESUBSCRIBE_RETRY_MS);
+          this.resubscribeRetry.unref();
+        },
+      )
+      .catch((error: unknown) =>
+        this.logger.error({ err: error }, 'a subscription could not catch up on missed messages'),
+      );
+  }
+
+  /**
+   * A subscriber sends nothing of its own, so a path that goes silent for it alone (a NAT or firewall dropping the
+   * idle connection, a proxy that lost its other side) would leave it waiting for messages that never come, while
+   * the client's connection, and so readiness, go on. It is asked a PING every command timeout, unless a command is
+   * waiting already: unanswered, its connection is closed as the client's would be (socketTimeout, after
+   * SILENT_CONNECTION_FACTOR command timeouts), made again, and its channels subscribed again. A silent subscriber is
+   * so replaced within (1 + SILENT_CONNECTION_FACTOR) command timeouts (12 s by default), for one PING a command
+   * timeout. (TCP keepalive would take minutes at Linux's defaults, and miss a proxy that keeps our side open.)
+   * Without a command timeout nothing would bound the PING's wait either, and none is sent.
+   */
+  private startHeartbeat(subscriber: Redis): void {
+    if (this.commandTimeoutMs === undefined) return;
+    this.heartbeat = setInterval(() => {
+      if (subscriber.status !== 'ready' || subscriber.commandQueue.length > 0) return;
+      subscriber.ping().catch(() => undefined);
+    }, this.commandTimeoutMs);
+    this.heartbeat.unref();
   }
 }
 
@@ -185,6 +283,9 @@ export function isRedisCommandTimeout(error: unknown): boolean {
  */
 const SILENT_CONNECTION_FACTOR = 5;
 
+/** How long a subscriber whose channels Redis did not take on a new connection waits to send their SUBSCRIBE again. */
+const RESUBSCRIBE_RETRY_MS = 2_000;
+
 /** ioredis's message for a command unanswered within its `commandTimeout`. */
 const COMMAND_TIMED_OUT = 'Command timed out';
 
@@ -201,10 +302,11 @@ const CLIENT_OPTIONS: RedisOptions = {
 };
 
 /**
- * The subscriber's commands (SUBSCRIBE, UNSUBSCRIBE) do no harm run twice: one lost with the connection is sent again
- * on the next. (The channels it holds are subscribed again on every new connection, `autoResubscribe`, either way.)
+ * The subscriber's commands (SUBSCRIBE, UNSUBSCRIBE, PING) do no harm run twice: one lost with the connection is sent
+ * again on the next. Its channels are subscribed again on a new connection by `resubscribe`, not by ioredis
+ * (`autoResubscribe`), which tells nobody when Redis has taken them, nor when it refused.
  */
-const SUBSCRIBER_OPTIONS: RedisOptions = { maxRetriesPerRequest: 1 };
+const SUBSCRIBER_OPTIONS: RedisOptions = { maxRetriesPerRequest: 1, autoResubscribe: false };
 
 /**
  * A connection that reconnects forever once it has been ready; before that, `open` decides. Once ready, trouble is
@@ -217,6 +319,8 @@ const SUBSCRIBER_OPTIONS: RedisOptions = { maxRetriesPerRequest: 1 };
  */
 function createConnection(
   create: (options: RedisOptions) => Redis,
+  /** Which of the store's connections this is, for the log. */
+  connectionName: 'client' | 'subscriber',
   logger: Logger,
   authRefused: (refusal: AuthRefusal) => void,
 ): Redis {
@@ -236,21 +340,21 @@ function createConnection(
       selectRefused = true;
       down = true;
       logger.error(
-        { err: error, db: connection.options.db },
+        { err: error, db: connection.options.db, connection: connectionName },
         "Redis refused the URL's database: not using the connection (it would be on db 0); retrying",
       );
       return;
     }
     if (down) return;
     down = true;
-    logger.warn({ err: error }, 'Redis connection lost; retrying');
+    logger.warn({ err: error, connection: connectionName }, 'Redis connection lost; retrying');
   });
   connection.on('ready', () => {
     readyOnce = true;
     selectRefused = false;
     if (!down) return;
     down = false;
-    logger.info('Redis connection restored');
+    logger.info({ connection: connectionName }, 'Redis connection restored');
   });
   return connection;
 }

@@ -1,13 +1,16 @@
 import type * as net from 'node:net';
-import { cutPair, TcpRelay } from './tcp-relay';
+import { cutPair, type RelayedPair, TcpRelay } from './tcp-relay';
 
 /**
  * A TCP relay that can hold back the service's answers without closing
  * anything, as a hung service would: `stall()` stops relaying replies (they
- * wait, in order), `resume()` delivers them and relays again.
+ * wait, in order), `resume()` delivers them and relays again. `stallLatest()`
+ * holds back one connection's alone, as a path lost for it alone would.
  */
 export class StallableProxy extends TcpRelay {
   private stalled = false;
+  /** The connections whose replies wait. */
+  private readonly held = new WeakSet<RelayedPair>();
 
   protected relay(client: net.Socket): void {
     const pair = this.connectTarget(client);
@@ -16,22 +19,28 @@ export class StallableProxy extends TcpRelay {
     for (const socket of [client, upstream]) socket.on('close', () => cutPair(pair));
     client.pipe(upstream);
     if (!this.stalled) upstream.pipe(client);
-    else upstream.pause();
+    else this.hold(pair);
   }
 
   stall(): void {
     this.stalled = true;
-    for (const { client, upstream } of this.pairs) {
-      upstream.unpipe(client);
-      upstream.pause();
-    }
+    for (const pair of this.pairs) this.hold(pair);
   }
 
-  /** Does nothing unless stalled: piping a connection twice would relay every reply twice, corrupting the stream. */
+  /** Holds back the replies of the connection opened last alone; the others, and those that come next, go on. */
+  stallLatest(): void {
+    const latest = [...this.pairs].at(-1);
+    if (!latest) throw new Error('no connection to stall');
+    this.hold(latest);
+  }
+
+  /** Relays held replies again; a connection not held is left as it is: piped twice, it would relay each reply twice. */
   resume(): void {
-    if (!this.stalled) return;
     this.stalled = false;
-    for (const { client, upstream } of this.pairs) upstream.pipe(client);
+    for (const pair of this.pairs) {
+      if (!this.held.delete(pair)) continue;
+      pair.upstream.pipe(pair.client);
+    }
   }
 
   /**
@@ -41,5 +50,12 @@ export class StallableProxy extends TcpRelay {
   cut(): void {
     this.stalled = false;
     this.cutAll();
+  }
+
+  private hold(pair: RelayedPair): void {
+    if (this.held.has(pair)) return;
+    this.held.add(pair);
+    pair.upstream.unpipe(pair.client);
+    pair.upstream.pause();
   }
 }
