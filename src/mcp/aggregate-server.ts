@@ -89,6 +89,7 @@ export class AggregateServer implements OnModuleDestroy {
   private readonly streams = new Map<string, Set<ServerResponse>>();
   private readonly stopListening: () => void;
   private readonly stopHearingDeletions: () => void;
+  private readonly stopHearingMissedDeletions: () => void;
   /** MCP_STATELESS: no sessions, no event stream; each request stands alone. */
   private readonly stateless: boolean;
 
@@ -107,11 +108,13 @@ export class AggregateServer implements OnModuleDestroy {
     this.stopListening = catalog.onChange(() => this.announceListChanged());
     // A session ended on another replica ends its event streams here too.
     this.stopHearingDeletions = sessions.onDeleted((id) => this.endStreams(id));
+    this.stopHearingMissedDeletions = sessions.onDeletionsMissed(() => void this.endStreamsOfEndedSessions());
   }
 
   onModuleDestroy(): void {
     this.stopListening();
     this.stopHearingDeletions();
+    this.stopHearingMissedDeletions();
     for (const streams of this.streams.values()) for (const res of streams) res.end();
     this.streams.clear();
   }
@@ -194,6 +197,22 @@ export class AggregateServer implements OnModuleDestroy {
   private endStreams(sessionId: string): void {
     for (const stream of this.streams.get(sessionId) ?? []) stream.end();
     this.streams.delete(sessionId);
+  }
+
+  /**
+   * Sessions may have ended on another replica unheard (the session store's subscription was interrupted): the
+   * streams of each that the store no longer holds end, as its deletion would have ended them. Should the store not
+   * answer, the rest stay, to be checked when deletions are missed next.
+   */
+  private async endStreamsOfEndedSessions(): Promise<void> {
+    for (const sessionId of [...this.streams.keys()]) {
+      try {
+        if (!(await this.sessions.exists(sessionId))) this.endStreams(sessionId);
+      } catch (error) {
+        this.logger.warn({ err: error }, 'could not check which sessions with event streams ended meanwhile');
+        return;
+      }
+    }
   }
 
   private async initialize(

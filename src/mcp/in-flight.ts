@@ -16,6 +16,11 @@ export class InFlightRequests {
 
   constructor(private readonly store: KeyValueStore) {}
 
+  /**
+   * A cancellation published while this replica's subscription was interrupted is lost, and its request runs to its
+   * end, as one whose cancellation came too late does: MCP allows a cancellation to go unheeded, and nothing records
+   * which went by to catch up on.
+   */
   async start(): Promise<void> {
     this.unsubscribe = await this.store.subscribe(CANCEL_CHANNEL, (message) => {
       const { key, reason } = JSON.parse(message) as { key: string; reason?: string };

@@ -77,6 +77,7 @@ interface Cached {
 export class McpSessionStore {
   private readonly local = new Map<string, Cached>();
   private readonly deletedListeners = new Set<(id: string) => void>();
+  private readonly deletionsMissedListeners = new Set<() => void>();
   /** When this replica last created or served each session: what `openSessions` counts. */
   private readonly lastUsed = new Map<string, number>();
   private lastPrunedAt = 0;
@@ -89,12 +90,30 @@ export class McpSessionStore {
   ) {}
 
   async start(): Promise<void> {
-    this.unsubscribe = await this.store.subscribe(DELETED_CHANNEL, (id) => {
-      this.local.delete(id);
-      this.lastUsed.delete(id);
-      for (const listener of this.deletedListeners) listener(id);
-    });
-    this.unsubscribeSaved = await this.store.subscribe(SAVED_CHANNEL, (id) => this.local.delete(id));
+    this.unsubscribe = await this.store.subscribe(
+      DELETED_CHANNEL,
+      (id) => {
+        this.local.delete(id);
+        this.lastUsed.delete(id);
+        for (const listener of this.deletedListeners) listener(id);
+      },
+      () => this.deletionsMissed(),
+    );
+    // A change missed leaves a stale copy cached: every copy goes, and the next read of each is from the store.
+    this.unsubscribeSaved = await this.store.subscribe(
+      SAVED_CHANNEL,
+      (id) => this.local.delete(id),
+      () => this.local.clear(),
+    );
+  }
+
+  /**
+   * Sessions deleted on other replicas while this one could not hear of it (its subscription interrupted): a cached
+   * copy of one would be served as live, so the cache goes; `onDeletionsMissed` listeners check what they hold.
+   */
+  private deletionsMissed(): void {
+    this.local.clear();
+    for (const listener of this.deletionsMissedListeners) listener();
   }
 
   /** The session as the shared store has it now, bypassing this replica's cache. */
@@ -109,12 +128,27 @@ export class McpSessionStore {
     return () => this.deletedListeners.delete(listener);
   }
 
+  /**
+   * Calls `listener` whenever sessions may have been deleted on another replica without this one hearing of it (for
+   * each, `onDeleted` listeners were not called): what it holds for a session should be checked with `exists`.
+   */
+  onDeletionsMissed(listener: () => void): () => void {
+    this.deletionsMissedListeners.add(listener);
+    return () => this.deletionsMissedListeners.delete(listener);
+  }
+
+  /** Whether the shared store still holds the session, its expiry left as it is. */
+  async exists(id: string): Promise<boolean> {
+    return (await shared(this.store.get(KEY_PREFIX + id))) !== null;
+  }
+
   async stop(): Promise<void> {
     await this.unsubscribe?.();
     await this.unsubscribeSaved?.();
     this.local.clear();
     this.lastUsed.clear();
     this.deletedListeners.clear();
+    this.deletionsMissedListeners.clear();
   }
 
   /** A new session id: 128 bits from the CSPRNG, URL-safe. */

@@ -15,8 +15,11 @@ export class ClusterSignals {
     await this.store.publish(CHANNEL_PREFIX + signal, '1');
   }
 
-  /** Returns a function that stops listening. */
+  /**
+   * Returns a function that stops listening. A signal that may have been raised while this replica could not hear it
+   * (its subscription interrupted) counts as raised: a signal says only "look again", which is never wrong.
+   */
   listen(signal: ClusterSignal, listener: () => void): Promise<() => Promise<void>> {
-    return this.store.subscribe(CHANNEL_PREFIX + signal, listener);
+    return this.store.subscribe(CHANNEL_PREFIX + signal, listener, listener);
   }
 }
