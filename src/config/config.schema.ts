@@ -267,7 +267,7 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     defaultText: '`2000`',
     secret: false,
     description:
-      'longest wait for Redis to answer one command before it counts as unavailable: an MCP request whose session cannot be read or stored in time gets 503; a rate-limit decision waits at most this; a connection with commands waiting and nothing received for five times as long is closed and opened again',
+      'longest wait for Redis to answer one command before it counts as unavailable: an MCP request whose session cannot be read or stored in time gets 503; a rate-limit decision waits at most this; a connection with commands waiting and nothing received for five times as long is closed and opened again; the subscriber is pinged this often',
   },
   {
     key: 'AUTH_MODE',
