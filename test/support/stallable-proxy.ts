@@ -10,7 +10,7 @@ import { cutPair, type RelayedPair, TcpRelay } from './tcp-relay';
 export class StallableProxy extends TcpRelay {
   private stalled = false;
   /** The connections whose replies wait. */
-  private readonly held = new WeakSet<RelayedPair>();
+  private readonly holding = new WeakSet<RelayedPair>();
 
   protected relay(client: net.Socket): void {
     const pair = this.connectTarget(client);
@@ -38,7 +38,7 @@ export class StallableProxy extends TcpRelay {
   resume(): void {
     this.stalled = false;
     for (const pair of this.pairs) {
-      if (!this.held.delete(pair)) continue;
+      if (!this.holding.delete(pair)) continue;
       pair.upstream.pipe(pair.client);
     }
   }
@@ -53,8 +53,8 @@ export class StallableProxy extends TcpRelay {
   }
 
   private hold(pair: RelayedPair): void {
-    if (this.held.has(pair)) return;
-    this.held.add(pair);
+    if (this.holding.has(pair)) return;
+    this.holding.add(pair);
     pair.upstream.unpipe(pair.client);
     pair.upstream.pause();
   }
