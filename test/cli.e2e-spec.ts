@@ -290,6 +290,8 @@ describe('mcp-gateway CLI', () => {
     let client: Client;
 
     beforeAll(async () => {
+      // These tests undo the last migration by hand (undoLast, lastApplied, and the lock its first statement waits on).
+      if (!LAST.endsWith('_audit_partial_indexes')) throw new Error(`teach these tests to undo ${LAST}`);
       fresh = await createScratchDatabase();
       client = new Client({ connectionString: fresh.url });
       await client.connect();
@@ -309,12 +311,19 @@ describe('mcp-gateway CLI', () => {
       return result.rows;
     }
 
-    /** Whether the last migration's change (audit_streams.set_aside) is in the schema. */
+    /** Whether the last migration's change (the partial (decision, at) index) is in the schema. */
     async function lastApplied(): Promise<boolean> {
       const result = await client.query(
-        "SELECT 1 FROM information_schema.columns WHERE table_name = 'audit_streams' AND column_name = 'set_aside'",
+        "SELECT 1 FROM pg_indexes WHERE indexname = 'audit_records_decision_at_idx' AND indexdef LIKE '%WHERE%'",
       );
       return result.rows.length === 1;
+    }
+
+    /** Puts back what the last migration replaces (the full (decision, at) and (outcome, at) indexes). */
+    async function undoLast(): Promise<void> {
+      await client.query('DROP INDEX audit_records_decision_at_idx, audit_records_outcome_at_idx');
+      await client.query('CREATE INDEX audit_records_decision_at_idx ON audit_records (decision, at)');
+      await client.query('CREATE INDEX audit_records_outcome_at_idx ON audit_records (outcome, at)');
     }
 
     /** Undoes the last migration, then has `run` apply it and `interrupt` it mid-way (by default, ends its session). */
@@ -324,18 +333,18 @@ describe('mcp-gateway CLI', () => {
         await client.query('SELECT pg_terminate_backend($1)', [backend]);
       },
     ): Promise<unknown> {
-      await client.query('ALTER TABLE audit_streams DROP COLUMN set_aside');
+      await undoLast();
       await client.query('DELETE FROM _prisma_migrations WHERE migration_name = $1', [LAST]);
       const holder = new Client({ connectionString: fresh.url });
       await holder.connect();
       try {
-        // Its ALTER TABLE waits for this lock: the migration is in the middle of its script.
+        // Its first DROP INDEX waits for this lock: the migration is in the middle of its script.
         await holder.query('BEGIN');
-        await holder.query('LOCK TABLE audit_streams IN ACCESS SHARE MODE');
+        await holder.query('LOCK TABLE audit_records IN ACCESS SHARE MODE');
         const outcome = run();
         const pid = await eventually(async () => {
           const waiting = await client.query<{ pid: number }>(
-            "SELECT pid FROM pg_locks WHERE locktype = 'relation' AND relation = 'audit_streams'::regclass AND NOT granted",
+            "SELECT pid FROM pg_locks WHERE locktype = 'relation' AND relation = 'audit_records'::regclass AND NOT granted",
           );
           expect(waiting.rows).toHaveLength(1);
           return waiting.rows[0]!.pid;
@@ -481,7 +490,7 @@ describe('mcp-gateway CLI', () => {
     it('--resolve-rolled-back records a failed migration rolled back, and the next migrate applies it', async () => {
       // The operator found none of it applied.
       await client.query('DELETE FROM _prisma_migrations WHERE migration_name = $1', [LAST]);
-      await client.query('ALTER TABLE audit_streams DROP COLUMN set_aside');
+      await undoLast();
       await client.query(
         `INSERT INTO _prisma_migrations (id, checksum, migration_name) VALUES (gen_random_uuid()::text, 'x', $1)`,
         [LAST],
