@@ -131,8 +131,10 @@ export class RedisStore implements KeyValueStore {
       if (held.subscriptions.size === 0 && this.channels.get(channel) === held) {
         this.channels.delete(channel);
         // Without a connection there is nobody to tell, and a shutdown during an outage must not fail on it: the
-        // connection, should it come back, subscribes only the channels still held.
-        if (subscriber.status === 'ready') await subscriber.unsubscribe(channel);
+        // connection, should it come back, subscribes only the channels still held. ioredis may still say `ready` of a
+        // connection that takes no more writes ("Stream isn't writeable"); one that fails so, or never answers, only
+        // brings messages that find no subscription.
+        if (subscriber.status === 'ready') await subscriber.unsubscribe(channel).catch(() => undefined);
       }
     };
   }
