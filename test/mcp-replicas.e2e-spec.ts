@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import * as http from 'node:http';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { CallToolResultSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import request from 'supertest';
@@ -7,6 +6,7 @@ import { entraEnv, LocalEntraIssuer } from './support/entra-issuer';
 import { eventually, waitUntil } from './support/eventually';
 import { type Replica, startReplicas, stopReplicas } from './support/gateway-replicas';
 import { connectClient } from './support/mcp-client';
+import { initializeRaw, mcpHeaders, openEventStream } from './support/raw-mcp';
 import { type BalancedRequest, RoundRobinProxy } from './support/round-robin-proxy';
 import { createScratchDatabase, REDIS_URL } from './support/services';
 import { SlowUpstream } from './support/slow-upstream';
@@ -69,7 +69,7 @@ describe('two gateway replicas behind a round-robin balancer', () => {
     // Discovery runs on the replica that took the registration; the other one's catalog follows by polling.
     const token = await issuer.token({ roles: [role] });
     for (const replica of replicas) {
-      const session = await initialize(`${replica.url}/mcp`, token);
+      const session = await initializeRaw(`${replica.url}/mcp`, token);
       await eventually(async () => {
         expect(await toolNames(replica.url, token, session)).toEqual(
           expect.arrayContaining([`${greetSlug}__echoHai`, `${slowSlug}__slow`]),
@@ -351,8 +351,8 @@ describe('two gateway replicas behind a round-robin balancer', () => {
 
   it('ends the event streams of a /mcp/{slug} session on every replica when it is deleted', async () => {
     const token = await issuer.token({ roles: [role] });
-    const sessionId = await initialize(`${replicaA().url}/mcp/${greetSlug}`, token);
-    const stream = await openStream(`${replicaB().url}/mcp/${greetSlug}`, token, sessionId);
+    const sessionId = await initializeRaw(`${replicaA().url}/mcp/${greetSlug}`, token);
+    const stream = await openEventStream(`${replicaB().url}/mcp/${greetSlug}`, token, sessionId);
     try {
       await deleteSession(`${replicaA().url}/mcp/${greetSlug}`, token, sessionId);
       await waitUntil(() => stream.ended, 'the stream on the other replica ends');
@@ -363,8 +363,8 @@ describe('two gateway replicas behind a round-robin balancer', () => {
 
   it('ends the event streams of a /mcp session on every replica when it is deleted', async () => {
     const token = await issuer.token({ roles: [role] });
-    const sessionId = await initialize(`${replicaA().url}/mcp`, token);
-    const stream = await openStream(`${replicaB().url}/mcp`, token, sessionId);
+    const sessionId = await initializeRaw(`${replicaA().url}/mcp`, token);
+    const stream = await openEventStream(`${replicaB().url}/mcp`, token, sessionId);
     try {
       await deleteSession(`${replicaA().url}/mcp`, token, sessionId);
       await waitUntil(() => stream.ended, 'the stream on the other replica ends', 5_000);
@@ -441,42 +441,6 @@ describe('two gateway replicas behind a round-robin balancer', () => {
   });
 });
 
-const PROTOCOL_VERSION = '2025-06-18';
-
-function mcpHeaders(token: string, sessionId?: string): Record<string, string> {
-  return {
-    authorization: `Bearer ${token}`,
-    'content-type': 'application/json',
-    accept: 'application/json, text/event-stream',
-    'mcp-protocol-version': PROTOCOL_VERSION,
-    ...(sessionId ? { 'mcp-session-id': sessionId } : {}),
-  };
-}
-
-/** A session opened with a bare initialize (and `notifications/initialized`) straight at one replica. */
-async function initialize(url: string, token: string): Promise<string> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: mcpHeaders(token),
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
-    }),
-  });
-  await res.text();
-  const sessionId = res.headers.get('mcp-session-id');
-  if (res.status !== 200 || !sessionId) throw new Error(`initialize at ${url} answered ${res.status}`);
-  const initialized = await fetch(url, {
-    method: 'POST',
-    headers: mcpHeaders(token, sessionId),
-    body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
-  });
-  await initialized.text();
-  return sessionId;
-}
-
 /** The names `tools/list` gives one session at one replica's `/mcp`. */
 async function toolNames(replicaUrl: string, token: string, sessionId: string): Promise<string[]> {
   const res = await fetch(`${replicaUrl}/mcp`, {
@@ -502,27 +466,4 @@ async function deleteSession(url: string, token: string, sessionId: string): Pro
   const res = await fetch(url, { method: 'DELETE', headers: mcpHeaders(token, sessionId) });
   await res.text();
   if (res.status !== 200) throw new Error(`DELETE at ${url} answered ${res.status}`);
-}
-
-/** A GET event stream held open at one replica; `ended` turns true when the server ends it. */
-async function openStream(
-  url: string,
-  token: string,
-  sessionId: string,
-): Promise<{ readonly ended: boolean; close: () => void }> {
-  const state = { ended: false };
-  const req = http.get(url, { headers: { ...mcpHeaders(token, sessionId), accept: 'text/event-stream' } });
-  const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
-    req.once('response', resolve);
-    req.once('error', reject);
-  });
-  if (res.statusCode !== 200) throw new Error(`GET ${url} answered ${res.statusCode}`);
-  res.resume();
-  res.once('close', () => (state.ended = true));
-  return {
-    get ended() {
-      return state.ended;
-    },
-    close: () => req.destroy(),
-  };
 }

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import * as http from 'node:http';
 import { createLogger } from '../src/logging/logger';
 import { McpSessionStore } from '../src/mcp/session-store';
 import { ClusterSignals } from '../src/redis/cluster-signals';
@@ -7,13 +6,12 @@ import { RedisStore } from '../src/redis/redis-store';
 import { waitUntil } from './support/eventually';
 import { type GuardedUpstream, startGuardedUpstream } from './support/guarded-upstream';
 import { REDIS_URL } from './support/services';
+import { initializeRaw, mcpHeaders, openEventStream } from './support/raw-mcp';
 import { StallableProxy } from './support/stallable-proxy';
 import { hostPortOf, withHostPort } from './support/tcp-proxy';
 import { GREET_TOOLS } from './support/upstream';
 
 const logger = createLogger({ logLevel: 'silent' });
-const PROTOCOL_VERSION = '2025-06-18';
-
 /**
  * What a replica's listeners do once its Redis subscriber, whose path alone went silent (the relay holds back the
  * answers of its connection, the latest the relay took), has been replaced: the messages published meanwhile never
@@ -48,11 +46,11 @@ describe('a gateway whose Redis subscriber alone went silent', () => {
   it('ends the event streams of /mcp sessions another replica deleted meanwhile, and serves them no more from its cache', async () => {
     const token = await deployment.issuer.token({ roles: [role] });
     const url = `${deployment.gw.url}/mcp`;
-    const kept = await initialize(url, token);
-    const deleted = await initialize(url, token);
+    const kept = await initializeRaw(url, token);
+    const deleted = await initializeRaw(url, token);
     // Opened first, the kept session's stream is checked first: it stands when the deleted one's ends.
-    const keptStream = await openStream(url, token, kept);
-    const deletedStream = await openStream(url, token, deleted);
+    const keptStream = await openEventStream(url, token, kept);
+    const deletedStream = await openEventStream(url, token, deleted);
     try {
       // Served here, so cached here.
       expect((await ping(url, token, deleted)).status).toBe(200);
@@ -94,34 +92,6 @@ describe('cluster signals while the subscriber alone went silent', () => {
   }, 60_000);
 });
 
-function mcpHeaders(token: string, sessionId?: string): Record<string, string> {
-  return {
-    authorization: `Bearer ${token}`,
-    'content-type': 'application/json',
-    accept: 'application/json, text/event-stream',
-    'mcp-protocol-version': PROTOCOL_VERSION,
-    ...(sessionId ? { 'mcp-session-id': sessionId } : {}),
-  };
-}
-
-/** A session of `/mcp`, opened with a bare initialize; its id. */
-async function initialize(url: string, token: string): Promise<string> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: mcpHeaders(token),
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
-    }),
-  });
-  await res.text();
-  const sessionId = res.headers.get('mcp-session-id');
-  if (res.status !== 200 || !sessionId) throw new Error(`initialize at ${url} answered ${res.status}`);
-  return sessionId;
-}
-
 async function ping(url: string, token: string, sessionId: string): Promise<{ status: number }> {
   const res = await fetch(url, {
     method: 'POST',
@@ -130,27 +100,4 @@ async function ping(url: string, token: string, sessionId: string): Promise<{ st
   });
   await res.text();
   return { status: res.status };
-}
-
-/** A GET event stream held open; `ended` turns true when the gateway ends it. */
-async function openStream(
-  url: string,
-  token: string,
-  sessionId: string,
-): Promise<{ readonly ended: boolean; close: () => void }> {
-  const state = { ended: false };
-  const req = http.get(url, { headers: { ...mcpHeaders(token, sessionId), accept: 'text/event-stream' } });
-  const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
-    req.once('response', resolve);
-    req.once('error', reject);
-  });
-  if (res.statusCode !== 200) throw new Error(`GET ${url} answered ${res.statusCode}`);
-  res.resume();
-  res.once('close', () => (state.ended = true));
-  return {
-    get ended() {
-      return state.ended;
-    },
-    close: () => req.destroy(),
-  };
 }
