@@ -160,22 +160,8 @@ describe('mcp-gateway serve --workers', () => {
   it(
     'kills a worker that is still running when the bound after the second signal is over, and exits 1',
     async () => {
-      const database = await createScratchDatabase();
-      const dataDir = mkdtempSync(path.join(tmpdir(), 'mcp-gateway-workers-stuck-'));
-      const serve = new ServeProcess(['--workers', '2', '--port', '0', '--host', '127.0.0.1'], {
-        AUTH_MODE: 'dev',
-        DATA_DIR: dataDir,
-        DATABASE_URL: database.url,
-        REDIS_URL,
-      });
-      let stuck: number | undefined;
-      try {
-        await primaryServing(serve);
-        const listening = serve.logLines().find((line) => line.msg === 'worker listening' && line.worker === 1);
-        stuck = listening?.workerPid as number;
-        expect(stuck).toEqual(expect.any(Number));
+      await withStoppedWorker('stuck', {}, async (serve) => {
         // A stopped process neither drains nor hears SIGTERM, as a worker stuck in a loop: only SIGKILL ends it.
-        process.kill(stuck, 'SIGSTOP');
         serve.signal('SIGTERM');
         await waitUntil(
           () => serve.logLines().some((line) => line.msg === 'worker stopped' && line.worker === 2),
@@ -188,15 +174,7 @@ describe('mcp-gateway serve --workers', () => {
             .logLines()
             .find((line) => line.msg === 'workers still running once told to exit without draining: killed'),
         ).toMatchObject({ role: 'primary', workers: [1] });
-        const pid = stuck;
-        await waitUntil(() => !isRunning(pid), 'the stuck worker is gone');
-      } finally {
-        if (stuck !== undefined && isRunning(stuck)) process.kill(stuck, 'SIGKILL');
-        serve.signal('SIGKILL');
-        await serve.exited;
-        await database.drop();
-        rmSync(dataDir, { recursive: true, force: true });
-      }
+      });
     },
     STARTUP_MS,
   );
@@ -204,24 +182,9 @@ describe('mcp-gateway serve --workers', () => {
   it(
     'after one signal, has a worker still draining past SHUTDOWN_GRACE_MS and AUDIT_WRITE_TIMEOUT_MS told to exit, kills it when stuck, and exits 1',
     async () => {
-      const database = await createScratchDatabase();
-      const dataDir = mkdtempSync(path.join(tmpdir(), 'mcp-gateway-workers-overdue-'));
-      const serve = new ServeProcess(['--workers', '2', '--port', '0', '--host', '127.0.0.1'], {
-        AUTH_MODE: 'dev',
-        DATA_DIR: dataDir,
-        DATABASE_URL: database.url,
-        REDIS_URL,
-        SHUTDOWN_GRACE_MS: '0',
-        AUDIT_WRITE_TIMEOUT_MS: '100',
-      });
-      let stuck: number | undefined;
-      try {
-        await primaryServing(serve);
-        const listening = serve.logLines().find((line) => line.msg === 'worker listening' && line.worker === 1);
-        stuck = listening?.workerPid as number;
-        expect(stuck).toEqual(expect.any(Number));
+      const env = { SHUTDOWN_GRACE_MS: '0', AUDIT_WRITE_TIMEOUT_MS: '100' };
+      await withStoppedWorker('overdue', env, async (serve, stuck) => {
         // Stopped, it never drains, as a worker whose drain hangs on an upstream call or a database write.
-        process.kill(stuck, 'SIGSTOP');
         serve.signal('SIGTERM');
         expect(await serve.exited).toBe(1);
 
@@ -237,15 +200,7 @@ describe('mcp-gateway serve --workers', () => {
           lines.find((line) => line.msg === 'workers still running once told to exit without draining: killed'),
         ).toMatchObject({ role: 'primary', workers: [1], workerPids: [stuck] });
         expect(lines.some((line) => String(line.msg).startsWith('second signal'))).toBe(false);
-        const pid = stuck;
-        await waitUntil(() => !isRunning(pid), 'the stuck worker is gone');
-      } finally {
-        if (stuck !== undefined && isRunning(stuck)) process.kill(stuck, 'SIGKILL');
-        serve.signal('SIGKILL');
-        await serve.exited;
-        await database.drop();
-        rmSync(dataDir, { recursive: true, force: true });
-      }
+      });
     },
     STARTUP_MS,
   );
@@ -461,6 +416,43 @@ describe('mcp-gateway serve --workers', () => {
 });
 
 /** Waits for the primary's own "serving" line: every worker listens by then. */
+/**
+ * `serve --workers 2` on a scratch database with worker 1 stopped (SIGSTOP: it neither drains nor hears a signal, as a
+ * stuck worker); `act` signals the primary and checks what it did. The stopped worker must be gone afterwards.
+ */
+async function withStoppedWorker(
+  name: string,
+  env: Record<string, string>,
+  act: (serve: ServeProcess, stuck: number) => Promise<void>,
+): Promise<void> {
+  const database = await createScratchDatabase();
+  const dataDir = mkdtempSync(path.join(tmpdir(), `mcp-gateway-workers-${name}-`));
+  const serve = new ServeProcess(['--workers', '2', '--port', '0', '--host', '127.0.0.1'], {
+    AUTH_MODE: 'dev',
+    DATA_DIR: dataDir,
+    DATABASE_URL: database.url,
+    REDIS_URL,
+    ...env,
+  });
+  let stuck: number | undefined;
+  try {
+    await primaryServing(serve);
+    const listening = serve.logLines().find((line) => line.msg === 'worker listening' && line.worker === 1);
+    stuck = listening?.workerPid as number;
+    expect(stuck).toEqual(expect.any(Number));
+    process.kill(stuck, 'SIGSTOP');
+    await act(serve, stuck);
+    const pid = stuck;
+    await waitUntil(() => !isRunning(pid), 'the stuck worker is gone');
+  } finally {
+    if (stuck !== undefined && isRunning(stuck)) process.kill(stuck, 'SIGKILL');
+    serve.signal('SIGKILL');
+    await serve.exited;
+    await database.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
 async function primaryServing(serve: ServeProcess): Promise<string> {
   await serve.ready(STARTUP_MS);
   const line = await eventually(() => {
