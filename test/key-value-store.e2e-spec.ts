@@ -354,22 +354,7 @@ describe('RedisStore while Redis is away', () => {
  * is. A command times out after the command timeout, but ioredis keeps it queued until the connection closes.
  */
 describe('RedisStore while Redis does not answer', () => {
-  const { host, port } = hostPortOf(REDIS_URL);
-  const relay = new StallableProxy(host, port);
-  const capture = new LogCapture();
-  const logs = capture.lines;
-  const capturingLogger = createLogger({ logLevel: 'info' }, capture.stream);
-  const direct = new Redis(REDIS_URL, { lazyConnect: true });
-
-  beforeAll(async () => {
-    await relay.start();
-    await direct.connect();
-  });
-
-  afterAll(async () => {
-    direct.disconnect();
-    await relay.stop();
-  });
+  const { relay, logs, capturingLogger, direct } = redisBehindStallableRelay();
 
   it('closes a connection whose commands get no answer, holding none of them, and comes back with its subscriptions', async () => {
     const store = await RedisStore.connect(withHostPort(REDIS_URL, relay.port), capturingLogger, {
@@ -447,22 +432,7 @@ describe('RedisStore while Redis does not answer', () => {
  * latest it took (the client's came first).
  */
 describe("RedisStore when its subscriber's path alone goes silent", () => {
-  const { host, port } = hostPortOf(REDIS_URL);
-  const relay = new StallableProxy(host, port);
-  const capture = new LogCapture();
-  const logs = capture.lines;
-  const capturingLogger = createLogger({ logLevel: 'info' }, capture.stream);
-  const direct = new Redis(REDIS_URL, { lazyConnect: true });
-
-  beforeAll(async () => {
-    await relay.start();
-    await direct.connect();
-  });
-
-  afterAll(async () => {
-    direct.disconnect();
-    await relay.stop();
-  });
+  const { relay, logs, capturingLogger, direct } = redisBehindStallableRelay();
 
   it('replaces it, subscribes its channels again, and tells each subscription that messages went by unheard', async () => {
     const store = await RedisStore.connect(withHostPort(REDIS_URL, relay.port), capturingLogger, {
@@ -682,4 +652,32 @@ async function waitFor(condition: () => boolean, timeoutMs = 2_000): Promise<voi
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/**
+ * For a describe block: Redis behind a `StallableProxy` (started before its tests, stopped after), a logger whose JSON
+ * lines are collected in `logs`, and a connection of its own straight to Redis (`direct`).
+ */
+function redisBehindStallableRelay(): {
+  relay: StallableProxy;
+  logs: LogCapture['lines'];
+  capturingLogger: ReturnType<typeof createLogger>;
+  direct: Redis;
+} {
+  const { host, port } = hostPortOf(REDIS_URL);
+  const relay = new StallableProxy(host, port);
+  const capture = new LogCapture();
+  const capturingLogger = createLogger({ logLevel: 'info' }, capture.stream);
+  const direct = new Redis(REDIS_URL, { lazyConnect: true });
+
+  beforeAll(async () => {
+    await relay.start();
+    await direct.connect();
+  });
+
+  afterAll(async () => {
+    direct.disconnect();
+    await relay.stop();
+  });
+  return { relay, logs: capture.lines, capturingLogger, direct };
 }
