@@ -146,6 +146,15 @@ export interface StartOptions {
 const ANSWERING = Symbol('answering');
 type Connection = Socket & { [ANSWERING]?: ServerResponse };
 
+/**
+ * A response's 'close' listener: its connection no longer answers it. One function for every response, not a closure
+ * and a `once` wrapper per request (about 0.3 KB of a relayed call's 52 KB of allocations); 'close' comes once.
+ */
+function forgetAnswering(this: ServerResponse): void {
+  const socket = this.req.socket as Connection;
+  if (socket[ANSWERING] === this) socket[ANSWERING] = undefined;
+}
+
 /** A gateway that is serving; `close()` drains and stops it in reverse order of start. */
 export class RunningGateway {
   private closing?: Promise<void>;
@@ -171,11 +180,8 @@ export class RunningGateway {
         res.setHeader('connection', 'close');
         return;
       }
-      const socket = req.socket as Connection;
-      socket[ANSWERING] = res;
-      res.once('close', () => {
-        if (socket[ANSWERING] === res) socket[ANSWERING] = undefined;
-      });
+      (req.socket as Connection)[ANSWERING] = res;
+      res.on('close', forgetAnswering);
     });
   }
 

@@ -48,7 +48,8 @@ export function httpRequestMeter(
   });
   return (req, res, routeOf) => {
     const start = performance.now();
-    res.once('close', () => {
+    // `on`, not `once`: a response closes once, and `once` wraps every listener in two more objects.
+    res.on('close', () => {
       const method = req.method !== undefined && KNOWN_METHODS.has(req.method) ? req.method : 'other';
       const { requests, duration } = cells.get(routeOf(), method, res.statusCode);
       requests.value++;
