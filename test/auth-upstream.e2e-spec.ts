@@ -186,7 +186,9 @@ describe('upstream identity (msal-node against a local Entra authority)', () => 
     const user = await caller();
     const oboTarget = target(upstreamUrl, { type: 'entra-obo', scope: OBO_SCOPE });
     const before = issuer.tokenRequests.length;
-    const all = await Promise.all(Array.from({ length: 10 }, () => connector.headersFor(oboTarget, user)));
+    const all = await Promise.all(
+      Array.from({ length: 10 }, () => Promise.resolve(connector.headersFor(oboTarget, user))),
+    );
     expect(new Set(all.map((headers) => headers.authorization)).size).toBe(1);
     expect(requestsSince(before)).toHaveLength(1);
   });
@@ -236,7 +238,9 @@ describe('upstream identity (msal-node against a local Entra authority)', () => 
         'consent_required',
       );
     const failure = await failureOf(
-      connector.headersFor(target(upstreamUrl, { type: 'entra-obo', scope: OBO_SCOPE }), await caller()),
+      Promise.resolve(
+        connector.headersFor(target(upstreamUrl, { type: 'entra-obo', scope: OBO_SCOPE }), await caller()),
+      ),
     );
     expect(failure.kind).toBe('auth');
     expect(failure.message).toMatch(/^server greet needs consent or an interactive sign-in/);
@@ -246,7 +250,9 @@ describe('upstream identity (msal-node against a local Entra authority)', () => 
   it('reports other Entra refusals with their code, never the secret', async () => {
     issuer.tokenReply = () => entraError('invalid_client', 7000215, 'Invalid client secret provided.');
     const failure = await failureOf(
-      connector.headersFor(target(upstreamUrl, { type: 'entra-client-credentials', scope: 'api://other/.default' })),
+      Promise.resolve(
+        connector.headersFor(target(upstreamUrl, { type: 'entra-client-credentials', scope: 'api://other/.default' })),
+      ),
     );
     expect(failure.message).toBe('Entra ID refused a token for server greet (invalid_client, AADSTS7000215)');
     expect(failure.message).not.toContain(GATEWAY_SECRET);

@@ -46,7 +46,7 @@ describe('rate-limit budget leases (Redis)', () => {
     // Waves of concurrent requests on both replicas, past the budget.
     for (let wave = 0; wave < 30; wave++) {
       const verdicts = await Promise.all(
-        Array.from({ length: 40 }, (_, index) => limiters[index % 2]!.consume(request)),
+        Array.from({ length: 40 }, (_, index) => Promise.resolve(limiters[index % 2]!.consume(request))),
       );
       for (const verdict of verdicts) {
         if (!verdict.allowed) continue;

@@ -35,21 +35,27 @@ export class McpAuthMiddleware implements NestMiddleware {
   }
 
   /**
-   * True when the request may go on (principal attached); otherwise the refusal has been sent. Never rejects.
-   * Also called by the POST lane.
+   * True when the request may go on (principal attached); otherwise the refusal has been sent. Never throws nor
+   * rejects. Also called by the POST lane. At once, not as a promise, unless a token has to be verified: a request
+   * carrying the token its connection's last one did (most) is decided without a turn of the event loop.
    */
-  async admit(req: McpRequest, res: ServerResponse): Promise<boolean> {
+  admit(req: McpRequest, res: ServerResponse): boolean | Promise<boolean> {
     try {
-      return await this.authenticate(req, res);
+      const admitted = this.authenticate(req, res);
+      return admitted instanceof Promise ? admitted.catch((error: unknown) => this.failed(res, error)) : admitted;
     } catch (error) {
-      // Whatever went wrong, the request is refused and the process keeps serving.
-      this.logger.error({ err: error }, 'authenticating an MCP request failed');
-      if (!res.headersSent) unavailable(res, 'the access token could not be checked; try again', 30);
-      return false;
+      return this.failed(res, error);
     }
   }
 
-  private async authenticate(req: McpRequest, res: ServerResponse): Promise<boolean> {
+  /** Whatever went wrong, the request is refused and the process keeps serving. */
+  private failed(res: ServerResponse, error: unknown): false {
+    this.logger.error({ err: error }, 'authenticating an MCP request failed');
+    if (!res.headersSent) unavailable(res, 'the access token could not be checked; try again', 30);
+    return false;
+  }
+
+  private authenticate(req: McpRequest, res: ServerResponse): boolean | Promise<boolean> {
     // Without a tenant and an app registration no token can be checked, and only a change of configuration (and a
     // restart) helps: 503 without a Retry-After, which would promise a time at which the gateway serves again.
     const unconfigured = this.verifier.unavailableReason;
@@ -68,7 +74,7 @@ export class McpAuthMiddleware implements NestMiddleware {
     const url = originalUrlOf(req);
     const queryAt = url.indexOf('?');
     // RFC 6750 §3.1: invalid_request is a 400, invalid_token a 401, insufficient_scope a 403; no error code, a 401.
-    const refuse = (rejection?: { error?: BearerErrorCode; description?: string; reason?: string }): void => {
+    const refuse = (rejection?: Rejection): void => {
       const slug = this.resource.slugOfRequestPath(queryAt === -1 ? url : url.slice(0, queryAt));
       const error = rejection?.error;
       const status = error === 'invalid_request' ? 400 : error === 'insufficient_scope' ? 403 : 401;
@@ -116,7 +122,17 @@ export class McpAuthMiddleware implements NestMiddleware {
       });
       return false;
     }
+    return this.verifyAndAdmit(req, res, header, token, refuse);
+  }
 
+  /** The rest of `authenticate` for a token not remembered on the connection: verified, then its scopes checked. */
+  private async verifyAndAdmit(
+    req: McpRequest,
+    res: ServerResponse,
+    header: string,
+    token: string,
+    refuse: (rejection?: Rejection) => void,
+  ): Promise<boolean> {
     let verified;
     try {
       verified = await this.verifier.verify(token);
@@ -177,6 +193,13 @@ export class McpAuthMiddleware implements NestMiddleware {
       latencyMs: Date.now() - arrived,
     });
   }
+}
+
+/** Why a request is refused, as its bearer challenge and its audit record say it. */
+interface Rejection {
+  error?: BearerErrorCode;
+  description?: string;
+  reason?: string;
 }
 
 /** The JSON-RPC method of a refused request, when its body was read and is a single request. */

@@ -29,6 +29,12 @@ interface Pending {
   upstreamStart?: number;
 }
 
+/** A request refused for its rate limit: its error answer, and the verdict behind it. */
+export interface RateLimitRefusal {
+  refusal: JsonRpcErrorResponse;
+  verdict: RateLimitVerdict;
+}
+
 type Base = Pick<McpExchange, 'at' | 'requestId' | 'surface' | 'ip' | 'principal' | 'sessionId' | 'server'>;
 
 /**
@@ -69,19 +75,29 @@ export class ExchangeRecorder {
    * Spends budget for one request. Returns the error answer when the limit is
    * met (already recorded), else undefined; either way the verdict's
    * RateLimit fields go on the HTTP response while it can still take headers.
+   * At once when the limiter decides at once (most requests), else a promise.
    */
-  async admit(
+  admit(
     request: JsonRpcRequest,
     route: { server?: ServerRef; tool?: string } = {},
-  ): Promise<{ refusal: JsonRpcErrorResponse; verdict: RateLimitVerdict } | undefined> {
+  ): RateLimitRefusal | undefined | Promise<RateLimitRefusal | undefined> {
     const server = route.server ?? this.base.server;
-    const verdict = await this.traffic.admit({
+    const verdict = this.traffic.admit({
       principal: this.base.principal!,
       surface: this.base.surface,
       method: request.method,
       server,
       tool: route.tool,
     });
+    if (verdict instanceof Promise) return verdict.then((decided) => this.admitted(request, server, decided));
+    return this.admitted(request, server, verdict);
+  }
+
+  private admitted(
+    request: JsonRpcRequest,
+    server: ServerRef | undefined,
+    verdict: RateLimitVerdict,
+  ): RateLimitRefusal | undefined {
     if (!this.res.headersSent) {
       const headers = verdict.headers;
       for (const name in headers) this.res.setHeader(name, headers[name]!);
@@ -316,10 +332,7 @@ function targetOf(request: JsonRpcRequest): string | undefined {
 }
 
 /** The HTTP answer to a lone request refused for its rate limit: 429 with Retry-After and the JSON-RPC error. */
-export function sendRateLimited(
-  res: ServerResponse,
-  refused: { refusal: JsonRpcErrorResponse; verdict: RateLimitVerdict },
-): void {
+export function sendRateLimited(res: ServerResponse, refused: RateLimitRefusal): void {
   if (res.headersSent) {
     res.end();
     return;

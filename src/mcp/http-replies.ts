@@ -53,31 +53,43 @@ export function sendSessionStoreOutage(
  * without the header, 503 while the store does not answer (GET and DELETE too, which Express serves; the POST lane
  * answers its own alike), 404 for a session that is gone or not theirs, or the protocol version's refusal.
  */
-export async function requestedSession(
+export function requestedSession(
   sessions: McpSessionStore,
   req: IncomingMessage,
   res: ServerResponse,
   principalKey: string,
   serverId: string | undefined,
   refused: (ending: SessionRefusal) => void,
-): Promise<McpSession | undefined> {
+): McpSession | undefined | Promise<McpSession | undefined> {
   const id = headerOf(req, SESSION_HEADER);
   if (!id) {
     refused(SESSION_ID_MISSING);
     sendRpcError(res, 400, null, ErrorCodes.connectionClosed, 'Bad Request: Mcp-Session-Id header is required');
     return undefined;
   }
-  let session: McpSession | undefined;
+  let read: McpSession | undefined | Promise<McpSession | undefined>;
   try {
-    session = await sessions.get(id);
+    read = sessions.get(id);
   } catch (error) {
-    // Audited here, whatever answers it: a refusal of Redis is an internal fault, answered by the exception filter.
-    const failure = sessionReadFailure(error);
-    if (failure) refused(failure);
-    if (!(error instanceof SessionStoreUnavailable)) throw error;
-    sendSessionStoreOutage(res, null, error);
-    return undefined;
+    return unreadSession(error, res, refused);
   }
+  // Most sessions are cached on the replica: checked at once, without a promise (bench/HISTORY.md, session 25).
+  if (!(read instanceof Promise)) return checkedSession(read, req, res, principalKey, serverId, refused);
+  return read.then(
+    (session) => checkedSession(session, req, res, principalKey, serverId, refused),
+    (error: unknown) => unreadSession(error, res, refused),
+  );
+}
+
+/** `session` when it is the caller's on this endpoint (see `requestedSession`); else undefined, with the answer sent. */
+function checkedSession(
+  session: McpSession | undefined,
+  req: IncomingMessage,
+  res: ServerResponse,
+  principalKey: string,
+  serverId: string | undefined,
+  refused: (ending: SessionRefusal) => void,
+): McpSession | undefined {
   // Another principal's session is as unknown as an expired one.
   if (!session || session.principalKey !== principalKey || session.serverId !== serverId) {
     refused(SESSION_NOT_FOUND);
@@ -86,6 +98,16 @@ export async function requestedSession(
   }
   if (refuseUnknownProtocolVersion(req, res, session.protocolVersion)) return undefined;
   return session;
+}
+
+/** A session the store could not read: answered 503 when the store is out, thrown on otherwise. */
+function unreadSession(error: unknown, res: ServerResponse, refused: (ending: SessionRefusal) => void): undefined {
+  // Audited here, whatever answers it: a refusal of Redis is an internal fault, answered by the exception filter.
+  const failure = sessionReadFailure(error);
+  if (failure) refused(failure);
+  if (!(error instanceof SessionStoreUnavailable)) throw error;
+  sendSessionStoreOutage(res, null, error);
+  return undefined;
 }
 
 /** Which of the Streamable HTTP transport's two kinds of answer a request takes. */

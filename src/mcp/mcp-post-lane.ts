@@ -14,8 +14,8 @@ export interface McpPostSteps {
   edge(req: IncomingMessage, res: ServerResponse): boolean;
   /** The per-IP limit (src/ratelimit/ip-rate-limit.middleware.ts). */
   ipLimit(req: McpRequest, res: ServerResponse): boolean;
-  /** The access token (src/auth/mcp-auth.middleware.ts). */
-  authenticate(req: McpRequest, res: ServerResponse): Promise<boolean>;
+  /** The access token (src/auth/mcp-auth.middleware.ts): at once when the connection's last request had it checked. */
+  authenticate(req: McpRequest, res: ServerResponse): boolean | Promise<boolean>;
   /** The handlers Nest's routes call: `/mcp`, `/mcp/{slug}` and the REST bridge's `/mcp/{slug}/tools/{tool}`. */
   aggregate(req: McpRequest, res: ServerResponse): Promise<void>;
   relay(req: McpRequest, res: ServerResponse, slug: string): Promise<void>;
@@ -148,7 +148,8 @@ export class McpPostLane {
     const body = await this.readBody(req, res, target);
     if (body === undefined) return;
     req.body = body.value;
-    if (!(await this.steps.authenticate(req, res))) return;
+    const admitted = this.steps.authenticate(req, res);
+    if (!(admitted instanceof Promise ? await admitted : admitted)) return;
     routed = true;
     if (target.kind === 'aggregate') await this.steps.aggregate(req, res);
     else if (target.kind === 'server') await this.steps.relay(req, res, target.slug);

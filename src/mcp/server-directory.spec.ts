@@ -50,12 +50,23 @@ describe('ServerDirectory.bySlug', () => {
 
   it('asks the database once for the requests that arrive while a lookup runs', async () => {
     const { directory, findFirst, pending } = setup();
-    const lookups = Array.from({ length: 20 }, () => directory.bySlug('echo'));
+    const lookups = Array.from({ length: 20 }, () => Promise.resolve(directory.bySlug('echo')));
     expect(findFirst).toHaveBeenCalledTimes(1);
     pending[0]!.resolve(null);
     await expect(Promise.all(lookups)).resolves.toEqual(Array.from({ length: 20 }, () => undefined));
     await directory.bySlug('echo');
     expect(findFirst).toHaveBeenCalledTimes(1);
+  });
+
+  it('answers from an entry whose lookup has answered at once, not with a promise', async () => {
+    const { directory, pending } = setup();
+    const lookup = directory.bySlug('echo');
+    expect(lookup).toBeInstanceOf(Promise);
+    pending[0]!.resolve(ROW);
+    await lookup;
+    const server = directory.bySlug('echo');
+    expect(server).not.toBeInstanceOf(Promise);
+    expect(server).toMatchObject({ slug: 'echo', url: ROW.url });
   });
 
   it('asks again once the entry is a second old, and for another slug at once', async () => {
@@ -74,7 +85,7 @@ describe('ServerDirectory.bySlug', () => {
     jest.setSystemTime(1_001_000);
     // Expired with no request to refresh it: this one waits for the database.
     let answered = false;
-    const again = directory.bySlug('echo').then((server) => {
+    const again = Promise.resolve(directory.bySlug('echo')).then((server) => {
       answered = true;
       return server;
     });
@@ -92,15 +103,15 @@ describe('ServerDirectory.bySlug', () => {
     pending[0]!.resolve(null);
     await expect(first).resolves.toBeUndefined();
     jest.setSystemTime(1_000_750);
-    // The refresh has not answered: the entry does.
-    await expect(directory.bySlug('echo')).resolves.toBeUndefined();
+    // The refresh has not answered: the entry does, at once.
+    expect(directory.bySlug('echo')).toBeUndefined();
     expect(findFirst).toHaveBeenCalledTimes(2);
     jest.setSystemTime(1_000_900);
-    await expect(directory.bySlug('echo')).resolves.toBeUndefined();
+    expect(directory.bySlug('echo')).toBeUndefined();
     expect(findFirst).toHaveBeenCalledTimes(2);
     pending[1]!.resolve(ROW);
     await settled();
-    await expect(directory.bySlug('echo')).resolves.toMatchObject({ slug: 'echo', url: ROW.url });
+    expect(directory.bySlug('echo')).toMatchObject({ slug: 'echo', url: ROW.url });
     // The new answer holds as of its lookup's start (1_000_750): it expires a second after that.
     jest.setSystemTime(1_001_750);
     void directory.bySlug('echo');
@@ -118,7 +129,7 @@ describe('ServerDirectory.bySlug', () => {
     pending[1]!.reject(new Error('connection lost'));
     await settled();
     jest.setSystemTime(1_000_900);
-    await expect(directory.bySlug('echo')).resolves.toMatchObject({ slug: 'echo' });
+    expect(directory.bySlug('echo')).toMatchObject({ slug: 'echo' });
     expect(findFirst).toHaveBeenCalledTimes(2);
     jest.setSystemTime(1_001_000);
     const after = directory.bySlug('echo');

@@ -28,7 +28,9 @@ const CACHE_MS = 1_000;
 const REFRESH_AFTER_MS = 750;
 
 interface Entry {
-  server: Promise<GatewayServer | undefined>;
+  lookup: Promise<GatewayServer | undefined>;
+  /** The lookup's answer once it has come: requests are then given it at once, not a promise of it. */
+  answer?: { server: GatewayServer | undefined };
   /** When its lookup started: what it says held then. */
   at: number;
   /** A lookup to replace it has been started (once per entry: one that fails is not retried before it expires). */
@@ -61,24 +63,33 @@ export class ServerDirectory implements OnModuleDestroy {
     this.stopListening();
   }
 
-  bySlug(slug: string): Promise<GatewayServer | undefined> {
+  /**
+   * The server, or a promise of it while its lookup runs: most requests find the answer cached, and take it without a
+   * turn of the event loop (bench/HISTORY.md, session 25).
+   */
+  bySlug(slug: string): GatewayServer | undefined | Promise<GatewayServer | undefined> {
     const now = Date.now();
     const cached = this.bySlugCache.get(slug);
     if (cached && now - cached.at < CACHE_MS) {
       if (now - cached.at >= REFRESH_AFTER_MS && !cached.refreshing) this.refresh(slug, cached, now);
-      return cached.server;
+      return cached.answer ? cached.answer.server : cached.lookup;
     }
     // The lookup itself is cached, so the requests that arrive while it runs share it: when the entry expired under
     // load, each of them used to ask the database (about 14 queries a second for one slug at concurrency 32).
-    const server = this.lookUp(slug);
+    const lookup = this.lookUp(slug);
     if (this.bySlugCache.size > 10_000) this.bySlugCache.clear();
-    const entry = { server, at: now };
+    const entry: Entry = { lookup, at: now };
     this.bySlugCache.set(slug, entry);
-    // A failed lookup is not remembered; its callers see the failure.
-    server.catch(() => {
-      if (this.bySlugCache.get(slug) === entry) this.bySlugCache.delete(slug);
-    });
-    return server;
+    lookup.then(
+      (server) => {
+        entry.answer = { server };
+      },
+      // A failed lookup is not remembered; its callers see the failure.
+      () => {
+        if (this.bySlugCache.get(slug) === entry) this.bySlugCache.delete(slug);
+      },
+    );
+    return lookup;
   }
 
   /**
@@ -88,10 +99,10 @@ export class ServerDirectory implements OnModuleDestroy {
    */
   private refresh(slug: string, current: Entry, now: number): void {
     current.refreshing = true;
-    const server = this.lookUp(slug);
-    void server.then(
-      () => {
-        if (this.bySlugCache.get(slug) === current) this.bySlugCache.set(slug, { server, at: now });
+    const lookup = this.lookUp(slug);
+    void lookup.then(
+      (server) => {
+        if (this.bySlugCache.get(slug) === current) this.bySlugCache.set(slug, { lookup, answer: { server }, at: now });
       },
       () => undefined,
     );

@@ -184,15 +184,23 @@ export class McpSessionStore {
     for (const [id, at] of this.lastUsed) if (now - at >= this.idleMs) this.lastUsed.delete(id);
   }
 
-  /** The session, with its idle expiry pushed back; undefined when unknown or expired. */
-  async get(id: string): Promise<McpSession | undefined> {
+  /**
+   * The session, with its idle expiry pushed back; undefined when unknown or expired. Most reads find it cached here
+   * with its expiry pushed back lately, and are answered at once, not with a promise (bench/HISTORY.md, session 25).
+   */
+  get(id: string): McpSession | undefined | Promise<McpSession | undefined> {
     const now = Date.now();
     const cached = this.local.get(id);
     if (cached && now - cached.cachedAt < LOCAL_TTL_MS) {
       this.markUsed(id, now);
-      if (now - cached.touchedAt > this.idleMs / 4) await this.touch(cached, now);
-      return cached.session;
+      if (now - cached.touchedAt <= this.idleMs / 4) return cached.session;
+      return this.touch(cached, now).then(() => cached.session);
     }
+    return this.read(id, now, cached);
+  }
+
+  /** The session as the shared store has it, cached here; `cached` is this replica's expired copy, if any. */
+  private async read(id: string, now: number, cached: Cached | undefined): Promise<McpSession | undefined> {
     const raw = await shared(this.store.get(KEY_PREFIX + id));
     if (raw === null) {
       this.local.delete(id);

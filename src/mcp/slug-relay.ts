@@ -11,7 +11,7 @@ import { ProtectedResource } from '../auth/protected-resource';
 import { claimsChallengeOf, classifyUpstreamError, UpstreamError } from '../upstream/upstream-error';
 import { UrlGuard } from '../upstream/url-guard';
 import { McpTraffic } from '../traffic/mcp-traffic';
-import { ExchangeRecorder, sendRateLimited } from './exchange-recorder';
+import { ExchangeRecorder, type RateLimitRefusal, sendRateLimited } from './exchange-recorder';
 import {
   abortOnClose,
   acceptableFor,
@@ -57,6 +57,11 @@ import { upstreamFailureOf } from './upstream-failure';
  * hides what the caller's roles do not allow, and re-initializes an upstream
  * that forgot its session. Session state lives in the shared store, so any
  * replica serves any request.
+ *
+ * The server's lookup, the session, the rate-limit verdict and the upstream's headers are most often at hand
+ * (cached, leased, no token to fetch): given as values then, and awaited only when they come as promises
+ * (`value instanceof Promise ? await value : value`), a relayed call goes through a few async functions, not about
+ * twenty, each a promise and a turn of the microtask queue (bench/HISTORY.md, session 25).
  */
 @Injectable()
 export class SlugRelay {
@@ -79,7 +84,8 @@ export class SlugRelay {
 
   async post(req: McpRequest, res: ServerResponse, slug: string): Promise<void> {
     const principal = principalOf(req);
-    const known = await this.directory.bySlug(slug);
+    const found = this.directory.bySlug(slug);
+    const known = found instanceof Promise ? await found : found;
     const access = known && this.policy.canSeeServer(principal, known);
     const parsed = parseBody(req.body);
     if (!known || !access?.allowed) {
@@ -105,7 +111,8 @@ export class SlugRelay {
       return this.initialize(req, res, server, principal, initialize as JsonRpcRequest, exchanges);
     }
 
-    const session = await this.sessionFor(req, res, server, principal, exchanges);
+    const requested = this.sessionFor(req, res, server, principal, exchanges);
+    const session = requested instanceof Promise ? await requested : requested;
     if (!session) return;
     exchanges.sessionId = session.id;
     // Our side of a cancelled request ends wherever it runs; the upstream hears the notification too.
@@ -123,8 +130,12 @@ export class SlugRelay {
       if (decision?.allowed === false) (deniedTools ??= new Map()).set(request, decision.rule);
       return exchanges.admit(request, decision?.allowed === false ? {} : { tool });
     };
-    // A lone request, as most are, is awaited alone: Promise.all costs a promise and a callback per element.
-    const limits = requests.length === 1 ? [await admit(requests[0]!)] : await Promise.all(requests.map(admit));
+    // A lone request, as most are, is admitted alone: Promise.all costs a promise and a callback per element.
+    let limits: (RateLimitRefusal | undefined)[];
+    if (requests.length === 1) {
+      const admitted = admit(requests[0]!);
+      limits = [admitted instanceof Promise ? await admitted : admitted];
+    } else limits = await Promise.all(requests.map((request) => Promise.resolve(admit(request))));
     const limited = new Map(requests.map((request, index) => [request, limits[index]]));
     const lone = limits.length === 1 && messages.length === 1 && !batch ? limits[0] : undefined;
     if (lone) return sendRateLimited(res, lone);
@@ -216,7 +227,14 @@ export class SlugRelay {
     try {
       const caller = callerOf(req);
       const lastEventId = headerOf(req, LAST_EVENT_ID_HEADER);
-      const open = (): Promise<UpstreamReply> => this.openStream(server, session, caller, abort.signal, lastEventId);
+      const open = (headers: Record<string, string>): Promise<UpstreamReply> =>
+        this.http.get(server.url, {
+          sessionId: session.upstreamSessions[server.id],
+          protocolVersion: session.protocolVersion,
+          headers,
+          signal: abort.signal,
+          lastEventId,
+        });
       const reply = await this.withLiveUpstreamSession(server, session, caller, abort.signal, open);
       if (reply.body.kind !== 'sse') {
         await discard(reply);
@@ -279,14 +297,14 @@ export class SlugRelay {
     return server && this.policy.canSeeServer(principal, server).allowed ? server : undefined;
   }
 
-  /** The caller's session for this server, or an answer saying why there is none. */
-  private async sessionFor(
+  /** The caller's session for this server, or an answer saying why there is none; at once when it is cached. */
+  private sessionFor(
     req: McpRequest,
     res: ServerResponse,
     server: GatewayServer,
     principal: Principal,
     exchanges = new ExchangeRecorder(this.traffic, req, res, 'server', principal, server),
-  ): Promise<McpSession | undefined> {
+  ): McpSession | undefined | Promise<McpSession | undefined> {
     return requestedSession(this.sessions, req, res, principalKeyOf(principal), server.id, (ending) =>
       exchanges.sessionRefused(ending, req.body),
     );
@@ -378,47 +396,58 @@ export class SlugRelay {
     this.logger.info({ server: server.slug, session: session.id }, 'upstream session re-initialized');
   }
 
-  private async send(
+  private send(
     server: GatewayServer,
     session: McpSession,
     caller: UpstreamCaller,
     payload: JsonRpcMessage | JsonRpcMessage[],
     signal: Abortable,
   ): Promise<UpstreamReply> {
-    const post = async (): Promise<UpstreamReply> =>
+    const post = (headers: Record<string, string>): Promise<UpstreamReply> =>
       this.http.post(server.url, payload, {
         sessionId: session.upstreamSessions[server.id],
         protocolVersion: session.protocolVersion,
-        headers: await this.connector.headersFor(server, caller),
+        headers,
         signal,
       });
     return this.withLiveUpstreamSession(server, session, caller, signal, post);
   }
 
   /**
-   * Sends with the session's upstream session; when the upstream forgot it (restart, expiry), takes
-   * the one another replica may already have opened in its place, else opens one, and sends again.
+   * Sends with the session's upstream session (`attempt`, given the gateway's headers for the upstream, asked for
+   * anew each time); when the upstream forgot it (restart, expiry), takes the one another replica may already have
+   * opened in its place, else opens one, and sends again.
    */
   private async withLiveUpstreamSession(
     server: GatewayServer,
     session: McpSession,
     caller: UpstreamCaller,
     signal: Abortable,
-    attempt: () => Promise<UpstreamReply>,
+    attempt: (headers: Record<string, string>) => Promise<UpstreamReply>,
   ): Promise<UpstreamReply> {
-    const reply = await attempt();
+    const reply = await this.withHeaders(server, caller, attempt);
     const lost = session.upstreamSessions[server.id];
     if (reply.status !== 404 || !lost) return reply;
     await discard(reply);
     const stored = (await this.sessions.fresh(session.id))?.upstreamSessions[server.id];
     if (stored && stored !== lost) {
       session.upstreamSessions[server.id] = stored;
-      const retried = await attempt();
+      const retried = await this.withHeaders(server, caller, attempt);
       if (retried.status !== 404) return retried;
       await discard(retried);
     }
     await this.reinitialize(server, session, caller, signal);
-    return attempt();
+    return this.withHeaders(server, caller, attempt);
+  }
+
+  /** `attempt` with the gateway's headers for the upstream, waited for only when they are not at hand. */
+  private withHeaders(
+    server: GatewayServer,
+    caller: UpstreamCaller,
+    attempt: (headers: Record<string, string>) => Promise<UpstreamReply>,
+  ): Promise<UpstreamReply> {
+    const headers = this.connector.headersFor(server, caller);
+    return headers instanceof Promise ? headers.then(attempt) : attempt(headers);
   }
 
   /** Passes the upstream's answer on, with `tools/list` results narrowed to what the caller may use. */
@@ -543,24 +572,6 @@ export class SlugRelay {
       };
       return this.http.resume(server.url, options, lastEventId, retryMs, fruitless);
     });
-  }
-
-  private openStream(
-    server: GatewayServer,
-    session: McpSession,
-    caller: UpstreamCaller,
-    signal: Abortable,
-    lastEventId?: string,
-  ): Promise<UpstreamReply> {
-    return this.connector.headersFor(server, caller).then((headers) =>
-      this.http.get(server.url, {
-        sessionId: session.upstreamSessions[server.id],
-        protocolVersion: session.protocolVersion,
-        headers,
-        signal,
-        lastEventId,
-      }),
-    );
   }
 
   private answerFailure(

@@ -221,27 +221,31 @@ export class StreamableHttpClient {
     return answer;
   }
 
-  private async reply(answer: UpstreamAnswer): Promise<UpstreamReply> {
+  /** The reply to relay: an event stream's at once, its events read as they come; any other once its body is read. */
+  private reply(answer: UpstreamAnswer): UpstreamReply | Promise<UpstreamReply> {
     const { statusCode: status, sessionId, contentType: type } = answer;
     // Each reply built field by field: on Node 20 a literal that begins with a spread is promoted, with what it holds
     // (here the SSE reader and the answer under it, on every relayed call).
     if (status === 202 || status === 204 || answer.contentLength === '0') {
-      await answer.dump();
-      return { status, sessionId, body: { kind: 'none' } };
+      return answer.dump().then((): UpstreamReply => ({ status, sessionId, body: { kind: 'none' } }));
     }
     if (type.startsWith('text/event-stream')) {
       return { status, sessionId, body: { kind: 'sse', events: parseSse(answer) } };
     }
-    const text = await answer.text();
-    if (type.includes('json')) {
-      try {
-        return { status, sessionId, body: { kind: 'json', value: JSON.parse(text) as unknown } };
-      } catch {
-        return { status, sessionId, body: { kind: 'none' }, text: text.slice(0, MAX_ERROR_TEXT) };
-      }
-    }
-    return { status, sessionId, body: { kind: 'none' }, text: text.slice(0, MAX_ERROR_TEXT) };
+    return answer.text().then((text) => replyOfText(status, sessionId, type, text));
   }
+}
+
+/** A reply read whole: its JSON, or the start of a text that is none, for the log. */
+function replyOfText(status: number, sessionId: string | undefined, type: string, text: string): UpstreamReply {
+  if (type.includes('json')) {
+    try {
+      return { status, sessionId, body: { kind: 'json', value: JSON.parse(text) as unknown } };
+    } catch {
+      return { status, sessionId, body: { kind: 'none' }, text: text.slice(0, MAX_ERROR_TEXT) };
+    }
+  }
+  return { status, sessionId, body: { kind: 'none' }, text: text.slice(0, MAX_ERROR_TEXT) };
 }
 
 /** The connection dropped before the upstream answered a request that may not run twice (a tool call). */

@@ -71,23 +71,36 @@ export class GatewayRateLimiter implements RateLimiter, OnModuleDestroy {
     return this.local;
   }
 
-  async consume(request: RateLimitRequest): Promise<RateLimitVerdict> {
+  /** The verdict, at once when no round trip to Redis is needed (no Redis, or a lease), else a promise of it. */
+  consume(request: RateLimitRequest): RateLimitVerdict | Promise<RateLimitVerdict> {
     if (!this.policy.enabled) return FREE;
-    let charge: Charge | undefined;
     try {
-      charge = this.planner.plan(request);
+      const charge = this.planner.plan(request);
       if (!charge) return FREE;
       if (!this.redis) return this.verdict(charge, this.local.charge(charge), 'memory');
       const leased = this.leases.spend(charge);
       if (leased) return this.verdict(charge, leased, 'redis');
+      return this.consumeShared(charge);
+    } catch (error) {
+      return this.failed(error);
+    }
+  }
+
+  /** The verdict on a charge no lease covers: from Redis, or without it when it does not answer in time. */
+  private async consumeShared(charge: Charge): Promise<RateLimitVerdict> {
+    try {
       const shared = await this.askRedis(charge);
       if (shared) return this.verdict(charge, this.leases.granted(charge, shared), 'redis');
       return this.withoutRedis(charge);
     } catch (error) {
-      // A bug here must not refuse or break MCP traffic: allow, and say so loudly.
-      this.logger.error({ err: error }, 'rate-limit decision failed; request allowed');
-      return FREE;
+      return this.failed(error);
     }
+  }
+
+  /** A bug here must not refuse or break MCP traffic: allow, and say so loudly. */
+  private failed(error: unknown): RateLimitVerdict {
+    this.logger.error({ err: error }, 'rate-limit decision failed; request allowed');
+    return FREE;
   }
 
   /** The shared decision, or undefined when Redis cannot give one in time. */

@@ -33,7 +33,7 @@ export class McpTraffic {
     this.limiter = limiter ?? UNLIMITED;
   }
 
-  admit(request: RateLimitRequest): Promise<RateLimitVerdict> {
+  admit(request: RateLimitRequest): RateLimitVerdict | Promise<RateLimitVerdict> {
     return this.limiter.consume(request);
   }
 

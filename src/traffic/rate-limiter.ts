@@ -21,14 +21,17 @@ export interface RateLimitVerdict {
   headers: Record<string, string>;
 }
 
-/** Decides whether a request may spend budget, and spends it. Never throws: an outage is its own business. */
+/**
+ * Decides whether a request may spend budget, and spends it. Never throws: an outage is its own business. A verdict
+ * it has at once (from memory, or a lease) it gives as it is, not as a promise: most do, on every MCP request.
+ */
 export interface RateLimiter {
-  consume(request: RateLimitRequest): Promise<RateLimitVerdict>;
+  consume(request: RateLimitRequest): RateLimitVerdict | Promise<RateLimitVerdict>;
 }
 
 /** Provided by the rate-limit module; when none is, every request is allowed. */
 export const RATE_LIMITER = Symbol('RATE_LIMITER');
 
 export const UNLIMITED: RateLimiter = {
-  consume: () => Promise.resolve({ allowed: true, headers: {} }),
+  consume: () => ({ allowed: true, headers: {} }),
 };

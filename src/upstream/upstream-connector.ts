@@ -118,8 +118,13 @@ export class UpstreamConnector {
    * gateway to an upstream (relayed, pooled, discovery, probes, watchers) takes its headers from here, so every one
    * carries the gateway's `Via` entry, by which the gateway knows a request of its own that came back to it, after the
    * `Via` of the caller's request, by which a gateway it came through knows it (src/upstream/gateway-via.ts).
+   * Given at once when no token is to be had (every relayed call asks), else as a promise; a missing secret or token
+   * provider throws at once too.
    */
-  async headersFor(target: UpstreamTarget, caller?: UpstreamCaller): Promise<Record<string, string>> {
+  headersFor(
+    target: UpstreamTarget,
+    caller?: UpstreamCaller,
+  ): Record<string, string> | Promise<Record<string, string>> {
     const { auth } = target;
     const via = viaAfter(caller?.via, this.via);
     switch (auth.type) {
@@ -140,7 +145,7 @@ export class UpstreamConnector {
       case 'entra-obo':
       case 'entra-client-credentials': {
         if (!this.tokens) throw new UpstreamError('auth', `upstream auth ${auth.type} is not available here`);
-        return { authorization: `Bearer ${await this.tokens.tokenFor(target, caller)}`, via };
+        return this.tokens.tokenFor(target, caller).then((token) => ({ authorization: `Bearer ${token}`, via }));
       }
     }
   }
