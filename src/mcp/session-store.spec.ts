@@ -57,3 +57,28 @@ describe('McpSessionStore.openSessions', () => {
     }
   });
 });
+
+describe('McpSessionStore.get', () => {
+  afterEach(() => jest.restoreAllMocks());
+
+  it('answers a session cached here at once, and with a promise while its expiry is pushed back', async () => {
+    const shared = new MemoryStore();
+    // An idle expiry whose quarter (2 s) comes before the cached copy's 5 s.
+    const store = new McpSessionStore(shared, 8_000);
+    const read = jest.spyOn(shared, 'get');
+    const expire = jest.spyOn(shared, 'expire');
+    const s = session();
+    await store.create(s);
+    const cached = store.get(s.id);
+    expect(cached).not.toBeInstanceOf(Promise);
+    expect(cached).toMatchObject({ id: s.id });
+    jest.spyOn(Date, 'now').mockReturnValue(Date.now() + 2_001);
+    const touched = store.get(s.id);
+    expect(touched).toBeInstanceOf(Promise);
+    await expect(touched).resolves.toMatchObject({ id: s.id });
+    expect(expire).toHaveBeenCalledTimes(1);
+    expect(store.get(s.id)).toMatchObject({ id: s.id });
+    expect(expire).toHaveBeenCalledTimes(1);
+    expect(read).not.toHaveBeenCalled();
+  });
+});
