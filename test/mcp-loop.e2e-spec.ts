@@ -8,6 +8,7 @@ import { eventually } from './support/eventually';
 import { startTestGateway, type TestGateway } from './support/gateway';
 import { type GuardedUpstream, guardUpstream } from './support/guarded-upstream';
 import { connectClient } from './support/mcp-client';
+import { initializeRaw, mcpHeaders } from './support/raw-mcp';
 import { PROBLEM_JSON } from './support/registry';
 import { createScratchDatabase, REDIS_URL } from './support/services';
 import { GREET_TOOLS, TestUpstream } from './support/upstream';
@@ -228,6 +229,72 @@ describe('an upstream URL that leads back to the gateway', () => {
           expect(record).toMatchObject({ decision: 'allowed', outcome: 'upstream_error', errorKind: 'http_status' });
         }
       });
+    });
+
+    it("passes a refusal met through the other gateway's /mcp on as one: the client is told the URL leads back here", async () => {
+      const there = `agg-there-${randomUUID().slice(0, 8)}`;
+      const here = `agg-here-${randomUUID().slice(0, 8)}`;
+      const token = await adminToken();
+      const auth = { authorization: `Bearer ${token}` };
+      // A server of the other gateway reached through this one, and this one's server the other's /mcp.
+      await register(other, there, `${gw.url}/mcp/${backSlug}`);
+      await eventually(async () => {
+        const listed = await request(other.url).get(`/mcp/${there}/tools`).set(auth);
+        expect(listed.body.tools?.map((tool: { name: string }) => tool.name)).toEqual(['echoHai']);
+      });
+      await register(gw, here, `${other.url}/mcp`);
+      const tool = `${there}__echoHai`;
+      await eventually(async () => {
+        const listed = await request(gw.url).get(`/mcp/${here}/tools`).set(auth);
+        expect(listed.body.tools?.map((listedTool: { name: string }) => listedTool.name)).toContain(tool);
+      });
+
+      // The call goes here, then to the other gateway's /mcp, then to its server, which leads back here.
+      const { client } = await connectClient(`${gw.url}/mcp/${here}`, token);
+      try {
+        await expect(client.callTool({ name: tool, arguments: { userName: 'Ada' } })).rejects.toThrow(LOOP);
+      } finally {
+        await client.close();
+      }
+
+      // A client of the other gateway's /mcp whose own Via names this gateway gets the 400 of the other's /mcp/{slug}
+      // for a lone call, and its in-band error among the answers of a batch; lists ask no upstream.
+      const session = await initializeRaw(`${other.url}/mcp`, token);
+      const send = (body: unknown) =>
+        request(other.url)
+          .post('/mcp')
+          .set({
+            ...mcpHeaders(token, session),
+            accept: 'application/json',
+            via: `1.1 ${viaPseudonymOf(GATEWAY_PUBLIC_URL)}`,
+          })
+          .send(body as object);
+      const call = (id: number) => ({
+        jsonrpc: '2.0',
+        id,
+        method: 'tools/call',
+        params: { name: tool, arguments: { userName: 'Ada' } },
+      });
+      const lone = await send(call(7)).expect(400);
+      expect(lone.headers[LOOP_HEADER]).toBe(viaPseudonymOf(GATEWAY_PUBLIC_URL));
+      expect(lone.body).toMatchObject({
+        jsonrpc: '2.0',
+        id: 7,
+        error: {
+          code: -32603,
+          message: expect.stringMatching(
+            /^Upstream \S+ failed: the upstream answered HTTP 400 Loop Detected: the server's URL leads back to gateway mcp-gateway-[0-9a-f]{16}, which/,
+          ),
+        },
+      });
+      const batch = await send([call(8), { jsonrpc: '2.0', id: 9, method: 'tools/list' }]).expect(200);
+      expect(batch.headers[LOOP_HEADER]).toBeUndefined();
+      expect(batch.body).toMatchObject([
+        { id: 8, error: { code: -32603, message: expect.stringMatching(/Loop Detected/) } },
+        { id: 9, result: { tools: expect.arrayContaining([expect.objectContaining({ name: tool })]) } },
+      ]);
+      const listed = await send({ jsonrpc: '2.0', id: 10, method: 'tools/list' }).expect(200);
+      expect(listed.body.result.tools.map((listedTool: { name: string }) => listedTool.name)).toContain(tool);
     });
 
     it("does not let a client that writes a gateway's entry into its Via open the server's circuit for everyone", async () => {

@@ -10,6 +10,7 @@ import { callerOf, type McpRequest, principalOf, type Principal, type UpstreamCa
 import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
 import { ProtectedResource } from '../auth/protected-resource';
+import { LOOP_HEADER, LOOP_REFUSED, LoopRefused } from '../upstream/gateway-via';
 import { claimsChallengeOf } from '../upstream/upstream-error';
 import { GATEWAY_VERSION } from '../version';
 import { gatewayResourceUri } from '../discovery/gateway-names';
@@ -76,6 +77,8 @@ interface Call {
   exchanges: ExchangeRecorder;
   /** The request's id, which the log line of an internal fault carries. */
   requestId: unknown;
+  /** A refusal of a loop through a gateway in front of this one that an upstream request met (`passOnLoop`). */
+  loopRefused?: LoopRefused;
 }
 
 /**
@@ -318,6 +321,7 @@ export class AggregateServer implements OnModuleDestroy {
     }
     if (request.method === 'tools/call' || request.method === 'prompts/get') return this.relayCall(res, request, call);
     const response = await this.respond(request, call);
+    if (call.loopRefused && 'error' in response) return passOnLoop(res, call.loopRefused, response);
     sendJson(res, 200, response);
   }
 
@@ -453,7 +457,8 @@ export class AggregateServer implements OnModuleDestroy {
       if (res.headersSent) {
         writeEvent(res, { data: JSON.stringify(failure) });
         res.end();
-      } else sendJson(res, 200, failure);
+      } else if (call.loopRefused) passOnLoop(res, call.loopRefused, failure);
+      else sendJson(res, 200, failure);
     } finally {
       call.exchanges.close();
       cancellable.done();
@@ -630,6 +635,7 @@ export class AggregateServer implements OnModuleDestroy {
 
   private failure(request: JsonRpcRequest, server: GatewayServer, error: unknown, call: Call): JsonRpcErrorResponse {
     const failure = upstreamFailureOf(this.logger, server.slug, error, call.requestId);
+    if (error instanceof LoopRefused && !error.ours) call.loopRefused = error;
     const claims = claimsChallengeOf(error);
     return errorResponse(request.id, ErrorCodes.internalError, failure.message, {
       ...failure.data,
@@ -646,6 +652,19 @@ export class AggregateServer implements OnModuleDestroy {
       for (const method of LIST_CHANGED) writeEvent(newest, { data: JSON.stringify({ jsonrpc: '2.0', method }) });
     }
   }
+}
+
+/**
+ * The answer to a lone request whose upstream request was refused as a loop through a gateway in front of this one:
+ * the refusal goes on as one (LOOP_REFUSED with LOOP_HEADER, as `/mcp/{slug}` passes it on), so that the gateway that
+ * sent the request tells its caller the loop leads back to it; a client that is no gateway wrote that gateway's entry
+ * into its own `Via`, and gets the 4xx it caused. The whole HTTP request was about that one upstream, as on
+ * `/mcp/{slug}`. In a batch the request's answer stays in-band beside the others', which a status would take from them;
+ * lists are the catalog's, which asks no upstream at the request.
+ */
+function passOnLoop(res: ServerResponse, refused: LoopRefused, failure: JsonRpcErrorResponse): void {
+  res.setHeader(LOOP_HEADER, refused.gateway);
+  sendJson(res, LOOP_REFUSED, failure);
 }
 
 /** A log message (`notifications/message`) less severe than the level the session asked for, which it is not sent. */
