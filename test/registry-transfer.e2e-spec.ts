@@ -4,6 +4,7 @@ import { GATEWAY_META_KEY } from '../src/registry/server.schema';
 import { SERVER_JSON_SCHEMA_URL } from '../src/registry/server-json';
 import { startTestGateway, type TestGateway } from './support/gateway';
 import { PUBLIC_URL, serverBody, storedRows, token, uniqueName } from './support/registry';
+import { sql } from './support/audit';
 import { createScratchDatabase } from './support/services';
 
 const SERVERS = '/api/v1/servers';
@@ -238,6 +239,64 @@ describe('export → import into an empty gateway', () => {
       );
     };
     expect(await views(target)).toEqual(await views(source));
+  });
+
+  it('imports the export of a server stored with Via in auth.headers, leaving the header out and saying so', async () => {
+    const mixed = await request(source.url)
+      .post(SERVERS)
+      .send(serverBody({ auth: { type: 'headers', headers: { 'X-Key': { env: 'MIXED_KEY' } } } }))
+      .expect(201);
+    const alone = await request(source.url).post(SERVERS).send(serverBody()).expect(201);
+    // As rows written before auth.headers could not name Via hold it.
+    const store = (id: string, headers: Record<string, unknown>) =>
+      sql(scratch.url, 'UPDATE servers SET auth = $1::jsonb WHERE id = $2::uuid', [
+        JSON.stringify({ type: 'headers', headers }),
+        id,
+      ]);
+    await store(mixed.body.id as string, { 'X-Key': { env: 'MIXED_KEY' }, Via: { env: 'HOPS' } });
+    await store(alone.body.id as string, { VIA: { env: 'HOPS' } });
+
+    const exported = await request(source.url).get(`${SERVERS}/export`).expect(200);
+    const names = [mixed.body.name as string, alone.body.name as string];
+    type Exported = { name: string; _meta: Record<string, { auth: unknown }> };
+    const documents = names.map((name) =>
+      (exported.body.servers as Exported[]).find((document) => document.name === name),
+    );
+    // The export holds what is stored.
+    expect(documents.map((document) => document?._meta[GATEWAY_META_KEY]?.auth)).toEqual([
+      { type: 'headers', headers: { 'X-Key': { env: 'MIXED_KEY' }, Via: { env: 'HOPS' } } },
+      { type: 'headers', headers: { VIA: { env: 'HOPS' } } },
+    ]);
+
+    const field = `_meta.${GATEWAY_META_KEY}.auth.headers`;
+    const notes = [
+      [{ field: `${field}.Via`, message: 'left out: the gateway sets Via itself and never sent this one' }],
+      [
+        {
+          field: `${field}.VIA`,
+          message:
+            'left out: the gateway sets Via itself and never sent this one; no other header was named, so auth is none, as the server was reached',
+        },
+      ],
+    ];
+    const imported = await request(target.url).post(`${SERVERS}/import`).send({ servers: documents }).expect(200);
+    expect(imported.body).toMatchObject({ created: 2, failed: 0 });
+    expect(imported.body.results).toEqual([
+      { index: 0, name: names[0], result: 'created', id: expect.any(String), notes: notes[0] },
+      { index: 1, name: names[1], result: 'created', id: expect.any(String), notes: notes[1] },
+    ]);
+    const auths = await Promise.all(
+      (imported.body.results as { id: string }[]).map(
+        async ({ id }) => (await request(target.url).get(`${SERVERS}/${id}`).expect(200)).body.auth as unknown,
+      ),
+    );
+    expect(auths).toEqual([{ type: 'headers', headers: { 'X-Key': { env: 'MIXED_KEY' } } }, { type: 'none' }]);
+    // The same backup again changes nothing, and says again what it left out.
+    const again = await request(target.url).post(`${SERVERS}/import`).send({ servers: documents }).expect(200);
+    expect(again.body.results).toEqual([
+      expect.objectContaining({ result: 'unchanged', notes: notes[0] }),
+      expect.objectContaining({ result: 'unchanged', notes: notes[1] }),
+    ]);
   });
 
   it('exports every server as server.json', async () => {

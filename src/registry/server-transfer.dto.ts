@@ -11,6 +11,13 @@ export const importResultSchema = z.object({
   result: z.enum(['created', 'updated', 'unchanged', 'failed']),
   id: z.uuid().optional(),
   errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+  notes: z
+    .array(z.object({ field: z.string(), message: z.string() }))
+    .optional()
+    .describe(
+      'What was left out of the document to import it: a `Via` in `auth.headers`, which a server stored before it ' +
+        'was refused may hold and its export carries',
+    ),
 });
 export type ImportResult = z.infer<typeof importResultSchema>;
 

@@ -16,6 +16,7 @@ import {
   toServerJson,
 } from './server-json';
 import { serverInputSchema, type UnreadableServerView } from './server.dto';
+import { GATEWAY_META_KEY } from './server.schema';
 
 const EXPORT_PAGE = 100;
 
@@ -97,6 +98,12 @@ export class ServerTransferService {
   }
 
   private async write(index: number, name: string | null, document: unknown): Promise<ImportResult> {
+    const { taken, notes } = withoutStoredVia(document);
+    const result = await this.writeTaken(index, name, taken);
+    return notes.length > 0 ? { ...result, notes } : result;
+  }
+
+  private async writeTaken(index: number, name: string | null, document: unknown): Promise<ImportResult> {
     const parsed = serverJsonSchema.safeParse(document);
     if (!parsed.success) return { index, name, result: 'failed', errors: fieldErrorsOf(parsed.error) };
     const mapped = fromServerJson(parsed.data);
@@ -150,6 +157,66 @@ function notTried(reason: string): FieldError {
 
 function invalidImport(field: string, message: string): DomainError {
   return new DomainError('validation_error', 'the import is not valid', [{ field, message }]);
+}
+
+/**
+ * `document` without a `Via` among its gateway settings' `auth.headers` (and its remote's headers), and a note of each
+ * left out. A write may not name `Via` (the chain of gateways a request passed through, which the gateway appends its
+ * entry to: src/upstream/gateway-via.ts), but a server stored before that was refused may, and its export holds it;
+ * the gateway never sent it (src/upstream/upstream-connector.ts), so the backup imports as the server was reached: one
+ * that named no other header with `auth` none. Anything else about the document is left for the schema to judge.
+ */
+function withoutStoredVia(document: unknown): { taken: unknown; notes: FieldError[] } {
+  const meta = fieldOf(document, '_meta');
+  const settings = fieldOf(meta, GATEWAY_META_KEY);
+  const auth = fieldOf(settings, 'auth');
+  const headers = fieldOf(auth, 'headers');
+  if (fieldOf(auth, 'type') !== 'headers' || !isPlainObject(headers)) return { taken: document, notes: [] };
+  const named = Object.keys(headers).filter(isVia);
+  if (named.length === 0) return { taken: document, notes: [] };
+  const kept = Object.fromEntries(Object.entries(headers).filter(([header]) => !isVia(header)));
+  const none = Object.keys(kept).length === 0;
+  const field = `_meta.${GATEWAY_META_KEY}.auth.headers`;
+  const notes = named.map((header) => ({
+    field: `${field}.${header}`,
+    message:
+      'left out: the gateway sets Via itself and never sent this one' +
+      (none ? '; no other header was named, so auth is none, as the server was reached' : ''),
+  }));
+  const remotes = fieldOf(document, 'remotes');
+  const remote = Array.isArray(remotes) ? (remotes[0] as unknown) : undefined;
+  const remoteHeaders = fieldOf(remote, 'headers');
+  const taken = {
+    ...(document as Record<string, unknown>),
+    ...(Array.isArray(remoteHeaders)
+      ? {
+          remotes: [
+            { ...(remote as object), headers: remoteHeaders.filter((header) => !isVia(fieldOf(header, 'name'))) },
+            ...(remotes as unknown[]).slice(1),
+          ],
+        }
+      : {}),
+    _meta: {
+      ...(meta as object),
+      [GATEWAY_META_KEY]: {
+        ...(settings as object),
+        auth: none ? { type: 'none' } : { ...(auth as object), headers: kept },
+      },
+    },
+  };
+  return { taken, notes };
+}
+
+function isVia(name: unknown): boolean {
+  return typeof name === 'string' && name.toLowerCase() === 'via';
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function fieldOf(value: unknown, field: string): unknown {
+  return isPlainObject(value) && Object.hasOwn(value, field) ? value[field] : undefined;
 }
 
 function withoutSettings(server: ImportedServer): Omit<ImportedServer, 'settings'> {
