@@ -297,6 +297,23 @@ describe('an upstream URL that leads back to the gateway', () => {
       expect(listed.body.result.tools.map((listedTool: { name: string }) => listedTool.name)).toContain(tool);
     });
 
+    it("words the other gateway's JSON-RPC error for a server it cannot reach once in discovery's error", async () => {
+      const down = `down-${randomUUID().slice(0, 8)}`;
+      // Port 9 (discard): nothing listens there, so this gateway answers initialize with a JSON-RPC error.
+      await register(gw, down, 'http://127.0.0.1:9/mcp');
+      const through = await register(other, `through-${randomUUID().slice(0, 8)}`, `${gw.url}/mcp/${down}`);
+      const refreshed = await request(other.url).post(`/api/v1/servers/${through}/refresh`).expect(502);
+      expect(refreshed.body.detail).toMatch(
+        new RegExp(`MCP error -32603: Upstream ${down} failed: connection refused`),
+      );
+      expect(refreshed.body.detail).not.toMatch(/MCP error -32603: MCP error/);
+      const caps = await request(other.url).get(`/api/v1/servers/${through}/capabilities`).expect(200);
+      expect(caps.body.lastError).toMatchObject({
+        kind: 'protocol',
+        message: `MCP error -32603: Upstream ${down} failed: connection refused`,
+      });
+    });
+
     it("does not let a client that writes a gateway's entry into its Via open the server's circuit for everyone", async () => {
       const slug = `via-${randomUUID().slice(0, 8)}`;
       await register(other, slug, `${gw.url}/mcp/${backSlug}`);
@@ -415,8 +432,9 @@ describe('an upstream URL that leads back to the gateway', () => {
       expect(await postWithVia(`1.1 ${own}`, `/mcp/${backSlug}`)).toEqual(refused);
       expect(await postWithVia(`1.1 ${own}`, `/mcp/${backSlug}/tools/echoHai`)).toEqual(refused);
       expect(await postWithVia(`1.1 ${own}`, '/mcp?stateless=1')).toEqual(refused);
-      // Counted as client errors, under the routes they were sent to, and in the access log as a warning, not as
-      // errors of the gateway's.
+      // Counted as client errors, under the route of refusals before routing (README's metrics: `/mcp/*` whichever path
+      // they were sent to, through the POST lane and Express alike), and in the access log as a warning, not as errors
+      // of the gateway's.
       const metrics = (await request(gw.url).get('/metrics').expect(200)).text;
       expect(metrics).toMatch(/^mcp_gateway_http_requests_total\{method="GET",route="\/mcp\/\*",status="400"\} \d+$/m);
       // (Only the edge's route: earlier tests of this gateway answered refreshes and bridge calls 502, as they should.)

@@ -73,7 +73,11 @@ export function classifyUpstreamError(error: unknown): ClassifiedError {
     if (error.code === (ErrorCode.ConnectionClosed as number)) {
       return { kind: 'connection_refused', message: 'the upstream closed the connection' };
     }
-    return { kind: 'protocol', message: `MCP error ${error.code}: ${error.message}` };
+    // The SDK's message already begins `MCP error {code}: `.
+    const message = error.message.startsWith('MCP error ')
+      ? error.message
+      : `MCP error ${error.code}: ${error.message}`;
+    return { kind: 'protocol', message };
   }
   const name = (error as { name?: unknown } | undefined)?.name;
   if (name === 'AbortError' || name === 'TimeoutError')
