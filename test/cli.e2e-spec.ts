@@ -9,6 +9,8 @@ import { MIGRATIONS_DIR } from '../src/database/migrator';
 import { type CliResult, runCli, ServeProcess } from './support/cli';
 import { eventually, waitUntil } from './support/eventually';
 import { createScratchDatabase, POSTGRES_URL, REDIS_URL } from './support/services';
+import { StallableProxy } from './support/stallable-proxy';
+import { hostPortOf, withHostPort } from './support/tcp-proxy';
 
 /** The advisory lock Prisma's schema engine takes around migrations (`SELECT pg_advisory_lock(72707369)`). */
 const PRISMA_MIGRATE_LOCK = 72707369;
@@ -663,6 +665,69 @@ describe('mcp-gateway CLI', () => {
       held.destroy();
       serve.signal('SIGKILL');
       await serve.exited;
+      rmSync(ownDir, { recursive: true, force: true });
+    }
+  });
+
+  it('exits 1 by itself when still draining after SHUTDOWN_GRACE_MS and AUDIT_WRITE_TIMEOUT_MS, its queued audit records spooled', async () => {
+    const database = await createScratchDatabase();
+    const { host, port } = hostPortOf(database.url);
+    const stalling = new StallableProxy(host, port);
+    await stalling.start();
+    const ownDir = mkdtempSync(path.join(tmpdir(), 'mcp-gateway-cli-overdue-'));
+    // Nothing is written before the signal (no flush tick, no full batch): the drain's last write meets the stall.
+    // A statement left unanswered keeps its connection for DATABASE_QUERY_TIMEOUT_MS (and 1 s), and closing the
+    // pool waits for it: the drain hangs for ten minutes, as on a PostgreSQL that stopped answering.
+    const serve = new ServeProcess(['--port', '0', '--host', '127.0.0.1', '--no-migrate'], {
+      DATA_DIR: ownDir,
+      AUTH_MODE: 'dev',
+      DATABASE_URL: withHostPort(database.url, stalling.port),
+      DATABASE_QUERY_TIMEOUT_MS: '600000',
+      AUDIT_FLUSH_INTERVAL_MS: '60000',
+      AUDIT_BATCH_SIZE: '10000',
+      SHUTDOWN_GRACE_MS: '0',
+      AUDIT_WRITE_TIMEOUT_MS: '100',
+    });
+    try {
+      expect((await runCli(['migrate'], { DATABASE_URL: database.url })).code).toBe(0);
+      const url = await serve.ready();
+      const requestIds = Array.from({ length: 25 }, (_, i) => `overdue-${i}-${Date.now()}`);
+      for (const [i, requestId] of requestIds.entries()) {
+        await request(url)
+          .post('/mcp')
+          .set('x-request-id', requestId)
+          .send({ jsonrpc: '2.0', id: i, method: 'tools/list' })
+          .expect(401);
+      }
+      stalling.stall();
+      serve.signal('SIGTERM');
+      expect(await serve.exited).toBe(1);
+
+      const lines = serve.logLines();
+      expect(lines.find((line) => String(line.msg).startsWith('still draining after'))).toMatchObject({
+        level: 40,
+        boundMs: 100,
+      });
+      expect(lines.some((line) => String(line.msg).startsWith('second signal'))).toBe(false);
+      expect(lines.some((line) => line.msg === 'stopped')).toBe(false);
+      expect(serve.stderr).toContain(
+        'mcp-gateway: shutdown failed: still draining after SHUTDOWN_GRACE_MS plus AUDIT_WRITE_TIMEOUT_MS (100 ms): ' +
+          'exiting without draining\n',
+      );
+      // The insert may have reached PostgreSQL (only its answer is held): a gateway replaying the spool stores
+      // none twice. What matters here is that every record is in the spool.
+      const spoolDir = path.join(ownDir, 'audit-spool');
+      const spooled = readdirSync(spoolDir)
+        .filter((name) => name.endsWith('.ndjson'))
+        .flatMap((name) => readFileSync(path.join(spoolDir, name), 'utf8').trim().split('\n'))
+        .map((line) => (JSON.parse(line) as { requestId: string }).requestId);
+      expect(spooled).toEqual(requestIds);
+    } finally {
+      serve.signal('SIGKILL');
+      await serve.exited;
+      stalling.resume();
+      await stalling.stop();
+      await database.drop();
       rmSync(ownDir, { recursive: true, force: true });
     }
   });

@@ -336,9 +336,11 @@ describe('the Kubernetes manifests', () => {
   it('pause before SIGTERM, and give the drain time to finish before SIGKILL', () => {
     const pause = gateway.lifecycle?.preStop?.sleep?.seconds ?? 0;
     expect(pause).toBeGreaterThanOrEqual(5);
-    const graceMs = loadConfig(settings).shutdownGraceMs;
+    // The gateway exits by itself once its drain has taken SHUTDOWN_GRACE_MS plus AUDIT_WRITE_TIMEOUT_MS.
+    const config = loadConfig(settings);
+    const drainMs = config.shutdownGraceMs + config.audit.writeTimeoutMs;
     const margin = 5;
-    expect(podSpec.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(pause + graceMs / 1000 + margin);
+    expect(podSpec.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(pause + drainMs / 1000 + margin);
   });
 
   it('meet the "restricted" Pod Security Standard, with a read-only root filesystem', () => {

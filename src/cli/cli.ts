@@ -196,13 +196,18 @@ async function serve(io: CliIo, overrides: EnvSource, options: ServeOptions): Pr
     // The primary migrated, and forwards SIGTERM: a terminal's Ctrl-C, which reaches every process of the
     // group, must not count as a first signal here and a second one when the primary passes it on.
     process.on('SIGINT', () => undefined);
+    // The primary bounds its workers' drain (it also ends a worker too stuck to keep a bound of its own).
     return serveOne(io, { ...config, periodicWork: slot === 1 }, createLogger(config).child({ worker: slot }), {
       migrate: false,
       signals: ['SIGTERM'],
     });
   }
   if (config.workers > 1) return servePrimary(io, config, options);
-  return serveOne(io, config, createLogger(config), { migrate: options.migrate, signals: ['SIGTERM', 'SIGINT'] });
+  return serveOne(io, config, createLogger(config), {
+    migrate: options.migrate,
+    signals: ['SIGTERM', 'SIGINT'],
+    drainBoundMs: drainBoundMs(config),
+  });
 }
 
 /** Resolves with the first of `signals` this process receives. */
@@ -212,13 +217,15 @@ function firstOf(signals: NodeJS.Signals[]): Promise<NodeJS.Signals> {
   });
 }
 
+interface ServeOneOptions {
+  migrate: boolean;
+  signals: NodeJS.Signals[];
+  /** How long the drain may take before the process exits without it, as on a second signal; unbounded if unset. */
+  drainBoundMs?: number;
+}
+
 /** One gateway in this process: started, then drained and closed on the first of `signals`. */
-async function serveOne(
-  io: CliIo,
-  config: AppConfig,
-  logger: Logger,
-  options: { migrate: boolean; signals: NodeJS.Signals[] },
-): Promise<number> {
+async function serveOne(io: CliIo, config: AppConfig, logger: Logger, options: ServeOneOptions): Promise<number> {
   // Listening before start-up: a pod deleted while starting must not wait for its whole grace period.
   const signalled = firstOf(options.signals);
   tuneGarbageCollection(config.heapGrowthPercent);
@@ -253,19 +260,42 @@ async function serveOne(
   stopTrimming();
   logger.info({ signal }, 'signal received');
   // A second signal while draining means "now", but the audit records held in memory go to the spool first.
-  const forced = (): void => {
-    logger.warn('second signal: exiting without draining; queued audit records are spooled');
+  const exitWithoutDraining = (): void => {
     try {
       running.abandon();
     } finally {
       process.exit(EXIT.failure);
     }
   };
+  const forced = (): void => {
+    logger.warn('second signal: exiting without draining; queued audit records are spooled');
+    exitWithoutDraining();
+  };
   for (const each of options.signals) process.once(each, forced);
+  // A drain still under way after its bound is stuck (a database that stopped answering mid-write, a hung close):
+  // waiting on kept the process up until something outside killed it, the queued audit records lost with it.
+  const boundMs = options.drainBoundMs;
+  const overdue =
+    boundMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          logger.warn(
+            { boundMs },
+            'still draining after SHUTDOWN_GRACE_MS and AUDIT_WRITE_TIMEOUT_MS: exiting without draining; ' +
+              'queued audit records are spooled',
+          );
+          io.stderr(
+            'mcp-gateway: shutdown failed: still draining after SHUTDOWN_GRACE_MS plus AUDIT_WRITE_TIMEOUT_MS ' +
+              `(${boundMs} ms): exiting without draining\n`,
+          );
+          exitWithoutDraining();
+        }, boundMs);
   try {
     await running.close();
   } catch (error) {
     return fail(io, logger, 'shutdown failed', error);
+  } finally {
+    clearTimeout(overdue);
   }
   return EXIT.ok;
 }
@@ -274,10 +304,11 @@ async function serveOne(
 const ABANDON_BOUND_MS = 5_000;
 
 /**
- * How long the primary waits, after the first signal, for its workers to drain: what a single process promises
- * (SHUTDOWN_GRACE_MS for the requests in flight, then AUDIT_WRITE_TIMEOUT_MS for the audit trail's last write, after
- * which it spools). A worker still running then is stuck (a hung upstream call or database write); waiting on kept
- * the primary up until something outside killed it, which a process manager without a SIGKILL never does.
+ * How long a drain may take after the first signal: SHUTDOWN_GRACE_MS for the requests in flight, then
+ * AUDIT_WRITE_TIMEOUT_MS for the audit trail's last write, after which it spools. A gateway still draining then is
+ * stuck (a database that stopped answering mid-write, a hung close), and exits as on a second signal, its queued audit
+ * records spooled: a single process on its own, a worker told by its primary. Waiting on kept the process up until
+ * something outside killed it, which a process manager without a SIGKILL never does.
  */
 function drainBoundMs(config: AppConfig): number {
   return config.shutdownGraceMs + config.audit.writeTimeoutMs;
