@@ -4,6 +4,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { Client } from 'pg';
 import { runCli, ServeProcess } from './support/cli';
 import { parsePrometheusText, valueOf } from './support/prometheus-text';
 import { eventually, waitUntil } from './support/eventually';
@@ -61,7 +62,10 @@ describe('mcp-gateway serve --workers', () => {
         REDIS_URL: 'redis://127.0.0.1:1',
       });
       expect(result.code).toBe(1);
-      expect(result.stderr).toContain('mcp-gateway: could not start: Redis at redis://127.0.0.1:1 did not answer');
+      // Each worker names itself and its reason; the primary names the first to exit.
+      expect(result.stderr).toMatch(
+        /mcp-gateway: worker [12] could not start: Redis at redis:\/\/127\.0\.0\.1:1 did not answer/,
+      );
       expect(result.stderr).toMatch(
         /mcp-gateway: could not start: worker [12] exited \(code 1\) before it was serving/,
       );
@@ -69,6 +73,73 @@ describe('mcp-gateway serve --workers', () => {
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
+
+  it(
+    'stops the others within SHUTDOWN_GRACE_MS and AUDIT_WRITE_TIMEOUT_MS when a worker dies before all serve, and exits 1 naming it',
+    async () => {
+      const database = await createScratchDatabase();
+      const dataDir = mkdtempSync(path.join(tmpdir(), 'mcp-gateway-workers-dying-'));
+      const holder = new Client({ connectionString: database.url });
+      let serve: ServeProcess | undefined;
+      let stuck: number | undefined;
+      try {
+        expect((await runCli(['migrate'], { DATABASE_URL: database.url })).code).toBe(0);
+        // Another session holds the migrations table (a migration of the next release, say): every worker's start
+        // waits on it for DATABASE_QUERY_TIMEOUT_MS, ten minutes, before it could serve.
+        await holder.connect();
+        await holder.query('BEGIN');
+        await holder.query('LOCK TABLE _prisma_migrations IN ACCESS EXCLUSIVE MODE');
+        serve = new ServeProcess(['--workers', '2', '--port', '0', '--host', '127.0.0.1', '--no-migrate'], {
+          AUTH_MODE: 'dev',
+          DATA_DIR: dataDir,
+          DATABASE_URL: database.url,
+          REDIS_URL,
+          DATABASE_QUERY_TIMEOUT_MS: '600000',
+          SHUTDOWN_GRACE_MS: '0',
+          AUDIT_WRITE_TIMEOUT_MS: '100',
+        });
+        // Asked on a session of its own: the holder's transaction would see the activity of its start throughout.
+        await eventually(async () => expect(await sessionsWaitingOnLocks(database.url)).toBe(2), STARTUP_MS);
+        const pidOf = (worker: number): number =>
+          serve!.logLines().find((line) => line.msg === 'worker started' && line.worker === worker)!
+            .workerPid as number;
+        stuck = pidOf(1);
+        // Worker 2 dies (the OOM killer, a crash) while worker 1 still waits to start.
+        process.kill(pidOf(2), 'SIGKILL');
+        expect(await serve.exited).toBe(1);
+
+        expect(serve.stderr).toContain(
+          'mcp-gateway: could not start: worker 2 exited (SIGKILL) before it was serving\n',
+        );
+        expect(serve.stderr).toContain(
+          'mcp-gateway: shutdown failed: worker 1 still draining after SHUTDOWN_GRACE_MS plus AUDIT_WRITE_TIMEOUT_MS ' +
+            '(100 ms): exiting without draining\n',
+        );
+        const lines = serve.logLines();
+        expect(lines.find((line) => String(line.msg).startsWith('workers still draining after'))).toMatchObject({
+          role: 'primary',
+          boundMs: 100,
+          workers: [{ worker: 1, workerPid: stuck }],
+        });
+        // Told again, it exits: it was starting, with nothing to spool.
+        expect(lines.find((line) => line.msg === 'worker stopped')).toMatchObject({
+          worker: 1,
+          workerPid: stuck,
+          signal: 'SIGTERM',
+        });
+        const pid = stuck;
+        await waitUntil(() => !isRunning(pid), 'worker 1 is gone');
+      } finally {
+        if (stuck !== undefined && isRunning(stuck)) process.kill(stuck, 'SIGKILL');
+        serve?.signal('SIGKILL');
+        await serve?.exited;
+        await holder.end();
+        await database.drop();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    },
+    STARTUP_MS,
+  );
 
   it(
     'passes a second signal on to the workers, which spool their queued audit records and exit, exit 1',
@@ -523,6 +594,20 @@ function rpcResult(text: string): unknown {
     return (JSON.parse(json) as { result?: unknown }).result;
   } catch {
     return undefined;
+  }
+}
+
+/** How many sessions of the database at `url` wait on a lock now. */
+async function sessionsWaitingOnLocks(url: string): Promise<number> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query(
+      `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+    );
+    return rows.length;
+  } finally {
+    await client.end();
   }
 }
 

@@ -200,6 +200,7 @@ async function serve(io: CliIo, overrides: EnvSource, options: ServeOptions): Pr
     return serveOne(io, { ...config, periodicWork: slot === 1 }, createLogger(config).child({ worker: slot }), {
       migrate: false,
       signals: ['SIGTERM'],
+      name: `worker ${slot}`,
     });
   }
   if (config.workers > 1) return servePrimary(io, config, options);
@@ -220,6 +221,8 @@ function firstOf(signals: NodeJS.Signals[]): Promise<NodeJS.Signals> {
 interface ServeOneOptions {
   migrate: boolean;
   signals: NodeJS.Signals[];
+  /** How a worker names itself in the line saying it could not start (a single process needs no name). */
+  name?: string;
   /** How long the drain may take before the process exits without it, as on a second signal; unbounded if unset. */
   drainBoundMs?: number;
 }
@@ -246,7 +249,7 @@ async function serveOne(io: CliIo, config: AppConfig, logger: Logger, options: S
     const { startGateway } = await import('../bootstrap.js');
     gateway = await startGateway(config, { logger, migrate: options.migrate, onLockLost: lockLost });
   } catch (error) {
-    return fail(io, logger, 'could not start', error);
+    return fail(io, logger, options.name === undefined ? 'could not start' : `${options.name} could not start`, error);
   }
   const running = gateway;
   logger.debug({ pauseMs: Math.round(collectGarbage()) }, 'start-up garbage collected');
@@ -317,7 +320,8 @@ function drainBoundMs(config: AppConfig): number {
 /**
  * The primary of `serve --workers N`: migrates once, forks the workers, keeps
  * them running, and on SIGTERM or SIGINT has every one of them drain. It
- * serves no request itself.
+ * serves no request itself. A worker that exits before all of them serve fails
+ * the start: the others are stopped as on a signal, within the same bounds.
  */
 async function servePrimary(io: CliIo, config: AppConfig, options: ServeOptions): Promise<number> {
   const refusal = workersRefusal(config);
@@ -327,12 +331,17 @@ async function servePrimary(io: CliIo, config: AppConfig, options: ServeOptions)
   }
   const logger = createLogger(config).child({ role: 'primary' });
   const signalled = firstOf(['SIGTERM', 'SIGINT']);
-  const pool = new WorkerPool({ count: config.workers, args: options.workerArgs, logger });
-  try {
-    if (options.migrate) {
+  if (options.migrate) {
+    try {
       const { logMigrations } = await import('../database/migrator.js');
       logMigrations(logger, await applyPendingMigrations(config, logger));
+    } catch (error) {
+      return fail(io, logger, 'could not start', error);
     }
+  }
+  const pool = new WorkerPool({ count: config.workers, args: options.workerArgs, logger });
+  let startFailed = false;
+  try {
     const url = await Promise.race([pool.start(), signalled.then(() => undefined)]);
     if (url)
       logger.info(
@@ -340,18 +349,46 @@ async function servePrimary(io: CliIo, config: AppConfig, options: ServeOptions)
         `mcp-gateway ${GATEWAY_VERSION} serving with ${config.workers} workers`,
       );
   } catch (error) {
-    await pool.stop();
-    return fail(io, logger, 'could not start', error);
+    // Said before the others stop, which may take the whole bound: the workers still starting finish first.
+    fail(io, logger, 'could not start', error);
+    startFailed = true;
   }
-  const signal = await signalled;
-  logger.info({ signal }, 'signal received: the workers drain');
-  // A second signal, or a worker still draining after drainBoundMs, is passed on, so that each worker spools its
-  // queued audit records and exits (killing them lost those records); a signal after that, or a worker that takes
-  // longer than ABANDON_BOUND_MS, is killed.
-  let abandoning = false;
+  if (!startFailed) {
+    const signal = await signalled;
+    logger.info({ signal }, 'signal received: the workers drain');
+  }
+  const stopped = await stopWorkers(io, pool, config, logger);
+  if (startFailed) return EXIT.failure;
+  switch (stopped) {
+    case 'abandoned':
+      return EXIT.failure;
+    case 'unclean':
+      io.stderr('mcp-gateway: shutdown failed: a worker did not drain cleanly\n');
+      return EXIT.failure;
+    case 'drained':
+      logger.info('stopped');
+      return EXIT.ok;
+  }
+}
+
+/**
+ * Has every worker drain, and resolves with how they stopped: all `drained`, one `unclean` (it exited non-zero), or
+ * `abandoned`. A signal, or a worker still draining after drainBoundMs, is passed on, so that each worker spools its
+ * queued audit records and exits (killing them lost those records); a signal after that, or a worker that takes
+ * longer than ABANDON_BOUND_MS, is killed.
+ */
+async function stopWorkers(
+  io: CliIo,
+  pool: WorkerPool,
+  config: AppConfig,
+  logger: Logger,
+): Promise<'drained' | 'unclean' | 'abandoned'> {
+  let abandoning: Promise<void> | undefined;
+  let abandoned!: () => void;
+  // Resolves once every worker has exited or been killed, after they were told to exit without draining.
+  const whenAbandoned = new Promise<false>((resolve) => (abandoned = () => resolve(false)));
   const abandon = (): void => {
-    abandoning = true;
-    void pool.abandon(ABANDON_BOUND_MS).finally(() => process.exit(EXIT.failure));
+    abandoning ??= pool.abandon(ABANDON_BOUND_MS).finally(abandoned);
   };
   const forced = (): void => {
     if (abandoning) {
@@ -367,23 +404,26 @@ async function servePrimary(io: CliIo, config: AppConfig, options: ServeOptions)
   const boundMs = drainBoundMs(config);
   const overdue = setTimeout(() => {
     if (abandoning) return;
+    const running = pool.running();
     logger.warn(
-      { workers: pool.running(), boundMs },
+      { workers: running, boundMs },
       'workers still draining after SHUTDOWN_GRACE_MS and AUDIT_WRITE_TIMEOUT_MS: they exit without draining, ' +
         'once their queued audit records are spooled',
     );
+    io.stderr(
+      `mcp-gateway: shutdown failed: worker${running.length === 1 ? '' : 's'} ` +
+        `${running.map(({ worker }) => worker).join(', ')} still draining after SHUTDOWN_GRACE_MS plus ` +
+        `AUDIT_WRITE_TIMEOUT_MS (${boundMs} ms): exiting without draining\n`,
+    );
     abandon();
   }, boundMs);
-  const drained = await pool.stop();
+  const drained = await Promise.race([pool.stop(), whenAbandoned]);
   clearTimeout(overdue);
-  // Exiting: the workers did not drain, as asked.
-  if (abandoning) return EXIT.failure;
-  if (!drained) {
-    io.stderr('mcp-gateway: shutdown failed: a worker did not drain cleanly\n');
-    return EXIT.failure;
+  if (abandoning) {
+    await abandoning;
+    return 'abandoned';
   }
-  logger.info('stopped');
-  return EXIT.ok;
+  return drained ? 'drained' : 'unclean';
 }
 
 /** Applies pending migrations to the configured database, opening and closing it for that alone. */
