@@ -132,26 +132,49 @@ export function withoutStatementBound(options: PoolConfig): PoolConfig {
 }
 
 /**
- * A pooled connection that ends itself once a statement fails without the server's error answer (node-pg gave up
- * waiting for it, the socket broke). Such a connection is in an unknown state: the server may still run the
- * statement or answer it later, and a transaction may be open on it. pg-pool ends a connection whose statement
- * failed in `pool.query` (Prisma's statements outside a transaction), but Prisma hands a transaction's connection
- * back with `release()` and no error once it has tried to roll back; the rollback, queued behind the statement
- * without an answer, gave up too, and the connection went to the next request with its transaction still open.
+ * A pooled connection that hands pg one statement at a time, and that ends itself once a statement fails without
+ * the server's error answer.
+ *
+ * One at a time: Prisma's query interpreter reads a row's relations at once (`Promise.all` over them), and inside a
+ * transaction those statements go to its one connection (prisma/orm#29468, open at 7.10). pg 8 queues a statement
+ * given to a connection still executing another, warning that the queue "will be removed in pg@9.0"; a server's
+ * capabilities (its discovery, items and changes, read in one transaction) were read so. Here each statement waits
+ * for the one before it to settle, so pg never has two, and its `query_timeout` counts from when it is sent.
+ * A Submittable (pg-cursor, pg-query-stream: none in the gateway) is handed on at once.
+ *
+ * Ends itself: a connection whose statement failed without the server's answer (node-pg gave up waiting for it, the
+ * socket broke) is in an unknown state: the server may still run the statement or answer it later, and a
+ * transaction may be open on it. pg-pool ends a connection whose statement failed in `pool.query`
+ * (Prisma's statements outside a transaction), but Prisma hands a transaction's connection back with `release()`
+ * and no error once it has tried to roll back; the rollback, behind the statement without an answer, failed too,
+ * and the connection went to the next request with its transaction still open.
  */
 class SelfEndingClient extends Client {
+  /** Settles once the statement last handed to this connection has: the next is handed to pg then. */
+  private previous: Promise<unknown> = Promise.resolve();
+
   constructor(config?: ClientConfig) {
     super(config);
     const query = this.query.bind(this) as (...args: unknown[]) => unknown;
     this.query = ((...args: unknown[]) => {
-      const result = query(...args);
-      // Promises: a transaction's statements, and the SET of statementBound. pool.query passes a callback.
-      if (result instanceof Promise) {
-        result.catch((error: unknown) => {
-          if (!(error instanceof DatabaseError)) this.end().catch(() => undefined);
-        });
+      if (typeof (args[0] as { submit?: unknown } | null)?.submit === 'function') return query(...args);
+      // pool.query passes a callback; Prisma's statements and the SET of statementBound take the promise.
+      const callback = typeof args.at(-1) === 'function' ? (args.pop() as QueryCallback) : undefined;
+      const result = this.previous.then(() => query(...args));
+      this.previous = result.catch(() => undefined);
+      if (callback) {
+        result.then(
+          (answer) => callback(null, answer),
+          (error: Error) => callback(error),
+        );
+        return undefined;
       }
+      result.catch((error: unknown) => {
+        if (!(error instanceof DatabaseError)) this.end().catch(() => undefined);
+      });
       return result;
     }) as Client['query'];
   }
 }
+
+type QueryCallback = (error: Error | null, answer?: unknown) => void;

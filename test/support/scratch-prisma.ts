@@ -1,12 +1,16 @@
-import { openDatabase } from '../../src/database/database';
+import { type DatabaseConnection, openDatabase } from '../../src/database/database';
 import { applyMigrations, MIGRATIONS_DIR } from '../../src/database/migrator';
 import { PrismaService } from '../../src/database/prisma.service';
 import { createLogger } from '../../src/logging/logger';
 import { createScratchDatabase } from './services';
 
-/** A fresh, migrated PostgreSQL database for one test file, reached through Prisma and at `url`; `close()` drops it. */
+/**
+ * A fresh, migrated PostgreSQL database for one test file, reached through Prisma over the pool of `connection` (as
+ * the gateway reaches its own) and at `url`; `close()` drops it.
+ */
 export async function startScratchPrisma(): Promise<{
   prisma: PrismaService;
+  connection: DatabaseConnection;
   url: string;
   close: () => Promise<void>;
 }> {
@@ -20,6 +24,7 @@ export async function startScratchPrisma(): Promise<{
   await prisma.onModuleInit();
   return {
     prisma,
+    connection,
     url: database.url,
     close: async () => {
       await prisma.onModuleDestroy();
