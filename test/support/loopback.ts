@@ -60,3 +60,21 @@ export async function holdPort(port: number): Promise<HeldPort> {
   });
   return { release: () => void socket.destroy() };
 }
+
+/**
+ * The port of a service that a test takes down and brings back: held (`holdPort`) while the service is down, so
+ * that no other process takes it meanwhile, and let go of once it listens again or is stopped for good.
+ */
+export class PortHold {
+  private held?: HeldPort;
+
+  /** Holds `port` until `release()`; nothing to do while it is held. */
+  async hold(port: number): Promise<void> {
+    this.held ??= await holdPort(port);
+  }
+
+  release(): void {
+    this.held?.release();
+    this.held = undefined;
+  }
+}

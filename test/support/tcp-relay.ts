@@ -1,5 +1,5 @@
 import * as net from 'node:net';
-import { holdPort, type HeldPort } from './loopback';
+import { PortHold } from './loopback';
 
 /** A client's connection to a relay, and the relay's own connection to the target for it. */
 export interface RelayedPair {
@@ -17,7 +17,7 @@ export abstract class TcpRelay {
   protected readonly pairs = new Set<RelayedPair>();
   private server?: net.Server;
   private portNumber = 0;
-  private held?: HeldPort;
+  private readonly portHold = new PortHold();
 
   constructor(
     private readonly targetHost: string,
@@ -38,8 +38,7 @@ export abstract class TcpRelay {
     });
     this.portNumber = (server.address() as net.AddressInfo).port;
     this.server = server;
-    this.held?.release();
-    this.held = undefined;
+    this.portHold.release();
   }
 
   /**
@@ -48,14 +47,13 @@ export abstract class TcpRelay {
    */
   async refuse(): Promise<void> {
     await this.close();
-    this.held ??= await holdPort(this.portNumber);
+    await this.portHold.hold(this.portNumber);
   }
 
   /** Cuts the open connections and lets go of the port. */
   async stop(): Promise<void> {
     await this.close();
-    this.held?.release();
-    this.held = undefined;
+    this.portHold.release();
   }
 
   /** Relays a client's connection (`connectTarget`), or closes it. */

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { McpServer, type RegisteredTool } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { z } from 'zod';
-import { holdPort, type HeldPort } from './loopback';
+import { PortHold } from './loopback';
 import { readJson } from './read-json';
 
 export interface FixtureTool {
@@ -35,7 +35,7 @@ interface Session {
  */
 export class TestUpstream {
   private server?: http.Server;
-  private held?: HeldPort;
+  private readonly portHold = new PortHold();
   private readonly sessions = new Map<string, Session>();
   private portNumber: number;
   private tools: FixtureTool[];
@@ -98,8 +98,7 @@ export class TestUpstream {
   /** Ends every session, closes every connection and lets go of the port. */
   async stop(): Promise<void> {
     await this.close();
-    this.held?.release();
-    this.held = undefined;
+    this.portHold.release();
   }
 
   /**
@@ -108,14 +107,13 @@ export class TestUpstream {
    */
   async refuse(): Promise<void> {
     await this.close();
-    this.held ??= await holdPort(this.portNumber);
+    await this.portHold.hold(this.portNumber);
   }
 
   /** Listens again on the same port, after `refuse()`. */
   async restart(): Promise<void> {
     await this.listen();
-    this.held?.release();
-    this.held = undefined;
+    this.portHold.release();
   }
 
   private async close(): Promise<void> {
