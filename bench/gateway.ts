@@ -43,7 +43,7 @@ import { createInterface } from 'node:readline';
 import { namesLoopback } from '../src/mcp/mcp-edge';
 import { imageEnvironment } from '../test/support/dockerfile';
 import { entraEnv, LocalEntraIssuer } from '../test/support/entra-issuer';
-import { freeLoopbackPort } from '../test/support/loopback';
+import { holdFreeLoopbackPort } from '../test/support/loopback';
 import { createScratchDatabase, REDIS_URL } from '../test/support/services';
 import { Callgrind, type InstructionsPerCall } from './callgrind';
 import { parseCommandLine, runScript, UsageError, wholeNumber } from './command-line';
@@ -869,8 +869,10 @@ async function measureEmbedded(
   try {
     const figures: { readyMs: number; idleRssMb: number | null }[] = [];
     for (let start = 0; start < 2; start++) {
-      const env = gatewayEnvironment({ port: await freeLoopbackPort(), issuer, dataDir, overrides });
-      const gateway = await startGateway(env);
+      // Held until the gateway listens on it, so that no other process takes it first.
+      const port = await holdFreeLoopbackPort();
+      const env = gatewayEnvironment({ port: port.port, issuer, dataDir, overrides });
+      const gateway = await startGateway(env).finally(() => port.release());
       try {
         figures.push({ readyMs: gateway.readyMs, idleRssMb: (await idleRss(gateway.process.pid, settleMs)).settling });
       } finally {
@@ -931,8 +933,11 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
       else process.stderr.write(`the gateway's log: ${path.join(dataDir, 'gateway.log')}\n`);
       return Promise.resolve();
     });
+    // Held until the gateway listens on it, so that no other process takes it first.
+    const port = await holdFreeLoopbackPort();
+    cleanups.push(() => Promise.resolve(port.release()));
     const env = gatewayEnvironment({
-      port: await freeLoopbackPort(),
+      port: port.port,
       issuer,
       dataDir,
       databaseUrl,
@@ -949,6 +954,7 @@ export async function runBench(options: Options, argv: string[]): Promise<{ repo
     ];
     const gatewayCallgrind = callgrindDirectory ? new Callgrind(callgrindDirectory, env) : undefined;
     const gateway = await startGateway(env, nodeFlags, gatewayCallgrind?.wrapper());
+    port.release();
     cleanups.push(() => gateway.stop());
     const watched: Watched = {
       gatewayPid: gateway.process.pid,

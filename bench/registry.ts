@@ -33,7 +33,7 @@ import { createLogger } from '../src/logging/logger';
 import { encodeCursor } from '../src/registry/cursor';
 import { type ServerRecord, toServerView } from '../src/registry/server-record';
 import type { ServerStatus } from '../src/registry/server.schema';
-import { freeLoopbackPort } from '../test/support/loopback';
+import { holdFreeLoopbackPort } from '../test/support/loopback';
 import { createScratchDatabase, REDIS_URL } from '../test/support/services';
 import { parseCommandLine, runScript, UsageError, wholeNumber } from './command-line';
 import { waitUntilReady } from './gateway-child';
@@ -414,7 +414,9 @@ interface Gateway {
 }
 
 async function startGateway(databaseUrl: string, options: Options, dataDir: string): Promise<Gateway> {
-  const port = await freeLoopbackPort();
+  // Held until the gateway listens on it, so that no other process takes it first.
+  const held = await holdFreeLoopbackPort();
+  const port = held.port;
   const entry = options.gateway === 'dist' ? ['dist/main.js'] : ['-r', SWC_REGISTER, 'src/main.ts'];
   const child = spawn(process.execPath, [...entry, 'serve', '--no-migrate'], {
     cwd: REPO_ROOT,
@@ -444,6 +446,8 @@ async function startGateway(databaseUrl: string, options: Options, dataDir: stri
   } catch (error) {
     await stop();
     throw error;
+  } finally {
+    held.release();
   }
   return { url, cpuMs: () => cpuMsOf(child.pid), stop };
 }

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import request from 'supertest';
 import { runCli } from './support/cli';
 import { startTestGateway, type TestGateway } from './support/gateway';
-import { freeLoopbackPort } from './support/loopback';
+import { holdFreeLoopbackPort } from './support/loopback';
 import { PUBLIC_URL, token, uniqueName } from './support/registry';
 import { insertServer } from './support/servers-table';
 import { createScratchDatabase } from './support/services';
@@ -167,12 +167,16 @@ describe('mcp-gateway servers', () => {
   });
 
   it('exits 1 when the gateway cannot be reached, --url over MCP_GATEWAY_URL', async () => {
-    const port = await freeLoopbackPort();
-    const result = await cli('list', '--url', `http://127.0.0.1:${port}`);
-    expect(result.code).toBe(1);
-    expect(result.stderr).toBe(
-      `mcp-gateway: cannot reach the gateway at http://127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}\n`,
-    );
+    const { port, release } = await holdFreeLoopbackPort();
+    try {
+      const result = await cli('list', '--url', `http://127.0.0.1:${port}`);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toBe(
+        `mcp-gateway: cannot reach the gateway at http://127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}\n`,
+      );
+    } finally {
+      release();
+    }
   });
 
   it('uses http://localhost:8000 when neither --url nor MCP_GATEWAY_URL is given', async () => {
@@ -204,7 +208,8 @@ describe('mcp-gateway servers', () => {
   });
 
   it('refuses a gateway URL holding a user name or password, exit 2, never printing it', async () => {
-    const withPassword = `http://admin:TopS3cret@127.0.0.1:${await freeLoopbackPort()}`;
+    // Refused before any connection: no port is tried.
+    const withPassword = 'http://admin:TopS3cret@127.0.0.1:9';
     for (const result of [
       await cli('list', '--url', withPassword),
       await cli('show', 'x', '--url', 'http://admin@127.0.0.1:9'),

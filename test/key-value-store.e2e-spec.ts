@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import Redis from 'ioredis';
 import { eventually, sleep, waitUntil } from './support/eventually';
 import { LogCapture } from './support/log-capture';
-import { freeLoopbackPort, holdPort } from './support/loopback';
+import { holdFreeLoopbackPort, holdPort } from './support/loopback';
 import { REDIS_URL } from './support/services';
 import { Redis5AuthFront } from './support/redis5-auth-front';
 import { type RedisUser, redisUserWithout } from './support/redis-user';
@@ -285,15 +285,31 @@ describe('RedisStore at start', () => {
     let port: number;
 
     beforeAll(async () => {
-      port = await freeLoopbackPort();
-      server = spawn(
-        'redis-server',
-        ['--port', String(port), '--bind', '127.0.0.1', '--requirepass', password, '--save', '', '--appendonly', 'no'],
-        {
-          stdio: 'ignore',
-        },
-      );
-      await waitForPort(port);
+      const held = await holdFreeLoopbackPort();
+      port = held.port;
+      try {
+        server = spawn(
+          'redis-server',
+          [
+            '--port',
+            String(port),
+            '--bind',
+            '127.0.0.1',
+            '--requirepass',
+            password,
+            '--save',
+            '',
+            '--appendonly',
+            'no',
+          ],
+          {
+            stdio: 'ignore',
+          },
+        );
+        await waitForPort(port);
+      } finally {
+        held.release();
+      }
     });
 
     afterAll(async () => {
@@ -572,8 +588,13 @@ describe('RedisStore after a reconnect', () => {
   }
 
   beforeAll(async () => {
-    port = await freeLoopbackPort();
-    await startRedis(16);
+    const held = await holdFreeLoopbackPort();
+    port = held.port;
+    try {
+      await startRedis(16);
+    } finally {
+      held.release();
+    }
   });
 
   afterAll(stopRedis);

@@ -30,17 +30,32 @@ export async function listenOnLoopback(server: http.Server): Promise<LoopbackLis
   };
 }
 
-/** A loopback port that was free a moment ago and that nothing listens on now. */
-export async function freeLoopbackPort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
+/**
+ * A loopback port nothing listens on, held (`holdPort`) until `release()`: for a service another process starts on
+ * it, or for a client to find no service there (ECONNREFUSED). A port found free and let go of at once could be
+ * taken by another suite's process before the service bound it (EADDRINUSE) or while the client tried it, and the
+ * client then reached that process; held, the system gives it to no socket that asks for a free port, while a
+ * service that sets SO_REUSEADDR (Node, redis-server) can listen on it before `release()`.
+ * A port found free is let go of for the moment it takes to hold it: if another socket took it meanwhile, the hold
+ * fails and another port is tried.
+ */
+export async function holdFreeLoopbackPort(): Promise<HeldPort> {
+  for (let attempt = 1; ; attempt++) {
+    const probe = net.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as net.AddressInfo;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    try {
+      return await holdPort(port);
+    } catch (error) {
+      if (attempt === 5) throw error;
+    }
+  }
 }
 
 /** A loopback port kept bound, with nothing listening on it, until `release()`. */
 export interface HeldPort {
+  readonly port: number;
   release(): void;
 }
 
@@ -58,7 +73,7 @@ export async function holdPort(port: number): Promise<HeldPort> {
     socket.once('connect', resolve);
     socket.once('error', reject);
   });
-  return { release: () => void socket.destroy() };
+  return { port, release: () => void socket.destroy() };
 }
 
 /**

@@ -1,0 +1,40 @@
+import * as net from 'node:net';
+import { holdFreeLoopbackPort, holdPort } from './loopback';
+
+/** What a connection to `port` meets: what the service behind it wrote, or the connection's error code. */
+function reach(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let text = '';
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    socket.on('end', () => resolve(text));
+    socket.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+  });
+}
+
+describe('holdFreeLoopbackPort', () => {
+  it('gives a port that refuses connections and stays bound until a service listens on it', async () => {
+    const held = await holdFreeLoopbackPort();
+    const service = net.createServer((socket) => socket.end('hello'));
+    try {
+      expect(await reach(held.port)).toBe('ECONNREFUSED');
+      // Bound, so that no other process takes it: a second hold of it is refused.
+      const secondHold = await holdPort(held.port).then(
+        (again) => again.release(),
+        (error: NodeJS.ErrnoException) => error.code,
+      );
+      expect(secondHold).toBe('EADDRNOTAVAIL');
+
+      // A service (SO_REUSEADDR, as Node and redis-server set it) listens on it while it is held.
+      await new Promise<void>((resolve, reject) => {
+        service.once('error', reject);
+        service.listen(held.port, '127.0.0.1', resolve);
+      });
+      held.release();
+      expect(await reach(held.port)).toBe('hello');
+    } finally {
+      held.release();
+      await new Promise<void>((resolve) => service.close(() => resolve()));
+    }
+  });
+});
