@@ -5,6 +5,7 @@ import request from 'supertest';
 import { entraEnv, LocalEntraIssuer } from './support/entra-issuer';
 import { eventually, waitUntil } from './support/eventually';
 import { type Replica, startReplicas, stopReplicas } from './support/gateway-replicas';
+import { type HeldPort, holdPort } from './support/loopback';
 import { connectClient } from './support/mcp-client';
 import { initializeRaw, mcpHeaders, openEventStream } from './support/raw-mcp';
 import { type BalancedRequest, RoundRobinProxy } from './support/round-robin-proxy';
@@ -38,6 +39,19 @@ describe('two gateway replicas behind a round-robin balancer', () => {
 
   /** Replicas a test killed or stopped itself, checking how they exited. */
   const stoppedByTests = new Set<Replica>();
+  /**
+   * The ports of those replicas, held (`holdPort`) from their exit until the balancer stops: it still sends to them,
+   * and must be refused (ECONNREFUSED, so that it tries the next replica), not reach whatever process of another
+   * suite the system would give the port to.
+   */
+  const heldPorts: HeldPort[] = [];
+
+  /** Waits for a replica a test signalled to exit, and holds its port; the exit code. */
+  async function exitOf(replica: Replica): Promise<number | null> {
+    const code = await replica.process.exited;
+    heldPorts.push(await holdPort(Number(new URL(replica.url).port)));
+    return code;
+  }
 
   const replicaA = (): Replica => replicas[0]!;
   const replicaB = (): Replica => replicas[1]!;
@@ -84,6 +98,7 @@ describe('two gateway replicas behind a round-robin balancer', () => {
       for (const id of ids.values()) await request(live[0]!.url).delete(`/api/v1/servers/${id}`);
     }
     await proxy?.stop();
+    for (const held of heldPorts) held.release();
     const codes = await stopReplicas(replicas);
     await database?.drop();
     await greet?.stop();
@@ -395,7 +410,7 @@ describe('two gateway replicas behind a round-robin balancer', () => {
         const victim = replicas[victimIndex]!;
         stoppedByTests.add(victim);
         victim.process.signal('SIGKILL');
-        expect(await victim.process.exited).toBeNull();
+        expect(await exitOf(victim)).toBeNull();
 
         const mark = proxy.requests.length;
         const next = await client.callTool({ name: 'echoHai', arguments: { userName: 'Ada' } });
@@ -433,7 +448,7 @@ describe('two gateway replicas behind a round-robin balancer', () => {
         );
         slow.releaseAll();
         expect((await call).content).toEqual([{ type: 'text', text: `released ${label}` }]);
-        expect(await survivor.process.exited).toBe(0);
+        expect(await exitOf(survivor)).toBe(0);
       } finally {
         await client.close();
       }
