@@ -6,6 +6,7 @@ import { PROBLEM_JSON, PUBLIC_URL, serverBody, token } from './support/registry'
 import { insertServer, type StoredServer } from './support/servers-table';
 
 const SERVERS = '/api/v1/servers';
+const FACADE = '/api/v1/registry/v0.1/servers';
 const toolRulesAllow = { field: 'toolRules.allow', message: expect.any(String) as unknown };
 
 /**
@@ -111,9 +112,35 @@ describe('a stored server the gateway cannot read', () => {
       });
       expect(res.body).not.toHaveProperty('errorId');
       expect(res.text).not.toMatch(/ZodError|at .*\.ts|get_\*/);
+      // What discovery kept of it is not answered either, as its refresh and probe routes answer it.
+      const capabilities = await api().get(`${SERVERS}/${ref}/capabilities`);
+      expect(capabilities.status).toBe(409);
+      expect(capabilities.body).toMatchObject({ code: 'conflict', errors: [{ field: 'toolRules.allow' }] });
     }
     // Its version history (none: it was never registered through the API) is reached by its name alone.
     await api().get(`${SERVERS}/${bad.id}/versions`).expect(404);
+  });
+
+  it('judges a URL that is none as a field it cannot read, named, until a PATCH gives it', async () => {
+    const mark = `unreadable-${token()}`;
+    const row = await insertServer(gw.gateway.app, { name: `io.test-${token()}/${mark}-url` });
+    written.push(row.id);
+    await gw.gateway.app.get(PrismaService)
+      .$executeRaw`UPDATE servers SET url = 'not a url' WHERE id = ${row.id}::uuid`;
+
+    const url = [{ field: 'url', message: expect.any(String) as unknown }];
+    const res = await api().get(`${SERVERS}/${row.id}`);
+    expect(res.status).toBe(409);
+    expect(res.body).toMatchObject({ code: 'conflict', errors: url });
+    expect(res.text).not.toMatch(/not a url/);
+    const listed = await api().get(SERVERS).query({ q: mark }).expect(200);
+    expect(listed.body.servers).toEqual([]);
+    expect(listed.body.unreadable).toEqual([{ id: row.id, name: row.name, slug: row.slug, problems: url }]);
+    await api().patch(`${SERVERS}/${row.id}`).send({ title: 'Still broken' }).expect(409);
+    await api().patch(`${SERVERS}/${row.id}`).send({ url: PUBLIC_URL }).expect(200);
+    const repaired = await api().get(SERVERS).query({ q: mark }).expect(200);
+    expect((repaired.body.servers as { id: string }[]).map((server) => server.id)).toEqual([row.id]);
+    expect(repaired.body).not.toHaveProperty('unreadable');
   });
 
   it('leaves the other readers of the servers table answering: health, the official registry API, discovery', async () => {
@@ -202,5 +229,137 @@ describe('a stored server the gateway cannot read', () => {
     await api().delete(`${SERVERS}/${bad.id}`).expect(204);
     await api().get(`${SERVERS}/${bad.id}`).expect(404);
     expect(await gw.gateway.app.get(PrismaService).server.findUnique({ where: { id: bad.id } })).toBeNull();
+  });
+});
+
+/**
+ * Stored rows of `server_versions` the gateway cannot read (a status it does not know, a record that is no object or
+ * whose fields are not what a record holds), written straight into the shared PostgreSQL table beside readable ones:
+ * the version lists keep the readable versions, and the bad one read alone is answered 409 naming the fields.
+ */
+describe('a stored server version the gateway cannot read', () => {
+  let gw: TestGateway;
+  const names: string[] = [];
+  const api = () => request(gw.url);
+  const prisma = () => gw.gateway.app.get(PrismaService);
+
+  beforeAll(async () => {
+    gw = await startTestGateway('services');
+  });
+
+  afterAll(async () => {
+    if (gw) {
+      await prisma().server.deleteMany({ where: { name: { in: names } } });
+      await prisma().serverVersion.deleteMany({ where: { name: { in: names } } });
+    }
+    await gw?.close();
+  });
+
+  /**
+   * A server registered at 1.0.0 and changed to 1.1.0, 1.2.0 and 1.3.0 (the latest, left readable), then its history
+   * broken behind the gateway's back: 1.0.0's title a number (a field the official registry API publishes), 1.1.0's
+   * auth of a type the schema refuses (one it does not), 1.2.0 a record that is no object and a status it does not know.
+   */
+  async function brokenHistory(): Promise<{ id: string; name: string }> {
+    const created = await api()
+      .post(SERVERS)
+      .send(serverBody({ version: '1.0.0', title: 'History' }))
+      .expect(201);
+    const { id, name } = created.body as { id: string; name: string };
+    names.push(name);
+    for (const version of ['1.1.0', '1.2.0', '1.3.0']) {
+      await api().patch(`${SERVERS}/${id}`).send({ version }).expect(200);
+    }
+    await prisma().$executeRaw`
+      UPDATE server_versions SET record = jsonb_set(record, '{title}', '42') WHERE name = ${name} AND version = '1.0.0'`;
+    await prisma().$executeRaw`
+      UPDATE server_versions SET record = jsonb_set(record, '{auth}', '{"type":"bogus"}')
+      WHERE name = ${name} AND version = '1.1.0'`;
+    await prisma().$executeRaw`
+      UPDATE server_versions SET record = '"garbage"', status = 'bogus' WHERE name = ${name} AND version = '1.2.0'`;
+    return { id, name };
+  }
+
+  const problem = (field: string) => ({ field, message: expect.any(String) as unknown });
+
+  it('is left out of GET /servers/{ref}/versions, named in its unreadable, and answered 409 alone', async () => {
+    const { id, name } = await brokenHistory();
+    for (const ref of [id, encodeURIComponent(name)]) {
+      const list = await api().get(`${SERVERS}/${ref}/versions`).expect(200);
+      expect((list.body.versions as { version: string }[]).map((row) => row.version)).toEqual(['1.3.0']);
+      expect(list.body.unreadable).toEqual(
+        expect.arrayContaining([
+          { version: '1.0.0', problems: [problem('record.title')] },
+          { version: '1.1.0', problems: [problem('record.auth.type')] },
+          { version: '1.2.0', problems: [problem('status'), problem('record')] },
+        ]),
+      );
+      expect(list.body.unreadable).toHaveLength(3);
+    }
+    const fields = { '1.0.0': ['record.title'], '1.1.0': ['record.auth.type'], '1.2.0': ['status', 'record'] };
+    for (const [version, named] of Object.entries(fields)) {
+      const res = await api().get(`${SERVERS}/${id}/versions/${version}`);
+      expect(res.status).toBe(409);
+      expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
+      expect(res.body).toMatchObject({
+        code: 'conflict',
+        detail: `version "${version}" of server ${name} is stored with fields the gateway cannot read`,
+        errors: named.map(problem),
+      });
+      expect(res.body).not.toHaveProperty('errorId');
+      expect(res.text).not.toMatch(/ZodError|garbage|bogus/);
+    }
+    await api().get(`${SERVERS}/${id}/versions/1.3.0`).expect(200);
+    // The server itself reads as ever; its history once deleted too.
+    await api().get(`${SERVERS}/${id}`).expect(200);
+    await api().delete(`${SERVERS}/${id}`).expect(204);
+    const gone = await api().get(`${SERVERS}/${id}/versions`).expect(200);
+    expect(gone.body.versions).toEqual([expect.objectContaining({ version: '1.3.0', status: 'deleted' })]);
+    expect(gone.body.unreadable).toHaveLength(3);
+
+    const logged = gw.logs.lines.filter(
+      (line) => line.serverName === name && String(line.msg).startsWith('a stored server version cannot be read'),
+    );
+    // Once each a write of the row (the DELETE wrote every version of the server, its updatedAt): each is named.
+    expect([...new Set(logged.map((line) => line.version))].sort()).toEqual(['1.0.0', '1.1.0', '1.2.0']);
+    expect(logged.every((line) => line.level === 40)).toBe(true);
+  });
+
+  it('is left out of the official registry API when what it publishes cannot be read, and answered 409 alone', async () => {
+    const { name } = await brokenHistory();
+    const encoded = encodeURIComponent(name);
+    // 1.1.0's auth is none of the API's business: it is published as it was.
+    const shown = ['1.1.0', '1.3.0'];
+    const versions = await api().get(`${FACADE}/${encoded}/versions`).expect(200);
+    const listed = (body: { servers: { server: { version: string } }[] }) =>
+      body.servers.map((entry) => entry.server.version).sort();
+    expect(listed(versions.body)).toEqual(shown);
+    expect(versions.body.metadata).toEqual({ count: 2 });
+    const search = await api().get(FACADE).query({ search: name, limit: '1' }).expect(200);
+    const paged = [...listed(search.body)];
+    let cursor = search.body.metadata.nextCursor as string | undefined;
+    for (let page = 0; cursor && page < 5; page++) {
+      const next = await api().get(FACADE).query({ search: name, limit: '1', cursor }).expect(200);
+      paged.push(...listed(next.body));
+      cursor = next.body.metadata.nextCursor as string | undefined;
+    }
+    expect(paged.sort()).toEqual(shown);
+    const all = await api().get(FACADE).query({ search: name }).expect(200);
+    expect(listed(all.body)).toEqual(shown);
+
+    for (const [version, named] of [
+      ['1.0.0', 'record.title'],
+      ['1.2.0', 'status'],
+    ] as const) {
+      const res = await api().get(`${FACADE}/${encoded}/versions/${version}`);
+      expect(res.status).toBe(409);
+      expect(res.headers['content-type']).toMatch(/^application\/json/);
+      expect(res.body.error).toContain(`Version "${version}" of server ${name} is stored with fields`);
+      expect(res.body.error).toContain(named);
+      expect(res.text).not.toMatch(/ZodError|garbage|errorId/);
+    }
+    const oneOne = await api().get(`${FACADE}/${encoded}/versions/1.1.0`).expect(200);
+    expect(JSON.stringify(oneOne.body)).not.toContain('bogus');
+    await api().get(`${FACADE}/${encoded}/versions/latest`).expect(200);
   });
 });

@@ -34,6 +34,9 @@ export class DiscoveryController {
   @ApiParam(SERVER_REF_PARAM)
   @ApiOkResponse({ type: CapabilitiesViewDto })
   @ApiProblemResponses(400, 404)
+  @ApiConflictResponse({
+    description: `The server is stored with fields the gateway cannot read, named in \`errors\` (${PROBLEM}, \`conflict\`)`,
+  })
   capabilities(@Param('ref') ref: string): Promise<CapabilitiesView> {
     return this.discovery.capabilities(ref);
   }

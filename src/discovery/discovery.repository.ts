@@ -1,7 +1,8 @@
 import { escapeLike } from '../common/sql';
 import { Injectable } from '@nestjs/common';
 import { Prisma } from '../generated/prisma/client';
-import { serverStatusSchema } from '../registry/server.schema';
+import type { UnreadableServer } from '../registry/registry.errors';
+import { readStoredFields, serverStatusSchema } from '../registry/server.schema';
 import { PrismaService } from '../database/prisma.service';
 import { canonicalJson, type ItemKind } from './fingerprint';
 import { diffItems, type ItemChangeRecord, type ItemChangeType, type ItemRecord } from './item-records';
@@ -219,7 +220,11 @@ export class DiscoveryRepository {
     }
   }
 
-  async findCapabilities(serverId: string): Promise<CapabilitiesRecord | undefined> {
+  /**
+   * What discovery keeps of the server, or what keeps its row from being read (readStoredFields, as the registry
+   * judges it): the items of its last good sync are not answered for a server the gateway cannot read.
+   */
+  async findCapabilities(serverId: string): Promise<CapabilitiesRecord | { unreadable: UnreadableServer } | undefined> {
     // Prisma reads the server, its items and its changes in separate queries: under one snapshot, or a sync
     // committing between them would show its new items beside the changes from before it.
     const server = await this.prisma.$transaction(
@@ -230,7 +235,14 @@ export class DiscoveryRepository {
             id: true,
             slug: true,
             name: true,
+            url: true,
+            transport: true,
+            auth: true,
             status: true,
+            timeouts: true,
+            toolRules: true,
+            revision: true,
+            createdAt: true,
             discovery: true,
             items: { orderBy: [{ kind: 'asc' }, { position: 'asc' }, { name: 'asc' }], omit: { searchText: true } },
             itemChanges: { orderBy: [{ detectedAt: 'desc' }, { id: 'asc' }], take: RECENT_CHANGES },
@@ -239,9 +251,11 @@ export class DiscoveryRepository {
       { ...TRANSACTION, isolationLevel: Prisma.TransactionIsolationLevel.RepeatableRead },
     );
     if (!server) return undefined;
-    const { discovery, items, itemChanges, ...identity } = server;
+    const { discovery, items, itemChanges, id, slug, name, status, url, revision, createdAt } = server;
+    const { problems } = readStoredFields(server);
+    if (problems.length > 0) return { unreadable: { id, name, slug, url, revision, createdAt, problems } };
     return {
-      server: identity,
+      server: { id, slug, name, status },
       discovery: discovery && {
         serverInfo: asDefinition(discovery.serverInfo),
         protocolVersion: discovery.protocolVersion,

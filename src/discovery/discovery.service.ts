@@ -123,6 +123,7 @@ export class DiscoveryService {
   private async capabilitiesOf(id: string, ref: string): Promise<CapabilitiesView> {
     const record = await this.repository.findCapabilities(id);
     if (!record) throw RegistryErrors.notFound(ref);
+    if ('unreadable' in record) throw new UnreadableServerError(record.unreadable);
     return this.viewOf(record);
   }
 

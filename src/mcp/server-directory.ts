@@ -126,11 +126,11 @@ export type ServerRow = NonNullable<Awaited<ReturnType<PrismaService['server']['
 export function toGatewayServer(row: ServerRow): GatewayServer | { problems: FieldError[] } {
   const { fields, problems } = readStoredFields(row);
   if (problems.length > 0) return { problems };
-  const { transport, auth, timeouts, status } = fields;
+  const { url, transport, auth, timeouts, status } = fields;
   return {
     id: row.id,
     slug: row.slug,
-    url: row.url,
+    url,
     transport,
     auth,
     timeouts,

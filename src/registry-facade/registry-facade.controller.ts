@@ -61,6 +61,7 @@ export class RegistryFacadeController {
   @ApiOkResponse({ description: '`ServerResponse`', schema: { $ref: getSchemaPath(documented.ServerResponse) } })
   @ApiRegistryError(400, 'A malformed include_deleted, or a name or version that is not valid percent-encoding')
   @ApiRegistryError(404, 'No such server or version: `{ error }`')
+  @ApiRegistryError(409, 'The version is stored with fields the registry cannot read, named in `error`')
   @ApiRegistryError(500, INTERNAL_ERROR)
   version(
     @Param('serverName') serverName: string,

@@ -1,7 +1,10 @@
 import { escapeLike } from '../common/sql';
 import { Injectable } from '@nestjs/common';
+import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
 import { PrismaService } from '../database/prisma.service';
 import { Prisma } from '../generated/prisma/client';
+import { readPublishedVersion, type UnreadableVersion } from '../registry/stored-version';
+import { UnreadableServerLog } from '../registry/unreadable-server-log';
 import type { ListPosition } from './facade-cursor';
 
 /** How a published version looks to registry clients, after the server's current state is applied. */
@@ -42,20 +45,30 @@ export interface FacadeListFilter {
   includeDeleted: boolean;
 }
 
+/** A version of the history that the official registry API cannot read (readPublishedVersion). */
+export type FacadeVersionRead = FacadeVersionRow | UnreadableVersion;
+
+export function isUnreadableVersion(row: FacadeVersionRead): row is UnreadableVersion {
+  return 'problems' in row;
+}
+
 interface RawRow {
+  id: string;
   server_id: string;
   server_exists: boolean;
   name: string;
   version: string;
+  /** As stored; what the row says of the version's status (`deleted` aside) is the server's (EFFECTIVE_STATUS). */
+  stored_status: string;
   status: EffectiveStatus;
   is_latest: boolean;
   published_at: Date;
   updated_at: Date;
-  title: string | null;
-  description: string | null;
-  slug: string | null;
-  allowed_roles: unknown;
-  status_message: string | null;
+  /** The record's published fields (the record itself when it is no object), unchecked. */
+  published: unknown;
+  server_slug: string | null;
+  server_roles: unknown;
+  server_status_message: string | null;
   health: string | null;
 }
 
@@ -87,18 +100,23 @@ const DELETED = Prisma.sql`(s.id IS NULL OR v.status = 'deleted')`;
 
 /**
  * Only the published fields a registry answer shows are read from `record`:
- * the upstream's URL, auth and timeouts in it never leave the database.
+ * the upstream's URL, auth and timeouts in it never leave the database. A
+ * record that is no object is read whole, for the problem to name it.
  */
 const SELECT_VERSIONS = Prisma.sql`
-  SELECT v.server_id::text AS server_id, s.id IS NOT NULL AS server_exists,
+  SELECT v.id::text AS id, v.server_id::text AS server_id, s.id IS NOT NULL AS server_exists,
          v.name, v.version, v.is_latest, v.published_at, v.updated_at,
-         ${EFFECTIVE_STATUS} AS status,
-         v.record->>'title' AS title,
-         v.record->>'description' AS description,
-         COALESCE(s.slug, v.record->>'slug') AS slug,
-         COALESCE(to_jsonb(s.allowed_roles), v.record->'allowedRoles') AS allowed_roles,
-         COALESCE(CASE WHEN s.status = 'deprecated' THEN s.status_message END, v.record->>'statusMessage')
-           AS status_message,
+         v.status AS stored_status, ${EFFECTIVE_STATUS} AS status,
+         CASE WHEN jsonb_typeof(v.record) = 'object' THEN jsonb_build_object(
+           'title', v.record->'title',
+           'description', v.record->'description',
+           'slug', v.record->'slug',
+           'allowedRoles', v.record->'allowedRoles',
+           'statusMessage', v.record->'statusMessage'
+         ) ELSE v.record END AS published,
+         s.slug AS server_slug,
+         to_jsonb(s.allowed_roles) AS server_roles,
+         CASE WHEN s.status = 'deprecated' THEN s.status_message END AS server_status_message,
          h.status AS health
   FROM server_versions v
   LEFT JOIN servers s ON s.id = v.server_id
@@ -107,14 +125,25 @@ const SELECT_VERSIONS = Prisma.sql`
 /** Reads the version history for the official registry API; only repositories touch Prisma. */
 @Injectable()
 export class RegistryFacadeRepository {
-  constructor(private readonly prisma: PrismaService) {}
+  /** Each version it cannot read logged once, again only once it is written again and still unreadable. */
+  private readonly unreadable: UnreadableServerLog;
+
+  constructor(
+    private readonly prisma: PrismaService,
+    @InjectPinoLogger(RegistryFacadeRepository.name) logger: PinoLogger,
+  ) {
+    this.unreadable = new UnreadableServerLog(
+      logger,
+      'a stored server version cannot be read: the official registry API leaves it out of lists and answers it 409',
+    );
+  }
 
   /**
    * A page of versions ordered by (name, version), which the unique index on
    * those columns serves, so a page reads about `take` index entries whatever
    * the size of the registry (filters aside).
    */
-  async list(filter: FacadeListFilter): Promise<FacadeVersionRow[]> {
+  async list(filter: FacadeListFilter): Promise<FacadeVersionRead[]> {
     // A sync sees every row updated since: a disabled server's as deleted (EFFECTIVE_STATUS).
     const conditions = filter.updatedSince
       ? [Prisma.sql`v.updated_at > ${filter.updatedSince}`]
@@ -134,7 +163,7 @@ export class RegistryFacadeRepository {
   }
 
   /** Every visible version of one server, newest publication first. */
-  async versionsOf(name: string, includeDeleted: boolean): Promise<FacadeVersionRow[]> {
+  async versionsOf(name: string, includeDeleted: boolean): Promise<FacadeVersionRead[]> {
     const rows = await this.prisma.$queryRaw<RawRow[]>`
       ${SELECT_VERSIONS}
       WHERE v.name = ${name} AND ${visibleSql(includeDeleted)}
@@ -143,7 +172,7 @@ export class RegistryFacadeRepository {
   }
 
   /** One visible version of a server; `latest` names the latest one. */
-  async versionOf(name: string, version: string, includeDeleted: boolean): Promise<FacadeVersionRow | undefined> {
+  async versionOf(name: string, version: string, includeDeleted: boolean): Promise<FacadeVersionRead | undefined> {
     const which = version === 'latest' ? Prisma.sql`v.is_latest` : Prisma.sql`v.version = ${version}`;
     const rows = await this.prisma.$queryRaw<RawRow[]>`
       ${SELECT_VERSIONS}
@@ -164,10 +193,15 @@ export class RegistryFacadeRepository {
     return row?.found === true;
   }
 
-  /** Tool counts of the servers on a page, in one query. */
-  private async withToolCounts(rows: RawRow[]): Promise<FacadeVersionRow[]> {
+  /** The rows read (readPublishedVersion), with the tool counts of their servers, in one query. */
+  private async withToolCounts(rows: RawRow[]): Promise<FacadeVersionRead[]> {
+    const read = rows.map((row) => this.read(row));
     const ids = [
-      ...new Set(rows.filter((row) => row.server_exists && row.status !== 'deleted').map((row) => row.server_id)),
+      ...new Set(
+        read
+          .filter((row): row is Counted => !isUnreadableVersion(row) && row.serverExists && row.status !== 'deleted')
+          .map((row) => row.serverId),
+      ),
     ];
     const counts = new Map<string, number>();
     if (ids.length > 0) {
@@ -178,27 +212,50 @@ export class RegistryFacadeRepository {
         GROUP BY server_id`;
       for (const { server_id, tools: count } of tools) counts.set(server_id, count);
     }
-    return rows.map((row) => ({
+    return read.map((row) => {
+      if (isUnreadableVersion(row)) return row;
+      const { serverExists: _serverExists, ...shown } = row;
+      return { ...shown, toolCount: counts.get(row.serverId) ?? 0 };
+    });
+  }
+
+  /** The row as the API shows it (its tool count aside), or what keeps it from being read, logged once. */
+  private read(row: RawRow): Counted | UnreadableVersion {
+    const read = readPublishedVersion({ status: row.stored_status, published: row.published });
+    if ('problems' in read) {
+      this.unreadable.reportVersion(
+        { id: row.id, name: row.name, version: row.version, updatedAt: row.updated_at },
+        read.problems,
+      );
+      return { name: row.name, version: row.version, problems: read.problems };
+    }
+    const { published } = read;
+    return {
       serverId: row.server_id,
+      serverExists: row.server_exists,
       name: row.name,
       version: row.version,
       status: row.status,
       isLatest: row.is_latest,
       publishedAt: row.published_at,
       updatedAt: row.updated_at,
-      title: row.title,
-      description: row.description,
-      slug: row.slug,
-      allowedRoles: Array.isArray(row.allowed_roles)
-        ? row.allowed_roles.filter((role): role is string => typeof role === 'string')
-        : [],
-      statusMessage: row.status_message,
+      title: published.title,
+      description: published.description,
+      // The server's current slug and roles, or the ones published with the version once the server is gone.
+      slug: row.server_exists ? row.server_slug : published.slug,
+      allowedRoles: Array.isArray(row.server_roles)
+        ? row.server_roles.filter((role): role is string => typeof role === 'string')
+        : published.allowedRoles,
+      statusMessage: row.server_status_message ?? published.statusMessage,
       // A version shown deleted (a disabled server's, in a sync) says nothing of the upstream behind it.
       health: row.server_exists && row.status !== 'deleted' ? row.health : null,
-      toolCount: counts.get(row.server_id) ?? 0,
-    }));
+      toolCount: 0,
+    };
   }
 }
+
+/** A row read, before its server's tools are counted. */
+type Counted = FacadeVersionRow & { serverExists: boolean };
 
 function visibleSql(includeDeleted: boolean): Prisma.Sql {
   return includeDeleted ? Prisma.sql`(${SHOWN} OR ${DELETED})` : SHOWN;

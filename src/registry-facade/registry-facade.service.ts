@@ -3,10 +3,16 @@ import { DomainError } from '../common/domain-error';
 import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
 import { SERVER_NAME } from '../registry/server.schema';
+import type { UnreadableVersion } from '../registry/stored-version';
 import { encodeListCursor } from './facade-cursor';
 import { DEFAULT_PAGE_SIZE, type ServerList, type ServerResponse } from './official-registry.types';
 import type { ListServersQueryDto, VersionsQueryDto } from './registry-facade.query';
-import { RegistryFacadeRepository } from './registry-facade.repository';
+import {
+  type FacadeVersionRead,
+  type FacadeVersionRow,
+  isUnreadableVersion,
+  RegistryFacadeRepository,
+} from './registry-facade.repository';
 import { type GatewayAddress, toServerResponse } from './server-response';
 
 const MAX_NAME = 200;
@@ -40,17 +46,18 @@ export class RegistryFacadeService {
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     const nextCursor = rows.length > limit && last ? encodeListCursor(last) : undefined;
-    return {
-      servers: page.map((row) => toServerResponse(row, this.gateway)),
-      metadata: { ...(nextCursor ? { nextCursor } : {}), count: page.length },
-    };
+    // A version the gateway cannot read is left out (the repository logged it): a page may be short, the cursor
+    // still moves past it.
+    const servers = readable(page).map((row) => toServerResponse(row, this.gateway));
+    return { servers, metadata: { ...(nextCursor ? { nextCursor } : {}), count: servers.length } };
   }
 
   async versions(serverName: string, query: VersionsQueryDto): Promise<ServerList> {
     const name = asServerName(serverName);
     const rows = name ? await this.repository.versionsOf(name, query.include_deleted === true) : [];
     if (rows.length === 0) throw serverNotFound();
-    return { servers: rows.map((row) => toServerResponse(row, this.gateway)), metadata: { count: rows.length } };
+    const servers = readable(rows).map((row) => toServerResponse(row, this.gateway));
+    return { servers, metadata: { count: servers.length } };
   }
 
   /** One version; `latest` is the server's latest version. */
@@ -59,6 +66,7 @@ export class RegistryFacadeService {
     if (!name) throw serverNotFound();
     const includeDeleted = query.include_deleted === true;
     const row = isVersionText(version) ? await this.repository.versionOf(name, version, includeDeleted) : undefined;
+    if (row && isUnreadableVersion(row)) throw unreadableVersion(row);
     if (row) return toServerResponse(row, this.gateway);
     const known = await this.repository.hasVersions(name, includeDeleted);
     throw known ? new DomainError('not_found', 'Server version not found') : serverNotFound();
@@ -73,6 +81,19 @@ function asServerName(text: string): string | undefined {
 function isVersionText(text: string): boolean {
   // Control characters (NUL above all, which PostgreSQL refuses in text) cannot be in a stored version.
   return text.length >= 1 && text.length <= MAX_VERSION && ![...text].some((char) => char.charCodeAt(0) < 0x20);
+}
+
+function readable(rows: FacadeVersionRead[]): FacadeVersionRow[] {
+  return rows.filter((row): row is FacadeVersionRow => !isUnreadableVersion(row));
+}
+
+/** 409 naming the version and each field at fault in `error` itself: this API's errors carry no field list of it. */
+function unreadableVersion({ name, version, problems }: UnreadableVersion): DomainError {
+  const fields = problems.map((problem) => `${problem.field} (${problem.message})`).join(', ');
+  return new DomainError(
+    'conflict',
+    `Version ${JSON.stringify(version)} of server ${name} is stored with fields the registry cannot read: ${fields}`,
+  );
 }
 
 function serverNotFound(): DomainError {

@@ -1,4 +1,5 @@
 import { DomainError, type FieldError } from '../common/domain-error';
+import type { UnreadableVersion } from './stored-version';
 
 /** Raised by the repository when a unique field is already taken; the service words it. */
 export class DuplicateServerError extends Error {
@@ -40,6 +41,22 @@ export class UnreadableServerError extends DomainError {
       `server ${server.id} (${server.slug}) is stored with fields the gateway cannot read: ` +
         'replace them with PUT, or PATCH giving each of them, or DELETE the server',
       server.problems,
+    );
+  }
+}
+
+/**
+ * A version of a server's history whose stored row the gateway cannot read (its status, or a field of its record: a
+ * direct database write, a restore, an older version). Answered 409 naming it and the fields, never a 500. A published
+ * version never changes through the API; the latest one is written again by the server's next change that keeps it.
+ */
+export class UnreadableVersionError extends DomainError {
+  constructor(readonly version: UnreadableVersion) {
+    super(
+      'conflict',
+      `version ${JSON.stringify(version.version)} of server ${version.name} is stored with fields the gateway ` +
+        'cannot read',
+      version.problems,
     );
   }
 }

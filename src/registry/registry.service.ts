@@ -3,17 +3,19 @@ import type { z } from 'zod';
 import { UrlGuard } from '../upstream/url-guard';
 import { decodeCursor, encodeCursor, type ListPosition } from './cursor';
 import { etagOf, ifMatchHolds } from './etag';
-import { DuplicateServerError, PublishedVersionError, RegistryErrors } from './registry.errors';
+import { DuplicateServerError, PublishedVersionError, RegistryErrors, UnreadableVersionError } from './registry.errors';
 import { RegistryEvents } from './registry-events';
 import {
   fieldsOf,
+  isUnreadableVersion,
   type ServerFields,
   type ServerRecord,
+  type ServerVersionRecord,
   toServerView,
   toVersionDetail,
   toVersionSummary,
 } from './server-record';
-import type { VersionDetail, VersionSummary } from './server-version.dto';
+import type { VersionDetail, VersionSummary, UnreadableVersionView } from './server-version.dto';
 import { parseServerRef } from './server-ref';
 import { isUnreadable, type ReadServer, ServerRepository } from './server.repository';
 import {
@@ -201,11 +203,19 @@ export class RegistryService {
     this.events.emit({ type: 'deleted', serverId: deleted.id, slug: deleted.slug });
   }
 
-  async versions(ref: string): Promise<{ name: string; versions: VersionSummary[] }> {
+  /** A version the gateway cannot read is left out of `versions` and named in `unreadable` (the repository logged it). */
+  async versions(
+    ref: string,
+  ): Promise<{ name: string; versions: VersionSummary[]; unreadable?: UnreadableVersionView[] }> {
     const name = await this.historyName(ref);
-    const versions = await this.servers.versionsOf(name);
-    if (versions.length === 0) throw RegistryErrors.notFound(ref);
-    return { name, versions: versions.map(toVersionSummary) };
+    const read = await this.servers.versionsOf(name);
+    if (read.length === 0) throw RegistryErrors.notFound(ref);
+    const unreadable = read.filter(isUnreadableVersion).map(({ version, problems }) => ({ version, problems }));
+    return {
+      name,
+      versions: read.filter((row): row is ServerVersionRecord => !isUnreadableVersion(row)).map(toVersionSummary),
+      ...(unreadable.length > 0 ? { unreadable } : {}),
+    };
   }
 
   async version(ref: string, version: string): Promise<VersionDetail> {
@@ -213,6 +223,7 @@ export class RegistryService {
     const name = await this.historyName(ref);
     const found = await this.servers.versionOf(name, version);
     if (!found) throw RegistryErrors.versionNotFound(name, version);
+    if (isUnreadableVersion(found)) throw new UnreadableVersionError(found);
     return toVersionDetail(found);
   }
 

@@ -1,6 +1,7 @@
 import type { ServerView } from './server.dto';
 import type { ServerStatus, ServerTimeouts, ToolRules, UpstreamAuth, UpstreamTransport } from './server.schema';
 import type { VersionDetail, VersionStatus, VersionSummary } from './server-version.dto';
+import type { UnreadableVersion } from './stored-version';
 
 /** The writable fields of a server, fully resolved (what a write stores). */
 export interface ServerFields {
@@ -26,6 +27,13 @@ export interface ServerRecord extends ServerFields {
   revision: number;
   createdAt: Date;
   updatedAt: Date;
+}
+
+/** A stored version as a history list or lookup reads it: its record, or what keeps the gateway from reading it. */
+export type ReadVersion = ServerVersionRecord | UnreadableVersion;
+
+export function isUnreadableVersion(version: ReadVersion): version is UnreadableVersion {
+  return 'problems' in version;
 }
 
 /** A stored row of a server's version history. */

@@ -14,9 +14,25 @@ const versionSummarySchema = z.object({
 });
 export type VersionSummary = z.infer<typeof versionSummarySchema>;
 
+/** A stored version the gateway cannot read, as a list names it instead of showing it. */
+export const unreadableVersionSchema = z.object({
+  version: z.string(),
+  problems: z
+    .array(z.object({ field: z.string(), message: z.string() }))
+    .describe('Each stored field that is not what its schema allows (`status`, or `record.…`), and why'),
+});
+export type UnreadableVersionView = z.infer<typeof unreadableVersionSchema>;
+
 export const versionListSchema = z.object({
   name: z.string(),
   versions: z.array(versionSummarySchema).describe('The latest first, then the most recently published'),
+  unreadable: z
+    .array(unreadableVersionSchema)
+    .optional()
+    .describe(
+      'Versions whose stored row the gateway cannot read, left out of `versions` (each answered 409 alone); present ' +
+        'only when there are some',
+    ),
 });
 export class ServerVersionListDto extends createZodDto(versionListSchema) {}
 

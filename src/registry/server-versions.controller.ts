@@ -29,7 +29,7 @@ export class ServerVersionsController {
   @ApiParam(REF_PARAM)
   @ApiParam({ name: 'version', description: 'A version such as 1.0.2' })
   @ApiOkResponse({ type: ServerVersionDto.Output })
-  @ApiProblemResponses(400, 404)
+  @ApiProblemResponses(400, 404, 409)
   get(@Param('ref') ref: string, @Param('version') version: string): Promise<ServerVersionDto> {
     return this.registry.version(ref, version);
   }

@@ -12,18 +12,17 @@ import {
   UnreadableServerError,
 } from './registry.errors';
 import {
+  type ReadVersion,
   type ServerFields,
   type ServerRecord,
-  type ServerVersionRecord,
   sameFields,
   fieldsOf,
   toServerView,
 } from './server-record';
 import type { ServerRef } from './server-ref';
 import { UnreadableServerLog } from './unreadable-server-log';
-import { serverViewSchema } from './server.dto';
 import { readStoredFields } from './server.schema';
-import { versionStatusSchema } from './server-version.dto';
+import { readStoredVersion } from './stored-version';
 
 export interface ServerListFilter {
   after?: ListPosition;
@@ -59,6 +58,7 @@ type Tx = Prisma.TransactionClient;
 export class ServerRepository {
   /** Each unreadable row logged once, again only once it changed and is still unreadable. */
   private readonly unreadable: UnreadableServerLog;
+  private readonly unreadableVersions: UnreadableServerLog;
 
   constructor(
     private readonly prisma: PrismaService,
@@ -67,6 +67,10 @@ export class ServerRepository {
     this.unreadable = new UnreadableServerLog(
       logger,
       'a stored server cannot be read: it is left out of lists and answered 409 until an admin repairs or deletes it',
+    );
+    this.unreadableVersions = new UnreadableServerLog(
+      logger,
+      'a stored server version cannot be read: it is left out of its version list and answered 409',
     );
   }
 
@@ -217,17 +221,18 @@ export class ServerRepository {
     return row?.name;
   }
 
-  async versionsOf(name: string): Promise<ServerVersionRecord[]> {
+  /** Every version of the name's history; one the gateway cannot read is in it as such, for the caller to name. */
+  async versionsOf(name: string): Promise<ReadVersion[]> {
     const rows = await this.prisma.serverVersion.findMany({
       where: { name },
       orderBy: [{ isLatest: 'desc' }, { publishedAt: 'desc' }, { version: 'desc' }],
     });
-    return rows.map(toVersionRecord);
+    return rows.map((row) => this.readVersion(row));
   }
 
-  async versionOf(name: string, version: string): Promise<ServerVersionRecord | undefined> {
+  async versionOf(name: string, version: string): Promise<ReadVersion | undefined> {
     const row = await this.prisma.serverVersion.findUnique({ where: { name_version: { name, version } } });
-    return row ? toVersionRecord(row) : undefined;
+    return row ? this.readVersion(row) : undefined;
   }
 
   /** The row's record, or what keeps it from being read, logged once per row and revision with the fields at fault. */
@@ -236,6 +241,25 @@ export class ServerRepository {
     if (problems.length === 0) return record;
     this.unreadable.report(row, problems);
     return unreadableOf(row, problems);
+  }
+
+  /** The version row's record, or what keeps it from being read, logged once per row and write of it. */
+  private readVersion(row: ServerVersionRow): ReadVersion {
+    const read = readStoredVersion(row);
+    if ('problems' in read) {
+      this.unreadableVersions.reportVersion(row, read.problems);
+      return { name: row.name, version: row.version, problems: read.problems };
+    }
+    return {
+      serverId: row.serverId,
+      name: row.name,
+      version: row.version,
+      record: read.record,
+      status: read.status,
+      isLatest: row.isLatest,
+      publishedAt: row.publishedAt,
+      updatedAt: row.updatedAt,
+    };
   }
 
   /** Turns a unique violation into a DuplicateServerError naming the field. */
@@ -336,7 +360,7 @@ function parseRow(row: ServerRow): { record: ServerRecord; problems: FieldError[
     title: row.title,
     description: row.description,
     version: row.version,
-    url: row.url,
+    url: fields.url,
     transport: fields.transport,
     auth: fields.auth,
     tags: row.tags,
@@ -355,19 +379,6 @@ function parseRow(row: ServerRow): { record: ServerRecord; problems: FieldError[
 function unreadableOf(row: ServerRow, problems: FieldError[]): UnreadableServer {
   const { id, name, slug, url, revision, createdAt } = row;
   return { id, name, slug, url, revision, createdAt, problems };
-}
-
-function toVersionRecord(row: ServerVersionRow): ServerVersionRecord {
-  return {
-    serverId: row.serverId,
-    name: row.name,
-    version: row.version,
-    record: serverViewSchema.parse(row.record),
-    status: versionStatusSchema.parse(row.status),
-    isLatest: row.isLatest,
-    publishedAt: row.publishedAt,
-    updatedAt: row.updatedAt,
-  };
 }
 
 /** The unique field a Prisma P2002 names, across the pg and PGlite adapters. */

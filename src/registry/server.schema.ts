@@ -124,10 +124,22 @@ export const toolRulesInputSchema = toolRulesOf(singleLine);
 export type ToolRules = z.infer<typeof toolRulesSchema>;
 
 /**
- * The schema each stored field of a server row that is not a plain column value is read with: a row with one of them
- * not so (a direct database write, a restore, an older version) is one the gateway cannot read.
+ * A stored upstream URL: one the URL policy's parse reads (src/upstream/url-guard.ts), http or https. Where it may
+ * lead is the policy's to judge, when written and before each connection; a URL it cannot even parse is no setting.
+ */
+const storedUrlSchema = z.string().refine((url) => {
+  if (!URL.canParse(url)) return false;
+  const { protocol } = new URL(url);
+  return protocol === 'http:' || protocol === 'https:';
+}, 'must be an http or https URL');
+
+/**
+ * The schema each stored field of a server row that a column's type does not already check is read with: a row with
+ * one of them not so (a direct database write, a restore, an older version) is one the gateway cannot read. (A NULL
+ * element of `tags` or `allowed_roles` never gets this far: Prisma refuses the whole row, P2023.)
  */
 const STORED_FIELDS = {
+  url: storedUrlSchema,
   transport: transportSchema,
   auth: upstreamAuthSchema,
   status: serverStatusSchema,
@@ -166,13 +178,12 @@ export function readStoredFields(row: StoredServerFields): { fields: ReadServerF
 export interface StoredUpstream extends StoredServerFields {
   id: string;
   slug: string;
-  url: string;
 }
 
 /** The target a stored row describes, or each stored field the gateway cannot read (see readStoredFields). */
 export function parseUpstreamTarget(row: StoredUpstream): { target: UpstreamTarget } | { problems: FieldError[] } {
   const { fields, problems } = readStoredFields(row);
   if (problems.length > 0) return { problems };
-  const { transport, auth, timeouts } = fields;
-  return { target: { id: row.id, slug: row.slug, url: row.url, transport, auth, timeouts } };
+  const { url, transport, auth, timeouts } = fields;
+  return { target: { id: row.id, slug: row.slug, url, transport, auth, timeouts } };
 }

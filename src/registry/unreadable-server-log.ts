@@ -22,10 +22,22 @@ export class UnreadableServerLog {
   ) {}
 
   report(server: { id: string; slug: string; revision: number }, problems: FieldError[]): void {
-    const key = `${server.id}@${server.revision}`;
+    this.once(`${server.id}@${server.revision}`, { serverId: server.id, slug: server.slug, problems });
+  }
+
+  /** A stored version of a server's history, once per row and write of it (`updatedAt`). */
+  reportVersion(version: { id: string; name: string; version: string; updatedAt: Date }, problems: FieldError[]): void {
+    this.once(`${version.id}@${version.updatedAt.getTime()}`, {
+      serverName: version.name,
+      version: version.version,
+      problems,
+    });
+  }
+
+  private once(key: string, fields: object): void {
     if (this.logged.has(key)) return;
     if (this.logged.size >= REMEMBERED) this.logged.clear();
     this.logged.add(key);
-    this.logger.warn({ serverId: server.id, slug: server.slug, problems }, this.message);
+    this.logger.warn(fields, this.message);
   }
 }
