@@ -1,3 +1,4 @@
+import { __resetOutOfContextForTests } from 'nestjs-pino/PinoLogger';
 import request from 'supertest';
 import { PrismaService } from '../src/database/prisma.service';
 import { etagOf } from '../src/registry/etag';
@@ -244,6 +245,8 @@ describe('a stored server version the gateway cannot read', () => {
   const prisma = () => gw.gateway.app.get(PrismaService);
 
   beforeAll(async () => {
+    // nestjs-pino keeps the logger of the first app in the process for its injected loggers: this gateway's own.
+    __resetOutOfContextForTests();
     gw = await startTestGateway('services');
   });
 
