@@ -625,14 +625,7 @@ describe('mcp-gateway CLI', () => {
     const held = new net.Socket();
     try {
       const url = await serve.ready();
-      const requestIds = Array.from({ length: 25 }, (_, i) => `forced-${i}-${Date.now()}`);
-      for (const [i, requestId] of requestIds.entries()) {
-        await request(url)
-          .post('/mcp')
-          .set('x-request-id', requestId)
-          .send({ jsonrpc: '2.0', id: i, method: 'tools/list' })
-          .expect(401);
-      }
+      const requestIds = await refusedRequests(url, 'forced');
       // A request whose body never comes: "100 Continue" says the gateway is answering it, so draining waits.
       const { port } = new URL(url);
       await new Promise<void>((resolve, reject) => {
@@ -655,12 +648,7 @@ describe('mcp-gateway CLI', () => {
       serve.signal('SIGTERM');
       expect(await serve.exited).toBe(1);
 
-      const spoolDir = path.join(ownDir, 'audit-spool');
-      const spooled = readdirSync(spoolDir)
-        .filter((name) => name.endsWith('.ndjson'))
-        .flatMap((name) => readFileSync(path.join(spoolDir, name), 'utf8').trim().split('\n'))
-        .map((line) => (JSON.parse(line) as { requestId: string }).requestId);
-      expect(spooled).toEqual(requestIds);
+      expect(spooledRequestIds(ownDir)).toEqual(requestIds);
     } finally {
       held.destroy();
       serve.signal('SIGKILL');
@@ -691,14 +679,7 @@ describe('mcp-gateway CLI', () => {
     try {
       expect((await runCli(['migrate'], { DATABASE_URL: database.url })).code).toBe(0);
       const url = await serve.ready();
-      const requestIds = Array.from({ length: 25 }, (_, i) => `overdue-${i}-${Date.now()}`);
-      for (const [i, requestId] of requestIds.entries()) {
-        await request(url)
-          .post('/mcp')
-          .set('x-request-id', requestId)
-          .send({ jsonrpc: '2.0', id: i, method: 'tools/list' })
-          .expect(401);
-      }
+      const requestIds = await refusedRequests(url, 'overdue');
       stalling.stall();
       serve.signal('SIGTERM');
       expect(await serve.exited).toBe(1);
@@ -716,12 +697,7 @@ describe('mcp-gateway CLI', () => {
       );
       // The insert may have reached PostgreSQL (only its answer is held): a gateway replaying the spool stores
       // none twice. What matters here is that every record is in the spool.
-      const spoolDir = path.join(ownDir, 'audit-spool');
-      const spooled = readdirSync(spoolDir)
-        .filter((name) => name.endsWith('.ndjson'))
-        .flatMap((name) => readFileSync(path.join(spoolDir, name), 'utf8').trim().split('\n'))
-        .map((line) => (JSON.parse(line) as { requestId: string }).requestId);
-      expect(spooled).toEqual(requestIds);
+      expect(spooledRequestIds(ownDir)).toEqual(requestIds);
     } finally {
       serve.signal('SIGKILL');
       await serve.exited;
@@ -772,6 +748,28 @@ describe('mcp-gateway CLI', () => {
 });
 
 /** A database URL as the gateway shows it: without credentials or parameters. */
+/** 25 MCP requests refused for want of a token, each audited: their request ids, in order. */
+async function refusedRequests(url: string, prefix: string): Promise<string[]> {
+  const requestIds = Array.from({ length: 25 }, (_, i) => `${prefix}-${i}-${Date.now()}`);
+  for (const [i, requestId] of requestIds.entries()) {
+    await request(url)
+      .post('/mcp')
+      .set('x-request-id', requestId)
+      .send({ jsonrpc: '2.0', id: i, method: 'tools/list' })
+      .expect(401);
+  }
+  return requestIds;
+}
+
+/** The request ids of the audit records spooled under `dataDir`. */
+function spooledRequestIds(dataDir: string): string[] {
+  const spoolDir = path.join(dataDir, 'audit-spool');
+  return readdirSync(spoolDir)
+    .filter((name) => name.endsWith('.ndjson'))
+    .flatMap((name) => readFileSync(path.join(spoolDir, name), 'utf8').trim().split('\n'))
+    .map((line) => (JSON.parse(line) as { requestId: string }).requestId);
+}
+
 function displayed(url: string): string {
   const { protocol, host, pathname } = new URL(url);
   return `${protocol}//${host}${pathname}`;

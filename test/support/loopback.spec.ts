@@ -1,16 +1,5 @@
 import * as net from 'node:net';
-import { holdFreeLoopbackPort, holdPort } from './loopback';
-
-/** What a connection to `port` meets: what the service behind it wrote, or the connection's error code. */
-function reach(port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    let text = '';
-    socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
-    socket.on('end', () => resolve(text));
-    socket.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
-  });
-}
+import { holdFreeLoopbackPort, holdPort, reach } from './loopback';
 
 describe('holdFreeLoopbackPort', () => {
   it('gives a port that refuses connections and stays bound until a service listens on it', async () => {

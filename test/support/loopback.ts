@@ -93,3 +93,14 @@ export class PortHold {
     this.held = undefined;
   }
 }
+
+/** What a connection to `port` meets: what the service behind it wrote, or the connection's error code. */
+export function reach(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let text = '';
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    socket.on('end', () => resolve(text));
+    socket.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+  });
+}

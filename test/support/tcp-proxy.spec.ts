@@ -1,17 +1,6 @@
 import * as net from 'node:net';
-import { holdPort } from './loopback';
+import { holdPort, reach } from './loopback';
 import { TcpProxy } from './tcp-proxy';
-
-/** What a connection to `port` meets: what the service behind it wrote, or the connection's error code. */
-function reach(port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    let text = '';
-    socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
-    socket.on('end', () => resolve(text));
-    socket.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
-  });
-}
 
 describe('TcpProxy', () => {
   it('refuses connections as a stopped service does while refused, keeping its port, and relays again on it', async () => {
