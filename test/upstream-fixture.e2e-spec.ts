@@ -1,7 +1,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
-import { holdPort } from './support/loopback';
+import { secondHoldOf } from './support/loopback';
 import { BYE_TOOLS, GREET_TOOLS, TestUpstream } from './support/upstream';
 
 /** The fixture other tests rely on really is an MCP server that behaves as they assume. */
@@ -36,11 +36,7 @@ describe('TestUpstream fixture', () => {
     await upstream.refuse();
     await expect(fetch(upstream.url, { method: 'POST' })).rejects.toMatchObject({ cause: { code: 'ECONNREFUSED' } });
     // Bound all the while, so that no other process takes it: a second hold of it is refused.
-    const secondHold = await holdPort(port).then(
-      (held) => held.release(),
-      (error: NodeJS.ErrnoException) => error.code,
-    );
-    expect(secondHold).toBe('EADDRNOTAVAIL');
+    expect(await secondHoldOf(port)).toBe('EADDRNOTAVAIL');
     await upstream.restart();
     expect(upstream.port).toBe(port);
     const again = new Client({ name: 'fixture-test', version: '1.0.0' });

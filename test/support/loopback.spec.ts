@@ -1,5 +1,5 @@
 import * as net from 'node:net';
-import { holdFreeLoopbackPort, holdPort, reach } from './loopback';
+import { holdFreeLoopbackPort, reach, secondHoldOf } from './loopback';
 
 describe('holdFreeLoopbackPort', () => {
   it('gives a port that refuses connections and stays bound until a service listens on it', async () => {
@@ -8,11 +8,7 @@ describe('holdFreeLoopbackPort', () => {
     try {
       expect(await reach(held.port)).toBe('ECONNREFUSED');
       // Bound, so that no other process takes it: a second hold of it is refused.
-      const secondHold = await holdPort(held.port).then(
-        (again) => again.release(),
-        (error: NodeJS.ErrnoException) => error.code,
-      );
-      expect(secondHold).toBe('EADDRNOTAVAIL');
+      expect(await secondHoldOf(held.port)).toBe('EADDRNOTAVAIL');
 
       // A service (SO_REUSEADDR, as Node and redis-server set it) listens on it while it is held.
       await new Promise<void>((resolve, reject) => {

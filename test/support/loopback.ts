@@ -104,3 +104,13 @@ export function reach(port: number): Promise<string> {
     socket.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
   });
 }
+
+/** What a second hold of `port` meets: its error code, or undefined when it was held (and let go of at once). */
+export async function secondHoldOf(port: number): Promise<string | undefined> {
+  try {
+    (await holdPort(port)).release();
+    return undefined;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code;
+  }
+}

@@ -1,5 +1,5 @@
 import * as net from 'node:net';
-import { holdPort, reach } from './loopback';
+import { reach, secondHoldOf } from './loopback';
 import { TcpProxy } from './tcp-proxy';
 
 describe('TcpProxy', () => {
@@ -15,11 +15,7 @@ describe('TcpProxy', () => {
       await proxy.refuse();
       expect(await reach(port)).toBe('ECONNREFUSED');
       // Bound all the while, so that no other process takes it: a second hold of it is refused.
-      const secondHold = await holdPort(port).then(
-        (held) => held.release(),
-        (error: NodeJS.ErrnoException) => error.code,
-      );
-      expect(secondHold).toBe('EADDRNOTAVAIL');
+      expect(await secondHoldOf(port)).toBe('EADDRNOTAVAIL');
 
       await proxy.start();
       expect(proxy.port).toBe(port);
