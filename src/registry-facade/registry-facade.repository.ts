@@ -3,7 +3,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
 import { PrismaService } from '../database/prisma.service';
 import { Prisma } from '../generated/prisma/client';
-import { readPublishedVersion, type UnreadableVersion } from '../registry/stored-version';
+import { isUnreadableVersion, readPublishedVersion, type UnreadableVersion } from '../registry/stored-version';
 import { UnreadableServerLog } from '../registry/unreadable-server-log';
 import type { ListPosition } from './facade-cursor';
 
@@ -45,12 +45,8 @@ export interface FacadeListFilter {
   includeDeleted: boolean;
 }
 
-/** A version of the history that the official registry API cannot read (readPublishedVersion). */
+/** A version of the history as the official registry API reads it: the row, or what keeps it from being read. */
 export type FacadeVersionRead = FacadeVersionRow | UnreadableVersion;
-
-export function isUnreadableVersion(row: FacadeVersionRead): row is UnreadableVersion {
-  return 'problems' in row;
-}
 
 interface RawRow {
   id: string;
@@ -249,13 +245,12 @@ export class RegistryFacadeRepository {
       statusMessage: row.server_status_message ?? published.statusMessage,
       // A version shown deleted (a disabled server's, in a sync) says nothing of the upstream behind it.
       health: row.server_exists && row.status !== 'deleted' ? row.health : null,
-      toolCount: 0,
     };
   }
 }
 
 /** A row read, before its server's tools are counted. */
-type Counted = FacadeVersionRow & { serverExists: boolean };
+type Counted = Omit<FacadeVersionRow, 'toolCount'> & { serverExists: boolean };
 
 function visibleSql(includeDeleted: boolean): Prisma.Sql {
   return includeDeleted ? Prisma.sql`(${SHOWN} OR ${DELETED})` : SHOWN;

@@ -3,16 +3,11 @@ import { DomainError } from '../common/domain-error';
 import type { AppConfig } from '../config/config';
 import { APP_CONFIG } from '../config/config.module';
 import { SERVER_NAME } from '../registry/server.schema';
-import type { UnreadableVersion } from '../registry/stored-version';
+import { isUnreadableVersion, type UnreadableVersion } from '../registry/stored-version';
 import { encodeListCursor } from './facade-cursor';
 import { DEFAULT_PAGE_SIZE, type ServerList, type ServerResponse } from './official-registry.types';
 import type { ListServersQueryDto, VersionsQueryDto } from './registry-facade.query';
-import {
-  type FacadeVersionRead,
-  type FacadeVersionRow,
-  isUnreadableVersion,
-  RegistryFacadeRepository,
-} from './registry-facade.repository';
+import { type FacadeVersionRead, type FacadeVersionRow, RegistryFacadeRepository } from './registry-facade.repository';
 import { type GatewayAddress, toServerResponse } from './server-response';
 
 const MAX_NAME = 200;

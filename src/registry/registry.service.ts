@@ -7,7 +7,6 @@ import { DuplicateServerError, PublishedVersionError, RegistryErrors, Unreadable
 import { RegistryEvents } from './registry-events';
 import {
   fieldsOf,
-  isUnreadableVersion,
   type ServerFields,
   type ServerRecord,
   type ServerVersionRecord,
@@ -17,6 +16,7 @@ import {
 } from './server-record';
 import type { VersionDetail, VersionSummary, UnreadableVersionView } from './server-version.dto';
 import { parseServerRef } from './server-ref';
+import { isUnreadableVersion } from './stored-version';
 import { isUnreadable, type ReadServer, ServerRepository } from './server.repository';
 import {
   type ServerInput,

@@ -32,10 +32,6 @@ export interface ServerRecord extends ServerFields {
 /** A stored version as a history list or lookup reads it: its record, or what keeps the gateway from reading it. */
 export type ReadVersion = ServerVersionRecord | UnreadableVersion;
 
-export function isUnreadableVersion(version: ReadVersion): version is UnreadableVersion {
-  return 'problems' in version;
-}
-
 /** A stored row of a server's version history. */
 export interface ServerVersionRecord {
   serverId: string;

@@ -11,6 +11,11 @@ export interface UnreadableVersion {
   problems: FieldError[];
 }
 
+/** Whether a version read from the history (the registry's or the official registry API's) could not be read. */
+export function isUnreadableVersion<Read extends object>(row: Read | UnreadableVersion): row is UnreadableVersion {
+  return 'problems' in row;
+}
+
 /**
  * A stored version's status and record as `/servers/{ref}/versions` shows them, or each that is not what its schema
  * allows (a direct database write, a restore, an older version): such a version is named apart in a list and answered
